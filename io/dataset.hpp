@@ -1,0 +1,79 @@
+#pragma once
+// The sharded dataset, schema `lidartrain.dataset` v1 (DESIGN.md §4). A dataset is a directory of
+// HDF5 shards; each shard holds whole frames, concatenated:
+//
+//   /points         float32 (P, 4)   x, y, z, intensity of every frame, frame after frame
+//   /point_offsets  int64   (F+1)    frame f owns points[point_offsets[f] : point_offsets[f+1]]
+//   /labels         uint8   (P)      training id per point            (only if the source has labels)
+//   /boxes          float32 (B, 7)   x, y, z, dx, dy, dz, heading      (only if the source has boxes)
+//   /box_labels     uint8   (B)      1 Car, 2 Pedestrian, 3 Cyclist
+//   /box_offsets    int64   (F+1)
+//   /frame_ids      string  (F)      where the frame came from
+//   /cost           int64   (F)      points in CostRange at write time (load balancing)
+//
+// Every dataset is chunked (a frame is a few chunks) and Fletcher32-checksummed, so a flipped bit is
+// a read error rather than a wrong value. Writers and readers validate the same invariants
+// (validate_frame) and name the file and frame in every error.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace lt {
+
+struct Frame {
+  std::string id;                   // e.g. "sequences/00/000123" or "synth/seed1/000042"
+  std::vector<float> points;        // (P, 4) x, y, z, intensity
+  std::vector<uint8_t> labels;      // (P) training ids; empty when the source has none
+  std::vector<float> boxes;         // (B, 7) x, y, z (box centre), dx, dy, dz, heading
+  std::vector<uint8_t> box_labels;  // (B) BoxClass
+
+  int64_t num_points() const { return int64_t(points.size() / 4); }
+  int64_t num_boxes() const { return int64_t(box_labels.size()); }
+};
+
+// What every frame of a dataset has; all shards of a dataset agree on it.
+struct DatasetKind {
+  bool has_labels = false;
+  bool has_boxes = false;
+  bool operator==(const DatasetKind&) const = default;
+};
+
+// Throws InputError("<where>: frame <id>: ...") unless: sizes agree, coordinates are finite,
+// intensity is in [0, 1], labels are training ids, boxes are finite with positive sizes and a box class.
+void validate_frame(const Frame& frame, const DatasetKind& kind, const std::string& where);
+
+// The work estimate stored in /cost.
+int64_t frame_cost(const Frame& frame);
+
+// Writes one shard to `path` (through `path.tmp` and a rename, so a shard either exists whole or not
+// at all). `source` says where the data came from ("synth seed=1 skew=1", "kitti"). Validates every
+// frame first; throws InputError naming the frame.
+void write_shard(const std::string& path, const std::vector<Frame>& frames, const DatasetKind& kind,
+                 const std::string& source);
+
+// Reads a dataset: a directory of shards (`*.h5`, in name order) or a single shard file. Opening
+// checks the schema and the offsets of every shard; read() checks the frame it returns.
+class DatasetReader {
+ public:
+  explicit DatasetReader(const std::string& path);
+  ~DatasetReader();
+  DatasetReader(DatasetReader&&) noexcept;
+  DatasetReader& operator=(DatasetReader&&) noexcept;
+
+  int64_t num_frames() const;
+  const DatasetKind& kind() const;
+  const std::string& source() const;
+  const std::vector<std::string>& shard_paths() const;
+  // Per-frame cost and point count, global frame order (read at open: no frame data is touched).
+  const std::vector<int64_t>& costs() const;
+  const std::vector<int64_t>& points_per_frame() const;
+  const std::vector<int64_t>& boxes_per_frame() const;
+  Frame read(int64_t frame_index) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lt

@@ -1,0 +1,195 @@
+#include "io/hdf5_util.hpp"
+
+#include <mutex>
+
+#include "src/common/error.hpp"
+
+namespace lt::h5 {
+
+void silence_library_errors() {
+  static std::once_flag once;
+  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
+}
+
+namespace {
+void check(herr_t status, const std::string& where, const std::string& what) {
+  require(status >= 0, where + ": " + what);
+}
+Handle make(hid_t id, Handle::Closer closer, const std::string& where, const std::string& what) {
+  require(id >= 0, where + ": " + what);
+  return Handle(id, closer);
+}
+Handle vlen_string_type() {
+  Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(type.get(), H5T_VARIABLE);
+  H5Tset_cset(type.get(), H5T_CSET_UTF8);
+  return type;
+}
+}  // namespace
+
+Handle open_file_readonly(const std::string& path) {
+  silence_library_errors();
+  return make(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, path,
+              "cannot open as HDF5 (not an HDF5 file, truncated or corrupt)");
+}
+
+Handle create_file(const std::string& path) {
+  silence_library_errors();
+  return make(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose, path,
+              "cannot create HDF5 file");
+}
+
+bool has_link(hid_t file, const std::string& name) { return H5Lexists(file, name.c_str(), H5P_DEFAULT) > 0; }
+
+Handle open_dataset(hid_t file, const std::string& name, const std::string& where) {
+  require(has_link(file, name), where + ": missing dataset " + name);
+  return make(H5Dopen2(file, name.c_str(), H5P_DEFAULT), H5Dclose, where, "cannot open dataset " + name);
+}
+
+std::vector<hsize_t> checked_dims(hid_t dataset, int rank, H5T_class_t type_class, size_t type_size,
+                                  bool is_signed, const std::string& where) {
+  Handle type(H5Dget_type(dataset), H5Tclose);
+  require(type.valid() && H5Tget_class(type.get()) == type_class, where + ": wrong element type");
+  if (type_class != H5T_STRING) {
+    require(H5Tget_size(type.get()) == type_size,
+            where + ": wrong element size " + std::to_string(H5Tget_size(type.get())) + ", expected " +
+                std::to_string(type_size));
+  }
+  if (type_class == H5T_INTEGER) {
+    require((H5Tget_sign(type.get()) == H5T_SGN_2) == is_signed, where + ": wrong integer signedness");
+  }
+  Handle space(H5Dget_space(dataset), H5Sclose);
+  require(space.valid() && H5Sget_simple_extent_ndims(space.get()) == rank,
+          where + ": expected rank " + std::to_string(rank));
+  std::vector<hsize_t> dims(rank);
+  H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  return dims;
+}
+
+void write_array(hid_t file, const std::string& name, hid_t mem_type, hid_t file_type,
+                 const std::vector<hsize_t>& dims, hsize_t chunk_rows, const void* data, const std::string& where,
+                 bool checksum) {
+  const int rank = int(dims.size());
+  std::vector<hsize_t> max_dims = dims;
+  max_dims[0] = H5S_UNLIMITED;
+  std::vector<hsize_t> chunk = dims;
+  chunk[0] = std::max<hsize_t>(1, std::min<hsize_t>(chunk_rows, std::max<hsize_t>(dims[0], 1)));
+  Handle space(H5Screate_simple(rank, dims.data(), max_dims.data()), H5Sclose);
+  Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  check(H5Pset_chunk(dcpl.get(), rank, chunk.data()), where, "cannot chunk " + name);
+  if (checksum) check(H5Pset_fletcher32(dcpl.get()), where, "cannot checksum " + name);
+  // No modification times: the same data gives the same bytes (reruns and rank counts compare equal).
+  check(H5Pset_obj_track_times(dcpl.get(), false), where, "cannot set " + name);
+  Handle dataset = make(H5Dcreate2(file, name.c_str(), file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+                        H5Dclose, where, "cannot create dataset " + name);
+  if (dims[0] > 0) {
+    check(H5Dwrite(dataset.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), where, "cannot write " + name);
+  }
+}
+
+void write_strings(hid_t file, const std::string& name, const std::vector<std::string>& values,
+                   const std::string& where) {
+  std::vector<const char*> pointers;
+  for (const auto& value : values) pointers.push_back(value.c_str());
+  Handle type = vlen_string_type();
+  write_array(file, name, type.get(), type.get(), {hsize_t(values.size())}, 1024, pointers.data(), where, false);
+}
+
+void read_rows(hid_t dataset, hid_t mem_type, hsize_t first, hsize_t count, void* out, const std::string& where) {
+  if (count == 0) return;
+  Handle file_space(H5Dget_space(dataset), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(file_space.get());
+  std::vector<hsize_t> dims(rank);
+  H5Sget_simple_extent_dims(file_space.get(), dims.data(), nullptr);
+  std::vector<hsize_t> start(rank, 0), block = dims;
+  start[0] = first;
+  block[0] = count;
+  require(first + count <= dims[0], where + ": rows out of range");
+  check(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, block.data(), nullptr), where,
+        "bad selection");
+  Handle mem_space(H5Screate_simple(rank, block.data(), nullptr), H5Sclose);
+  check(H5Dread(dataset, mem_type, mem_space.get(), file_space.get(), H5P_DEFAULT, out), where,
+        "read failed (checksum mismatch or truncated file)");
+}
+
+std::vector<std::string> read_strings(hid_t dataset, const std::string& where) {
+  const auto dims = checked_dims(dataset, 1, H5T_STRING, 0, false, where);
+  Handle type = vlen_string_type();
+  std::vector<char*> pointers(dims[0], nullptr);
+  if (dims[0] > 0) {
+    check(H5Dread(dataset, type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, pointers.data()), where,
+          "read failed (checksum mismatch or truncated file)");
+  }
+  std::vector<std::string> values;
+  for (char* p : pointers) values.emplace_back(p ? p : "");
+  if (dims[0] > 0) {
+    Handle space(H5Dget_space(dataset), H5Sclose);
+    H5Dvlen_reclaim(type.get(), space.get(), H5P_DEFAULT, pointers.data());
+  }
+  return values;
+}
+
+void write_attr_string(hid_t object, const std::string& name, const std::string& value, const std::string& where) {
+  Handle type = vlen_string_type();
+  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  Handle attr = make(H5Acreate2(object, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
+                     where, "cannot create attribute " + name);
+  const char* text = value.c_str();
+  check(H5Awrite(attr.get(), type.get(), &text), where, "cannot write attribute " + name);
+}
+
+void write_attr_int(hid_t object, const std::string& name, int64_t value, const std::string& where) {
+  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  Handle attr = make(H5Acreate2(object, name.c_str(), H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT),
+                     H5Aclose, where, "cannot create attribute " + name);
+  check(H5Awrite(attr.get(), H5T_NATIVE_INT64, &value), where, "cannot write attribute " + name);
+}
+
+void write_attr_strings(hid_t object, const std::string& name, const std::vector<std::string>& values,
+                        const std::string& where) {
+  Handle type = vlen_string_type();
+  const hsize_t count = values.size();
+  Handle space(H5Screate_simple(1, &count, nullptr), H5Sclose);
+  Handle attr = make(H5Acreate2(object, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
+                     where, "cannot create attribute " + name);
+  std::vector<const char*> pointers;
+  for (const auto& value : values) pointers.push_back(value.c_str());
+  check(H5Awrite(attr.get(), type.get(), pointers.data()), where, "cannot write attribute " + name);
+}
+
+bool has_attr(hid_t object, const std::string& name) { return H5Aexists(object, name.c_str()) > 0; }
+
+std::string read_attr_string(hid_t object, const std::string& name, const std::string& where) {
+  require(has_attr(object, name), where + ": missing attribute " + name);
+  Handle attr = make(H5Aopen(object, name.c_str(), H5P_DEFAULT), H5Aclose, where, "cannot open attribute " + name);
+  Handle file_type(H5Aget_type(attr.get()), H5Tclose);
+  Handle space(H5Aget_space(attr.get()), H5Sclose);
+  require(H5Tget_class(file_type.get()) == H5T_STRING && H5Sget_simple_extent_npoints(space.get()) == 1,
+          where + ": attribute " + name + " is not a string");
+  if (H5Tis_variable_str(file_type.get()) > 0) {
+    Handle type = vlen_string_type();
+    char* text = nullptr;
+    check(H5Aread(attr.get(), type.get(), &text), where, "cannot read attribute " + name);
+    std::string value = text ? text : "";
+    H5free_memory(text);
+    return value;
+  }
+  const size_t size = H5Tget_size(file_type.get());
+  std::string value(size, '\0');
+  check(H5Aread(attr.get(), file_type.get(), value.data()), where, "cannot read attribute " + name);
+  return value.substr(0, value.find('\0'));
+}
+
+int64_t read_attr_int(hid_t object, const std::string& name, const std::string& where) {
+  require(has_attr(object, name), where + ": missing attribute " + name);
+  Handle attr = make(H5Aopen(object, name.c_str(), H5P_DEFAULT), H5Aclose, where, "cannot open attribute " + name);
+  Handle file_type(H5Aget_type(attr.get()), H5Tclose);
+  Handle space(H5Aget_space(attr.get()), H5Sclose);
+  require(H5Tget_class(file_type.get()) == H5T_INTEGER && H5Sget_simple_extent_npoints(space.get()) == 1,
+          where + ": attribute " + name + " is not an integer");
+  int64_t value = 0;
+  check(H5Aread(attr.get(), H5T_NATIVE_INT64, &value), where, "cannot read attribute " + name);
+  return value;
+}
+
+}  // namespace lt::h5

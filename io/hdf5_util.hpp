@@ -1,0 +1,75 @@
+#pragma once
+// Small RAII and checking helpers over the HDF5 C API, for io/ only (nothing outside io/ calls HDF5).
+#include <hdf5.h>
+
+#include <string>
+#include <vector>
+
+namespace lt::h5 {
+
+// Turns off HDF5's own error-stack printing once per process: errors are ours to report, in one line.
+void silence_library_errors();
+
+// An hid_t closed by the right H5?close when it goes out of scope.
+class Handle {
+ public:
+  using Closer = herr_t (*)(hid_t);
+  Handle() = default;
+  Handle(hid_t id, Closer closer) : id_(id), closer_(closer) {}
+  ~Handle() { reset(); }
+  Handle(Handle&& other) noexcept : id_(other.id_), closer_(other.closer_) { other.id_ = -1; }
+  Handle& operator=(Handle&& other) noexcept {
+    if (this != &other) {
+      reset();
+      id_ = other.id_;
+      closer_ = other.closer_;
+      other.id_ = -1;
+    }
+    return *this;
+  }
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  hid_t get() const { return id_; }
+  bool valid() const { return id_ >= 0; }
+  void reset() {
+    if (id_ >= 0 && closer_) closer_(id_);
+    id_ = -1;
+  }
+
+ private:
+  hid_t id_ = -1;
+  Closer closer_ = nullptr;
+};
+
+// Each throws InputError("<where>: <what>") when HDF5 reports a failure.
+Handle open_file_readonly(const std::string& path);
+Handle create_file(const std::string& path);
+Handle open_dataset(hid_t file, const std::string& name, const std::string& where);
+bool has_link(hid_t file, const std::string& name);
+
+// Dimensions of a dataset, after checking its rank and element kind (H5T_FLOAT/H5T_INTEGER/H5T_STRING,
+// byte size, signedness for integers).
+std::vector<hsize_t> checked_dims(hid_t dataset, int rank, H5T_class_t type_class, size_t type_size,
+                                  bool is_signed, const std::string& where);
+
+// Chunked dataset with an unlimited first dimension (so empty ones are legal), Fletcher32-checksummed
+// unless `checksum` is false (HDF5 cannot filter variable-length strings).
+void write_array(hid_t file, const std::string& name, hid_t mem_type, hid_t file_type,
+                 const std::vector<hsize_t>& dims, hsize_t chunk_rows, const void* data, const std::string& where,
+                 bool checksum = true);
+void write_strings(hid_t file, const std::string& name, const std::vector<std::string>& values,
+                   const std::string& where);
+
+// Reads rows [first, first+count) of a dataset of rank 1 or 2 into `out`.
+void read_rows(hid_t dataset, hid_t mem_type, hsize_t first, hsize_t count, void* out, const std::string& where);
+std::vector<std::string> read_strings(hid_t dataset, const std::string& where);
+
+void write_attr_string(hid_t object, const std::string& name, const std::string& value, const std::string& where);
+void write_attr_int(hid_t object, const std::string& name, int64_t value, const std::string& where);
+void write_attr_strings(hid_t object, const std::string& name, const std::vector<std::string>& values,
+                        const std::string& where);
+std::string read_attr_string(hid_t object, const std::string& name, const std::string& where);
+int64_t read_attr_int(hid_t object, const std::string& name, const std::string& where);
+bool has_attr(hid_t object, const std::string& name);
+
+}  // namespace lt::h5

@@ -1,0 +1,33 @@
+#include <cuda_runtime.h>
+
+#include <string>
+
+#include "kernels/cuda/device.hpp"
+
+namespace lt {
+
+int cuda_device_count() {
+  int count = 0;
+  // Without a GPU the runtime answers e.g. "CUDA driver version is insufficient": that means "none".
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky error so later queries start clean
+    return 0;
+  }
+  return count;
+}
+
+std::string cuda_summary() {
+  int runtime_version = 0;
+  cudaRuntimeGetVersion(&runtime_version);
+  int count = 0;
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  std::string line = "CUDA " + std::to_string(runtime_version / 1000) + "." +
+                     std::to_string((runtime_version % 1000) / 10) + " runtime, ";
+  if (status != cudaSuccess) {
+    cudaGetLastError();
+    return line + "0 devices (" + cudaGetErrorString(status) + ")";
+  }
+  return line + std::to_string(count) + " device(s)";
+}
+
+}  // namespace lt

@@ -1,0 +1,90 @@
+#include "mpi/comm.hpp"
+
+#include <mpi.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+
+#include "src/common/error.hpp"
+
+namespace lt {
+
+void Comm::init(int* argc, char*** argv) {
+  int provided = 0;
+  // FUNNELED: only the main thread calls MPI (the loader thread and OpenMP workers never do).
+  MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_ARE_FATAL);
+}
+
+void Comm::finalize() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Finalize();
+}
+
+bool Comm::initialized() {
+  int flag = 0;
+  MPI_Initialized(&flag);
+  return flag != 0;
+}
+
+Comm Comm::world() {
+  int rank = 0, size = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  return Comm(rank, size);
+}
+
+void Comm::barrier() const { MPI_Barrier(MPI_COMM_WORLD); }
+
+bool Comm::all_ok(bool ok) const {
+  int mine = ok ? 1 : 0, all = 0;
+  MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
+  return all != 0;
+}
+
+int64_t Comm::sum(int64_t value) const {
+  int64_t total = 0;
+  MPI_Allreduce(&value, &total, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
+  return total;
+}
+
+std::vector<int64_t> Comm::sum(const std::vector<int64_t>& values) const {
+  std::vector<int64_t> totals(values.size());
+  MPI_Allreduce(values.data(), totals.data(), int(values.size()), MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
+  return totals;
+}
+
+double Comm::max(double value) const {
+  double result = 0;
+  MPI_Allreduce(&value, &result, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  return result;
+}
+
+std::vector<int64_t> Comm::broadcast(std::vector<int64_t> values, int root) const {
+  MPI_Bcast(values.data(), int(values.size()), MPI_INT64_T, root, MPI_COMM_WORLD);
+  return values;
+}
+
+void Comm::abort(int exit_code, const std::string& message) const {
+  std::fprintf(stderr, "lidartrain: [rank %d] fatal: %s\n", rank_, message.c_str());
+  std::fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, exit_code);
+  std::abort();
+}
+
+void run_agreed(const Comm& comm, const std::function<void()>& step, const std::function<void()>& on_failure) {
+  std::optional<std::string> error;
+  try {
+    step();
+  } catch (const InputError& e) {
+    error = e.what();
+  }
+  if (comm.all_ok(!error)) return;
+  if (on_failure) on_failure();
+  if (error) throw RankError(comm.rank(), *error);
+  throw PeerFailed();
+}
+
+}  // namespace lt

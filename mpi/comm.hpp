@@ -1,0 +1,49 @@
+#pragma once
+// Everything that talks between ranks goes through here (STYLE.md): the rest of the program sees
+// ranks and collectives, never MPI types. Rank 0 prints; other ranks print only their own errors.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace lt {
+
+class Comm {
+ public:
+  // MPI_Init_thread at program start, MPI_Finalize at exit; a process started without mpirun/srun
+  // is a world of one rank.
+  static void init(int* argc, char*** argv);
+  static void finalize();
+  static bool initialized();
+
+  static Comm world();
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  bool is_root() const { return rank_ == 0; }
+
+  void barrier() const;
+  // True on every rank iff `ok` is true on every rank: how ranks agree that a phase succeeded
+  // before anything is published (a dataset renamed into place, a checkpoint made LATEST).
+  bool all_ok(bool ok) const;
+  int64_t sum(int64_t value) const;
+  std::vector<int64_t> sum(const std::vector<int64_t>& values) const;
+  double max(double value) const;
+  // Rank `root`'s values, everywhere (sizes must agree).
+  std::vector<int64_t> broadcast(std::vector<int64_t> values, int root) const;
+  // Ends every rank of the job: for broken invariants and hangs, never for bad input.
+  [[noreturn]] void abort(int exit_code, const std::string& message) const;
+
+ private:
+  Comm(int rank, int size) : rank_(rank), size_(size) {}
+  int rank_ = 0;
+  int size_ = 1;
+};
+
+// Runs `step` on every rank, then agrees (one all-reduce) whether it succeeded everywhere. If not,
+// `on_failure` runs on every rank, the ranks whose step threw an InputError rethrow it as a RankError
+// (printed with their rank), and the others throw PeerFailed (they exit non-zero quietly). So a bad
+// frame on one rank ends every rank with one error line, never a hang.
+void run_agreed(const Comm& comm, const std::function<void()>& step, const std::function<void()>& on_failure = {});
+
+}  // namespace lt

@@ -1,0 +1,85 @@
+#include "src/cli/options.hpp"
+
+#include <filesystem>
+#include <sstream>
+
+#include "src/common/error.hpp"
+
+namespace lt {
+
+ParsedCommand parse_command(const std::string& command, po::options_description& options,
+                            const po::positional_options_description& positional, int argc, char** argv) {
+  options.add_options()
+      ("help,h", "show this help and exit")
+      ("config", po::value<std::string>()->value_name("FILE"), "INI file of options ([section] key = value); "
+                                                                "command-line values override it");
+  ParsedCommand parsed;
+  try {
+    // Command line first: the first value stored for an option wins, so it overrides the file.
+    po::store(po::command_line_parser(argc, argv).options(options).positional(positional).run(), parsed.values);
+  } catch (const po::error& e) {
+    throw InputError(std::string(e.what()) + " (see 'lidartrain " + command + " --help')");
+  }
+  if (parsed.values.count("help")) {
+    parsed.help = true;
+    return parsed;
+  }
+  if (parsed.values.count("config")) {
+    const std::string path = parsed.values["config"].as<std::string>();
+    require(std::filesystem::is_regular_file(path), path + ": config file not found");
+    try {
+      po::store(po::parse_config_file<char>(path.c_str(), options, /*allow_unregistered=*/false), parsed.values);
+    } catch (const po::error& e) {
+      throw InputError(path + ": " + e.what());
+    }
+  }
+  try {
+    po::notify(parsed.values);
+  } catch (const po::error& e) {
+    throw InputError(std::string(e.what()) + " (see 'lidartrain " + command + " --help')");
+  }
+  return parsed;
+}
+
+std::string usage_text(const std::string& command, const std::string& synopsis, const std::string& summary,
+                       const po::options_description& options) {
+  std::ostringstream out;
+  out << "Usage: lidartrain " << command << " " << synopsis << "\n\n" << summary << "\n\n" << options;
+  return out.str();
+}
+
+void require_choice(const po::variables_map& values, const std::string& key, std::initializer_list<const char*> choices) {
+  if (!values.count(key)) return;
+  const std::string value = values[key].as<std::string>();
+  std::string list;
+  for (const char* choice : choices) {
+    if (value == choice) return;
+    list += (list.empty() ? "" : ", ") + std::string(choice);
+  }
+  throw InputError("--" + key + ": '" + value + "' is not one of " + list);
+}
+
+namespace {
+double numeric_value(const po::variables_map& values, const std::string& key) {
+  const auto& any = values[key].value();
+  if (const auto* v = boost::any_cast<int64_t>(&any)) return double(*v);
+  if (const auto* v = boost::any_cast<int>(&any)) return double(*v);
+  if (const auto* v = boost::any_cast<double>(&any)) return *v;
+  if (const auto* v = boost::any_cast<uint64_t>(&any)) return double(*v);
+  throw std::logic_error("option " + key + " is not numeric");
+}
+}  // namespace
+
+void require_positive(const po::variables_map& values, const std::string& key) {
+  if (!values.count(key)) return;
+  const double value = numeric_value(values, key);
+  require(value > 0, "--" + key + ": must be > 0 (got " + std::to_string(value) + ")");
+}
+
+void require_non_negative(const po::variables_map& values, const std::string& key) {
+  if (!values.count(key)) return;
+  const double value = numeric_value(values, key);
+  require(value >= 0, "--" + key + ": must be >= 0 (got " + std::to_string(value) + ")");
+}
+
+}  // namespace lt

@@ -1,0 +1,35 @@
+#pragma once
+// Command-line and config-file options for the subcommands (DESIGN.md §3).
+//
+// Every subcommand declares its options once (a boost::program_options description). `--config FILE`
+// reads an INI file in Boost.Program_options syntax whose sections map to dotted options
+// (`[train] steps = 10` is `--train.steps=10`); values given on the command line override the file.
+// Unknown keys and malformed values are InputErrors naming the key (and the file).
+#include <boost/program_options.hpp>
+#include <initializer_list>
+#include <string>
+
+namespace lt {
+
+namespace po = boost::program_options;
+
+struct ParsedCommand {
+  po::variables_map values;
+  bool help = false;  // --help was given: the caller prints usage and exits 0
+};
+
+// Parses argv (argv[0] is the subcommand's name). Adds --help and --config to `options`.
+ParsedCommand parse_command(const std::string& command, po::options_description& options,
+                            const po::positional_options_description& positional, int argc, char** argv);
+
+// "Usage: lidartrain <command> <synopsis>" and the options, for --help.
+std::string usage_text(const std::string& command, const std::string& synopsis, const std::string& summary,
+                       const po::options_description& options);
+
+// InputError "--<key>: '<value>' is not one of a, b, c" unless the option's value is one of `choices`.
+void require_choice(const po::variables_map& values, const std::string& key, std::initializer_list<const char*> choices);
+// InputError "--<key>: must be > 0 (got ...)" etc.
+void require_positive(const po::variables_map& values, const std::string& key);
+void require_non_negative(const po::variables_map& values, const std::string& key);
+
+}  // namespace lt

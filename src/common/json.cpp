@@ -1,0 +1,120 @@
+#include "src/common/json.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "src/common/error.hpp"
+
+namespace lt {
+
+std::string json_escape(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
+}
+
+void JsonWriter::separate() {
+  if (after_key_) {
+    after_key_ = false;
+    return;
+  }
+  if (!first_in_scope_.empty()) {
+    if (!first_in_scope_.back()) out_ += ',';
+    first_in_scope_.back() = false;
+  }
+}
+
+JsonWriter& JsonWriter::begin_object() {
+  separate();
+  out_ += '{';
+  first_in_scope_.push_back(true);
+  return *this;
+}
+JsonWriter& JsonWriter::end_object() {
+  first_in_scope_.pop_back();
+  out_ += '}';
+  return *this;
+}
+JsonWriter& JsonWriter::begin_array() {
+  separate();
+  out_ += '[';
+  first_in_scope_.push_back(true);
+  return *this;
+}
+JsonWriter& JsonWriter::end_array() {
+  first_in_scope_.pop_back();
+  out_ += ']';
+  return *this;
+}
+JsonWriter& JsonWriter::key(const std::string& name) {
+  separate();
+  out_ += '"' + json_escape(name) + "\":";
+  after_key_ = true;
+  return *this;
+}
+JsonWriter& JsonWriter::value(const std::string& text) {
+  separate();
+  out_ += '"' + json_escape(text) + '"';
+  return *this;
+}
+JsonWriter& JsonWriter::value(double number) {
+  separate();
+  if (!std::isfinite(number)) {
+    out_ += "null";
+  } else {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.17g", number);
+    out_ += buf;
+  }
+  return *this;
+}
+JsonWriter& JsonWriter::value(int64_t number) {
+  separate();
+  out_ += std::to_string(number);
+  return *this;
+}
+JsonWriter& JsonWriter::value(bool flag) {
+  separate();
+  out_ += flag ? "true" : "false";
+  return *this;
+}
+
+void write_text_file_atomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    require(bool(out), path + ": cannot open for writing");
+    out << text;
+    out.flush();
+    if (!out) {
+      out.close();
+      std::filesystem::remove(tmp);
+      throw InputError(path + ": write failed");
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp);
+    throw InputError(path + ": cannot rename into place: " + ec.message());
+  }
+}
+
+}  // namespace lt

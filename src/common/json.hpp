@@ -1,0 +1,37 @@
+#pragma once
+// A small JSON writer for the reports that commands emit with --json (and, later, metrics.jsonl).
+// It writes; nothing in lidartrain parses JSON.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace lt {
+
+class JsonWriter {
+ public:
+  JsonWriter& begin_object();
+  JsonWriter& end_object();
+  JsonWriter& begin_array();
+  JsonWriter& end_array();
+  JsonWriter& key(const std::string& name);
+  JsonWriter& value(const std::string& text);
+  JsonWriter& value(const char* text) { return value(std::string(text)); }
+  JsonWriter& value(double number);
+  JsonWriter& value(int64_t number);
+  JsonWriter& value(int number) { return value(int64_t(number)); }
+  JsonWriter& value(bool flag);
+  const std::string& str() const { return out_; }
+
+ private:
+  void separate();
+  std::string out_;
+  std::vector<bool> first_in_scope_;
+  bool after_key_ = false;
+};
+
+std::string json_escape(const std::string& text);
+
+// Writes `text` to `path` atomically (temporary name, then rename), or throws InputError naming path.
+void write_text_file_atomically(const std::string& path, const std::string& text);
+
+}  // namespace lt
