@@ -56,6 +56,12 @@ std::vector<int64_t> Comm::sum(const std::vector<int64_t>& values) const {
   return totals;
 }
 
+int Comm::min(int value) const {
+  int result = 0;
+  MPI_Allreduce(&value, &result, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  return result;
+}
+
 double Comm::max(double value) const {
   double result = 0;
   MPI_Allreduce(&value, &result, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
@@ -81,9 +87,11 @@ void run_agreed(const Comm& comm, const std::function<void()>& step, const std::
   } catch (const InputError& e) {
     error = e.what();
   }
-  if (comm.all_ok(!error)) return;
+  // The lowest failing rank reports (one error line for the job); every other rank exits quietly.
+  const int reporting_rank = comm.min(error ? comm.rank() : comm.size());
+  if (reporting_rank == comm.size()) return;
   if (on_failure) on_failure();
-  if (error) throw RankError(comm.rank(), *error);
+  if (comm.rank() == reporting_rank) throw RankError(comm.rank(), *error);
   throw PeerFailed();
 }
 

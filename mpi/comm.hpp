@@ -28,6 +28,7 @@ class Comm {
   bool all_ok(bool ok) const;
   int64_t sum(int64_t value) const;
   std::vector<int64_t> sum(const std::vector<int64_t>& values) const;
+  int min(int value) const;
   double max(double value) const;
   // Rank `root`'s values, everywhere (sizes must agree).
   std::vector<int64_t> broadcast(std::vector<int64_t> values, int root) const;
@@ -41,9 +42,9 @@ class Comm {
 };
 
 // Runs `step` on every rank, then agrees (one all-reduce) whether it succeeded everywhere. If not,
-// `on_failure` runs on every rank, the ranks whose step threw an InputError rethrow it as a RankError
-// (printed with their rank), and the others throw PeerFailed (they exit non-zero quietly). So a bad
-// frame on one rank ends every rank with one error line, never a hang.
+// `on_failure` runs on every rank, the lowest rank whose step threw an InputError rethrows it as a
+// RankError (printed with its rank), and all others throw PeerFailed (they exit non-zero quietly).
+// So a bad frame ends every rank with one error line, never a hang.
 void run_agreed(const Comm& comm, const std::function<void()>& step, const std::function<void()>& on_failure = {});
 
 }  // namespace lt

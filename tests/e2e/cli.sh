@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The command line: help, version, commands not built yet, config files with bad keys and values.
+LT=$1
+source "$(dirname "$0")/lib.sh"
+
+"$LT" --help | grep -q "synth" && pass "--help lists commands" || fail "--help"
+for cmd in synth convert train eval infer inspect profile; do
+  "$LT" "$cmd" --help >"$WORK/help" && grep -q "Usage: lidartrain $cmd" "$WORK/help" && pass "$cmd --help" ||
+    fail "$cmd --help"
+done
+"$LT" --version | grep -qE "^lidartrain [0-9]+\.[0-9]+\.[0-9]+ \(git [0-9a-f]{12}|unknown\)" && pass "--version" ||
+  fail "--version: $("$LT" --version)"
+
+for cmd in eval infer profile; do
+  rc=0
+  "$LT" "$cmd" --checkpoint x 2>"$WORK/err" || rc=$?
+  [ "$rc" -eq 3 ] && grep -q "not built yet" "$WORK/err" && pass "$cmd says it is not built" || fail "$cmd: rc $rc"
+done
+
+expect_error "unknown command" "unknown command 'trian'" "$LT" trian
+expect_error "missing required option" "--out' is required" "$LT" synth --frames 3
+expect_error "malformed number" "frames" "$LT" synth --frames many --out "$WORK/x"
+expect_error "negative frames" "--frames: must be > 0" "$LT" synth --frames -2 --out "$WORK/x"
+
+cat >"$WORK/good.ini" <<'INI'
+[data]
+train = /data/train
+[model]
+name = semseg
+[train]
+steps = 100
+lr = 0.002
+optimizer = sgd
+INI
+rc=0
+"$LT" train --config "$WORK/good.ini" --train.steps=5 2>"$WORK/err" || rc=$?
+[ "$rc" -eq 3 ] && grep -q "config is valid" "$WORK/err" && pass "valid config accepted" || fail "valid config: rc $rc"
+
+printf '[train]\nsteps = 10\nwarmup = 3\n' >"$WORK/unknown.ini"
+expect_error "unknown config key" "unknown.ini.*train.warmup" "$LT" train --config "$WORK/unknown.ini"
+printf '[train]\nsteps = lots\n' >"$WORK/malformed.ini"
+expect_error "malformed config value" "malformed.ini.*train.steps" "$LT" train --config "$WORK/malformed.ini"
+printf '[train]\noptimizer = adam\n' >"$WORK/choice.ini"
+expect_error "bad choice" "train.optimizer: 'adam' is not one of adamw, sgd" "$LT" train --config "$WORK/choice.ini"
+expect_error "override is checked too" "train.balance: 'fair'" "$LT" train --config "$WORK/good.ini" --train.balance=fair
+expect_error "missing config file" "nope.ini: config file not found" "$LT" train --config "$WORK/nope.ini"
+finish

@@ -1,0 +1,43 @@
+# Shared helpers for the end-to-end tests: source it, with LT (the lidartrain binary) set.
+set -euo pipefail
+: "${MPIEXEC:=mpirun}"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
+
+WORK=$(mktemp -d /tmp/lidartrain_e2e.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+failures=0
+
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+pass() { echo "ok: $*"; }
+
+# expect_error NAME PATTERN CMD...: CMD exits 1 with exactly one stderr line matching PATTERN.
+expect_error() {
+  local name=$1 pattern=$2
+  shift 2
+  local rc=0
+  "$@" >"$WORK/out" 2>"$WORK/err" || rc=$?
+  # mpirun adds its own banner when a rank exits non-zero: count only lidartrain's lines.
+  if [ "$1" = "$MPIEXEC" ]; then grep '^lidartrain' "$WORK/err" >"$WORK/err.ours" || true; mv "$WORK/err.ours" "$WORK/err"; fi
+  local lines
+  lines=$(wc -l <"$WORK/err")
+  if [ "$rc" -ne 1 ]; then
+    fail "$name: exit $rc, expected 1 (stderr: $(cat "$WORK/err"))"
+  elif [ "$lines" -ne 1 ]; then
+    fail "$name: $lines stderr lines, expected 1: $(cat "$WORK/err")"
+  elif ! grep -qE -- "$pattern" "$WORK/err"; then
+    fail "$name: stderr does not match '$pattern': $(cat "$WORK/err")"
+  else
+    pass "$name: $(cat "$WORK/err")"
+  fi
+}
+
+# json_get FILE EXPR: evaluates a Python expression over the parsed JSON `j`.
+json_get() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
+
+finish() {
+  if [ "$failures" -ne 0 ]; then
+    echo "$failures check(s) failed" >&2
+    exit 1
+  fi
+  echo "all checks passed"
+}

@@ -1,0 +1,216 @@
+// The lidartrain.dataset shard format: round trips, validation on write and on read.
+#include <gtest/gtest.h>
+#include <hdf5.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "io/dataset.hpp"
+#include "kernels/cpu/points.hpp"
+#include "tests/test_util.hpp"
+
+namespace lt {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::fresh_dir;
+using testing::input_error_of;
+
+Frame make_frame(const std::string& id, int num_points, int num_boxes, int salt) {
+  Frame frame;
+  frame.id = id;
+  for (int i = 0; i < num_points; ++i) {
+    frame.points.insert(frame.points.end(), {float(i % 97) - 48.f + salt, float(i % 89) * 0.5f - 20.f,
+                                             -1.7f + float(i % 7) * 0.3f, float(i % 11) / 10.f});
+    frame.labels.push_back(uint8_t((i + salt) % 20));
+  }
+  for (int b = 0; b < num_boxes; ++b) {
+    frame.boxes.insert(frame.boxes.end(), {float(b) * 3.f, float(salt), -0.9f, 4.2f, 1.8f, 1.5f, 0.1f * float(b)});
+    frame.box_labels.push_back(uint8_t(1 + (b + salt) % 3));
+  }
+  return frame;
+}
+
+std::vector<Frame> sample_frames() {
+  return {make_frame("a", 1000, 3, 0), make_frame("empty", 0, 0, 1), make_frame("b", 70000, 0, 2),
+          make_frame("c", 5, 5, 3)};
+}
+
+const DatasetKind kFull{true, true};
+
+void expect_same(const Frame& a, const Frame& b) {
+  EXPECT_EQ(a.id, b.id);
+  EXPECT_EQ(a.points, b.points);
+  EXPECT_EQ(a.labels, b.labels);
+  EXPECT_EQ(a.boxes, b.boxes);
+  EXPECT_EQ(a.box_labels, b.box_labels);
+}
+
+TEST(Dataset, ShardRoundTripKeepsEveryFrameIncludingEmptyOnes) {
+  const std::string dir = fresh_dir("roundtrip");
+  const auto frames = sample_frames();
+  write_shard(dir + "/shard-00000.h5", frames, kFull, "unit test");
+  const DatasetReader reader(dir);
+  ASSERT_EQ(reader.num_frames(), int64_t(frames.size()));
+  EXPECT_EQ(reader.source(), "unit test");
+  EXPECT_EQ(reader.kind(), kFull);
+  for (size_t f = 0; f < frames.size(); ++f) {
+    expect_same(reader.read(int64_t(f)), frames[f]);
+    EXPECT_EQ(reader.points_per_frame()[f], frames[f].num_points());
+    EXPECT_EQ(reader.boxes_per_frame()[f], frames[f].num_boxes());
+    EXPECT_EQ(reader.costs()[f], count_points_in_cost_range(frames[f].points.data(), frames[f].num_points()));
+  }
+  EXPECT_FALSE(fs::exists(dir + "/shard-00000.h5.tmp"));
+}
+
+TEST(Dataset, FramesAreNumberedAcrossShardsInNameOrder) {
+  const std::string dir = fresh_dir("multishard");
+  const auto frames = sample_frames();
+  write_shard(dir + "/shard-00001.h5", {frames[2], frames[3]}, kFull, "s");
+  write_shard(dir + "/shard-00000.h5", {frames[0], frames[1]}, kFull, "s");
+  const DatasetReader reader(dir);
+  ASSERT_EQ(reader.num_frames(), 4);
+  for (int f = 0; f < 4; ++f) expect_same(reader.read(f), frames[f]);
+  EXPECT_EQ(input_error_of([&] { reader.read(4); }), "frame index 4 outside 0..3");
+}
+
+TEST(Dataset, PointsOnlyDatasetHasNoLabelsOrBoxes) {
+  const std::string dir = fresh_dir("points_only");
+  Frame frame = make_frame("p", 10, 0, 0);
+  frame.labels.clear();
+  write_shard(dir + "/s.h5", {frame}, DatasetKind{}, "nuscenes");
+  const DatasetReader reader(dir + "/s.h5");
+  EXPECT_FALSE(reader.kind().has_labels);
+  EXPECT_FALSE(reader.kind().has_boxes);
+  expect_same(reader.read(0), frame);
+}
+
+TEST(Dataset, ShardsOfDifferentKindsAreRejected) {
+  const std::string dir = fresh_dir("mixed");
+  Frame frame = make_frame("p", 10, 0, 0);
+  write_shard(dir + "/a.h5", {frame}, DatasetKind{true, true}, "s");
+  frame.labels.clear();
+  write_shard(dir + "/b.h5", {frame}, DatasetKind{}, "s");
+  EXPECT_NE(input_error_of([&] { DatasetReader reader(dir); }).find(dir + "/b.h5"), std::string::npos);
+}
+
+// ---- validation on write -----------------------------------------------------------------------
+
+std::string write_error(const Frame& bad, const std::string& dir) {
+  return input_error_of([&] { write_shard(dir + "/bad.h5", {make_frame("fine", 5, 1, 0), bad}, kFull, "s"); });
+}
+
+TEST(DatasetWrite, RejectsNonFinitePointsNamingTheFrameAndLeavesNoFile) {
+  const std::string dir = fresh_dir("write_nan");
+  Frame bad = make_frame("frame-with-nan", 10, 0, 0);
+  bad.points[4 * 6 + 2] = std::nanf("");
+  const std::string message = write_error(bad, dir);
+  EXPECT_NE(message.find("frame frame-with-nan: point 6 has a non-finite value"), std::string::npos) << message;
+  EXPECT_TRUE(fs::is_empty(dir));
+}
+
+TEST(DatasetWrite, RejectsLabelsThatAreNotTrainingIds) {
+  Frame bad = make_frame("l", 10, 0, 0);
+  bad.labels[3] = 20;
+  EXPECT_NE(write_error(bad, fresh_dir("write_label")).find("point 3 has label 20"), std::string::npos);
+}
+
+TEST(DatasetWrite, RejectsBadBoxes) {
+  Frame zero_size = make_frame("z", 10, 2, 0);
+  zero_size.boxes[7 + 4] = 0.f;
+  EXPECT_NE(write_error(zero_size, fresh_dir("write_box")).find("box 1 has a non-positive size"), std::string::npos);
+  Frame nan_box = make_frame("n", 10, 1, 0);
+  nan_box.boxes[6] = std::nanf("");
+  EXPECT_NE(write_error(nan_box, fresh_dir("write_box2")).find("box 0 has a non-finite value"), std::string::npos);
+  Frame bad_class = make_frame("c", 10, 1, 0);
+  bad_class.box_labels[0] = 4;
+  EXPECT_NE(write_error(bad_class, fresh_dir("write_box3")).find("box 0 has class 4"), std::string::npos);
+}
+
+TEST(DatasetWrite, RejectsIntensityOutsideUnitRange) {
+  Frame bad = make_frame("i", 10, 0, 0);
+  bad.points[4 * 2 + 3] = 37.f;  // a 0..255 intensity that was never scaled
+  EXPECT_NE(write_error(bad, fresh_dir("write_intensity")).find("point 2 has intensity 37"), std::string::npos);
+}
+
+// ---- validation on read ------------------------------------------------------------------------
+
+std::string written_shard(const std::string& name) {
+  const std::string dir = fresh_dir(name);
+  write_shard(dir + "/shard-00000.h5", sample_frames(), kFull, "s");
+  return dir + "/shard-00000.h5";
+}
+
+TEST(DatasetRead, TruncatedShardIsAnErrorNamingTheFile) {
+  const std::string shard = written_shard("read_truncated");
+  fs::resize_file(shard, fs::file_size(shard) / 2);
+  const std::string message = input_error_of([&] {
+    const DatasetReader reader(shard);
+    for (int64_t f = 0; f < reader.num_frames(); ++f) reader.read(f);
+  });
+  EXPECT_NE(message.find(shard), std::string::npos) << message;
+}
+
+TEST(DatasetRead, FlippedBitInPointDataFailsTheChecksumNamingTheFrame) {
+  const std::string shard = written_shard("read_bitflip");
+  // Find where frame "b" (70000 points, the bulk of the file) is stored and flip one bit there.
+  haddr_t chunk_address = 0;
+  {
+    hid_t file = H5Fopen(shard.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t points = H5Dopen2(file, "points", H5P_DEFAULT);
+    const hsize_t chunk_of_b[2] = {32768, 0};  // frame b starts at row 1000: the second chunk is all b
+    hsize_t size = 0;
+    unsigned filter_mask = 0;
+    ASSERT_GE(H5Dget_chunk_info_by_coord(points, chunk_of_b, &filter_mask, &chunk_address, &size), 0);
+    H5Dclose(points);
+    H5Fclose(file);
+  }
+  auto bytes = testing::read_bytes(shard);
+  bytes[chunk_address + 1000] ^= 0x10;
+  testing::write_bytes(shard, bytes.data(), bytes.size());
+  const DatasetReader reader(shard);  // the offsets are intact: opening works
+  expect_same(reader.read(0), sample_frames()[0]);
+  const std::string message = input_error_of([&] { reader.read(2); });
+  EXPECT_NE(message.find(shard + ": frame b: /points"), std::string::npos) << message;
+  EXPECT_NE(message.find("checksum"), std::string::npos) << message;
+}
+
+TEST(DatasetRead, NotAnHdf5FileIsNamed) {
+  const std::string dir = fresh_dir("read_garbage");
+  const std::string text = "this is not HDF5";
+  testing::write_bytes(dir + "/shard-00000.h5", text.data(), text.size());
+  EXPECT_NE(input_error_of([&] { DatasetReader reader(dir); }).find(dir + "/shard-00000.h5: cannot open as HDF5"),
+            std::string::npos);
+}
+
+TEST(DatasetRead, InconsistentOffsetsAreRejectedAtOpen) {
+  const std::string shard = written_shard("read_offsets");
+  {
+    hid_t file = H5Fopen(shard.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t offsets = H5Dopen2(file, "point_offsets", H5P_DEFAULT);
+    const int64_t decreasing[5] = {0, 1000, 900, 71000, 71005};
+    H5Dwrite(offsets, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, decreasing);
+    H5Dclose(offsets);
+    H5Fclose(file);
+  }
+  EXPECT_NE(input_error_of([&] { DatasetReader reader(shard); }).find("/point_offsets: offsets decrease at frame 1"),
+            std::string::npos);
+}
+
+TEST(DatasetRead, WrongSchemaIsRejected) {
+  const std::string shard = written_shard("read_schema");
+  {
+    hid_t file = H5Fopen(shard.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    H5Adelete(file, "schema");
+    H5Fclose(file);
+  }
+  EXPECT_NE(input_error_of([&] { DatasetReader reader(shard); }).find("missing attribute schema"), std::string::npos);
+}
+
+TEST(DatasetRead, MissingDirectoryIsNamed) {
+  EXPECT_EQ(input_error_of([] { DatasetReader reader("/nonexistent/ds"); }),
+            "/nonexistent/ds: no such dataset directory or shard");
+}
+
+}  // namespace
+}  // namespace lt
