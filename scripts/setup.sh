@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what lidartrain needs from Debian (only what is missing), then configures and builds
+# into build/. Idempotent: a second run installs nothing and rebuilds only what changed.
+#   LIDARTRAIN_BUILD_TYPE  (default Release)      LIDARTRAIN_CMAKE_ARGS  extra cmake arguments
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  g++ make cmake pkg-config
+  libopenmpi-dev openmpi-bin             # MPI: rendezvous, all-reduce
+  libhdf5-openmpi-dev hdf5-tools         # parallel HDF5; h5diff/h5dump for the tests and users
+  libeigen3-dev                          # GEMM for the CPU kernels
+  libboost-program-options-dev           # command line and INI configs
+  libgtest-dev libbenchmark-dev          # tests and benchmarks
+  python3                                # the end-to-end tests read JSON with it
+)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# nvcc is not on PATH in every shell; CMake finds it at /usr/local/cuda when present (LIDARTRAIN_CUDA=AUTO).
+cmake -S . -B build -DCMAKE_BUILD_TYPE="${LIDARTRAIN_BUILD_TYPE:-Release}" ${LIDARTRAIN_CMAKE_ARGS:-} >/dev/null
+cmake --build build -j"$(nproc)"
