@@ -69,7 +69,9 @@ void validate_frame(const Frame& frame, const DatasetKind& kind, const std::stri
   }
 }
 
-int64_t frame_cost(const Frame& frame) { return count_points_in_cost_range(frame.points.data(), frame.num_points()); }
+int64_t frame_cost(const Frame& frame) {
+  return count_points_in_cost_range(frame.points.data(), frame.num_points());
+}
 
 void write_shard(const std::string& path, const std::vector<Frame>& frames, const DatasetKind& kind,
                  const std::string& source) {
@@ -105,7 +107,8 @@ void write_shard(const std::string& path, const std::vector<Frame>& frames, cons
     h5::write_attr_int(f, "frames", int64_t(frames.size()), tmp);
     h5::write_attr_strings(f, "class_names", {kSemanticClassNames.begin(), kSemanticClassNames.end()}, tmp);
     h5::write_attr_strings(f, "box_class_names", {kBoxClassNames.begin(), kBoxClassNames.end()}, tmp);
-    h5::write_array(f, "points", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, {num_points, 4}, kPointChunkRows, points.data(), tmp);
+    h5::write_array(f, "points", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, {num_points, 4}, kPointChunkRows, points.data(),
+                    tmp);
     h5::write_array(f, "point_offsets", H5T_NATIVE_INT64, H5T_STD_I64LE, {num_offsets}, kSmallChunkRows,
                     point_offsets.data(), tmp);
     if (kind.has_labels) {
@@ -113,14 +116,14 @@ void write_shard(const std::string& path, const std::vector<Frame>& frames, cons
     }
     if (kind.has_boxes) {
       h5::write_array(f, "boxes", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, {num_boxes, 7}, kSmallChunkRows, boxes.data(), tmp);
-      h5::write_array(f, "box_labels", H5T_NATIVE_UINT8, H5T_STD_U8LE, {num_boxes}, kSmallChunkRows,
-                      box_labels.data(), tmp);
+      h5::write_array(f, "box_labels", H5T_NATIVE_UINT8, H5T_STD_U8LE, {num_boxes}, kSmallChunkRows, box_labels.data(),
+                      tmp);
       h5::write_array(f, "box_offsets", H5T_NATIVE_INT64, H5T_STD_I64LE, {num_offsets}, kSmallChunkRows,
                       box_offsets.data(), tmp);
     }
     h5::write_strings(f, "frame_ids", ids, tmp);
-    h5::write_array(f, "cost", H5T_NATIVE_INT64, H5T_STD_I64LE, {hsize_t(frames.size())}, kSmallChunkRows,
-                    costs.data(), tmp);
+    h5::write_array(f, "cost", H5T_NATIVE_INT64, H5T_STD_I64LE, {hsize_t(frames.size())}, kSmallChunkRows, costs.data(),
+                    tmp);
     require(H5Fflush(f, H5F_SCOPE_GLOBAL) >= 0, tmp + ": flush failed (disk full?)");
   } catch (...) {
     std::error_code ignored;
@@ -155,8 +158,8 @@ std::vector<int64_t> read_int64_array(hid_t file, const std::string& name, hsize
   const std::string where = path + ": /" + name;
   h5::Handle dataset = h5::open_dataset(file, name, path);
   const auto dims = h5::checked_dims(dataset.get(), 1, H5T_INTEGER, 8, true, where);
-  require(dims[0] == expected_length, where + ": length " + std::to_string(dims[0]) + ", expected " +
-                                          std::to_string(expected_length));
+  require(dims[0] == expected_length,
+          where + ": length " + std::to_string(dims[0]) + ", expected " + std::to_string(expected_length));
   std::vector<int64_t> values(dims[0]);
   h5::read_rows(dataset.get(), H5T_NATIVE_INT64, 0, dims[0], values.data(), where);
   return values;
@@ -168,7 +171,7 @@ void check_offsets(const std::vector<int64_t>& offsets, hsize_t total_rows, cons
     require(offsets[f] >= offsets[f - 1], where + ": offsets decrease at frame " + std::to_string(f - 1));
   }
   require(offsets.back() == int64_t(total_rows), where + ": last offset " + std::to_string(offsets.back()) +
-                                                      " does not match " + std::to_string(total_rows) + " rows");
+                                                     " does not match " + std::to_string(total_rows) + " rows");
 }
 
 Shard open_shard(const std::string& path, DatasetKind& kind, std::string& source) {
@@ -252,8 +255,8 @@ DatasetReader::DatasetReader(const std::string& path) : impl_(std::make_unique<I
       impl_->kind = kind;
       impl_->source = source;
     } else {
-      require(kind == impl_->kind, shard_path + ": has different datasets (labels/boxes) than " +
-                                       impl_->shard_paths.front());
+      require(kind == impl_->kind,
+              shard_path + ": has different datasets (labels/boxes) than " + impl_->shard_paths.front());
     }
     shard.first_frame = first_frame;
     first_frame += shard.num_frames();
@@ -270,13 +273,27 @@ DatasetReader::~DatasetReader() = default;
 DatasetReader::DatasetReader(DatasetReader&&) noexcept = default;
 DatasetReader& DatasetReader::operator=(DatasetReader&&) noexcept = default;
 
-int64_t DatasetReader::num_frames() const { return int64_t(impl_->costs.size()); }
-const DatasetKind& DatasetReader::kind() const { return impl_->kind; }
-const std::string& DatasetReader::source() const { return impl_->source; }
-const std::vector<std::string>& DatasetReader::shard_paths() const { return impl_->shard_paths; }
-const std::vector<int64_t>& DatasetReader::costs() const { return impl_->costs; }
-const std::vector<int64_t>& DatasetReader::points_per_frame() const { return impl_->points_per_frame; }
-const std::vector<int64_t>& DatasetReader::boxes_per_frame() const { return impl_->boxes_per_frame; }
+int64_t DatasetReader::num_frames() const {
+  return int64_t(impl_->costs.size());
+}
+const DatasetKind& DatasetReader::kind() const {
+  return impl_->kind;
+}
+const std::string& DatasetReader::source() const {
+  return impl_->source;
+}
+const std::vector<std::string>& DatasetReader::shard_paths() const {
+  return impl_->shard_paths;
+}
+const std::vector<int64_t>& DatasetReader::costs() const {
+  return impl_->costs;
+}
+const std::vector<int64_t>& DatasetReader::points_per_frame() const {
+  return impl_->points_per_frame;
+}
+const std::vector<int64_t>& DatasetReader::boxes_per_frame() const {
+  return impl_->boxes_per_frame;
+}
 
 Frame DatasetReader::read(int64_t frame_index) const {
   require(frame_index >= 0 && frame_index < num_frames(),
@@ -291,10 +308,12 @@ Frame DatasetReader::read(int64_t frame_index) const {
   const hsize_t first_point = hsize_t(shard.point_offsets[local]);
   const hsize_t num_points = hsize_t(shard.point_offsets[local + 1]) - first_point;
   // Offsets come from the file: bound what one frame may make us allocate.
-  require(num_points <= kMaxPointsPerFrame, where + ": " + std::to_string(num_points) + " points exceeds the limit of " +
-                                                std::to_string(kMaxPointsPerFrame) + " per frame");
+  require(num_points <= kMaxPointsPerFrame, where + ": " + std::to_string(num_points) +
+                                                " points exceeds the limit of " + std::to_string(kMaxPointsPerFrame) +
+                                                " per frame");
   frame.points.resize(4 * num_points);
-  h5::read_rows(shard.points.get(), H5T_NATIVE_FLOAT, first_point, num_points, frame.points.data(), where + ": /points");
+  h5::read_rows(shard.points.get(), H5T_NATIVE_FLOAT, first_point, num_points, frame.points.data(),
+                where + ": /points");
   if (impl_->kind.has_labels) {
     frame.labels.resize(num_points);
     h5::read_rows(shard.labels.get(), H5T_NATIVE_UINT8, first_point, num_points, frame.labels.data(),

@@ -39,21 +39,23 @@ Handle create_file(const std::string& path) {
               "cannot create HDF5 file");
 }
 
-bool has_link(hid_t file, const std::string& name) { return H5Lexists(file, name.c_str(), H5P_DEFAULT) > 0; }
+bool has_link(hid_t file, const std::string& name) {
+  return H5Lexists(file, name.c_str(), H5P_DEFAULT) > 0;
+}
 
 Handle open_dataset(hid_t file, const std::string& name, const std::string& where) {
   require(has_link(file, name), where + ": missing dataset " + name);
   return make(H5Dopen2(file, name.c_str(), H5P_DEFAULT), H5Dclose, where, "cannot open dataset " + name);
 }
 
-std::vector<hsize_t> checked_dims(hid_t dataset, int rank, H5T_class_t type_class, size_t type_size,
-                                  bool is_signed, const std::string& where) {
+std::vector<hsize_t> checked_dims(hid_t dataset, int rank, H5T_class_t type_class, size_t type_size, bool is_signed,
+                                  const std::string& where) {
   Handle type(H5Dget_type(dataset), H5Tclose);
   require(type.valid() && H5Tget_class(type.get()) == type_class, where + ": wrong element type");
   if (type_class != H5T_STRING) {
-    require(H5Tget_size(type.get()) == type_size,
-            where + ": wrong element size " + std::to_string(H5Tget_size(type.get())) + ", expected " +
-                std::to_string(type_size));
+    require(H5Tget_size(type.get()) == type_size, where + ": wrong element size " +
+                                                      std::to_string(H5Tget_size(type.get())) + ", expected " +
+                                                      std::to_string(type_size));
   }
   if (type_class == H5T_INTEGER) {
     require((H5Tget_sign(type.get()) == H5T_SGN_2) == is_signed, where + ": wrong integer signedness");
@@ -66,9 +68,8 @@ std::vector<hsize_t> checked_dims(hid_t dataset, int rank, H5T_class_t type_clas
   return dims;
 }
 
-void write_array(hid_t file, const std::string& name, hid_t mem_type, hid_t file_type,
-                 const std::vector<hsize_t>& dims, hsize_t chunk_rows, const void* data, const std::string& where,
-                 bool checksum) {
+void write_array(hid_t file, const std::string& name, hid_t mem_type, hid_t file_type, const std::vector<hsize_t>& dims,
+                 hsize_t chunk_rows, const void* data, const std::string& where, bool checksum) {
   const int rank = int(dims.size());
   std::vector<hsize_t> max_dims = dims;
   max_dims[0] = H5S_UNLIMITED;
@@ -140,8 +141,8 @@ void write_attr_string(hid_t object, const std::string& name, const std::string&
 
 void write_attr_int(hid_t object, const std::string& name, int64_t value, const std::string& where) {
   Handle space(H5Screate(H5S_SCALAR), H5Sclose);
-  Handle attr = make(H5Acreate2(object, name.c_str(), H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT),
-                     H5Aclose, where, "cannot create attribute " + name);
+  Handle attr = make(H5Acreate2(object, name.c_str(), H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
+                     where, "cannot create attribute " + name);
   check(H5Awrite(attr.get(), H5T_NATIVE_INT64, &value), where, "cannot write attribute " + name);
 }
 
@@ -157,7 +158,9 @@ void write_attr_strings(hid_t object, const std::string& name, const std::vector
   check(H5Awrite(attr.get(), type.get(), pointers.data()), where, "cannot write attribute " + name);
 }
 
-bool has_attr(hid_t object, const std::string& name) { return H5Aexists(object, name.c_str()) > 0; }
+bool has_attr(hid_t object, const std::string& name) {
+  return H5Aexists(object, name.c_str()) > 0;
+}
 
 std::string read_attr_string(hid_t object, const std::string& name, const std::string& where) {
   require(has_attr(object, name), where + ": missing attribute " + name);

@@ -49,14 +49,13 @@ bool has_link(hid_t file, const std::string& name);
 
 // Dimensions of a dataset, after checking its rank and element kind (H5T_FLOAT/H5T_INTEGER/H5T_STRING,
 // byte size, signedness for integers).
-std::vector<hsize_t> checked_dims(hid_t dataset, int rank, H5T_class_t type_class, size_t type_size,
-                                  bool is_signed, const std::string& where);
+std::vector<hsize_t> checked_dims(hid_t dataset, int rank, H5T_class_t type_class, size_t type_size, bool is_signed,
+                                  const std::string& where);
 
 // Chunked dataset with an unlimited first dimension (so empty ones are legal), Fletcher32-checksummed
 // unless `checksum` is false (HDF5 cannot filter variable-length strings).
-void write_array(hid_t file, const std::string& name, hid_t mem_type, hid_t file_type,
-                 const std::vector<hsize_t>& dims, hsize_t chunk_rows, const void* data, const std::string& where,
-                 bool checksum = true);
+void write_array(hid_t file, const std::string& name, hid_t mem_type, hid_t file_type, const std::vector<hsize_t>& dims,
+                 hsize_t chunk_rows, const void* data, const std::string& where, bool checksum = true);
 void write_strings(hid_t file, const std::string& name, const std::vector<std::string>& values,
                    const std::string& where);
 

@@ -11,18 +11,18 @@ LearningMap::LearningMap() : table_(kMaxRawId + 1, int16_t(kUnknownRawId)) {}
 
 void LearningMap::set(uint32_t raw_id, int train_id, const std::string& where) {
   require(raw_id <= uint32_t(kMaxRawId), where + ": raw id " + std::to_string(raw_id) + " exceeds 16 bits");
-  require(train_id >= 0 && train_id < kNumSemanticClasses,
-          where + ": training id " + std::to_string(train_id) + " outside 0.." +
-              std::to_string(kNumSemanticClasses - 1));
+  require(
+      train_id >= 0 && train_id < kNumSemanticClasses,
+      where + ": training id " + std::to_string(train_id) + " outside 0.." + std::to_string(kNumSemanticClasses - 1));
   table_[raw_id] = int16_t(train_id);
 }
 
 LearningMap LearningMap::semantic_kitti() {
-  static constexpr int kPairs[][2] = {
-      {0, 0},   {1, 0},   {10, 1},  {11, 2},  {13, 5},  {15, 3},  {16, 5},  {18, 4},  {20, 5},
-      {30, 6},  {31, 7},  {32, 8},  {40, 9},  {44, 10}, {48, 11}, {49, 12}, {50, 13}, {51, 14},
-      {52, 0},  {60, 9},  {70, 15}, {71, 16}, {72, 17}, {80, 18}, {81, 19}, {99, 0},  {252, 1},
-      {253, 7}, {254, 6}, {255, 8}, {256, 5}, {257, 5}, {258, 4}, {259, 5}};
+  static constexpr int kPairs[][2] = {{0, 0},   {1, 0},   {10, 1},  {11, 2},  {13, 5},  {15, 3},  {16, 5},
+                                      {18, 4},  {20, 5},  {30, 6},  {31, 7},  {32, 8},  {40, 9},  {44, 10},
+                                      {48, 11}, {49, 12}, {50, 13}, {51, 14}, {52, 0},  {60, 9},  {70, 15},
+                                      {71, 16}, {72, 17}, {80, 18}, {81, 19}, {99, 0},  {252, 1}, {253, 7},
+                                      {254, 6}, {255, 8}, {256, 5}, {257, 5}, {258, 4}, {259, 5}};
   LearningMap map;
   for (const auto& pair : kPairs) map.set(uint32_t(pair[0]), pair[1], "built-in learning_map");
   return map;

@@ -10,19 +10,35 @@ namespace lt {
 
 inline constexpr int kNumSemanticClasses = 20;  // ids 0..19, 0 ignored in training
 inline constexpr std::array<const char*, kNumSemanticClasses> kSemanticClassNames = {
-    "unlabeled", "car",      "bicycle", "motorcycle", "truck",        "other-vehicle", "person",
-    "bicyclist", "motorcyclist", "road", "parking",    "sidewalk",     "other-ground",  "building",
-    "fence",     "vegetation", "trunk", "terrain",    "pole",         "traffic-sign"};
+    "unlabeled", "car",          "bicycle", "motorcycle", "truck",    "other-vehicle", "person",
+    "bicyclist", "motorcyclist", "road",    "parking",    "sidewalk", "other-ground",  "building",
+    "fence",     "vegetation",   "trunk",   "terrain",    "pole",     "traffic-sign"};
 
 enum SemanticClass : uint8_t {
-  kUnlabeled = 0, kCar = 1, kBicycle = 2, kMotorcycle = 3, kTruck = 4, kOtherVehicle = 5, kPerson = 6,
-  kBicyclist = 7, kMotorcyclist = 8, kRoad = 9, kParking = 10, kSidewalk = 11, kOtherGround = 12,
-  kBuilding = 13, kFence = 14, kVegetation = 15, kTrunk = 16, kTerrain = 17, kPole = 18, kTrafficSign = 19,
+  kUnlabeled = 0,
+  kCar = 1,
+  kBicycle = 2,
+  kMotorcycle = 3,
+  kTruck = 4,
+  kOtherVehicle = 5,
+  kPerson = 6,
+  kBicyclist = 7,
+  kMotorcyclist = 8,
+  kRoad = 9,
+  kParking = 10,
+  kSidewalk = 11,
+  kOtherGround = 12,
+  kBuilding = 13,
+  kFence = 14,
+  kVegetation = 15,
+  kTrunk = 16,
+  kTerrain = 17,
+  kPole = 18,
+  kTrafficSign = 19,
 };
 
 inline constexpr int kNumBoxClasses = 4;  // index 0 is no class; boxes carry 1..3
-inline constexpr std::array<const char*, kNumBoxClasses> kBoxClassNames = {"none", "Car", "Pedestrian",
-                                                                            "Cyclist"};
+inline constexpr std::array<const char*, kNumBoxClasses> kBoxClassNames = {"none", "Car", "Pedestrian", "Cyclist"};
 enum BoxClass : uint8_t { kBoxCar = 1, kBoxPedestrian = 2, kBoxCyclist = 3 };
 
 // Raw SemanticKITTI label id (low 16 bits of a .label entry) -> training id.

@@ -124,9 +124,15 @@ std::vector<RawFrameFiles> list_raw_frames(RawFormat format, const std::string& 
   require(fs::is_directory(in_dir), in_dir + ": no such input directory");
   std::vector<RawFrameFiles> frames;
   switch (format) {
-    case RawFormat::semantickitti: frames = list_semantickitti(in_dir); break;
-    case RawFormat::kitti: frames = list_kitti(in_dir); break;
-    case RawFormat::nuscenes: frames = list_nuscenes(in_dir); break;
+    case RawFormat::semantickitti:
+      frames = list_semantickitti(in_dir);
+      break;
+    case RawFormat::kitti:
+      frames = list_kitti(in_dir);
+      break;
+    case RawFormat::nuscenes:
+      frames = list_nuscenes(in_dir);
+      break;
   }
   require(!frames.empty(), in_dir + ": no frames found for this format");
   return frames;
@@ -249,8 +255,12 @@ std::array<float, 7> kitti_box_to_lidar(const KittiObject& object, const KittiCa
   // rotation_y turns the object's length axis from the camera's x axis about the camera's y axis.
   const Eigen::Vector3d length_axis_rect(std::cos(object.rotation_y), 0, -std::sin(object.rotation_y));
   const Eigen::Vector3d length_axis = rect_to_velo * length_axis_rect;
-  return {float(centre.x()),     float(centre.y()),    float(centre.z()),
-          float(object.length), float(object.width),  float(object.height),
+  return {float(centre.x()),
+          float(centre.y()),
+          float(centre.z()),
+          float(object.length),
+          float(object.width),
+          float(object.height),
           float(std::atan2(length_axis.y(), length_axis.x()))};
 }
 
@@ -264,9 +274,9 @@ Frame load_raw_frame(RawFormat format, const RawFrameFiles& files, const Learnin
   if (!files.labels.empty()) {
     kind.has_labels = true;
     const std::vector<uint32_t> raw = read_label_file(files.labels);
-    require(int64_t(raw.size()) == frame.num_points(),
-            files.labels + ": " + std::to_string(raw.size()) + " labels for the " +
-                std::to_string(frame.num_points()) + " points of " + files.points);
+    require(int64_t(raw.size()) == frame.num_points(), files.labels + ": " + std::to_string(raw.size()) +
+                                                           " labels for the " + std::to_string(frame.num_points()) +
+                                                           " points of " + files.points);
     frame.labels.resize(raw.size());
     for (size_t i = 0; i < raw.size(); ++i) {
       const uint32_t semantic = raw[i] & 0xFFFFu;

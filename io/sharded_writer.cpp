@@ -11,7 +11,9 @@
 namespace lt {
 namespace fs = std::filesystem;
 
-int default_shard_count(int64_t num_frames) { return int(std::max<int64_t>(1, (num_frames + 31) / 32)); }
+int default_shard_count(int64_t num_frames) {
+  return int(std::max<int64_t>(1, (num_frames + 31) / 32));
+}
 
 namespace {
 
@@ -30,8 +32,8 @@ ShardedWriteSummary write_sharded_dataset(const Comm& comm, const ShardedWriteOp
   const fs::path staging = out.string() + ".partial";
   const int num_shards = options.num_shards > 0 ? options.num_shards : default_shard_count(options.num_frames);
   require(options.num_frames > 0, "--frames must be positive");
-  require(num_shards <= options.num_frames, "--shards " + std::to_string(num_shards) + " exceeds the " +
-                                                std::to_string(options.num_frames) + " frames");
+  require(num_shards <= options.num_frames,
+          "--shards " + std::to_string(num_shards) + " exceeds the " + std::to_string(options.num_frames) + " frames");
 
   const auto remove_staging = [&] {
     if (comm.is_root()) {
@@ -40,50 +42,60 @@ ShardedWriteSummary write_sharded_dataset(const Comm& comm, const ShardedWriteOp
     }
   };
 
-  run_agreed(comm, [&] {
-    if (!comm.is_root()) return;
-    std::error_code ec;
-    require(options.overwrite || !fs::exists(out, ec), out.string() + ": already exists (use --force to replace it)");
-    fs::remove_all(staging, ec);
-    fs::create_directories(staging, ec);
-    require(!ec, staging.string() + ": cannot create directory: " + ec.message());
-  }, [] {});
+  run_agreed(
+      comm,
+      [&] {
+        if (!comm.is_root()) return;
+        std::error_code ec;
+        require(options.overwrite || !fs::exists(out, ec),
+                out.string() + ": already exists (use --force to replace it)");
+        fs::remove_all(staging, ec);
+        fs::create_directories(staging, ec);
+        require(!ec, staging.string() + ": cannot create directory: " + ec.message());
+      },
+      [] {});
 
   ShardedWriteSummary mine;
-  run_agreed(comm, [&] {
-    for (int shard = comm.rank(); shard < num_shards; shard += comm.size()) {
-      const int64_t first = options.num_frames * shard / num_shards;
-      const int64_t last = options.num_frames * (shard + 1) / num_shards;
-      std::vector<Frame> frames(size_t(last - first));
-      std::vector<std::optional<InputError>> errors(frames.size());
+  run_agreed(
+      comm,
+      [&] {
+        for (int shard = comm.rank(); shard < num_shards; shard += comm.size()) {
+          const int64_t first = options.num_frames * shard / num_shards;
+          const int64_t last = options.num_frames * (shard + 1) / num_shards;
+          std::vector<Frame> frames(size_t(last - first));
+          std::vector<std::optional<InputError>> errors(frames.size());
 #pragma omp parallel for schedule(dynamic, 1)
-      for (int64_t i = 0; i < last - first; ++i) {
-        try {
-          frames[i] = make_frame(first + i);
-        } catch (const InputError& e) {
-          errors[i] = e;
+          for (int64_t i = 0; i < last - first; ++i) {
+            try {
+              frames[i] = make_frame(first + i);
+            } catch (const InputError& e) {
+              errors[i] = e;
+            }
+          }
+          for (const auto& error : errors)
+            if (error) throw *error;  // the first failing frame, in frame order
+          write_shard((staging / shard_name(shard)).string(), frames, options.kind, options.source);
+          mine.shards += 1;
+          for (const Frame& frame : frames) {
+            mine.frames += 1;
+            mine.points += frame.num_points();
+            mine.boxes += frame.num_boxes();
+          }
         }
-      }
-      for (const auto& error : errors)
-        if (error) throw *error;  // the first failing frame, in frame order
-      write_shard((staging / shard_name(shard)).string(), frames, options.kind, options.source);
-      mine.shards += 1;
-      for (const Frame& frame : frames) {
-        mine.frames += 1;
-        mine.points += frame.num_points();
-        mine.boxes += frame.num_boxes();
-      }
-    }
-  }, remove_staging);
+      },
+      remove_staging);
 
-  run_agreed(comm, [&] {
-    if (!comm.is_root()) return;
-    std::error_code ec;
-    if (fs::exists(out, ec)) fs::remove_all(out, ec);
-    require(!ec, out.string() + ": cannot replace: " + ec.message());
-    fs::rename(staging, out, ec);
-    require(!ec, out.string() + ": cannot rename " + staging.string() + " into place: " + ec.message());
-  }, remove_staging);
+  run_agreed(
+      comm,
+      [&] {
+        if (!comm.is_root()) return;
+        std::error_code ec;
+        if (fs::exists(out, ec)) fs::remove_all(out, ec);
+        require(!ec, out.string() + ": cannot replace: " + ec.message());
+        fs::rename(staging, out, ec);
+        require(!ec, out.string() + ": cannot rename " + staging.string() + " into place: " + ec.message());
+      },
+      remove_staging);
 
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const auto totals = comm.sum(std::vector<int64_t>{mine.frames, mine.points, mine.boxes, mine.shards});

@@ -25,8 +25,8 @@ struct ShardedWriteSummary {
 struct ShardedWriteOptions {
   std::string out_dir;
   int64_t num_frames = 0;
-  int num_shards = 0;       // 0: default_shard_count(num_frames)
-  bool overwrite = false;   // replace an existing out_dir
+  int num_shards = 0;      // 0: default_shard_count(num_frames)
+  bool overwrite = false;  // replace an existing out_dir
   DatasetKind kind;
   std::string source;
 };

@@ -36,7 +36,9 @@ Comm Comm::world() {
   return Comm(rank, size);
 }
 
-void Comm::barrier() const { MPI_Barrier(MPI_COMM_WORLD); }
+void Comm::barrier() const {
+  MPI_Barrier(MPI_COMM_WORLD);
+}
 
 bool Comm::all_ok(bool ok) const {
   int mine = ok ? 1 : 0, all = 0;

@@ -23,7 +23,8 @@ struct Command {
 
 constexpr Command kCommands[] = {
     {"synth", lt::synth_main, "--out DIR --frames N [--shards K] [--seed S] [--skew X]", "procedural LiDAR scenes"},
-    {"convert", lt::convert_main, "--format semantickitti|kitti|nuscenes --in RAW --out DIR", "raw frames to a dataset"},
+    {"convert", lt::convert_main, "--format semantickitti|kitti|nuscenes --in RAW --out DIR",
+     "raw frames to a dataset"},
     {"train", lt::train_main, "--config CFG [--data DIR] [--run-dir DIR] [--resume auto|none|PATH]", "train a model"},
     {"eval", nullptr, "--checkpoint CKPT --data DIR [--json FILE]", "mIoU / AP of a checkpoint"},
     {"infer", nullptr, "--checkpoint CKPT --input FRAME.bin [--out FILE] [--bench N]", "run a model on one frame"},
@@ -73,7 +74,8 @@ int main(int argc, char** argv) {
   int exit_code = lt::kExitOk;
   const std::string first = argc > 1 ? argv[1] : "";
   if (first == "--version") {
-    if (comm.is_root()) std::printf("lidartrain %s (git %s)\n%s\n", lt::kVersion, lt::kGitSha, lt::cuda_summary().c_str());
+    if (comm.is_root())
+      std::printf("lidartrain %s (git %s)\n%s\n", lt::kVersion, lt::kGitSha, lt::cuda_summary().c_str());
   } else if (first == "--help" || first == "-h") {
     if (comm.is_root()) print_usage(stdout);
   } else {

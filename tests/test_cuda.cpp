@@ -8,7 +8,9 @@
 namespace lt {
 namespace {
 
-TEST(Cuda, SummaryAlwaysAnswers) { EXPECT_NE(cuda_summary().find("CUDA"), std::string::npos); }
+TEST(Cuda, SummaryAlwaysAnswers) {
+  EXPECT_NE(cuda_summary().find("CUDA"), std::string::npos);
+}
 
 TEST(Cuda, CountPointsInCostRangeMatchesCpu) {
   if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device: " << cuda_summary();

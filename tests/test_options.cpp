@@ -27,11 +27,8 @@ struct Argv {
 
 po::options_description train_like_options() {
   po::options_description options;
-  options.add_options()
-      ("train.steps", po::value<int64_t>())
-      ("train.lr", po::value<double>())
-      ("train.optimizer", po::value<std::string>()->default_value("adamw"))
-      ("model.name", po::value<std::string>());
+  options.add_options()("train.steps", po::value<int64_t>())("train.lr", po::value<double>())(
+      "train.optimizer", po::value<std::string>()->default_value("adamw"))("model.name", po::value<std::string>());
   return options;
 }
 
@@ -90,7 +87,9 @@ TEST(Options, ChoicesAndRangesAreChecked) {
   auto options = train_like_options();
   Argv args({"train", "--train.optimizer=adam", "--train.steps=0"});
   const ParsedCommand parsed = parse_command("train", options, {}, args.argc(), args.argv());
-  EXPECT_EQ(error_of([&] { require_choice(parsed.values, "train.optimizer", {"adamw", "sgd"}); }),
+  EXPECT_EQ(error_of([&] {
+              require_choice(parsed.values, "train.optimizer", {"adamw", "sgd"});
+            }),
             "--train.optimizer: 'adam' is not one of adamw, sgd");
   EXPECT_NE(error_of([&] { require_positive(parsed.values, "train.steps"); }).find("--train.steps"), std::string::npos);
 }

@@ -36,8 +36,8 @@ TEST(SemanticKitti, RealScanMapsToThePublishedHistogram) {
   EXPECT_EQ(frame.id, "000000");
   EXPECT_EQ(frame.num_points(), 123389);
   const std::map<int, int64_t> expected = {
-      {kUnlabeled, 6924}, {kCar, 1534},       {kBicycle, 20},    {kPerson, 161},   {kRoad, 20975},
-      {kParking, 84},     {kSidewalk, 30092}, {kBuilding, 2126}, {kFence, 531},    {kVegetation, 24514},
+      {kUnlabeled, 6924}, {kCar, 1534},       {kBicycle, 20},    {kPerson, 161},      {kRoad, 20975},
+      {kParking, 84},     {kSidewalk, 30092}, {kBuilding, 2126}, {kFence, 531},       {kVegetation, 24514},
       {kTrunk, 3978},     {kTerrain, 30925},  {kPole, 413},      {kTrafficSign, 1112}};
   EXPECT_EQ(histogram(frame.labels), expected);
 }
@@ -45,7 +45,8 @@ TEST(SemanticKitti, RealScanMapsToThePublishedHistogram) {
 TEST(SemanticKitti, TinyFixtureAndTheOfficialSequencesLayout) {
   // The same 50-point scan, once as velodyne/+labels/ and once under sequences/00/.
   const Frame flat = load_single(RawFormat::semantickitti, kData + "/semantickitti_tiny");
-  EXPECT_EQ(histogram(flat.labels), (std::map<int, int64_t>{{0, 3}, {kBuilding, 25}, {kVegetation, 17}, {kTrunk, 3}, {kPole, 2}}));
+  EXPECT_EQ(histogram(flat.labels),
+            (std::map<int, int64_t>{{0, 3}, {kBuilding, 25}, {kVegetation, 17}, {kTrunk, 3}, {kPole, 2}}));
   const std::string root = fresh_dir("sk_sequences");
   fs::create_directories(root + "/sequences/00");
   fs::copy(kData + "/semantickitti_tiny", root + "/sequences/00", fs::copy_options::recursive);

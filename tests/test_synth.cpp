@@ -75,7 +75,8 @@ TEST(RayCast, WallAheadIsHitAtItsDistanceWithItsLabel) {
 TEST(RayCast, ObjectsGetBoxesOnlyWithEnoughHitsAndTheirPointsLieInside) {
   Scene scene = empty_scene();
   scene.objects.push_back(SceneObject{{8.f, 3.f, -0.98f, 4.f, 1.8f, 1.5f, 0.3f}, kBoxCar});
-  scene.prisms.push_back(Prism{8.f, 3.f, 2.f, 0.9f, std::cos(0.3f), std::sin(0.3f), 0.f, -1.73f, -0.23f, kCar, 0.5f, 0});
+  scene.prisms.push_back(
+      Prism{8.f, 3.f, 2.f, 0.9f, std::cos(0.3f), std::sin(0.3f), 0.f, -1.73f, -0.23f, kCar, 0.5f, 0});
   // A pedestrian hidden behind the car's far side: no hits, so no box.
   scene.objects.push_back(SceneObject{{16.f, 6.f, -0.98f, 0.1f, 0.1f, 0.1f, 0.f}, kBoxPedestrian});
   scene.prisms.push_back(Prism{16.f, 6.f, 0.05f, 0.05f, 1.f, 0.f, 0.f, -1.73f, -1.63f, kPerson, 0.5f, 1});

@@ -9,10 +9,9 @@ namespace lt {
 
 ParsedCommand parse_command(const std::string& command, po::options_description& options,
                             const po::positional_options_description& positional, int argc, char** argv) {
-  options.add_options()
-      ("help,h", "show this help and exit")
-      ("config", po::value<std::string>()->value_name("FILE"), "INI file of options ([section] key = value); "
-                                                                "command-line values override it");
+  options.add_options()("help,h", "show this help and exit")("config", po::value<std::string>()->value_name("FILE"),
+                                                             "INI file of options ([section] key = value); "
+                                                             "command-line values override it");
   ParsedCommand parsed;
   try {
     // Command line first: the first value stored for an option wins, so it overrides the file.
@@ -48,7 +47,8 @@ std::string usage_text(const std::string& command, const std::string& synopsis, 
   return out.str();
 }
 
-void require_choice(const po::variables_map& values, const std::string& key, std::initializer_list<const char*> choices) {
+void require_choice(const po::variables_map& values, const std::string& key,
+                    std::initializer_list<const char*> choices) {
   if (!values.count(key)) return;
   const std::string value = values[key].as<std::string>();
   std::string list;

@@ -12,14 +12,14 @@ namespace lt {
 
 int convert_main(int argc, char** argv, const Comm& comm) {
   po::options_description options("Options");
-  options.add_options()
-      ("format", po::value<std::string>()->required()->value_name("F"), "semantickitti | kitti | nuscenes")
-      ("in", po::value<std::string>()->required()->value_name("RAW"), "raw dataset directory")
-      ("out", po::value<std::string>()->required()->value_name("DIR"), "dataset directory to create")
-      ("shards", po::value<int>()->default_value(0)->value_name("K"), "number of shards (0: one per 32 frames)")
-      ("label-map", po::value<std::string>()->value_name("FILE"),
-       "semantickitti: a YAML file with a learning_map block (default: the standard SemanticKITTI map)")
-      ("force", po::bool_switch(), "replace DIR if it exists");
+  options.add_options()("format", po::value<std::string>()->required()->value_name("F"),
+                        "semantickitti | kitti | nuscenes")(
+      "in", po::value<std::string>()->required()->value_name("RAW"), "raw dataset directory")(
+      "out", po::value<std::string>()->required()->value_name("DIR"), "dataset directory to create")(
+      "shards", po::value<int>()->default_value(0)->value_name("K"), "number of shards (0: one per 32 frames)")(
+      "label-map", po::value<std::string>()->value_name("FILE"),
+      "semantickitti: a YAML file with a learning_map block (default: the standard SemanticKITTI map)")(
+      "force", po::bool_switch(), "replace DIR if it exists");
   const std::string synopsis = "--format semantickitti|kitti|nuscenes --in RAW --out DIR [--shards K]";
   const std::string summary =
       "Converts raw frames (layouts in README.md, 'Formats') into a lidartrain.dataset directory.\n"

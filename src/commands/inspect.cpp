@@ -46,20 +46,30 @@ DatasetSummary summarize_frames(const DatasetReader& reader, const Comm& comm) {
 
 void write_distribution(JsonWriter& json, const Distribution& d) {
   json.begin_object()
-      .key("min").value(d.min).key("median").value(d.median).key("p90").value(d.p90)
-      .key("max").value(d.max).key("mean").value(d.mean)
+      .key("min")
+      .value(d.min)
+      .key("median")
+      .value(d.median)
+      .key("p90")
+      .value(d.p90)
+      .key("max")
+      .value(d.max)
+      .key("mean")
+      .value(d.mean)
       .end_object();
 }
 
-std::vector<double> as_doubles(const std::vector<int64_t>& values) { return {values.begin(), values.end()}; }
+std::vector<double> as_doubles(const std::vector<int64_t>& values) {
+  return {values.begin(), values.end()};
+}
 
 }  // namespace
 
 int inspect_main(int argc, char** argv, const Comm& comm) {
   po::options_description options("Options");
-  options.add_options()
-      ("path", po::value<std::string>()->required()->value_name("DATASET"), "dataset directory or shard file")
-      ("json", po::value<std::string>()->value_name("FILE"), "also write the summary as JSON");
+  options.add_options()("path", po::value<std::string>()->required()->value_name("DATASET"),
+                        "dataset directory or shard file")("json", po::value<std::string>()->value_name("FILE"),
+                                                           "also write the summary as JSON");
   po::positional_options_description positional;
   positional.add("path", 1);
   const std::string synopsis = "DATASET_DIR [--json FILE]";
@@ -86,8 +96,8 @@ int inspect_main(int argc, char** argv, const Comm& comm) {
               static_cast<long long>(frames), reader.source().c_str());
   std::printf("points: %lld (per frame min %.0f, median %.0f, p90 %.0f, max %.0f)\n",
               static_cast<long long>(total_points), points.min, points.median, points.p90, points.max);
-  std::printf("cost:   min %.0f, median %.0f, p90 %.0f, max %.0f (p90/median %.2f)\n", cost.min, cost.median,
-              cost.p90, cost.max, cost.median > 0 ? cost.p90 / cost.median : 0.0);
+  std::printf("cost:   min %.0f, median %.0f, p90 %.0f, max %.0f (p90/median %.2f)\n", cost.min, cost.median, cost.p90,
+              cost.max, cost.median > 0 ? cost.p90 / cost.median : 0.0);
   if (reader.kind().has_labels) {
     std::printf("%-14s %12s %7s %8s\n", "label", "points", "%", "frames");
     for (int c = 0; c < kNumSemanticClasses; ++c) {
@@ -107,13 +117,20 @@ int inspect_main(int argc, char** argv, const Comm& comm) {
   if (parsed.values.count("json")) {
     JsonWriter json;
     json.begin_object()
-        .key("path").value(path)
-        .key("shards").value(int64_t(reader.shard_paths().size()))
-        .key("frames").value(frames)
-        .key("source").value(reader.source())
-        .key("has_labels").value(reader.kind().has_labels)
-        .key("has_boxes").value(reader.kind().has_boxes)
-        .key("points_total").value(total_points);
+        .key("path")
+        .value(path)
+        .key("shards")
+        .value(int64_t(reader.shard_paths().size()))
+        .key("frames")
+        .value(frames)
+        .key("source")
+        .value(reader.source())
+        .key("has_labels")
+        .value(reader.kind().has_labels)
+        .key("has_boxes")
+        .value(reader.kind().has_boxes)
+        .key("points_total")
+        .value(total_points);
     json.key("points_per_frame");
     write_distribution(json, points);
     json.key("cost");

@@ -12,14 +12,13 @@ namespace lt {
 
 int synth_main(int argc, char** argv, const Comm& comm) {
   po::options_description options("Options");
-  options.add_options()
-      ("out", po::value<std::string>()->required()->value_name("DIR"), "dataset directory to create")
-      ("frames", po::value<int64_t>()->required()->value_name("N"), "number of frames")
-      ("shards", po::value<int>()->default_value(0)->value_name("K"), "number of shards (0: one per 32 frames)")
-      ("seed", po::value<uint64_t>()->default_value(1)->value_name("S"), "scene seed; frame f depends only on (S, f)")
-      ("skew", po::value<double>()->default_value(1.0)->value_name("X"),
-       "spread of scene density over frames: 0 every scene alike, 1 long-tailed like real drives, >1 more")
-      ("force", po::bool_switch(), "replace DIR if it exists");
+  options.add_options()("out", po::value<std::string>()->required()->value_name("DIR"), "dataset directory to create")(
+      "frames", po::value<int64_t>()->required()->value_name("N"), "number of frames")(
+      "shards", po::value<int>()->default_value(0)->value_name("K"), "number of shards (0: one per 32 frames)")(
+      "seed", po::value<uint64_t>()->default_value(1)->value_name("S"), "scene seed; frame f depends only on (S, f)")(
+      "skew", po::value<double>()->default_value(1.0)->value_name("X"),
+      "spread of scene density over frames: 0 every scene alike, 1 long-tailed like real drives, >1 more")(
+      "force", po::bool_switch(), "replace DIR if it exists");
   const std::string synopsis = "--out DIR --frames N [--shards K] [--seed S] [--skew X]";
   const std::string summary =
       "Ray-casts a 64-beam spinning LiDAR into procedural street scenes and writes labelled points\n"

@@ -31,8 +31,8 @@ void require(bool condition, const std::string& message);
 // Exit codes that scripts (and Slurm) rely on; documented in README.md.
 enum ExitCode : int {
   kExitOk = 0,
-  kExitInputError = 1,     // bad file, config, command line
-  kExitNotBuilt = 3,       // the subcommand exists in the design but is not built yet
+  kExitInputError = 1,  // bad file, config, command line
+  kExitNotBuilt = 3,    // the subcommand exists in the design but is not built yet
 };
 
 }  // namespace lt

@@ -16,8 +16,7 @@ constexpr uint64_t mix64(uint64_t z) {
 }
 
 constexpr uint64_t stream_key(uint64_t seed, uint64_t a, uint64_t b = 0) {
-  return mix64(mix64(mix64(seed + 0x9E3779B97F4A7C15ull) ^ (a + 0xD1B54A32D192ED03ull)) ^
-               (b + 0x8CB92BA72F3D8DD7ull));
+  return mix64(mix64(mix64(seed + 0x9E3779B97F4A7C15ull) ^ (a + 0xD1B54A32D192ED03ull)) ^ (b + 0x8CB92BA72F3D8DD7ull));
 }
 
 class Rng {

@@ -135,7 +135,8 @@ Frame cast_frame(const Scene& scene, const SensorModel& sensor, uint64_t noise_k
         candidates.push_back(cand);
       }
     }
-    std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) { return a.t_in < b.t_in; });
+    std::sort(candidates.begin(), candidates.end(),
+              [](const Candidate& a, const Candidate& b) { return a.t_in < b.t_in; });
 
     for (size_t beam = 0; beam < elevations.size(); ++beam) {
       const float m = slopes[beam];
@@ -167,8 +168,10 @@ Frame cast_frame(const Scene& scene, const SensorModel& sensor, uint64_t noise_k
       const float hx = dx * hit.t, hy = dy * hit.t;
       if (hit.prism < 0) {
         label = ground_label(scene.ground, hx, hy);
-        reflectivity = label == kRoad ? scene.ground.road_reflectivity : label == kSidewalk ? 0.28f
-                     : label == kParking ? 0.16f : scene.ground.terrain_reflectivity;
+        reflectivity = label == kRoad       ? scene.ground.road_reflectivity
+                       : label == kSidewalk ? 0.28f
+                       : label == kParking  ? 0.16f
+                                            : scene.ground.terrain_reflectivity;
       } else {
         label = scene.prisms[hit.prism].label;
         reflectivity = scene.prisms[hit.prism].reflectivity;
@@ -178,8 +181,8 @@ Frame cast_frame(const Scene& scene, const SensorModel& sensor, uint64_t noise_k
       if (!rng.bernoulli(keep)) continue;
       const float measured = range + float(sensor.range_noise_m * rng.normal());
       const float horizontal = measured * cos_elev[beam];
-      const float intensity = std::clamp(
-          reflectivity * (0.4f + 0.6f * cos_incidence) + 0.03f * float(rng.normal()), 0.f, 1.f);
+      const float intensity =
+          std::clamp(reflectivity * (0.4f + 0.6f * cos_incidence) + 0.03f * float(rng.normal()), 0.f, 1.f);
       frame.points.insert(frame.points.end(), {dx * horizontal, dy * horizontal, measured * sin_elev[beam], intensity});
       frame.labels.push_back(label);
       if (hit.prism >= 0 && scene.prisms[hit.prism].object >= 0) object_hits[scene.prisms[hit.prism].object] += 1;

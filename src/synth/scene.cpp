@@ -12,7 +12,9 @@ namespace {
 constexpr uint64_t kSceneStream = 0x5CE9E;
 constexpr double kPi = 3.14159265358979323846;
 
-double lerp(double a, double b, double t) { return a + (b - a) * t; }
+double lerp(double a, double b, double t) {
+  return a + (b - a) * t;
+}
 
 // Axis-aligned footprints of what has been placed, so that solids do not interpenetrate.
 struct Footprint {
@@ -44,8 +46,8 @@ class SceneBuilder {
                                   ground_z_ + z_bottom, ground_z_ + z_top, label, reflectivity, object});
   }
   void cylinder(float x, float y, float radius, float z_bottom, float z_top, uint8_t label, float reflectivity) {
-    scene_.prisms.push_back(
-        Prism{x, y, radius, radius, 1.f, 0.f, radius, ground_z_ + z_bottom, ground_z_ + z_top, label, reflectivity, -1});
+    scene_.prisms.push_back(Prism{x, y, radius, radius, 1.f, 0.f, radius, ground_z_ + z_bottom, ground_z_ + z_top,
+                                  label, reflectivity, -1});
   }
   int32_t object(float x, float y, float length, float width, float height, float heading, uint8_t box_class) {
     scene_.objects.push_back(SceneObject{{x, y, ground_z_ + height / 2, length, width, height, heading}, box_class});
@@ -59,7 +61,9 @@ class SceneBuilder {
 };
 
 // The y of the outer edge of the road (side = +1 left, -1 right), sidewalk included.
-float street_edge_y(const GroundLayout& g, int side) { return g.road_center_y + side * (g.road_half_width + g.sidewalk_width); }
+float street_edge_y(const GroundLayout& g, int side) {
+  return g.road_center_y + side * (g.road_half_width + g.sidewalk_width);
+}
 
 bool near_cross_street(const GroundLayout& g, float x, float margin) {
   return g.has_cross_street && std::abs(x - g.cross_center_x) < g.cross_half_width + g.sidewalk_width + margin;
@@ -74,7 +78,7 @@ void add_car(SceneBuilder& b, Rng& rng, float x, float y, float heading) {
   const float c = std::cos(heading), s = std::sin(heading);
   b.box(x, y, length, width, heading, 0.25f, 0.62f * height, kCar, reflectivity, id);  // body above the wheels
   b.box(x - 0.1f * length * c, y - 0.1f * length * s, 0.55f * length, 0.92f * width, heading, 0.62f * height, height,
-        kCar, reflectivity, id);  // cabin
+        kCar, reflectivity, id);                                                  // cabin
   b.box(x, y, 0.8f * length, 0.9f * width, heading, 0.f, 0.25f, kCar, 0.1f, id);  // wheels and underbody
 }
 
@@ -170,8 +174,8 @@ void add_buildings(SceneBuilder& b, Rng& rng, const GroundLayout& g, double dens
       }
       const float x_mid = x_begin + width / 2;
       const bool behind_parking = parking_here && x_mid > g.parking_x_min - 5 && x_mid < g.parking_x_max + 5;
-      const float setback = float(lerp(rng.uniform(12, 45), rng.uniform(0.5, 5), density)) +
-                            (behind_parking ? kParkingDepthM : 0.f);
+      const float setback =
+          float(lerp(rng.uniform(12, 45), rng.uniform(0.5, 5), density)) + (behind_parking ? kParkingDepthM : 0.f);
       const float y = street_edge_y(g, side) + side * (setback + depth / 2);
       if (width >= 5 && b.reserve(x_mid, y, width / 2, depth / 2, 0.f, 0.f)) {
         const float height = float(lerp(rng.uniform(3, 8), rng.uniform(6, 20), density));
@@ -243,8 +247,8 @@ void add_traffic(SceneBuilder& b, Rng& rng, const GroundLayout& g, double densit
     for (float row : {3.5f, 9.5f, 15.5f}) {
       for (float x = g.parking_x_min + 1.5f; x < g.parking_x_max - 1.5f; x += 2.7f) {
         if (rng.bernoulli(0.3 + 0.5 * density))
-          add_car(b, rng, x, y0 + g.parking_side * row, float(kPi / 2) * (rng.bernoulli(0.5) ? 1 : -1) +
-                                                            float(rng.uniform(-0.1, 0.1)));
+          add_car(b, rng, x, y0 + g.parking_side * row,
+                  float(kPi / 2) * (rng.bernoulli(0.5) ? 1 : -1) + float(rng.uniform(-0.1, 0.1)));
       }
     }
   }
@@ -253,7 +257,8 @@ void add_traffic(SceneBuilder& b, Rng& rng, const GroundLayout& g, double densit
   for (int i = 0; i < pedestrians; ++i) {
     const int side = rng.bernoulli(0.5) ? 1 : -1;
     float x = float(rng.uniform(-40, 40));
-    float y = g.road_center_y + side * (g.road_half_width + std::max(g.sidewalk_width, 2.f) * float(rng.uniform(0.2, 0.8)));
+    float y =
+        g.road_center_y + side * (g.road_half_width + std::max(g.sidewalk_width, 2.f) * float(rng.uniform(0.2, 0.8)));
     if (g.has_cross_street && rng.bernoulli(0.3)) {
       x = g.cross_center_x + float(rng.uniform(-2, 2));
       y = g.road_center_y + float(rng.uniform(-g.road_half_width, g.road_half_width));
@@ -264,7 +269,8 @@ void add_traffic(SceneBuilder& b, Rng& rng, const GroundLayout& g, double densit
   for (int i = 0; i < cyclists; ++i) {
     const int side = rng.bernoulli(0.5) ? 1 : -1;
     const float y = g.road_center_y + side * (g.road_half_width - float(rng.uniform(0.5, 1.5)));
-    add_cyclist(b, rng, float(rng.uniform(-35, 35)), y, (side > 0 ? float(kPi) : 0.f) + float(rng.uniform(-0.15, 0.15)));
+    add_cyclist(b, rng, float(rng.uniform(-35, 35)), y,
+                (side > 0 ? float(kPi) : 0.f) + float(rng.uniform(-0.15, 0.15)));
   }
 }
 

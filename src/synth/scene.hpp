@@ -15,14 +15,14 @@ namespace lt::synth {
 
 struct SensorModel {
   int beams = 64;
-  double top_elevation_deg = 2.0;       // HDL-64E-like: upper block +2 .. -8.33 deg,
-  double split_elevation_deg = -8.33;   // lower block -8.83 .. -24.8 deg
+  double top_elevation_deg = 2.0;      // HDL-64E-like: upper block +2 .. -8.33 deg,
+  double split_elevation_deg = -8.33;  // lower block -8.83 .. -24.8 deg
   double bottom_elevation_deg = -24.8;
   double azimuth_step_deg = 0.2;
   double mount_height_m = 1.73;
   double max_range_m = 120.0;
   double range_noise_m = 0.02;
-  double dropout = 0.02;               // returns lost whatever the surface
+  double dropout = 0.02;  // returns lost whatever the surface
   // A return is kept with probability 1 - exp(-signal / return_threshold), signal = reflectivity *
   // cos(incidence) / (range / 10 m)^2: dark, grazing or far surfaces thin out as on a real sensor.
   double return_threshold = 0.01;
@@ -35,10 +35,10 @@ struct Prism {
   float half_length, half_width;  // rectangle, along the heading and across it
   float cos_heading, sin_heading;
   float radius;
-  float z_bottom, z_top;          // sensor frame
-  uint8_t label;                  // SemanticKITTI training id
-  float reflectivity;             // 0..1
-  int32_t object;                 // index into Scene::objects, or -1
+  float z_bottom, z_top;  // sensor frame
+  uint8_t label;          // SemanticKITTI training id
+  float reflectivity;     // 0..1
+  int32_t object;         // index into Scene::objects, or -1
 };
 
 struct SceneObject {
@@ -48,11 +48,11 @@ struct SceneObject {
 
 struct GroundLayout {
   float road_center_y, road_half_width;
-  float sidewalk_width;        // 0: no sidewalk
+  float sidewalk_width;  // 0: no sidewalk
   bool has_cross_street;
   float cross_center_x, cross_half_width;
-  bool has_parking;            // a parking area beyond the sidewalk on one side
-  float parking_side;          // +1 left, -1 right
+  bool has_parking;    // a parking area beyond the sidewalk on one side
+  float parking_side;  // +1 left, -1 right
   float parking_x_min, parking_x_max;
   float road_reflectivity;
   float terrain_reflectivity;
