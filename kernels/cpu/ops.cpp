@@ -1,0 +1,649 @@
+#include "kernels/cpu/ops.hpp"
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <omp.h>
+
+#include "kernels/common/elementwise.hpp"
+
+namespace lt::ops {
+namespace {
+
+template <class T>
+using RowMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class T>
+using MatrixMap = Eigen::Map<RowMatrix<T>>;
+template <class T>
+using ConstMatrixMap = Eigen::Map<const RowMatrix<T>>;
+
+// Row chunk for reductions over points: a fixed size, so the summation order does not depend on the
+// number of threads.
+constexpr int64_t kReductionChunk = 2048;
+
+}  // namespace
+
+// ---- linear -----------------------------------------------------------------------------------
+
+template <class T>
+void linear_forward(const T* x, const T* weight, const T* bias, T* y, int64_t rows, int in, int out) {
+  ConstMatrixMap<T> X(x, rows, in), W(weight, out, in);
+  MatrixMap<T> Y(y, rows, out);
+  Y.noalias() = X * W.transpose();
+  if (bias) {
+    const Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>> b(bias, out);
+    Y.rowwise() += b;
+  }
+}
+
+template <class T>
+void linear_backward(const T* x, const T* weight, const T* dy, T* dx, T* dweight, T* dbias, int64_t rows, int in,
+                     int out) {
+  ConstMatrixMap<T> X(x, rows, in), W(weight, out, in), DY(dy, rows, out);
+  if (dx) {
+    MatrixMap<T> DX(dx, rows, in);
+    DX.noalias() = DY * W;
+  }
+  MatrixMap<T> DW(dweight, out, in);
+  DW.noalias() += DY.transpose() * X;
+  if (dbias) {
+    // Column sums in fixed chunks of rows, chunks added in order.
+    const int64_t chunks = (rows + kReductionChunk - 1) / kReductionChunk;
+    std::vector<double> partial(size_t(chunks) * out, 0.0);
+#pragma omp parallel for schedule(static)
+    for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+      double* p = &partial[size_t(chunk) * out];
+      for (int64_t r = chunk * kReductionChunk; r < std::min(rows, (chunk + 1) * kReductionChunk); ++r)
+        for (int o = 0; o < out; ++o) p[o] += double(dy[r * out + o]);
+    }
+    for (int o = 0; o < out; ++o) {
+      double sum = 0;
+      for (int64_t chunk = 0; chunk < chunks; ++chunk) sum += partial[size_t(chunk) * out + o];
+      dbias[o] += T(sum);
+    }
+  }
+}
+
+// ---- conv2d -----------------------------------------------------------------------------------
+
+namespace {
+
+bool is_pointwise(const Conv2dShape& s) { return s.kernel == 1 && s.stride == 1 && s.padding == 0; }
+
+// Output rows per im2col tile: the tile (C·k·k, rows·Wo) stays in cache while the GEMM reads it.
+int tile_rows(const Conv2dShape& s) { return std::max(1, 2048 / std::max(1, s.out_width())); }
+
+// col (C·k·k, (oy1 - oy0)·Wo): the im2col matrix of output rows [oy0, oy1) of one image (C, H, W).
+template <class T>
+void im2col(const T* image, const Conv2dShape& s, int oy0, int oy1, T* col) {
+  const int wo = s.out_width(), k = s.kernel;
+  const int64_t tile = int64_t(oy1 - oy0) * wo;
+#pragma omp parallel for schedule(static)
+  for (int row = 0; row < s.in_channels * k * k; ++row) {
+    const int c = row / (k * k), ky = (row / k) % k, kx = row % k;
+    const T* plane = image + int64_t(c) * s.height * s.width;
+    T* out = col + int64_t(row) * tile;
+    // Output columns whose input column ox·stride - padding + kx lies inside the image.
+    const int ox_first = std::max(0, (s.padding - kx + s.stride - 1) / s.stride);
+    const int ox_last = std::min(wo, (s.width - 1 + s.padding - kx) / s.stride + 1);
+    for (int oy = oy0; oy < oy1; ++oy) {
+      T* dst = out + int64_t(oy - oy0) * wo;
+      const int iy = oy * s.stride - s.padding + ky;
+      if (iy < 0 || iy >= s.height || ox_first >= ox_last) {
+        std::fill(dst, dst + wo, T(0));
+        continue;
+      }
+      std::fill(dst, dst + ox_first, T(0));
+      const T* src = plane + int64_t(iy) * s.width - s.padding + kx;
+      if (s.stride == 1) {
+        std::memcpy(dst + ox_first, src + ox_first, sizeof(T) * (ox_last - ox_first));
+      } else {
+        for (int ox = ox_first; ox < ox_last; ++ox) dst[ox] = src[ox * s.stride];
+      }
+      std::fill(dst + ox_last, dst + wo, T(0));
+    }
+  }
+}
+
+// image (C, H, W) += col's entries back where they came from (output rows [oy0, oy1)); each channel by
+// one thread, taps in a fixed order.
+template <class T>
+void col2im_add(const T* col, const Conv2dShape& s, int oy0, int oy1, T* image) {
+  const int wo = s.out_width(), k = s.kernel;
+  const int64_t tile = int64_t(oy1 - oy0) * wo;
+#pragma omp parallel for schedule(static)
+  for (int c = 0; c < s.in_channels; ++c) {
+    T* plane = image + int64_t(c) * s.height * s.width;
+    for (int ky = 0; ky < k; ++ky)
+      for (int kx = 0; kx < k; ++kx) {
+        const T* in = col + (int64_t(c) * k * k + ky * k + kx) * tile;
+        const int ox_first = std::max(0, (s.padding - kx + s.stride - 1) / s.stride);
+        const int ox_last = std::min(wo, (s.width - 1 + s.padding - kx) / s.stride + 1);
+        for (int oy = oy0; oy < oy1; ++oy) {
+          const int iy = oy * s.stride - s.padding + ky;
+          if (iy < 0 || iy >= s.height) continue;
+          T* dst = plane + int64_t(iy) * s.width - s.padding + kx;
+          const T* src = in + int64_t(oy - oy0) * wo;
+          for (int ox = ox_first; ox < ox_last; ++ox) dst[ox * s.stride] += src[ox];
+        }
+      }
+  }
+}
+
+// Row sums of (rows, cols) data added to out, each row summed in order.
+template <class T>
+void add_row_sums(const T* data, int64_t rows, int64_t cols, T* out) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    double sum = 0;
+    for (int64_t i = 0; i < cols; ++i) sum += double(data[r * cols + i]);
+    out[r] += T(sum);
+  }
+}
+
+}  // namespace
+
+template <class T>
+void conv2d_forward(const T* x, const T* weight, const T* bias, T* y, const Conv2dShape& s, std::vector<T>& workspace) {
+  const int ho = s.out_height(), wo = s.out_width(), rows_per_tile = tile_rows(s);
+  const int64_t k_dim = int64_t(s.in_channels) * s.kernel * s.kernel, pixels = int64_t(ho) * wo;
+  const int64_t in_size = int64_t(s.in_channels) * s.height * s.width, out_size = s.out_channels * pixels;
+  ConstMatrixMap<T> W(weight, s.out_channels, k_dim);
+  for (int b = 0; b < s.batch; ++b) {
+    MatrixMap<T> Y(y + b * out_size, s.out_channels, pixels);
+    if (is_pointwise(s)) {
+      Y.noalias() = W * ConstMatrixMap<T>(x + b * in_size, k_dim, pixels);
+    } else {
+      workspace.resize(size_t(k_dim * rows_per_tile * wo));
+      for (int oy0 = 0; oy0 < ho; oy0 += rows_per_tile) {
+        const int oy1 = std::min(ho, oy0 + rows_per_tile);
+        const int64_t tile = int64_t(oy1 - oy0) * wo;
+        im2col(x + b * in_size, s, oy0, oy1, workspace.data());
+        Y.middleCols(int64_t(oy0) * wo, tile).noalias() = W * ConstMatrixMap<T>(workspace.data(), k_dim, tile);
+      }
+    }
+    if (bias) Y.colwise() += Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>(bias, s.out_channels);
+  }
+}
+
+template <class T>
+void conv2d_backward(const T* x, const T* weight, const T* dy, T* dx, T* dweight, T* dbias, const Conv2dShape& s,
+                     std::vector<T>& workspace) {
+  const int ho = s.out_height(), wo = s.out_width(), rows_per_tile = tile_rows(s);
+  const int64_t k_dim = int64_t(s.in_channels) * s.kernel * s.kernel, pixels = int64_t(ho) * wo;
+  const int64_t in_size = int64_t(s.in_channels) * s.height * s.width, out_size = s.out_channels * pixels;
+  ConstMatrixMap<T> W(weight, s.out_channels, k_dim);
+  MatrixMap<T> DW(dweight, s.out_channels, k_dim);
+  for (int b = 0; b < s.batch; ++b) {
+    ConstMatrixMap<T> DY(dy + b * out_size, s.out_channels, pixels);
+    if (dbias) add_row_sums(dy + b * out_size, s.out_channels, pixels, dbias);
+    if (is_pointwise(s)) {
+      DW.noalias() += DY * ConstMatrixMap<T>(x + b * in_size, k_dim, pixels).transpose();
+      if (dx) MatrixMap<T>(dx + b * in_size, k_dim, pixels).noalias() = W.transpose() * DY;
+      continue;
+    }
+    workspace.resize(size_t(2 * k_dim * rows_per_tile * wo));
+    T* col = workspace.data();
+    T* dcol = workspace.data() + k_dim * rows_per_tile * wo;
+    if (dx) std::fill(dx + b * in_size, dx + (b + 1) * in_size, T(0));
+    for (int oy0 = 0; oy0 < ho; oy0 += rows_per_tile) {
+      const int oy1 = std::min(ho, oy0 + rows_per_tile);
+      const int64_t tile = int64_t(oy1 - oy0) * wo;
+      im2col(x + b * in_size, s, oy0, oy1, col);
+      const auto dy_tile = DY.middleCols(int64_t(oy0) * wo, tile);
+      DW.noalias() += dy_tile * ConstMatrixMap<T>(col, k_dim, tile).transpose();
+      if (dx) {
+        MatrixMap<T>(dcol, k_dim, tile).noalias() = W.transpose() * dy_tile;
+        col2im_add(dcol, s, oy0, oy1, dx + b * in_size);
+      }
+    }
+  }
+}
+
+// ---- conv-transpose 2x2 stride 2 -----------------------------------------------------------------
+
+template <class T>
+void conv_transpose2x2_forward(const T* x, const T* weight, const T* bias, T* y, const ConvTranspose2x2Shape& s,
+                               std::vector<T>& workspace) {
+  const int64_t pixels = int64_t(s.height) * s.width, taps = int64_t(s.out_channels) * 4;
+  const int out_w = 2 * s.width;
+  workspace.resize(size_t(taps * pixels));
+  ConstMatrixMap<T> W(weight, s.in_channels, taps);
+  for (int b = 0; b < s.batch; ++b) {
+    MatrixMap<T> taps_out(workspace.data(), taps, pixels);  // ((o, p, q), (i, j))
+    taps_out.noalias() = W.transpose() * ConstMatrixMap<T>(x + b * s.in_channels * pixels, s.in_channels, pixels);
+    T* yb = y + int64_t(b) * s.out_channels * 4 * pixels;
+#pragma omp parallel for schedule(static)
+    for (int o = 0; o < s.out_channels; ++o) {
+      const T bo = bias ? bias[o] : T(0);
+      for (int pq = 0; pq < 4; ++pq) {
+        const int p = pq / 2, q = pq % 2;
+        const T* src = workspace.data() + (int64_t(o) * 4 + pq) * pixels;
+        for (int i = 0; i < s.height; ++i)
+          for (int j = 0; j < s.width; ++j)
+            yb[(int64_t(o) * 2 * s.height + 2 * i + p) * out_w + 2 * j + q] = src[int64_t(i) * s.width + j] + bo;
+      }
+    }
+  }
+}
+
+template <class T>
+void conv_transpose2x2_backward(const T* x, const T* weight, const T* dy, T* dx, T* dweight, T* dbias,
+                                const ConvTranspose2x2Shape& s, std::vector<T>& workspace) {
+  const int64_t pixels = int64_t(s.height) * s.width, taps = int64_t(s.out_channels) * 4;
+  const int out_w = 2 * s.width;
+  workspace.resize(size_t(taps * pixels));
+  ConstMatrixMap<T> W(weight, s.in_channels, taps);
+  MatrixMap<T> DW(dweight, s.in_channels, taps);
+  for (int b = 0; b < s.batch; ++b) {
+    const T* dyb = dy + int64_t(b) * s.out_channels * 4 * pixels;
+#pragma omp parallel for schedule(static)
+    for (int o = 0; o < s.out_channels; ++o)
+      for (int pq = 0; pq < 4; ++pq) {
+        const int p = pq / 2, q = pq % 2;
+        T* dst = workspace.data() + (int64_t(o) * 4 + pq) * pixels;
+        for (int i = 0; i < s.height; ++i)
+          for (int j = 0; j < s.width; ++j)
+            dst[int64_t(i) * s.width + j] = dyb[(int64_t(o) * 2 * s.height + 2 * i + p) * out_w + 2 * j + q];
+      }
+    ConstMatrixMap<T> dtaps(workspace.data(), taps, pixels);
+    ConstMatrixMap<T> X(x + b * s.in_channels * pixels, s.in_channels, pixels);
+    DW.noalias() += X * dtaps.transpose();
+    if (dx) MatrixMap<T>(dx + b * s.in_channels * pixels, s.in_channels, pixels).noalias() = W * dtaps;
+    if (dbias) {
+      std::vector<T> per_tap(size_t(taps), T(0));
+      add_row_sums(workspace.data(), taps, pixels, per_tap.data());
+      for (int o = 0; o < s.out_channels; ++o)
+        dbias[o] += per_tap[4 * o] + per_tap[4 * o + 1] + per_tap[4 * o + 2] + per_tap[4 * o + 3];
+    }
+  }
+}
+
+// ---- batch norm ---------------------------------------------------------------------------------
+
+namespace {
+
+// sums[c] += Σ f(x, c), sums[C + c] += Σ g(x, c) over channel c, in a fixed order: for points
+// (inner == 1) by fixed row chunks summed in order; for maps by channel, image after image.
+template <class T, class First, class Second>
+void channel_sums(const T* x, const BatchNormShape& s, double* sums, First first, Second second) {
+  const int C = s.channels;
+  std::fill(sums, sums + 2 * C, 0.0);
+  if (s.inner == 1) {
+    const int64_t chunks = (s.outer + kReductionChunk - 1) / kReductionChunk;
+    std::vector<double> partial(size_t(chunks) * 2 * C, 0.0);
+#pragma omp parallel for schedule(static)
+    for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+      double* p = &partial[size_t(chunk) * 2 * C];
+      for (int64_t r = chunk * kReductionChunk; r < std::min(s.outer, (chunk + 1) * kReductionChunk); ++r)
+        for (int c = 0; c < C; ++c) {
+          p[c] += first(r * C + c, c);
+          p[C + c] += second(r * C + c, c);
+        }
+    }
+    for (int64_t chunk = 0; chunk < chunks; ++chunk)
+      for (int c = 0; c < 2 * C; ++c) sums[c] += partial[size_t(chunk) * 2 * C + c];
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int c = 0; c < C; ++c) {
+    double a = 0, b = 0;
+    for (int64_t o = 0; o < s.outer; ++o) {
+      const int64_t base = (o * C + c) * s.inner;
+      for (int64_t i = 0; i < s.inner; ++i) {
+        a += first(base + i, c);
+        b += second(base + i, c);
+      }
+    }
+    sums[c] = a;
+    sums[C + c] = b;
+  }
+  (void)x;
+}
+
+// Calls body(flat_index, channel) for every element, in parallel.
+template <class Body>
+void for_each_element(const BatchNormShape& s, Body body) {
+  const int C = s.channels;
+  if (s.inner == 1) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < s.outer; ++r)
+      for (int c = 0; c < C; ++c) body(r * C + c, c);
+    return;
+  }
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t o = 0; o < s.outer; ++o)
+    for (int c = 0; c < C; ++c) {
+      const int64_t base = (o * C + c) * s.inner;
+      for (int64_t i = 0; i < s.inner; ++i) body(base + i, c);
+    }
+}
+
+}  // namespace
+
+template <class T>
+void batchnorm_sums(const T* x, const BatchNormShape& s, double* sums) {
+  channel_sums(
+      x, s, sums, [&](int64_t i, int) { return double(x[i]); },
+      [&](int64_t i, int) { return double(x[i]) * double(x[i]); });
+}
+
+template <class T>
+void batchnorm_apply(const T* x, const T* mean, const T* invstd, const T* gamma, const T* beta, T* y,
+                     const BatchNormShape& s) {
+  for_each_element(s, [&](int64_t i, int c) { y[i] = lt::batchnorm_apply(x[i], mean[c], invstd[c], gamma[c], beta[c]); });
+}
+
+template <class T>
+void batchnorm_backward_sums(const T* x, const T* dy, const T* mean, const T* invstd, const BatchNormShape& s,
+                             double* sums) {
+  channel_sums(
+      x, s, sums, [&](int64_t i, int) { return double(dy[i]); },
+      [&](int64_t i, int c) { return double(dy[i]) * (double(x[i]) - double(mean[c])) * double(invstd[c]); });
+}
+
+template <class T>
+void batchnorm_backward_apply(const T* x, const T* dy, const T* mean, const T* invstd, const T* gamma,
+                              const double* sums, double count, T* dx, T* dgamma, T* dbeta, const BatchNormShape& s) {
+  const int C = s.channels;
+  for (int c = 0; c < C; ++c) {
+    dbeta[c] += T(sums[c]);
+    dgamma[c] += T(sums[C + c]);
+  }
+  if (!dx) return;
+  for_each_element(s, [&](int64_t i, int c) {
+    dx[i] = batchnorm_grad_input(x[i], dy[i], mean[c], invstd[c], gamma[c], T(sums[c]), T(sums[C + c]), T(count));
+  });
+}
+
+// ---- element-wise and layout ------------------------------------------------------------------
+
+template <class T>
+void relu_forward(const T* x, T* y, int64_t n) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) y[i] = relu(x[i]);
+}
+
+template <class T>
+void relu_backward(const T* y, const T* dy, T* dx, int64_t n) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) dx[i] = relu_grad(y[i], dy[i]);
+}
+
+template <class T>
+void concat_channels(const T* a, int ca, const T* b, int cb, int64_t outer, int64_t inner, T* out) {
+#pragma omp parallel for schedule(static)
+  for (int64_t o = 0; o < outer; ++o) {
+    std::memcpy(out + o * (ca + cb) * inner, a + o * ca * inner, sizeof(T) * ca * inner);
+    std::memcpy(out + (o * (ca + cb) + ca) * inner, b + o * cb * inner, sizeof(T) * cb * inner);
+  }
+}
+
+template <class T>
+void split_channels(const T* in, int ca, int cb, int64_t outer, int64_t inner, T* a, T* b) {
+#pragma omp parallel for schedule(static)
+  for (int64_t o = 0; o < outer; ++o) {
+    if (a) std::memcpy(a + o * ca * inner, in + o * (ca + cb) * inner, sizeof(T) * ca * inner);
+    if (b) std::memcpy(b + o * cb * inner, in + (o * (ca + cb) + ca) * inner, sizeof(T) * cb * inner);
+  }
+}
+
+// ---- points <-> BEV cells -------------------------------------------------------------------
+
+CellIndex build_cell_index(std::vector<int64_t> point_cell, int64_t num_cells) {
+  CellIndex index;
+  index.num_points = int64_t(point_cell.size());
+  index.num_cells = num_cells;
+  index.point_cell = std::move(point_cell);
+  // Counting sort by cell: stable, so points keep their order within a cell.
+  std::vector<int64_t> count(size_t(num_cells) + 1, 0);
+  for (int64_t cell : index.point_cell)
+    if (cell >= 0) count[size_t(cell) + 1] += 1;
+  std::vector<int64_t> slot_of_cell(size_t(num_cells), -1);
+  index.cell_start.push_back(0);
+  for (int64_t cell = 0; cell < num_cells; ++cell) {
+    if (count[size_t(cell) + 1] == 0) continue;
+    slot_of_cell[size_t(cell)] = int64_t(index.cells.size());
+    index.cells.push_back(cell);
+    index.cell_start.push_back(index.cell_start.back() + count[size_t(cell) + 1]);
+  }
+  index.sorted_points.resize(size_t(index.cell_start.back()));
+  index.point_slot.assign(size_t(index.num_points), -1);
+  std::vector<int64_t> next(index.cell_start.begin(), index.cell_start.end() - 1);
+  for (int64_t p = 0; p < index.num_points; ++p) {
+    const int64_t cell = index.point_cell[size_t(p)];
+    if (cell < 0) continue;
+    const int64_t m = slot_of_cell[size_t(cell)];
+    index.point_slot[size_t(p)] = m;
+    index.sorted_points[size_t(next[size_t(m)]++)] = p;
+  }
+  return index;
+}
+
+namespace {
+
+// Moving between the occupied cells' rows (M, C) and the (B, C, H, W) grid, whose cells are numbered
+// b·HW + hw. Channels go in blocks of 16 (one cache line of floats), occupied cells in ascending
+// order, so both sides are read and written in near-sequential order.
+constexpr int kChannelBlock = 16;
+
+template <class T>
+void rows_to_grid(const T* rows, const CellIndex& index, int channels, int64_t cells_per_map, T* grid) {
+  const int64_t occupied = index.occupied();
+  const int blocks = (channels + kChannelBlock - 1) / kChannelBlock;
+#pragma omp parallel for schedule(static)
+  for (int block = 0; block < blocks; ++block) {
+    const int c0 = block * kChannelBlock, c1 = std::min(channels, c0 + kChannelBlock);
+    for (int64_t m = 0; m < occupied; ++m) {
+      const int64_t cell = index.cells[size_t(m)];
+      T* base = grid + (cell / cells_per_map) * channels * cells_per_map + cell % cells_per_map;
+      for (int c = c0; c < c1; ++c) base[c * cells_per_map] = rows[m * channels + c];
+    }
+  }
+}
+
+template <class T>
+void grid_to_rows(const T* grid, const CellIndex& index, int channels, int64_t cells_per_map, T* rows) {
+  const int64_t occupied = index.occupied();
+  const int blocks = (channels + kChannelBlock - 1) / kChannelBlock;
+#pragma omp parallel for schedule(static)
+  for (int block = 0; block < blocks; ++block) {
+    const int c0 = block * kChannelBlock, c1 = std::min(channels, c0 + kChannelBlock);
+    for (int64_t m = 0; m < occupied; ++m) {
+      const int64_t cell = index.cells[size_t(m)];
+      const T* base = grid + (cell / cells_per_map) * channels * cells_per_map + cell % cells_per_map;
+      for (int c = c0; c < c1; ++c) rows[m * channels + c] = base[c * cells_per_map];
+    }
+  }
+}
+
+}  // namespace
+
+template <class T>
+void voxelize_max_forward(const T* features, const CellIndex& index, int channels, int64_t cells_per_map, T* grid,
+                          int64_t* argmax) {
+  const int64_t occupied = index.occupied();
+  std::vector<T> cell_max(size_t(occupied * channels));
+  // Points are streamed in their own order (the features are the big array) into per-cell running
+  // maxima (the small one); threads split the channels, so no two threads touch the same value.
+  const int channel_blocks = (channels + kChannelBlock - 1) / kChannelBlock;
+  const int blocks = std::min(channel_blocks, omp_get_max_threads());
+#pragma omp parallel for schedule(static)
+  for (int block = 0; block < blocks; ++block) {
+    const int c0 = kChannelBlock * (channel_blocks * block / blocks);
+    const int c1 = std::min(channels, kChannelBlock * (channel_blocks * (block + 1) / blocks));
+    for (int64_t m = 0; m < occupied; ++m) {  // the first point of each cell starts its maxima
+      const int64_t p0 = index.sorted_points[size_t(index.cell_start[size_t(m)])];
+      for (int c = c0; c < c1; ++c) {
+        cell_max[size_t(m * channels + c)] = features[p0 * channels + c];
+        argmax[m * channels + c] = p0;
+      }
+    }
+    for (int64_t p = 0; p < index.num_points; ++p) {
+      const int64_t m = index.point_slot[size_t(p)];
+      if (m < 0) continue;
+      const T* row = features + p * channels;
+      T* best_value = &cell_max[size_t(m * channels)];
+      int64_t* best = argmax + m * channels;
+      for (int c = c0; c < c1; ++c) {  // branch-free so that it vectorizes
+        const bool greater = row[c] > best_value[c];  // strictly: the first point wins ties
+        best_value[c] = greater ? row[c] : best_value[c];
+        best[c] = greater ? p : best[c];
+      }
+    }
+  }
+  std::fill(grid, grid + index.num_cells * channels, T(0));
+  rows_to_grid(cell_max.data(), index, channels, cells_per_map, grid);
+}
+
+template <class T>
+void voxelize_max_backward(const T* dgrid, const CellIndex& index, const int64_t* argmax, int channels,
+                           int64_t cells_per_map, T* dfeatures) {
+  const int64_t occupied = index.occupied();
+  std::vector<T> dcell(size_t(occupied * channels));
+  grid_to_rows(dgrid, index, channels, cells_per_map, dcell.data());
+  // A point belongs to one cell, so no two cells write the same (point, channel): no races.
+#pragma omp parallel for schedule(static)
+  for (int64_t m = 0; m < occupied; ++m)
+    for (int c = 0; c < channels; ++c) dfeatures[argmax[m * channels + c] * channels + c] += dcell[size_t(m * channels + c)];
+}
+
+template <class T>
+void scatter_mean_forward(const T* features, const CellIndex& index, int channels, T* mean) {
+  const int64_t occupied = index.occupied();
+#pragma omp parallel for schedule(static)
+  for (int64_t m = 0; m < occupied; ++m) {
+    const int64_t first = index.cell_start[size_t(m)], last = index.cell_start[size_t(m) + 1];
+    for (int c = 0; c < channels; ++c) {
+      double sum = 0;
+      for (int64_t k = first; k < last; ++k) sum += double(features[index.sorted_points[size_t(k)] * channels + c]);
+      mean[m * channels + c] = T(sum / double(last - first));
+    }
+  }
+}
+
+template <class T>
+void scatter_mean_backward(const T* dmean, const CellIndex& index, int channels, T* dfeatures) {
+#pragma omp parallel for schedule(static)
+  for (int64_t p = 0; p < index.num_points; ++p) {
+    const int64_t m = index.point_slot[size_t(p)];
+    if (m < 0) continue;
+    const T scale = T(1) / T(index.cell_start[size_t(m) + 1] - index.cell_start[size_t(m)]);
+    for (int c = 0; c < channels; ++c) dfeatures[p * channels + c] += dmean[m * channels + c] * scale;
+  }
+}
+
+template <class T>
+void devoxelize_forward(const T* grid, const CellIndex& index, int channels, int64_t cells_per_map, T* features) {
+  std::vector<T> cell_rows(size_t(index.occupied() * channels));
+  grid_to_rows(grid, index, channels, cells_per_map, cell_rows.data());
+#pragma omp parallel for schedule(static)
+  for (int64_t p = 0; p < index.num_points; ++p) {
+    const int64_t m = index.point_slot[size_t(p)];
+    if (m < 0)
+      std::fill(features + p * channels, features + (p + 1) * channels, T(0));
+    else
+      std::memcpy(features + p * channels, &cell_rows[size_t(m * channels)], sizeof(T) * channels);
+  }
+}
+
+template <class T>
+void devoxelize_backward(const T* dfeatures, const CellIndex& index, int channels, int64_t cells_per_map, T* dgrid) {
+  const int64_t occupied = index.occupied();
+  std::vector<T> cell_sums(size_t(occupied * channels), T(0));
+#pragma omp parallel for schedule(static)
+  for (int64_t m = 0; m < occupied; ++m) {
+    T* sum = &cell_sums[size_t(m * channels)];
+    for (int64_t k = index.cell_start[size_t(m)]; k < index.cell_start[size_t(m) + 1]; ++k) {
+      const T* row = dfeatures + index.sorted_points[size_t(k)] * channels;
+      for (int c = 0; c < channels; ++c) sum[c] += row[c];
+    }
+  }
+  // dgrid += the sums, through rows of what dgrid held.
+  std::vector<T> current(size_t(occupied * channels));
+  grid_to_rows(dgrid, index, channels, cells_per_map, current.data());
+  for (size_t i = 0; i < current.size(); ++i) current[i] += cell_sums[i];
+  rows_to_grid(current.data(), index, channels, cells_per_map, dgrid);
+}
+
+// ---- loss -------------------------------------------------------------------------------
+
+template <class T>
+double cross_entropy(const T* logits, const uint8_t* labels, int64_t rows, int classes, const T* class_weights,
+                     int ignore_label, T* dlogits) {
+  std::vector<double> point_loss(size_t(rows), 0.0), point_weight(size_t(rows), 0.0);
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const int label = labels[r];
+    if (label == ignore_label || label >= classes) continue;
+    const T* z = logits + r * classes;
+    double max_logit = double(z[0]);
+    for (int k = 1; k < classes; ++k) max_logit = std::max(max_logit, double(z[k]));
+    double sum_exp = 0;
+    for (int k = 0; k < classes; ++k) sum_exp += std::exp(double(z[k]) - max_logit);
+    const double weight = class_weights ? double(class_weights[label]) : 1.0;
+    point_loss[size_t(r)] = weight * (std::log(sum_exp) + max_logit - double(z[label]));
+    point_weight[size_t(r)] = weight;
+  }
+  double total_loss = 0, total_weight = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    total_loss += point_loss[size_t(r)];
+    total_weight += point_weight[size_t(r)];
+  }
+  const double loss = total_weight > 0 ? total_loss / total_weight : 0.0;
+  if (dlogits) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      T* d = dlogits + r * classes;
+      const int label = labels[r];
+      if (label == ignore_label || label >= classes || total_weight <= 0) {
+        std::fill(d, d + classes, T(0));
+        continue;
+      }
+      const T* z = logits + r * classes;
+      double max_logit = double(z[0]);
+      for (int k = 1; k < classes; ++k) max_logit = std::max(max_logit, double(z[k]));
+      double sum_exp = 0;
+      for (int k = 0; k < classes; ++k) sum_exp += std::exp(double(z[k]) - max_logit);
+      const double scale = point_weight[size_t(r)] / total_weight;
+      for (int k = 0; k < classes; ++k)
+        d[k] = T(scale * (std::exp(double(z[k]) - max_logit) / sum_exp - (k == label ? 1.0 : 0.0)));
+    }
+  }
+  return loss;
+}
+
+// ---- instantiations -------------------------------------------------------------------------
+
+#define LT_INSTANTIATE(T)                                                                                             \
+  template void linear_forward<T>(const T*, const T*, const T*, T*, int64_t, int, int);                              \
+  template void linear_backward<T>(const T*, const T*, const T*, T*, T*, T*, int64_t, int, int);                      \
+  template void conv2d_forward<T>(const T*, const T*, const T*, T*, const Conv2dShape&, std::vector<T>&);            \
+  template void conv2d_backward<T>(const T*, const T*, const T*, T*, T*, T*, const Conv2dShape&, std::vector<T>&);   \
+  template void conv_transpose2x2_forward<T>(const T*, const T*, const T*, T*, const ConvTranspose2x2Shape&,         \
+                                             std::vector<T>&);                                                        \
+  template void conv_transpose2x2_backward<T>(const T*, const T*, const T*, T*, T*, T*, const ConvTranspose2x2Shape&, \
+                                              std::vector<T>&);                                                       \
+  template void batchnorm_sums<T>(const T*, const BatchNormShape&, double*);                                          \
+  template void batchnorm_apply<T>(const T*, const T*, const T*, const T*, const T*, T*, const BatchNormShape&);      \
+  template void batchnorm_backward_sums<T>(const T*, const T*, const T*, const T*, const BatchNormShape&, double*);   \
+  template void batchnorm_backward_apply<T>(const T*, const T*, const T*, const T*, const T*, const double*, double,  \
+                                            T*, T*, T*, const BatchNormShape&);                                       \
+  template void relu_forward<T>(const T*, T*, int64_t);                                                               \
+  template void relu_backward<T>(const T*, const T*, T*, int64_t);                                                    \
+  template void concat_channels<T>(const T*, int, const T*, int, int64_t, int64_t, T*);                               \
+  template void split_channels<T>(const T*, int, int, int64_t, int64_t, T*, T*);                                      \
+  template void voxelize_max_forward<T>(const T*, const CellIndex&, int, int64_t, T*, int64_t*);                      \
+  template void voxelize_max_backward<T>(const T*, const CellIndex&, const int64_t*, int, int64_t, T*);               \
+  template void scatter_mean_forward<T>(const T*, const CellIndex&, int, T*);                                         \
+  template void scatter_mean_backward<T>(const T*, const CellIndex&, int, T*);                                        \
+  template void devoxelize_forward<T>(const T*, const CellIndex&, int, int64_t, T*);                                  \
+  template void devoxelize_backward<T>(const T*, const CellIndex&, int, int64_t, T*);                                 \
+  template double cross_entropy<T>(const T*, const uint8_t*, int64_t, int, const T*, int, T*);
+
+LT_INSTANTIATE(float)
+LT_INSTANTIATE(double)
+#undef LT_INSTANTIATE
+
+}  // namespace lt::ops

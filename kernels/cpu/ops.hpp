@@ -1,0 +1,131 @@
+#pragma once
+// The layers' math on the CPU (DESIGN.md §6): one function per op and direction, on raw arrays, for
+// T = float (training) and T = double (the finite-difference gradient tests).
+//
+// Layouts follow PyTorch: point features (N, C) row-major; BEV maps (B, C, H, W); linear weights
+// (out, in); conv weights (out, in, k, k); conv-transpose weights (in, out, 2, 2).
+// Invariants, for every op:
+// - parameter gradients accumulate (+=), input gradients are overwritten (=) unless the name says add;
+// - reductions run in a fixed order (fixed chunks, channels in parallel, chunks summed in order), so
+//   the same inputs and thread count give bit-identical results; no float atomics anywhere.
+#include <cstdint>
+#include <vector>
+
+namespace lt::ops {
+
+// ---- linear: y = x Wᵀ + b --------------------------------------------------------------------
+template <class T>
+void linear_forward(const T* x, const T* weight, const T* bias, T* y, int64_t rows, int in, int out);
+// dx may be null (no input gradient wanted).
+template <class T>
+void linear_backward(const T* x, const T* weight, const T* dy, T* dx, T* dweight, T* dbias, int64_t rows, int in,
+                     int out);
+
+// ---- conv2d: square kernel 1 or 3, stride 1 or 2, zero padding ------------------------------
+struct Conv2dShape {
+  int batch, in_channels, out_channels, height, width, kernel, stride, padding;
+  int out_height() const { return (height + 2 * padding - kernel) / stride + 1; }
+  int out_width() const { return (width + 2 * padding - kernel) / stride + 1; }
+  int64_t macs() const {
+    return int64_t(batch) * out_channels * out_height() * out_width() * in_channels * kernel * kernel;
+  }
+};
+// `workspace` holds the im2col matrix (resized as needed; reuse it across calls).
+template <class T>
+void conv2d_forward(const T* x, const T* weight, const T* bias, T* y, const Conv2dShape& s, std::vector<T>& workspace);
+template <class T>
+void conv2d_backward(const T* x, const T* weight, const T* dy, T* dx, T* dweight, T* dbias, const Conv2dShape& s,
+                     std::vector<T>& workspace);
+
+// ---- conv-transpose, kernel 2, stride 2: (B, in, H, W) -> (B, out, 2H, 2W) -----------------------
+struct ConvTranspose2x2Shape {
+  int batch, in_channels, out_channels, height, width;
+  int64_t macs() const { return int64_t(batch) * in_channels * out_channels * 4 * height * width; }
+};
+template <class T>
+void conv_transpose2x2_forward(const T* x, const T* weight, const T* bias, T* y, const ConvTranspose2x2Shape& s,
+                               std::vector<T>& workspace);
+template <class T>
+void conv_transpose2x2_backward(const T* x, const T* weight, const T* dy, T* dx, T* dweight, T* dbias,
+                                const ConvTranspose2x2Shape& s, std::vector<T>& workspace);
+
+// ---- batch norm over (outer, C, inner): points are (N, C, 1), maps (B, C, H·W) ------------------
+// Split into per-channel sums and their application, so that SyncBN can all-reduce the sums between.
+struct BatchNormShape {
+  int64_t outer;
+  int channels;
+  int64_t inner;
+  int64_t count() const { return outer * inner; }  // elements per channel
+};
+// sums[c] = Σ x, sums[C + c] = Σ x² over channel c (double, fixed order).
+template <class T>
+void batchnorm_sums(const T* x, const BatchNormShape& s, double* sums);
+// y = gamma (x - mean) invstd + beta, per channel.
+template <class T>
+void batchnorm_apply(const T* x, const T* mean, const T* invstd, const T* gamma, const T* beta, T* y,
+                     const BatchNormShape& s);
+// sums[c] = Σ dy, sums[C + c] = Σ dy·x̂ (double, fixed order).
+template <class T>
+void batchnorm_backward_sums(const T* x, const T* dy, const T* mean, const T* invstd, const BatchNormShape& s,
+                             double* sums);
+// dx (training mode, batch statistics; `count` elements per channel over all ranks); dgamma, dbeta +=.
+template <class T>
+void batchnorm_backward_apply(const T* x, const T* dy, const T* mean, const T* invstd, const T* gamma,
+                              const double* sums, double count, T* dx, T* dgamma, T* dbeta, const BatchNormShape& s);
+
+// ---- element-wise and layout ------------------------------------------------------------------
+template <class T>
+void relu_forward(const T* x, T* y, int64_t n);
+template <class T>
+void relu_backward(const T* y, const T* dy, T* dx, int64_t n);
+// Channel concat of (outer, Ca, inner) and (outer, Cb, inner) into (outer, Ca + Cb, inner), and its inverse.
+template <class T>
+void concat_channels(const T* a, int ca, const T* b, int cb, int64_t outer, int64_t inner, T* out);
+template <class T>
+void split_channels(const T* in, int ca, int cb, int64_t outer, int64_t inner, T* a, T* b);
+
+// ---- points <-> BEV cells -------------------------------------------------------------------
+// Points grouped by cell, built once per batch from each point's flat cell index b·H·W + y·W + x
+// (-1: outside the grid).
+struct CellIndex {
+  int64_t num_points = 0;
+  int64_t num_cells = 0;               // B·H·W
+  std::vector<int64_t> point_cell;     // (N)
+  std::vector<int64_t> cells;          // (M) occupied cells, ascending
+  std::vector<int64_t> cell_start;     // (M+1) into sorted_points
+  std::vector<int64_t> sorted_points;  // points by cell, in point order within a cell
+  std::vector<int64_t> point_slot;     // (N) the occupied-cell number m of each point, or -1
+  int64_t occupied() const { return int64_t(cells.size()); }
+};
+CellIndex build_cell_index(std::vector<int64_t> point_cell, int64_t num_cells);
+
+// grid (B, C, H, W): each occupied cell's channel-wise max over its points, 0 in empty cells;
+// argmax (M, C) keeps the winning point (the first one on ties) for backward.
+template <class T>
+void voxelize_max_forward(const T* features, const CellIndex& index, int channels, int64_t cells_per_map, T* grid,
+                          int64_t* argmax);
+// dfeatures += dgrid routed to each cell's arg-max point.
+template <class T>
+void voxelize_max_backward(const T* dgrid, const CellIndex& index, const int64_t* argmax, int channels,
+                           int64_t cells_per_map, T* dfeatures);
+// mean (M, C): each occupied cell's mean over its points.
+template <class T>
+void scatter_mean_forward(const T* features, const CellIndex& index, int channels, T* mean);
+template <class T>
+void scatter_mean_backward(const T* dmean, const CellIndex& index, int channels, T* dfeatures);
+// features (N, C): each point's cell of grid (B, C, H, W); 0 for points outside the grid.
+template <class T>
+void devoxelize_forward(const T* grid, const CellIndex& index, int channels, int64_t cells_per_map, T* features);
+// dgrid += Σ over each cell's points of dfeatures (cell by cell, points in order).
+template <class T>
+void devoxelize_backward(const T* dfeatures, const CellIndex& index, int channels, int64_t cells_per_map, T* dgrid);
+
+// ---- loss -------------------------------------------------------------------------------
+// Cross-entropy of logits (N, K) against labels, points labelled `ignore_label` left out, weighted
+// mean as torch.nn.CrossEntropyLoss(weight, ignore_index). Returns the loss; writes dlogits (if not
+// null) = d loss / d logits. class_weights (K) may be null (all 1). Zero counted points: loss 0.
+template <class T>
+double cross_entropy(const T* logits, const uint8_t* labels, int64_t rows, int classes, const T* class_weights,
+                     int ignore_label, T* dlogits);
+
+}  // namespace lt::ops
