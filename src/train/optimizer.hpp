@@ -1,0 +1,53 @@
+#pragma once
+// Fused optimizers over the flat parameter buffer, learning-rate schedules and gradient clipping
+// (DESIGN.md §5). Semantics are PyTorch's: torch.optim.AdamW, torch.optim.SGD(momentum),
+// torch.optim.lr_scheduler.OneCycleLR (cosine annealing) and cosine with linear warm-up.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "src/nn/params.hpp"
+
+namespace lt {
+
+struct OptimizerConfig {
+  std::string type = "adamw";  // adamw | sgd
+  double weight_decay = 0.01;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // adamw
+  double momentum = 0.9;                          // sgd
+};
+
+class Optimizer {
+ public:
+  Optimizer(const OptimizerConfig& config, int64_t num_params);
+  // One step at learning rate `lr`; weight decay only on views with decay set.
+  void step(ParamStore& params, double lr);
+  int64_t steps_taken() const { return steps_; }
+  const OptimizerConfig& config() const { return config_; }
+  // State by name as checkpoints store it: "exp_avg", "exp_avg_sq" (adamw) or "momentum_buffer" (sgd).
+  std::vector<std::pair<std::string, std::vector<float>*>> state();
+  void set_steps_taken(int64_t steps) { steps_ = steps; }
+
+ private:
+  OptimizerConfig config_;
+  std::vector<float> first_, second_;  // exp_avg, exp_avg_sq  |  momentum_buffer, (unused)
+  int64_t steps_ = 0;
+};
+
+struct ScheduleConfig {
+  std::string type = "onecycle";  // onecycle | cosine
+  double peak_lr = 1e-3;
+  int64_t total_steps = 1;
+  double warmup_fraction = 0.1;   // onecycle: pct_start; cosine: linear warm-up share
+  double div_factor = 25;         // onecycle: initial lr = peak / div_factor
+  double final_div_factor = 1e4;  // onecycle: final lr = initial / final_div_factor
+  double min_lr_ratio = 0.01;     // cosine: final lr = peak · ratio
+};
+// Learning rate for step `step` (0-based; the rate used by the step-th update).
+double learning_rate(const ScheduleConfig& schedule, int64_t step);
+
+// Scales the gradients so that their global L2 norm is at most `max_norm` (0: no clipping). Returns the
+// norm before clipping. Summed in double in a fixed order.
+double clip_grad_norm(std::vector<float>& grads, double max_norm);
+
+}  // namespace lt
