@@ -60,6 +60,10 @@ LearningMap LearningMap::from_yaml_file(const std::string& path) {
   return map;
 }
 
+std::array<uint32_t, kNumSemanticClasses> learning_map_inverse() {
+  return {0, 10, 11, 15, 18, 20, 30, 31, 32, 40, 44, 48, 49, 50, 51, 70, 71, 72, 80, 81};
+}
+
 std::vector<uint32_t> LearningMap::raw_ids() const {
   std::vector<uint32_t> ids;
   for (uint32_t id = 0; id <= uint32_t(kMaxRawId); ++id)

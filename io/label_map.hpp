@@ -41,6 +41,9 @@ inline constexpr int kNumBoxClasses = 4;  // index 0 is no class; boxes carry 1.
 inline constexpr std::array<const char*, kNumBoxClasses> kBoxClassNames = {"none", "Car", "Pedestrian", "Cyclist"};
 enum BoxClass : uint8_t { kBoxCar = 1, kBoxPedestrian = 2, kBoxCyclist = 3 };
 
+// Training id -> raw SemanticKITTI id (semantic-kitti.yaml's learning_map_inv), for .label outputs.
+std::array<uint32_t, kNumSemanticClasses> learning_map_inverse();
+
 // Raw SemanticKITTI label id (low 16 bits of a .label entry) -> training id.
 // kUnknownRawId for ids the map does not list: those are input errors, never silently ignored.
 class LearningMap {

@@ -26,10 +26,10 @@ constexpr Command kCommands[] = {
     {"convert", lt::convert_main, "--format semantickitti|kitti|nuscenes --in RAW --out DIR",
      "raw frames to a dataset"},
     {"train", lt::train_main, "--config CFG [--data DIR] [--run-dir DIR] [--resume auto|none|PATH]", "train a model"},
-    {"eval", nullptr, "--checkpoint CKPT --data DIR [--json FILE]", "mIoU / AP of a checkpoint"},
-    {"infer", nullptr, "--checkpoint CKPT --input FRAME.bin [--out FILE] [--bench N]", "run a model on one frame"},
+    {"eval", lt::eval_main, "--checkpoint CKPT --data DIR [--json FILE]", "mIoU / AP of a checkpoint"},
+    {"infer", lt::infer_main, "--checkpoint CKPT --input FRAME.bin [--out FILE] [--bench N]", "run a model on one frame"},
     {"inspect", lt::inspect_main, "DATASET_DIR [--json FILE]", "human summary of a dataset"},
-    {"profile", nullptr, "--config CFG", "params, MACs, fwd/bwd time per layer"},
+    {"profile", lt::profile_main, "--config CFG", "params, MACs, fwd/bwd time per layer"},
 };
 
 void print_usage(FILE* out) {

@@ -9,5 +9,8 @@ int synth_main(int argc, char** argv, const Comm& comm);
 int convert_main(int argc, char** argv, const Comm& comm);
 int inspect_main(int argc, char** argv, const Comm& comm);
 int train_main(int argc, char** argv, const Comm& comm);
+int eval_main(int argc, char** argv, const Comm& comm);
+int infer_main(int argc, char** argv, const Comm& comm);
+int profile_main(int argc, char** argv, const Comm& comm);
 
 }  // namespace lt

@@ -1,0 +1,98 @@
+// lidartrain profile: parameters, MACs and forward/backward time per layer of a config's model, on a
+// 120k-point frame (synthetic scans), in training mode.
+#include <omp.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+
+#include "kernels/cpu/ops.hpp"
+#include "src/cli/options.hpp"
+#include "src/commands/commands.hpp"
+#include "src/common/error.hpp"
+#include "src/common/json.hpp"
+#include "src/synth/scene.hpp"
+#include "src/train/config.hpp"
+#include "src/train/data.hpp"
+
+namespace lt {
+
+int profile_main(int argc, char** argv, const Comm& comm) {
+  po::options_description run("Profile");
+  run.add_options()
+      ("points", po::value<int64_t>()->default_value(120000), "points in the profiled frame")
+      ("repeat", po::value<int>()->default_value(3), "timed steps (after one warm-up step)")
+      ("json", po::value<std::string>()->value_name("FILE"), "also write the table as JSON");
+  po::options_description options;
+  options.add(run).add(config_options());
+  const ParsedCommand parsed = parse_command("profile", options, {}, argc, argv);
+  if (parsed.help) {
+    if (comm.is_root())
+      std::cout << usage_text("profile", "--config CFG [--points N] [--repeat R] [--json FILE]",
+                              "Per-layer parameters, MACs and forward/backward time of one training step.", options);
+    return kExitOk;
+  }
+  const auto& values = parsed.values;
+  require_positive(values, "points");
+  require_positive(values, "repeat");
+  const TrainConfig config = train_config_from(values);
+  if (config.threads > 0) omp_set_num_threads(config.threads);
+  const int64_t wanted = values["points"].as<int64_t>();
+  const int repeat = values["repeat"].as<int>();
+
+  // One frame of `wanted` points in scan order, from synthetic scans (dense city scenes first).
+  Frame frame;
+  for (int64_t f = 1; frame.num_points() < wanted; ++f) {
+    const Frame scan = synth::synth_frame(1, f, 1.0, synth::SensorModel{});
+    const int64_t take = std::min(scan.num_points(), wanted - frame.num_points());
+    frame.points.insert(frame.points.end(), scan.points.begin(), scan.points.begin() + 4 * take);
+    frame.labels.insert(frame.labels.end(), scan.labels.begin(), scan.labels.begin() + take);
+  }
+  const PointBatch batch = make_batch({frame});
+  Semseg model(config.semseg);
+  model.init(config.seed);
+  double step_s = 0;
+  for (int i = 0; i <= repeat; ++i) {
+    if (i == 1) model.reset_profile_times();
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::vector<float>& logits = model.forward(batch, true);
+    std::vector<float> dlogits(logits.size());
+    ops::cross_entropy<float>(logits.data(), batch.labels.data(), batch.num_points(), kNumSemanticClasses, nullptr, 0,
+                              dlogits.data());
+    model.params().zero_grads();
+    model.backward(dlogits);
+    if (i > 0) step_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  if (!comm.is_root()) return kExitOk;
+
+  std::printf("profile: semseg, %lld points, %d threads, mean of %d steps\n", static_cast<long long>(batch.num_points()),
+              omp_get_max_threads(), repeat);
+  std::printf("%-14s %10s %12s %10s %10s\n", "layer", "params", "MMACs", "fwd ms", "bwd ms");
+  int64_t total_params = 0, total_macs = 0;
+  double total_fwd = 0, total_bwd = 0;
+  for (const LayerProfile& layer : model.profile()) {
+    const double fwd = 1e3 * layer.forward_s / repeat, bwd = 1e3 * layer.backward_s / repeat;
+    std::printf("%-14s %10lld %12.1f %10.2f %10.2f\n", layer.name.c_str(), static_cast<long long>(layer.params),
+                double(layer.macs) * 1e-6, fwd, bwd);
+    total_params += layer.params, total_macs += layer.macs, total_fwd += fwd, total_bwd += bwd;
+  }
+  std::printf("%-14s %10lld %12.1f %10.2f %10.2f   (step incl. loss: %.1f ms)\n", "total",
+              static_cast<long long>(total_params), double(total_macs) * 1e-6, total_fwd, total_bwd,
+              1e3 * step_s / repeat);
+  if (values.count("json")) {
+    JsonWriter json;
+    json.begin_object().key("model").value("semseg").key("points").value(batch.num_points());
+    json.key("threads").value(omp_get_max_threads()).key("step_ms").value(1e3 * step_s / repeat);
+    json.key("layers").begin_array();
+    for (const LayerProfile& layer : model.profile())
+      json.begin_object()
+          .key("name").value(layer.name).key("params").value(layer.params).key("macs").value(layer.macs)
+          .key("forward_ms").value(1e3 * layer.forward_s / repeat).key("backward_ms").value(1e3 * layer.backward_s / repeat)
+          .end_object();
+    json.end_array().key("params").value(total_params).key("macs").value(total_macs).end_object();
+    write_text_file_atomically(values["json"].as<std::string>(), json.str() + "\n");
+  }
+  return kExitOk;
+}
+
+}  // namespace lt

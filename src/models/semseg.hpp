@@ -1,0 +1,84 @@
+#pragma once
+// semseg: point → BEV → point segmenter (DESIGN.md §5; the Lyft Level 5 structure).
+//
+//   point features (8): x, y, z, i, x−cx, y−cy, z−z̄ (cell mean z), range
+//   point_mlp: [Linear BN ReLU] × 2                       (N, 8) → (N, C2)
+//   voxelize (scatter-max) to the BEV grid               → (B, C2, H, W)
+//   bev: 2D U-Net, encoder stages at stride 1, 2, 4 (two Conv3×3 BN ReLU each), decoder stages
+//        ConvTranspose 2×2/2 BN ReLU, concat the skip, Conv3×3 BN ReLU
+//   devoxelize: each point gathers its cell's feature, concat with its point feature
+//   head: Linear BN ReLU, Linear(→20)                    → (N, 20) logits
+// Points outside the grid take the point branch only (their BEV feature is 0).
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "io/label_map.hpp"
+#include "src/nn/layers.hpp"
+
+namespace lt {
+
+struct SemsegConfig {
+  double voxel_size_m = 0.8;
+  double range_m = 51.2;                   // grid covers x, y in [-range, range)
+  std::array<int, 2> point_channels = {32, 32};
+  std::array<int, 3> bev_channels = {32, 64, 128};
+  int head_channels = 32;
+  int grid_size() const { return int(std::lround(2 * range_m / voxel_size_m)); }
+};
+
+// Frames concatenated, with each point's frame (as spconv/OpenPCDet batch them).
+struct PointBatch {
+  int frames = 0;
+  std::vector<float> points;        // (N, 4)
+  std::vector<int32_t> frame_of;    // (N)
+  std::vector<uint8_t> labels;      // (N), may be empty at inference
+  int64_t num_points() const { return int64_t(frame_of.size()); }
+};
+
+// Per-layer figures for `lidartrain profile`.
+struct LayerProfile {
+  std::string name;
+  int64_t params = 0, macs = 0;
+  double forward_s = 0, backward_s = 0;
+};
+
+class Semseg {
+ public:
+  explicit Semseg(const SemsegConfig& config);
+  void init(uint64_t seed);
+
+  // Returns the logits (N, 20). training: batch statistics in BN (and running stats updated).
+  const std::vector<float>& forward(const PointBatch& batch, bool training);
+  // Backward from d loss / d logits; parameter gradients accumulate into params().grads().
+  void backward(const std::vector<float>& dlogits);
+
+  ParamStore& params() { return params_; }
+  ParamStore& buffers() { return buffers_; }
+  const SemsegConfig& config() const { return config_; }
+  // Per layer: parameters, MACs of the last forward, and accumulated forward/backward seconds.
+  const std::vector<LayerProfile>& profile() const { return profile_; }
+  void reset_profile_times();
+
+ private:
+  SemsegConfig config_;
+  ParamStore params_, buffers_;
+  LinearBnRelu mlp1_, mlp2_;
+  ConvBnRelu enc1a_, enc1b_, enc2a_, enc2b_, enc3a_, enc3b_, up2_, dec2_, up1_, dec1_;
+  LinearBnRelu head1_;
+  Linear head2_;
+
+  // Activations of the last forward.
+  int frames_ = 0;
+  int64_t points_ = 0;
+  ops::CellIndex cells_;
+  std::vector<float> features_, grid0_, cat2_, cat1_, point_bev_, point_cat_, logits_;
+  std::vector<int64_t> argmax_;
+  std::vector<LayerProfile> profile_;
+
+  void featurize(const PointBatch& batch);
+};
+
+}  // namespace lt

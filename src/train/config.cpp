@@ -1,0 +1,180 @@
+#include "src/train/config.hpp"
+
+#include <map>
+#include <sstream>
+
+#include "src/common/error.hpp"
+
+namespace lt {
+namespace {
+
+std::vector<int> parse_int_list(const std::string& text, const std::string& key, size_t expected) {
+  std::vector<int> values;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) {
+    size_t used = 0;
+    int v = 0;
+    try {
+      v = std::stoi(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    require(used > 0 && v > 0, "--" + key + ": '" + text + "' is not a list of positive integers");
+    values.push_back(v);
+  }
+  require(values.size() == expected,
+          "--" + key + ": expected " + std::to_string(expected) + " comma-separated values, got '" + text + "'");
+  return values;
+}
+
+std::vector<float> parse_float_list(const std::string& text, const std::string& key) {
+  std::vector<float> values;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) {
+    size_t used = 0;
+    float v = 0;
+    try {
+      v = std::stof(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    require(used > 0 && v >= 0, "--" + key + ": '" + text + "' is not a list of non-negative numbers");
+    values.push_back(v);
+  }
+  return values;
+}
+
+}  // namespace
+
+po::options_description config_options() {
+  po::options_description options("Config keys ([section] key = value in --config, or --section.key=value)");
+  options.add_options()
+      ("data.train", po::value<std::string>()->default_value(""), "training dataset directory")
+      ("data.val", po::value<std::string>()->default_value(""), "validation dataset directory (evaluated at the end)")
+      ("model.name", po::value<std::string>()->default_value("semseg"), "semseg (bevdet: not built yet)")
+      ("model.voxel_size", po::value<double>()->default_value(0.8), "BEV cell size, m")
+      ("model.range", po::value<double>()->default_value(51.2), "the grid covers x, y in [-range, range), m")
+      ("model.point_channels", po::value<std::string>()->default_value("32,32"), "point MLP widths C1,C2")
+      ("model.bev_channels", po::value<std::string>()->default_value("32,64,128"), "U-Net widths per stage")
+      ("model.head_channels", po::value<int>()->default_value(32), "head hidden width")
+      ("train.steps", po::value<int64_t>()->default_value(1000), "optimizer steps")
+      ("train.batch_size", po::value<int>()->default_value(2), "frames per rank per step")
+      ("train.lr", po::value<double>()->default_value(2e-3), "peak learning rate")
+      ("train.optimizer", po::value<std::string>()->default_value("adamw"), "adamw | sgd")
+      ("train.momentum", po::value<double>()->default_value(0.9), "sgd momentum")
+      ("train.schedule", po::value<std::string>()->default_value("onecycle"), "onecycle | cosine")
+      ("train.warmup", po::value<double>()->default_value(0.1), "share of steps warming up (onecycle: pct_start)")
+      ("train.weight_decay", po::value<double>()->default_value(0.01), "decoupled weight decay (not on BN, biases)")
+      ("train.grad_clip", po::value<double>()->default_value(10.0), "global gradient-norm clip (0: off)")
+      ("train.class_weights", po::value<std::string>()->default_value(""),
+       "cross-entropy weight per training id 0..19, comma-separated (empty: all 1)")
+      ("train.augment", po::value<bool>()->default_value(true), "rotation, scaling, flip, translation")
+      ("train.balance", po::value<std::string>()->default_value("lpt"), "lpt | bucket | none (distributed, issue 4)")
+      ("train.sync_bn", po::value<bool>()->default_value(false), "synchronise BN statistics (distributed, issue 4)")
+      ("train.seed", po::value<uint64_t>()->default_value(1), "seed of initialisation, data order, augmentation")
+      ("train.threads", po::value<int>()->default_value(0), "OpenMP threads per rank (0: OpenMP's default)")
+      ("checkpoint.every", po::value<int64_t>()->default_value(0), "steps between checkpoints (0: at the end only)")
+      ("checkpoint.keep", po::value<int>()->default_value(3), "newest checkpoints kept")
+      ("log.every", po::value<int64_t>()->default_value(10), "steps between progress lines")
+      ("log.timeline", po::value<std::string>()->default_value(""), "Chrome trace-event JSON (issue 4)")
+      ("log.prom_file", po::value<std::string>()->default_value(""), "Prometheus textfile output (issue 4)");
+  return options;
+}
+
+TrainConfig train_config_from(const po::variables_map& v) {
+  require_choice(v, "model.name", {"semseg"});
+  require_choice(v, "train.optimizer", {"adamw", "sgd"});
+  require_choice(v, "train.schedule", {"onecycle", "cosine"});
+  require_choice(v, "train.balance", {"lpt", "bucket", "none"});
+  for (const char* key : {"train.steps", "train.batch_size", "train.lr", "checkpoint.keep", "log.every",
+                          "model.voxel_size", "model.range", "model.head_channels"})
+    require_positive(v, key);
+  for (const char* key : {"train.weight_decay", "train.grad_clip", "train.threads", "checkpoint.every", "train.momentum"})
+    require_non_negative(v, key);
+  const double warmup = v["train.warmup"].as<double>();
+  require(warmup > 0 && warmup < 1, "--train.warmup: must be in (0, 1)");
+  TrainConfig c;
+  c.train_data = v["data.train"].as<std::string>();
+  c.val_data = v["data.val"].as<std::string>();
+  c.model_name = v["model.name"].as<std::string>();
+  c.semseg.voxel_size_m = v["model.voxel_size"].as<double>();
+  c.semseg.range_m = v["model.range"].as<double>();
+  const auto point = parse_int_list(v["model.point_channels"].as<std::string>(), "model.point_channels", 2);
+  const auto bev = parse_int_list(v["model.bev_channels"].as<std::string>(), "model.bev_channels", 3);
+  c.semseg.point_channels = {point[0], point[1]};
+  c.semseg.bev_channels = {bev[0], bev[1], bev[2]};
+  c.semseg.head_channels = v["model.head_channels"].as<int>();
+  const int grid = c.semseg.grid_size();
+  require(grid % 4 == 0 && std::abs(grid * c.semseg.voxel_size_m - 2 * c.semseg.range_m) < 1e-6,
+          "--model.range/--model.voxel_size: 2·range / voxel_size must be a whole multiple of 4 cells (got " +
+              std::to_string(2 * c.semseg.range_m / c.semseg.voxel_size_m) + ")");
+  c.steps = v["train.steps"].as<int64_t>();
+  c.batch_size = v["train.batch_size"].as<int>();
+  c.lr = v["train.lr"].as<double>();
+  c.optimizer.type = v["train.optimizer"].as<std::string>();
+  c.optimizer.weight_decay = v["train.weight_decay"].as<double>();
+  c.optimizer.momentum = v["train.momentum"].as<double>();
+  c.schedule.type = v["train.schedule"].as<std::string>();
+  c.schedule.peak_lr = c.lr;
+  c.schedule.total_steps = c.steps;
+  c.schedule.warmup_fraction = warmup;
+  c.grad_clip = v["train.grad_clip"].as<double>();
+  c.class_weights = parse_float_list(v["train.class_weights"].as<std::string>(), "train.class_weights");
+  require(c.class_weights.empty() || c.class_weights.size() == size_t(kNumSemanticClasses),
+          "--train.class_weights: expected 20 values (one per training id), got " +
+              std::to_string(c.class_weights.size()));
+  c.augment = v["train.augment"].as<bool>();
+  c.balance = v["train.balance"].as<std::string>();
+  c.sync_bn = v["train.sync_bn"].as<bool>();
+  c.seed = v["train.seed"].as<uint64_t>();
+  c.threads = v["train.threads"].as<int>();
+  c.checkpoint_every = v["checkpoint.every"].as<int64_t>();
+  c.checkpoint_keep = v["checkpoint.keep"].as<int>();
+  c.log_every = v["log.every"].as<int64_t>();
+  c.timeline = v["log.timeline"].as<std::string>();
+  c.prom_file = v["log.prom_file"].as<std::string>();
+  return c;
+}
+
+std::string config_to_ini(const po::variables_map& values) {
+  std::map<std::string, std::map<std::string, std::string>> sections;
+  const po::options_description options = config_options();
+  for (const auto& option : options.options()) {
+    const std::string& name = option->long_name();
+    const auto dot = name.find('.');
+    const auto& any = values[name].value();
+    std::string text;
+    if (const auto* s = boost::any_cast<std::string>(&any)) text = *s;
+    else if (const auto* i = boost::any_cast<int64_t>(&any)) text = std::to_string(*i);
+    else if (const auto* n = boost::any_cast<int>(&any)) text = std::to_string(*n);
+    else if (const auto* u = boost::any_cast<uint64_t>(&any)) text = std::to_string(*u);
+    else if (const auto* b = boost::any_cast<bool>(&any)) text = *b ? "true" : "false";
+    else if (const auto* d = boost::any_cast<double>(&any)) {
+      std::ostringstream out;
+      out.precision(17);
+      out << *d;
+      text = out.str();
+    }
+    sections[name.substr(0, dot)][name.substr(dot + 1)] = text;
+  }
+  std::ostringstream ini;
+  for (const auto& [section, keys] : sections) {
+    ini << "[" << section << "]\n";
+    for (const auto& [key, value] : keys) ini << key << " = " << value << "\n";
+  }
+  return ini.str();
+}
+
+po::variables_map parse_config_text(const std::string& text, const std::string& where) {
+  po::variables_map values;
+  std::istringstream in(text);
+  try {
+    po::store(po::parse_config_file(in, config_options(), false), values);
+    po::notify(values);
+  } catch (const po::error& e) {
+    throw InputError(where + ": stored config: " + e.what());
+  }
+  return values;
+}
+
+}  // namespace lt

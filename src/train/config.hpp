@@ -1,0 +1,45 @@
+#pragma once
+// The experiment config (DESIGN.md §3): every key of `[section] key = value` INI files, their defaults,
+// and the structs the training loop reads. A checkpoint stores the resolved config as INI text, so
+// eval/infer rebuild the same model from it.
+#include <string>
+#include <vector>
+
+#include "src/cli/options.hpp"
+#include "src/models/semseg.hpp"
+#include "src/train/optimizer.hpp"
+
+namespace lt {
+
+struct TrainConfig {
+  std::string train_data, val_data;
+  std::string model_name = "semseg";
+  SemsegConfig semseg;
+  int64_t steps = 1000;
+  int batch_size = 2;
+  double lr = 2e-3;
+  OptimizerConfig optimizer;
+  ScheduleConfig schedule;
+  double grad_clip = 10.0;
+  std::vector<float> class_weights;  // empty: all 1
+  bool augment = true;
+  std::string balance = "lpt";
+  bool sync_bn = false;
+  uint64_t seed = 1;
+  int threads = 0;
+  int64_t checkpoint_every = 0;  // 0: only at the end
+  int checkpoint_keep = 3;
+  int64_t log_every = 10;
+  std::string timeline, prom_file;
+};
+
+// Every config key with its default.
+po::options_description config_options();
+// Validates (choices, ranges, lists) and converts; InputError naming the key otherwise.
+TrainConfig train_config_from(const po::variables_map& values);
+// The resolved config as INI text ([section] key = value), every key, defaults included.
+std::string config_to_ini(const po::variables_map& values);
+// Parses INI text with config_options() (for configs stored in checkpoints).
+po::variables_map parse_config_text(const std::string& text, const std::string& where);
+
+}  // namespace lt

@@ -1,0 +1,31 @@
+#pragma once
+// From dataset frames to model batches: the epoch order, augmentation and batching (DESIGN.md §5, §7).
+// Every draw comes from the counter-based RNG, keyed so that a frame is ordered and augmented the same
+// whichever rank or thread handles it.
+#include <cstdint>
+#include <vector>
+
+#include "io/dataset.hpp"
+#include "src/models/semseg.hpp"
+
+namespace lt {
+
+// The frames of epoch `epoch` in training order: a permutation of 0..num_frames-1 from (seed, epoch).
+std::vector<int64_t> epoch_permutation(uint64_t seed, int64_t epoch, int64_t num_frames);
+
+// A global rotation about z, scaling, flip across the x axis (y → -y) and translation.
+struct Augmentation {
+  float rotation_rad = 0, scale = 1;
+  bool flip_y = false;
+  float translation[3] = {0, 0, 0};
+};
+// Drawn from (seed, epoch, frame index): rotation U(-π, π), scale U(0.95, 1.05), flip p = 0.5,
+// translation N(0, 0.2 m) per axis.
+Augmentation draw_augmentation(uint64_t seed, int64_t epoch, int64_t frame_index);
+// Applies it to the frame's points (and boxes: centre, sizes, heading).
+void augment_frame(const Augmentation& augmentation, Frame& frame);
+
+// Concatenates frames into a batch (points, frame of each point, labels).
+PointBatch make_batch(const std::vector<Frame>& frames);
+
+}  // namespace lt

@@ -1,0 +1,106 @@
+#include "src/train/evaluate.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
+#include "src/common/error.hpp"
+#include "src/train/data.hpp"
+
+namespace lt {
+
+SegmentationMetrics metrics_from_confusion(std::vector<int64_t> confusion, int64_t frames) {
+  constexpr int K = kNumSemanticClasses;
+  SegmentationMetrics m;
+  m.confusion = std::move(confusion);
+  m.frames = frames;
+  m.iou.assign(K, std::numeric_limits<double>::quiet_NaN());
+  int64_t correct = 0, counted = 0;
+  double sum = 0;
+  for (int c = 1; c < K; ++c) {
+    int64_t truth = 0, predicted = 0;
+    for (int k = 0; k < K; ++k) {
+      truth += m.confusion[c * K + k];
+      if (k > 0) predicted += m.confusion[k * K + c];  // points of unlabeled truth do not count
+    }
+    const int64_t tp = m.confusion[c * K + c];
+    correct += tp;
+    counted += truth;
+    if (truth == 0) continue;
+    m.iou[c] = double(tp) / double(truth + predicted - tp);
+    sum += m.iou[c];
+    m.classes_present += 1;
+  }
+  m.points = counted;
+  m.miou = m.classes_present > 0 ? sum / m.classes_present : 0.0;
+  m.accuracy = counted > 0 ? double(correct) / double(counted) : 0.0;
+  return m;
+}
+
+std::vector<uint8_t> predict_labels(const std::vector<float>& logits, int64_t points) {
+  std::vector<uint8_t> labels(static_cast<size_t>(points));
+#pragma omp parallel for schedule(static)
+  for (int64_t p = 0; p < points; ++p) {
+    const float* z = &logits[size_t(p) * kNumSemanticClasses];
+    int best = 1;
+    for (int k = 2; k < kNumSemanticClasses; ++k)
+      if (z[k] > z[best]) best = k;
+    labels[size_t(p)] = uint8_t(best);
+  }
+  return labels;
+}
+
+SegmentationMetrics evaluate_semseg(Semseg& model, const DatasetReader& reader, const Comm& comm) {
+  constexpr int K = kNumSemanticClasses;
+  require(reader.kind().has_labels, reader.shard_paths().front() + ": dataset has no point labels to evaluate against");
+  std::vector<int64_t> confusion(K * K, 0);
+  int64_t frames = 0;
+  run_agreed(comm, [&] {
+    for (int64_t f = comm.rank(); f < reader.num_frames(); f += comm.size()) {
+      const Frame frame = reader.read(f);
+      const PointBatch batch = make_batch({frame});
+      const std::vector<uint8_t> predicted = predict_labels(model.forward(batch, false), batch.num_points());
+      for (int64_t p = 0; p < batch.num_points(); ++p) confusion[batch.labels[p] * K + predicted[p]] += 1;
+      ++frames;
+    }
+  });
+  return metrics_from_confusion(comm.sum(confusion), comm.sum(frames));
+}
+
+std::string iou_table(const SegmentationMetrics& m) {
+  std::string out;
+  char line[128];
+  std::snprintf(line, sizeof line, "%-14s %8s %12s\n", "class", "IoU", "points");
+  out += line;
+  for (int c = 1; c < kNumSemanticClasses; ++c) {
+    int64_t truth = 0;
+    for (int k = 0; k < kNumSemanticClasses; ++k) truth += m.confusion[c * kNumSemanticClasses + k];
+    if (std::isnan(m.iou[c]))
+      std::snprintf(line, sizeof line, "%-14s %8s %12lld\n", kSemanticClassNames[c], "-", static_cast<long long>(truth));
+    else
+      std::snprintf(line, sizeof line, "%-14s %8.4f %12lld\n", kSemanticClassNames[c], m.iou[c],
+                    static_cast<long long>(truth));
+    out += line;
+  }
+  std::snprintf(line, sizeof line, "mIoU %.4f over %d classes present; accuracy %.4f; %lld frames, %lld points\n",
+                m.miou, m.classes_present, m.accuracy, static_cast<long long>(m.frames), static_cast<long long>(m.points));
+  return out + line;
+}
+
+void write_metrics(JsonWriter& json, const SegmentationMetrics& m) {
+  json.key("miou").value(m.miou).key("classes_present").value(m.classes_present).key("accuracy").value(m.accuracy);
+  json.key("frames").value(m.frames).key("points").value(m.points);
+  json.key("iou").begin_object();
+  for (int c = 1; c < kNumSemanticClasses; ++c)
+    if (!std::isnan(m.iou[c])) json.key(kSemanticClassNames[c]).value(m.iou[c]);
+  json.end_object();
+  json.key("confusion").begin_array();
+  for (int t = 0; t < kNumSemanticClasses; ++t) {
+    json.begin_array();
+    for (int p = 0; p < kNumSemanticClasses; ++p) json.value(m.confusion[t * kNumSemanticClasses + p]);
+    json.end_array();
+  }
+  json.end_array();
+}
+
+}  // namespace lt

@@ -1,0 +1,32 @@
+#pragma once
+// Segmentation metrics: a confusion matrix over the 20 training ids (reduced over ranks), per-class IoU
+// and mIoU over the classes present in the ground truth (id 0, unlabeled, is not a class).
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "io/dataset.hpp"
+#include "mpi/comm.hpp"
+#include "src/common/json.hpp"
+#include "src/models/semseg.hpp"
+
+namespace lt {
+
+struct SegmentationMetrics {
+  std::vector<int64_t> confusion;  // (20, 20): [ground truth][prediction]
+  std::vector<double> iou;         // (20), NaN for classes absent from the ground truth
+  double miou = 0;
+  int classes_present = 0;
+  int64_t frames = 0, points = 0;
+  double accuracy = 0;
+};
+
+SegmentationMetrics metrics_from_confusion(std::vector<int64_t> confusion, int64_t frames);
+// The training id of each point: arg-max over ids 1..19 (0 is never predicted).
+std::vector<uint8_t> predict_labels(const std::vector<float>& logits, int64_t points);
+// Runs `model` in eval mode on every frame of `reader` (split over ranks) and reduces the confusion.
+SegmentationMetrics evaluate_semseg(Semseg& model, const DatasetReader& reader, const Comm& comm);
+std::string iou_table(const SegmentationMetrics& metrics);
+void write_metrics(JsonWriter& json, const SegmentationMetrics& metrics);
+
+}  // namespace lt

@@ -1,0 +1,24 @@
+#pragma once
+// One training run, top to bottom (STYLE.md: data flows one way): frames → batch → model → loss →
+// gradients → (all-reduce: issue 4) → optimizer → metrics → checkpoint.
+#include <string>
+
+#include "mpi/comm.hpp"
+#include "src/train/config.hpp"
+
+namespace lt {
+
+struct TrainRun {
+  TrainConfig config;
+  std::string config_ini;  // the resolved config, stored in run_dir/config.ini and in checkpoints
+  std::string run_dir;
+};
+
+// Trains, checkpoints at the end (and every checkpoint.every steps), evaluates on data.val if given.
+// Returns the process exit code.
+int train(const TrainRun& run, const Comm& comm);
+
+// Builds a semseg model from a checkpoint's stored config and loads its tensors.
+Semseg load_semseg(const std::string& checkpoint_path);
+
+}  // namespace lt
