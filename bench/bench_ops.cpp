@@ -7,8 +7,8 @@
 #include <cmath>
 
 #include "kernels/cpu/ops.hpp"
-#include "src/synth/scene.hpp"
 #include "src/common/rng.hpp"
+#include "src/synth/scene.hpp"
 
 namespace {
 
@@ -22,8 +22,8 @@ std::vector<float> random_floats(size_t n, uint64_t seed) {
 void BM_Conv3x3Forward(benchmark::State& state) {
   const int channels = int(state.range(0)), size = int(state.range(1));
   const lt::ops::Conv2dShape s{1, channels, channels, size, size, 3, 1, 1};
-  const auto x = random_floats(size_t(channels) * size * size, 1), w = random_floats(size_t(channels) * channels * 9, 2),
-             b = random_floats(channels, 3);
+  const auto x = random_floats(size_t(channels) * size * size, 1),
+             w = random_floats(size_t(channels) * channels * 9, 2), b = random_floats(channels, 3);
   std::vector<float> y(x.size()), workspace;
   for (auto _ : state) lt::ops::conv2d_forward(x.data(), w.data(), b.data(), y.data(), s, workspace);
   state.counters["GFLOP/s"] =
@@ -34,8 +34,8 @@ BENCHMARK(BM_Conv3x3Forward)->Args({64, 128})->Args({32, 128})->Unit(benchmark::
 void BM_Conv3x3Backward(benchmark::State& state) {
   const int channels = int(state.range(0)), size = int(state.range(1));
   const lt::ops::Conv2dShape s{1, channels, channels, size, size, 3, 1, 1};
-  const auto x = random_floats(size_t(channels) * size * size, 1), w = random_floats(size_t(channels) * channels * 9, 2),
-             dy = random_floats(x.size(), 3);
+  const auto x = random_floats(size_t(channels) * size * size, 1),
+             w = random_floats(size_t(channels) * channels * 9, 2), dy = random_floats(x.size(), 3);
   std::vector<float> dx(x.size()), dw(w.size()), db(channels), workspace;
   for (auto _ : state)
     lt::ops::conv2d_backward(x.data(), w.data(), dy.data(), dx.data(), dw.data(), db.data(), s, workspace);

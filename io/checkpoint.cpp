@@ -131,7 +131,8 @@ void read_checkpoint_tensors(const std::string& path, ParamStore& params, ParamS
     h5::Handle group(H5Gopen2(optimizer.get(), view.name.c_str(), H5P_DEFAULT), H5Gclose);
     for (const auto& [name, state] : optimizer_state) {
       h5::Handle dataset = h5::open_dataset(group.get(), name, where);
-      const auto dims = h5::checked_dims(dataset.get(), int(dims_of(view).size()), H5T_FLOAT, 4, true, where + "/" + name);
+      const auto dims =
+          h5::checked_dims(dataset.get(), int(dims_of(view).size()), H5T_FLOAT, 4, true, where + "/" + name);
       require(dims == dims_of(view), where + "/" + name + ": shape differs");
       h5::read_rows(dataset.get(), H5T_NATIVE_FLOAT, 0, dims[0], state->data() + view.offset, where + "/" + name);
     }

@@ -1,7 +1,7 @@
 // lidartrain: one SPMD executable, started by srun, mpirun or as a single process (DESIGN.md §3).
 #include <boost/program_options/errors.hpp>
 #include <cstdio>
-#include <cstring>
+#include <filesystem>
 #include <string>
 
 #include "kernels/cuda/device.hpp"
@@ -16,7 +16,7 @@ using CommandMain = int (*)(int, char**, const lt::Comm&);
 
 struct Command {
   const char* name;
-  CommandMain run;  // nullptr: in the design, not built yet
+  CommandMain run;
   const char* synopsis;
   const char* summary;
 };
@@ -27,29 +27,21 @@ constexpr Command kCommands[] = {
      "raw frames to a dataset"},
     {"train", lt::train_main, "--config CFG [--data DIR] [--run-dir DIR] [--resume auto|none|PATH]", "train a model"},
     {"eval", lt::eval_main, "--checkpoint CKPT --data DIR [--json FILE]", "mIoU / AP of a checkpoint"},
-    {"infer", lt::infer_main, "--checkpoint CKPT --input FRAME.bin [--out FILE] [--bench N]", "run a model on one frame"},
+    {"infer", lt::infer_main, "--checkpoint CKPT --input FRAME.bin [--out FILE] [--bench N]",
+     "run a model on one frame"},
     {"inspect", lt::inspect_main, "DATASET_DIR [--json FILE]", "human summary of a dataset"},
     {"profile", lt::profile_main, "--config CFG", "params, MACs, fwd/bwd time per layer"},
 };
 
 void print_usage(FILE* out) {
   std::fprintf(out, "Usage: lidartrain <command> [options]   (lidartrain <command> --help for its options)\n\n");
-  for (const Command& c : kCommands)
-    std::fprintf(out, "  %-8s %-72s %s%s\n", c.name, c.synopsis, c.summary, c.run ? "" : " (not built yet)");
+  for (const Command& c : kCommands) std::fprintf(out, "  %-8s %-72s %s\n", c.name, c.synopsis, c.summary);
   std::fprintf(out, "\n  --version   version, git SHA and CUDA status\n");
 }
 
 int run_command(const Command& command, int argc, char** argv, const lt::Comm& comm) {
   const std::string prefix = std::string("lidartrain ") + command.name + ": ";
   try {
-    if (!command.run) {
-      const bool help = argc > 1 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0);
-      if (comm.is_root()) {
-        std::fprintf(help ? stdout : stderr, "Usage: lidartrain %s %s\n%s%s: not built yet\n", command.name,
-                     command.synopsis, help ? "\n" : "", command.name);
-      }
-      return help ? lt::kExitOk : lt::kExitNotBuilt;
-    }
     return command.run(argc, argv, comm);
   } catch (const lt::RankError& e) {
     if (comm.size() > 1)
@@ -62,6 +54,8 @@ int run_command(const Command& command, int argc, char** argv, const lt::Comm& c
     if (comm.is_root()) std::fprintf(stderr, "%serror: %s\n", prefix.c_str(), e.what());
   } catch (const boost::program_options::error& e) {
     if (comm.is_root()) std::fprintf(stderr, "%serror: %s\n", prefix.c_str(), e.what());
+  } catch (const std::filesystem::filesystem_error& e) {  // e.g. a directory we may not write: names the path
+    std::fprintf(stderr, "%serror: [rank %d] %s\n", prefix.c_str(), comm.rank(), e.what());
   }
   return lt::kExitInputError;
 }

@@ -33,7 +33,9 @@ struct OpCase {
   std::function<Tensors<float>(const Tensors<float>&, const std::vector<float>&)> backward_float;
 };
 
-void PrintTo(const OpCase& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const OpCase& c, std::ostream* os) {
+  *os << c.name;
+}
 
 // Builds a case from generic lambdas forward(inputs) and backward(inputs, dout), instantiated for
 // double and float.
@@ -130,10 +132,10 @@ OpCase conv_case(Conv2dShape s) {
           }
     return y;
   };
-  return make_case("conv2d k" + std::to_string(s.kernel) + " s" + std::to_string(s.stride) + " p" +
-                       std::to_string(s.padding),
-                   {random_vector(x_size, 4), random_vector(w_size, 5), random_vector(s.out_channels, 6)}, forward,
-                   backward, reference);
+  return make_case(
+      "conv2d k" + std::to_string(s.kernel) + " s" + std::to_string(s.stride) + " p" + std::to_string(s.padding),
+      {random_vector(x_size, 4), random_vector(w_size, 5), random_vector(s.out_channels, 6)}, forward, backward,
+      reference);
 }
 
 OpCase conv_transpose_case(ConvTranspose2x2Shape s) {
@@ -226,9 +228,10 @@ OpCase batchnorm_case(BatchNormShape s, const std::string& what) {
     }
     return y;
   };
-  return make_case("batchnorm " + what, {random_vector(n, 10, -2, 3), random_vector(s.channels, 11, 0.5, 1.5),
-                                         random_vector(s.channels, 12)},
-                   forward, backward, reference);
+  return make_case(
+      "batchnorm " + what,
+      {random_vector(n, 10, -2, 3), random_vector(s.channels, 11, 0.5, 1.5), random_vector(s.channels, 12)}, forward,
+      backward, reference);
 }
 
 OpCase relu_case() {
@@ -485,7 +488,8 @@ TEST_P(OpTable, FloatAgreesWithDouble) {
   const Tensors<double> grad = c.backward(c.inputs, r);
   const Tensors<float> grad_float = c.backward_float(inputs, std::vector<float>(r.begin(), r.end()));
   for (size_t t = 0; t < grad.size(); ++t)
-    for (size_t i = 0; i < grad[t].size(); ++i) EXPECT_NEAR(grad_float[t][i], grad[t][i], 1e-3 * (1 + std::abs(grad[t][i])));
+    for (size_t i = 0; i < grad[t].size(); ++i)
+      EXPECT_NEAR(grad_float[t][i], grad[t][i], 1e-3 * (1 + std::abs(grad[t][i])));
 }
 
 std::string case_name(const ::testing::TestParamInfo<OpCase>& info) {
@@ -505,7 +509,7 @@ TEST(Voxelize, MaxKeepsArgmaxForBackwardAndFirstPointWinsTies) {
   std::vector<float> grid(8);
   std::vector<int64_t> argmax(2);
   voxelize_max_forward(features.data(), index, 2, 4, grid.data(), argmax.data());
-  EXPECT_EQ(argmax, (std::vector<int64_t>{1, 0}));  // channel 1: points 0 and 1 tie at 5, the first wins
+  EXPECT_EQ(argmax, (std::vector<int64_t>{1, 0}));                // channel 1: points 0 and 1 tie at 5, the first wins
   EXPECT_EQ(grid, (std::vector<float>{0, 0, 3, 0, 0, 0, 5, 0}));  // point 3 is outside the grid
 }
 

@@ -162,7 +162,9 @@ TEST(Checkpoint, RoundTripRestoresParametersBuffersAndOptimizerState) {
 TEST(Checkpoint, ADifferentModelConfigurationIsRefusedByName) {
   const std::string dir = testing::fresh_dir("ckpt_mismatch");
   Semseg model(tiny_config());
-  write_checkpoint(dir + "/c.h5", CheckpointMeta{"semseg"}, model.params(), model.buffers(), {});
+  CheckpointMeta meta;
+  meta.model = "semseg";
+  write_checkpoint(dir + "/c.h5", meta, model.params(), model.buffers(), {});
   SemsegConfig wider = tiny_config();
   wider.head_channels = 16;
   Semseg other(wider);
@@ -173,7 +175,9 @@ TEST(Checkpoint, ADifferentModelConfigurationIsRefusedByName) {
 
 TEST(Metrics, IouFromAHandMadeConfusionMatrix) {
   std::vector<int64_t> confusion(kNumSemanticClasses * kNumSemanticClasses, 0);
-  const auto at = [&](int truth, int predicted) -> int64_t& { return confusion[truth * kNumSemanticClasses + predicted]; };
+  const auto at = [&](int truth, int predicted) -> int64_t& {
+    return confusion[truth * kNumSemanticClasses + predicted];
+  };
   at(kCar, kCar) = 8, at(kCar, kRoad) = 2;  // car: 10 true, 8 right
   at(kRoad, kRoad) = 30, at(kRoad, kCar) = 4;
   at(kUnlabeled, kCar) = 100;  // unlabeled points never count

@@ -31,8 +31,8 @@ LT_HD T batchnorm_grad_input(T x, T dy, T mean, T invstd, T gamma, T sum_dy, T s
 
 // One AdamW step for one element (PyTorch's torch.optim.AdamW): decoupled weight decay, then Adam with
 // bias correction. `bias1` = 1 - beta1^t, `bias2` = 1 - beta2^t.
-LT_HD void adamw_update(float& param, float grad, float& exp_avg, float& exp_avg_sq, float lr, float beta1,
-                        float beta2, float eps, float weight_decay, float bias1, float bias2) {
+LT_HD void adamw_update(float& param, float grad, float& exp_avg, float& exp_avg_sq, float lr, float beta1, float beta2,
+                        float eps, float weight_decay, float bias1, float bias2) {
   param -= lr * weight_decay * param;
   exp_avg = beta1 * exp_avg + (1.f - beta1) * grad;
   exp_avg_sq = beta2 * exp_avg_sq + (1.f - beta2) * grad * grad;

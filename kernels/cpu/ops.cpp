@@ -1,10 +1,11 @@
 #include "kernels/cpu/ops.hpp"
 
+#include <omp.h>
+
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <omp.h>
 
 #include "kernels/common/elementwise.hpp"
 
@@ -69,10 +70,14 @@ void linear_backward(const T* x, const T* weight, const T* dy, T* dx, T* dweight
 
 namespace {
 
-bool is_pointwise(const Conv2dShape& s) { return s.kernel == 1 && s.stride == 1 && s.padding == 0; }
+bool is_pointwise(const Conv2dShape& s) {
+  return s.kernel == 1 && s.stride == 1 && s.padding == 0;
+}
 
 // Output rows per im2col tile: the tile (C·k·k, rows·Wo) stays in cache while the GEMM reads it.
-int tile_rows(const Conv2dShape& s) { return std::max(1, 2048 / std::max(1, s.out_width())); }
+int tile_rows(const Conv2dShape& s) {
+  return std::max(1, 2048 / std::max(1, s.out_width()));
+}
 
 // col (C·k·k, (oy1 - oy0)·Wo): the im2col matrix of output rows [oy0, oy1) of one image (C, H, W).
 template <class T>
@@ -332,7 +337,8 @@ void batchnorm_sums(const T* x, const BatchNormShape& s, double* sums) {
 template <class T>
 void batchnorm_apply(const T* x, const T* mean, const T* invstd, const T* gamma, const T* beta, T* y,
                      const BatchNormShape& s) {
-  for_each_element(s, [&](int64_t i, int c) { y[i] = lt::batchnorm_apply(x[i], mean[c], invstd[c], gamma[c], beta[c]); });
+  for_each_element(s,
+                   [&](int64_t i, int c) { y[i] = lt::batchnorm_apply(x[i], mean[c], invstd[c], gamma[c], beta[c]); });
 }
 
 template <class T>
@@ -486,7 +492,7 @@ void voxelize_max_forward(const T* features, const CellIndex& index, int channel
       const T* row = features + p * channels;
       T* best_value = &cell_max[size_t(m * channels)];
       int64_t* best = argmax + m * channels;
-      for (int c = c0; c < c1; ++c) {  // branch-free so that it vectorizes
+      for (int c = c0; c < c1; ++c) {                 // branch-free so that it vectorizes
         const bool greater = row[c] > best_value[c];  // strictly: the first point wins ties
         best_value[c] = greater ? row[c] : best_value[c];
         best[c] = greater ? p : best[c];
@@ -506,7 +512,8 @@ void voxelize_max_backward(const T* dgrid, const CellIndex& index, const int64_t
   // A point belongs to one cell, so no two cells write the same (point, channel): no races.
 #pragma omp parallel for schedule(static)
   for (int64_t m = 0; m < occupied; ++m)
-    for (int c = 0; c < channels; ++c) dfeatures[argmax[m * channels + c] * channels + c] += dcell[size_t(m * channels + c)];
+    for (int c = 0; c < channels; ++c)
+      dfeatures[argmax[m * channels + c] * channels + c] += dcell[size_t(m * channels + c)];
 }
 
 template <class T>
@@ -617,11 +624,11 @@ double cross_entropy(const T* logits, const uint8_t* labels, int64_t rows, int c
 // ---- instantiations -------------------------------------------------------------------------
 
 #define LT_INSTANTIATE(T)                                                                                             \
-  template void linear_forward<T>(const T*, const T*, const T*, T*, int64_t, int, int);                              \
+  template void linear_forward<T>(const T*, const T*, const T*, T*, int64_t, int, int);                               \
   template void linear_backward<T>(const T*, const T*, const T*, T*, T*, T*, int64_t, int, int);                      \
-  template void conv2d_forward<T>(const T*, const T*, const T*, T*, const Conv2dShape&, std::vector<T>&);            \
-  template void conv2d_backward<T>(const T*, const T*, const T*, T*, T*, T*, const Conv2dShape&, std::vector<T>&);   \
-  template void conv_transpose2x2_forward<T>(const T*, const T*, const T*, T*, const ConvTranspose2x2Shape&,         \
+  template void conv2d_forward<T>(const T*, const T*, const T*, T*, const Conv2dShape&, std::vector<T>&);             \
+  template void conv2d_backward<T>(const T*, const T*, const T*, T*, T*, T*, const Conv2dShape&, std::vector<T>&);    \
+  template void conv_transpose2x2_forward<T>(const T*, const T*, const T*, T*, const ConvTranspose2x2Shape&,          \
                                              std::vector<T>&);                                                        \
   template void conv_transpose2x2_backward<T>(const T*, const T*, const T*, T*, T*, T*, const ConvTranspose2x2Shape&, \
                                               std::vector<T>&);                                                       \

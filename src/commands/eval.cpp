@@ -12,10 +12,9 @@ namespace lt {
 
 int eval_main(int argc, char** argv, const Comm& comm) {
   po::options_description options("Options");
-  options.add_options()
-      ("checkpoint", po::value<std::string>()->required()->value_name("CKPT"), "checkpoint file")
-      ("data", po::value<std::string>()->required()->value_name("DIR"), "dataset with point labels")
-      ("json", po::value<std::string>()->value_name("FILE"), "also write the metrics (and confusion matrix) as JSON");
+  options.add_options()("checkpoint", po::value<std::string>()->required()->value_name("CKPT"), "checkpoint file")(
+      "data", po::value<std::string>()->required()->value_name("DIR"), "dataset with point labels")(
+      "json", po::value<std::string>()->value_name("FILE"), "also write the metrics (and confusion matrix) as JSON");
   const ParsedCommand parsed = parse_command("eval", options, {}, argc, argv);
   if (parsed.help) {
     if (comm.is_root())

@@ -19,14 +19,13 @@ namespace lt {
 
 int infer_main(int argc, char** argv, const Comm& comm) {
   po::options_description options("Options");
-  options.add_options()
-      ("checkpoint", po::value<std::string>()->required()->value_name("CKPT"), "checkpoint file")
-      ("input", po::value<std::string>()->required()->value_name("FRAME.bin"),
-       "KITTI/SemanticKITTI .bin (x, y, z, reflectance float32)")
-      ("out", po::value<std::string>()->value_name("FILE.label"),
-       "SemanticKITTI .label output: uint32 raw ids through the inverse learning_map")
-      ("bench", po::value<int>()->default_value(0)->value_name("N"), "time N runs and print latency p50/p99")
-      ("json", po::value<std::string>()->value_name("FILE"), "with --bench: write the latencies as JSON");
+  options.add_options()("checkpoint", po::value<std::string>()->required()->value_name("CKPT"), "checkpoint file")(
+      "input", po::value<std::string>()->required()->value_name("FRAME.bin"),
+      "KITTI/SemanticKITTI .bin (x, y, z, reflectance float32)")(
+      "out", po::value<std::string>()->value_name("FILE.label"),
+      "SemanticKITTI .label output: uint32 raw ids through the inverse learning_map")(
+      "bench", po::value<int>()->default_value(0)->value_name("N"), "time N runs and print latency p50/p99")(
+      "json", po::value<std::string>()->value_name("FILE"), "with --bench: write the latencies as JSON");
   const ParsedCommand parsed = parse_command("infer", options, {}, argc, argv);
   if (parsed.help) {
     if (comm.is_root())

@@ -19,10 +19,9 @@ namespace lt {
 
 int profile_main(int argc, char** argv, const Comm& comm) {
   po::options_description run("Profile");
-  run.add_options()
-      ("points", po::value<int64_t>()->default_value(120000), "points in the profiled frame")
-      ("repeat", po::value<int>()->default_value(3), "timed steps (after one warm-up step)")
-      ("json", po::value<std::string>()->value_name("FILE"), "also write the table as JSON");
+  run.add_options()("points", po::value<int64_t>()->default_value(120000), "points in the profiled frame")(
+      "repeat", po::value<int>()->default_value(3), "timed steps (after one warm-up step)")(
+      "json", po::value<std::string>()->value_name("FILE"), "also write the table as JSON");
   po::options_description options;
   options.add(run).add(config_options());
   const ParsedCommand parsed = parse_command("profile", options, {}, argc, argv);
@@ -65,8 +64,8 @@ int profile_main(int argc, char** argv, const Comm& comm) {
   }
   if (!comm.is_root()) return kExitOk;
 
-  std::printf("profile: semseg, %lld points, %d threads, mean of %d steps\n", static_cast<long long>(batch.num_points()),
-              omp_get_max_threads(), repeat);
+  std::printf("profile: semseg, %lld points, %d threads, mean of %d steps\n",
+              static_cast<long long>(batch.num_points()), omp_get_max_threads(), repeat);
   std::printf("%-14s %10s %12s %10s %10s\n", "layer", "params", "MMACs", "fwd ms", "bwd ms");
   int64_t total_params = 0, total_macs = 0;
   double total_fwd = 0, total_bwd = 0;
@@ -86,8 +85,16 @@ int profile_main(int argc, char** argv, const Comm& comm) {
     json.key("layers").begin_array();
     for (const LayerProfile& layer : model.profile())
       json.begin_object()
-          .key("name").value(layer.name).key("params").value(layer.params).key("macs").value(layer.macs)
-          .key("forward_ms").value(1e3 * layer.forward_s / repeat).key("backward_ms").value(1e3 * layer.backward_s / repeat)
+          .key("name")
+          .value(layer.name)
+          .key("params")
+          .value(layer.params)
+          .key("macs")
+          .value(layer.macs)
+          .key("forward_ms")
+          .value(1e3 * layer.forward_s / repeat)
+          .key("backward_ms")
+          .value(1e3 * layer.backward_s / repeat)
           .end_object();
     json.end_array().key("params").value(total_params).key("macs").value(total_macs).end_object();
     write_text_file_atomically(values["json"].as<std::string>(), json.str() + "\n");

@@ -13,12 +13,12 @@ namespace lt {
 
 int train_main(int argc, char** argv, const Comm& comm) {
   po::options_description run_options("Run");
-  run_options.add_options()
-      ("data", po::value<std::string>()->value_name("DIR"), "training dataset (overrides data.train)")
-      ("run-dir", po::value<std::string>()->value_name("DIR"),
-       "where config.ini, metrics.jsonl and checkpoints/ go (default runs/<model>-<time>)")
-      ("resume", po::value<std::string>()->default_value("auto")->value_name("auto|none|PATH"),
-       "checkpoint to resume from (resuming itself arrives with issue 5)");
+  run_options.add_options()("data", po::value<std::string>()->value_name("DIR"),
+                            "training dataset (overrides data.train)")(
+      "run-dir", po::value<std::string>()->value_name("DIR"),
+      "where config.ini, metrics.jsonl and checkpoints/ go (default runs/<model>-<time>)")(
+      "resume", po::value<std::string>()->default_value("auto")->value_name("auto|none|PATH"),
+      "checkpoint to resume from (resuming itself arrives with issue 5)");
   po::options_description options;
   options.add(run_options).add(config_options());
   const ParsedCommand parsed = parse_command("train", options, {}, argc, argv);
@@ -45,8 +45,9 @@ int train_main(int argc, char** argv, const Comm& comm) {
   }
   const std::string resume = values["resume"].as<std::string>();
   require(resume == "none" || !std::filesystem::exists(run.run_dir + "/checkpoints/LATEST"),
-          run.run_dir + ": holds checkpoints, and resuming is not built yet (issue 5): use another --run-dir "
-                        "or --resume none to start over");
+          run.run_dir +
+              ": holds checkpoints, and resuming is not built yet (issue 5): use another --run-dir "
+              "or --resume none to start over");
   require(resume == "none" || resume == "auto", "--resume " + resume + ": resuming is not built yet (issue 5)");
   return train(run, comm);
 }

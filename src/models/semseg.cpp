@@ -10,7 +10,9 @@ namespace {
 
 constexpr int kPointFeatures = 8;
 
-double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 
 // Adds the time since `start` to the profile entry `name`'s forward or backward time.
 struct PhaseTimer {
@@ -71,9 +73,8 @@ void Semseg::featurize(const PointBatch& batch) {
   for (int64_t p = 0; p < points_; ++p) {
     const float* q = &batch.points[4 * p];
     const int ix = int(std::floor((q[0] + range) / voxel)), iy = int(std::floor((q[1] + range) / voxel));
-    point_cell[p] = (ix >= 0 && ix < grid && iy >= 0 && iy < grid)
-                        ? (int64_t(batch.frame_of[p]) * grid + iy) * grid + ix
-                        : -1;
+    point_cell[p] =
+        (ix >= 0 && ix < grid && iy >= 0 && iy < grid) ? (int64_t(batch.frame_of[p]) * grid + iy) * grid + ix : -1;
   }
   cells_ = ops::build_cell_index(std::move(point_cell), int64_t(frames_) * grid * grid);
   std::vector<float> z(static_cast<size_t>(points_)), z_mean(static_cast<size_t>(cells_.occupied()));

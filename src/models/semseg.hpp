@@ -22,7 +22,7 @@ namespace lt {
 
 struct SemsegConfig {
   double voxel_size_m = 0.8;
-  double range_m = 51.2;                   // grid covers x, y in [-range, range)
+  double range_m = 51.2;  // grid covers x, y in [-range, range)
   std::array<int, 2> point_channels = {32, 32};
   std::array<int, 3> bev_channels = {32, 64, 128};
   int head_channels = 32;
@@ -32,9 +32,9 @@ struct SemsegConfig {
 // Frames concatenated, with each point's frame (as spconv/OpenPCDet batch them).
 struct PointBatch {
   int frames = 0;
-  std::vector<float> points;        // (N, 4)
-  std::vector<int32_t> frame_of;    // (N)
-  std::vector<uint8_t> labels;      // (N), may be empty at inference
+  std::vector<float> points;      // (N, 4)
+  std::vector<int32_t> frame_of;  // (N)
+  std::vector<uint8_t> labels;    // (N), may be empty at inference
   int64_t num_points() const { return int64_t(frame_of.size()); }
 };
 

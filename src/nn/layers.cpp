@@ -167,9 +167,15 @@ void ConvBnRelu::init(ParamStore& params, ParamStore& buffers, Rng& rng) const {
   bn.init(params, buffers);
 }
 
-int ConvBnRelu::out_channels() const { return transpose ? deconv.shape.out_channels : conv.shape.out_channels; }
-int ConvBnRelu::out_height() const { return transpose ? 2 * in_height : (in_height + 2 - 3) / conv.shape.stride + 1; }
-int ConvBnRelu::out_width() const { return transpose ? 2 * in_width : (in_width + 2 - 3) / conv.shape.stride + 1; }
+int ConvBnRelu::out_channels() const {
+  return transpose ? deconv.shape.out_channels : conv.shape.out_channels;
+}
+int ConvBnRelu::out_height() const {
+  return transpose ? 2 * in_height : (in_height + 2 - 3) / conv.shape.stride + 1;
+}
+int ConvBnRelu::out_width() const {
+  return transpose ? 2 * in_width : (in_width + 2 - 3) / conv.shape.stride + 1;
+}
 
 int64_t ConvBnRelu::macs() const {
   if (transpose) {
@@ -211,12 +217,12 @@ void ConvBnRelu::backward(ParamStore& params, const float* x, std::vector<float>
     auto s = deconv.shape;
     s.batch = batch, s.height = in_height, s.width = in_width;
     ops::conv_transpose2x2_backward<float>(x, params.value(deconv.weight), dpre.data(), dx, params.grad(deconv.weight),
-                                    nullptr, s, workspace);
+                                           nullptr, s, workspace);
   } else {
     auto s = conv.shape;
     s.batch = batch, s.height = in_height, s.width = in_width;
     ops::conv2d_backward<float>(x, params.value(conv.weight), dpre.data(), dx, params.grad(conv.weight), nullptr, s,
-                         workspace);
+                                workspace);
   }
 }
 

@@ -32,9 +32,9 @@ struct Linear {
 // variance, as torch.nn.BatchNorm1d/2d). In training mode it normalises with the batch statistics.
 struct BatchNorm {
   int channels = 0;
-  int64_t weight = -1, bias = -1;                // params
-  int64_t running_mean = -1, running_var = -1;   // buffers
-  std::vector<float> mean, invstd;               // saved by forward for backward
+  int64_t weight = -1, bias = -1;               // params
+  int64_t running_mean = -1, running_var = -1;  // buffers
+  std::vector<float> mean, invstd;              // saved by forward for backward
   double count = 0;
   void declare(ParamStore& params, ParamStore& buffers, const std::string& name, int num_channels);
   void init(ParamStore& params, ParamStore& buffers) const;

@@ -21,7 +21,9 @@ void ParamStore::allocate(bool with_grads) {
   allocated_ = true;
 }
 
-void ParamStore::zero_grads() { std::fill(grads_.begin(), grads_.end(), 0.f); }
+void ParamStore::zero_grads() {
+  std::fill(grads_.begin(), grads_.end(), 0.f);
+}
 
 const TensorView* ParamStore::find(const std::string& name) const {
   for (const TensorView& view : views_)

@@ -48,36 +48,35 @@ std::vector<float> parse_float_list(const std::string& text, const std::string& 
 
 po::options_description config_options() {
   po::options_description options("Config keys ([section] key = value in --config, or --section.key=value)");
-  options.add_options()
-      ("data.train", po::value<std::string>()->default_value(""), "training dataset directory")
-      ("data.val", po::value<std::string>()->default_value(""), "validation dataset directory (evaluated at the end)")
-      ("model.name", po::value<std::string>()->default_value("semseg"), "semseg (bevdet: not built yet)")
-      ("model.voxel_size", po::value<double>()->default_value(0.8), "BEV cell size, m")
-      ("model.range", po::value<double>()->default_value(51.2), "the grid covers x, y in [-range, range), m")
-      ("model.point_channels", po::value<std::string>()->default_value("32,32"), "point MLP widths C1,C2")
-      ("model.bev_channels", po::value<std::string>()->default_value("32,64,128"), "U-Net widths per stage")
-      ("model.head_channels", po::value<int>()->default_value(32), "head hidden width")
-      ("train.steps", po::value<int64_t>()->default_value(1000), "optimizer steps")
-      ("train.batch_size", po::value<int>()->default_value(2), "frames per rank per step")
-      ("train.lr", po::value<double>()->default_value(2e-3), "peak learning rate")
-      ("train.optimizer", po::value<std::string>()->default_value("adamw"), "adamw | sgd")
-      ("train.momentum", po::value<double>()->default_value(0.9), "sgd momentum")
-      ("train.schedule", po::value<std::string>()->default_value("onecycle"), "onecycle | cosine")
-      ("train.warmup", po::value<double>()->default_value(0.1), "share of steps warming up (onecycle: pct_start)")
-      ("train.weight_decay", po::value<double>()->default_value(0.01), "decoupled weight decay (not on BN, biases)")
-      ("train.grad_clip", po::value<double>()->default_value(10.0), "global gradient-norm clip (0: off)")
-      ("train.class_weights", po::value<std::string>()->default_value(""),
-       "cross-entropy weight per training id 0..19, comma-separated (empty: all 1)")
-      ("train.augment", po::value<bool>()->default_value(true), "rotation, scaling, flip, translation")
-      ("train.balance", po::value<std::string>()->default_value("lpt"), "lpt | bucket | none (distributed, issue 4)")
-      ("train.sync_bn", po::value<bool>()->default_value(false), "synchronise BN statistics (distributed, issue 4)")
-      ("train.seed", po::value<uint64_t>()->default_value(1), "seed of initialisation, data order, augmentation")
-      ("train.threads", po::value<int>()->default_value(0), "OpenMP threads per rank (0: OpenMP's default)")
-      ("checkpoint.every", po::value<int64_t>()->default_value(0), "steps between checkpoints (0: at the end only)")
-      ("checkpoint.keep", po::value<int>()->default_value(3), "newest checkpoints kept")
-      ("log.every", po::value<int64_t>()->default_value(10), "steps between progress lines")
-      ("log.timeline", po::value<std::string>()->default_value(""), "Chrome trace-event JSON (issue 4)")
-      ("log.prom_file", po::value<std::string>()->default_value(""), "Prometheus textfile output (issue 4)");
+  options.add_options()("data.train", po::value<std::string>()->default_value(""), "training dataset directory")(
+      "data.val", po::value<std::string>()->default_value(""), "validation dataset directory (evaluated at the end)")(
+      "model.name", po::value<std::string>()->default_value("semseg"), "semseg (bevdet: not built yet)")(
+      "model.voxel_size", po::value<double>()->default_value(0.8), "BEV cell size, m")(
+      "model.range", po::value<double>()->default_value(51.2), "the grid covers x, y in [-range, range), m")(
+      "model.point_channels", po::value<std::string>()->default_value("32,32"), "point MLP widths C1,C2")(
+      "model.bev_channels", po::value<std::string>()->default_value("32,64,128"), "U-Net widths per stage")(
+      "model.head_channels", po::value<int>()->default_value(32), "head hidden width")(
+      "train.steps", po::value<int64_t>()->default_value(1000), "optimizer steps")(
+      "train.batch_size", po::value<int>()->default_value(2), "frames per rank per step")(
+      "train.lr", po::value<double>()->default_value(2e-3), "peak learning rate")(
+      "train.optimizer", po::value<std::string>()->default_value("adamw"), "adamw | sgd")(
+      "train.momentum", po::value<double>()->default_value(0.9), "sgd momentum")(
+      "train.schedule", po::value<std::string>()->default_value("onecycle"), "onecycle | cosine")(
+      "train.warmup", po::value<double>()->default_value(0.1), "share of steps warming up (onecycle: pct_start)")(
+      "train.weight_decay", po::value<double>()->default_value(0.01), "decoupled weight decay (not on BN, biases)")(
+      "train.grad_clip", po::value<double>()->default_value(10.0), "global gradient-norm clip (0: off)")(
+      "train.class_weights", po::value<std::string>()->default_value(""),
+      "cross-entropy weight per training id 0..19, comma-separated (empty: all 1)")(
+      "train.augment", po::value<bool>()->default_value(true), "rotation, scaling, flip, translation")(
+      "train.balance", po::value<std::string>()->default_value("lpt"), "lpt | bucket | none (distributed, issue 4)")(
+      "train.sync_bn", po::value<bool>()->default_value(false), "synchronise BN statistics (distributed, issue 4)")(
+      "train.seed", po::value<uint64_t>()->default_value(1), "seed of initialisation, data order, augmentation")(
+      "train.threads", po::value<int>()->default_value(0), "OpenMP threads per rank (0: OpenMP's default)")(
+      "checkpoint.every", po::value<int64_t>()->default_value(0), "steps between checkpoints (0: at the end only)")(
+      "checkpoint.keep", po::value<int>()->default_value(3), "newest checkpoints kept")(
+      "log.every", po::value<int64_t>()->default_value(10), "steps between progress lines")(
+      "log.timeline", po::value<std::string>()->default_value(""), "Chrome trace-event JSON (issue 4)")(
+      "log.prom_file", po::value<std::string>()->default_value(""), "Prometheus textfile output (issue 4)");
   return options;
 }
 
@@ -89,7 +88,8 @@ TrainConfig train_config_from(const po::variables_map& v) {
   for (const char* key : {"train.steps", "train.batch_size", "train.lr", "checkpoint.keep", "log.every",
                           "model.voxel_size", "model.range", "model.head_channels"})
     require_positive(v, key);
-  for (const char* key : {"train.weight_decay", "train.grad_clip", "train.threads", "checkpoint.every", "train.momentum"})
+  for (const char* key :
+       {"train.weight_decay", "train.grad_clip", "train.threads", "checkpoint.every", "train.momentum"})
     require_non_negative(v, key);
   const double warmup = v["train.warmup"].as<double>();
   require(warmup > 0 && warmup < 1, "--train.warmup: must be in (0, 1)");
@@ -120,9 +120,9 @@ TrainConfig train_config_from(const po::variables_map& v) {
   c.schedule.warmup_fraction = warmup;
   c.grad_clip = v["train.grad_clip"].as<double>();
   c.class_weights = parse_float_list(v["train.class_weights"].as<std::string>(), "train.class_weights");
-  require(c.class_weights.empty() || c.class_weights.size() == size_t(kNumSemanticClasses),
-          "--train.class_weights: expected 20 values (one per training id), got " +
-              std::to_string(c.class_weights.size()));
+  require(
+      c.class_weights.empty() || c.class_weights.size() == size_t(kNumSemanticClasses),
+      "--train.class_weights: expected 20 values (one per training id), got " + std::to_string(c.class_weights.size()));
   c.augment = v["train.augment"].as<bool>();
   c.balance = v["train.balance"].as<std::string>();
   c.sync_bn = v["train.sync_bn"].as<bool>();
@@ -144,11 +144,16 @@ std::string config_to_ini(const po::variables_map& values) {
     const auto dot = name.find('.');
     const auto& any = values[name].value();
     std::string text;
-    if (const auto* s = boost::any_cast<std::string>(&any)) text = *s;
-    else if (const auto* i = boost::any_cast<int64_t>(&any)) text = std::to_string(*i);
-    else if (const auto* n = boost::any_cast<int>(&any)) text = std::to_string(*n);
-    else if (const auto* u = boost::any_cast<uint64_t>(&any)) text = std::to_string(*u);
-    else if (const auto* b = boost::any_cast<bool>(&any)) text = *b ? "true" : "false";
+    if (const auto* s = boost::any_cast<std::string>(&any))
+      text = *s;
+    else if (const auto* i = boost::any_cast<int64_t>(&any))
+      text = std::to_string(*i);
+    else if (const auto* n = boost::any_cast<int>(&any))
+      text = std::to_string(*n);
+    else if (const auto* u = boost::any_cast<uint64_t>(&any))
+      text = std::to_string(*u);
+    else if (const auto* b = boost::any_cast<bool>(&any))
+      text = *b ? "true" : "false";
     else if (const auto* d = boost::any_cast<double>(&any)) {
       std::ostringstream out;
       out.precision(17);

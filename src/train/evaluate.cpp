@@ -76,14 +76,16 @@ std::string iou_table(const SegmentationMetrics& m) {
     int64_t truth = 0;
     for (int k = 0; k < kNumSemanticClasses; ++k) truth += m.confusion[c * kNumSemanticClasses + k];
     if (std::isnan(m.iou[c]))
-      std::snprintf(line, sizeof line, "%-14s %8s %12lld\n", kSemanticClassNames[c], "-", static_cast<long long>(truth));
+      std::snprintf(line, sizeof line, "%-14s %8s %12lld\n", kSemanticClassNames[c], "-",
+                    static_cast<long long>(truth));
     else
       std::snprintf(line, sizeof line, "%-14s %8.4f %12lld\n", kSemanticClassNames[c], m.iou[c],
                     static_cast<long long>(truth));
     out += line;
   }
   std::snprintf(line, sizeof line, "mIoU %.4f over %d classes present; accuracy %.4f; %lld frames, %lld points\n",
-                m.miou, m.classes_present, m.accuracy, static_cast<long long>(m.frames), static_cast<long long>(m.points));
+                m.miou, m.classes_present, m.accuracy, static_cast<long long>(m.frames),
+                static_cast<long long>(m.points));
   return out + line;
 }
 

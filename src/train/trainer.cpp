@@ -23,7 +23,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 
 std::string utc_now() {
   const std::time_t t = std::time(nullptr);
@@ -130,9 +132,9 @@ int train(const TrainRun& run, const Comm& comm) {
     const double t1 = now_s();
     const std::vector<float>& logits = model.forward(batch, true);
     std::vector<float> dlogits(logits.size());
-    const double loss = ops::cross_entropy<float>(logits.data(), batch.labels.data(), batch.num_points(),
-                                                  kNumSemanticClasses, weights.empty() ? nullptr : weights.data(), 0,
-                                                  dlogits.data());
+    const double loss =
+        ops::cross_entropy<float>(logits.data(), batch.labels.data(), batch.num_points(), kNumSemanticClasses,
+                                  weights.empty() ? nullptr : weights.data(), 0, dlogits.data());
     const double t2 = now_s();
     model.params().zero_grads();
     model.backward(dlogits);
@@ -144,11 +146,32 @@ int train(const TrainRun& run, const Comm& comm) {
 
     JsonWriter line;
     line.begin_object()
-        .key("step").value(step + 1).key("epoch").value(epoch).key("loss").value(loss).key("lr").value(lr)
-        .key("grad_norm").value(grad_norm).key("points").value(batch.num_points())
-        .key("data_s").value(t1 - t0).key("forward_s").value(t2 - t1).key("backward_s").value(t3 - t2)
-        .key("optimizer_s").value(t4 - t3).key("step_s").value(t4 - t0)
-        .key("samples_per_s").value(double(c.batch_size) / (t4 - t0)).key("elapsed_s").value(t4 - start)
+        .key("step")
+        .value(step + 1)
+        .key("epoch")
+        .value(epoch)
+        .key("loss")
+        .value(loss)
+        .key("lr")
+        .value(lr)
+        .key("grad_norm")
+        .value(grad_norm)
+        .key("points")
+        .value(batch.num_points())
+        .key("data_s")
+        .value(t1 - t0)
+        .key("forward_s")
+        .value(t2 - t1)
+        .key("backward_s")
+        .value(t3 - t2)
+        .key("optimizer_s")
+        .value(t4 - t3)
+        .key("step_s")
+        .value(t4 - t0)
+        .key("samples_per_s")
+        .value(double(c.batch_size) / (t4 - t0))
+        .key("elapsed_s")
+        .value(t4 - start)
         .end_object();
     metrics << line.str() << "\n";
     metrics.flush();
