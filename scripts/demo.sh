@@ -2,7 +2,7 @@
 # The demo: set up, generate a synthetic LiDAR dataset on 2 ranks, convert the real sample frames,
 # train semseg_small on the synthetic set (one rank; distributed training arrives with issue 4), then
 # evaluate on synthetic frames of another seed and segment the real SemanticKITTI scan.
-#   DEMO_DIR (default ./demo)   DEMO_FRAMES (default 128)   DEMO_STEPS (default 300, ~3 min on 2 cores)
+#   DEMO_DIR (default ./demo)   DEMO_FRAMES (default 128)   DEMO_STEPS (default 600, ~5 min on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -10,7 +10,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 LT=build/lidartrain
 DEMO=${DEMO_DIR:-demo}
 FRAMES=${DEMO_FRAMES:-128}
-STEPS=${DEMO_STEPS:-300}
+STEPS=${DEMO_STEPS:-600}
 DATA=../shared/data/lidar
 mkdir -p "$DEMO"
 
