@@ -45,10 +45,7 @@ void read_tensors(hid_t group, const std::string& group_name, const ParamStore& 
 
 void write_checkpoint(const std::string& path, const CheckpointMeta& meta, const ParamStore& params,
                       const ParamStore& buffers, const OptimizerState& optimizer_state) {
-  const std::string tmp = path + ".tmp";
-  try {
-    h5::Handle file = h5::create_file(tmp);
-    const hid_t f = file.get();
+  h5::create_file_atomically(path, [&](hid_t f, const std::string& tmp) {
     h5::write_attr_string(f, "schema", kSchema, tmp);
     h5::write_attr_int(f, "version", kVersion, tmp);
     h5::write_attr_string(f, "model", meta.model, tmp);
@@ -77,15 +74,7 @@ void write_checkpoint(const std::string& path, const CheckpointMeta& meta, const
                           state->data() + view.offset, tmp);
       }
     }
-    require(H5Fflush(f, H5F_SCOPE_GLOBAL) >= 0, tmp + ": flush failed (disk full?)");
-  } catch (...) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);
-    throw;
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  require(!ec, path + ": cannot rename into place: " + ec.message());
+  });
 }
 
 CheckpointMeta read_checkpoint_meta(const std::string& path) {

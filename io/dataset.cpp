@@ -95,10 +95,7 @@ void write_shard(const std::string& path, const std::vector<Frame>& frames, cons
     box_labels.insert(box_labels.end(), frame.box_labels.begin(), frame.box_labels.end());
   }
 
-  const std::string tmp = path + ".tmp";
-  try {
-    h5::Handle file = h5::create_file(tmp);
-    const hid_t f = file.get();
+  h5::create_file_atomically(path, [&](hid_t f, const std::string& tmp) {
     const hsize_t num_points = hsize_t(point_offsets.back()), num_boxes = hsize_t(box_offsets.back());
     const hsize_t num_offsets = frames.size() + 1;
     h5::write_attr_string(f, "schema", kSchema, tmp);
@@ -124,18 +121,7 @@ void write_shard(const std::string& path, const std::vector<Frame>& frames, cons
     h5::write_strings(f, "frame_ids", ids, tmp);
     h5::write_array(f, "cost", H5T_NATIVE_INT64, H5T_STD_I64LE, {hsize_t(frames.size())}, kSmallChunkRows, costs.data(),
                     tmp);
-    require(H5Fflush(f, H5F_SCOPE_GLOBAL) >= 0, tmp + ": flush failed (disk full?)");
-  } catch (...) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);
-    throw;
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    throw InputError(path + ": cannot rename into place");
-  }
+  });
 }
 
 // ---- reading -----------------------------------------------------------------------------------

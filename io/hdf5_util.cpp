@@ -1,5 +1,6 @@
 #include "io/hdf5_util.hpp"
 
+#include <filesystem>
 #include <mutex>
 
 #include "src/common/error.hpp"
@@ -26,6 +27,26 @@ Handle vlen_string_type() {
   return type;
 }
 }  // namespace
+
+void create_file_atomically(const std::string& path, const std::function<void(hid_t, const std::string&)>& fill) {
+  const std::string tmp = path + ".tmp";
+  try {
+    Handle file = create_file(tmp);
+    fill(file.get(), tmp);
+    require(H5Fflush(file.get(), H5F_SCOPE_GLOBAL) >= 0, tmp + ": flush failed (disk full?)");
+  } catch (...) {
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+    throw;
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+    throw InputError(path + ": cannot rename into place: " + ec.message());
+  }
+}
 
 Handle open_file_readonly(const std::string& path) {
   silence_library_errors();

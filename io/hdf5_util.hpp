@@ -2,6 +2,7 @@
 // Small RAII and checking helpers over the HDF5 C API, for io/ only (nothing outside io/ calls HDF5).
 #include <hdf5.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,11 @@ class Handle {
   hid_t id_ = -1;
   Closer closer_ = nullptr;
 };
+
+// Creates `path` through `path.tmp`: `fill(file, tmp_path)` writes the contents, the file is flushed,
+// closed and renamed into place; on any failure the temporary file is removed and the error rethrown.
+// So the file at `path` is always whole.
+void create_file_atomically(const std::string& path, const std::function<void(hid_t, const std::string&)>& fill);
 
 // Each throws InputError("<where>: <what>") when HDF5 reports a failure.
 Handle open_file_readonly(const std::string& path);

@@ -435,8 +435,9 @@ namespace {
 // order, so both sides are read and written in near-sequential order.
 constexpr int kChannelBlock = 16;
 
-template <class T>
-void rows_to_grid(const T* rows, const CellIndex& index, int channels, int64_t cells_per_map, T* grid) {
+// to_grid: grid[cell, c] = rows[m, c]; otherwise rows[m, c] = grid[cell, c].
+template <bool to_grid, class Rows, class Grid>
+void move_cell_rows(Rows* rows, const CellIndex& index, int channels, int64_t cells_per_map, Grid* grid) {
   const int64_t occupied = index.occupied();
   const int blocks = (channels + kChannelBlock - 1) / kChannelBlock;
 #pragma omp parallel for schedule(static)
@@ -444,25 +445,25 @@ void rows_to_grid(const T* rows, const CellIndex& index, int channels, int64_t c
     const int c0 = block * kChannelBlock, c1 = std::min(channels, c0 + kChannelBlock);
     for (int64_t m = 0; m < occupied; ++m) {
       const int64_t cell = index.cells[size_t(m)];
-      T* base = grid + (cell / cells_per_map) * channels * cells_per_map + cell % cells_per_map;
-      for (int c = c0; c < c1; ++c) base[c * cells_per_map] = rows[m * channels + c];
+      Grid* base = grid + (cell / cells_per_map) * channels * cells_per_map + cell % cells_per_map;
+      for (int c = c0; c < c1; ++c) {
+        if constexpr (to_grid)
+          base[c * cells_per_map] = rows[m * channels + c];
+        else
+          rows[m * channels + c] = base[c * cells_per_map];
+      }
     }
   }
 }
 
 template <class T>
+void rows_to_grid(const T* rows, const CellIndex& index, int channels, int64_t cells_per_map, T* grid) {
+  move_cell_rows<true>(rows, index, channels, cells_per_map, grid);
+}
+
+template <class T>
 void grid_to_rows(const T* grid, const CellIndex& index, int channels, int64_t cells_per_map, T* rows) {
-  const int64_t occupied = index.occupied();
-  const int blocks = (channels + kChannelBlock - 1) / kChannelBlock;
-#pragma omp parallel for schedule(static)
-  for (int block = 0; block < blocks; ++block) {
-    const int c0 = block * kChannelBlock, c1 = std::min(channels, c0 + kChannelBlock);
-    for (int64_t m = 0; m < occupied; ++m) {
-      const int64_t cell = index.cells[size_t(m)];
-      const T* base = grid + (cell / cells_per_map) * channels * cells_per_map + cell % cells_per_map;
-      for (int c = c0; c < c1; ++c) rows[m * channels + c] = base[c * cells_per_map];
-    }
-  }
+  move_cell_rows<false>(rows, index, channels, cells_per_map, grid);
 }
 
 }  // namespace
