@@ -18,6 +18,10 @@ template <class T>
 using MatrixMap = Eigen::Map<RowMatrix<T>>;
 template <class T>
 using ConstMatrixMap = Eigen::Map<const RowMatrix<T>>;
+template <class T>
+using ColumnMatrixMap = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>>;
+template <class T>
+using ConstColumnMatrixMap = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>>;
 
 // Row chunk for reductions over points: a fixed size, so the summation order does not depend on the
 // number of threads.
@@ -166,7 +170,11 @@ void conv2d_forward(const T* x, const T* weight, const T* bias, T* y, const Conv
         const int oy1 = std::min(ho, oy0 + rows_per_tile);
         const int64_t tile = int64_t(oy1 - oy0) * wo;
         im2col(x + b * in_size, s, oy0, oy1, workspace.data());
-        Y.middleCols(int64_t(oy0) * wo, tile).noalias() = W * ConstMatrixMap<T>(workspace.data(), k_dim, tile);
+        // Y_tile = W · col, computed as its transpose col^T · W^T in column-major terms (the same memory):
+        // Eigen's column-major GEMM kernel is ~5 % faster for these shapes (bench_ops).
+        ColumnMatrixMap<T>(y + b * out_size, pixels, s.out_channels).middleRows(int64_t(oy0) * wo, tile).noalias() =
+            ConstColumnMatrixMap<T>(workspace.data(), tile, k_dim) *
+            ConstColumnMatrixMap<T>(weight, k_dim, s.out_channels);
       }
     }
     if (bias) Y.colwise() += Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>(bias, s.out_channels);
