@@ -31,6 +31,7 @@ constexpr Command kCommands[] = {
      "run a model on one frame"},
     {"inspect", lt::inspect_main, "DATASET_DIR [--json FILE]", "human summary of a dataset"},
     {"profile", lt::profile_main, "--config CFG", "params, MACs, fwd/bwd time per layer"},
+    {"balance", lt::balance_main, "--data DIR --ranks R[,R…] [--batch B]", "predicted imbalance per strategy"},
 };
 
 void print_usage(FILE* out) {

@@ -12,5 +12,6 @@ int train_main(int argc, char** argv, const Comm& comm);
 int eval_main(int argc, char** argv, const Comm& comm);
 int infer_main(int argc, char** argv, const Comm& comm);
 int profile_main(int argc, char** argv, const Comm& comm);
+int balance_main(int argc, char** argv, const Comm& comm);
 
 }  // namespace lt

@@ -4,7 +4,7 @@ LT=$1
 source "$(dirname "$0")/lib.sh"
 
 "$LT" --help | grep -q "synth" && pass "--help lists commands" || fail "--help"
-for cmd in synth convert train eval infer inspect profile; do
+for cmd in synth convert train eval infer inspect profile balance; do
   "$LT" "$cmd" --help >"$WORK/help" && grep -q "Usage: lidartrain $cmd" "$WORK/help" && pass "$cmd --help" ||
     fail "$cmd --help"
 done
@@ -39,5 +39,10 @@ expect_error "malformed config value" "malformed.ini.*train.steps" "$LT" train -
 printf '[train]\noptimizer = adam\n' >"$WORK/choice.ini"
 expect_error "bad choice" "train.optimizer: 'adam' is not one of adamw, sgd" "$LT" train --config "$WORK/choice.ini"
 expect_error "override is checked too" "train.balance: 'fair'" "$LT" train --config "$WORK/good.ini" --train.balance=fair
+"$LT" synth --frames 40 --out "$WORK/ds" >/dev/null
+"$LT" balance --data "$WORK/ds" --ranks 2,8 --batch 2 --json "$WORK/balance.json" >"$WORK/balance.txt"
+[ "$(json_get "$WORK/balance.json" "len(j['runs'])")" -eq 6 ] && grep -q " lpt " "$WORK/balance.txt" &&
+  pass "balance: 3 strategies x 2 rank counts" || fail "balance: $(cat "$WORK/balance.txt")"
+expect_error "balance with bad ranks" "--ranks: '2,x'" "$LT" balance --data "$WORK/ds" --ranks 2,x
 expect_error "missing config file" "nope.ini: config file not found" "$LT" train --config "$WORK/nope.ini"
 finish
