@@ -45,6 +45,7 @@ void read_tensors(hid_t group, const std::string& group_name, const ParamStore& 
 
 void write_checkpoint(const std::string& path, const CheckpointMeta& meta, const ParamStore& params,
                       const ParamStore& buffers, const OptimizerState& optimizer_state) {
+  const std::lock_guard<std::recursive_mutex> lock(h5::library_mutex());
   h5::create_file_atomically(path, [&](hid_t f, const std::string& tmp) {
     h5::write_attr_string(f, "schema", kSchema, tmp);
     h5::write_attr_int(f, "version", kVersion, tmp);
@@ -78,6 +79,7 @@ void write_checkpoint(const std::string& path, const CheckpointMeta& meta, const
 }
 
 CheckpointMeta read_checkpoint_meta(const std::string& path) {
+  const std::lock_guard<std::recursive_mutex> lock(h5::library_mutex());
   require(fs::is_regular_file(path), path + ": no such checkpoint");
   h5::Handle file = h5::open_file_readonly(path);
   const hid_t f = file.get();
@@ -104,6 +106,7 @@ CheckpointMeta read_checkpoint_meta(const std::string& path) {
 
 void read_checkpoint_tensors(const std::string& path, ParamStore& params, ParamStore& buffers,
                              const OptimizerState& optimizer_state) {
+  const std::lock_guard<std::recursive_mutex> lock(h5::library_mutex());
   h5::Handle file = h5::open_file_readonly(path);
   const hid_t f = file.get();
   for (const char* group : {"model", "buffers"}) require(h5::has_link(f, group), path + ": missing group /" + group);

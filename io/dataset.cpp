@@ -75,6 +75,7 @@ int64_t frame_cost(const Frame& frame) {
 
 void write_shard(const std::string& path, const std::vector<Frame>& frames, const DatasetKind& kind,
                  const std::string& source) {
+  const std::lock_guard<std::recursive_mutex> lock(h5::library_mutex());
   for (const Frame& frame : frames) validate_frame(frame, kind, path);
 
   std::vector<int64_t> point_offsets{0}, box_offsets{0}, costs;
@@ -221,6 +222,7 @@ struct DatasetReader::Impl {
 };
 
 DatasetReader::DatasetReader(const std::string& path) : impl_(std::make_unique<Impl>()) {
+  const std::lock_guard<std::recursive_mutex> lock(h5::library_mutex());
   std::error_code ec;
   require(fs::exists(path, ec), path + ": no such dataset directory or shard");
   if (fs::is_directory(path, ec)) {
@@ -255,7 +257,10 @@ DatasetReader::DatasetReader(const std::string& path) : impl_(std::make_unique<I
   }
 }
 
-DatasetReader::~DatasetReader() = default;
+DatasetReader::~DatasetReader() {
+  const std::lock_guard<std::recursive_mutex> lock(h5::library_mutex());
+  impl_.reset();  // closes the shards' HDF5 handles under the lock
+}
 DatasetReader::DatasetReader(DatasetReader&&) noexcept = default;
 DatasetReader& DatasetReader::operator=(DatasetReader&&) noexcept = default;
 
@@ -282,6 +287,7 @@ const std::vector<int64_t>& DatasetReader::boxes_per_frame() const {
 }
 
 Frame DatasetReader::read(int64_t frame_index) const {
+  const std::lock_guard<std::recursive_mutex> lock(h5::library_mutex());
   require(frame_index >= 0 && frame_index < num_frames(),
           "frame index " + std::to_string(frame_index) + " outside 0.." + std::to_string(num_frames() - 1));
   const auto it = std::upper_bound(impl_->shards.begin(), impl_->shards.end(), frame_index,

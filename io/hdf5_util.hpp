@@ -3,10 +3,15 @@
 #include <hdf5.h>
 
 #include <functional>
+#include <mutex>
 #include <string>
 #include <vector>
 
 namespace lt::h5 {
+
+// Debian's parallel HDF5 is built without thread safety: every entry point of io/ that calls HDF5 holds
+// this lock, so the prefetching loader's thread and the main thread (checkpoints) never overlap in it.
+std::recursive_mutex& library_mutex();
 
 // Turns off HDF5's own error-stack printing once per process: errors are ours to report, in one line.
 void silence_library_errors();

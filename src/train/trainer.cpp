@@ -10,6 +10,7 @@
 
 #include "io/checkpoint.hpp"
 #include "io/dataset.hpp"
+#include "io/prefetch.hpp"
 #include "kernels/cpu/ops.hpp"
 #include "src/common/error.hpp"
 #include "src/common/json.hpp"
@@ -104,8 +105,24 @@ int train(const TrainRun& run, const Comm& comm) {
   require(bool(metrics), run.run_dir + "/metrics.jsonl: cannot open for writing");
 
   const int64_t num_frames = reader.num_frames();
+  // The loader thread reads and augments step s + 1 (and s + 2) while step s computes. Global sample
+  // positions [step·B, (step+1)·B), each (epoch, position in that epoch's order).
   int64_t cached_epoch = -1;
   std::vector<int64_t> order;
+  PrefetchLoader loader(
+      [&](int64_t step) {
+        std::vector<Frame> frames;
+        for (int i = 0; i < c.batch_size; ++i) {
+          const int64_t sample = step * c.batch_size + i, epoch = sample / num_frames;
+          if (epoch != cached_epoch) order = epoch_permutation(c.seed, epoch, num_frames), cached_epoch = epoch;
+          const int64_t index = order[size_t(sample % num_frames)];
+          Frame frame = reader.read(index);
+          if (c.augment) augment_frame(draw_augmentation(c.seed, epoch, index), frame);
+          frames.push_back(std::move(frame));
+        }
+        return frames;
+      },
+      0, c.steps);
   const double start = now_s();
   double loss_sum_since_log = 0;
   int64_t steps_since_log = 0;
@@ -116,18 +133,8 @@ int train(const TrainRun& run, const Comm& comm) {
 
   for (int64_t step = 0; step < c.steps; ++step) {
     const double t0 = now_s();
-    // Data: global sample positions [step·B, (step+1)·B), each (epoch, position in the epoch's order).
-    std::vector<Frame> frames;
-    int64_t epoch = 0;
-    for (int i = 0; i < c.batch_size; ++i) {
-      const int64_t sample = step * c.batch_size + i;
-      epoch = sample / num_frames;
-      if (epoch != cached_epoch) order = epoch_permutation(c.seed, epoch, num_frames), cached_epoch = epoch;
-      const int64_t index = order[size_t(sample % num_frames)];
-      Frame frame = reader.read(index);
-      if (c.augment) augment_frame(draw_augmentation(c.seed, epoch, index), frame);
-      frames.push_back(std::move(frame));
-    }
+    const int64_t epoch = step * c.batch_size / num_frames;
+    const std::vector<Frame> frames = loader.next();  // data wait: near zero once the loader is ahead
     const PointBatch batch = make_batch(frames);
     const double t1 = now_s();
     const std::vector<float>& logits = model.forward(batch, true);
@@ -158,7 +165,7 @@ int train(const TrainRun& run, const Comm& comm) {
         .value(grad_norm)
         .key("points")
         .value(batch.num_points())
-        .key("data_s")
+        .key("data_wait_s")
         .value(t1 - t0)
         .key("forward_s")
         .value(t2 - t1)
