@@ -2,6 +2,7 @@
 
 #include <mpi.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
@@ -68,6 +69,22 @@ double Comm::max(double value) const {
   double result = 0;
   MPI_Allreduce(&value, &result, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
   return result;
+}
+
+void Comm::sum_in_place(float* values, int64_t count) const {
+  // MPI counts are int: large buffers go in slices.
+  constexpr int64_t kSlice = int64_t(1) << 30;
+  for (int64_t first = 0; first < count; first += kSlice)
+    MPI_Allreduce(MPI_IN_PLACE, values + first, int(std::min(kSlice, count - first)), MPI_FLOAT, MPI_SUM,
+                  MPI_COMM_WORLD);
+}
+
+void Comm::sum_in_place(double* values, int64_t count) const {
+  MPI_Allreduce(MPI_IN_PLACE, values, int(count), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+}
+
+void Comm::broadcast_in_place(float* values, int64_t count, int root) const {
+  MPI_Bcast(values, int(count), MPI_FLOAT, root, MPI_COMM_WORLD);
 }
 
 std::vector<int64_t> Comm::broadcast(std::vector<int64_t> values, int root) const {

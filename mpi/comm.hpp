@@ -30,6 +30,11 @@ class Comm {
   std::vector<int64_t> sum(const std::vector<int64_t>& values) const;
   int min(int value) const;
   double max(double value) const;
+  // In-place sums over ranks, in MPI's reduction order (the same on every rank for a fixed rank count).
+  void sum_in_place(float* values, int64_t count) const;
+  void sum_in_place(double* values, int64_t count) const;
+  // Rank `root`'s values everywhere, in place.
+  void broadcast_in_place(float* values, int64_t count, int root) const;
   // Rank `root`'s values, everywhere (sizes must agree).
   std::vector<int64_t> broadcast(std::vector<int64_t> values, int root) const;
   // Ends every rank of the job: for broken invariants and hangs, never for bad input.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo: set up, generate a synthetic LiDAR dataset on 2 ranks, convert the real sample frames,
-# train semseg_small on the synthetic set (one rank; distributed training arrives with issue 4), then
+# train semseg_small on the synthetic set on 2 ranks (one OpenMP thread each), then
 # evaluate on synthetic frames of another seed and segment the real SemanticKITTI scan.
 #   DEMO_DIR (default ./demo)   DEMO_FRAMES (default 128)   DEMO_STEPS (default 600, ~5 min on 2 cores)
 set -euo pipefail
@@ -31,9 +31,9 @@ if [ -d "$DATA/kitti" ]; then
   "$LT" inspect "$DEMO/kitti"
 fi
 echo
-echo "== training semseg_small for $STEPS steps"
+echo "== training semseg_small for $STEPS steps on 2 ranks"
 rm -rf "$DEMO/run"
-"$LT" train --config configs/semseg_small.ini --data "$DEMO/synth_train" --train.steps "$STEPS" --log.every 25 \
+OMP_NUM_THREADS=1 mpirun -np 2 "$LT" train --config configs/semseg_small.ini --data "$DEMO/synth_train" --train.steps "$STEPS" --train.batch_size 1 --log.every 25 \
   --checkpoint.every 0 --run-dir "$DEMO/run"
 CKPT="$DEMO/run/checkpoints/$(cat "$DEMO/run/checkpoints/LATEST")"
 echo
