@@ -25,7 +25,7 @@ int train_main(int argc, char** argv, const Comm& comm) {
   if (parsed.help) {
     if (comm.is_root())
       std::cout << usage_text("train", "--config CFG [--data DIR] [--run-dir DIR] [--resume auto|none|PATH]",
-                              "Trains a model on one rank (distributed training: issue 4). Writes the resolved\n"
+                              "Trains a model, data-parallel under mpirun/srun. Writes the resolved\n"
                               "config, metrics.jsonl (one line per step) and checkpoints to the run directory.",
                               options);
     return kExitOk;

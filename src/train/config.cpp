@@ -68,7 +68,8 @@ po::options_description config_options() {
       "train.class_weights", po::value<std::string>()->default_value(""),
       "cross-entropy weight per training id 0..19, comma-separated (empty: all 1)")(
       "train.augment", po::value<bool>()->default_value(true), "rotation, scaling, flip, translation")(
-      "train.balance", po::value<std::string>()->default_value("lpt"), "lpt | bucket | none (distributed, issue 4)")(
+      "train.balance", po::value<std::string>()->default_value("lpt"),
+      "lpt | bucket | none: how each step's frames are split over ranks")(
       "train.sync_bn", po::value<bool>()->default_value(false), "synchronise BN statistics (distributed, issue 4)")(
       "train.seed", po::value<uint64_t>()->default_value(1), "seed of initialisation, data order, augmentation")(
       "train.threads", po::value<int>()->default_value(0), "OpenMP threads per rank (0: OpenMP's default)")(

@@ -1,6 +1,6 @@
 #pragma once
 // One training run, top to bottom (STYLE.md: data flows one way): frames → batch → model → loss →
-// gradients → (all-reduce: issue 4) → optimizer → metrics → checkpoint.
+// gradients → all-reduce → optimizer → metrics → checkpoint.
 #include <string>
 
 #include "mpi/comm.hpp"
