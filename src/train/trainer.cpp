@@ -146,7 +146,10 @@ int train(const TrainRun& run, const Comm& comm) {
   for (int64_t step = 0; step < c.steps; ++step) {
     const double t0 = now_s();
     const int64_t epoch = step * global_batch / num_frames;
-    const std::vector<Frame> frames = loader.next();  // data wait: near zero once the loader is ahead
+    // Data wait: near zero once the loader is ahead. A bad frame on any rank ends every rank (agreed),
+    // never a hang in the next collective.
+    std::vector<Frame> frames;
+    run_agreed(comm, [&] { frames = loader.next(); });
     const PointBatch batch = make_batch(frames);
     // BN running statistics follow rank 0's, as DDP's broadcast_buffers does.
     if (comm.size() > 1) comm.broadcast_in_place(model.buffers().values().data(), model.buffers().size(), 0);

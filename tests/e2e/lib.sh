@@ -17,7 +17,7 @@ expect_error() {
   local rc=0
   "$@" >"$WORK/out" 2>"$WORK/err" || rc=$?
   # mpirun adds its own banner when a rank exits non-zero: count only lidartrain's lines.
-  if [ "$1" = "$MPIEXEC" ]; then grep '^lidartrain' "$WORK/err" >"$WORK/err.ours" || true; mv "$WORK/err.ours" "$WORK/err"; fi
+  if [[ " $* " == *" $MPIEXEC "* ]]; then grep '^lidartrain' "$WORK/err" >"$WORK/err.ours" || true; mv "$WORK/err.ours" "$WORK/err"; fi
   local lines
   lines=$(wc -l <"$WORK/err")
   if [ "$rc" -ne 1 ]; then
