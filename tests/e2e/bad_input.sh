@@ -64,12 +64,7 @@ cp -r "$WORK/ds" "$WORK/ds_trunc"
 truncate -s 100000 "$WORK/ds_trunc/shard-00001.h5"
 expect_error "truncated shard" "ds_trunc/shard-00001.h5" "$LT" inspect "$WORK/ds_trunc"
 cp -r "$WORK/ds" "$WORK/ds_flip"
-python3 - "$WORK/ds_flip/shard-00000.h5" <<'PY'
-import sys
-with open(sys.argv[1], 'r+b') as f:
-    f.seek(0, 2); size = f.tell()
-    f.seek(size // 2); b = f.read(1); f.seek(size // 2); f.write(bytes([b[0] ^ 0x40]))
-PY
+flip_middle_byte "$WORK/ds_flip/shard-00000.h5"
 expect_error "corrupted shard" "ds_flip/shard-00000.h5: frame synth/seed1/[0-9]+: /(points|labels).*checksum" \
   "$MPIEXEC" -np 2 "$LT" inspect "$WORK/ds_flip"
 expect_error "missing dataset" "$WORK/none: no such dataset" "$LT" inspect "$WORK/none"

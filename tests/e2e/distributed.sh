@@ -25,12 +25,7 @@ done
   fail "bucket: $(cat "$WORK/bucket.log")"
 # A corrupted shard met by a rank's loader mid-run: one error line, every rank exits, no hang.
 cp -r "$WORK/train" "$WORK/bad"
-python3 - "$WORK/bad/shard-00000.h5" <<'PY'
-import sys
-with open(sys.argv[1], 'r+b') as f:
-    f.seek(0, 2); size = f.tell()
-    f.seek(size // 2); b = f.read(1); f.seek(size // 2); f.write(bytes([b[0] ^ 0x40]))
-PY
+flip_middle_byte "$WORK/bad/shard-00000.h5"
 expect_error "corrupted shard during training" "bad/shard-00000.h5: frame synth/seed1/[0-9]+: /(points|labels).*checksum" \
   timeout 120 "$MPIEXEC" -np 2 "$LT" train "${TINY[@]}" --data "$WORK/bad" --train.steps 6 --run-dir "$WORK/badrun"
 finish

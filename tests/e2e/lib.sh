@@ -31,6 +31,16 @@ expect_error() {
   fi
 }
 
+# flip_middle_byte FILE: flips one bit of the byte in the middle of FILE (inside a shard's point chunks).
+flip_middle_byte() {
+  python3 - "$1" <<'PY'
+import sys
+with open(sys.argv[1], 'r+b') as f:
+    f.seek(0, 2); size = f.tell()
+    f.seek(size // 2); b = f.read(1); f.seek(size // 2); f.write(bytes([b[0] ^ 0x40]))
+PY
+}
+
 # json_get FILE EXPR: evaluates a Python expression over the parsed JSON `j`.
 json_get() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
 
