@@ -82,4 +82,37 @@ void require_non_negative(const po::variables_map& values, const std::string& ke
   require(value >= 0, "--" + key + ": must be >= 0 (got " + std::to_string(value) + ")");
 }
 
+namespace {
+// Each comma-separated item of `text` parsed whole by `parse`, kept if `valid`.
+template <class T, class Parse, class Valid>
+std::vector<T> parse_list(const std::string& text, const std::string& key, const char* what, Parse parse, Valid valid) {
+  std::vector<T> values;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) {
+    size_t used = 0;
+    T v{};
+    try {
+      v = parse(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    require(used > 0 && used == item.size() && valid(v), "--" + key + ": '" + text + "' is not a list of " + what);
+    values.push_back(v);
+  }
+  return values;
+}
+}  // namespace
+
+std::vector<int> parse_positive_ints(const std::string& text, const std::string& key) {
+  return parse_list<int>(
+      text, key, "positive integers", [](const std::string& s, size_t* used) { return std::stoi(s, used); },
+      [](int v) { return v > 0; });
+}
+
+std::vector<float> parse_non_negative_floats(const std::string& text, const std::string& key) {
+  return parse_list<float>(
+      text, key, "non-negative numbers", [](const std::string& s, size_t* used) { return std::stof(s, used); },
+      [](float v) { return v >= 0; });
+}
+
 }  // namespace lt

@@ -8,6 +8,7 @@
 #include <boost/program_options.hpp>
 #include <initializer_list>
 #include <string>
+#include <vector>
 
 namespace lt {
 
@@ -32,5 +33,8 @@ void require_choice(const po::variables_map& values, const std::string& key,
 // InputError "--<key>: must be > 0 (got ...)" etc.
 void require_positive(const po::variables_map& values, const std::string& key);
 void require_non_negative(const po::variables_map& values, const std::string& key);
+// Comma-separated values of option `key` ("32,64,128"); InputError naming the key for anything else.
+std::vector<int> parse_positive_ints(const std::string& text, const std::string& key);
+std::vector<float> parse_non_negative_floats(const std::string& text, const std::string& key);
 
 }  // namespace lt

@@ -37,22 +37,7 @@ int balance_main(int argc, char** argv, const Comm& comm) {
   const auto& values = parsed.values;
   require_positive(values, "batch");
   require_positive(values, "epochs");
-  std::vector<int> rank_counts;
-  {
-    std::stringstream in(values["ranks"].as<std::string>());
-    for (std::string item; std::getline(in, item, ',');) {
-      size_t used = 0;
-      int r = 0;
-      try {
-        r = std::stoi(item, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      require(used == item.size() && r > 0,
-              "--ranks: '" + values["ranks"].as<std::string>() + "' is not a list of positive rank counts");
-      rank_counts.push_back(r);
-    }
-  }
+  const std::vector<int> rank_counts = parse_positive_ints(values["ranks"].as<std::string>(), "ranks");
   const std::string data = values["data"].as<std::string>();
   const DatasetReader reader(data);
   const std::vector<double> costs(reader.costs().begin(), reader.costs().end());

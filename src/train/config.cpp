@@ -6,45 +6,6 @@
 #include "src/common/error.hpp"
 
 namespace lt {
-namespace {
-
-std::vector<int> parse_int_list(const std::string& text, const std::string& key, size_t expected) {
-  std::vector<int> values;
-  std::stringstream in(text);
-  for (std::string item; std::getline(in, item, ',');) {
-    size_t used = 0;
-    int v = 0;
-    try {
-      v = std::stoi(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    require(used > 0 && v > 0, "--" + key + ": '" + text + "' is not a list of positive integers");
-    values.push_back(v);
-  }
-  require(values.size() == expected,
-          "--" + key + ": expected " + std::to_string(expected) + " comma-separated values, got '" + text + "'");
-  return values;
-}
-
-std::vector<float> parse_float_list(const std::string& text, const std::string& key) {
-  std::vector<float> values;
-  std::stringstream in(text);
-  for (std::string item; std::getline(in, item, ',');) {
-    size_t used = 0;
-    float v = 0;
-    try {
-      v = std::stof(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    require(used > 0 && v >= 0, "--" + key + ": '" + text + "' is not a list of non-negative numbers");
-    values.push_back(v);
-  }
-  return values;
-}
-
-}  // namespace
 
 po::options_description config_options() {
   po::options_description options("Config keys ([section] key = value in --config, or --section.key=value)");
@@ -100,8 +61,10 @@ TrainConfig train_config_from(const po::variables_map& v) {
   c.model_name = v["model.name"].as<std::string>();
   c.semseg.voxel_size_m = v["model.voxel_size"].as<double>();
   c.semseg.range_m = v["model.range"].as<double>();
-  const auto point = parse_int_list(v["model.point_channels"].as<std::string>(), "model.point_channels", 2);
-  const auto bev = parse_int_list(v["model.bev_channels"].as<std::string>(), "model.bev_channels", 3);
+  const auto point = parse_positive_ints(v["model.point_channels"].as<std::string>(), "model.point_channels");
+  const auto bev = parse_positive_ints(v["model.bev_channels"].as<std::string>(), "model.bev_channels");
+  require(point.size() == 2, "--model.point_channels: expected 2 comma-separated values");
+  require(bev.size() == 3, "--model.bev_channels: expected 3 comma-separated values");
   c.semseg.point_channels = {point[0], point[1]};
   c.semseg.bev_channels = {bev[0], bev[1], bev[2]};
   c.semseg.head_channels = v["model.head_channels"].as<int>();
@@ -120,7 +83,7 @@ TrainConfig train_config_from(const po::variables_map& v) {
   c.schedule.total_steps = c.steps;
   c.schedule.warmup_fraction = warmup;
   c.grad_clip = v["train.grad_clip"].as<double>();
-  c.class_weights = parse_float_list(v["train.class_weights"].as<std::string>(), "train.class_weights");
+  c.class_weights = parse_non_negative_floats(v["train.class_weights"].as<std::string>(), "train.class_weights");
   require(
       c.class_weights.empty() || c.class_weights.size() == size_t(kNumSemanticClasses),
       "--train.class_weights: expected 20 values (one per training id), got " + std::to_string(c.class_weights.size()));
