@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 
 #include "io/hdf5_util.hpp"
 #include "io/label_map.hpp"
 #include "kernels/cpu/points.hpp"
 #include "src/common/error.hpp"
+#include "src/common/rng.hpp"
 
 namespace lt {
 namespace fs = std::filesystem;
@@ -219,6 +221,7 @@ struct DatasetReader::Impl {
   DatasetKind kind;
   std::string source;
   std::vector<int64_t> costs, points_per_frame, boxes_per_frame;
+  std::vector<uint64_t> shard_fingerprints;
 };
 
 DatasetReader::DatasetReader(const std::string& path) : impl_(std::make_unique<Impl>()) {
@@ -248,11 +251,17 @@ DatasetReader::DatasetReader(const std::string& path) : impl_(std::make_unique<I
     }
     shard.first_frame = first_frame;
     first_frame += shard.num_frames();
+    uint64_t fingerprint = stream_key(std::hash<std::string>{}(fs::path(shard_path).filename().string()),
+                                      uint64_t(shard.num_frames()));
     for (int64_t f = 0; f < shard.num_frames(); ++f) {
       impl_->costs.push_back(shard.costs[f]);
       impl_->points_per_frame.push_back(shard.point_offsets[f + 1] - shard.point_offsets[f]);
       impl_->boxes_per_frame.push_back(shard.box_offsets[f + 1] - shard.box_offsets[f]);
+      fingerprint = stream_key(fingerprint ^ std::hash<std::string>{}(shard.frame_ids[f]),
+                               uint64_t(impl_->points_per_frame.back()) ^ (uint64_t(impl_->costs.back()) << 32),
+                               uint64_t(impl_->boxes_per_frame.back()));
     }
+    impl_->shard_fingerprints.push_back(fingerprint);
     impl_->shards.push_back(std::move(shard));
   }
 }
@@ -284,6 +293,9 @@ const std::vector<int64_t>& DatasetReader::points_per_frame() const {
 }
 const std::vector<int64_t>& DatasetReader::boxes_per_frame() const {
   return impl_->boxes_per_frame;
+}
+const std::vector<uint64_t>& DatasetReader::shard_fingerprints() const {
+  return impl_->shard_fingerprints;
 }
 
 Frame DatasetReader::read(int64_t frame_index) const {

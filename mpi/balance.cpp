@@ -85,6 +85,8 @@ StepAssignment FrameSampler::step(int64_t step) const {
       a.frames_of_rank[size_t(r)].assign(batch.begin() + int64_t(r) * batch_, batch.begin() + int64_t(r + 1) * batch_);
     return a;
   }
+  const CostModelFrom model = cost_model_at(step);
+  const auto cost = [&](int64_t frame) { return model.per_cost * costs_[size_t(frame)] + model.per_frame; };
   // LPT: costliest first, each to the least-loaded rank (ties: lower rank; equal costs: batch order),
   // then local search between the most and the least loaded rank (the best move or swap while it
   // lowers the larger of the two), and never worse than the contiguous split.
@@ -137,6 +139,39 @@ StepAssignment FrameSampler::step(int64_t step) const {
     for (int r = 0; r < ranks_; ++r)
       assigned[size_t(r)].assign(batch.begin() + int64_t(r) * batch_, batch.begin() + int64_t(r + 1) * batch_);
   return a;
+}
+
+void FrameSampler::set_cost_model(int64_t from_step, double per_cost, double per_frame) {
+  const std::lock_guard<std::mutex> lock(models_mutex_);
+  models_.push_back(CostModelFrom{from_step, per_cost, per_frame});
+}
+
+FrameSampler::CostModelFrom FrameSampler::cost_model_at(int64_t step) const {
+  const std::lock_guard<std::mutex> lock(models_mutex_);
+  CostModelFrom found = models_.front();
+  for (const CostModelFrom& model : models_)
+    if (model.from_step <= step) found = model;
+  return found;
+}
+
+void CostModel::observe(double stored_cost_sum, double frames, double seconds) {
+  if (frames == 0) return;  // an idle rank says nothing about cost
+  const double c = stored_cost_sum, f = frames, t = seconds;
+  const double terms[5] = {c * c, c * f, f * f, c * t, f * t};
+  for (int i = 0; i < 5; ++i) pending_[i] += terms[i];
+}
+
+bool CostModel::refit(const Comm& comm) {
+  comm.sum_in_place(pending_, 5);
+  for (int i = 0; i < 5; ++i) totals_[i] += pending_[i], pending_[i] = 0;
+  const double scc = totals_[0], scf = totals_[1], sff = totals_[2], sct = totals_[3], sft = totals_[4];
+  const double det = scc * sff - scf * scf;
+  // Singular (every step had the same cost per frame) or nearly so: no information to split the two.
+  if (!(det > 1e-9 * scc * sff)) return false;
+  const double a = (sct * sff - sft * scf) / det, b = (scc * sft - scf * sct) / det;
+  if (!(a > 0) || !(b >= 0)) return false;
+  per_cost = a, per_frame = b;
+  return true;
 }
 
 BalanceReplay replay_balance(const FrameSampler& sampler, int64_t steps) {

@@ -12,8 +12,11 @@
 //   lpt     the same random global batch as `none`, split by longest-processing-time-first on predicted
 //           cost, so ranks may get different frame counts (gradients are averaged by the global count)
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <vector>
+
+#include "mpi/comm.hpp"
 
 namespace lt {
 
@@ -26,14 +29,36 @@ struct StepAssignment {
   std::vector<std::vector<int64_t>> frames_of_rank;  // (ranks) frame indices
 };
 
+// The online cost model (`train.cost_refit`): a rank's compute time for a step is modelled as
+// per_cost · Σ stored cost + per_frame · frames of that step, since the stored cost (points in range)
+// misses the work every frame costs whatever its points (the dense BEV grid). Each rank observes its own
+// steps; every few steps the sums of the normal equations are all-reduced and every rank solves the same
+// 2×2 least-squares system, so all ranks agree on the coefficients. It starts as (1, 0): the stored cost.
+class CostModel {
+ public:
+  void observe(double stored_cost_sum, double frames, double seconds);
+  // Adds every rank's observations since the last refit (one all-reduce) and refits. Keeps the previous
+  // coefficients (returns false) while the system is singular or a coefficient would be negative.
+  bool refit(const Comm& comm);
+  double per_cost = 1, per_frame = 0;
+
+ private:
+  double pending_[5] = {};  // this rank's Σc², Σcf, Σf², Σct, Σft since the last refit
+  double totals_[5] = {};   // everyone's, up to the last refit
+};
+
 class FrameSampler {
  public:
-  // `costs`: predicted cost per frame (e.g. the dataset's /cost); `batch`: frames per rank per step.
+  // `costs`: stored cost per frame (the dataset's /cost); `ranks`: the slots each global batch is split
+  // into (ranks × micro-batches); `batch`: frames per slot.
   FrameSampler(Balance balance, std::vector<double> costs, int ranks, int batch, uint64_t seed);
   StepAssignment step(int64_t step) const;
   int64_t num_frames() const { return int64_t(costs_.size()); }
   int64_t global_batch() const { return int64_t(ranks_) * batch_; }
   double cost(int64_t frame) const { return costs_[size_t(frame)]; }
+  // Predicts frame costs as per_cost · stored + per_frame from step `from_step` on (lpt only: bucket's
+  // sort by cost is unchanged by it). Thread-safe with step(): the loader thread may be ahead.
+  void set_cost_model(int64_t from_step, double per_cost, double per_frame);
 
  private:
   // The frames of an epoch bucket after bucket (buckets in shuffled order), and where each starts.
@@ -42,8 +67,15 @@ class FrameSampler {
     std::vector<int64_t> starts;  // (buckets + 1)
   };
   BucketEpoch bucket_epoch(int64_t epoch) const;
+  struct CostModelFrom {
+    int64_t from_step;
+    double per_cost, per_frame;
+  };
+  CostModelFrom cost_model_at(int64_t step) const;
   Balance balance_;
   std::vector<double> costs_;
+  mutable std::mutex models_mutex_;
+  std::vector<CostModelFrom> models_{{0, 1.0, 0.0}};
   int ranks_, batch_;
   uint64_t seed_;
 };

@@ -5,17 +5,28 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <climits>
+#include <functional>
 #include <optional>
 
 #include "src/common/error.hpp"
 
 namespace lt {
+namespace {
+int g_local_rank = 0, g_local_size = 1;
+}  // namespace
 
 void Comm::init(int* argc, char*** argv) {
   int provided = 0;
-  // FUNNELED: only the main thread calls MPI (the loader thread and OpenMP workers never do).
-  MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+  // The main thread makes every collective; the watchdog thread may call MPI_Abort while the main
+  // thread is blocked in one, which needs MPI_THREAD_MULTIPLE (Open MPI provides it).
+  MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided);
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_ARE_FATAL);
+  MPI_Comm node;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+  MPI_Comm_rank(node, &g_local_rank);
+  MPI_Comm_size(node, &g_local_size);
+  MPI_Comm_free(&node);
 }
 
 void Comm::finalize() {
@@ -34,7 +45,7 @@ Comm Comm::world() {
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
-  return Comm(rank, size);
+  return Comm(rank, size, g_local_rank, g_local_size);
 }
 
 void Comm::barrier() const {
@@ -69,6 +80,36 @@ double Comm::max(double value) const {
   double result = 0;
   MPI_Allreduce(&value, &result, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
   return result;
+}
+
+Comm::Spread Comm::spread(const std::vector<double>& values) const {
+  const size_t n = values.size();
+  std::vector<double> signed_values(2 * n), extremes(2 * n);
+  for (size_t i = 0; i < n; ++i) signed_values[i] = values[i], signed_values[n + i] = -values[i];
+  MPI_Allreduce(signed_values.data(), extremes.data(), int(2 * n), MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  Spread result;
+  result.mean.resize(n);
+  MPI_Allreduce(values.data(), result.mean.data(), int(n), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+  for (size_t i = 0; i < n; ++i) {
+    result.max.push_back(extremes[i]);
+    result.min.push_back(-extremes[n + i]);
+    result.mean[i] /= size_;
+  }
+  return result;
+}
+
+std::vector<std::string> Comm::gather_text(const std::string& text, int root) const {
+  int length = int(text.size());
+  std::vector<int> lengths(static_cast<size_t>(size_)), displacements(static_cast<size_t>(size_), 0);
+  MPI_Gather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, root, MPI_COMM_WORLD);
+  for (int r = 1; r < size_; ++r) displacements[size_t(r)] = displacements[size_t(r) - 1] + lengths[size_t(r) - 1];
+  std::string all(rank_ == root ? size_t(displacements.back() + lengths.back()) : 0, '\0');
+  MPI_Gatherv(text.data(), length, MPI_CHAR, all.data(), lengths.data(), displacements.data(), MPI_CHAR, root,
+              MPI_COMM_WORLD);
+  std::vector<std::string> texts;
+  if (rank_ == root)
+    for (int r = 0; r < size_; ++r) texts.push_back(all.substr(size_t(displacements[size_t(r)]), size_t(lengths[size_t(r)])));
+  return texts;
 }
 
 void Comm::sum_in_place(float* values, int64_t count) const {
@@ -106,11 +147,14 @@ void run_agreed(const Comm& comm, const std::function<void()>& step, const std::
   } catch (const InputError& e) {
     error = e.what();
   }
-  // The lowest failing rank reports (one error line for the job); every other rank exits quietly.
-  const int reporting_rank = comm.min(error ? comm.rank() : comm.size());
-  if (reporting_rank == comm.size()) return;
+  const int lowest_failing = comm.min(error ? comm.rank() : comm.size());
+  if (lowest_failing == comm.size()) return;
+  // Do the failing ranks agree on the message? (A hash of it: its minimum and maximum over them.)
+  const int64_t hash = error ? int64_t(std::hash<std::string>{}(*error) >> 2) : -1;
+  const Comm::Spread spread = comm.spread({double(hash), double(error ? hash : INT64_MAX >> 2)});
+  const bool same_everywhere = spread.max[0] == spread.min[1];
   if (on_failure) on_failure();
-  if (comm.rank() == reporting_rank) throw RankError(comm.rank(), *error);
+  if (error && (comm.rank() == lowest_failing || !same_everywhere)) throw RankError(comm.rank(), *error);
   throw PeerFailed();
 }
 

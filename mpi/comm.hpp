@@ -21,6 +21,10 @@ class Comm {
   int rank() const { return rank_; }
   int size() const { return size_; }
   bool is_root() const { return rank_ == 0; }
+  // This rank among the ranks of its node (MPI_Comm_split_type shared memory): picks the GPU, and
+  // divides the node's cores between ranks.
+  int local_rank() const { return local_rank_; }
+  int local_size() const { return local_size_; }
 
   void barrier() const;
   // True on every rank iff `ok` is true on every rank: how ranks agree that a phase succeeded
@@ -30,6 +34,13 @@ class Comm {
   std::vector<int64_t> sum(const std::vector<int64_t>& values) const;
   int min(int value) const;
   double max(double value) const;
+  // Element-wise minimum, mean and maximum over ranks (two all-reduces).
+  struct Spread {
+    std::vector<double> min, mean, max;
+  };
+  Spread spread(const std::vector<double>& values) const;
+  // Every rank's text, in rank order, on `root` (empty elsewhere).
+  std::vector<std::string> gather_text(const std::string& text, int root) const;
   // In-place sums over ranks, in MPI's reduction order (the same on every rank for a fixed rank count).
   void sum_in_place(float* values, int64_t count) const;
   void sum_in_place(double* values, int64_t count) const;
@@ -41,15 +52,18 @@ class Comm {
   [[noreturn]] void abort(int exit_code, const std::string& message) const;
 
  private:
-  Comm(int rank, int size) : rank_(rank), size_(size) {}
-  int rank_ = 0;
-  int size_ = 1;
+  Comm(int rank, int size, int local_rank, int local_size)
+      : rank_(rank), size_(size), local_rank_(local_rank), local_size_(local_size) {}
+  int rank_ = 0, size_ = 1;
+  int local_rank_ = 0, local_size_ = 1;
 };
 
 // Runs `step` on every rank, then agrees (one all-reduce) whether it succeeded everywhere. If not,
-// `on_failure` runs on every rank, the lowest rank whose step threw an InputError rethrows it as a
-// RankError (printed with its rank), and all others throw PeerFailed (they exit non-zero quietly).
-// So a bad frame ends every rank with one error line, never a hang.
+// `on_failure` runs on every rank and every rank leaves with an exception, so a bad frame or file ends
+// every rank, never a hang: when all failing ranks failed with the same message (a config error seen
+// everywhere) the lowest of them rethrows it as a RankError and the rest throw PeerFailed, so the job
+// prints one line; when they differ (a dataset missing on rank 1 only, a frame of one rank's batch)
+// every failing rank rethrows its own as a RankError. Ranks that did not fail throw PeerFailed.
 void run_agreed(const Comm& comm, const std::function<void()>& step, const std::function<void()>& on_failure = {});
 
 }  // namespace lt

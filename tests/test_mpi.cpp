@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 
 #include "io/dataset.hpp"
 #include "io/sharded_writer.hpp"
@@ -121,21 +122,44 @@ TEST(ShardedWrite, ExistingOutputIsKeptUnlessForced) {
   EXPECT_EQ(DatasetReader(options.out_dir).num_frames(), 4);
 }
 
-TEST(Comm, OnlyTheLowestFailingRankReports) {
-  const Comm comm = Comm::world();
+// Runs a step that throws `message_of(rank)` on the upper half of the ranks; counts who reported.
+struct Reports {
+  int64_t reported = 0, quiet = 0;
+};
+Reports run_failing_upper_half(const Comm& comm, const std::function<std::string(int)>& message_of,
+                               std::string* my_message) {
   int reported = 0, quiet = 0;
   try {
     run_agreed(comm, [&] {
-      if (comm.rank() >= comm.size() / 2) throw InputError("bad on rank " + std::to_string(comm.rank()));
+      if (comm.rank() >= comm.size() / 2) throw InputError(message_of(comm.rank()));
     });
   } catch (const RankError& e) {
     reported = 1;
-    EXPECT_EQ(std::string(e.what()), "bad on rank " + std::to_string(comm.size() / 2));
+    *my_message = e.what();
   } catch (const PeerFailed&) {
     quiet = 1;
   }
-  EXPECT_EQ(comm.sum(int64_t(reported)), 1);
-  EXPECT_EQ(comm.sum(int64_t(quiet)), comm.size() - 1);
+  return Reports{comm.sum(int64_t(reported)), comm.sum(int64_t(quiet))};
+}
+
+TEST(Comm, EveryFailingRankReportsItsOwnError) {
+  const Comm comm = Comm::world();
+  std::string message;
+  const Reports reports =
+      run_failing_upper_half(comm, [](int rank) { return "bad on rank " + std::to_string(rank); }, &message);
+  const int failing = comm.size() - comm.size() / 2;
+  EXPECT_EQ(reports.reported, failing);
+  EXPECT_EQ(reports.quiet, comm.size() - failing);
+  if (comm.rank() >= comm.size() / 2) EXPECT_EQ(message, "bad on rank " + std::to_string(comm.rank()));
+}
+
+TEST(Comm, AnErrorEveryFailingRankSharesIsReportedOnce) {
+  const Comm comm = Comm::world();
+  std::string message;
+  const Reports reports = run_failing_upper_half(comm, [](int) { return std::string("bad config key"); }, &message);
+  EXPECT_EQ(reports.reported, 1);
+  EXPECT_EQ(reports.quiet, comm.size() - 1);
+  if (comm.rank() == comm.size() / 2) EXPECT_EQ(message, "bad config key");
 }
 
 TEST(Comm, CollectivesAgree) {

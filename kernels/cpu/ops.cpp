@@ -362,10 +362,11 @@ template <class T>
 void batchnorm_backward_apply(const T* x, const T* dy, const T* mean, const T* invstd, const T* gamma,
                               const double* sums, double count, T* dx, T* dgamma, T* dbeta, const BatchNormShape& s) {
   const int C = s.channels;
-  for (int c = 0; c < C; ++c) {
-    dbeta[c] += T(sums[c]);
-    dgamma[c] += T(sums[C + c]);
-  }
+  if (dgamma && dbeta)
+    for (int c = 0; c < C; ++c) {
+      dbeta[c] += T(sums[c]);
+      dgamma[c] += T(sums[C + c]);
+    }
   if (!dx) return;
   for_each_element(s, [&](int64_t i, int c) {
     dx[i] = batchnorm_grad_input(x[i], dy[i], mean[c], invstd[c], gamma[c], T(sums[c]), T(sums[C + c]), T(count));

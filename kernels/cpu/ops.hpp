@@ -68,7 +68,9 @@ void batchnorm_apply(const T* x, const T* mean, const T* invstd, const T* gamma,
 template <class T>
 void batchnorm_backward_sums(const T* x, const T* dy, const T* mean, const T* invstd, const BatchNormShape& s,
                              double* sums);
-// dx (training mode, batch statistics; `count` elements per channel over all ranks); dgamma, dbeta +=.
+// dx (training mode, batch statistics; `count` elements per channel over all ranks); dgamma, dbeta +=
+// the sums. dx, or dgamma and dbeta, may be null (SyncBN: the parameter gradients take this rank's sums,
+// dx the sums over all ranks).
 template <class T>
 void batchnorm_backward_apply(const T* x, const T* dy, const T* mean, const T* invstd, const T* gamma,
                               const double* sums, double count, T* dx, T* dgamma, T* dbeta, const BatchNormShape& s);

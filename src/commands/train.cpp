@@ -18,7 +18,10 @@ int train_main(int argc, char** argv, const Comm& comm) {
       "run-dir", po::value<std::string>()->value_name("DIR"),
       "where config.ini, metrics.jsonl and checkpoints/ go (default runs/<model>-<time>)")(
       "resume", po::value<std::string>()->default_value("auto")->value_name("auto|none|PATH"),
-      "checkpoint to resume from (resuming itself arrives with issue 5)");
+      "checkpoint to resume from (resuming itself arrives with issue 5)")(
+      "timeout", po::value<double>()->default_value(1800)->value_name("SECONDS"),
+      "watchdog: a phase of a step (data, forward, backward, a collective) lasting longer aborts the whole job "
+      "with a message naming the phase and the rank (0: off)");
   po::options_description options;
   options.add(run_options).add(config_options());
   const ParsedCommand parsed = parse_command("train", options, {}, argc, argv);
@@ -43,6 +46,8 @@ int train_main(int argc, char** argv, const Comm& comm) {
     std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&t));
     run.run_dir = "runs/" + run.config.model_name + "-" + stamp;
   }
+  require_non_negative(values, "timeout");
+  run.timeout_s = values["timeout"].as<double>();
   const std::string resume = values["resume"].as<std::string>();
   require(resume == "none" || !std::filesystem::exists(run.run_dir + "/checkpoints/LATEST"),
           run.run_dir +

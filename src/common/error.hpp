@@ -32,7 +32,7 @@ void require(bool condition, const std::string& message);
 enum ExitCode : int {
   kExitOk = 0,
   kExitInputError = 1,  // bad file, config, command line
-  kExitNotBuilt = 3,    // the subcommand exists in the design but is not built yet
+  kExitHung = 3,        // the watchdog ended the job: a phase outlasted train --timeout
 };
 
 }  // namespace lt

@@ -59,6 +59,12 @@ void Semseg::init(uint64_t seed) {
   head2_.init(params_, rng);
 }
 
+void Semseg::set_sync_bn(const SumOverRanks& sum) {
+  for (LinearBnRelu* block : {&mlp1_, &mlp2_, &head1_}) block->bn.sync = sum;
+  for (ConvBnRelu* block : {&enc1a_, &enc1b_, &enc2a_, &enc2b_, &enc3a_, &enc3b_, &up2_, &dec2_, &up1_, &dec1_})
+    block->bn.sync = sum;
+}
+
 void Semseg::reset_profile_times() {
   for (LayerProfile& layer : profile_) layer.forward_s = layer.backward_s = 0;
 }
@@ -197,6 +203,7 @@ void Semseg::backward(const std::vector<float>& dlogits) {
     head2_.backward(params_, head1_.out.data(), dlogits.data(), points_, d_head1.data());
     head1_.backward(params_, point_cat_.data(), d_head1, points_, d_point_cat.data());
   }
+  grads_ready(head1_.first_param());
   std::vector<float> d_dec1(dec1_.out.size(), 0.f);
   {
     PhaseTimer t{profile_, 10, true};
@@ -210,10 +217,12 @@ void Semseg::backward(const std::vector<float>& dlogits) {
     dec1_.backward(params_, cat1_.data(), d_dec1, d_cat1.data());
     ops::split_channels(d_cat1.data(), a, a, frames_, cells_per_map, d_up1.data(), d_enc1.data());
   }
+  grads_ready(dec1_.first_param());
   {
     PhaseTimer t{profile_, 8, true};
     up1_.backward(params_, dec2_.out.data(), d_up1, d_dec2.data());
   }
+  grads_ready(up1_.first_param());
   std::vector<float> d_up2(up2_.out.size()), d_enc2(enc2b_.out.size()), d_enc3(enc3b_.out.size());
   {
     PhaseTimer t{profile_, 7, true};
@@ -221,10 +230,12 @@ void Semseg::backward(const std::vector<float>& dlogits) {
     dec2_.backward(params_, cat2_.data(), d_dec2, d_cat2.data());
     ops::split_channels(d_cat2.data(), b, b, frames_, int64_t(h2) * w2, d_up2.data(), d_enc2.data());
   }
+  grads_ready(dec2_.first_param());
   {
     PhaseTimer t{profile_, 6, true};
     up2_.backward(params_, enc3b_.out.data(), d_up2, d_enc3.data());
   }
+  grads_ready(up2_.first_param());
   {
     PhaseTimer t{profile_, 5, true};
     std::vector<float> d_enc3a(enc3a_.out.size()), d_from3(enc2b_.out.size());
@@ -232,6 +243,7 @@ void Semseg::backward(const std::vector<float>& dlogits) {
     enc3a_.backward(params_, enc2b_.out.data(), d_enc3a, d_from3.data());
     for (size_t i = 0; i < d_enc2.size(); ++i) d_enc2[i] += d_from3[i];
   }
+  grads_ready(enc3a_.first_param());
   {
     PhaseTimer t{profile_, 4, true};
     std::vector<float> d_enc2a(enc2a_.out.size()), d_from2(enc1b_.out.size());
@@ -239,6 +251,7 @@ void Semseg::backward(const std::vector<float>& dlogits) {
     enc2a_.backward(params_, enc1b_.out.data(), d_enc2a, d_from2.data());
     for (size_t i = 0; i < d_enc1.size(); ++i) d_enc1[i] += d_from2[i];
   }
+  grads_ready(enc2a_.first_param());
   std::vector<float> d_grid0(grid0_.size());
   {
     PhaseTimer t{profile_, 3, true};
@@ -246,17 +259,22 @@ void Semseg::backward(const std::vector<float>& dlogits) {
     enc1b_.backward(params_, enc1a_.out.data(), d_enc1, d_enc1a.data());
     enc1a_.backward(params_, grid0_.data(), d_enc1a, d_grid0.data());
   }
+  grads_ready(enc1a_.first_param());
   {
     PhaseTimer t{profile_, 2, true};
     ops::voxelize_max_backward(d_grid0.data(), cells_, argmax_.data(), c2, cells_per_map, d_point.data());
   }
+  std::vector<float> d_mlp1(mlp1_.out.size());
   {
     PhaseTimer t{profile_, 1, true};
-    std::vector<float> d_mlp1(mlp1_.out.size());
     mlp2_.backward(params_, mlp1_.out.data(), d_point, points_, d_mlp1.data());
-    PhaseTimer t0{profile_, 0, true};
+  }
+  grads_ready(mlp2_.first_param());
+  {
+    PhaseTimer t{profile_, 0, true};
     mlp1_.backward(params_, features_.data(), d_mlp1, points_, nullptr);
   }
+  grads_ready(0);
   (void)c;
 }
 

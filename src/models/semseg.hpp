@@ -12,6 +12,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -52,8 +53,14 @@ class Semseg {
 
   // Returns the logits (N, 20). training: batch statistics in BN (and running stats updated).
   const std::vector<float>& forward(const PointBatch& batch, bool training);
-  // Backward from d loss / d logits; parameter gradients accumulate into params().grads().
+  // Backward from d loss / d logits; parameter gradients accumulate into params().grads(). After each
+  // layer it calls the grads-ready hook with the offset of that layer's first parameter: every gradient
+  // at or above it is final (what lets the all-reduce of those buckets start while backward goes on).
   void backward(const std::vector<float>& dlogits);
+
+  // SyncBN: every BN layer sums its statistics over ranks with `sum` (empty: per-rank statistics).
+  void set_sync_bn(const SumOverRanks& sum);
+  void set_grads_ready_hook(std::function<void(int64_t first_final_offset)> hook) { grads_ready_ = std::move(hook); }
 
   ParamStore& params() { return params_; }
   ParamStore& buffers() { return buffers_; }
@@ -78,7 +85,12 @@ class Semseg {
   std::vector<int64_t> argmax_;
   std::vector<LayerProfile> profile_;
 
+  std::function<void(int64_t)> grads_ready_;
+
   void featurize(const PointBatch& batch);
+  void grads_ready(int64_t first_final_offset) {
+    if (grads_ready_) grads_ready_(first_final_offset);
+  }
 };
 
 }  // namespace lt

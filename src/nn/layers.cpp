@@ -60,9 +60,15 @@ void BatchNorm::forward(const ParamStore& params, ParamStore& buffers, const flo
   float* run_mean = buffers.value(running_mean);
   float* run_var = buffers.value(running_var);
   count = double(shape.count());
-  if (training && count > 0) {
-    std::vector<double> sums(2 * size_t(channels));
+  std::vector<double> sums;
+  if (training) {
+    sums.resize(2 * size_t(channels) + 1);
     ops::batchnorm_sums(x, shape, sums.data());
+    sums.back() = count;
+    if (sync) sync(sums.data(), int64_t(sums.size()));
+    count = sums.back();
+  }
+  if (training && count > 0) {
     for (int c = 0; c < channels; ++c) {
       const double m = sums[c] / count, var = std::max(0.0, sums[channels + c] / count - m * m);
       mean[c] = float(m);
@@ -84,8 +90,16 @@ void BatchNorm::backward(ParamStore& params, const float* x, const float* dy, co
                          float* dx) const {
   std::vector<double> sums(2 * size_t(channels));
   ops::batchnorm_backward_sums(x, dy, mean.data(), invstd.data(), shape, sums.data());
-  ops::batchnorm_backward_apply(x, dy, mean.data(), invstd.data(), params.value(weight), sums.data(), count, dx,
-                                params.grad(weight), params.grad(bias), shape);
+  if (!sync) {
+    ops::batchnorm_backward_apply(x, dy, mean.data(), invstd.data(), params.value(weight), sums.data(), count, dx,
+                                  params.grad(weight), params.grad(bias), shape);
+    return;
+  }
+  ops::batchnorm_backward_apply<float>(x, dy, mean.data(), invstd.data(), params.value(weight), sums.data(), count,
+                                       nullptr, params.grad(weight), params.grad(bias), shape);
+  sync(sums.data(), int64_t(sums.size()));
+  ops::batchnorm_backward_apply<float>(x, dy, mean.data(), invstd.data(), params.value(weight), sums.data(), count,
+                                       dx, nullptr, nullptr, shape);
 }
 
 // ---- convolutions -------------------------------------------------------------------------------

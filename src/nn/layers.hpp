@@ -5,6 +5,7 @@
 //
 // Tensor shapes: points (N, C); maps (B, C, H, W).
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -28,9 +29,17 @@ struct Linear {
   int64_t macs(int64_t rows) const { return rows * in * out; }
 };
 
+// Sums `count` doubles over ranks in place: how SyncBN reaches the other ranks without knowing MPI.
+using SumOverRanks = std::function<void(double* values, int64_t count)>;
+
 // BatchNorm over (outer, C, inner) with running statistics (momentum 0.1, eps 1e-5, unbiased running
-// variance, as torch.nn.BatchNorm1d/2d). In training mode it normalises with the batch statistics.
+// variance, as torch.nn.BatchNorm1d/2d). In training mode it normalises with the batch statistics; with
+// `sync` set (SyncBN, torch.nn.SyncBatchNorm) the batch is that of all ranks: forward sums the
+// per-channel Σx, Σx² and the count over ranks, backward sums Σdy, Σdy·x̂ for dx (the parameter
+// gradients keep this rank's share: the gradient all-reduce adds the rest). A rank with no points
+// still takes part with zeros.
 struct BatchNorm {
+  SumOverRanks sync;  // empty: statistics of this rank's batch only
   int channels = 0;
   int64_t weight = -1, bias = -1;               // params
   int64_t running_mean = -1, running_var = -1;  // buffers
@@ -68,6 +77,7 @@ struct LinearBnRelu {
   // dx may be null. `dout` is overwritten (used as scratch).
   void backward(ParamStore& params, const float* x, std::vector<float>& dout, int64_t rows, float* dx);
   int channels() const { return linear.out; }
+  int64_t first_param() const { return linear.weight; }
 };
 
 // Conv (3x3 or 1x1; stride 1 or 2) + BN + ReLU over maps, or ConvTranspose2x2 + BN + ReLU.
@@ -85,6 +95,7 @@ struct ConvBnRelu {
                        int width, bool training);
   void backward(ParamStore& params, const float* x, std::vector<float>& dout, float* dx);
   int out_channels() const;
+  int64_t first_param() const { return transpose ? deconv.weight : conv.weight; }
   int out_height() const;
   int out_width() const;
   int64_t macs() const;

@@ -18,7 +18,9 @@ po::options_description config_options() {
       "model.bev_channels", po::value<std::string>()->default_value("32,64,128"), "U-Net widths per stage")(
       "model.head_channels", po::value<int>()->default_value(32), "head hidden width")(
       "train.steps", po::value<int64_t>()->default_value(1000), "optimizer steps")(
-      "train.batch_size", po::value<int>()->default_value(2), "frames per rank per step")(
+      "train.batch_size", po::value<int>()->default_value(2), "frames per rank per micro-batch")(
+      "train.accumulate", po::value<int>()->default_value(1),
+      "micro-batches per rank per step, gradients accumulated (global batch = ranks × accumulate × batch_size)")(
       "train.lr", po::value<double>()->default_value(2e-3), "peak learning rate")(
       "train.optimizer", po::value<std::string>()->default_value("adamw"), "adamw | sgd")(
       "train.momentum", po::value<double>()->default_value(0.9), "sgd momentum")(
@@ -31,14 +33,19 @@ po::options_description config_options() {
       "train.augment", po::value<bool>()->default_value(true), "rotation, scaling, flip, translation")(
       "train.balance", po::value<std::string>()->default_value("lpt"),
       "lpt | bucket | none: how each step's frames are split over ranks")(
-      "train.sync_bn", po::value<bool>()->default_value(false), "synchronise BN statistics (distributed, issue 4)")(
+      "train.cost_refit", po::value<int64_t>()->default_value(0),
+      "steps between refits of the lpt cost model from measured times (0: stored cost only; refits make the "
+      "split, and so the bits, depend on timing)")(
+      "train.sync_bn", po::value<bool>()->default_value(false), "BN statistics over all ranks' batches (SyncBN)")(
+      "train.bucket_mb", po::value<double>()->default_value(25.0),
+      "gradient all-reduce bucket size, MB (buckets overlap backward)")(
       "train.seed", po::value<uint64_t>()->default_value(1), "seed of initialisation, data order, augmentation")(
-      "train.threads", po::value<int>()->default_value(0), "OpenMP threads per rank (0: OpenMP's default)")(
+      "train.threads", po::value<int>()->default_value(0), "OpenMP threads per rank (0: OMP_NUM_THREADS, else the node's cores / its ranks)")(
       "checkpoint.every", po::value<int64_t>()->default_value(0), "steps between checkpoints (0: at the end only)")(
       "checkpoint.keep", po::value<int>()->default_value(3), "newest checkpoints kept")(
       "log.every", po::value<int64_t>()->default_value(10), "steps between progress lines")(
-      "log.timeline", po::value<std::string>()->default_value(""), "Chrome trace-event JSON (issue 4)")(
-      "log.prom_file", po::value<std::string>()->default_value(""), "Prometheus textfile output (issue 4)");
+      "log.timeline", po::value<std::string>()->default_value(""), "Chrome trace-event JSON of every rank's phases (empty: none)")(
+      "log.prom_file", po::value<std::string>()->default_value(""), "Prometheus text exposition, rewritten every log.every steps (empty: none)");
   return options;
 }
 
@@ -47,11 +54,12 @@ TrainConfig train_config_from(const po::variables_map& v) {
   require_choice(v, "train.optimizer", {"adamw", "sgd"});
   require_choice(v, "train.schedule", {"onecycle", "cosine"});
   require_choice(v, "train.balance", {"lpt", "bucket", "none"});
-  for (const char* key : {"train.steps", "train.batch_size", "train.lr", "checkpoint.keep", "log.every",
-                          "model.voxel_size", "model.range", "model.head_channels"})
+  for (const char* key : {"train.steps", "train.batch_size", "train.accumulate", "train.lr", "train.bucket_mb",
+                          "checkpoint.keep", "log.every", "model.voxel_size", "model.range", "model.head_channels"})
     require_positive(v, key);
   for (const char* key :
-       {"train.weight_decay", "train.grad_clip", "train.threads", "checkpoint.every", "train.momentum"})
+       {"train.weight_decay", "train.grad_clip", "train.threads", "checkpoint.every", "train.momentum",
+        "train.cost_refit"})
     require_non_negative(v, key);
   const double warmup = v["train.warmup"].as<double>();
   require(warmup > 0 && warmup < 1, "--train.warmup: must be in (0, 1)");
@@ -74,6 +82,9 @@ TrainConfig train_config_from(const po::variables_map& v) {
               std::to_string(2 * c.semseg.range_m / c.semseg.voxel_size_m) + ")");
   c.steps = v["train.steps"].as<int64_t>();
   c.batch_size = v["train.batch_size"].as<int>();
+  c.accumulate = v["train.accumulate"].as<int>();
+  c.bucket_bytes = int64_t(v["train.bucket_mb"].as<double>() * 1e6);
+  c.cost_refit = v["train.cost_refit"].as<int64_t>();
   c.lr = v["train.lr"].as<double>();
   c.optimizer.type = v["train.optimizer"].as<std::string>();
   c.optimizer.weight_decay = v["train.weight_decay"].as<double>();

@@ -11,10 +11,15 @@ Optimizer::Optimizer(const OptimizerConfig& config, int64_t num_params)
     : config_(config), first_(size_t(num_params), 0.f), second_(config.type == "adamw" ? size_t(num_params) : 0, 0.f) {}
 
 void Optimizer::step(ParamStore& params, double lr) {
-  ++steps_;
+  begin_step();
+  update(params, lr, 0, params.size());
+}
+
+void Optimizer::update(ParamStore& params, double lr, int64_t begin, int64_t end) {
   const float bias1 = float(1 - std::pow(config_.beta1, double(steps_)));
   const float bias2 = float(1 - std::pow(config_.beta2, double(steps_)));
   for (const TensorView& view : params.views()) {
+    if (view.offset < begin || view.offset >= end) continue;
     float* p = params.value(view.offset);
     const float* g = params.grad(view.offset);
     float* m = first_.data() + view.offset;

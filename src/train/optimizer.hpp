@@ -22,6 +22,10 @@ class Optimizer {
   Optimizer(const OptimizerConfig& config, int64_t num_params);
   // One step at learning rate `lr`; weight decay only on views with decay set.
   void step(ParamStore& params, double lr);
+  // The same step in pieces, as gradient buckets arrive: begin_step() once, then update() for ranges
+  // that together cover the buffer, each a whole number of tensors.
+  void begin_step() { ++steps_; }
+  void update(ParamStore& params, double lr, int64_t begin, int64_t end);
   int64_t steps_taken() const { return steps_; }
   const OptimizerConfig& config() const { return config_; }
   // State by name as checkpoints store it: "exp_avg", "exp_avg_sq" (adamw) or "momentum_buffer" (sgd).

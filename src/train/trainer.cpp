@@ -3,18 +3,25 @@
 #include <omp.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <optional>
+#include <thread>
 
 #include "io/checkpoint.hpp"
 #include "io/dataset.hpp"
 #include "io/prefetch.hpp"
 #include "kernels/cpu/ops.hpp"
 #include "mpi/balance.hpp"
+#include "mpi/grad_buckets.hpp"
+#include "mpi/reduce_backend.hpp"
+#include "mpi/watchdog.hpp"
 #include "src/common/error.hpp"
 #include "src/common/json.hpp"
+#include "src/common/timeline.hpp"
 #include "src/train/data.hpp"
 #include "src/train/evaluate.hpp"
 #include "src/train/optimizer.hpp"
@@ -77,6 +84,144 @@ void save_checkpoint(const TrainRun& run, Semseg& model, Optimizer& optimizer, i
   for (size_t i = 0; i + size_t(run.config.checkpoint_keep) < existing.size(); ++i) fs::remove(existing[i]);
 }
 
+
+// The loader keeps this many steps ready ahead of the one computing.
+constexpr int kPrefetchDepth = 2;
+
+// train.threads, or OMP_NUM_THREADS, or the node's cores shared by the ranks on it (so that 2 ranks on
+// a 2-core node do not run 4 threads).
+void set_threads_per_rank(int threads, const Comm& comm) {
+  if (threads > 0) {
+    omp_set_num_threads(threads);
+  } else if (!std::getenv("OMP_NUM_THREADS")) {
+    const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+    omp_set_num_threads(std::max(1, cores / comm.local_size()));
+  }
+}
+
+// Rank 0's shard fingerprints, compared on every rank: a rank whose copy differs names the shard.
+void require_same_dataset(const Comm& comm, const DatasetReader& reader, const std::string& path) {
+  const std::vector<uint64_t>& mine = reader.shard_fingerprints();
+  const std::vector<int64_t> count = comm.broadcast({int64_t(mine.size())}, 0);
+  require(count[0] == int64_t(mine.size()), path + ": has " + std::to_string(mine.size()) +
+                                                " shard(s) on this rank but " + std::to_string(count[0]) +
+                                                " on rank 0: every rank must see the same dataset");
+  const std::vector<int64_t> root = comm.broadcast(std::vector<int64_t>(mine.begin(), mine.end()), 0);
+  for (size_t s = 0; s < mine.size(); ++s)
+    require(root[s] == int64_t(mine[s]), reader.shard_paths()[s] +
+                                             ": differs from rank 0's copy (frame ids, point counts or costs): "
+                                             "every rank must see the same dataset");
+}
+
+// Σ class weight over the labelled points (the loss's normaliser).
+double label_weight(const std::vector<uint8_t>& labels, const std::vector<float>& class_weights) {
+  double weight = 0;
+  for (uint8_t label : labels)
+    if (label != 0) weight += class_weights.empty() ? 1.0 : double(class_weights[label]);
+  return weight;
+}
+
+// "bev.dec1" for the layer whose first parameter starts at `offset` ("bev.dec1.0.weight").
+std::string layer_name(const ParamStore& params, int64_t offset) {
+  for (const TensorView& view : params.views())
+    if (view.offset == offset) {
+      const std::string& name = view.name;
+      return name.substr(0, name.rfind('.', name.rfind('.') - 1));
+    }
+  return "?";
+}
+
+// Phase times of one step on this rank; metrics.jsonl shows each as min/mean/max over ranks.
+struct StepTimes {
+  double data_wait_s = 0, sync_s = 0, forward_s = 0, backward_s = 0, allreduce_wait_s = 0, optimizer_s = 0,
+         allreduce_span_s = 0, step_s = 0;
+  enum Index { kDataWait, kSync, kForward, kBackward, kAllreduceWait, kOptimizer, kAllreduce, kStep, kCompute, kLoss };
+  static constexpr const char* kNames[] = {"data_wait_s",   "sync_s", "forward_s", "backward_s", "allreduce_wait_s",
+                                           "optimizer_s", "allreduce_s", "step_s", "compute_s"};
+  // The phases, then compute (forward + backward), then this rank's Σ loss·weight (summed, not timed).
+  std::vector<double> as_vector(double compute_s, double weighted_loss) const {
+    return {data_wait_s, sync_s, forward_s, backward_s, allreduce_wait_s, optimizer_s, allreduce_span_s, step_s,
+            compute_s, weighted_loss};
+  }
+  static void write_spread(JsonWriter& line, const Comm::Spread& spread) {
+    for (int i = 0; i <= kCompute; ++i)
+      line.key(kNames[i])
+          .begin_object()
+          .key("min")
+          .value(spread.min[size_t(i)])
+          .key("mean")
+          .value(spread.mean[size_t(i)])
+          .key("max")
+          .value(spread.max[size_t(i)])
+          .end_object();
+  }
+};
+
+// A blocking all-reduce of the whole gradient buffer, timed: the figure the scaling study reports as
+// bus bandwidth (NCCL-tests' definition: 2 (n − 1) / n · bytes / time).
+struct AllreduceBench {
+  int64_t bytes = 0;
+  double seconds = 0;
+};
+AllreduceBench bench_allreduce(ReduceBackend& backend, int64_t floats) {
+  std::vector<float> buffer(size_t(floats), 1.f);
+  constexpr int kRepeats = 5;
+  backend.wait(backend.start_sum(buffer.data(), floats));  // warm-up
+  const double start = now_s();
+  for (int i = 0; i < kRepeats; ++i) backend.wait(backend.start_sum(buffer.data(), floats));
+  return AllreduceBench{floats * int64_t(sizeof(float)), (now_s() - start) / kRepeats};
+}
+std::string allreduce_bench_json(const AllreduceBench& bench, int ranks) {
+  const double bus_bytes = 2.0 * (ranks - 1) / ranks * double(bench.bytes);
+  JsonWriter line;
+  line.begin_object()
+      .key("allreduce_bench")
+      .begin_object()
+      .key("bytes")
+      .value(bench.bytes)
+      .key("ranks")
+      .value(ranks)
+      .key("seconds")
+      .value(bench.seconds)
+      .key("busbw_GBps")
+      .value(bench.seconds > 0 ? bus_bytes / bench.seconds / 1e9 : 0.0)
+      .end_object()
+      .end_object();
+  return line.str();
+}
+
+// Prometheus text exposition (node_exporter's textfile collector reads it).
+std::string prometheus_text(int64_t step, int64_t steps, double loss, double lr, double samples_per_s,
+                            double imbalance, const Comm::Spread& spread, double elapsed_s) {
+  std::string out;
+  char line[256];
+  const auto gauge = [&](const char* name, const char* help, double value) {
+    std::snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s gauge\n%s %.9g\n", name, help, name, name, value);
+    out += line;
+  };
+  gauge("lidartrain_step", "Optimizer steps done.", double(step));
+  gauge("lidartrain_steps_total", "Optimizer steps the run will make.", double(steps));
+  gauge("lidartrain_loss", "Training loss, mean since the previous report.", loss);
+  gauge("lidartrain_learning_rate", "Learning rate of the last step.", lr);
+  gauge("lidartrain_samples_per_second", "Training frames per second, all ranks.", samples_per_s);
+  gauge("lidartrain_imbalance", "Straggler imbalance: max / mean over ranks of compute time.", imbalance);
+  gauge("lidartrain_elapsed_seconds", "Seconds since training started.", elapsed_s);
+  out += "# HELP lidartrain_phase_seconds Seconds per phase of the last step, over ranks.\n";
+  out += "# TYPE lidartrain_phase_seconds gauge\n";
+  for (int i = 0; i <= StepTimes::kCompute; ++i) {
+    std::string phase = StepTimes::kNames[i];
+    phase.resize(phase.size() - 2);  // without "_s"
+    const double values[3] = {spread.min[size_t(i)], spread.mean[size_t(i)], spread.max[size_t(i)]};
+    const char* stats[3] = {"min", "mean", "max"};
+    for (int k = 0; k < 3; ++k) {
+      std::snprintf(line, sizeof line, "lidartrain_phase_seconds{phase=\"%s\",over_ranks=\"%s\"} %.9g\n",
+                    phase.c_str(), stats[k], values[k]);
+      out += line;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 Semseg load_semseg(const std::string& checkpoint_path) {
@@ -91,14 +236,36 @@ Semseg load_semseg(const std::string& checkpoint_path) {
 int train(const TrainRun& run, const Comm& comm) {
   const TrainConfig& c = run.config;
   require(!c.train_data.empty(), "--data.train (or --data): no training dataset given");
-  if (c.threads > 0) omp_set_num_threads(c.threads);
-  const DatasetReader reader(c.train_data);
-  require(reader.kind().has_labels, c.train_data + ": dataset has no point labels to train semseg on");
+  set_threads_per_rank(c.threads, comm);
+  // Every rank opens the dataset and the ranks agree it is the same one before any collective of the
+  // step: a directory missing on one rank, or a shard that differs, ends every rank, never a hang.
+  std::optional<DatasetReader> reader;
+  run_agreed(comm, [&] {
+    reader.emplace(c.train_data);
+    require(reader->kind().has_labels, c.train_data + ": dataset has no point labels to train semseg on");
+  });
+  run_agreed(comm, [&] { require_same_dataset(comm, *reader, c.train_data); });
+  const int64_t num_frames = reader->num_frames();
+  const int slots_per_rank = c.accumulate, slots = comm.size() * slots_per_rank;
+  const int64_t global_batch = int64_t(slots) * c.batch_size;
+  require(global_batch <= num_frames,
+          std::to_string(comm.size()) + " rank(s) × " + std::to_string(slots_per_rank) + " micro-batch(es) × " +
+              std::to_string(c.batch_size) + " frames = global batch " + std::to_string(global_batch) +
+              " exceeds the " + std::to_string(num_frames) + " frames of " + c.train_data +
+              ": use fewer ranks or a smaller train.batch_size");
 
   Semseg model(c.semseg);
   model.init(c.seed);
   Optimizer optimizer(c.optimizer, model.params().size());
-  const std::vector<float>& weights = c.class_weights;
+  std::unique_ptr<ReduceBackend> backend = make_mpi_reduce_backend(comm);
+  if (c.sync_bn) model.set_sync_bn([&](double* values, int64_t count) { backend->sum(values, count); });
+  std::vector<int64_t> tensor_starts;
+  for (const TensorView& view : model.params().views()) tensor_starts.push_back(view.offset);
+  GradientBuckets buckets(*backend, tensor_starts, model.params().size(), c.bucket_bytes);
+  Timeline timeline(!c.timeline.empty());
+  Watchdog watchdog(comm, run.timeout_s);
+  CostModel cost_model;
+
   // Rank 0 writes the run directory: config.ini, metrics.jsonl, checkpoints.
   std::ofstream metrics;
   run_agreed(comm, [&] {
@@ -110,82 +277,174 @@ int train(const TrainRun& run, const Comm& comm) {
     metrics.open((fs::path(run.run_dir) / "metrics.jsonl").string(), std::ios::trunc);
     require(bool(metrics), run.run_dir + "/metrics.jsonl: cannot open for writing");
   });
+  if (comm.size() > 1) {
+    const AllreduceBench bench = bench_allreduce(*backend, model.params().size());
+    if (comm.is_root()) metrics << allreduce_bench_json(bench, comm.size()) << "\n";
+  }
 
-  const int64_t num_frames = reader.num_frames();
-  // Every rank computes the same assignment of each step's global batch (ranks × batch frames) to ranks;
-  // the loader thread reads and augments this rank's frames of steps s + 1, s + 2 while s computes.
-  const FrameSampler sampler(parse_balance(c.balance),
-                             std::vector<double>(reader.costs().begin(), reader.costs().end()), comm.size(),
-                             c.batch_size, c.seed);
+  // Every rank computes the same assignment of each step's global batch to slots (rank r owns slots
+  // r·K … r·K + K − 1, one per micro-batch); the loader thread reads and augments this rank's frames of
+  // steps s + 1, s + 2 while s computes.
+  FrameSampler sampler(parse_balance(c.balance), std::vector<double>(reader->costs().begin(), reader->costs().end()),
+                       slots, c.batch_size, c.seed);
+  const auto my_slots = [&](const StepAssignment& a) {
+    return std::vector<std::vector<int64_t>>(a.frames_of_rank.begin() + int64_t(comm.rank()) * slots_per_rank,
+                                             a.frames_of_rank.begin() + int64_t(comm.rank() + 1) * slots_per_rank);
+  };
   PrefetchLoader loader(
       [&](int64_t step) {
+        const double t0 = now_s();
         const StepAssignment assignment = sampler.step(step);
         std::vector<Frame> frames;
-        for (int64_t index : assignment.frames_of_rank[size_t(comm.rank())]) {
-          Frame frame = reader.read(index);
-          if (c.augment) augment_frame(draw_augmentation(c.seed, assignment.epoch, index), frame);
-          frames.push_back(std::move(frame));
-        }
+        for (const auto& slot : my_slots(assignment))
+          for (int64_t index : slot) {
+            Frame frame = reader->read(index);
+            if (c.augment) augment_frame(draw_augmentation(c.seed, assignment.epoch, index), frame);
+            frames.push_back(std::move(frame));
+          }
+        timeline.add(TimelineTrack::loader, "load", t0, now_s(), step);
         return frames;
       },
-      0, c.steps);
-  const int64_t global_batch = sampler.global_batch();
+      0, c.steps, kPrefetchDepth);
+
+  comm.barrier();
   const double start = now_s();
+  timeline.set_origin(start);
   double loss_sum_since_log = 0, imbalance_sum_since_log = 0;
   int64_t steps_since_log = 0;
   if (comm.is_root()) {
     std::printf(
-        "train: semseg, %lld parameters, %lld frames, %lld steps of %lld frames on %d rank(s) (balance %s), "
-        "%d threads per rank\n",
+        "train: semseg, %lld parameters, %lld frames, %lld steps of %lld frames on %d rank(s) (balance %s%s%s), "
+        "%d threads per rank, %zu all-reduce bucket(s)\n",
         static_cast<long long>(model.params().size()), static_cast<long long>(num_frames),
         static_cast<long long>(c.steps), static_cast<long long>(global_batch), comm.size(), c.balance.c_str(),
-        omp_get_max_threads());
+        c.sync_bn ? ", SyncBN" : "", slots_per_rank > 1 ? (", " + std::to_string(slots_per_rank) + " micro-batches").c_str() : "",
+        omp_get_max_threads(), buckets.buckets().size());
     std::fflush(stdout);
   }
 
   for (int64_t step = 0; step < c.steps; ++step) {
-    const double t0 = now_s();
+    StepTimes times;
+    const double step_start = now_s();
+    double t = step_start;
+    const auto phase_done = [&](const char* name, double& seconds) {
+      const double now = now_s();
+      seconds += now - t;
+      timeline.add(TimelineTrack::compute, name, t, now, step);
+      t = now;
+    };
     const int64_t epoch = step * global_batch / num_frames;
     // Data wait: near zero once the loader is ahead. A bad frame on any rank ends every rank (agreed),
     // never a hang in the next collective.
+    watchdog.enter("data loading", step);
     std::vector<Frame> frames;
     run_agreed(comm, [&] { frames = loader.next(); });
-    const PointBatch batch = make_batch(frames);
-    // BN running statistics follow rank 0's, as DDP's broadcast_buffers does.
-    if (comm.size() > 1) comm.broadcast_in_place(model.buffers().values().data(), model.buffers().size(), 0);
-    const double t1 = now_s();
-    const std::vector<float>& logits = model.forward(batch, true);
-    std::vector<float> dlogits(logits.size());
-    const double local_loss =
-        ops::cross_entropy<float>(logits.data(), batch.labels.data(), batch.num_points(), kNumSemanticClasses,
-                                  weights.empty() ? nullptr : weights.data(), 0, dlogits.data());
-    // The loss is the weighted mean over the points of the whole global batch: each rank scales its
-    // gradient by its share of the global weight, and the summed gradients are the global gradient.
-    double local_weight = 0;
-    for (uint8_t label : batch.labels)
-      if (label != 0) local_weight += weights.empty() ? 1.0 : double(weights[label]);
-    double sums[2] = {local_weight, local_loss * local_weight};  // Σ weight, Σ weight · loss over all ranks
-    comm.sum_in_place(sums, 2);
-    const double loss = sums[0] > 0 ? sums[1] / sums[0] : 0.0;
-    const float scale = sums[0] > 0 ? float(local_weight / sums[0]) : 0.f;
-    for (float& d : dlogits) d *= scale;
-    const double t2 = now_s();
-    model.params().zero_grads();
-    model.backward(dlogits);
-    const double t3 = now_s();
-    if (comm.size() > 1) comm.sum_in_place(model.params().grads().data(), model.params().size());
-    const double t4 = now_s();
-    const double grad_norm = clip_grad_norm(model.params().grads(), c.grad_clip);
-    const double lr = learning_rate(c.schedule, step);
-    optimizer.step(model.params(), lr);
-    const double t5 = now_s();
-    // Straggler imbalance: max / mean over ranks of the compute time (forward + backward).
-    const double compute_s = t3 - t1;
-    const double max_compute_s = comm.max(compute_s);
-    double compute_sum[1] = {compute_s};
-    comm.sum_in_place(compute_sum, 1);
-    const double imbalance = compute_sum[0] > 0 ? max_compute_s / (compute_sum[0] / comm.size()) : 1.0;
+    const std::vector<std::vector<int64_t>> slot_frames = my_slots(sampler.step(step));
+    std::vector<PointBatch> micro_batches;
+    double my_stored_cost = 0, my_frames = 0;
+    for (size_t k = 0, next = 0; k < slot_frames.size(); ++k) {
+      micro_batches.push_back(make_batch({frames.begin() + int64_t(next),
+                                          frames.begin() + int64_t(next + slot_frames[k].size())}));
+      next += slot_frames[k].size();
+      for (int64_t index : slot_frames[k]) my_stored_cost += double(reader->costs()[size_t(index)]), ++my_frames;
+    }
+    phase_done("data wait", times.data_wait_s);
 
+    // The loss is the weighted mean over the points of the whole global batch: each micro-batch's
+    // gradient is scaled by its share of the global weight, so the summed gradients are the gradient of
+    // the global batch, whatever the split.
+    watchdog.enter("loss-weight all-reduce", step);
+    std::vector<double> micro_weight;
+    double weight_sum[1] = {0};
+    for (const PointBatch& batch : micro_batches) {
+      micro_weight.push_back(label_weight(batch.labels, c.class_weights));
+      weight_sum[0] += micro_weight.back();
+    }
+    comm.sum_in_place(weight_sum, 1);
+    // Without SyncBN, BN running statistics follow rank 0's, as DDP's broadcast_buffers does.
+    if (comm.size() > 1 && !c.sync_bn)
+      comm.broadcast_in_place(model.buffers().values().data(), model.buffers().size(), 0);
+    model.params().zero_grads();
+    phase_done("sync", times.sync_s);
+
+    double weighted_loss = 0;
+    for (size_t k = 0; k < micro_batches.size(); ++k) {
+      const bool last = k + 1 == micro_batches.size();
+      watchdog.enter("forward", step);
+      const std::vector<float>& logits = model.forward(micro_batches[k], true);
+      std::vector<float> dlogits(logits.size());
+      const double loss_k = ops::cross_entropy<float>(
+          logits.data(), micro_batches[k].labels.data(), micro_batches[k].num_points(), kNumSemanticClasses,
+          c.class_weights.empty() ? nullptr : c.class_weights.data(), 0, dlogits.data());
+      weighted_loss += loss_k * micro_weight[k];
+      const float scale = weight_sum[0] > 0 ? float(micro_weight[k] / weight_sum[0]) : 0.f;
+      for (float& d : dlogits) d *= scale;
+      phase_done("forward", times.forward_s);
+      // Buckets are posted during the last micro-batch's backward only (earlier ones accumulate).
+      watchdog.enter("backward", step);
+      double layer_start = t;
+      if (last) {
+        buckets.begin_step(model.params().grads().data());
+        model.set_grads_ready_hook([&](int64_t first_final) {
+          buckets.grads_ready(first_final);
+          const double now = now_s();
+          timeline.add(TimelineTrack::compute, "backward " + layer_name(model.params(), first_final), layer_start, now,
+                       step);
+          layer_start = now;
+        });
+      }
+      model.backward(dlogits);
+      model.set_grads_ready_hook({});
+      times.backward_s += now_s() - t;
+      t = now_s();
+    }
+
+    // The optimizer takes each bucket as soon as it has arrived; with clipping it needs the global norm,
+    // so all of them first.
+    watchdog.enter("gradient all-reduce", step);
+    const double lr = learning_rate(c.schedule, step);
+    double grad_norm = 0;
+    if (c.grad_clip > 0) {
+      buckets.wait_all();
+      grad_norm = clip_grad_norm(model.params().grads(), c.grad_clip);
+      optimizer.step(model.params(), lr);
+    } else {
+      optimizer.begin_step();
+      for (int b = 0; b < int(buckets.buckets().size()); ++b) {
+        buckets.wait(b);
+        optimizer.update(model.params(), lr, buckets.buckets()[size_t(b)].begin, buckets.buckets()[size_t(b)].end);
+      }
+      grad_norm = clip_grad_norm(model.params().grads(), 0);
+    }
+    times.allreduce_wait_s = buckets.wait_s();
+    phase_done("optimizer", times.optimizer_s);
+    times.optimizer_s -= times.allreduce_wait_s;
+    for (size_t b = 0; b < buckets.buckets().size(); ++b) {
+      const GradBucket& bucket = buckets.buckets()[b];
+      timeline.add(TimelineTrack::allreduce,
+                   "allreduce bucket " + std::to_string(b) + " (" +
+                       std::to_string(double(bucket.end - bucket.begin) * sizeof(float) / 1e6).substr(0, 5) + " MB)",
+                   bucket.posted_s, bucket.done_s, step);
+    }
+    times.allreduce_span_s = buckets.buckets().back().done_s - buckets.buckets().front().posted_s;
+    times.step_s = now_s() - step_start;
+
+    // Straggler imbalance: max / mean over ranks of the compute time (forward + backward).
+    watchdog.enter("metrics all-reduce", step);
+    const double compute_s = times.forward_s + times.backward_s;
+    cost_model.observe(my_stored_cost, my_frames, compute_s);
+    const Comm::Spread spread = comm.spread(times.as_vector(compute_s, weighted_loss));
+    const double loss = weight_sum[0] > 0 ? spread.mean.back() * comm.size() / weight_sum[0] : 0.0;
+    const double imbalance = spread.mean[StepTimes::kCompute] > 0
+                                 ? spread.max[StepTimes::kCompute] / spread.mean[StepTimes::kCompute]
+                                 : 1.0;
+    if (c.cost_refit > 0 && (step + 1) % c.cost_refit == 0 && cost_model.refit(comm))
+      // The loader may already hold steps up to step + kPrefetchDepth: the new model applies after them.
+      sampler.set_cost_model(step + 1 + kPrefetchDepth, cost_model.per_cost, cost_model.per_frame);
+    const double step_end = now_s();
+
+    int64_t points = 0;
+    for (const PointBatch& batch : micro_batches) points += batch.num_points();
     if (comm.is_root()) {
       JsonWriter line;
       line.begin_object()
@@ -200,25 +459,19 @@ int train(const TrainRun& run, const Comm& comm) {
           .key("grad_norm")
           .value(grad_norm)
           .key("points")
-          .value(batch.num_points())
-          .key("data_wait_s")
-          .value(t1 - t0)
-          .key("forward_s")
-          .value(t2 - t1)
-          .key("backward_s")
-          .value(t3 - t2)
-          .key("allreduce_s")
-          .value(t4 - t3)
-          .key("optimizer_s")
-          .value(t5 - t4)
-          .key("step_s")
-          .value(t5 - t0)
-          .key("imbalance")
+          .value(points);
+      StepTimes::write_spread(line, spread);
+      line.key("imbalance")
           .value(imbalance)
           .key("samples_per_s")
-          .value(double(global_batch) / (t5 - t0))
+          .value(double(global_batch) / spread.max[StepTimes::kStep])
+          .key("cost_model")
+          .begin_array()
+          .value(cost_model.per_cost)
+          .value(cost_model.per_frame)
+          .end_array()
           .key("elapsed_s")
-          .value(t5 - start)
+          .value(step_end - start)
           .end_object();
       metrics << line.str() << "\n";
       metrics.flush();
@@ -226,27 +479,43 @@ int train(const TrainRun& run, const Comm& comm) {
     loss_sum_since_log += loss;
     imbalance_sum_since_log += imbalance;
     ++steps_since_log;
-    if (comm.is_root() && ((step + 1) % c.log_every == 0 || step + 1 == c.steps)) {
-      const double elapsed = t5 - start, per_step = elapsed / double(step + 1);
+    const bool log_now = (step + 1) % c.log_every == 0 || step + 1 == c.steps;
+    if (comm.is_root() && log_now) {
+      const double elapsed = step_end - start, per_step = elapsed / double(step + 1);
+      const double mean_loss = loss_sum_since_log / double(steps_since_log);
+      const double mean_imbalance = imbalance_sum_since_log / double(steps_since_log);
       std::printf("step %lld/%lld  loss %.4f  lr %.2e  %.2f samples/s  imbalance %.2f  elapsed %s  ETA %s\n",
-                  static_cast<long long>(step + 1), static_cast<long long>(c.steps),
-                  loss_sum_since_log / double(steps_since_log), lr, double(global_batch) / per_step,
-                  imbalance_sum_since_log / double(steps_since_log), duration_text(elapsed).c_str(),
+                  static_cast<long long>(step + 1), static_cast<long long>(c.steps), mean_loss, lr,
+                  double(global_batch) / per_step, mean_imbalance, duration_text(elapsed).c_str(),
                   duration_text(per_step * double(c.steps - step - 1)).c_str());
       std::fflush(stdout);
+      if (!c.prom_file.empty())
+        write_text_file_atomically(c.prom_file, prometheus_text(step + 1, c.steps, mean_loss, lr,
+                                                                double(global_batch) / per_step, mean_imbalance,
+                                                                spread, elapsed));
     }
-    if ((step + 1) % c.log_every == 0) loss_sum_since_log = imbalance_sum_since_log = 0, steps_since_log = 0;
+    if (log_now) loss_sum_since_log = imbalance_sum_since_log = 0, steps_since_log = 0;
     if ((c.checkpoint_every > 0 && (step + 1) % c.checkpoint_every == 0) || step + 1 == c.steps) {
       // Parameters, buffers and optimizer state are the same on every rank: rank 0 writes.
+      watchdog.enter("checkpoint", step);
       run_agreed(comm, [&] {
         if (comm.is_root()) save_checkpoint(run, model, optimizer, step + 1, epoch, (step + 1) * global_batch, comm);
       });
     }
   }
+  watchdog.idle();
+
+  if (timeline.enabled()) {
+    const std::vector<std::string> events = comm.gather_text(timeline.events_json(comm.rank()), 0);
+    run_agreed(comm, [&] {
+      if (comm.is_root()) write_text_file_atomically(c.timeline, trace_file_text(events));
+    });
+  }
 
   if (!c.val_data.empty()) {
-    const DatasetReader val(c.val_data);
-    const SegmentationMetrics m = evaluate_semseg(model, val, comm);
+    std::optional<DatasetReader> val;
+    run_agreed(comm, [&] { val.emplace(c.val_data); });
+    const SegmentationMetrics m = evaluate_semseg(model, *val, comm);
     if (!comm.is_root()) return kExitOk;
     std::printf("validation on %s:\n%s", c.val_data.c_str(), iou_table(m).c_str());
     JsonWriter line;

@@ -12,6 +12,7 @@ struct TrainRun {
   TrainConfig config;
   std::string config_ini;  // the resolved config, stored in run_dir/config.ini and in checkpoints
   std::string run_dir;
+  double timeout_s = 1800;  // watchdog: a phase longer than this aborts the job (0: off)
 };
 
 // Trains, checkpoints at the end (and every checkpoint.every steps), evaluates on data.val if given.

@@ -65,7 +65,7 @@ truncate -s 100000 "$WORK/ds_trunc/shard-00001.h5"
 expect_error "truncated shard" "ds_trunc/shard-00001.h5" "$LT" inspect "$WORK/ds_trunc"
 cp -r "$WORK/ds" "$WORK/ds_flip"
 flip_middle_byte "$WORK/ds_flip/shard-00000.h5"
-expect_error "corrupted shard" "ds_flip/shard-00000.h5: frame synth/seed1/[0-9]+: /(points|labels).*checksum" \
+expect_rank_errors "corrupted shard" "ds_flip/shard-00000.h5: frame synth/seed1/[0-9]+: /(points|labels).*checksum" \
   "$MPIEXEC" -np 2 "$LT" inspect "$WORK/ds_flip"
 expect_error "missing dataset" "$WORK/none: no such dataset" "$LT" inspect "$WORK/none"
 

@@ -26,6 +26,6 @@ done
 # A corrupted shard met by a rank's loader mid-run: one error line, every rank exits, no hang.
 cp -r "$WORK/train" "$WORK/bad"
 flip_middle_byte "$WORK/bad/shard-00000.h5"
-expect_error "corrupted shard during training" "bad/shard-00000.h5: frame synth/seed1/[0-9]+: /(points|labels).*checksum" \
+expect_rank_errors "corrupted shard during training" "bad/shard-00000.h5: frame synth/seed1/[0-9]+: /(points|labels).*checksum" \
   timeout 120 "$MPIEXEC" -np 2 "$LT" train "${TINY[@]}" --data "$WORK/bad" --train.steps 6 --run-dir "$WORK/badrun"
 finish

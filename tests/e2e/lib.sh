@@ -31,6 +31,26 @@ expect_error() {
   fi
 }
 
+# expect_rank_errors NAME PATTERN CMD...: an mpirun CMD exits 1, and every rank that met the problem
+# printed one line matching PATTERN, prefixed with its rank (at least one line; no other lines).
+expect_rank_errors() {
+  local name=$1 pattern=$2
+  shift 2
+  local rc=0
+  "$@" >"$WORK/out" 2>"$WORK/err" || rc=$?
+  grep '^lidartrain' "$WORK/err" >"$WORK/err.ours" || true
+  local lines matching
+  lines=$(wc -l <"$WORK/err.ours")
+  matching=$(grep -cE -- "\[rank [0-9]+\] .*$pattern" "$WORK/err.ours" || true)
+  if [ "$rc" -ne 1 ]; then
+    fail "$name: exit $rc, expected 1 (stderr: $(cat "$WORK/err"))"
+  elif [ "$lines" -lt 1 ] || [ "$matching" -ne "$lines" ]; then
+    fail "$name: expected one '[rank N] ...$pattern' line per affected rank: $(cat "$WORK/err.ours")"
+  else
+    pass "$name: $(tr '\n' ' ' <"$WORK/err.ours")"
+  fi
+}
+
 # flip_middle_byte FILE: flips one bit of the byte in the middle of FILE (inside a shard's point chunks).
 flip_middle_byte() {
   python3 - "$1" <<'PY'
