@@ -13,6 +13,7 @@ packages=(
   libboost-program-options-dev           # command line and INI configs
   libgtest-dev libbenchmark-dev          # tests and benchmarks
   python3                                # the end-to-end tests read JSON with it
+  python3-h5py python3-matplotlib        # checkpoint comparisons in the tests; scaling plots
 )
 missing=()
 for package in "${packages[@]}"; do

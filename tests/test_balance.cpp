@@ -87,6 +87,28 @@ TEST(Balance, BucketStepsHoldFramesOfSimilarCost) {
   EXPECT_GT(replay_balance(bucket, 32).frames_per_cost, 1.1 * replay_balance(none, 32).frames_per_cost);
 }
 
+TEST(Balance, ACostModelChangesLptSplitsOnlyFromItsFirstStep) {
+  std::vector<double> costs;  // one frame in four is 30 times the others: stored-cost LPT splits 1 + 7 or so
+  for (int i = 0; i < 64; ++i) costs.push_back(i % 4 == 0 ? 300.0 : 10.0);
+  FrameSampler lpt(Balance::lpt, costs, 2, 4, 5);
+  const FrameSampler reference(Balance::lpt, costs, 2, 4, 5);
+  // Per frame, a cost that dwarfs the points: the best split is 4 frames each.
+  lpt.set_cost_model(6, 1e-9, 1.0);
+  bool some_step_differed_before = false;
+  for (int64_t s = 0; s < 12; ++s) {
+    const StepAssignment a = lpt.step(s), b = reference.step(s);
+    EXPECT_EQ(all_frames(a), all_frames(b));  // the same global batch whatever the model
+    if (s < 6) {
+      EXPECT_EQ(a.frames_of_rank, b.frames_of_rank) << "step " << s;
+      some_step_differed_before |= a.frames_of_rank[0].size() != 4;
+    } else {
+      EXPECT_EQ(a.frames_of_rank[0].size(), 4u) << "step " << s;
+      EXPECT_EQ(a.frames_of_rank[1].size(), 4u) << "step " << s;
+    }
+  }
+  EXPECT_TRUE(some_step_differed_before);  // so the stored cost alone does give uneven counts here
+}
+
 TEST(Balance, UnknownStrategyNamesTheKey) {
   try {
     parse_balance("fair");

@@ -6,7 +6,12 @@
 
 #include "io/dataset.hpp"
 #include "io/sharded_writer.hpp"
+#include "mpi/balance.hpp"
 #include "mpi/comm.hpp"
+#include "mpi/grad_buckets.hpp"
+#include "mpi/reduce_backend.hpp"
+#include "src/common/rng.hpp"
+#include "src/nn/layers.hpp"
 #include "src/common/error.hpp"
 
 namespace lt {
@@ -170,6 +175,112 @@ TEST(Comm, CollectivesAgree) {
   EXPECT_EQ(comm.max(double(comm.rank())), double(comm.size() - 1));
   EXPECT_EQ(comm.min(comm.rank() + 5), 5);
   EXPECT_EQ(comm.broadcast({comm.rank() == 0 ? 42 : 0}, 0), std::vector<int64_t>{42});
+}
+
+TEST(Comm, SpreadAndGatherText) {
+  const Comm comm = Comm::world();
+  const Comm::Spread spread = comm.spread({double(comm.rank()), 5.0});
+  EXPECT_EQ(spread.min[0], 0.0);
+  EXPECT_EQ(spread.max[0], double(comm.size() - 1));
+  EXPECT_DOUBLE_EQ(spread.mean[0], double(comm.size() - 1) / 2);
+  EXPECT_EQ(spread.min[1], 5.0);
+  EXPECT_EQ(spread.max[1], 5.0);
+  const std::vector<std::string> texts = comm.gather_text(std::string(size_t(comm.rank()), 'x'), 0);
+  if (comm.is_root()) {
+    ASSERT_EQ(int(texts.size()), comm.size());
+    for (int r = 0; r < comm.size(); ++r) EXPECT_EQ(texts[size_t(r)], std::string(size_t(r), 'x'));
+  } else {
+    EXPECT_TRUE(texts.empty());
+  }
+  EXPECT_GE(comm.local_rank(), 0);
+  EXPECT_LT(comm.local_rank(), comm.local_size());
+  EXPECT_EQ(comm.sum(int64_t(comm.local_size())), int64_t(comm.size()) * comm.size());  // one node here
+}
+
+TEST(GradientAllReduce, BucketsPostedDuringBackwardSumEveryRanksGradients) {
+  const Comm comm = Comm::world();
+  const auto backend = make_mpi_reduce_backend(comm);
+  const std::vector<int64_t> starts = {0, 1000, 1500, 4000, 4100};
+  constexpr int64_t kTotal = 10000;
+  GradientBuckets buckets(*backend, starts, kTotal, 2000 * sizeof(float));
+  std::vector<float> grads(kTotal);
+  for (int step = 0; step < 3; ++step) {
+    for (int64_t i = 0; i < kTotal; ++i) grads[size_t(i)] = float((comm.rank() + 1) * (i % 7 + step));
+    buckets.begin_step(grads.data());
+    for (size_t t = starts.size(); t-- > 0;) buckets.grads_ready(starts[t]);  // backward, layer by layer
+    for (int b = 0; b < int(buckets.buckets().size()); ++b) buckets.wait(b);
+    const float rank_sum = float(comm.size() * (comm.size() + 1) / 2);
+    for (int64_t i = 0; i < kTotal; ++i) ASSERT_EQ(grads[size_t(i)], rank_sum * float(i % 7 + step)) << i;
+  }
+}
+
+// SyncBN over the ranks' slices of one batch equals BN over the whole batch in one process: outputs,
+// input gradients and (summed over ranks) parameter gradients. The last rank holds no rows at all.
+TEST(SyncBatchNorm, RanksSlicesMatchOneBatchNormOverTheWholeBatch) {
+  const Comm comm = Comm::world();
+  const auto backend = make_mpi_reduce_backend(comm);
+  constexpr int kChannels = 5;
+  constexpr int64_t kRows = 37;
+  std::vector<float> x(kRows * kChannels), dy(x.size());
+  Rng rng(11);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(rng.normal() * 2 + double(i % kChannels)), dy[i] = float(rng.normal());
+  const auto make_bn = [](ParamStore& params, ParamStore& buffers, BatchNorm& bn) {
+    bn.declare(params, buffers, "bn", kChannels);
+    params.allocate(true);
+    buffers.allocate(false);
+    bn.init(params, buffers);
+    for (int c = 0; c < kChannels; ++c) params.value(bn.weight)[c] = 1.f + 0.1f * float(c), params.value(bn.bias)[c] = 0.2f;
+  };
+  ParamStore full_params, full_buffers;
+  BatchNorm full;
+  make_bn(full_params, full_buffers, full);
+  std::vector<float> y_full(x.size()), dx_full(x.size());
+  full.forward(full_params, full_buffers, x.data(), {kRows, kChannels, 1}, true, y_full.data());
+  full.backward(full_params, x.data(), dy.data(), {kRows, kChannels, 1}, dx_full.data());
+
+  // Rows split over all ranks but the last (which takes part with none), or all on one rank alone.
+  const int holders = std::max(1, comm.size() - 1);
+  const int64_t first = comm.rank() < holders ? kRows * comm.rank() / holders : kRows;
+  const int64_t end = comm.rank() < holders ? kRows * (comm.rank() + 1) / holders : kRows;
+  const int64_t rows = end - first;
+  ParamStore params, buffers;
+  BatchNorm synced;
+  make_bn(params, buffers, synced);
+  synced.sync = [&](double* values, int64_t count) { backend->sum(values, count); };
+  std::vector<float> y(size_t(rows) * kChannels), dx(y.size());
+  synced.forward(params, buffers, x.data() + first * kChannels, {rows, kChannels, 1}, true, y.data());
+  synced.backward(params, x.data() + first * kChannels, dy.data() + first * kChannels, {rows, kChannels, 1}, dx.data());
+  for (int64_t i = 0; i < rows * kChannels; ++i) {
+    EXPECT_NEAR(y[size_t(i)], y_full[size_t(first * kChannels + i)], 1e-5) << i;
+    EXPECT_NEAR(dx[size_t(i)], dx_full[size_t(first * kChannels + i)], 1e-5) << i;
+  }
+  // Running statistics are the global batch's on every rank.
+  for (int c = 0; c < kChannels; ++c) {
+    EXPECT_NEAR(buffers.value(synced.running_mean)[c], full_buffers.value(full.running_mean)[c], 1e-5);
+    EXPECT_NEAR(buffers.value(synced.running_var)[c], full_buffers.value(full.running_var)[c], 1e-5);
+  }
+  std::vector<double> param_grads(params.grads().begin(), params.grads().end());
+  comm.sum_in_place(param_grads.data(), int64_t(param_grads.size()));
+  for (size_t i = 0; i < param_grads.size(); ++i) EXPECT_NEAR(param_grads[i], full_params.grads()[i], 1e-4) << i;
+}
+
+// Every rank observes its own steps of a known cost law; after one refit every rank has the same
+// coefficients, and they are the law's.
+TEST(CostModel, RefitRecoversPerCostAndPerFrameTimesFromEveryRanksSteps) {
+  const Comm comm = Comm::world();
+  CostModel model;
+  EXPECT_FALSE(model.refit(comm));  // nothing observed: keeps the stored cost (1, 0)
+  EXPECT_EQ(model.per_cost, 1.0);
+  EXPECT_EQ(model.per_frame, 0.0);
+  for (int step = 0; step < 6; ++step) {
+    const double frames = 1 + (step + comm.rank()) % 3, cost = 1e5 * frames + 3e4 * ((step * 7 + comm.rank()) % 5);
+    model.observe(cost, frames, 2e-6 * cost + 0.05 * frames);
+  }
+  model.observe(0, 0, 0.001);  // a rank with no frames says nothing
+  ASSERT_TRUE(model.refit(comm));
+  EXPECT_NEAR(model.per_cost, 2e-6, 1e-12);
+  EXPECT_NEAR(model.per_frame, 0.05, 1e-8);
+  EXPECT_EQ(comm.max(model.per_cost), -comm.max(-model.per_cost));  // the same on every rank
 }
 
 }  // namespace
