@@ -1,6 +1,7 @@
 #include "src/train/trainer.hpp"
 
 #include <omp.h>
+#include <sched.h>
 
 #include <chrono>
 #include <cmath>
@@ -88,15 +89,30 @@ void save_checkpoint(const TrainRun& run, Semseg& model, Optimizer& optimizer, i
 // The loader keeps this many steps ready ahead of the one computing.
 constexpr int kPrefetchDepth = 2;
 
-// train.threads, or OMP_NUM_THREADS, or the node's cores shared by the ranks on it (so that 2 ranks on
-// a 2-core node do not run 4 threads).
+// The CPUs this process may run on (mpirun binds each rank to one core when ranks <= cores).
+int cpus_allowed() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return int(std::max(1u, std::thread::hardware_concurrency()));
+  return std::max(1, CPU_COUNT(&set));
+}
+
+// train.threads, or OMP_NUM_THREADS, or the node's cores shared by the ranks on it, at most the CPUs
+// this rank is bound to (so that 2 ranks on a 2-core node do not run 4 threads). More threads than bound
+// CPUs is warned about: OpenMP threads spinning at barriers on one core can be 50× slower.
 void set_threads_per_rank(int threads, const Comm& comm) {
+  const int allowed = cpus_allowed();
   if (threads > 0) {
     omp_set_num_threads(threads);
   } else if (!std::getenv("OMP_NUM_THREADS")) {
     const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
-    omp_set_num_threads(std::max(1, cores / comm.local_size()));
+    omp_set_num_threads(std::max(1, std::min(allowed, cores / comm.local_size())));
   }
+  if (omp_get_max_threads() > allowed)
+    std::fprintf(stderr,
+                 "lidartrain train: warning: [rank %d] %d OpenMP threads but bound to %d CPU(s): start it with "
+                 "mpirun --bind-to none (or --map-by slot:PE=%d), or lower train.threads\n",
+                 comm.rank(), omp_get_max_threads(), allowed, omp_get_max_threads());
 }
 
 // Rank 0's shard fingerprints, compared on every rank: a rank whose copy differs names the shard.
