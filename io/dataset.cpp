@@ -251,8 +251,8 @@ DatasetReader::DatasetReader(const std::string& path) : impl_(std::make_unique<I
     }
     shard.first_frame = first_frame;
     first_frame += shard.num_frames();
-    uint64_t fingerprint = stream_key(std::hash<std::string>{}(fs::path(shard_path).filename().string()),
-                                      uint64_t(shard.num_frames()));
+    uint64_t fingerprint =
+        stream_key(std::hash<std::string>{}(fs::path(shard_path).filename().string()), uint64_t(shard.num_frames()));
     for (int64_t f = 0; f < shard.num_frames(); ++f) {
       impl_->costs.push_back(shard.costs[f]);
       impl_->points_per_frame.push_back(shard.point_offsets[f + 1] - shard.point_offsets[f]);

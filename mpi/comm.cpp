@@ -3,9 +3,9 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
-#include <climits>
 #include <functional>
 #include <optional>
 
@@ -108,7 +108,8 @@ std::vector<std::string> Comm::gather_text(const std::string& text, int root) co
               MPI_COMM_WORLD);
   std::vector<std::string> texts;
   if (rank_ == root)
-    for (int r = 0; r < size_; ++r) texts.push_back(all.substr(size_t(displacements[size_t(r)]), size_t(lengths[size_t(r)])));
+    for (int r = 0; r < size_; ++r)
+      texts.push_back(all.substr(size_t(displacements[size_t(r)]), size_t(lengths[size_t(r)])));
   return texts;
 }
 

@@ -10,9 +10,9 @@
 #include "mpi/comm.hpp"
 #include "mpi/grad_buckets.hpp"
 #include "mpi/reduce_backend.hpp"
+#include "src/common/error.hpp"
 #include "src/common/rng.hpp"
 #include "src/nn/layers.hpp"
-#include "src/common/error.hpp"
 
 namespace lt {
 namespace {
@@ -150,8 +150,8 @@ Reports run_failing_upper_half(const Comm& comm, const std::function<std::string
 TEST(Comm, EveryFailingRankReportsItsOwnError) {
   const Comm comm = Comm::world();
   std::string message;
-  const Reports reports =
-      run_failing_upper_half(comm, [](int rank) { return "bad on rank " + std::to_string(rank); }, &message);
+  const Reports reports = run_failing_upper_half(
+      comm, [](int rank) { return "bad on rank " + std::to_string(rank); }, &message);
   const int failing = comm.size() - comm.size() / 2;
   EXPECT_EQ(reports.reported, failing);
   EXPECT_EQ(reports.quiet, comm.size() - failing);
@@ -161,7 +161,8 @@ TEST(Comm, EveryFailingRankReportsItsOwnError) {
 TEST(Comm, AnErrorEveryFailingRankSharesIsReportedOnce) {
   const Comm comm = Comm::world();
   std::string message;
-  const Reports reports = run_failing_upper_half(comm, [](int) { return std::string("bad config key"); }, &message);
+  const Reports reports = run_failing_upper_half(
+      comm, [](int) { return std::string("bad config key"); }, &message);
   EXPECT_EQ(reports.reported, 1);
   EXPECT_EQ(reports.quiet, comm.size() - 1);
   if (comm.rank() == comm.size() / 2) EXPECT_EQ(message, "bad config key");
@@ -223,13 +224,15 @@ TEST(SyncBatchNorm, RanksSlicesMatchOneBatchNormOverTheWholeBatch) {
   constexpr int64_t kRows = 37;
   std::vector<float> x(kRows * kChannels), dy(x.size());
   Rng rng(11);
-  for (size_t i = 0; i < x.size(); ++i) x[i] = float(rng.normal() * 2 + double(i % kChannels)), dy[i] = float(rng.normal());
+  for (size_t i = 0; i < x.size(); ++i)
+    x[i] = float(rng.normal() * 2 + double(i % kChannels)), dy[i] = float(rng.normal());
   const auto make_bn = [](ParamStore& params, ParamStore& buffers, BatchNorm& bn) {
     bn.declare(params, buffers, "bn", kChannels);
     params.allocate(true);
     buffers.allocate(false);
     bn.init(params, buffers);
-    for (int c = 0; c < kChannels; ++c) params.value(bn.weight)[c] = 1.f + 0.1f * float(c), params.value(bn.bias)[c] = 0.2f;
+    for (int c = 0; c < kChannels; ++c)
+      params.value(bn.weight)[c] = 1.f + 0.1f * float(c), params.value(bn.bias)[c] = 0.2f;
   };
   ParamStore full_params, full_buffers;
   BatchNorm full;

@@ -21,8 +21,8 @@ std::string Timeline::events_json(int rank) const {
   out += line;
   for (const char* track : {"compute", "allreduce", "loader"}) {
     const int tid = track[0] == 'c' ? 0 : track[0] == 'a' ? 1 : 2;
-    std::snprintf(line, sizeof line, R"(,{"name":"thread_name","ph":"M","pid":%d,"tid":%d,"args":{"name":"%s"}})",
-                  rank, tid, track);
+    std::snprintf(line, sizeof line, R"(,{"name":"thread_name","ph":"M","pid":%d,"tid":%d,"args":{"name":"%s"}})", rank,
+                  tid, track);
     out += line;
   }
   for (const Event& e : events_) {

@@ -98,8 +98,8 @@ void BatchNorm::backward(ParamStore& params, const float* x, const float* dy, co
   ops::batchnorm_backward_apply<float>(x, dy, mean.data(), invstd.data(), params.value(weight), sums.data(), count,
                                        nullptr, params.grad(weight), params.grad(bias), shape);
   sync(sums.data(), int64_t(sums.size()));
-  ops::batchnorm_backward_apply<float>(x, dy, mean.data(), invstd.data(), params.value(weight), sums.data(), count,
-                                       dx, nullptr, nullptr, shape);
+  ops::batchnorm_backward_apply<float>(x, dy, mean.data(), invstd.data(), params.value(weight), sums.data(), count, dx,
+                                       nullptr, nullptr, shape);
 }
 
 // ---- convolutions -------------------------------------------------------------------------------

@@ -35,17 +35,20 @@ po::options_description config_options() {
       "lpt | bucket | none: how each step's frames are split over ranks")(
       "train.cost_refit", po::value<int64_t>()->default_value(0),
       "steps between refits of the lpt cost model from measured times (0: stored cost only; refits make the "
-      "split, and so the bits, depend on timing)")(
-      "train.sync_bn", po::value<bool>()->default_value(false), "BN statistics over all ranks' batches (SyncBN)")(
+      "split, and so the bits, depend on timing)")("train.sync_bn", po::value<bool>()->default_value(false),
+                                                   "BN statistics over all ranks' batches (SyncBN)")(
       "train.bucket_mb", po::value<double>()->default_value(25.0),
       "gradient all-reduce bucket size, MB (buckets overlap backward)")(
       "train.seed", po::value<uint64_t>()->default_value(1), "seed of initialisation, data order, augmentation")(
-      "train.threads", po::value<int>()->default_value(0), "OpenMP threads per rank (0: OMP_NUM_THREADS, else the node's cores / its ranks)")(
+      "train.threads", po::value<int>()->default_value(0),
+      "OpenMP threads per rank (0: OMP_NUM_THREADS, else the node's cores / its ranks)")(
       "checkpoint.every", po::value<int64_t>()->default_value(0), "steps between checkpoints (0: at the end only)")(
       "checkpoint.keep", po::value<int>()->default_value(3), "newest checkpoints kept")(
       "log.every", po::value<int64_t>()->default_value(10), "steps between progress lines")(
-      "log.timeline", po::value<std::string>()->default_value(""), "Chrome trace-event JSON of every rank's phases (empty: none)")(
-      "log.prom_file", po::value<std::string>()->default_value(""), "Prometheus text exposition, rewritten every log.every steps (empty: none)");
+      "log.timeline", po::value<std::string>()->default_value(""),
+      "Chrome trace-event JSON of every rank's phases (empty: none)")(
+      "log.prom_file", po::value<std::string>()->default_value(""),
+      "Prometheus text exposition, rewritten every log.every steps (empty: none)");
   return options;
 }
 
@@ -57,9 +60,8 @@ TrainConfig train_config_from(const po::variables_map& v) {
   for (const char* key : {"train.steps", "train.batch_size", "train.accumulate", "train.lr", "train.bucket_mb",
                           "checkpoint.keep", "log.every", "model.voxel_size", "model.range", "model.head_channels"})
     require_positive(v, key);
-  for (const char* key :
-       {"train.weight_decay", "train.grad_clip", "train.threads", "checkpoint.every", "train.momentum",
-        "train.cost_refit"})
+  for (const char* key : {"train.weight_decay", "train.grad_clip", "train.threads", "checkpoint.every",
+                          "train.momentum", "train.cost_refit"})
     require_non_negative(v, key);
   const double warmup = v["train.warmup"].as<double>();
   require(warmup > 0 && warmup < 1, "--train.warmup: must be in (0, 1)");

@@ -16,8 +16,8 @@ struct TrainConfig {
   std::string model_name = "semseg";
   SemsegConfig semseg;
   int64_t steps = 1000;
-  int batch_size = 2;   // frames per rank per micro-batch
-  int accumulate = 1;   // micro-batches per rank per step
+  int batch_size = 2;  // frames per rank per micro-batch
+  int accumulate = 1;  // micro-batches per rank per step
   int64_t bucket_bytes = 25'000'000;
   int64_t cost_refit = 0;  // steps between cost-model refits (0: off)
   double lr = 2e-3;

@@ -85,7 +85,6 @@ void save_checkpoint(const TrainRun& run, Semseg& model, Optimizer& optimizer, i
   for (size_t i = 0; i + size_t(run.config.checkpoint_keep) < existing.size(); ++i) fs::remove(existing[i]);
 }
 
-
 // The loader keeps this many steps ready ahead of the one computing.
 constexpr int kPrefetchDepth = 2;
 
@@ -152,12 +151,12 @@ struct StepTimes {
   double data_wait_s = 0, sync_s = 0, forward_s = 0, backward_s = 0, allreduce_wait_s = 0, optimizer_s = 0,
          allreduce_span_s = 0, step_s = 0;
   enum Index { kDataWait, kSync, kForward, kBackward, kAllreduceWait, kOptimizer, kAllreduce, kStep, kCompute, kLoss };
-  static constexpr const char* kNames[] = {"data_wait_s",   "sync_s", "forward_s", "backward_s", "allreduce_wait_s",
-                                           "optimizer_s", "allreduce_s", "step_s", "compute_s"};
+  static constexpr const char* kNames[] = {"data_wait_s", "sync_s",      "forward_s", "backward_s", "allreduce_wait_s",
+                                           "optimizer_s", "allreduce_s", "step_s",    "compute_s"};
   // The phases, then compute (forward + backward), then this rank's Σ loss·weight (summed, not timed).
   std::vector<double> as_vector(double compute_s, double weighted_loss) const {
-    return {data_wait_s, sync_s, forward_s, backward_s, allreduce_wait_s, optimizer_s, allreduce_span_s, step_s,
-            compute_s, weighted_loss};
+    return {data_wait_s, sync_s,           forward_s, backward_s, allreduce_wait_s,
+            optimizer_s, allreduce_span_s, step_s,    compute_s,  weighted_loss};
   }
   static void write_spread(JsonWriter& line, const Comm::Spread& spread) {
     for (int i = 0; i <= kCompute; ++i)
@@ -207,8 +206,8 @@ std::string allreduce_bench_json(const AllreduceBench& bench, int ranks) {
 }
 
 // Prometheus text exposition (node_exporter's textfile collector reads it).
-std::string prometheus_text(int64_t step, int64_t steps, double loss, double lr, double samples_per_s,
-                            double imbalance, const Comm::Spread& spread, double elapsed_s) {
+std::string prometheus_text(int64_t step, int64_t steps, double loss, double lr, double samples_per_s, double imbalance,
+                            const Comm::Spread& spread, double elapsed_s) {
   std::string out;
   char line[256];
   const auto gauge = [&](const char* name, const char* help, double value) {
@@ -230,8 +229,8 @@ std::string prometheus_text(int64_t step, int64_t steps, double loss, double lr,
     const double values[3] = {spread.min[size_t(i)], spread.mean[size_t(i)], spread.max[size_t(i)]};
     const char* stats[3] = {"min", "mean", "max"};
     for (int k = 0; k < 3; ++k) {
-      std::snprintf(line, sizeof line, "lidartrain_phase_seconds{phase=\"%s\",over_ranks=\"%s\"} %.9g\n",
-                    phase.c_str(), stats[k], values[k]);
+      std::snprintf(line, sizeof line, "lidartrain_phase_seconds{phase=\"%s\",over_ranks=\"%s\"} %.9g\n", phase.c_str(),
+                    stats[k], values[k]);
       out += line;
     }
   }
@@ -264,11 +263,11 @@ int train(const TrainRun& run, const Comm& comm) {
   const int64_t num_frames = reader->num_frames();
   const int slots_per_rank = c.accumulate, slots = comm.size() * slots_per_rank;
   const int64_t global_batch = int64_t(slots) * c.batch_size;
-  require(global_batch <= num_frames,
-          std::to_string(comm.size()) + " rank(s) × " + std::to_string(slots_per_rank) + " micro-batch(es) × " +
-              std::to_string(c.batch_size) + " frames = global batch " + std::to_string(global_batch) +
-              " exceeds the " + std::to_string(num_frames) + " frames of " + c.train_data +
-              ": use fewer ranks or a smaller train.batch_size");
+  require(global_batch <= num_frames, std::to_string(comm.size()) + " rank(s) × " + std::to_string(slots_per_rank) +
+                                          " micro-batch(es) × " + std::to_string(c.batch_size) +
+                                          " frames = global batch " + std::to_string(global_batch) + " exceeds the " +
+                                          std::to_string(num_frames) + " frames of " + c.train_data +
+                                          ": use fewer ranks or a smaller train.batch_size");
 
   Semseg model(c.semseg);
   model.init(c.seed);
@@ -334,7 +333,8 @@ int train(const TrainRun& run, const Comm& comm) {
         "%d threads per rank, %zu all-reduce bucket(s)\n",
         static_cast<long long>(model.params().size()), static_cast<long long>(num_frames),
         static_cast<long long>(c.steps), static_cast<long long>(global_batch), comm.size(), c.balance.c_str(),
-        c.sync_bn ? ", SyncBN" : "", slots_per_rank > 1 ? (", " + std::to_string(slots_per_rank) + " micro-batches").c_str() : "",
+        c.sync_bn ? ", SyncBN" : "",
+        slots_per_rank > 1 ? (", " + std::to_string(slots_per_rank) + " micro-batches").c_str() : "",
         omp_get_max_threads(), buckets.buckets().size());
     std::fflush(stdout);
   }
@@ -359,8 +359,8 @@ int train(const TrainRun& run, const Comm& comm) {
     std::vector<PointBatch> micro_batches;
     double my_stored_cost = 0, my_frames = 0;
     for (size_t k = 0, next = 0; k < slot_frames.size(); ++k) {
-      micro_batches.push_back(make_batch({frames.begin() + int64_t(next),
-                                          frames.begin() + int64_t(next + slot_frames[k].size())}));
+      micro_batches.push_back(
+          make_batch({frames.begin() + int64_t(next), frames.begin() + int64_t(next + slot_frames[k].size())}));
       next += slot_frames[k].size();
       for (int64_t index : slot_frames[k]) my_stored_cost += double(reader->costs()[size_t(index)]), ++my_frames;
     }
@@ -451,9 +451,8 @@ int train(const TrainRun& run, const Comm& comm) {
     cost_model.observe(my_stored_cost, my_frames, compute_s);
     const Comm::Spread spread = comm.spread(times.as_vector(compute_s, weighted_loss));
     const double loss = weight_sum[0] > 0 ? spread.mean.back() * comm.size() / weight_sum[0] : 0.0;
-    const double imbalance = spread.mean[StepTimes::kCompute] > 0
-                                 ? spread.max[StepTimes::kCompute] / spread.mean[StepTimes::kCompute]
-                                 : 1.0;
+    const double imbalance =
+        spread.mean[StepTimes::kCompute] > 0 ? spread.max[StepTimes::kCompute] / spread.mean[StepTimes::kCompute] : 1.0;
     if (c.cost_refit > 0 && (step + 1) % c.cost_refit == 0 && cost_model.refit(comm))
       // The loader may already hold steps up to step + kPrefetchDepth: the new model applies after them.
       sampler.set_cost_model(step + 1 + kPrefetchDepth, cost_model.per_cost, cost_model.per_frame);
@@ -506,9 +505,9 @@ int train(const TrainRun& run, const Comm& comm) {
                   duration_text(per_step * double(c.steps - step - 1)).c_str());
       std::fflush(stdout);
       if (!c.prom_file.empty())
-        write_text_file_atomically(c.prom_file, prometheus_text(step + 1, c.steps, mean_loss, lr,
-                                                                double(global_batch) / per_step, mean_imbalance,
-                                                                spread, elapsed));
+        write_text_file_atomically(c.prom_file,
+                                   prometheus_text(step + 1, c.steps, mean_loss, lr, double(global_batch) / per_step,
+                                                   mean_imbalance, spread, elapsed));
     }
     if (log_now) loss_sum_since_log = imbalance_sum_since_log = 0, steps_since_log = 0;
     if ((c.checkpoint_every > 0 && (step + 1) % c.checkpoint_every == 0) || step + 1 == c.steps) {
