@@ -28,9 +28,16 @@ const char* balance_name(Balance balance) {
   return "?";
 }
 
-FrameSampler::FrameSampler(Balance balance, std::vector<double> costs, int ranks, int batch, uint64_t seed)
-    : balance_(balance), costs_(std::move(costs)), ranks_(ranks), batch_(batch), seed_(seed) {
+FrameSampler::FrameSampler(Balance balance, std::vector<double> costs, int ranks, int batch, uint64_t seed,
+                           std::vector<double> points)
+    : balance_(balance),
+      costs_(std::move(costs)),
+      points_(points.empty() ? costs_ : std::move(points)),
+      ranks_(ranks),
+      batch_(batch),
+      seed_(seed) {
   require(!costs_.empty(), "no frames to sample from");
+  require(points_.size() == costs_.size(), "points per frame and costs differ in length");
   require(ranks > 0 && batch > 0, "ranks and batch must be positive");
 }
 
@@ -86,7 +93,9 @@ StepAssignment FrameSampler::step(int64_t step) const {
     return a;
   }
   const CostModelFrom model = cost_model_at(step);
-  const auto cost = [&](int64_t frame) { return model.per_cost * costs_[size_t(frame)] + model.per_frame; };
+  const auto cost = [&](int64_t frame) {
+    return model.from_step < 0 ? costs_[size_t(frame)] : model.per_point * points_[size_t(frame)] + model.per_frame;
+  };
   // LPT: costliest first, each to the least-loaded rank (ties: lower rank; equal costs: batch order),
   // then local search between the most and the least loaded rank (the best move or swap while it
   // lowers the larger of the two), and never worse than the contiguous split.
@@ -141,36 +150,46 @@ StepAssignment FrameSampler::step(int64_t step) const {
   return a;
 }
 
-void FrameSampler::set_cost_model(int64_t from_step, double per_cost, double per_frame) {
+void FrameSampler::set_cost_model(int64_t from_step, double per_point, double per_frame) {
   const std::lock_guard<std::mutex> lock(models_mutex_);
-  models_.push_back(CostModelFrom{from_step, per_cost, per_frame});
+  models_.push_back(CostModelFrom{from_step, per_point, per_frame});
 }
 
 FrameSampler::CostModelFrom FrameSampler::cost_model_at(int64_t step) const {
   const std::lock_guard<std::mutex> lock(models_mutex_);
-  CostModelFrom found = models_.front();
+  CostModelFrom found{-1, 0, 0};
   for (const CostModelFrom& model : models_)
     if (model.from_step <= step) found = model;
   return found;
 }
 
-void CostModel::observe(double stored_cost_sum, double frames, double seconds) {
+void CostModel::observe(double points, double frames, double seconds) {
   if (frames == 0) return;  // an idle rank says nothing about cost
-  const double c = stored_cost_sum, f = frames, t = seconds;
-  const double terms[5] = {c * c, c * f, f * f, c * t, f * t};
+  const double p = points, f = frames, t = seconds;
+  const double terms[5] = {p * p, p * f, f * f, p * t, f * t};
   for (int i = 0; i < 5; ++i) pending_[i] += terms[i];
 }
 
 bool CostModel::refit(const Comm& comm) {
   comm.sum_in_place(pending_, 5);
   for (int i = 0; i < 5; ++i) totals_[i] += pending_[i], pending_[i] = 0;
-  const double scc = totals_[0], scf = totals_[1], sff = totals_[2], sct = totals_[3], sft = totals_[4];
-  const double det = scc * sff - scf * scf;
-  // Singular (every step had the same cost per frame) or nearly so: no information to split the two.
-  if (!(det > 1e-9 * scc * sff)) return false;
-  const double a = (sct * sff - sft * scf) / det, b = (scc * sft - scf * sct) / det;
-  if (!(a > 0) || !(b >= 0)) return false;
-  per_cost = a, per_frame = b;
+  const double spp = totals_[0], spf = totals_[1], sff = totals_[2], spt = totals_[3], sft = totals_[4];
+  if (!(sff > 0)) return false;
+  // Least squares of t ≈ a·p + b·f with a, b ≥ 0: the unconstrained solution when it is feasible, else
+  // the better of the two one-coefficient fits (the minimum then lies on an edge).
+  const double det = spp * sff - spf * spf;
+  const double a = det > 1e-12 * spp * sff ? (spt * sff - sft * spf) / det : -1;
+  const double b = det > 1e-12 * spp * sff ? (spp * sft - spf * spt) / det : -1;
+  if (a >= 0 && b >= 0) {
+    per_point = a, per_frame = b;
+  } else {
+    // Residual reduction of each edge fit: (Σpt)²/Σp² with b = 0, (Σft)²/Σf² with a = 0.
+    const double gain_points = spp > 0 ? spt * spt / spp : 0, gain_frames = sft * sft / sff;
+    if (gain_points >= gain_frames && spt > 0)
+      per_point = spt / spp, per_frame = 0;
+    else
+      per_point = 0, per_frame = std::max(0.0, sft / sff);
+  }
   return true;
 }
 

@@ -30,35 +30,39 @@ struct StepAssignment {
 };
 
 // The online cost model (`train.cost_refit`): a rank's compute time for a step is modelled as
-// per_cost · Σ stored cost + per_frame · frames of that step, since the stored cost (points in range)
-// misses the work every frame costs whatever its points (the dense BEV grid). Each rank observes its own
-// steps; every few steps the sums of the normal equations are all-reduced and every rank solves the same
-// 2×2 least-squares system, so all ranks agree on the coefficients. It starts as (1, 0): the stored cost.
+// per_point · Σ points + per_frame · frames of that step. The stored cost (points in range at write
+// time) misses both what every frame costs whatever its points (the dense BEV grid) and the points out
+// of range that the point layers still process. Each rank observes its own steps; every few steps the
+// sums of the normal equations are all-reduced and every rank solves the same 2×2 non-negative
+// least-squares problem, so all ranks agree on the coefficients. Until the first refit the sampler
+// predicts with the stored cost.
 class CostModel {
  public:
-  void observe(double stored_cost_sum, double frames, double seconds);
-  // Adds every rank's observations since the last refit (one all-reduce) and refits. Keeps the previous
-  // coefficients (returns false) while the system is singular or a coefficient would be negative.
+  void observe(double points, double frames, double seconds);
+  // Adds every rank's observations since the last refit (one all-reduce) and refits. Returns false (and
+  // keeps the coefficients) while nothing has been observed.
   bool refit(const Comm& comm);
-  double per_cost = 1, per_frame = 0;
+  double per_point = 0, per_frame = 0;
 
  private:
-  double pending_[5] = {};  // this rank's Σc², Σcf, Σf², Σct, Σft since the last refit
+  double pending_[5] = {};  // this rank's Σp², Σpf, Σf², Σpt, Σft since the last refit
   double totals_[5] = {};   // everyone's, up to the last refit
 };
 
 class FrameSampler {
  public:
   // `costs`: stored cost per frame (the dataset's /cost); `ranks`: the slots each global batch is split
-  // into (ranks × micro-batches); `batch`: frames per slot.
-  FrameSampler(Balance balance, std::vector<double> costs, int ranks, int batch, uint64_t seed);
+  // into (ranks × micro-batches); `batch`: frames per slot; `points`: points per frame, what a cost model
+  // (set_cost_model) predicts from (empty: the costs).
+  FrameSampler(Balance balance, std::vector<double> costs, int ranks, int batch, uint64_t seed,
+               std::vector<double> points = {});
   StepAssignment step(int64_t step) const;
   int64_t num_frames() const { return int64_t(costs_.size()); }
   int64_t global_batch() const { return int64_t(ranks_) * batch_; }
   double cost(int64_t frame) const { return costs_[size_t(frame)]; }
-  // Predicts frame costs as per_cost · stored + per_frame from step `from_step` on (lpt only: bucket's
-  // sort by cost is unchanged by it). Thread-safe with step(): the loader thread may be ahead.
-  void set_cost_model(int64_t from_step, double per_cost, double per_frame);
+  // Predicts frame costs as per_point · points + per_frame from step `from_step` on (lpt only: bucket
+  // sorts by the stored cost). Thread-safe with step(): the loader thread may be ahead.
+  void set_cost_model(int64_t from_step, double per_point, double per_frame);
 
  private:
   // The frames of an epoch bucket after bucket (buckets in shuffled order), and where each starts.
@@ -69,13 +73,14 @@ class FrameSampler {
   BucketEpoch bucket_epoch(int64_t epoch) const;
   struct CostModelFrom {
     int64_t from_step;
-    double per_cost, per_frame;
+    double per_point, per_frame;
   };
+  // The model in force at `step`; none (nullopt-like from_step -1) before the first.
   CostModelFrom cost_model_at(int64_t step) const;
   Balance balance_;
-  std::vector<double> costs_;
+  std::vector<double> costs_, points_;
   mutable std::mutex models_mutex_;
-  std::vector<CostModelFrom> models_{{0, 1.0, 0.0}};
+  std::vector<CostModelFrom> models_;
   int ranks_, batch_;
   uint64_t seed_;
 };

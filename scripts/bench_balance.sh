@@ -49,7 +49,7 @@ for name, r in rows.items():
     gain = 100 * (r["samples"] / rows["none"]["samples"] - 1)
     print(f"| {name} | {r['imbalance']:.3f} | {r['samples']:.3f} | {gain:+.1f} % | {r['compute']:.3f} |")
 m = rows["lpt_refit"]["model"]
-print(f"\nlpt_refit's cost model at the end: {m[0]:.3g} s per unit of stored cost + {m[1]:.3g} s per frame")
+print(f"\nlpt_refit's cost model at the end: {m[0]:.3g} s per point + {m[1]:.3g} s per frame")
 PY
 echo
 echo "predicted by lidartrain balance (stored cost), $BATCH frames per rank:"

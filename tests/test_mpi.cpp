@@ -269,21 +269,32 @@ TEST(SyncBatchNorm, RanksSlicesMatchOneBatchNormOverTheWholeBatch) {
 
 // Every rank observes its own steps of a known cost law; after one refit every rank has the same
 // coefficients, and they are the law's.
-TEST(CostModel, RefitRecoversPerCostAndPerFrameTimesFromEveryRanksSteps) {
+TEST(CostModel, RefitRecoversPerPointAndPerFrameTimesFromEveryRanksSteps) {
   const Comm comm = Comm::world();
   CostModel model;
-  EXPECT_FALSE(model.refit(comm));  // nothing observed: keeps the stored cost (1, 0)
-  EXPECT_EQ(model.per_cost, 1.0);
-  EXPECT_EQ(model.per_frame, 0.0);
+  EXPECT_FALSE(model.refit(comm));  // nothing observed
   for (int step = 0; step < 6; ++step) {
-    const double frames = 1 + (step + comm.rank()) % 3, cost = 1e5 * frames + 3e4 * ((step * 7 + comm.rank()) % 5);
-    model.observe(cost, frames, 2e-6 * cost + 0.05 * frames);
+    const double frames = 1 + (step + comm.rank()) % 3, points = 1e5 * frames + 3e4 * ((step * 7 + comm.rank()) % 5);
+    model.observe(points, frames, 2e-6 * points + 0.05 * frames);
   }
   model.observe(0, 0, 0.001);  // a rank with no frames says nothing
   ASSERT_TRUE(model.refit(comm));
-  EXPECT_NEAR(model.per_cost, 2e-6, 1e-12);
+  EXPECT_NEAR(model.per_point, 2e-6, 1e-12);
   EXPECT_NEAR(model.per_frame, 0.05, 1e-8);
-  EXPECT_EQ(comm.max(model.per_cost), -comm.max(-model.per_cost));  // the same on every rank
+  EXPECT_EQ(comm.max(model.per_point), -comm.max(-model.per_point));  // the same on every rank
+}
+
+TEST(CostModel, ANegativeFittedTermIsClampedToZero) {
+  const Comm comm = Comm::world();
+  CostModel model;
+  // Time superlinear in points at two frames a step: the unconstrained fit wants a negative per-frame term.
+  for (int step = 0; step < 8; ++step) {
+    const double points = 1e5 + 2e4 * ((step + comm.rank()) % 4);
+    model.observe(points, 2, 1e-11 * points * points);
+  }
+  ASSERT_TRUE(model.refit(comm));
+  EXPECT_GT(model.per_point, 0);
+  EXPECT_EQ(model.per_frame, 0);
 }
 
 }  // namespace

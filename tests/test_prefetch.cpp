@@ -5,6 +5,7 @@
 #include <chrono>
 #include <thread>
 
+#include "io/dataset.hpp"
 #include "io/prefetch.hpp"
 #include "src/common/error.hpp"
 

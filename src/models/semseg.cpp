@@ -69,29 +69,30 @@ void Semseg::reset_profile_times() {
   for (LayerProfile& layer : profile_) layer.forward_s = layer.backward_s = 0;
 }
 
-void Semseg::featurize(const PointBatch& batch) {
-  const int grid = config_.grid_size();
-  const float range = float(config_.range_m), voxel = float(config_.voxel_size_m);
-  frames_ = batch.frames;
-  points_ = batch.num_points();
-  std::vector<int64_t> point_cell(static_cast<size_t>(points_));
+SemsegInput Semseg::prepare(const SemsegConfig& config, const PointBatch& batch) {
+  const int grid = config.grid_size();
+  const float range = float(config.range_m), voxel = float(config.voxel_size_m);
+  SemsegInput input;
+  input.frames = batch.frames;
+  const int64_t points = input.points = batch.num_points();
+  std::vector<int64_t> point_cell(static_cast<size_t>(points));
 #pragma omp parallel for schedule(static)
-  for (int64_t p = 0; p < points_; ++p) {
+  for (int64_t p = 0; p < points; ++p) {
     const float* q = &batch.points[4 * p];
     const int ix = int(std::floor((q[0] + range) / voxel)), iy = int(std::floor((q[1] + range) / voxel));
     point_cell[p] =
         (ix >= 0 && ix < grid && iy >= 0 && iy < grid) ? (int64_t(batch.frame_of[p]) * grid + iy) * grid + ix : -1;
   }
-  cells_ = ops::build_cell_index(std::move(point_cell), int64_t(frames_) * grid * grid);
-  std::vector<float> z(static_cast<size_t>(points_)), z_mean(static_cast<size_t>(cells_.occupied()));
-  for (int64_t p = 0; p < points_; ++p) z[p] = batch.points[4 * p + 2];
-  ops::scatter_mean_forward(z.data(), cells_, 1, z_mean.data());
-  features_.resize(size_t(points_) * kPointFeatures);
+  input.cells = ops::build_cell_index(std::move(point_cell), int64_t(input.frames) * grid * grid);
+  std::vector<float> z(static_cast<size_t>(points)), z_mean(static_cast<size_t>(input.cells.occupied()));
+  for (int64_t p = 0; p < points; ++p) z[p] = batch.points[4 * p + 2];
+  ops::scatter_mean_forward(z.data(), input.cells, 1, z_mean.data());
+  input.features.resize(size_t(points) * kPointFeatures);
 #pragma omp parallel for schedule(static)
-  for (int64_t p = 0; p < points_; ++p) {
+  for (int64_t p = 0; p < points; ++p) {
     const float* q = &batch.points[4 * p];
-    float* f = &features_[size_t(p) * kPointFeatures];
-    const int64_t cell = cells_.point_cell[p], m = cells_.point_slot[p];
+    float* f = &input.features[size_t(p) * kPointFeatures];
+    const int64_t cell = input.cells.point_cell[p], m = input.cells.point_slot[p];
     const int64_t hw = cell % (int64_t(grid) * grid);
     const float cx = -range + (float(hw % grid) + 0.5f) * voxel, cy = -range + (float(hw / grid) + 0.5f) * voxel;
     f[0] = q[0], f[1] = q[1], f[2] = q[2], f[3] = q[3];
@@ -100,10 +101,14 @@ void Semseg::featurize(const PointBatch& batch) {
     f[6] = m < 0 ? 0.f : q[2] - z_mean[m];
     f[7] = std::sqrt(q[0] * q[0] + q[1] * q[1]);
   }
+  return input;
 }
 
-const std::vector<float>& Semseg::forward(const PointBatch& batch, bool training) {
-  featurize(batch);
+const std::vector<float>& Semseg::forward(SemsegInput input, bool training) {
+  frames_ = input.frames;
+  points_ = input.points;
+  cells_ = std::move(input.cells);
+  features_ = std::move(input.features);
   const int grid = config_.grid_size(), c2 = mlp2_.channels();
   const auto [a, b, c] = config_.bev_channels;
   const int64_t cells_per_map = int64_t(grid) * grid;

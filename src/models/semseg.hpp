@@ -39,6 +39,16 @@ struct PointBatch {
   int64_t num_points() const { return int64_t(frame_of.size()); }
 };
 
+// What forward needs of a batch besides its weights: each point's BEV cell (the cell index voxelize and
+// devoxelize use) and its 8 point features. Made by Semseg::prepare, which depends on the config only,
+// so the training loader makes it on its thread while the previous step computes.
+struct SemsegInput {
+  int frames = 0;
+  int64_t points = 0;
+  ops::CellIndex cells;
+  std::vector<float> features;  // (N, 8)
+};
+
 // Per-layer figures for `lidartrain profile`.
 struct LayerProfile {
   std::string name;
@@ -51,8 +61,13 @@ class Semseg {
   explicit Semseg(const SemsegConfig& config);
   void init(uint64_t seed);
 
-  // Returns the logits (N, 20). training: batch statistics in BN (and running stats updated).
-  const std::vector<float>& forward(const PointBatch& batch, bool training);
+  static SemsegInput prepare(const SemsegConfig& config, const PointBatch& batch);
+  // Returns the logits (N, 20). training: batch statistics in BN (and running stats updated). The model
+  // keeps the input (backward needs its cell index).
+  const std::vector<float>& forward(SemsegInput input, bool training);
+  const std::vector<float>& forward(const PointBatch& batch, bool training) {
+    return forward(prepare(config_, batch), training);
+  }
   // Backward from d loss / d logits; parameter gradients accumulate into params().grads(). After each
   // layer it calls the grads-ready hook with the offset of that layer's first parameter: every gradient
   // at or above it is final (what lets the all-reduce of those buckets start while backward goes on).
@@ -81,13 +96,13 @@ class Semseg {
   int frames_ = 0;
   int64_t points_ = 0;
   ops::CellIndex cells_;
-  std::vector<float> features_, grid0_, cat2_, cat1_, point_bev_, point_cat_, logits_;
+  std::vector<float> features_;  // (N, 8)
+  std::vector<float> grid0_, cat2_, cat1_, point_bev_, point_cat_, logits_;
   std::vector<int64_t> argmax_;
   std::vector<LayerProfile> profile_;
 
   std::function<void(int64_t)> grads_ready_;
 
-  void featurize(const PointBatch& batch);
   void grads_ready(int64_t first_final_offset) {
     if (grads_ready_) grads_ready_(first_final_offset);
   }

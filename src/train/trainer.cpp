@@ -88,6 +88,14 @@ void save_checkpoint(const TrainRun& run, Semseg& model, Optimizer& optimizer, i
 // The loader keeps this many steps ready ahead of the one computing.
 constexpr int kPrefetchDepth = 2;
 
+// One step's work for this rank, made on the loader thread: per micro-batch (slot) its frame indices,
+// its points' labels and the model's prepared input (features and BEV cell index).
+struct PreparedStep {
+  std::vector<std::vector<int64_t>> slot_frames;
+  std::vector<std::vector<uint8_t>> labels;
+  std::vector<SemsegInput> inputs;
+};
+
 // The CPUs this process may run on (mpirun binds each rank to one core when ranks <= cores).
 int cpus_allowed() {
   cpu_set_t set;
@@ -301,24 +309,33 @@ int train(const TrainRun& run, const Comm& comm) {
   // r·K … r·K + K − 1, one per micro-batch); the loader thread reads and augments this rank's frames of
   // steps s + 1, s + 2 while s computes.
   FrameSampler sampler(parse_balance(c.balance), std::vector<double>(reader->costs().begin(), reader->costs().end()),
-                       slots, c.batch_size, c.seed);
+                       slots, c.batch_size, c.seed,
+                       std::vector<double>(reader->points_per_frame().begin(), reader->points_per_frame().end()));
   const auto my_slots = [&](const StepAssignment& a) {
     return std::vector<std::vector<int64_t>>(a.frames_of_rank.begin() + int64_t(comm.rank()) * slots_per_rank,
                                              a.frames_of_rank.begin() + int64_t(comm.rank() + 1) * slots_per_rank);
   };
   PrefetchLoader loader(
       [&](int64_t step) {
+        // The loader thread uses one OpenMP thread: the cores are the step's.
+        static thread_local const bool one_thread = (omp_set_num_threads(1), true);
+        (void)one_thread;
         const double t0 = now_s();
         const StepAssignment assignment = sampler.step(step);
-        std::vector<Frame> frames;
-        for (const auto& slot : my_slots(assignment))
+        PreparedStep prepared;
+        prepared.slot_frames = my_slots(assignment);
+        for (const std::vector<int64_t>& slot : prepared.slot_frames) {
+          std::vector<Frame> frames;
           for (int64_t index : slot) {
-            Frame frame = reader->read(index);
-            if (c.augment) augment_frame(draw_augmentation(c.seed, assignment.epoch, index), frame);
-            frames.push_back(std::move(frame));
+            frames.push_back(reader->read(index));
+            if (c.augment) augment_frame(draw_augmentation(c.seed, assignment.epoch, index), frames.back());
           }
+          PointBatch batch = make_batch(frames);
+          prepared.inputs.push_back(Semseg::prepare(c.semseg, batch));
+          prepared.labels.push_back(std::move(batch.labels));
+        }
         timeline.add(TimelineTrack::loader, "load", t0, now_s(), step);
-        return frames;
+        return prepared;
       },
       0, c.steps, kPrefetchDepth);
 
@@ -353,17 +370,13 @@ int train(const TrainRun& run, const Comm& comm) {
     // Data wait: near zero once the loader is ahead. A bad frame on any rank ends every rank (agreed),
     // never a hang in the next collective.
     watchdog.enter("data loading", step);
-    std::vector<Frame> frames;
-    run_agreed(comm, [&] { frames = loader.next(); });
-    const std::vector<std::vector<int64_t>> slot_frames = my_slots(sampler.step(step));
-    std::vector<PointBatch> micro_batches;
-    double my_stored_cost = 0, my_frames = 0;
-    for (size_t k = 0, next = 0; k < slot_frames.size(); ++k) {
-      micro_batches.push_back(
-          make_batch({frames.begin() + int64_t(next), frames.begin() + int64_t(next + slot_frames[k].size())}));
-      next += slot_frames[k].size();
-      for (int64_t index : slot_frames[k]) my_stored_cost += double(reader->costs()[size_t(index)]), ++my_frames;
-    }
+    PreparedStep prepared;
+    run_agreed(comm, [&] { prepared = loader.next(); });
+    double my_frames = 0;
+    int64_t points = 0;
+    for (const std::vector<int64_t>& slot : prepared.slot_frames) my_frames += double(slot.size());
+    for (const SemsegInput& input : prepared.inputs) points += input.points;
+    const size_t micro_batches = prepared.inputs.size();
     phase_done("data wait", times.data_wait_s);
 
     // The loss is the weighted mean over the points of the whole global batch: each micro-batch's
@@ -372,8 +385,8 @@ int train(const TrainRun& run, const Comm& comm) {
     watchdog.enter("loss-weight all-reduce", step);
     std::vector<double> micro_weight;
     double weight_sum[1] = {0};
-    for (const PointBatch& batch : micro_batches) {
-      micro_weight.push_back(label_weight(batch.labels, c.class_weights));
+    for (const std::vector<uint8_t>& labels : prepared.labels) {
+      micro_weight.push_back(label_weight(labels, c.class_weights));
       weight_sum[0] += micro_weight.back();
     }
     comm.sum_in_place(weight_sum, 1);
@@ -384,31 +397,31 @@ int train(const TrainRun& run, const Comm& comm) {
     phase_done("sync", times.sync_s);
 
     double weighted_loss = 0;
-    for (size_t k = 0; k < micro_batches.size(); ++k) {
-      const bool last = k + 1 == micro_batches.size();
+    for (size_t k = 0; k < micro_batches; ++k) {
+      const bool last = k + 1 == micro_batches;
       watchdog.enter("forward", step);
-      const std::vector<float>& logits = model.forward(micro_batches[k], true);
+      const int64_t micro_points = prepared.inputs[k].points;
+      const std::vector<float>& logits = model.forward(std::move(prepared.inputs[k]), true);
       std::vector<float> dlogits(logits.size());
-      const double loss_k = ops::cross_entropy<float>(
-          logits.data(), micro_batches[k].labels.data(), micro_batches[k].num_points(), kNumSemanticClasses,
-          c.class_weights.empty() ? nullptr : c.class_weights.data(), 0, dlogits.data());
+      const double loss_k =
+          ops::cross_entropy<float>(logits.data(), prepared.labels[k].data(), micro_points, kNumSemanticClasses,
+                                    c.class_weights.empty() ? nullptr : c.class_weights.data(), 0, dlogits.data());
       weighted_loss += loss_k * micro_weight[k];
       const float scale = weight_sum[0] > 0 ? float(micro_weight[k] / weight_sum[0]) : 0.f;
       for (float& d : dlogits) d *= scale;
       phase_done("forward", times.forward_s);
       // Buckets are posted during the last micro-batch's backward only (earlier ones accumulate).
       watchdog.enter("backward", step);
+      if (last) buckets.begin_step(model.params().grads().data());
       double layer_start = t;
-      if (last) {
-        buckets.begin_step(model.params().grads().data());
-        model.set_grads_ready_hook([&](int64_t first_final) {
-          buckets.grads_ready(first_final);
-          const double now = now_s();
-          timeline.add(TimelineTrack::compute, "backward " + layer_name(model.params(), first_final), layer_start, now,
-                       step);
-          layer_start = now;
-        });
-      }
+      model.set_grads_ready_hook([&](int64_t first_final) {
+        if (last) buckets.grads_ready(first_final);
+        if (!timeline.enabled()) return;
+        const double now = now_s();
+        timeline.add(TimelineTrack::compute, "backward " + layer_name(model.params(), first_final), layer_start, now,
+                     step);
+        layer_start = now;
+      });
       model.backward(dlogits);
       model.set_grads_ready_hook({});
       times.backward_s += now_s() - t;
@@ -448,18 +461,16 @@ int train(const TrainRun& run, const Comm& comm) {
     // Straggler imbalance: max / mean over ranks of the compute time (forward + backward).
     watchdog.enter("metrics all-reduce", step);
     const double compute_s = times.forward_s + times.backward_s;
-    cost_model.observe(my_stored_cost, my_frames, compute_s);
+    cost_model.observe(double(points), my_frames, compute_s);
     const Comm::Spread spread = comm.spread(times.as_vector(compute_s, weighted_loss));
     const double loss = weight_sum[0] > 0 ? spread.mean.back() * comm.size() / weight_sum[0] : 0.0;
     const double imbalance =
         spread.mean[StepTimes::kCompute] > 0 ? spread.max[StepTimes::kCompute] / spread.mean[StepTimes::kCompute] : 1.0;
     if (c.cost_refit > 0 && (step + 1) % c.cost_refit == 0 && cost_model.refit(comm))
       // The loader may already hold steps up to step + kPrefetchDepth: the new model applies after them.
-      sampler.set_cost_model(step + 1 + kPrefetchDepth, cost_model.per_cost, cost_model.per_frame);
+      sampler.set_cost_model(step + 1 + kPrefetchDepth, cost_model.per_point, cost_model.per_frame);
     const double step_end = now_s();
 
-    int64_t points = 0;
-    for (const PointBatch& batch : micro_batches) points += batch.num_points();
     if (comm.is_root()) {
       JsonWriter line;
       line.begin_object()
@@ -482,7 +493,7 @@ int train(const TrainRun& run, const Comm& comm) {
           .value(double(global_batch) / spread.max[StepTimes::kStep])
           .key("cost_model")
           .begin_array()
-          .value(cost_model.per_cost)
+          .value(cost_model.per_point)
           .value(cost_model.per_frame)
           .end_array()
           .key("elapsed_s")
