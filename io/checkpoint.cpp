@@ -1,5 +1,6 @@
 #include "io/checkpoint.hpp"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "io/hdf5_util.hpp"
@@ -44,38 +45,153 @@ void read_tensors(hid_t group, const std::string& group_name, const ParamStore& 
 }  // namespace
 
 void write_checkpoint(const std::string& path, const CheckpointMeta& meta, const ParamStore& params,
-                      const ParamStore& buffers, const OptimizerState& optimizer_state) {
+                      const ParamStore& buffers, const OptimizerState& optimizer_state, const CheckpointState& state) {
   const std::lock_guard<std::recursive_mutex> lock(h5::library_mutex());
-  h5::create_file_atomically(path, [&](hid_t f, const std::string& tmp) {
-    h5::write_attr_string(f, "schema", kSchema, tmp);
-    h5::write_attr_int(f, "version", kVersion, tmp);
-    h5::write_attr_string(f, "model", meta.model, tmp);
-    h5::write_attr_int(f, "step", meta.step, tmp);
-    h5::write_attr_int(f, "epoch", meta.epoch, tmp);
-    h5::write_attr_int(f, "samples_seen", meta.samples_seen, tmp);
-    h5::write_attr_int(f, "world_size", meta.world_size, tmp);
-    h5::write_attr_int(f, "seed", int64_t(meta.seed), tmp);
-    h5::write_attr_string(f, "git_sha", meta.git_sha, tmp);
-    h5::write_attr_string(f, "created", meta.created, tmp);
-    h5::write_attr_string(f, "config", meta.config, tmp);
-    {
-      h5::Handle model = create_group(f, "model", tmp);
-      write_tensors(model.get(), params, params.values(), tmp);
-      h5::Handle buffer_group = create_group(f, "buffers", tmp);
-      write_tensors(buffer_group.get(), buffers, buffers.values(), tmp);
+  h5::create_file_atomically(
+      path,
+      [&](hid_t f, const std::string& tmp) {
+        h5::write_attr_string(f, "schema", kSchema, tmp);
+        h5::write_attr_int(f, "version", kVersion, tmp);
+        h5::write_attr_string(f, "model", meta.model, tmp);
+        h5::write_attr_int(f, "step", meta.step, tmp);
+        h5::write_attr_int(f, "epoch", meta.epoch, tmp);
+        h5::write_attr_int(f, "samples_seen", meta.samples_seen, tmp);
+        h5::write_attr_int(f, "world_size", meta.world_size, tmp);
+        h5::write_attr_int(f, "seed", int64_t(meta.seed), tmp);
+        h5::write_attr_string(f, "git_sha", meta.git_sha, tmp);
+        h5::write_attr_string(f, "created", meta.created, tmp);
+        h5::write_attr_string(f, "config", meta.config, tmp);
+        {
+          h5::Handle model = create_group(f, "model", tmp);
+          write_tensors(model.get(), params, params.values(), tmp);
+          h5::Handle buffer_group = create_group(f, "buffers", tmp);
+          write_tensors(buffer_group.get(), buffers, buffers.values(), tmp);
+        }
+        if (!optimizer_state.empty()) {
+          h5::Handle optimizer = create_group(f, "optimizer", tmp);
+          h5::write_attr_string(optimizer.get(), "type", meta.optimizer_type, tmp);
+          h5::write_attr_int(optimizer.get(), "steps", meta.optimizer_steps, tmp);
+          for (const TensorView& view : params.views()) {
+            h5::Handle group = create_group(optimizer.get(), view.name, tmp);
+            for (const auto& [name, state] : optimizer_state)
+              h5::write_array(group.get(), name, H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, dims_of(view), dims_of(view)[0],
+                              state->data() + view.offset, tmp);
+          }
+        }
+        h5::Handle state_group = create_group(f, "state", tmp);
+        const int64_t position[3] = {state.step, state.samples_seen, state.global_batch};
+        h5::write_array(state_group.get(), "position", H5T_NATIVE_INT64, H5T_STD_I64LE, {3}, 3, position, tmp);
+        require(state.cost_model_sums.size() == 5 && state.cost_model_history.size() % 3 == 0, tmp + ": bad state");
+        h5::write_array(state_group.get(), "cost_model_sums", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, {5}, 5,
+                        state.cost_model_sums.data(), tmp);
+        h5::write_array(state_group.get(), "cost_model_history", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE,
+                        {hsize_t(state.cost_model_history.size() / 3), 3}, 64, state.cost_model_history.data(), tmp);
+      },
+      /*checksummed_metadata=*/true);
+}
+
+CheckpointState read_checkpoint_state(const std::string& path) {
+  const std::lock_guard<std::recursive_mutex> lock(h5::library_mutex());
+  h5::Handle file = h5::open_file_readonly(path);
+  const hid_t f = file.get();
+  require(h5::has_link(f, "state"), path + ": missing group /state");
+  h5::Handle group(H5Gopen2(f, "state", H5P_DEFAULT), H5Gclose);
+  CheckpointState state;
+  int64_t position[3];
+  {
+    h5::Handle dataset = h5::open_dataset(group.get(), "position", path);
+    const auto dims = h5::checked_dims(dataset.get(), 1, H5T_INTEGER, 8, true, path + ": /state/position");
+    require(dims[0] == 3, path + ": /state/position: expected 3 values");
+    h5::read_rows(dataset.get(), H5T_NATIVE_INT64, 0, 3, position, path + ": /state/position");
+  }
+  state.step = position[0], state.samples_seen = position[1], state.global_batch = position[2];
+  require(state.step >= 0 && state.samples_seen >= 0 && state.global_batch > 0,
+          path + ": /state/position: negative step or position, or no global batch");
+  {
+    h5::Handle dataset = h5::open_dataset(group.get(), "cost_model_sums", path);
+    const auto dims = h5::checked_dims(dataset.get(), 1, H5T_FLOAT, 8, true, path + ": /state/cost_model_sums");
+    require(dims[0] == 5, path + ": /state/cost_model_sums: expected 5 values");
+    h5::read_rows(dataset.get(), H5T_NATIVE_DOUBLE, 0, 5, state.cost_model_sums.data(), path);
+  }
+  {
+    h5::Handle dataset = h5::open_dataset(group.get(), "cost_model_history", path);
+    const auto dims = h5::checked_dims(dataset.get(), 2, H5T_FLOAT, 8, true, path + ": /state/cost_model_history");
+    require(dims[1] == 3, path + ": /state/cost_model_history: expected 3 columns");
+    state.cost_model_history.resize(size_t(dims[0]) * 3);
+    h5::read_rows(dataset.get(), H5T_NATIVE_DOUBLE, 0, dims[0], state.cost_model_history.data(), path);
+  }
+  return state;
+}
+
+bool is_checkpoint_file(const std::string& path) {
+  const std::lock_guard<std::recursive_mutex> lock(h5::library_mutex());
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec) || H5Fis_hdf5(path.c_str()) <= 0) return false;
+  try {
+    h5::Handle file = h5::open_file_readonly(path);
+    return h5::has_attr(file.get(), "schema") && h5::read_attr_string(file.get(), "schema", path) == kSchema;
+  } catch (const InputError&) {
+    return false;
+  }
+}
+
+std::vector<std::pair<std::string, int64_t>> checkpoint_tensor_sizes(const std::string& path,
+                                                                     const std::string& group_name) {
+  const std::lock_guard<std::recursive_mutex> lock(h5::library_mutex());
+  h5::Handle file = h5::open_file_readonly(path);
+  require(h5::has_link(file.get(), group_name), path + ": missing group /" + group_name);
+  h5::Handle group(H5Gopen2(file.get(), group_name.c_str(), H5P_DEFAULT), H5Gclose);
+  std::vector<std::pair<std::string, int64_t>> sizes;
+  H5Literate(
+      group.get(), H5_INDEX_NAME, H5_ITER_INC, nullptr,
+      [](hid_t g, const char* name, const H5L_info_t*, void* data) -> herr_t {
+        const hid_t dataset = H5Dopen2(g, name, H5P_DEFAULT);
+        if (dataset < 0) return 0;
+        const hid_t space = H5Dget_space(dataset);
+        static_cast<std::vector<std::pair<std::string, int64_t>>*>(data)->emplace_back(
+            name, int64_t(H5Sget_simple_extent_npoints(space)));
+        H5Sclose(space);
+        H5Dclose(dataset);
+        return 0;
+      },
+      &sizes);
+  return sizes;
+}
+
+void verify_checkpoint(const std::string& path) {
+  const CheckpointMeta meta = read_checkpoint_meta(path);
+  (void)meta;
+  const std::lock_guard<std::recursive_mutex> lock(h5::library_mutex());
+  h5::Handle file = h5::open_file_readonly(path);
+  for (const char* group : {"model", "buffers", "optimizer", "state"})
+    require(h5::has_link(file.get(), group), path + ": missing group /" + group);
+  h5::read_every_dataset(file.get(), path);
+}
+
+std::string find_resume_checkpoint(const std::string& dir, std::vector<std::string>& skipped) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return "";
+  std::vector<fs::path> candidates;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0) {
+      // Left by a writer that was killed before its rename: never a checkpoint.
+      skipped.push_back(entry.path().string() + ": half-written (a killed writer's), removed");
+      fs::remove(entry.path(), ec);
+    } else if (name.rfind("ckpt-", 0) == 0 && entry.path().extension() == ".h5") {
+      candidates.push_back(entry.path());
     }
-    if (!optimizer_state.empty()) {
-      h5::Handle optimizer = create_group(f, "optimizer", tmp);
-      h5::write_attr_string(optimizer.get(), "type", meta.optimizer_type, tmp);
-      h5::write_attr_int(optimizer.get(), "steps", meta.optimizer_steps, tmp);
-      for (const TensorView& view : params.views()) {
-        h5::Handle group = create_group(optimizer.get(), view.name, tmp);
-        for (const auto& [name, state] : optimizer_state)
-          h5::write_array(group.get(), name, H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, dims_of(view), dims_of(view)[0],
-                          state->data() + view.offset, tmp);
-      }
+  }
+  std::sort(candidates.rbegin(), candidates.rend());  // ckpt-<8-digit step>: newest first
+  for (const fs::path& candidate : candidates) {
+    try {
+      verify_checkpoint(candidate.string());
+      return candidate.string();
+    } catch (const InputError& e) {
+      skipped.push_back(std::string(e.what()) + ": damaged, skipped");
     }
-  });
+  }
+  return "";
 }
 
 CheckpointMeta read_checkpoint_meta(const std::string& path) {

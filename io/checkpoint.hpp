@@ -6,8 +6,14 @@
 //   /buffers/<name>    BN running statistics
 //   /optimizer/<name>/<state>   exp_avg, exp_avg_sq (AdamW) or momentum_buffer (SGD); attrs on
 //                      /optimizer: type, steps
-// Every dataset is Fletcher32-checksummed. Written to PATH.tmp and renamed, so a checkpoint exists
-// whole or not at all. (Parallel collective writing, /state and LATEST rotation: issue 5.)
+//   /state/position    int64 (3)   step (the LR schedule's position), samples_seen (global frames
+//                                  consumed: the data position), global_batch of the writing run
+//   /state/cost_model_sums     float64 (5)   the online cost model's normal-equation sums
+//   /state/cost_model_history  float64 (K,3) (from_step, per_point, per_frame) of each refit so far
+//   The random numbers are counter-based, keyed by (seed, epoch, frame): the seed is all their state.
+// Every dataset is Fletcher32-checksummed and the file's metadata is checksummed too (HDF5's 1.10
+// format), so a flipped bit anywhere is a read error. Written to PATH.tmp, fsynced, renamed and the
+// directory fsynced, so a checkpoint exists whole or not at all.
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -29,9 +35,30 @@ struct CheckpointMeta {
 
 using OptimizerState = std::vector<std::pair<std::string, std::vector<float>*>>;
 
+struct CheckpointState {
+  int64_t step = 0, samples_seen = 0, global_batch = 0;
+  std::vector<double> cost_model_sums = std::vector<double>(5, 0.0);
+  std::vector<double> cost_model_history;  // (K, 3)
+};
+
 void write_checkpoint(const std::string& path, const CheckpointMeta& meta, const ParamStore& params,
-                      const ParamStore& buffers, const OptimizerState& optimizer_state);
+                      const ParamStore& buffers, const OptimizerState& optimizer_state,
+                      const CheckpointState& state = {});
 CheckpointMeta read_checkpoint_meta(const std::string& path);
+CheckpointState read_checkpoint_state(const std::string& path);
+// Reads every dataset of the file, which verifies every checksum; InputError naming the file and what
+// is damaged otherwise.
+void verify_checkpoint(const std::string& path);
+
+// True when `path` is an HDF5 file whose schema attribute says lidartrain.checkpoint.
+bool is_checkpoint_file(const std::string& path);
+// Name and element count of every dataset under /model (parameters) or /buffers.
+std::vector<std::pair<std::string, int64_t>> checkpoint_tensor_sizes(const std::string& path, const std::string& group);
+
+// The checkpoint `--resume auto` continues from in `dir` (RUN_DIR/checkpoints): the newest ckpt-*.h5
+// whose checksums verify; "" when there is none. Damaged ones are skipped, each with a line in
+// `skipped` saying why; *.tmp files left by a killed writer are removed.
+std::string find_resume_checkpoint(const std::string& dir, std::vector<std::string>& skipped);
 // Loads every tensor `params` and `buffers` declare (InputError naming the tensor when one is missing
 // or shaped differently); and the optimizer state when `optimizer_state` is not empty.
 void read_checkpoint_tensors(const std::string& path, ParamStore& params, ParamStore& buffers,

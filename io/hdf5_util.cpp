@@ -1,5 +1,11 @@
 #include "io/hdf5_util.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 
@@ -33,12 +39,30 @@ Handle vlen_string_type() {
 }
 }  // namespace
 
-void create_file_atomically(const std::string& path, const std::function<void(hid_t, const std::string&)>& fill) {
+namespace {
+// fsync of a file or directory; InputError naming it on failure.
+void sync_path(const std::string& path, bool directory) {
+  const int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+  require(fd >= 0, path + ": cannot open to sync: " + std::strerror(errno));
+  const int status = ::fsync(fd);
+  const int error = errno;
+  ::close(fd);
+  require(status == 0, path + ": fsync failed: " + std::strerror(error));
+}
+}  // namespace
+
+void create_file_atomically(const std::string& path, const std::function<void(hid_t, const std::string&)>& fill,
+                            bool checksummed_metadata) {
   const std::string tmp = path + ".tmp";
   try {
-    Handle file = create_file(tmp);
-    fill(file.get(), tmp);
-    require(H5Fflush(file.get(), H5F_SCOPE_GLOBAL) >= 0, tmp + ": flush failed (disk full?)");
+    {
+      Handle file = create_file(tmp, checksummed_metadata);
+      fill(file.get(), tmp);
+      require(H5Fflush(file.get(), H5F_SCOPE_GLOBAL) >= 0, tmp + ": flush failed (disk full?)");
+      // Closed here, not by the Handle: the close writes the metadata, and its failure matters.
+      require(H5Fclose(file.release()) >= 0, tmp + ": close failed (disk full?)");
+    }
+    sync_path(tmp, false);
   } catch (...) {
     std::error_code ignored;
     std::filesystem::remove(tmp, ignored);
@@ -51,6 +75,33 @@ void create_file_atomically(const std::string& path, const std::function<void(hi
     std::filesystem::remove(tmp, ignored);
     throw InputError(path + ": cannot rename into place: " + ec.message());
   }
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  sync_path(parent.empty() ? "." : parent.string(), true);
+}
+
+void read_every_dataset(hid_t file, const std::string& where) {
+  struct Visit {
+    std::string where, failed;
+  } visit{where, ""};
+  const auto callback = [](hid_t object, const char* name, const H5O_info_t* info, void* data) -> herr_t {
+    auto* v = static_cast<Visit*>(data);
+    if (info->type != H5O_TYPE_DATASET) return 0;
+    const hid_t dataset = H5Dopen2(object, name, H5P_DEFAULT);
+    if (dataset < 0) return v->failed = std::string(name) + ": cannot open", -1;
+    const hid_t type = H5Dget_type(dataset);
+    const hid_t space = H5Dget_space(dataset);
+    const hssize_t elements = H5Sget_simple_extent_npoints(space);
+    std::vector<char> buffer(size_t(std::max<hssize_t>(elements, 0)) * H5Tget_size(type) + 1);
+    const herr_t status = elements > 0 ? H5Dread(dataset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer.data()) : 0;
+    H5Sclose(space);
+    H5Tclose(type);
+    H5Dclose(dataset);
+    if (status < 0) return v->failed = std::string(name) + ": read failed (checksum mismatch or truncated file)", -1;
+    return 0;
+  };
+  const herr_t status = H5Ovisit(file, H5_INDEX_NAME, H5_ITER_NATIVE, callback, &visit);
+  require(status >= 0 && visit.failed.empty(),
+          where + ": " + (visit.failed.empty() ? "cannot walk the file's objects (corrupt metadata)" : visit.failed));
 }
 
 Handle open_file_readonly(const std::string& path) {
@@ -59,10 +110,13 @@ Handle open_file_readonly(const std::string& path) {
               "cannot open as HDF5 (not an HDF5 file, truncated or corrupt)");
 }
 
-Handle create_file(const std::string& path) {
+Handle create_file(const std::string& path, bool checksummed_metadata) {
   silence_library_errors();
-  return make(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose, path,
-              "cannot create HDF5 file");
+  Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  if (checksummed_metadata)
+    check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V110, H5F_LIBVER_V110), path, "cannot set the file format");
+  return make(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose, path,
+              "cannot create HDF5 file (disk full, or the directory not writable?)");
 }
 
 bool has_link(hid_t file, const std::string& name) {

@@ -36,6 +36,12 @@ class Handle {
   Handle(const Handle&) = delete;
   Handle& operator=(const Handle&) = delete;
   hid_t get() const { return id_; }
+  // Gives up ownership: the caller closes.
+  hid_t release() {
+    const hid_t id = id_;
+    id_ = -1;
+    return id;
+  }
   bool valid() const { return id_ >= 0; }
   void reset() {
     if (id_ >= 0 && closer_) closer_(id_);
@@ -48,13 +54,20 @@ class Handle {
 };
 
 // Creates `path` through `path.tmp`: `fill(file, tmp_path)` writes the contents, the file is flushed,
-// closed and renamed into place; on any failure the temporary file is removed and the error rethrown.
-// So the file at `path` is always whole.
-void create_file_atomically(const std::string& path, const std::function<void(hid_t, const std::string&)>& fill);
+// closed, fsynced and renamed into place, and the directory fsynced; on any failure the temporary file
+// is removed and the error rethrown. So the file at `path` is always whole, and durable once this
+// returns. `checksummed_metadata`: HDF5's 1.10 file format, whose object headers and B-trees carry
+// checksums too (checkpoints), rather than the oldest format readers understand (dataset shards).
+void create_file_atomically(const std::string& path, const std::function<void(hid_t, const std::string&)>& fill,
+                            bool checksummed_metadata = false);
+
+// Reads every dataset in the file in full (so that every checksum is verified); InputError naming the
+// file and dataset otherwise.
+void read_every_dataset(hid_t file, const std::string& where);
 
 // Each throws InputError("<where>: <what>") when HDF5 reports a failure.
 Handle open_file_readonly(const std::string& path);
-Handle create_file(const std::string& path);
+Handle create_file(const std::string& path, bool checksummed_metadata = false);
 Handle open_dataset(hid_t file, const std::string& name, const std::string& where);
 bool has_link(hid_t file, const std::string& name);
 

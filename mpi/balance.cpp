@@ -77,16 +77,17 @@ StepAssignment FrameSampler::step(int64_t step) const {
       a.frames_of_rank[size_t((i - epoch.starts[size_t(k)]) % ranks_)].push_back(epoch.frames[size_t(i)]);
     return a;
   }
-  // none and lpt: the global batch is samples [step·G, (step+1)·G) of the epoch orders.
+  // none and lpt: the global batch is samples [first, first + G) of the epoch orders.
+  const int64_t first = resume_samples_ + (step - resume_step_) * g;
   std::vector<int64_t> batch;
   int64_t cached_epoch = -1;
   std::vector<int64_t> order;
-  for (int64_t sample = step * g; sample < (step + 1) * g; ++sample) {
+  for (int64_t sample = first; sample < first + g; ++sample) {
     const int64_t epoch = sample / f;
     if (epoch != cached_epoch) order = epoch_permutation(seed_, epoch, f), cached_epoch = epoch;
     batch.push_back(order[size_t(sample % f)]);
   }
-  a.epoch = (step * g) / f;
+  a.epoch = first / f;
   if (balance_ == Balance::none) {
     for (int r = 0; r < ranks_; ++r)
       a.frames_of_rank[size_t(r)].assign(batch.begin() + int64_t(r) * batch_, batch.begin() + int64_t(r + 1) * batch_);
@@ -148,6 +149,28 @@ StepAssignment FrameSampler::step(int64_t step) const {
     for (int r = 0; r < ranks_; ++r)
       assigned[size_t(r)].assign(batch.begin() + int64_t(r) * batch_, batch.begin() + int64_t(r + 1) * batch_);
   return a;
+}
+
+void FrameSampler::resume_at(int64_t step, int64_t samples_seen) {
+  require(balance_ != Balance::bucket || samples_seen == step * global_batch(),
+          "train.balance bucket: cannot resume at " + std::to_string(samples_seen) +
+              " frames with another global batch (" + std::to_string(global_batch()) +
+              " frames now): resume with the rank count and batch size of the checkpoint, or use lpt or none");
+  resume_step_ = step;
+  resume_samples_ = samples_seen;
+}
+
+std::vector<double> FrameSampler::cost_model_history() const {
+  const std::lock_guard<std::mutex> lock(models_mutex_);
+  std::vector<double> history;
+  for (const CostModelFrom& model : models_)
+    history.insert(history.end(), {double(model.from_step), model.per_point, model.per_frame});
+  return history;
+}
+
+void CostModel::restore(const std::vector<double>& sums, double per_point_s, double per_frame_s) {
+  for (int i = 0; i < 5; ++i) totals_[i] = sums[size_t(i)], pending_[i] = 0;
+  per_point = per_point_s, per_frame = per_frame_s;
 }
 
 void FrameSampler::set_cost_model(int64_t from_step, double per_point, double per_frame) {

@@ -43,6 +43,9 @@ class CostModel {
   // keeps the coefficients) while nothing has been observed.
   bool refit(const Comm& comm);
   double per_point = 0, per_frame = 0;
+  // Everyone's sums up to the last refit (what a checkpoint keeps), and restoring them.
+  std::vector<double> sums() const { return std::vector<double>(totals_, totals_ + 5); }
+  void restore(const std::vector<double>& sums, double per_point_s, double per_frame_s);
 
  private:
   double pending_[5] = {};  // this rank's Σp², Σpf, Σf², Σpt, Σft since the last refit
@@ -60,6 +63,12 @@ class FrameSampler {
   int64_t num_frames() const { return int64_t(costs_.size()); }
   int64_t global_batch() const { return int64_t(ranks_) * batch_; }
   double cost(int64_t frame) const { return costs_[size_t(frame)]; }
+  // Continues a run resumed at `step` with `samples_seen` global frames consumed: step s (s >= step) then
+  // covers samples [samples_seen + (s - step)·G, …), so a run resumed with another rank count neither
+  // repeats nor skips a frame. (bucket: only with the global batch it had, since buckets are G frames.)
+  void resume_at(int64_t step, int64_t samples_seen);
+  // Every cost model set so far, (from_step, per_point, per_frame) each, for checkpoints.
+  std::vector<double> cost_model_history() const;
   // Predicts frame costs as per_point · points + per_frame from step `from_step` on (lpt only: bucket
   // sorts by the stored cost). Thread-safe with step(): the loader thread may be ahead.
   void set_cost_model(int64_t from_step, double per_point, double per_frame);
@@ -78,6 +87,7 @@ class FrameSampler {
   // The model in force at `step`; none (nullopt-like from_step -1) before the first.
   CostModelFrom cost_model_at(int64_t step) const;
   Balance balance_;
+  int64_t resume_step_ = 0, resume_samples_ = 0;
   std::vector<double> costs_, points_;
   mutable std::mutex models_mutex_;
   std::vector<CostModelFrom> models_;

@@ -98,6 +98,14 @@ Comm::Spread Comm::spread(const std::vector<double>& values) const {
   return result;
 }
 
+std::string Comm::broadcast_text(std::string text, int root) const {
+  int64_t length = int64_t(text.size());
+  MPI_Bcast(&length, 1, MPI_INT64_T, root, MPI_COMM_WORLD);
+  text.resize(size_t(length));
+  MPI_Bcast(text.data(), int(length), MPI_CHAR, root, MPI_COMM_WORLD);
+  return text;
+}
+
 std::vector<std::string> Comm::gather_text(const std::string& text, int root) const {
   int length = int(text.size());
   std::vector<int> lengths(static_cast<size_t>(size_)), displacements(static_cast<size_t>(size_), 0);

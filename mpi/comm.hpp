@@ -39,6 +39,8 @@ class Comm {
     std::vector<double> min, mean, max;
   };
   Spread spread(const std::vector<double>& values) const;
+  // Rank `root`'s text, everywhere.
+  std::string broadcast_text(std::string text, int root) const;
   // Every rank's text, in rank order, on `root` (empty elsewhere).
   std::vector<std::string> gather_text(const std::string& text, int root) const;
   // In-place sums over ranks, in MPI's reduction order (the same on every rank for a fixed rank count).

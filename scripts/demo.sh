@@ -33,8 +33,10 @@ fi
 echo
 echo "== training semseg_small for $STEPS steps on 2 ranks"
 rm -rf "$DEMO/run"
+# Each rank one thread; the gradient all-reduce overlaps backward (small buckets, so the timeline shows it).
 OMP_NUM_THREADS=1 mpirun -np 2 "$LT" train --config configs/semseg_small.ini --data "$DEMO/synth_train" --train.steps "$STEPS" --train.batch_size 1 --log.every 25 \
-  --checkpoint.every 0 --run-dir "$DEMO/run"
+  --checkpoint.every 0 --train.bucket_mb 0.5 --log.timeline "$DEMO/run/timeline.json" --log.prom_file "$DEMO/run/lidartrain.prom" \
+  --run-dir "$DEMO/run"
 CKPT="$DEMO/run/checkpoints/$(cat "$DEMO/run/checkpoints/LATEST")"
 echo
 echo "== evaluation on the validation frames (seed 2)"
@@ -45,4 +47,9 @@ if [ -f "$DATA/semantickitti/velodyne/000000.bin" ]; then
   "$LT" infer --checkpoint "$CKPT" --input "$DATA/semantickitti/velodyne/000000.bin" --out "$DEMO/000000.label" --bench 5
 fi
 echo
-echo "demo: datasets, run directory (config.ini, metrics.jsonl, checkpoints/) and outputs in $DEMO/"
+echo
+echo "== the checkpoint"
+"$LT" inspect "$CKPT"
+echo
+echo "demo: datasets, run directory (config.ini, metrics.jsonl, checkpoints/, timeline.json: open it in"
+echo "Perfetto or chrome://tracing, lidartrain.prom) and outputs in $DEMO/"

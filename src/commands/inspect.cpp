@@ -1,7 +1,11 @@
 // lidartrain inspect: a human summary of a dataset (and, with --json, the same as JSON).
 #include <cstdio>
+#include <fstream>
 #include <iostream>
+#include <map>
+#include <sstream>
 
+#include "io/checkpoint.hpp"
 #include "io/dataset.hpp"
 #include "io/label_map.hpp"
 #include "src/cli/options.hpp"
@@ -9,6 +13,7 @@
 #include "src/common/error.hpp"
 #include "src/common/json.hpp"
 #include "src/common/stats.hpp"
+#include "src/train/config.hpp"
 
 namespace lt {
 namespace {
@@ -63,26 +68,129 @@ std::vector<double> as_doubles(const std::vector<int64_t>& values) {
   return {values.begin(), values.end()};
 }
 
+// "section.key = value" lines of a resolved INI text (config_to_ini's format).
+std::map<std::string, std::string> ini_values(const std::string& ini) {
+  std::map<std::string, std::string> values;
+  std::istringstream in(ini);
+  std::string section;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line[0] == '[') {
+      section = line.substr(1, line.size() - 2);
+    } else if (const size_t eq = line.find(" = "); eq != std::string::npos) {
+      values[section + "." + line.substr(0, eq)] = line.substr(eq + 3);
+    }
+  }
+  return values;
+}
+
+int inspect_checkpoint(const std::string& path, const po::variables_map& options) {
+  const CheckpointMeta meta = read_checkpoint_meta(path);
+  const CheckpointState state = read_checkpoint_state(path);
+  std::string verified = "every checksum verifies";
+  try {
+    verify_checkpoint(path);
+  } catch (const InputError& e) {
+    verified = std::string("DAMAGED: ") + e.what();
+  }
+  int64_t parameters = 0;
+  const auto tensors = checkpoint_tensor_sizes(path, "model");
+  for (const auto& [name, size] : tensors) parameters += size;
+  std::printf("checkpoint %s: %s\n", path.c_str(), verified.c_str());
+  std::printf("model %s, %lld parameters in %zu tensors\n", meta.model.c_str(), static_cast<long long>(parameters),
+              tensors.size());
+  std::printf("step %lld, epoch %lld, %lld frames seen (global batch %lld), written by %lld rank(s)\n",
+              static_cast<long long>(meta.step), static_cast<long long>(meta.epoch),
+              static_cast<long long>(state.samples_seen), static_cast<long long>(state.global_batch),
+              static_cast<long long>(meta.world_size));
+  std::printf("optimizer %s after %lld steps; seed %llu; git %s; written %s\n", meta.optimizer_type.c_str(),
+              static_cast<long long>(meta.optimizer_steps), static_cast<unsigned long long>(meta.seed),
+              meta.git_sha.c_str(), meta.created.c_str());
+  const size_t refits = state.cost_model_history.size() / 3;
+  if (refits > 0)
+    std::printf("cost model: %.3g s per point + %.3g s per frame (%zu refits)\n",
+                state.cost_model_history[3 * refits - 2], state.cost_model_history[3 * refits - 1], refits);
+  std::vector<std::string> differences;
+  if (options.count("config")) {
+    const std::string config_path = options["config"].as<std::string>();
+    std::ifstream in(config_path);
+    require(bool(in), config_path + ": cannot read the config");
+    const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    const auto stored = ini_values(meta.config);
+    const auto given = ini_values(config_to_ini(parse_config_text(text, config_path)));
+    for (const auto& [key, value] : given) {
+      const auto it = stored.find(key);
+      const std::string before = it == stored.end() ? "(absent)" : it->second;
+      if (before != value) differences.push_back(key + ": " + before + " → " + value);
+    }
+    std::printf("config differences (checkpoint → %s): %s\n", config_path.c_str(), differences.empty() ? "none" : "");
+    for (const std::string& line : differences) std::printf("  %s\n", line.c_str());
+  }
+  if (options.count("json")) {
+    JsonWriter json;
+    json.begin_object()
+        .key("checkpoint")
+        .value(path)
+        .key("verified")
+        .value(verified == "every checksum verifies")
+        .key("model")
+        .value(meta.model)
+        .key("parameters")
+        .value(parameters)
+        .key("step")
+        .value(meta.step)
+        .key("epoch")
+        .value(meta.epoch)
+        .key("samples_seen")
+        .value(state.samples_seen)
+        .key("global_batch")
+        .value(state.global_batch)
+        .key("world_size")
+        .value(meta.world_size)
+        .key("optimizer")
+        .value(meta.optimizer_type)
+        .key("seed")
+        .value(int64_t(meta.seed))
+        .key("git_sha")
+        .value(meta.git_sha)
+        .key("created")
+        .value(meta.created)
+        .key("config_differences")
+        .begin_array();
+    for (const std::string& line : differences) json.value(line);
+    json.end_array().end_object();
+    write_text_file_atomically(options["json"].as<std::string>(), json.str() + "\n");
+  }
+  return verified == "every checksum verifies" ? kExitOk : kExitInputError;
+}
+
 }  // namespace
 
 int inspect_main(int argc, char** argv, const Comm& comm) {
   po::options_description options("Options");
-  options.add_options()("path", po::value<std::string>()->required()->value_name("DATASET"),
-                        "dataset directory or shard file")("json", po::value<std::string>()->value_name("FILE"),
-                                                           "also write the summary as JSON");
+  options.add_options()("path", po::value<std::string>()->required()->value_name("DATASET|CKPT"),
+                        "dataset directory, shard file or checkpoint")(
+      "json", po::value<std::string>()->value_name("FILE"), "also write the summary as JSON")(
+      "config", po::value<std::string>()->value_name("CFG"),
+      "with a checkpoint: the keys whose values differ between its config and CFG");
   po::positional_options_description positional;
   positional.add("path", 1);
-  const std::string synopsis = "DATASET_DIR [--json FILE]";
+  const std::string synopsis = "DATASET_DIR|SHARD.h5|CKPT.h5 [--config CFG] [--json FILE]";
   const std::string summary =
       "Frames, points, label histogram by class, boxes per class and the load-balancing cost\n"
       "distribution of a dataset. Reads (and checksums) every frame; under mpirun the frames are\n"
-      "split over the ranks. Checkpoints are inspected once checkpoints exist (issue 5).";
+      "split over the ranks. Of a checkpoint: step, epoch, data position, model, parameters, world\n"
+      "size, optimizer, whether every checksum verifies, and (--config) how its config differs.";
   const ParsedCommand parsed = parse_command("inspect", options, positional, argc, argv);
   if (parsed.help) {
     if (comm.is_root()) std::cout << usage_text("inspect", synopsis, summary, options);
     return kExitOk;
   }
   const std::string path = parsed.values["path"].as<std::string>();
+  if (is_checkpoint_file(path)) {
+    if (!comm.is_root()) return kExitOk;
+    return inspect_checkpoint(path, parsed.values);
+  }
+  require(!parsed.values.count("config"), "--config: compares a checkpoint's config; " + path + " is a dataset");
   const DatasetReader reader(path);
   DatasetSummary s;
   run_agreed(comm, [&] { s = summarize_frames(reader, comm); });

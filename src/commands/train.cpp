@@ -18,7 +18,7 @@ int train_main(int argc, char** argv, const Comm& comm) {
       "run-dir", po::value<std::string>()->value_name("DIR"),
       "where config.ini, metrics.jsonl and checkpoints/ go (default runs/<model>-<time>)")(
       "resume", po::value<std::string>()->default_value("auto")->value_name("auto|none|PATH"),
-      "checkpoint to resume from (resuming itself arrives with issue 5)")(
+      "auto: the newest intact checkpoint in RUN_DIR/checkpoints, if any; none: start over; or a checkpoint file")(
       "timeout", po::value<double>()->default_value(1800)->value_name("SECONDS"),
       "watchdog: a phase of a step (data, forward, backward, a collective) lasting longer aborts the whole job "
       "with a message naming the phase and the rank (0: off)");
@@ -48,12 +48,7 @@ int train_main(int argc, char** argv, const Comm& comm) {
   }
   require_non_negative(values, "timeout");
   run.timeout_s = values["timeout"].as<double>();
-  const std::string resume = values["resume"].as<std::string>();
-  require(resume == "none" || !std::filesystem::exists(run.run_dir + "/checkpoints/LATEST"),
-          run.run_dir +
-              ": holds checkpoints, and resuming is not built yet (issue 5): use another --run-dir "
-              "or --resume none to start over");
-  require(resume == "none" || resume == "auto", "--resume " + resume + ": resuming is not built yet (issue 5)");
+  run.resume = values["resume"].as<std::string>();
   return train(run, comm);
 }
 

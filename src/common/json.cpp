@@ -1,5 +1,8 @@
 #include "src/common/json.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -117,10 +120,18 @@ void write_text_file_atomically(const std::string& path, const std::string& text
       throw InputError(path + ": write failed");
     }
   }
+  // Durable before it replaces the old one (LATEST must never name a checkpoint that is not there).
+  const int fd = ::open(tmp.c_str(), O_RDONLY);
+  const bool synced = fd >= 0 && ::fsync(fd) == 0;
+  if (fd >= 0) ::close(fd);
   std::error_code ec;
+  if (!synced) {
+    std::filesystem::remove(tmp, ec);
+    throw InputError(path + ": fsync failed");
+  }
   std::filesystem::rename(tmp, path, ec);
   if (ec) {
-    std::filesystem::remove(tmp);
+    std::filesystem::remove(tmp, ec);
     throw InputError(path + ": cannot rename into place: " + ec.message());
   }
 }

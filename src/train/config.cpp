@@ -40,6 +40,8 @@ po::options_description config_options() {
       "train.bucket_mb", po::value<double>()->default_value(25.0),
       "gradient all-reduce bucket size, MB (buckets overlap backward)")(
       "train.seed", po::value<uint64_t>()->default_value(1), "seed of initialisation, data order, augmentation")(
+      "train.max_time", po::value<double>()->default_value(0),
+      "seconds of wall time: checkpoint and exit with code 75 (requeue) before it runs out (0: no limit)")(
       "train.threads", po::value<int>()->default_value(0),
       "OpenMP threads per rank (0: OMP_NUM_THREADS, else the node's cores / its ranks)")(
       "checkpoint.every", po::value<int64_t>()->default_value(0), "steps between checkpoints (0: at the end only)")(
@@ -61,7 +63,7 @@ TrainConfig train_config_from(const po::variables_map& v) {
                           "checkpoint.keep", "log.every", "model.voxel_size", "model.range", "model.head_channels"})
     require_positive(v, key);
   for (const char* key : {"train.weight_decay", "train.grad_clip", "train.threads", "checkpoint.every",
-                          "train.momentum", "train.cost_refit"})
+                          "train.momentum", "train.cost_refit", "train.max_time"})
     require_non_negative(v, key);
   const double warmup = v["train.warmup"].as<double>();
   require(warmup > 0 && warmup < 1, "--train.warmup: must be in (0, 1)");
@@ -105,6 +107,7 @@ TrainConfig train_config_from(const po::variables_map& v) {
   c.sync_bn = v["train.sync_bn"].as<bool>();
   c.seed = v["train.seed"].as<uint64_t>();
   c.threads = v["train.threads"].as<int>();
+  c.max_time_s = v["train.max_time"].as<double>();
   c.checkpoint_every = v["checkpoint.every"].as<int64_t>();
   c.checkpoint_keep = v["checkpoint.keep"].as<int>();
   c.log_every = v["log.every"].as<int64_t>();

@@ -30,6 +30,7 @@ struct TrainConfig {
   bool sync_bn = false;
   uint64_t seed = 1;
   int threads = 0;
+  double max_time_s = 0;         // checkpoint and exit (requeue) before this much wall time (0: none)
   int64_t checkpoint_every = 0;  // 0: only at the end
   int checkpoint_keep = 3;
   int64_t log_every = 10;

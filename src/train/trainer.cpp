@@ -2,14 +2,17 @@
 
 #include <omp.h>
 #include <sched.h>
+#include <signal.h>
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include "io/checkpoint.hpp"
@@ -54,18 +57,23 @@ std::string duration_text(double seconds) {
   return text;
 }
 
-// Writes checkpoints/ckpt-<step>.h5, points LATEST at it, and keeps the newest `keep`.
-void save_checkpoint(const TrainRun& run, Semseg& model, Optimizer& optimizer, int64_t step, int64_t epoch,
-                     int64_t samples_seen, const Comm& comm) {
+// Writes checkpoints/ckpt-<step>.h5 (durable once written), then points LATEST at it, then deletes
+// the oldest beyond `keep`: at every moment LATEST names a whole checkpoint.
+void save_checkpoint(const TrainRun& run, Semseg& model, Optimizer& optimizer, const CheckpointState& state_of_run,
+                     int64_t epoch, const Comm& comm) {
+  const int64_t step = state_of_run.step;
   const fs::path dir = fs::path(run.run_dir) / "checkpoints";
-  fs::create_directories(dir);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  require(!ec && fs::is_directory(dir, ec), dir.string() + ": cannot create the checkpoint directory" +
+                                                (ec ? ": " + ec.message() : std::string(" (a file is in the way)")));
   char name[64];
   std::snprintf(name, sizeof name, "ckpt-%08lld.h5", static_cast<long long>(step));
   CheckpointMeta meta;
   meta.model = run.config.model_name;
   meta.step = step;
   meta.epoch = epoch;
-  meta.samples_seen = samples_seen;
+  meta.samples_seen = state_of_run.samples_seen;
   meta.world_size = comm.size();
   meta.seed = run.config.seed;
   meta.git_sha = kGitSha;
@@ -75,14 +83,84 @@ void save_checkpoint(const TrainRun& run, Semseg& model, Optimizer& optimizer, i
   meta.optimizer_steps = optimizer.steps_taken();
   OptimizerState state;
   for (auto& [state_name, values] : optimizer.state()) state.emplace_back(state_name, values);
-  write_checkpoint((dir / name).string(), meta, model.params(), model.buffers(), state);
+  write_checkpoint((dir / name).string(), meta, model.params(), model.buffers(), state, state_of_run);
   write_text_file_atomically((dir / "LATEST").string(), std::string(name) + "\n");
   std::vector<fs::path> existing;
-  for (const auto& entry : fs::directory_iterator(dir))
+  for (const auto& entry : fs::directory_iterator(dir, ec))
     if (entry.path().extension() == ".h5" && entry.path().filename().string().rfind("ckpt-", 0) == 0)
       existing.push_back(entry.path());
   std::sort(existing.begin(), existing.end());
-  for (size_t i = 0; i + size_t(run.config.checkpoint_keep) < existing.size(); ++i) fs::remove(existing[i]);
+  for (size_t i = 0; i + size_t(run.config.checkpoint_keep) < existing.size(); ++i) fs::remove(existing[i], ec);
+}
+
+// The checkpoint to continue from, chosen on rank 0 and the same on every rank: none for --resume none;
+// PATH, verified, for --resume PATH; for auto the newest in RUN_DIR/checkpoints whose checksums verify
+// (damaged ones and .tmp files left by a killed writer reported and passed over), or none.
+std::string choose_resume_checkpoint(const TrainRun& run, const Comm& comm) {
+  std::string chosen;
+  run_agreed(comm, [&] {
+    if (!comm.is_root() || run.resume == "none") return;
+    if (run.resume != "auto") {
+      verify_checkpoint(run.resume);
+      chosen = run.resume;
+      return;
+    }
+    std::vector<std::string> skipped;
+    chosen = find_resume_checkpoint((fs::path(run.run_dir) / "checkpoints").string(), skipped);
+    for (const std::string& line : skipped) std::fprintf(stderr, "lidartrain train: warning: %s\n", line.c_str());
+  });
+  return comm.broadcast_text(chosen, 0);
+}
+
+// The [model] section of a resolved config (config_to_ini's format: one "key = value" per line).
+std::vector<std::string> model_section(const std::string& ini) {
+  std::vector<std::string> lines;
+  std::istringstream in(ini);
+  bool inside = false;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line[0] == '[')
+      inside = line == "[model]";
+    else if (inside && !line.empty())
+      lines.push_back(line);
+  }
+  return lines;
+}
+
+// A checkpoint continues only the same model: every [model] key must agree.
+void require_same_model(const std::string& checkpoint_config, const std::string& run_config, const std::string& path) {
+  const std::vector<std::string> stored = model_section(checkpoint_config), now = model_section(run_config);
+  for (size_t i = 0; i < std::max(stored.size(), now.size()); ++i) {
+    const std::string a = i < stored.size() ? stored[i] : "(none)", b = i < now.size() ? now[i] : "(none)";
+    require(a == b, path + ": written by a different model: [model] " + a + " in the checkpoint, " + b +
+                        " in this run's config");
+  }
+}
+
+// Keeps the lines of metrics.jsonl up to step `step` (a resumed run writes the steps after it again).
+void trim_metrics(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  std::string kept;
+  for (std::string line; std::getline(in, line);) {
+    const size_t at = line.find("\"step\":");
+    if (at != std::string::npos && std::strtoll(line.c_str() + at + 7, nullptr, 10) > step) continue;
+    kept += line + "\n";
+  }
+  write_text_file_atomically(path, kept);
+}
+
+// SIGUSR1 and SIGTERM ask for a checkpoint and a clean exit at the end of the current step (Slurm sends
+// them before a preemption or the time limit); the ranks agree on it in the step's metrics all-reduce.
+volatile std::sig_atomic_t g_stop_signal = 0;
+extern "C" void on_stop_signal(int signal) {
+  g_stop_signal = signal;
+}
+void install_stop_signals() {
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  sigaction(SIGUSR1, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
 }
 
 // The loader keeps this many steps ready ahead of the one computing.
@@ -158,13 +236,26 @@ std::string layer_name(const ParamStore& params, int64_t offset) {
 struct StepTimes {
   double data_wait_s = 0, sync_s = 0, forward_s = 0, backward_s = 0, allreduce_wait_s = 0, optimizer_s = 0,
          allreduce_span_s = 0, step_s = 0;
-  enum Index { kDataWait, kSync, kForward, kBackward, kAllreduceWait, kOptimizer, kAllreduce, kStep, kCompute, kLoss };
+  enum Index {
+    kDataWait,
+    kSync,
+    kForward,
+    kBackward,
+    kAllreduceWait,
+    kOptimizer,
+    kAllreduce,
+    kStep,
+    kCompute,
+    kLoss,
+    kStop
+  };
   static constexpr const char* kNames[] = {"data_wait_s", "sync_s",      "forward_s", "backward_s", "allreduce_wait_s",
                                            "optimizer_s", "allreduce_s", "step_s",    "compute_s"};
-  // The phases, then compute (forward + backward), then this rank's Σ loss·weight (summed, not timed).
-  std::vector<double> as_vector(double compute_s, double weighted_loss) const {
-    return {data_wait_s, sync_s,           forward_s, backward_s, allreduce_wait_s,
-            optimizer_s, allreduce_span_s, step_s,    compute_s,  weighted_loss};
+  // The phases, then compute (forward + backward), then this rank's Σ loss·weight (summed, not timed),
+  // then 1 when this rank wants to stop (a signal, or the time budget), else 0.
+  std::vector<double> as_vector(double compute_s, double weighted_loss, bool stop) const {
+    return {data_wait_s,      sync_s, forward_s, backward_s,    allreduce_wait_s, optimizer_s,
+            allreduce_span_s, step_s, compute_s, weighted_loss, stop ? 1.0 : 0.0};
   }
   static void write_spread(JsonWriter& line, const Comm::Spread& spread) {
     for (int i = 0; i <= kCompute; ++i)
@@ -288,6 +379,37 @@ int train(const TrainRun& run, const Comm& comm) {
   Timeline timeline(!c.timeline.empty());
   Watchdog watchdog(comm, run.timeout_s);
   CostModel cost_model;
+  install_stop_signals();
+
+  // Resuming (DESIGN.md §8): parameters, BN buffers, optimizer state, and where the run was: its step
+  // (the LR schedule's position), the global frames consumed (the data position) and the cost model.
+  const std::string resume_from = choose_resume_checkpoint(run, comm);
+  CheckpointState resumed;
+  if (!resume_from.empty()) {
+    run_agreed(comm, [&] {
+      const CheckpointMeta meta = read_checkpoint_meta(resume_from);
+      require(meta.model == c.model_name, resume_from + ": a " + meta.model + " checkpoint, not " + c.model_name);
+      require_same_model(meta.config, run.config_ini, resume_from);
+      require(meta.optimizer_type == c.optimizer.type, resume_from + ": optimizer state is " + meta.optimizer_type +
+                                                           ", this run's train.optimizer is " + c.optimizer.type);
+      OptimizerState optimizer_state;
+      for (auto& [name, values] : optimizer.state()) optimizer_state.emplace_back(name, values);
+      read_checkpoint_tensors(resume_from, model.params(), model.buffers(), optimizer_state);
+      optimizer.set_steps_taken(meta.optimizer_steps);
+      resumed = read_checkpoint_state(resume_from);
+    });
+    const std::vector<double>& history = resumed.cost_model_history;
+    if (!history.empty()) cost_model.restore(resumed.cost_model_sums, history[history.size() - 2], history.back());
+  }
+  const int64_t start_step = resumed.step;
+  if (start_step >= c.steps) {
+    if (comm.is_root())
+      std::printf("train: %s is complete: step %lld of %lld (%s)\n", run.run_dir.c_str(),
+                  static_cast<long long>(start_step), static_cast<long long>(c.steps), resume_from.c_str());
+    return kExitOk;
+  }
+  // The data position of step s: global frames consumed before it.
+  const auto samples_before = [&](int64_t s) { return resumed.samples_seen + (s - start_step) * global_batch; };
 
   // Rank 0 writes the run directory: config.ini, metrics.jsonl, checkpoints.
   std::ofstream metrics;
@@ -297,8 +419,27 @@ int train(const TrainRun& run, const Comm& comm) {
     fs::create_directories(run.run_dir, ec);
     require(!ec, run.run_dir + ": cannot create the run directory: " + ec.message());
     write_text_file_atomically((fs::path(run.run_dir) / "config.ini").string(), run.config_ini);
-    metrics.open((fs::path(run.run_dir) / "metrics.jsonl").string(), std::ios::trunc);
-    require(bool(metrics), run.run_dir + "/metrics.jsonl: cannot open for writing");
+    const std::string metrics_path = (fs::path(run.run_dir) / "metrics.jsonl").string();
+    if (!resume_from.empty()) trim_metrics(metrics_path, start_step);
+    metrics.open(metrics_path, resume_from.empty() ? std::ios::trunc : std::ios::app);
+    require(bool(metrics), metrics_path + ": cannot open for writing");
+    if (!resume_from.empty()) {
+      JsonWriter line;
+      line.begin_object()
+          .key("resumed")
+          .begin_object()
+          .key("checkpoint")
+          .value(resume_from)
+          .key("at_step")
+          .value(start_step)
+          .key("samples_seen")
+          .value(resumed.samples_seen)
+          .key("world_size")
+          .value(comm.size())
+          .end_object()
+          .end_object();
+      metrics << line.str() << "\n";
+    }
   });
   if (comm.size() > 1) {
     const AllreduceBench bench = bench_allreduce(*backend, model.params().size());
@@ -311,6 +452,12 @@ int train(const TrainRun& run, const Comm& comm) {
   FrameSampler sampler(parse_balance(c.balance), std::vector<double>(reader->costs().begin(), reader->costs().end()),
                        slots, c.batch_size, c.seed,
                        std::vector<double>(reader->points_per_frame().begin(), reader->points_per_frame().end()));
+  if (!resume_from.empty()) {
+    sampler.resume_at(start_step, resumed.samples_seen);
+    for (size_t i = 0; i + 2 < resumed.cost_model_history.size(); i += 3)
+      sampler.set_cost_model(int64_t(resumed.cost_model_history[i]), resumed.cost_model_history[i + 1],
+                             resumed.cost_model_history[i + 2]);
+  }
   const auto my_slots = [&](const StepAssignment& a) {
     return std::vector<std::vector<int64_t>>(a.frames_of_rank.begin() + int64_t(comm.rank()) * slots_per_rank,
                                              a.frames_of_rank.begin() + int64_t(comm.rank() + 1) * slots_per_rank);
@@ -337,7 +484,7 @@ int train(const TrainRun& run, const Comm& comm) {
         timeline.add(TimelineTrack::loader, "load", t0, now_s(), step);
         return prepared;
       },
-      0, c.steps, kPrefetchDepth);
+      start_step, c.steps, kPrefetchDepth);
 
   comm.barrier();
   const double start = now_s();
@@ -356,7 +503,13 @@ int train(const TrainRun& run, const Comm& comm) {
     std::fflush(stdout);
   }
 
-  for (int64_t step = 0; step < c.steps; ++step) {
+  if (comm.is_root() && !resume_from.empty()) {
+    std::printf("train: resumed from %s at step %lld (%lld frames seen)\n", resume_from.c_str(),
+                static_cast<long long>(start_step), static_cast<long long>(resumed.samples_seen));
+    std::fflush(stdout);
+  }
+  bool stopping = false;
+  for (int64_t step = start_step; step < c.steps && !stopping; ++step) {
     StepTimes times;
     const double step_start = now_s();
     double t = step_start;
@@ -366,7 +519,7 @@ int train(const TrainRun& run, const Comm& comm) {
       timeline.add(TimelineTrack::compute, name, t, now, step);
       t = now;
     };
-    const int64_t epoch = step * global_batch / num_frames;
+    const int64_t epoch = samples_before(step) / num_frames;
     // Data wait: near zero once the loader is ahead. A bad frame on any rank ends every rank (agreed),
     // never a hang in the next collective.
     watchdog.enter("data loading", step);
@@ -462,8 +615,12 @@ int train(const TrainRun& run, const Comm& comm) {
     watchdog.enter("metrics all-reduce", step);
     const double compute_s = times.forward_s + times.backward_s;
     cost_model.observe(double(points), my_frames, compute_s);
-    const Comm::Spread spread = comm.spread(times.as_vector(compute_s, weighted_loss));
-    const double loss = weight_sum[0] > 0 ? spread.mean.back() * comm.size() / weight_sum[0] : 0.0;
+    // A stop signal, or a time budget that would not hold another step and its checkpoint.
+    const bool stop_here =
+        g_stop_signal != 0 || (c.max_time_s > 0 && now_s() - start + 2 * times.step_s > c.max_time_s);
+    const Comm::Spread spread = comm.spread(times.as_vector(compute_s, weighted_loss, stop_here));
+    stopping = spread.max[StepTimes::kStop] > 0;
+    const double loss = weight_sum[0] > 0 ? spread.mean[StepTimes::kLoss] * comm.size() / weight_sum[0] : 0.0;
     const double imbalance =
         spread.mean[StepTimes::kCompute] > 0 ? spread.max[StepTimes::kCompute] / spread.mean[StepTimes::kCompute] : 1.0;
     if (c.cost_refit > 0 && (step + 1) % c.cost_refit == 0 && cost_model.refit(comm))
@@ -507,7 +664,7 @@ int train(const TrainRun& run, const Comm& comm) {
     ++steps_since_log;
     const bool log_now = (step + 1) % c.log_every == 0 || step + 1 == c.steps;
     if (comm.is_root() && log_now) {
-      const double elapsed = step_end - start, per_step = elapsed / double(step + 1);
+      const double elapsed = step_end - start, per_step = elapsed / double(step + 1 - start_step);
       const double mean_loss = loss_sum_since_log / double(steps_since_log);
       const double mean_imbalance = imbalance_sum_since_log / double(steps_since_log);
       std::printf("step %lld/%lld  loss %.4f  lr %.2e  %.2f samples/s  imbalance %.2f  elapsed %s  ETA %s\n",
@@ -521,12 +678,26 @@ int train(const TrainRun& run, const Comm& comm) {
                                                    mean_imbalance, spread, elapsed));
     }
     if (log_now) loss_sum_since_log = imbalance_sum_since_log = 0, steps_since_log = 0;
-    if ((c.checkpoint_every > 0 && (step + 1) % c.checkpoint_every == 0) || step + 1 == c.steps) {
+    if ((c.checkpoint_every > 0 && (step + 1) % c.checkpoint_every == 0) || step + 1 == c.steps || stopping) {
       // Parameters, buffers and optimizer state are the same on every rank: rank 0 writes.
       watchdog.enter("checkpoint", step);
+      const CheckpointState state{step + 1, samples_before(step + 1), global_batch, cost_model.sums(),
+                                  sampler.cost_model_history()};
       run_agreed(comm, [&] {
-        if (comm.is_root()) save_checkpoint(run, model, optimizer, step + 1, epoch, (step + 1) * global_batch, comm);
+        if (comm.is_root()) save_checkpoint(run, model, optimizer, state, epoch, comm);
       });
+      if (stopping && comm.is_root()) {
+        std::printf(
+            "train: stopping after step %lld (%s): checkpoint written; resume with --resume auto "
+            "(exit %d: requeue)\n",
+            static_cast<long long>(step + 1),
+            g_stop_signal == SIGUSR1   ? "SIGUSR1"
+            : g_stop_signal == SIGTERM ? "SIGTERM"
+            : g_stop_signal != 0       ? "signal"
+                                       : "train.max_time",
+            int(kExitRequeue));
+        std::fflush(stdout);
+      }
     }
   }
   watchdog.idle();
@@ -538,6 +709,7 @@ int train(const TrainRun& run, const Comm& comm) {
     });
   }
 
+  if (stopping) return kExitRequeue;
   if (!c.val_data.empty()) {
     std::optional<DatasetReader> val;
     run_agreed(comm, [&] { val.emplace(c.val_data); });

@@ -12,11 +12,13 @@ struct TrainRun {
   TrainConfig config;
   std::string config_ini;  // the resolved config, stored in run_dir/config.ini and in checkpoints
   std::string run_dir;
-  double timeout_s = 1800;  // watchdog: a phase longer than this aborts the job (0: off)
+  double timeout_s = 1800;      // watchdog: a phase longer than this aborts the job (0: off)
+  std::string resume = "auto";  // auto | none | a checkpoint path
 };
 
-// Trains, checkpoints at the end (and every checkpoint.every steps), evaluates on data.val if given.
-// Returns the process exit code.
+// Trains (resuming as run.resume says), checkpoints every checkpoint.every steps, at the end and when
+// stopped by SIGUSR1/SIGTERM or train.max_time, evaluates on data.val if given. Returns the process exit
+// code: kExitOk, or kExitRequeue when it stopped early with a checkpoint.
 int train(const TrainRun& run, const Comm& comm);
 
 // Builds a semseg model from a checkpoint's stored config and loads its tensors.
