@@ -14,6 +14,7 @@ packages=(
   libgtest-dev libbenchmark-dev          # tests and benchmarks
   python3                                # the end-to-end tests read JSON with it
   python3-h5py python3-matplotlib        # checkpoint comparisons in the tests; scaling plots
+  slurm-wlm munge                        # slurm/local-cluster.sh: the Slurm tests run on a real one-node cluster
 )
 missing=()
 for package in "${packages[@]}"; do

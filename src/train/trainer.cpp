@@ -59,8 +59,8 @@ std::string duration_text(double seconds) {
 
 // Writes checkpoints/ckpt-<step>.h5 (durable once written), then points LATEST at it, then deletes
 // the oldest beyond `keep`: at every moment LATEST names a whole checkpoint.
-void save_checkpoint(const TrainRun& run, Semseg& model, Optimizer& optimizer, const CheckpointState& state_of_run,
-                     int64_t epoch, const Comm& comm) {
+std::string save_checkpoint(const TrainRun& run, Semseg& model, Optimizer& optimizer,
+                            const CheckpointState& state_of_run, int64_t epoch, const Comm& comm) {
   const int64_t step = state_of_run.step;
   const fs::path dir = fs::path(run.run_dir) / "checkpoints";
   std::error_code ec;
@@ -91,6 +91,7 @@ void save_checkpoint(const TrainRun& run, Semseg& model, Optimizer& optimizer, c
       existing.push_back(entry.path());
   std::sort(existing.begin(), existing.end());
   for (size_t i = 0; i + size_t(run.config.checkpoint_keep) < existing.size(); ++i) fs::remove(existing[i], ec);
+  return (dir / name).string();
 }
 
 // The checkpoint to continue from, chosen on rank 0 and the same on every rank: none for --resume none;
@@ -385,6 +386,7 @@ int train(const TrainRun& run, const Comm& comm) {
   // (the LR schedule's position), the global frames consumed (the data position) and the cost model.
   const std::string resume_from = choose_resume_checkpoint(run, comm);
   CheckpointState resumed;
+  const double read_start = now_s();
   if (!resume_from.empty()) {
     run_agreed(comm, [&] {
       const CheckpointMeta meta = read_checkpoint_meta(resume_from);
@@ -401,6 +403,8 @@ int train(const TrainRun& run, const Comm& comm) {
     const std::vector<double>& history = resumed.cost_model_history;
     if (!history.empty()) cost_model.restore(resumed.cost_model_sums, history[history.size() - 2], history.back());
   }
+  // Reading and checking the checkpoint on every rank (the choice, on rank 0, verified every checksum).
+  const double read_s = comm.max(now_s() - read_start);
   const int64_t start_step = resumed.step;
   if (start_step >= c.steps) {
     if (comm.is_root())
@@ -436,6 +440,8 @@ int train(const TrainRun& run, const Comm& comm) {
           .value(resumed.samples_seen)
           .key("world_size")
           .value(comm.size())
+          .key("read_s")
+          .value(read_s)
           .end_object()
           .end_object();
       metrics << line.str() << "\n";
@@ -683,8 +689,25 @@ int train(const TrainRun& run, const Comm& comm) {
       watchdog.enter("checkpoint", step);
       const CheckpointState state{step + 1, samples_before(step + 1), global_batch, cost_model.sums(),
                                   sampler.cost_model_history()};
+      const double write_start = now_s();
       run_agreed(comm, [&] {
-        if (comm.is_root()) save_checkpoint(run, model, optimizer, state, epoch, comm);
+        if (!comm.is_root()) return;
+        const std::string path = save_checkpoint(run, model, optimizer, state, epoch, comm);
+        JsonWriter line;
+        line.begin_object()
+            .key("checkpoint")
+            .begin_object()
+            .key("path")
+            .value(path)
+            .key("at_step")
+            .value(step + 1)
+            .key("bytes")
+            .value(int64_t(fs::file_size(path)))
+            .key("write_s")
+            .value(now_s() - write_start)
+            .end_object()
+            .end_object();
+        metrics << line.str() << "\n";
       });
       if (stopping && comm.is_root()) {
         std::printf(

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The Slurm path on a real (local, one-node) Slurm cluster: slurm/train.sbatch with 2 tasks runs to
+# completion; the same job preempted with `scancel --signal=USR1 --batch` checkpoints, requeues itself,
+# resumes and ends with parameters identical to the uninterrupted job's; slurm/submit_scaling.sh's jobs
+# write the scaling table.
+LT=$(realpath "$1")
+source "$(dirname "$0")/lib.sh"
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+COMPARE="/usr/bin/python3 $ROOT/scripts/compare_checkpoints.py"
+export LIDARTRAIN=$LT
+bash "$ROOT/slurm/local-cluster.sh" start
+trap 'bash "$ROOT/slurm/local-cluster.sh" stop >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
+
+cat >"$WORK/tiny.ini" <<'INI'
+[model]
+voxel_size = 1.6
+point_channels = 8,16
+bev_channels = 8,16,16
+head_channels = 8
+[train]
+steps = 30
+batch_size = 1
+[checkpoint]
+every = 2
+keep = 2
+[log]
+every = 1
+INI
+"$LT" synth --frames 16 --seed 1 --out "$WORK/train" >/dev/null
+
+submit() { sbatch --parsable --chdir="$WORK" --output="$WORK/job-%j.out" --ntasks=2 --cpus-per-task=1 "$@"; }
+wait_job() {  # id: until it has left the queue (at most 5 minutes)
+  for _ in $(seq 1 1500); do [ -z "$(squeue -h -j "$1" 2>/dev/null)" ] && return 0; sleep 0.2; done
+  fail "job $1 still queued after 5 minutes: $(squeue -j "$1")"
+  scancel "$1"
+}
+steps_done() {
+  local n
+  n=$(grep -c '"loss"' "$1/metrics.jsonl" 2>/dev/null)
+  echo "${n:-0}"
+}
+LAST=checkpoints/ckpt-00000030.h5
+
+ref=$(submit "$ROOT/slurm/train.sbatch" "$WORK/tiny.ini" --data "$WORK/train" --run-dir "$WORK/ref")
+wait_job "$ref"
+grep -q "lidartrain exited 0" "$WORK/job-$ref.out" && [ -f "$WORK/ref/$LAST" ] &&
+  pass "sbatch train.sbatch, 2 tasks: ran to step 30" || fail "uninterrupted job: $(cat "$WORK/job-$ref.out")"
+
+pre=$(submit "$ROOT/slurm/train.sbatch" "$WORK/tiny.ini" --data "$WORK/train" --run-dir "$WORK/pre")
+for _ in $(seq 1 600); do [ "$(steps_done "$WORK/pre")" -ge 5 ] && break; sleep 0.1; done
+scancel --signal=USR1 --batch "$pre"
+wait_job "$pre"
+out="$WORK/job-$pre.out"
+grep -q "requeueing job $pre" "$out" && grep -q "restart 1" "$out" && grep -q "resumed from .*ckpt-" "$out" &&
+  grep -q "lidartrain exited 0" "$out" &&
+  pass "USR1: checkpointed at step $(grep -o 'stopping after step [0-9]*' "$out" | grep -o '[0-9]*$'), requeued, resumed, finished" ||
+  fail "preempted job: $(cat "$out")"
+result=$($COMPARE "$WORK/ref/$LAST" "$WORK/pre/$LAST" --rtol 0 --groups model buffers optimizer state) &&
+  pass "preempted and requeued job = uninterrupted job, bit for bit: $result" || fail "after requeue: $result"
+
+plot=$(SCALING_RANKS="1 2" SCALING_STEPS=4 bash "$ROOT/slurm/submit_scaling.sh" "$WORK/scaling" "$WORK/train" "$WORK/tiny.ini")
+wait_job "$plot"
+[ "$(grep -c '^| strong\|^| weak' "$WORK/scaling/scaling.md" 2>/dev/null)" = 4 ] && [ -s "$WORK/scaling/scaling.png" ] &&
+  pass "slurm scaling jobs: scaling.md with 4 runs and scaling.png" ||
+  fail "scaling: $(cat "$WORK/scaling/"*.out 2>/dev/null | tail -20)"
+finish
