@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "mpi/comm.hpp"
 #include "src/nn/params.hpp"
 
 namespace lt {
@@ -41,9 +42,13 @@ struct CheckpointState {
   std::vector<double> cost_model_history;  // (K, 3)
 };
 
+// With `comm`, every rank of it calls this with the same arguments (the replicated parameters and state)
+// and the file is written with parallel HDF5: rank r writes rows [r·n/R, (r+1)·n/R) of every dataset in
+// collective writes, attributes and metadata collectively; rank 0 puts the finished file into place.
+// Without, this process writes it alone.
 void write_checkpoint(const std::string& path, const CheckpointMeta& meta, const ParamStore& params,
                       const ParamStore& buffers, const OptimizerState& optimizer_state,
-                      const CheckpointState& state = {});
+                      const CheckpointState& state = {}, const Comm* comm = nullptr);
 CheckpointMeta read_checkpoint_meta(const std::string& path);
 CheckpointState read_checkpoint_state(const std::string& path);
 // Reads every dataset of the file, which verifies every checksum; InputError naming the file and what

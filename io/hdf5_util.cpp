@@ -79,6 +79,100 @@ void create_file_atomically(const std::string& path, const std::function<void(hi
   sync_path(parent.empty() ? "." : parent.string(), true);
 }
 
+void create_file_atomically(const std::string& path, const Collective& collective,
+                            const std::function<void(hid_t, const std::string&)>& fill) {
+  const std::string tmp = path + ".tmp";
+  const auto agree = [&](bool ok) {
+    int mine = ok ? 1 : 0, all = 0;
+    MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_LAND, collective.comm);
+    return all != 0;
+  };
+  std::string error;
+  silence_library_errors();
+  {
+    Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+    H5Pset_fapl_mpio(fapl.get(), collective.comm, MPI_INFO_NULL);
+    H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V110, H5F_LIBVER_V110);
+    H5Pset_all_coll_metadata_ops(fapl.get(), true);
+    H5Pset_coll_metadata_write(fapl.get(), true);
+    const hid_t id = H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
+    if (!agree(id >= 0)) {
+      if (id >= 0) H5Fclose(id);
+      throw InputError(tmp + ": cannot create HDF5 file (disk full, or the directory not writable?)");
+    }
+    try {
+      fill(id, tmp);
+      require(H5Fflush(id, H5F_SCOPE_GLOBAL) >= 0, tmp + ": flush failed (disk full?)");
+    } catch (const InputError& e) {
+      error = e.what();
+    }
+    // A rank whose part failed cannot take part in what follows: the others learn it here. (A failure
+    // inside a collective call is seen by every rank, so none is left waiting in one.)
+    const bool written = agree(error.empty());
+    const bool closed = H5Fclose(id) >= 0;
+    if (!written || !agree(closed)) {
+      if (collective.rank == 0) {
+        std::error_code ignored;
+        std::filesystem::remove(tmp, ignored);
+      }
+      throw InputError(error.empty() ? tmp + ": writing failed on another rank, or the close did (disk full?)" : error);
+    }
+  }
+  if (collective.rank == 0) {
+    try {
+      sync_path(tmp, false);
+      std::error_code ec;
+      std::filesystem::rename(tmp, path, ec);
+      require(!ec, path + ": cannot rename into place: " + ec.message());
+      const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+      sync_path(parent.empty() ? "." : parent.string(), true);
+    } catch (const InputError& e) {
+      error = e.what();
+      std::error_code ignored;
+      std::filesystem::remove(tmp, ignored);
+    }
+  }
+  if (!agree(error.empty())) throw InputError(error.empty() ? path + ": rank 0 could not put it into place" : error);
+}
+
+void write_array(hid_t file, const std::string& name, hid_t mem_type, hid_t file_type, const std::vector<hsize_t>& dims,
+                 hsize_t chunk_rows, const void* data, const Collective& collective, const std::string& where) {
+  const int rank = int(dims.size());
+  std::vector<hsize_t> chunk = dims;
+  chunk[0] = std::max<hsize_t>(1, std::min<hsize_t>(chunk_rows, std::max<hsize_t>(dims[0], 1)));
+  std::vector<hsize_t> max_dims = dims;
+  max_dims[0] = H5S_UNLIMITED;
+  Handle space(H5Screate_simple(rank, dims.data(), max_dims.data()), H5Sclose);
+  Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  check(H5Pset_chunk(dcpl.get(), rank, chunk.data()), where, "cannot chunk " + name);
+  check(H5Pset_fletcher32(dcpl.get()), where, "cannot checksum " + name);
+  check(H5Pset_obj_track_times(dcpl.get(), false), where, "cannot set " + name);
+  Handle dataset = make(H5Dcreate2(file, name.c_str(), file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+                        H5Dclose, where, "cannot create dataset " + name);
+  // This rank's rows.
+  const hsize_t first = dims[0] * hsize_t(collective.rank) / hsize_t(collective.size);
+  const hsize_t end = dims[0] * hsize_t(collective.rank + 1) / hsize_t(collective.size);
+  hsize_t row_elements = 1;
+  for (int d = 1; d < rank; ++d) row_elements *= dims[size_t(d)];
+  std::vector<hsize_t> start(size_t(rank), 0), count = dims;
+  start[0] = first;
+  count[0] = end - first;
+  Handle file_space(H5Dget_space(dataset.get()), H5Sclose);
+  Handle memory_space(H5Screate_simple(rank, count.data(), nullptr), H5Sclose);
+  if (end > first) {
+    check(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr), where,
+          "bad selection");
+  } else {
+    H5Sselect_none(file_space.get());
+    H5Sselect_none(memory_space.get());
+  }
+  Handle dxpl(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
+  H5Pset_dxpl_mpio(dxpl.get(), H5FD_MPIO_COLLECTIVE);
+  const char* mine = static_cast<const char*>(data) + first * row_elements * H5Tget_size(mem_type);
+  check(H5Dwrite(dataset.get(), mem_type, memory_space.get(), file_space.get(), dxpl.get(), mine), where,
+        "cannot write " + name);
+}
+
 void read_every_dataset(hid_t file, const std::string& where) {
   struct Visit {
     std::string where, failed;

@@ -61,6 +61,22 @@ class Handle {
 void create_file_atomically(const std::string& path, const std::function<void(hid_t, const std::string&)>& fill,
                             bool checksummed_metadata = false);
 
+// Parallel HDF5 over MPI-IO: every rank of `comm` takes part in every call, with the same arguments,
+// and writes its own share of each dataset's rows.
+struct Collective {
+  MPI_Comm comm;
+  int rank = 0, size = 1;
+};
+// As create_file_atomically (always the checksummed 1.10 format), created, filled and closed by every
+// rank together; rank 0 then fsyncs, renames and fsyncs the directory, and the ranks agree on the
+// outcome. A failure on any rank is an InputError on every rank, and the temporary file is removed.
+void create_file_atomically(const std::string& path, const Collective& collective,
+                            const std::function<void(hid_t, const std::string&)>& fill);
+// write_array, collectively: rank r writes rows [r·n/R, (r+1)·n/R) of `data` (the whole array, the same
+// on every rank), in one collective H5Dwrite per dataset (filters need collective writes).
+void write_array(hid_t file, const std::string& name, hid_t mem_type, hid_t file_type, const std::vector<hsize_t>& dims,
+                 hsize_t chunk_rows, const void* data, const Collective& collective, const std::string& where);
+
 // Reads every dataset in the file in full (so that every checksum is verified); InputError naming the
 // file and dataset otherwise.
 void read_every_dataset(hid_t file, const std::string& where);

@@ -57,16 +57,20 @@ std::string duration_text(double seconds) {
   return text;
 }
 
-// Writes checkpoints/ckpt-<step>.h5 (durable once written), then points LATEST at it, then deletes
-// the oldest beyond `keep`: at every moment LATEST names a whole checkpoint.
+// Every rank: writes checkpoints/ckpt-<step>.h5 with parallel HDF5 (each rank its share of every
+// dataset; durable once written), then rank 0 points LATEST at it and deletes the oldest beyond `keep`:
+// at every moment LATEST names a whole checkpoint. A failure anywhere is an error on every rank.
 std::string save_checkpoint(const TrainRun& run, Semseg& model, Optimizer& optimizer,
                             const CheckpointState& state_of_run, int64_t epoch, const Comm& comm) {
   const int64_t step = state_of_run.step;
   const fs::path dir = fs::path(run.run_dir) / "checkpoints";
   std::error_code ec;
-  fs::create_directories(dir, ec);
-  require(!ec && fs::is_directory(dir, ec), dir.string() + ": cannot create the checkpoint directory" +
-                                                (ec ? ": " + ec.message() : std::string(" (a file is in the way)")));
+  run_agreed(comm, [&] {
+    if (!comm.is_root()) return;
+    fs::create_directories(dir, ec);
+    require(!ec && fs::is_directory(dir, ec), dir.string() + ": cannot create the checkpoint directory" +
+                                                  (ec ? ": " + ec.message() : std::string(" (a file is in the way)")));
+  });
   char name[64];
   std::snprintf(name, sizeof name, "ckpt-%08lld.h5", static_cast<long long>(step));
   CheckpointMeta meta;
@@ -77,20 +81,23 @@ std::string save_checkpoint(const TrainRun& run, Semseg& model, Optimizer& optim
   meta.world_size = comm.size();
   meta.seed = run.config.seed;
   meta.git_sha = kGitSha;
-  meta.created = utc_now();
+  meta.created = comm.broadcast_text(utc_now(), 0);  // every rank writes the same attributes
   meta.config = run.config_ini;
   meta.optimizer_type = optimizer.config().type;
   meta.optimizer_steps = optimizer.steps_taken();
   OptimizerState state;
   for (auto& [state_name, values] : optimizer.state()) state.emplace_back(state_name, values);
-  write_checkpoint((dir / name).string(), meta, model.params(), model.buffers(), state, state_of_run);
-  write_text_file_atomically((dir / "LATEST").string(), std::string(name) + "\n");
-  std::vector<fs::path> existing;
-  for (const auto& entry : fs::directory_iterator(dir, ec))
-    if (entry.path().extension() == ".h5" && entry.path().filename().string().rfind("ckpt-", 0) == 0)
-      existing.push_back(entry.path());
-  std::sort(existing.begin(), existing.end());
-  for (size_t i = 0; i + size_t(run.config.checkpoint_keep) < existing.size(); ++i) fs::remove(existing[i], ec);
+  write_checkpoint((dir / name).string(), meta, model.params(), model.buffers(), state, state_of_run, &comm);
+  run_agreed(comm, [&] {
+    if (!comm.is_root()) return;
+    write_text_file_atomically((dir / "LATEST").string(), std::string(name) + "\n");
+    std::vector<fs::path> existing;
+    for (const auto& entry : fs::directory_iterator(dir, ec))
+      if (entry.path().extension() == ".h5" && entry.path().filename().string().rfind("ckpt-", 0) == 0)
+        existing.push_back(entry.path());
+    std::sort(existing.begin(), existing.end());
+    for (size_t i = 0; i + size_t(run.config.checkpoint_keep) < existing.size(); ++i) fs::remove(existing[i], ec);
+  });
   return (dir / name).string();
 }
 
@@ -690,9 +697,13 @@ int train(const TrainRun& run, const Comm& comm) {
       const CheckpointState state{step + 1, samples_before(step + 1), global_batch, cost_model.sums(),
                                   sampler.cost_model_history()};
       const double write_start = now_s();
-      run_agreed(comm, [&] {
-        if (!comm.is_root()) return;
-        const std::string path = save_checkpoint(run, model, optimizer, state, epoch, comm);
+      // Without SyncBN the ranks' BN running statistics differ until the next step's broadcast; the
+      // checkpoint holds rank 0's (as DDP's), which every rank writes its share of.
+      if (comm.size() > 1 && !c.sync_bn)
+        comm.broadcast_in_place(model.buffers().values().data(), model.buffers().size(), 0);
+      const std::string path = save_checkpoint(run, model, optimizer, state, epoch, comm);
+      const double write_s = comm.max(now_s() - write_start);
+      if (comm.is_root()) {
         JsonWriter line;
         line.begin_object()
             .key("checkpoint")
@@ -704,11 +715,11 @@ int train(const TrainRun& run, const Comm& comm) {
             .key("bytes")
             .value(int64_t(fs::file_size(path)))
             .key("write_s")
-            .value(now_s() - write_start)
+            .value(write_s)
             .end_object()
             .end_object();
         metrics << line.str() << "\n";
-      });
+      }
       if (stopping && comm.is_root()) {
         std::printf(
             "train: stopping after step %lld (%s): checkpoint written; resume with --resume auto "

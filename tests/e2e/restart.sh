@@ -139,6 +139,21 @@ rc=0
   $COMPARE "$WORK/ref1/$LAST" "$WORK/full/$LAST" --rtol 0 >/dev/null &&
   pass "full disk: $(head -1 "$WORK/full.err" | cut -c1-120); ckpt-10 intact and LATEST" ||
   fail "full disk: exit $rc, $(cat "$WORK/full.err")"
+# The same on 2 ranks, whose checkpoint is written collectively (MPI-IO): Open MPI's I/O layer reports
+# ENOSPC on one rank and leaves the other waiting inside the collective write, so the watchdog ends the
+# job (exit 3, naming the phase); the previous checkpoint is intact and LATEST, the .tmp is cleaned by
+# the next --resume auto.
+rm -rf "$WORK/full2" && cp -r "$WORK/ref2" "$WORK/full2"
+ln -s /dev/full "$WORK/full2/checkpoints/ckpt-00000012.h5.tmp"
+rc=0
+timeout 120 "$MPIEXEC" -np 2 "$LT" train "${MODEL12[@]}" --data "$WORK/train" --run-dir "$WORK/full2" \
+  --resume "$WORK/full2/$LAST" --timeout 5 >"$WORK/full2.log" 2>"$WORK/full2.err" || rc=$?
+[ "$rc" -eq 3 ] && grep -q "No space left on device" "$WORK/full2.err" &&
+  grep -q "fatal: watchdog: checkpoint of step 11" "$WORK/full2.err" &&
+  [ "$(cat "$WORK/full2/checkpoints/LATEST")" = "ckpt-00000010.h5" ] &&
+  $COMPARE "$WORK/ref2/$LAST" "$WORK/full2/$LAST" --rtol 0 >/dev/null &&
+  pass "full disk, 2 ranks: ENOSPC reported, the watchdog ends the job (exit 3); ckpt-10 intact and LATEST" ||
+  fail "full disk, 2 ranks: exit $rc, $(cat "$WORK/full2.err")"
 rm -rf "$WORK/nodir" && mkdir -p "$WORK/nodir" && touch "$WORK/nodir/checkpoints"
 expect_error "checkpoint directory blocked" "nodir/checkpoints: cannot create the checkpoint directory" \
   "$LT" train "${NET[@]}" --train.steps 2 --data "$WORK/train" --run-dir "$WORK/nodir"
