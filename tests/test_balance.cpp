@@ -5,6 +5,7 @@
 #include <map>
 
 #include "mpi/balance.hpp"
+#include "src/common/error.hpp"
 #include "src/common/rng.hpp"
 
 namespace lt {
@@ -107,6 +108,50 @@ TEST(Balance, ACostModelChangesLptSplitsOnlyFromItsFirstStep) {
     }
   }
   EXPECT_TRUE(some_step_differed_before);  // so the stored cost alone does give uneven counts here
+}
+
+// A run resumed with another rank count continues the same sequence of global samples: every frame of
+// the epoch orders once, in order, whatever the global batch before and after.
+TEST(Balance, ResumingWithAnotherGlobalBatchContinuesTheSameFrameSequence) {
+  const auto costs = skewed_costs(30);
+  for (Balance balance : {Balance::none, Balance::lpt}) {
+    const FrameSampler reference(balance, costs, 1, 1, 9);  // one frame a step: the sequence itself
+    FrameSampler before(balance, costs, 2, 2, 9);           // 4 frames a step
+    FrameSampler after(balance, costs, 3, 1, 9);            // then 3 a step, from step 5 (20 frames seen)
+    after.resume_at(5, 20);
+    std::vector<int64_t> seen;
+    for (int64_t s = 0; s < 5; ++s) {
+      const std::vector<int64_t> frames = all_frames(before.step(s));
+      seen.insert(seen.end(), frames.begin(), frames.end());
+    }
+    for (int64_t s = 5; s < 25; ++s) {
+      const std::vector<int64_t> frames = all_frames(after.step(s));
+      seen.insert(seen.end(), frames.begin(), frames.end());
+    }
+    ASSERT_EQ(seen.size(), 80u);
+    // Per step the frames come sorted (all_frames); compare as sets per global batch of the reference.
+    std::vector<int64_t> expected;
+    for (int64_t s = 0; s < 80; ++s) expected.push_back(reference.step(s).frames_of_rank[0][0]);
+    const auto sorted_range = [](std::vector<int64_t> v, size_t from, size_t to) {
+      std::vector<int64_t> part(v.begin() + int64_t(from), v.begin() + int64_t(to));
+      std::sort(part.begin(), part.end());
+      return part;
+    };
+    for (size_t from = 0, s = 0; from < 80; ++s) {
+      const size_t size = s < 5 ? 4 : 3, to = std::min<size_t>(80, from + size);
+      EXPECT_EQ(sorted_range(seen, from, to), sorted_range(expected, from, to)) << "step " << s;
+      from = to;
+    }
+    EXPECT_EQ(after.step(5).epoch, 0);
+    EXPECT_EQ(after.step(8).epoch, 0);  // samples 29..31: a step's epoch is its first sample's
+    EXPECT_EQ(after.step(9).epoch, 1);  // samples 32..34
+  }
+}
+
+TEST(Balance, BucketCannotResumeWithAnotherGlobalBatch) {
+  FrameSampler bucket(Balance::bucket, skewed_costs(30), 3, 1, 9);
+  EXPECT_THROW(bucket.resume_at(5, 20), InputError);
+  EXPECT_NO_THROW(bucket.resume_at(5, 15));
 }
 
 TEST(Balance, UnknownStrategyNamesTheKey) {

@@ -57,6 +57,10 @@ for ranks in 1 2; do
     fail "$ranks rank(s): did not resume: $(cat "$WORK/resume$ranks.log")"
   out=$($COMPARE "$WORK/ref$ranks/$LAST" "$WORK/killed$ranks/$LAST" --rtol 0 --groups model buffers optimizer state) &&
     pass "$ranks rank(s): killed + resumed = uninterrupted, bit for bit: $out" || fail "$ranks rank(s) differ: $out"
+  for group in model optimizer buffers; do
+    h5diff "$WORK/ref$ranks/$LAST" "$WORK/killed$ranks/$LAST" "/$group" "/$group" >/dev/null &&
+      pass "$ranks rank(s): h5diff /$group: no difference" || fail "$ranks rank(s): h5diff /$group differs"
+  done
   at=$(grep -o '"at_step":[0-9]*' "$WORK/killed$ranks/metrics.jsonl" | tail -1 | cut -d: -f2)
   if [ "$(losses_after "$WORK/ref$ranks/metrics.jsonl" "$at")" = "$(losses_after "$WORK/killed$ranks/metrics.jsonl" "$at")" ] &&
     [ "$(losses_after "$WORK/killed$ranks/metrics.jsonl" 0 | wc -l)" -eq 10 ]; then
