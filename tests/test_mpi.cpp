@@ -272,13 +272,17 @@ TEST(SyncBatchNorm, RanksSlicesMatchOneBatchNormOverTheWholeBatch) {
 // and equal, including datasets with fewer rows than ranks and an empty one.
 TEST(Checkpoint, ParallelWriteOfEveryRanksShareReadsBackWhole) {
   const Comm comm = Comm::world();
+  // Tensors of 7 and 130 rows and one of a single row (fewer rows than ranks).
+  const auto declare = [](ParamStore& params, ParamStore& buffers) {
+    params.add("w", {7, 3});
+    params.add("b", {1});
+    params.add("v", {130});
+    buffers.add("running_mean", {2});
+    params.allocate(true);
+    buffers.allocate(false);
+  };
   ParamStore params, buffers;
-  params.add("w", {7, 3});
-  params.add("b", {1});
-  params.add("v", {130});
-  buffers.add("running_mean", {2});
-  params.allocate(true);
-  buffers.allocate(false);
+  declare(params, buffers);
   for (size_t i = 0; i < params.values().size(); ++i) params.values()[i] = float(i) * 0.5f - 3;
   buffers.values() = {1.5f, -2.5f};
   std::vector<float> exp_avg(params.values().size());
@@ -295,12 +299,7 @@ TEST(Checkpoint, ParallelWriteOfEveryRanksShareReadsBackWhole) {
   write_checkpoint(path, meta, params, buffers, {{"momentum_buffer", &exp_avg}}, state, &comm);
   EXPECT_FALSE(fs::exists(path + ".tmp"));
   ParamStore read_params, read_buffers;
-  read_params.add("w", {7, 3});
-  read_params.add("b", {1});
-  read_params.add("v", {130});
-  read_buffers.add("running_mean", {2});
-  read_params.allocate(true);
-  read_buffers.allocate(false);
+  declare(read_params, read_buffers);
   std::vector<float> read_avg(exp_avg.size());
   verify_checkpoint(path);
   read_checkpoint_tensors(path, read_params, read_buffers, {{"momentum_buffer", &read_avg}});

@@ -51,6 +51,17 @@ expect_rank_errors() {
   fi
 }
 
+# write_tiny_model_ini FILE: the [model] section of a tiny semseg (trains in well under a second a step).
+write_tiny_model_ini() {
+  cat >"$1" <<'INI'
+[model]
+voxel_size = 1.6
+point_channels = 8,16
+bev_channels = 8,16,16
+head_channels = 8
+INI
+}
+
 # flip_middle_byte FILE: flips one bit of the byte in the middle of FILE (inside a shard's point chunks).
 flip_middle_byte() {
   python3 - "$1" <<'PY'

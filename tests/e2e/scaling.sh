@@ -4,13 +4,7 @@
 LT=$(realpath "$1")
 source "$(dirname "$0")/lib.sh"
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-cat >"$WORK/tiny.ini" <<'INI'
-[model]
-voxel_size = 1.6
-point_channels = 8,16
-bev_channels = 8,16,16
-head_channels = 8
-INI
+write_tiny_model_ini "$WORK/tiny.ini"
 "$LT" synth --frames 16 --seed 1 --out "$WORK/data" >/dev/null
 LIDARTRAIN="$LT" SCALING_CONFIG="$WORK/tiny.ini" SCALING_STEPS=5 SCALING_RANKS="1 2" SCALING_DATA="$WORK/data" \
   bash "$ROOT/scripts/scaling_study.sh" "$WORK/study" >"$WORK/study.log" 2>&1 ||

@@ -11,12 +11,8 @@ export LIDARTRAIN=$LT
 bash "$ROOT/slurm/local-cluster.sh" start
 trap 'bash "$ROOT/slurm/local-cluster.sh" stop >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 
-cat >"$WORK/tiny.ini" <<'INI'
-[model]
-voxel_size = 1.6
-point_channels = 8,16
-bev_channels = 8,16,16
-head_channels = 8
+write_tiny_model_ini "$WORK/tiny.ini"
+cat >>"$WORK/tiny.ini" <<'INI'
 [train]
 steps = 30
 batch_size = 1
