@@ -174,8 +174,7 @@ std::vector<std::pair<std::string, int64_t>> checkpoint_tensor_sizes(const std::
 }
 
 void verify_checkpoint(const std::string& path) {
-  const CheckpointMeta meta = read_checkpoint_meta(path);
-  (void)meta;
+  read_checkpoint_meta(path);  // the schema and the root attributes
   const std::lock_guard<std::recursive_mutex> lock(h5::library_mutex());
   h5::Handle file = h5::open_file_readonly(path);
   for (const char* group : {"model", "buffers", "optimizer", "state"})

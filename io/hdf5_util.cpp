@@ -31,6 +31,24 @@ Handle make(hid_t id, Handle::Closer closer, const std::string& where, const std
   require(id >= 0, where + ": " + what);
   return Handle(id, closer);
 }
+// A chunked dataset with an unlimited first dimension (so empty ones are legal), Fletcher32-checksummed
+// when `checksum`, and no modification times: the same data gives the same bytes (reruns and rank counts
+// compare equal).
+Handle create_chunked_dataset(hid_t file, const std::string& name, hid_t file_type, const std::vector<hsize_t>& dims,
+                              hsize_t chunk_rows, bool checksum, const std::string& where) {
+  const int rank = int(dims.size());
+  std::vector<hsize_t> max_dims = dims;
+  max_dims[0] = H5S_UNLIMITED;
+  std::vector<hsize_t> chunk = dims;
+  chunk[0] = std::max<hsize_t>(1, std::min<hsize_t>(chunk_rows, std::max<hsize_t>(dims[0], 1)));
+  Handle space(H5Screate_simple(rank, dims.data(), max_dims.data()), H5Sclose);
+  Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  check(H5Pset_chunk(dcpl.get(), rank, chunk.data()), where, "cannot chunk " + name);
+  if (checksum) check(H5Pset_fletcher32(dcpl.get()), where, "cannot checksum " + name);
+  check(H5Pset_obj_track_times(dcpl.get(), false), where, "cannot set " + name);
+  return make(H5Dcreate2(file, name.c_str(), file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), H5Dclose,
+              where, "cannot create dataset " + name);
+}
 Handle vlen_string_type() {
   Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_size(type.get(), H5T_VARIABLE);
@@ -138,17 +156,7 @@ void create_file_atomically(const std::string& path, const Collective& collectiv
 void write_array(hid_t file, const std::string& name, hid_t mem_type, hid_t file_type, const std::vector<hsize_t>& dims,
                  hsize_t chunk_rows, const void* data, const Collective& collective, const std::string& where) {
   const int rank = int(dims.size());
-  std::vector<hsize_t> chunk = dims;
-  chunk[0] = std::max<hsize_t>(1, std::min<hsize_t>(chunk_rows, std::max<hsize_t>(dims[0], 1)));
-  std::vector<hsize_t> max_dims = dims;
-  max_dims[0] = H5S_UNLIMITED;
-  Handle space(H5Screate_simple(rank, dims.data(), max_dims.data()), H5Sclose);
-  Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
-  check(H5Pset_chunk(dcpl.get(), rank, chunk.data()), where, "cannot chunk " + name);
-  check(H5Pset_fletcher32(dcpl.get()), where, "cannot checksum " + name);
-  check(H5Pset_obj_track_times(dcpl.get(), false), where, "cannot set " + name);
-  Handle dataset = make(H5Dcreate2(file, name.c_str(), file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
-                        H5Dclose, where, "cannot create dataset " + name);
+  Handle dataset = create_chunked_dataset(file, name, file_type, dims, chunk_rows, true, where);
   // This rank's rows.
   const hsize_t first = dims[0] * hsize_t(collective.rank) / hsize_t(collective.size);
   const hsize_t end = dims[0] * hsize_t(collective.rank + 1) / hsize_t(collective.size);
@@ -244,19 +252,7 @@ std::vector<hsize_t> checked_dims(hid_t dataset, int rank, H5T_class_t type_clas
 
 void write_array(hid_t file, const std::string& name, hid_t mem_type, hid_t file_type, const std::vector<hsize_t>& dims,
                  hsize_t chunk_rows, const void* data, const std::string& where, bool checksum) {
-  const int rank = int(dims.size());
-  std::vector<hsize_t> max_dims = dims;
-  max_dims[0] = H5S_UNLIMITED;
-  std::vector<hsize_t> chunk = dims;
-  chunk[0] = std::max<hsize_t>(1, std::min<hsize_t>(chunk_rows, std::max<hsize_t>(dims[0], 1)));
-  Handle space(H5Screate_simple(rank, dims.data(), max_dims.data()), H5Sclose);
-  Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
-  check(H5Pset_chunk(dcpl.get(), rank, chunk.data()), where, "cannot chunk " + name);
-  if (checksum) check(H5Pset_fletcher32(dcpl.get()), where, "cannot checksum " + name);
-  // No modification times: the same data gives the same bytes (reruns and rank counts compare equal).
-  check(H5Pset_obj_track_times(dcpl.get(), false), where, "cannot set " + name);
-  Handle dataset = make(H5Dcreate2(file, name.c_str(), file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
-                        H5Dclose, where, "cannot create dataset " + name);
+  Handle dataset = create_chunked_dataset(file, name, file_type, dims, chunk_rows, checksum, where);
   if (dims[0] > 0) {
     check(H5Dwrite(dataset.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), where, "cannot write " + name);
   }

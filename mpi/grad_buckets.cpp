@@ -2,14 +2,10 @@
 
 #include <algorithm>
 #include <cassert>
-#include <chrono>
+
+#include "src/common/clock.hpp"
 
 namespace lt {
-namespace {
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-}  // namespace
 
 GradientBuckets::GradientBuckets(ReduceBackend& backend, const std::vector<int64_t>& tensor_starts, int64_t total,
                                  int64_t bucket_bytes)

@@ -1,16 +1,12 @@
 #include "mpi/watchdog.hpp"
 
-#include <chrono>
+#include <algorithm>
 #include <cstdio>
 
+#include "src/common/clock.hpp"
 #include "src/common/error.hpp"
 
 namespace lt {
-namespace {
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-}  // namespace
 
 Watchdog::Watchdog(const Comm& comm, double timeout_s) : comm_(comm), timeout_s_(timeout_s) {
   if (timeout_s_ > 0) thread_ = std::thread([this] { run(); });

@@ -1,18 +1,14 @@
 #include "src/models/semseg.hpp"
 
-#include <chrono>
 #include <cmath>
 
+#include "src/common/clock.hpp"
 #include "src/common/rng.hpp"
 
 namespace lt {
 namespace {
 
 constexpr int kPointFeatures = 8;
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 // Adds the time since `start` to the profile entry `name`'s forward or backward time.
 struct PhaseTimer {

@@ -23,6 +23,7 @@
 #include "mpi/grad_buckets.hpp"
 #include "mpi/reduce_backend.hpp"
 #include "mpi/watchdog.hpp"
+#include "src/common/clock.hpp"
 #include "src/common/error.hpp"
 #include "src/common/json.hpp"
 #include "src/common/timeline.hpp"
@@ -35,10 +36,6 @@ namespace lt {
 namespace fs = std::filesystem;
 
 namespace {
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 std::string utc_now() {
   const std::time_t t = std::time(nullptr);

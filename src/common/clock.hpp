@@ -1,0 +1,12 @@
+#pragma once
+// One clock for every timing that is compared across files: phase times, the gradient buckets' posted
+// and done times, the watchdog and the timeline all read it (seconds on the steady clock).
+#include <chrono>
+
+namespace lt {
+
+inline double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace lt
