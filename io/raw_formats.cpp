@@ -1,5 +1,7 @@
 #include "io/raw_formats.hpp"
 
+#include <cstdio>
+
 #include <Eigen/Dense>
 #include <cmath>
 #include <cstring>
@@ -262,6 +264,27 @@ std::array<float, 7> kitti_box_to_lidar(const KittiObject& object, const KittiCa
           float(object.width),
           float(object.height),
           float(std::atan2(length_axis.y(), length_axis.x()))};
+}
+
+KittiObject lidar_box_to_kitti(const std::array<float, 7>& box, const KittiCalib& calib, const std::string& type) {
+  const Eigen::Matrix3d r0 = Eigen::Map<const Eigen::Matrix<double, 3, 3, Eigen::RowMajor>>(calib.r0_rect.data());
+  const Eigen::Matrix<double, 3, 4, Eigen::RowMajor> tr =
+      Eigen::Map<const Eigen::Matrix<double, 3, 4, Eigen::RowMajor>>(calib.tr_velo_to_cam.data());
+  const Eigen::Vector3d centre = r0 * (tr.leftCols<3>() * Eigen::Vector3d(box[0], box[1], box[2]) + tr.col(3));
+  const Eigen::Vector3d axis = r0 * tr.leftCols<3>() * Eigen::Vector3d(std::cos(box[6]), std::sin(box[6]), 0);
+  KittiObject object;
+  object.type = type;
+  object.length = box[3], object.width = box[4], object.height = box[5];
+  object.x = centre.x(), object.y = centre.y() + object.height / 2, object.z = centre.z();
+  object.rotation_y = std::atan2(-axis.z(), axis.x());
+  return object;
+}
+
+std::string kitti_label_line(const KittiObject& o, double score) {
+  char line[256];
+  std::snprintf(line, sizeof line, "%s 0.00 0 -10.00 0.00 0.00 0.00 0.00 %.2f %.2f %.2f %.2f %.2f %.2f %.2f %.4f",
+                o.type.c_str(), o.height, o.width, o.length, o.x, o.y, o.z, o.rotation_y, score);
+  return line;
 }
 
 Frame load_raw_frame(RawFormat format, const RawFrameFiles& files, const LearningMap& learning_map) {

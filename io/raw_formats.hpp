@@ -58,5 +58,10 @@ std::vector<KittiObject> read_kitti_objects(const std::string& path);
 
 // x, y, z (centre), dx (length), dy (width), dz (height), heading in the LiDAR frame.
 std::array<float, 7> kitti_box_to_lidar(const KittiObject& object, const KittiCalib& calib);
+// The inverse: a LiDAR-frame box as a label_2 object in the rectified camera frame.
+KittiObject lidar_box_to_kitti(const std::array<float, 7>& box, const KittiCalib& calib, const std::string& type);
+// One label_2 line with a score (the results format of KITTI's devkit): no 2D box or alpha is predicted,
+// so alpha is −10 and the 2D box 0 0 0 0.
+std::string kitti_label_line(const KittiObject& object, double score);
 
 }  // namespace lt

@@ -8,6 +8,7 @@
 // points outside the grid, all labels ignored.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -138,41 +139,41 @@ OpCase conv_case(Conv2dShape s) {
       reference);
 }
 
-OpCase conv_transpose_case(ConvTranspose2x2Shape s) {
+OpCase conv_transpose_case(ConvTransposeShape s) {
+  const int k = s.stride;
   const size_t x_size = size_t(s.batch) * s.in_channels * s.height * s.width;
-  const size_t w_size = size_t(s.in_channels) * s.out_channels * 4;
-  const size_t y_size = size_t(s.batch) * s.out_channels * 4 * s.height * s.width;
+  const size_t w_size = size_t(s.in_channels) * s.out_channels * k * k;
+  const size_t y_size = size_t(s.batch) * s.out_channels * k * k * s.height * s.width;
   auto forward = [=](const auto& x) {
     using T = typename std::decay_t<decltype(x[0])>::value_type;
     std::vector<T> y(y_size), workspace;
-    conv_transpose2x2_forward(x[0].data(), x[1].data(), x[2].data(), y.data(), s, workspace);
+    conv_transpose_forward(x[0].data(), x[1].data(), x[2].data(), y.data(), s, workspace);
     return y;
   };
   auto backward = [=](const auto& x, const auto& dy) {
     using T = typename std::decay_t<decltype(dy)>::value_type;
     Tensors<T> d = {zeros_like(x[0]), zeros_like(x[1]), zeros_like(x[2])};
     std::vector<T> workspace;
-    conv_transpose2x2_backward(x[0].data(), x[1].data(), dy.data(), d[0].data(), d[1].data(), d[2].data(), s,
-                               workspace);
+    conv_transpose_backward(x[0].data(), x[1].data(), dy.data(), d[0].data(), d[1].data(), d[2].data(), s, workspace);
     return d;
   };
   auto reference = [=](const Tensors<double>& x) {
-    // PyTorch's definition: every input pixel scatters weight[c, o, :, :] into the 2x2 block it owns.
+    // PyTorch's definition: every input pixel scatters weight[c, o, :, :] into the k×k block it owns.
     Vec y(y_size, 0.0);
-    const int H = 2 * s.height, W = 2 * s.width;
+    const int H = k * s.height, W = k * s.width;
     for (int b = 0; b < s.batch; ++b)
       for (int o = 0; o < s.out_channels; ++o)
         for (int oy = 0; oy < H; ++oy)
           for (int ox = 0; ox < W; ++ox) {
             double sum = x[2][o];
             for (int c = 0; c < s.in_channels; ++c)
-              sum += x[0][((size_t(b) * s.in_channels + c) * s.height + oy / 2) * s.width + ox / 2] *
-                     x[1][((size_t(c) * s.out_channels + o) * 2 + oy % 2) * 2 + ox % 2];
+              sum += x[0][((size_t(b) * s.in_channels + c) * s.height + oy / k) * s.width + ox / k] *
+                     x[1][((size_t(c) * s.out_channels + o) * k + oy % k) * k + ox % k];
             y[((size_t(b) * s.out_channels + o) * H + oy) * W + ox] = sum;
           }
     return y;
   };
-  return make_case("conv_transpose2x2",
+  return make_case("conv_transpose k" + std::to_string(k),
                    {random_vector(x_size, 7), random_vector(w_size, 8), random_vector(s.out_channels, 9)}, forward,
                    backward, reference);
 }
@@ -412,6 +413,91 @@ OpCase cross_entropy_case(const std::string& what, std::vector<uint8_t> labels, 
                    reference);
 }
 
+// Heatmap logits against targets: object centres (1), Gaussian shoulders, background (0), and two
+// logits whose sigmoid the clamp holds (no gradient through it).
+OpCase focal_loss_case() {
+  const Vec targets = {1, 0, 0.5, 0, 0.9, 1, 0, 0.2, 0, 0.01, 1, 0};
+  Vec logits = random_vector(targets.size(), 20, -3, 3);
+  logits[3] = 12;   // p > 1 − 1e-4: clamped
+  logits[10] = -12;  // p < 1e-4 at a centre: clamped
+  const int64_t n = int64_t(targets.size());
+  auto forward = [=](const auto& in) {
+    using T = typename std::decay_t<decltype(in[0])>::value_type;
+    const std::vector<T> g(targets.begin(), targets.end());
+    return std::vector<T>{T(focal_loss<T>(in[0].data(), g.data(), n, nullptr))};
+  };
+  auto backward = [=](const auto& in, const auto& dloss) {
+    using T = typename std::decay_t<decltype(dloss)>::value_type;
+    const std::vector<T> g(targets.begin(), targets.end());
+    Tensors<T> d = {zeros_like(in[0])};
+    focal_loss<T>(in[0].data(), g.data(), n, d[0].data());
+    for (T& v : d[0]) v *= dloss[0];
+    return d;
+  };
+  auto reference = [=](const Tensors<double>& in) {
+    double loss = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double p = std::clamp(1 / (1 + std::exp(-in[0][i])), 1e-4, 1 - 1e-4), g = targets[i];
+      loss += g == 1 ? -std::log(p) * std::pow(1 - p, 2) : -std::log(1 - p) * std::pow(p, 2) * std::pow(1 - g, 4);
+    }
+    return Vec{loss};
+  };
+  return make_case("focal_loss", {logits}, forward, backward, reference);
+}
+
+// Regression outputs gathered at object centres, a position repeated (two objects in one cell).
+OpCase gather_positions_case() {
+  const int channels = 3;
+  const int64_t plane = 6, batch = 2;
+  const std::vector<int64_t> positions = {0, 7, 7, 11, 3};
+  const int64_t k = int64_t(positions.size());
+  auto forward = [=](const auto& in) {
+    using T = typename std::decay_t<decltype(in[0])>::value_type;
+    std::vector<T> rows(size_t(k * channels));
+    gather_positions_forward(in[0].data(), positions.data(), k, channels, plane, rows.data());
+    return rows;
+  };
+  auto backward = [=](const auto& in, const auto& drows) {
+    using T = typename std::decay_t<decltype(drows)>::value_type;
+    Tensors<T> d = {zeros_like(in[0])};
+    gather_positions_backward(drows.data(), positions.data(), k, channels, plane, d[0].data());
+    return d;
+  };
+  auto reference = [=](const Tensors<double>& in) {
+    Vec rows;
+    for (int64_t position : positions)
+      for (int c = 0; c < channels; ++c) rows.push_back(in[0][size_t((position / plane * channels + c) * plane + position % plane)]);
+    return rows;
+  };
+  return make_case("gather_positions", {random_vector(size_t(batch * channels * plane), 21)}, forward, backward,
+                   reference);
+}
+
+OpCase l1_loss_case() {
+  const int64_t rows = 4;
+  const int channels = 3;
+  const Vec target = random_vector(size_t(rows * channels), 22);
+  auto forward = [=](const auto& in) {
+    using T = typename std::decay_t<decltype(in[0])>::value_type;
+    const std::vector<T> t(target.begin(), target.end());
+    return std::vector<T>{T(l1_loss<T>(in[0].data(), t.data(), rows, channels, nullptr))};
+  };
+  auto backward = [=](const auto& in, const auto& dloss) {
+    using T = typename std::decay_t<decltype(dloss)>::value_type;
+    const std::vector<T> t(target.begin(), target.end());
+    Tensors<T> d = {zeros_like(in[0])};
+    l1_loss<T>(in[0].data(), t.data(), rows, channels, d[0].data());
+    for (T& v : d[0]) v *= dloss[0];
+    return d;
+  };
+  auto reference = [=](const Tensors<double>& in) {
+    double loss = 0;
+    for (size_t i = 0; i < target.size(); ++i) loss += std::abs(in[0][i] - target[i]);
+    return Vec{loss};
+  };
+  return make_case("l1_loss", {random_vector(size_t(rows * channels), 23)}, forward, backward, reference);
+}
+
 std::vector<OpCase> op_table() {
   // Points in cells: several per cell, an empty cell (3), points outside the grid, both maps used.
   const std::vector<int64_t> scattered = {0, 0, 1, 4, 4, 4, -1, 7, 11, 11, 6, -1, 2};
@@ -424,7 +510,9 @@ std::vector<OpCase> op_table() {
       conv_case({2, 3, 4, 7, 6, 3, 2, 1}),
       conv_case({2, 3, 4, 4, 5, 1, 1, 0}),
       conv_case({1, 3, 2, 5, 4, 1, 2, 0}),
-      conv_transpose_case({2, 3, 5, 3, 4}),
+      conv_transpose_case({2, 3, 5, 3, 4, 2}),
+      conv_transpose_case({2, 3, 4, 3, 2, 1}),
+      conv_transpose_case({1, 2, 3, 2, 3, 4}),
       batchnorm_case({9, 3, 1}, "over points (N, C)"),
       batchnorm_case({2, 3, 20}, "over maps (B, C, H·W)"),
       relu_case(),
@@ -439,6 +527,9 @@ std::vector<OpCase> op_table() {
       cross_entropy_case("with ignored points", {1, 0, 2, 3, 4, 0, 2, 1}, false),
       cross_entropy_case("class weights", {1, 0, 2, 3, 4, 0, 2, 1}, true),
       cross_entropy_case("all points ignored", {0, 0, 0}, false),
+      focal_loss_case(),
+      gather_positions_case(),
+      l1_loss_case(),
   };
 }
 
@@ -519,6 +610,20 @@ TEST(CellIndex, GroupsPointsByCellInPointOrder) {
   EXPECT_EQ(index.cell_start, (std::vector<int64_t>{0, 2, 4}));
   EXPECT_EQ(index.sorted_points, (std::vector<int64_t>{2, 4, 0, 3}));
   EXPECT_EQ(index.point_slot, (std::vector<int64_t>{1, -1, 0, 1, 0}));
+}
+
+TEST(MaxPool3x3, KeepsEachPixelsNeighbourhoodMaximumAndItsPeaks) {
+  // 3×4 plane: peaks where a pixel equals its 3×3 neighbourhood's maximum (borders padded by −∞).
+  const std::vector<float> x = {1, 0, 0, 2,  //
+                                0, 0, 0, 0,  //
+                                0, 3, 0, 0};
+  std::vector<float> y(x.size());
+  max_pool3x3(x.data(), y.data(), 1, 3, 4);
+  EXPECT_EQ(y, (std::vector<float>{1, 1, 2, 2, 3, 3, 3, 2, 3, 3, 3, 0}));
+  std::vector<int> peaks;
+  for (size_t i = 0; i < x.size(); ++i)
+    if (x[i] == y[i] && x[i] > 0) peaks.push_back(int(i));
+  EXPECT_EQ(peaks, (std::vector<int>{0, 3, 9}));
 }
 
 TEST(Determinism, ReductionsAreBitIdenticalAcrossRuns) {

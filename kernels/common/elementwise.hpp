@@ -49,4 +49,43 @@ LT_HD void sgd_update(float& param, float grad, float& momentum_buffer, float lr
   param -= lr * momentum_buffer;
 }
 
+template <class T>
+LT_HD T sigmoid(T x) {
+  using std::exp;
+  return T(1) / (T(1) + exp(-x));
+}
+
+// CenterNet's focal loss of one heatmap element (CenterPoint, OpenPCDet FocalLossCenterNet): logit x,
+// target g in [0, 1] (1 at an object's centre, a Gaussian around it), p = sigmoid(x) clamped to
+// [1e-4, 1 − 1e-4] (outside it the clamp passes no gradient, as torch.clamp):
+//   g == 1:  −(1 − p)^α log p           otherwise:  −(1 − g)^β p^α log(1 − p),     α = 2, β = 4.
+// Writes the element's loss and d loss / d x.
+template <class T>
+LT_HD void focal_loss_element(T x, T g, T* loss, T* dloss_dx) {
+  using std::log;
+  const T lo = T(1e-4), hi = T(1) - T(1e-4);
+  const T p_raw = sigmoid(x);
+  const bool clamped = p_raw < lo || p_raw > hi;
+  const T p = p_raw < lo ? lo : (p_raw > hi ? hi : p_raw);
+  T dloss_dp;
+  if (g == T(1)) {
+    const T q = T(1) - p;
+    *loss = -log(p) * q * q;
+    dloss_dp = T(2) * q * log(p) - q * q / p;
+  } else {
+    const T w1 = T(1) - g, w = w1 * w1 * w1 * w1;
+    *loss = -log(T(1) - p) * p * p * w;
+    dloss_dp = -w * (T(2) * p * log(T(1) - p) - p * p / (T(1) - p));
+  }
+  *dloss_dx = clamped ? T(0) : dloss_dp * p_raw * (T(1) - p_raw);
+}
+
+// |pred − target| and its gradient (the sign; 0 at equality, as torch's L1).
+template <class T>
+LT_HD T l1_element(T pred, T target, T* dloss_dpred) {
+  const T d = pred - target;
+  *dloss_dpred = d > T(0) ? T(1) : (d < T(0) ? T(-1) : T(0));
+  return d > T(0) ? d : -d;
+}
+
 }  // namespace lt

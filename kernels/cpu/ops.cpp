@@ -218,48 +218,50 @@ void conv2d_backward(const T* x, const T* weight, const T* dy, T* dx, T* dweight
 // ---- conv-transpose 2x2 stride 2 -----------------------------------------------------------------
 
 template <class T>
-void conv_transpose2x2_forward(const T* x, const T* weight, const T* bias, T* y, const ConvTranspose2x2Shape& s,
-                               std::vector<T>& workspace) {
-  const int64_t pixels = int64_t(s.height) * s.width, taps = int64_t(s.out_channels) * 4;
-  const int out_w = 2 * s.width;
+void conv_transpose_forward(const T* x, const T* weight, const T* bias, T* y, const ConvTransposeShape& s,
+                            std::vector<T>& workspace) {
+  const int k = s.stride, kk = k * k;
+  const int64_t pixels = int64_t(s.height) * s.width, taps = int64_t(s.out_channels) * kk;
+  const int out_w = k * s.width;
   workspace.resize(size_t(taps * pixels));
   ConstMatrixMap<T> W(weight, s.in_channels, taps);
   for (int b = 0; b < s.batch; ++b) {
     MatrixMap<T> taps_out(workspace.data(), taps, pixels);  // ((o, p, q), (i, j))
     taps_out.noalias() = W.transpose() * ConstMatrixMap<T>(x + b * s.in_channels * pixels, s.in_channels, pixels);
-    T* yb = y + int64_t(b) * s.out_channels * 4 * pixels;
+    T* yb = y + int64_t(b) * s.out_channels * kk * pixels;
 #pragma omp parallel for schedule(static)
     for (int o = 0; o < s.out_channels; ++o) {
       const T bo = bias ? bias[o] : T(0);
-      for (int pq = 0; pq < 4; ++pq) {
-        const int p = pq / 2, q = pq % 2;
-        const T* src = workspace.data() + (int64_t(o) * 4 + pq) * pixels;
+      for (int pq = 0; pq < kk; ++pq) {
+        const int p = pq / k, q = pq % k;
+        const T* src = workspace.data() + (int64_t(o) * kk + pq) * pixels;
         for (int i = 0; i < s.height; ++i)
           for (int j = 0; j < s.width; ++j)
-            yb[(int64_t(o) * 2 * s.height + 2 * i + p) * out_w + 2 * j + q] = src[int64_t(i) * s.width + j] + bo;
+            yb[(int64_t(o) * k * s.height + k * i + p) * out_w + k * j + q] = src[int64_t(i) * s.width + j] + bo;
       }
     }
   }
 }
 
 template <class T>
-void conv_transpose2x2_backward(const T* x, const T* weight, const T* dy, T* dx, T* dweight, T* dbias,
-                                const ConvTranspose2x2Shape& s, std::vector<T>& workspace) {
-  const int64_t pixels = int64_t(s.height) * s.width, taps = int64_t(s.out_channels) * 4;
-  const int out_w = 2 * s.width;
+void conv_transpose_backward(const T* x, const T* weight, const T* dy, T* dx, T* dweight, T* dbias,
+                             const ConvTransposeShape& s, std::vector<T>& workspace) {
+  const int k = s.stride, kk = k * k;
+  const int64_t pixels = int64_t(s.height) * s.width, taps = int64_t(s.out_channels) * kk;
+  const int out_w = k * s.width;
   workspace.resize(size_t(taps * pixels));
   ConstMatrixMap<T> W(weight, s.in_channels, taps);
   MatrixMap<T> DW(dweight, s.in_channels, taps);
   for (int b = 0; b < s.batch; ++b) {
-    const T* dyb = dy + int64_t(b) * s.out_channels * 4 * pixels;
+    const T* dyb = dy + int64_t(b) * s.out_channels * kk * pixels;
 #pragma omp parallel for schedule(static)
     for (int o = 0; o < s.out_channels; ++o)
-      for (int pq = 0; pq < 4; ++pq) {
-        const int p = pq / 2, q = pq % 2;
-        T* dst = workspace.data() + (int64_t(o) * 4 + pq) * pixels;
+      for (int pq = 0; pq < kk; ++pq) {
+        const int p = pq / k, q = pq % k;
+        T* dst = workspace.data() + (int64_t(o) * kk + pq) * pixels;
         for (int i = 0; i < s.height; ++i)
           for (int j = 0; j < s.width; ++j)
-            dst[int64_t(i) * s.width + j] = dyb[(int64_t(o) * 2 * s.height + 2 * i + p) * out_w + 2 * j + q];
+            dst[int64_t(i) * s.width + j] = dyb[(int64_t(o) * k * s.height + k * i + p) * out_w + k * j + q];
       }
     ConstMatrixMap<T> dtaps(workspace.data(), taps, pixels);
     ConstMatrixMap<T> X(x + b * s.in_channels * pixels, s.in_channels, pixels);
@@ -268,8 +270,11 @@ void conv_transpose2x2_backward(const T* x, const T* weight, const T* dy, T* dx,
     if (dbias) {
       std::vector<T> per_tap(size_t(taps), T(0));
       add_row_sums(workspace.data(), taps, pixels, per_tap.data());
-      for (int o = 0; o < s.out_channels; ++o)
-        dbias[o] += per_tap[4 * o] + per_tap[4 * o + 1] + per_tap[4 * o + 2] + per_tap[4 * o + 3];
+      for (int o = 0; o < s.out_channels; ++o) {
+        T sum = T(0);
+        for (int pq = 0; pq < kk; ++pq) sum += per_tap[size_t(kk * o + pq)];
+        dbias[o] += sum;
+      }
     }
   }
 }
@@ -632,6 +637,78 @@ double cross_entropy(const T* logits, const uint8_t* labels, int64_t rows, int c
   return loss;
 }
 
+// ---- detection (CenterPoint) ---------------------------------------------------------------------
+
+template <class T>
+double focal_loss(const T* logits, const T* targets, int64_t n, T* dlogits) {
+  // Fixed chunks summed in order: the same bits whatever the thread count.
+  constexpr int64_t kChunk = 4096;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> partial(size_t(chunks), 0.0);
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < chunks; ++c) {
+    double sum = 0;
+    for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i) {
+      T loss, grad;
+      focal_loss_element(logits[i], targets[i], &loss, &grad);
+      sum += double(loss);
+      if (dlogits) dlogits[i] = grad;
+    }
+    partial[size_t(c)] = sum;
+  }
+  double total = 0;
+  for (double v : partial) total += v;
+  return total;
+}
+
+template <class T>
+void gather_positions_forward(const T* maps, const int64_t* positions, int64_t k, int channels, int64_t plane,
+                              T* rows) {
+  for (int64_t r = 0; r < k; ++r) {
+    const int64_t b = positions[r] / plane, hw = positions[r] % plane;
+    for (int c = 0; c < channels; ++c) rows[r * channels + c] = maps[(b * channels + c) * plane + hw];
+  }
+}
+
+template <class T>
+void gather_positions_backward(const T* drows, const int64_t* positions, int64_t k, int channels, int64_t plane,
+                               T* dmaps) {
+  for (int64_t r = 0; r < k; ++r) {
+    const int64_t b = positions[r] / plane, hw = positions[r] % plane;
+    for (int c = 0; c < channels; ++c) dmaps[(b * channels + c) * plane + hw] += drows[r * channels + c];
+  }
+}
+
+template <class T>
+double l1_loss(const T* pred, const T* target, int64_t rows, int channels, T* dpred) {
+  double total = 0;
+  for (int64_t i = 0; i < rows * channels; ++i) {
+    T grad;
+    total += double(l1_element(pred[i], target[i], &grad));
+    if (dpred) dpred[i] = grad;
+  }
+  return total;
+}
+
+template <class T>
+void max_pool3x3(const T* x, T* y, int64_t maps, int height, int width) {
+#pragma omp parallel for schedule(static)
+  for (int64_t m = 0; m < maps; ++m) {
+    const T* in = x + m * height * width;
+    T* out = y + m * height * width;
+    for (int i = 0; i < height; ++i)
+      for (int j = 0; j < width; ++j) {
+        T best = in[int64_t(i) * width + j];
+        for (int di = -1; di <= 1; ++di)
+          for (int dj = -1; dj <= 1; ++dj) {
+            const int a = i + di, b = j + dj;
+            if (a >= 0 && a < height && b >= 0 && b < width) best = std::max(best, in[int64_t(a) * width + b]);
+          }
+        out[int64_t(i) * width + j] = best;
+      }
+  }
+}
+
 // ---- instantiations -------------------------------------------------------------------------
 
 #define LT_INSTANTIATE(T)                                                                                             \
@@ -639,10 +716,10 @@ double cross_entropy(const T* logits, const uint8_t* labels, int64_t rows, int c
   template void linear_backward<T>(const T*, const T*, const T*, T*, T*, T*, int64_t, int, int);                      \
   template void conv2d_forward<T>(const T*, const T*, const T*, T*, const Conv2dShape&, std::vector<T>&);             \
   template void conv2d_backward<T>(const T*, const T*, const T*, T*, T*, T*, const Conv2dShape&, std::vector<T>&);    \
-  template void conv_transpose2x2_forward<T>(const T*, const T*, const T*, T*, const ConvTranspose2x2Shape&,          \
-                                             std::vector<T>&);                                                        \
-  template void conv_transpose2x2_backward<T>(const T*, const T*, const T*, T*, T*, T*, const ConvTranspose2x2Shape&, \
-                                              std::vector<T>&);                                                       \
+  template void conv_transpose_forward<T>(const T*, const T*, const T*, T*, const ConvTransposeShape&,                \
+                                          std::vector<T>&);                                                           \
+  template void conv_transpose_backward<T>(const T*, const T*, const T*, T*, T*, T*, const ConvTransposeShape&,       \
+                                           std::vector<T>&);                                                          \
   template void batchnorm_sums<T>(const T*, const BatchNormShape&, double*);                                          \
   template void batchnorm_apply<T>(const T*, const T*, const T*, const T*, const T*, T*, const BatchNormShape&);      \
   template void batchnorm_backward_sums<T>(const T*, const T*, const T*, const T*, const BatchNormShape&, double*);   \
@@ -658,7 +735,12 @@ double cross_entropy(const T* logits, const uint8_t* labels, int64_t rows, int c
   template void scatter_mean_backward<T>(const T*, const CellIndex&, int, T*);                                        \
   template void devoxelize_forward<T>(const T*, const CellIndex&, int, int64_t, T*);                                  \
   template void devoxelize_backward<T>(const T*, const CellIndex&, int, int64_t, T*);                                 \
-  template double cross_entropy<T>(const T*, const uint8_t*, int64_t, int, const T*, int, T*);
+  template double cross_entropy<T>(const T*, const uint8_t*, int64_t, int, const T*, int, T*);                        \
+  template double focal_loss<T>(const T*, const T*, int64_t, T*);                                                     \
+  template void gather_positions_forward<T>(const T*, const int64_t*, int64_t, int, int64_t, T*);                     \
+  template void gather_positions_backward<T>(const T*, const int64_t*, int64_t, int, int64_t, T*);                    \
+  template double l1_loss<T>(const T*, const T*, int64_t, int, T*);                                                   \
+  template void max_pool3x3<T>(const T*, T*, int64_t, int, int);
 
 LT_INSTANTIATE(float)
 LT_INSTANTIATE(double)

@@ -3,7 +3,7 @@
 // T = float (training) and T = double (the finite-difference gradient tests).
 //
 // Layouts follow PyTorch: point features (N, C) row-major; BEV maps (B, C, H, W); linear weights
-// (out, in); conv weights (out, in, k, k); conv-transpose weights (in, out, 2, 2).
+// (out, in); conv weights (out, in, k, k); conv-transpose weights (in, out, k, k).
 // Invariants, for every op:
 // - parameter gradients accumulate (+=), input gradients are overwritten (=) unless the name says add;
 // - reductions run in a fixed order (fixed chunks, channels in parallel, chunks summed in order), so
@@ -37,17 +37,19 @@ template <class T>
 void conv2d_backward(const T* x, const T* weight, const T* dy, T* dx, T* dweight, T* dbias, const Conv2dShape& s,
                      std::vector<T>& workspace);
 
-// ---- conv-transpose, kernel 2, stride 2: (B, in, H, W) -> (B, out, 2H, 2W) -----------------------
-struct ConvTranspose2x2Shape {
-  int batch, in_channels, out_channels, height, width;
-  int64_t macs() const { return int64_t(batch) * in_channels * out_channels * 4 * height * width; }
+// ---- conv-transpose, kernel = stride = k (1, 2, 4, …): (B, in, H, W) -> (B, out, kH, kW) ---------------
+// Every input pixel owns the k×k block it scatters into (no overlap): the upsampling of U-Net decoders
+// (k 2) and of the PointPillars/SECOND neck (k 1, 2, 4).
+struct ConvTransposeShape {
+  int batch, in_channels, out_channels, height, width, stride;
+  int64_t macs() const { return int64_t(batch) * in_channels * out_channels * stride * stride * height * width; }
 };
 template <class T>
-void conv_transpose2x2_forward(const T* x, const T* weight, const T* bias, T* y, const ConvTranspose2x2Shape& s,
-                               std::vector<T>& workspace);
+void conv_transpose_forward(const T* x, const T* weight, const T* bias, T* y, const ConvTransposeShape& s,
+                            std::vector<T>& workspace);
 template <class T>
-void conv_transpose2x2_backward(const T* x, const T* weight, const T* dy, T* dx, T* dweight, T* dbias,
-                                const ConvTranspose2x2Shape& s, std::vector<T>& workspace);
+void conv_transpose_backward(const T* x, const T* weight, const T* dy, T* dx, T* dweight, T* dbias,
+                             const ConvTransposeShape& s, std::vector<T>& workspace);
 
 // ---- batch norm over (outer, C, inner): points are (N, C, 1), maps (B, C, H·W) ------------------
 // Split into per-channel sums and their application, so that SyncBN can all-reduce the sums between.
@@ -129,5 +131,26 @@ void devoxelize_backward(const T* dfeatures, const CellIndex& index, int channel
 template <class T>
 double cross_entropy(const T* logits, const uint8_t* labels, int64_t rows, int classes, const T* class_weights,
                      int ignore_label, T* dlogits);
+
+// ---- detection (CenterPoint) ---------------------------------------------------------------------
+// Focal loss (focal_loss_element) of heatmap logits against their Gaussian targets, summed over the n
+// elements in a fixed order (normalising by the object count is the caller's). dlogits (if not null)
+// = d sum / d logits.
+template <class T>
+double focal_loss(const T* logits, const T* targets, int64_t n, T* dlogits);
+// rows (K, C) = maps (B, C, plane) at K positions b·plane + hw (the regression outputs at object centres).
+template <class T>
+void gather_positions_forward(const T* maps, const int64_t* positions, int64_t k, int channels, int64_t plane,
+                              T* rows);
+// dmaps += drows at their positions (in order of k, so repeated positions add up deterministically).
+template <class T>
+void gather_positions_backward(const T* drows, const int64_t* positions, int64_t k, int channels, int64_t plane,
+                               T* dmaps);
+// Σ |pred − target| over (rows, C); dpred (if not null) = its gradient.
+template <class T>
+double l1_loss(const T* pred, const T* target, int64_t rows, int channels, T* dpred);
+// 3×3 max pooling, stride 1, padding by −∞ (CenterPoint's peak finding), over `maps` planes of H×W.
+template <class T>
+void max_pool3x3(const T* x, T* y, int64_t maps, int height, int width);
 
 }  // namespace lt::ops

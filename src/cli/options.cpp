@@ -1,5 +1,7 @@
 #include "src/cli/options.hpp"
 
+#include <cmath>
+
 #include <filesystem>
 #include <sstream>
 
@@ -113,6 +115,12 @@ std::vector<float> parse_non_negative_floats(const std::string& text, const std:
   return parse_list<float>(
       text, key, "non-negative numbers", [](const std::string& s, size_t* used) { return std::stof(s, used); },
       [](float v) { return v >= 0; });
+}
+
+std::vector<double> parse_finite_doubles(const std::string& text, const std::string& key) {
+  return parse_list<double>(
+      text, key, "finite numbers", [](const std::string& s, size_t* used) { return std::stod(s, used); },
+      [](double v) { return std::isfinite(v); });
 }
 
 }  // namespace lt

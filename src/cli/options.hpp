@@ -36,5 +36,6 @@ void require_non_negative(const po::variables_map& values, const std::string& ke
 // Comma-separated values of option `key` ("32,64,128"); InputError naming the key for anything else.
 std::vector<int> parse_positive_ints(const std::string& text, const std::string& key);
 std::vector<float> parse_non_negative_floats(const std::string& text, const std::string& key);
+std::vector<double> parse_finite_doubles(const std::string& text, const std::string& key);
 
 }  // namespace lt

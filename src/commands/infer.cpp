@@ -1,79 +1,138 @@
-// lidartrain infer: one frame through a semseg checkpoint, written as a SemanticKITTI .label file.
+// lidartrain infer: one frame through a checkpoint. semseg: a SemanticKITTI .label file; bevdet: boxes
+// as text — KITTI label_2 lines in the camera frame with --calib, else one LiDAR-frame box per line.
+// --bench N times N runs (preparation, forward and, for bevdet, decode) and prints p50/p99.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 
 #include "io/raw_formats.hpp"
 #include "src/cli/options.hpp"
 #include "src/commands/commands.hpp"
 #include "src/common/error.hpp"
 #include "src/common/stats.hpp"
+#include "src/models/bevdet.hpp"
 #include "src/train/data.hpp"
 #include "src/train/evaluate.hpp"
 #include "src/train/trainer.hpp"
 
 namespace lt {
+namespace {
+
+constexpr const char* kBoxClassNames[4] = {"DontCare", "Car", "Pedestrian", "Cyclist"};
+
+void write_atomically(const std::string& out, const std::string& bytes) {
+  const std::string tmp = out + ".tmp";
+  {
+    std::ofstream file(tmp, std::ios::binary | std::ios::trunc);
+    file.write(bytes.data(), std::streamsize(bytes.size()));
+    file.flush();
+    require(bool(file), tmp + ": write failed");
+  }
+  std::filesystem::rename(tmp, out);
+}
+
+// The detections as text: label_2 lines (camera frame) with a calibration, else a header and LiDAR-frame boxes.
+std::string boxes_text(const std::vector<Detection>& detections, const KittiCalib* calib) {
+  std::string out;
+  char line[256];
+  if (!calib) out += "# class x y z dx dy dz heading score  (LiDAR frame: m, rad; z at the box centre)\n";
+  for (const Detection& d : detections) {
+    if (calib) {
+      out += kitti_label_line(lidar_box_to_kitti(d.box, *calib, kBoxClassNames[d.label]), d.score) + "\n";
+      continue;
+    }
+    std::snprintf(line, sizeof line, "%s %.3f %.3f %.3f %.3f %.3f %.3f %.4f %.4f\n", kBoxClassNames[d.label], d.box[0],
+                  d.box[1], d.box[2], d.box[3], d.box[4], d.box[5], d.box[6], d.score);
+    out += line;
+  }
+  return out;
+}
+
+}  // namespace
 
 int infer_main(int argc, char** argv, const Comm& comm) {
   po::options_description options("Options");
   options.add_options()("checkpoint", po::value<std::string>()->required()->value_name("CKPT"), "checkpoint file")(
       "input", po::value<std::string>()->required()->value_name("FRAME.bin"),
       "KITTI/SemanticKITTI .bin (x, y, z, reflectance float32)")(
-      "out", po::value<std::string>()->value_name("FILE.label"),
-      "SemanticKITTI .label output: uint32 raw ids through the inverse learning_map")(
+      "out", po::value<std::string>()->value_name("FILE"),
+      "semseg: SemanticKITTI .label output (uint32 raw ids through the inverse learning_map); bevdet: the boxes "
+      "as text (default: standard output)")(
+      "calib", po::value<std::string>()->value_name("CALIB.txt"),
+      "bevdet: KITTI calib file; boxes are written as label_2 lines in the camera frame")(
       "bench", po::value<int>()->default_value(0)->value_name("N"), "time N runs and print latency p50/p99")(
       "json", po::value<std::string>()->value_name("FILE"), "with --bench: write the latencies as JSON");
   const ParsedCommand parsed = parse_command("infer", options, {}, argc, argv);
   if (parsed.help) {
     if (comm.is_root())
-      std::cout << usage_text("infer", "--checkpoint CKPT --input FRAME.bin [--out FILE.label] [--bench N]",
-                              "Segments one frame.", options);
+      std::cout << usage_text("infer", "--checkpoint CKPT --input FRAME.bin [--out FILE] [--calib CALIB] [--bench N]",
+                              "Segments one frame (semseg) or detects its objects (bevdet).", options);
     return kExitOk;
   }
   const auto& values = parsed.values;
   require_non_negative(values, "bench");
   const std::string input = values["input"].as<std::string>();
-  Semseg model = load_semseg(values["checkpoint"].as<std::string>());
+  const std::unique_ptr<Model> model = load_model(values["checkpoint"].as<std::string>());
+  auto* bevdet = dynamic_cast<Bevdet*>(model.get());
+  auto* semseg = dynamic_cast<Semseg*>(model.get());
+  require(bevdet || !values.count("calib"), "--calib: only for a bevdet checkpoint (this one is " + model->name() + ")");
+  std::optional<KittiCalib> calib;
+  if (values.count("calib")) calib = read_kitti_calib(values["calib"].as<std::string>());
   Frame frame;
   frame.id = input;
   frame.points = read_point_file(input, 4, 1.f);
   validate_frame(frame, DatasetKind{}, input);
   const PointBatch batch = make_batch({frame});
-  const std::vector<uint8_t> predicted = predict_labels(model.forward(batch, false), batch.num_points());
+  // One run: what --bench times.
+  std::vector<uint8_t> predicted;
+  std::vector<Detection> detections;
+  const auto run = [&] {
+    if (semseg)
+      predicted = predict_labels(semseg->forward(batch, false), batch.num_points());
+    else
+      detections = bevdet->detect(batch).front();
+  };
+  run();
   if (!comm.is_root()) return kExitOk;
 
-  if (values.count("out")) {
+  if (semseg && values.count("out")) {
     const std::array<uint32_t, kNumSemanticClasses> raw_of = learning_map_inverse();
     std::vector<uint32_t> raw(predicted.size());
     std::transform(predicted.begin(), predicted.end(), raw.begin(), [&](uint8_t id) { return raw_of[id]; });
-    const std::string out = values["out"].as<std::string>(), tmp = out + ".tmp";
-    {
-      std::ofstream file(tmp, std::ios::binary | std::ios::trunc);
-      file.write(reinterpret_cast<const char*>(raw.data()), std::streamsize(raw.size() * sizeof(uint32_t)));
-      require(bool(file), tmp + ": write failed");
-    }
-    std::filesystem::rename(tmp, out);
+    const std::string out = values["out"].as<std::string>();
+    write_atomically(out, std::string(reinterpret_cast<const char*>(raw.data()), raw.size() * sizeof(uint32_t)));
     std::printf("infer: %lld points -> %s\n", static_cast<long long>(batch.num_points()), out.c_str());
+  }
+  if (bevdet) {
+    const std::string text = boxes_text(detections, calib ? &*calib : nullptr);
+    if (values.count("out")) {
+      write_atomically(values["out"].as<std::string>(), text);
+      std::printf("infer: %lld points, %zu boxes -> %s\n", static_cast<long long>(batch.num_points()),
+                  detections.size(), values["out"].as<std::string>().c_str());
+    } else if (values["bench"].as<int>() == 0) {
+      std::fputs(text.c_str(), stdout);
+    }
   }
   const int runs = values["bench"].as<int>();
   if (runs > 0) {
     std::vector<double> latencies_ms;
     for (int i = 0; i < runs; ++i) {
       const auto t0 = std::chrono::steady_clock::now();
-      predict_labels(model.forward(batch, false), batch.num_points());
+      run();
       latencies_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     }
     std::vector<double> sorted = latencies_ms;
     std::sort(sorted.begin(), sorted.end());
     const auto rank = [&](double q) { return sorted[std::min(sorted.size() - 1, size_t(q * double(sorted.size())))]; };
-    std::printf("infer --bench %d: %lld points, latency p50 %.2f ms, p99 %.2f ms\n", runs,
+    std::printf("infer --bench %d: %s, %lld points, latency p50 %.2f ms, p99 %.2f ms\n", runs, model->name().c_str(),
                 static_cast<long long>(batch.num_points()), rank(0.5), rank(0.99));
     if (values.count("json")) {
       JsonWriter json;
-      json.begin_object().key("runs").value(runs).key("points").value(batch.num_points());
+      json.begin_object().key("model").value(model->name()).key("runs").value(runs).key("points").value(batch.num_points());
       json.key("latency_ms_p50").value(rank(0.5)).key("latency_ms_p99").value(rank(0.99));
       json.key("latency_ms").begin_array();
       for (double l : latencies_ms) json.value(l);

@@ -1,7 +1,10 @@
 // lidartrain profile: parameters, MACs and forward/backward time per layer of a config's model, on a
-// 120k-point frame (synthetic scans), in training mode.
+// 120k-point frame (synthetic scans), in training mode; and the whole step, the input preparation
+// (semseg: BEV cell index and point features; bevdet: pillarization and targets) and one inference
+// (preparation, forward in eval mode, decode) as p50.
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -13,7 +16,9 @@
 #include "src/common/json.hpp"
 #include "src/synth/scene.hpp"
 #include "src/train/config.hpp"
+#include "src/models/bevdet.hpp"
 #include "src/train/data.hpp"
+#include "src/train/trainer.hpp"
 
 namespace lt {
 
@@ -46,44 +51,64 @@ int profile_main(int argc, char** argv, const Comm& comm) {
     const int64_t take = std::min(scan.num_points(), wanted - frame.num_points());
     frame.points.insert(frame.points.end(), scan.points.begin(), scan.points.begin() + 4 * take);
     frame.labels.insert(frame.labels.end(), scan.labels.begin(), scan.labels.begin() + take);
+    frame.boxes.insert(frame.boxes.end(), scan.boxes.begin(), scan.boxes.end());
+    frame.box_labels.insert(frame.box_labels.end(), scan.box_labels.begin(), scan.box_labels.end());
   }
   const PointBatch batch = make_batch({frame});
-  Semseg model(config.semseg);
+  const std::unique_ptr<Model> model_ptr = make_model(config);
+  Model& model = *model_ptr;
   model.init(config.seed);
-  double step_s = 0;
+  const auto seconds_since = [](std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  double step_s = 0, prepare_s = 0;
+  std::vector<double> infer_s;
   for (int i = 0; i <= repeat; ++i) {
     if (i == 1) model.reset_profile_times();
-    const auto t0 = std::chrono::steady_clock::now();
-    const std::vector<float>& logits = model.forward(batch, true);
-    std::vector<float> dlogits(logits.size());
-    ops::cross_entropy<float>(logits.data(), batch.labels.data(), batch.num_points(), kNumSemanticClasses, nullptr, 0,
-                              dlogits.data());
+    auto t0 = std::chrono::steady_clock::now();
+    std::unique_ptr<ModelInput> input = model.prepare(batch, true);
+    const double prepared = seconds_since(t0);
     model.params().zero_grads();
-    model.backward(dlogits);
-    if (i > 0) step_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double normaliser = model.loss_normaliser(input->loss_weight);
+    model.forward_loss(std::move(input), normaliser);
+    model.backward();
+    if (i > 0) step_s += seconds_since(t0), prepare_s += prepared;
   }
+  std::vector<LayerProfile> training = model.profile();
+  for (int i = 0; i <= repeat; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (auto* bevdet = dynamic_cast<Bevdet*>(&model))
+      bevdet->detect(batch);
+    else
+      dynamic_cast<Semseg&>(model).forward(batch, false);
+    if (i > 0) infer_s.push_back(seconds_since(t0));
+  }
+  std::sort(infer_s.begin(), infer_s.end());
+  const double infer_p50_ms = 1e3 * infer_s[infer_s.size() / 2];
   if (!comm.is_root()) return kExitOk;
 
-  std::printf("profile: semseg, %lld points, %d threads, mean of %d steps\n",
+  std::printf("profile: %s, %lld points, %d threads, mean of %d steps\n", model.name().c_str(),
               static_cast<long long>(batch.num_points()), omp_get_max_threads(), repeat);
   std::printf("%-14s %10s %12s %10s %10s\n", "layer", "params", "MMACs", "fwd ms", "bwd ms");
   int64_t total_params = 0, total_macs = 0;
   double total_fwd = 0, total_bwd = 0;
-  for (const LayerProfile& layer : model.profile()) {
+  for (const LayerProfile& layer : training) {
     const double fwd = 1e3 * layer.forward_s / repeat, bwd = 1e3 * layer.backward_s / repeat;
     std::printf("%-14s %10lld %12.1f %10.2f %10.2f\n", layer.name.c_str(), static_cast<long long>(layer.params),
                 double(layer.macs) * 1e-6, fwd, bwd);
     total_params += layer.params, total_macs += layer.macs, total_fwd += fwd, total_bwd += bwd;
   }
-  std::printf("%-14s %10lld %12.1f %10.2f %10.2f   (step incl. loss: %.1f ms)\n", "total",
-              static_cast<long long>(total_params), double(total_macs) * 1e-6, total_fwd, total_bwd,
-              1e3 * step_s / repeat);
+  std::printf("%-14s %10lld %12.1f %10.2f %10.2f\n", "total", static_cast<long long>(total_params),
+              double(total_macs) * 1e-6, total_fwd, total_bwd);
+  std::printf("training step %.1f ms (of which input preparation %.2f ms); inference p50 %.1f ms\n",
+              1e3 * step_s / repeat, 1e3 * prepare_s / repeat, infer_p50_ms);
   if (values.count("json")) {
     JsonWriter json;
-    json.begin_object().key("model").value("semseg").key("points").value(batch.num_points());
+    json.begin_object().key("model").value(model.name()).key("points").value(batch.num_points());
     json.key("threads").value(omp_get_max_threads()).key("step_ms").value(1e3 * step_s / repeat);
+    json.key("prepare_ms").value(1e3 * prepare_s / repeat).key("infer_p50_ms").value(infer_p50_ms);
     json.key("layers").begin_array();
-    for (const LayerProfile& layer : model.profile())
+    for (const LayerProfile& layer : training)
       json.begin_object()
           .key("name")
           .value(layer.name)

@@ -7,21 +7,11 @@
 
 namespace lt {
 namespace {
-
 constexpr int kPointFeatures = 8;
-
-// Adds the time since `start` to the profile entry `name`'s forward or backward time.
-struct PhaseTimer {
-  std::vector<LayerProfile>& profile;
-  size_t index;
-  bool backward;
-  double start = now_s();
-  ~PhaseTimer() { (backward ? profile[index].backward_s : profile[index].forward_s) += now_s() - start; }
-};
-
 }  // namespace
 
-Semseg::Semseg(const SemsegConfig& config) : config_(config) {
+Semseg::Semseg(const SemsegConfig& config, std::vector<float> class_weights)
+    : config_(config), class_weights_(std::move(class_weights)) {
   const auto [c1, c2] = config.point_channels;
   const auto [a, b, c] = config.bev_channels;
   mlp1_.declare(params_, buffers_, "point_mlp.0", kPointFeatures, c1);
@@ -61,10 +51,6 @@ void Semseg::set_sync_bn(const SumOverRanks& sum) {
     block->bn.sync = sum;
 }
 
-void Semseg::reset_profile_times() {
-  for (LayerProfile& layer : profile_) layer.forward_s = layer.backward_s = 0;
-}
-
 SemsegInput Semseg::prepare(const SemsegConfig& config, const PointBatch& batch) {
   const int grid = config.grid_size();
   const float range = float(config.range_m), voxel = float(config.voxel_size_m);
@@ -98,6 +84,32 @@ SemsegInput Semseg::prepare(const SemsegConfig& config, const PointBatch& batch)
     f[7] = std::sqrt(q[0] * q[0] + q[1] * q[1]);
   }
   return input;
+}
+
+std::unique_ptr<ModelInput> Semseg::prepare(const PointBatch& batch, bool with_targets) const {
+  auto input = std::make_unique<SemsegInput>(prepare(config_, batch));
+  if (with_targets) {
+    input->labels = batch.labels;
+    for (uint8_t label : input->labels)
+      if (label != 0) input->loss_weight += class_weights_.empty() ? 1.0 : double(class_weights_[label]);
+  }
+  return input;
+}
+
+double Semseg::forward_loss(std::unique_ptr<ModelInput> input, double normaliser) {
+  auto& in = dynamic_cast<SemsegInput&>(*input);
+  const int64_t points = in.points;
+  const double weight = in.loss_weight;
+  const std::vector<uint8_t> labels = std::move(in.labels);
+  const std::vector<float>& logits = forward(std::move(in), true);
+  dlogits_.resize(logits.size());
+  const double loss = ops::cross_entropy<float>(logits.data(), labels.data(), points, kNumSemanticClasses,
+                                                class_weights_.empty() ? nullptr : class_weights_.data(), 0,
+                                                dlogits_.data());
+  // The mean over this micro-batch's labelled points, scaled to its share of the global batch's weight.
+  const float scale = normaliser > 0 ? float(weight / normaliser) : 0.f;
+  for (float& d : dlogits_) d *= scale;
+  return normaliser > 0 ? loss * weight / normaliser : 0.0;
 }
 
 const std::vector<float>& Semseg::forward(SemsegInput input, bool training) {
@@ -183,11 +195,7 @@ const std::vector<float>& Semseg::forward(SemsegInput input, bool training) {
   profile_[8].macs = up1_.macs();
   profile_[9].macs = dec1_.macs();
   profile_[11].macs = head1_.linear.macs(n) + head2_.macs(n);
-  for (LayerProfile& layer : profile_) {
-    layer.params = 0;
-    for (const TensorView& view : params_.views())
-      if (view.name.rfind(layer.name + ".", 0) == 0) layer.params += view.size;
-  }
+  count_profile_params();
   (void)c;
   return logits_;
 }

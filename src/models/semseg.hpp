@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "io/label_map.hpp"
+#include "src/models/model.hpp"
 #include "src/nn/layers.hpp"
 
 namespace lt {
@@ -30,38 +31,29 @@ struct SemsegConfig {
   int grid_size() const { return int(std::lround(2 * range_m / voxel_size_m)); }
 };
 
-// Frames concatenated, with each point's frame (as spconv/OpenPCDet batch them).
-struct PointBatch {
-  int frames = 0;
-  std::vector<float> points;      // (N, 4)
-  std::vector<int32_t> frame_of;  // (N)
-  std::vector<uint8_t> labels;    // (N), may be empty at inference
-  int64_t num_points() const { return int64_t(frame_of.size()); }
-};
-
 // What forward needs of a batch besides its weights: each point's BEV cell (the cell index voxelize and
-// devoxelize use) and its 8 point features. Made by Semseg::prepare, which depends on the config only,
-// so the training loader makes it on its thread while the previous step computes.
-struct SemsegInput {
-  int frames = 0;
-  int64_t points = 0;
+// devoxelize use) and its 8 point features; for training, the labels. Made by Semseg::prepare, which
+// depends on the config only, so the training loader makes it on its thread while the previous step
+// computes.
+struct SemsegInput : ModelInput {
   ops::CellIndex cells;
   std::vector<float> features;  // (N, 8)
+  std::vector<uint8_t> labels;  // (N), training only
 };
 
-// Per-layer figures for `lidartrain profile`.
-struct LayerProfile {
-  std::string name;
-  int64_t params = 0, macs = 0;
-  double forward_s = 0, backward_s = 0;
-};
-
-class Semseg {
+class Semseg : public Model {
  public:
-  explicit Semseg(const SemsegConfig& config);
-  void init(uint64_t seed);
+  // class_weights: the cross-entropy weight per training id (empty: all 1).
+  explicit Semseg(const SemsegConfig& config, std::vector<float> class_weights = {});
+  std::string name() const override { return "semseg"; }
+  void init(uint64_t seed) override;
 
   static SemsegInput prepare(const SemsegConfig& config, const PointBatch& batch);
+  std::unique_ptr<ModelInput> prepare(const PointBatch& batch, bool with_targets) const override;
+  // Σ class weight over the labelled points of the global batch (0: no gradient).
+  double loss_normaliser(double total_weight) const override { return total_weight; }
+  double forward_loss(std::unique_ptr<ModelInput> input, double normaliser) override;
+  void backward() override { backward(dlogits_); }
   // Returns the logits (N, 20). training: batch statistics in BN (and running stats updated). The model
   // keeps the input (backward needs its cell index).
   const std::vector<float>& forward(SemsegInput input, bool training);
@@ -73,20 +65,12 @@ class Semseg {
   // at or above it is final (what lets the all-reduce of those buckets start while backward goes on).
   void backward(const std::vector<float>& dlogits);
 
-  // SyncBN: every BN layer sums its statistics over ranks with `sum` (empty: per-rank statistics).
-  void set_sync_bn(const SumOverRanks& sum);
-  void set_grads_ready_hook(std::function<void(int64_t first_final_offset)> hook) { grads_ready_ = std::move(hook); }
-
-  ParamStore& params() { return params_; }
-  ParamStore& buffers() { return buffers_; }
+  void set_sync_bn(const SumOverRanks& sum) override;
   const SemsegConfig& config() const { return config_; }
-  // Per layer: parameters, MACs of the last forward, and accumulated forward/backward seconds.
-  const std::vector<LayerProfile>& profile() const { return profile_; }
-  void reset_profile_times();
 
  private:
   SemsegConfig config_;
-  ParamStore params_, buffers_;
+  std::vector<float> class_weights_;
   LinearBnRelu mlp1_, mlp2_;
   ConvBnRelu enc1a_, enc1b_, enc2a_, enc2b_, enc3a_, enc3b_, up2_, dec2_, up1_, dec1_;
   LinearBnRelu head1_;
@@ -99,13 +83,7 @@ class Semseg {
   std::vector<float> features_;  // (N, 8)
   std::vector<float> grid0_, cat2_, cat1_, point_bev_, point_cat_, logits_;
   std::vector<int64_t> argmax_;
-  std::vector<LayerProfile> profile_;
-
-  std::function<void(int64_t)> grads_ready_;
-
-  void grads_ready(int64_t first_final_offset) {
-    if (grads_ready_) grads_ready_(first_final_offset);
-  }
+  std::vector<float> dlogits_;  // kept by forward_loss for backward()
 };
 
 }  // namespace lt

@@ -117,15 +117,16 @@ void Conv2d::init(ParamStore& params, Rng& rng) const {
   if (bias >= 0) init_uniform(params, bias, shape.out_channels, fan_in, rng);
 }
 
-void ConvTranspose2x2::declare(ParamStore& params, const std::string& name, int in, int out, bool with_bias) {
-  shape = ops::ConvTranspose2x2Shape{0, in, out, 0, 0};
-  weight = params.add(name + ".weight", {in, out, 2, 2});
+void ConvTranspose::declare(ParamStore& params, const std::string& name, int in, int out, int stride,
+                            bool with_bias) {
+  shape = ops::ConvTransposeShape{0, in, out, 0, 0, stride};
+  weight = params.add(name + ".weight", {in, out, stride, stride});
   bias = with_bias ? params.add(name + ".bias", {out}, false) : -1;
 }
 
-void ConvTranspose2x2::init(ParamStore& params, Rng& rng) const {
+void ConvTranspose::init(ParamStore& params, Rng& rng) const {
   // PyTorch computes fan_in of a transposed conv's weight (in, out, k, k) as out·k·k.
-  const int64_t fan_in = int64_t(shape.out_channels) * 4;
+  const int64_t fan_in = int64_t(shape.out_channels) * shape.stride * shape.stride;
   init_uniform(params, weight, int64_t(shape.in_channels) * fan_in, fan_in, rng);
   if (bias >= 0) init_uniform(params, bias, shape.out_channels, fan_in, rng);
 }
@@ -167,9 +168,9 @@ void ConvBnRelu::declare(ParamStore& params, ParamStore& buffers, const std::str
 }
 
 void ConvBnRelu::declare_transpose(ParamStore& params, ParamStore& buffers, const std::string& name, int in,
-                                   int out_channels) {
+                                   int out_channels, int stride) {
   transpose = true;
-  deconv.declare(params, name + ".0", in, out_channels, false);
+  deconv.declare(params, name + ".0", in, out_channels, stride, false);
   bn.declare(params, buffers, name + ".1", out_channels);
 }
 
@@ -185,10 +186,10 @@ int ConvBnRelu::out_channels() const {
   return transpose ? deconv.shape.out_channels : conv.shape.out_channels;
 }
 int ConvBnRelu::out_height() const {
-  return transpose ? 2 * in_height : (in_height + 2 - 3) / conv.shape.stride + 1;
+  return transpose ? deconv.shape.stride * in_height : (in_height + 2 - 3) / conv.shape.stride + 1;
 }
 int ConvBnRelu::out_width() const {
-  return transpose ? 2 * in_width : (in_width + 2 - 3) / conv.shape.stride + 1;
+  return transpose ? deconv.shape.stride * in_width : (in_width + 2 - 3) / conv.shape.stride + 1;
 }
 
 int64_t ConvBnRelu::macs() const {
@@ -211,7 +212,7 @@ const float* ConvBnRelu::forward(const ParamStore& params, ParamStore& buffers, 
   if (transpose) {
     auto s = deconv.shape;
     s.batch = batch, s.height = height, s.width = width;
-    ops::conv_transpose2x2_forward<float>(x, params.value(deconv.weight), nullptr, pre.data(), s, workspace);
+    ops::conv_transpose_forward<float>(x, params.value(deconv.weight), nullptr, pre.data(), s, workspace);
   } else {
     auto s = conv.shape;
     s.batch = batch, s.height = height, s.width = width;
@@ -230,8 +231,8 @@ void ConvBnRelu::backward(ParamStore& params, const float* x, std::vector<float>
   if (transpose) {
     auto s = deconv.shape;
     s.batch = batch, s.height = in_height, s.width = in_width;
-    ops::conv_transpose2x2_backward<float>(x, params.value(deconv.weight), dpre.data(), dx, params.grad(deconv.weight),
-                                           nullptr, s, workspace);
+    ops::conv_transpose_backward<float>(x, params.value(deconv.weight), dpre.data(), dx, params.grad(deconv.weight),
+                                        nullptr, s, workspace);
   } else {
     auto s = conv.shape;
     s.batch = batch, s.height = in_height, s.width = in_width;

@@ -59,10 +59,11 @@ struct Conv2d {
   void init(ParamStore& params, Rng& rng) const;
 };
 
-struct ConvTranspose2x2 {
-  ops::ConvTranspose2x2Shape shape{};
-  int64_t weight = -1, bias = -1;  // (in, out, 2, 2), (out)
-  void declare(ParamStore& params, const std::string& name, int in, int out, bool with_bias);
+// Kernel = stride (1, 2, 4, …): each input pixel owns a stride×stride block of the output.
+struct ConvTranspose {
+  ops::ConvTransposeShape shape{};
+  int64_t weight = -1, bias = -1;  // (in, out, k, k), (out)
+  void declare(ParamStore& params, const std::string& name, int in, int out, int stride, bool with_bias);
   void init(ParamStore& params, Rng& rng) const;
 };
 
@@ -80,16 +81,17 @@ struct LinearBnRelu {
   int64_t first_param() const { return linear.weight; }
 };
 
-// Conv (3x3 or 1x1; stride 1 or 2) + BN + ReLU over maps, or ConvTranspose2x2 + BN + ReLU.
+// Conv (3x3 or 1x1; stride 1 or 2) + BN + ReLU over maps, or ConvTranspose (k = stride) + BN + ReLU.
 struct ConvBnRelu {
   bool transpose = false;
   Conv2d conv;
-  ConvTranspose2x2 deconv;
+  ConvTranspose deconv;
   BatchNorm bn;
   int batch = 0, in_height = 0, in_width = 0;
   std::vector<float> pre, out, workspace;
   void declare(ParamStore& params, ParamStore& buffers, const std::string& name, int in, int out_channels, int stride);
-  void declare_transpose(ParamStore& params, ParamStore& buffers, const std::string& name, int in, int out_channels);
+  void declare_transpose(ParamStore& params, ParamStore& buffers, const std::string& name, int in, int out_channels,
+                         int stride = 2);
   void init(ParamStore& params, ParamStore& buffers, Rng& rng) const;
   const float* forward(const ParamStore& params, ParamStore& buffers, const float* x, int batch_size, int height,
                        int width, bool training);

@@ -11,12 +11,26 @@ po::options_description config_options() {
   po::options_description options("Config keys ([section] key = value in --config, or --section.key=value)");
   options.add_options()("data.train", po::value<std::string>()->default_value(""), "training dataset directory")(
       "data.val", po::value<std::string>()->default_value(""), "validation dataset directory (evaluated at the end)")(
-      "model.name", po::value<std::string>()->default_value("semseg"), "semseg (bevdet: not built yet)")(
-      "model.voxel_size", po::value<double>()->default_value(0.8), "BEV cell size, m")(
-      "model.range", po::value<double>()->default_value(51.2), "the grid covers x, y in [-range, range), m")(
-      "model.point_channels", po::value<std::string>()->default_value("32,32"), "point MLP widths C1,C2")(
-      "model.bev_channels", po::value<std::string>()->default_value("32,64,128"), "U-Net widths per stage")(
-      "model.head_channels", po::value<int>()->default_value(32), "head hidden width")(
+      "model.name", po::value<std::string>()->default_value("semseg"), "semseg | bevdet")(
+      "model.voxel_size", po::value<double>()->default_value(0.8), "semseg: BEV cell size, m")(
+      "model.range", po::value<double>()->default_value(51.2), "semseg: the grid covers x, y in [-range, range), m")(
+      "model.point_channels", po::value<std::string>()->default_value("32,32"), "semseg: point MLP widths C1,C2")(
+      "model.bev_channels", po::value<std::string>()->default_value("32,64,128"), "semseg: U-Net widths per stage")(
+      "model.head_channels", po::value<int>()->default_value(32), "head hidden width (bevdet: the shared conv's)")(
+      "model.point_range", po::value<std::string>()->default_value("-40.96,-40.96,-3,40.96,40.96,1"),
+      "bevdet: x_min,y_min,z_min,x_max,y_max,z_max of the points and objects used, m")(
+      "model.pillar_size", po::value<double>()->default_value(0.32), "bevdet: pillar size in x and y, m")(
+      "model.pfn_channels", po::value<int>()->default_value(32), "bevdet: pillar feature width")(
+      "model.backbone_layers", po::value<std::string>()->default_value("1,2,2"),
+      "bevdet: Conv3x3 layers per block after its stride-2 conv")(
+      "model.backbone_channels", po::value<std::string>()->default_value("32,64,128"), "bevdet: widths per block")(
+      "model.upsample_channels", po::value<int>()->default_value(64), "bevdet: width per upsampled block")(
+      "model.min_overlap", po::value<double>()->default_value(0.1), "bevdet: CornerNet radius min overlap")(
+      "model.min_radius", po::value<int>()->default_value(2), "bevdet: smallest heatmap Gaussian radius, cells")(
+      "model.top_k", po::value<int>()->default_value(100), "bevdet: detections kept per frame before NMS")(
+      "model.score_threshold", po::value<double>()->default_value(0.1), "bevdet: lowest detection score kept")(
+      "model.nms_iou", po::value<double>()->default_value(0.0),
+      "bevdet: rotated BEV NMS per class above this IoU (0: none)")(
       "train.steps", po::value<int64_t>()->default_value(1000), "optimizer steps")(
       "train.batch_size", po::value<int>()->default_value(2), "frames per rank per micro-batch")(
       "train.accumulate", po::value<int>()->default_value(1),
@@ -55,15 +69,16 @@ po::options_description config_options() {
 }
 
 TrainConfig train_config_from(const po::variables_map& v) {
-  require_choice(v, "model.name", {"semseg"});
+  require_choice(v, "model.name", {"semseg", "bevdet"});
   require_choice(v, "train.optimizer", {"adamw", "sgd"});
   require_choice(v, "train.schedule", {"onecycle", "cosine"});
   require_choice(v, "train.balance", {"lpt", "bucket", "none"});
   for (const char* key : {"train.steps", "train.batch_size", "train.accumulate", "train.lr", "train.bucket_mb",
-                          "checkpoint.keep", "log.every", "model.voxel_size", "model.range", "model.head_channels"})
+                          "checkpoint.keep", "log.every", "model.voxel_size", "model.range", "model.head_channels", "model.pillar_size",
+                          "model.pfn_channels", "model.upsample_channels", "model.min_radius", "model.top_k"})
     require_positive(v, key);
   for (const char* key : {"train.weight_decay", "train.grad_clip", "train.threads", "checkpoint.every",
-                          "train.momentum", "train.cost_refit", "train.max_time"})
+                          "train.momentum", "train.cost_refit", "train.max_time", "model.score_threshold", "model.nms_iou"})
     require_non_negative(v, key);
   const double warmup = v["train.warmup"].as<double>();
   require(warmup > 0 && warmup < 1, "--train.warmup: must be in (0, 1)");
@@ -81,9 +96,36 @@ TrainConfig train_config_from(const po::variables_map& v) {
   c.semseg.bev_channels = {bev[0], bev[1], bev[2]};
   c.semseg.head_channels = v["model.head_channels"].as<int>();
   const int grid = c.semseg.grid_size();
-  require(grid % 4 == 0 && std::abs(grid * c.semseg.voxel_size_m - 2 * c.semseg.range_m) < 1e-6,
+  require(c.model_name != "semseg" || grid % 4 == 0 && std::abs(grid * c.semseg.voxel_size_m - 2 * c.semseg.range_m) < 1e-6,
           "--model.range/--model.voxel_size: 2·range / voxel_size must be a whole multiple of 4 cells (got " +
               std::to_string(2 * c.semseg.range_m / c.semseg.voxel_size_m) + ")");
+  const auto range = parse_finite_doubles(v["model.point_range"].as<std::string>(), "model.point_range");
+  require(range.size() == 6 && range[0] < range[3] && range[1] < range[4] && range[2] < range[5],
+          "--model.point_range: expected x_min,y_min,z_min,x_max,y_max,z_max with each min below its max");
+  std::copy(range.begin(), range.end(), c.bevdet.point_range.begin());
+  c.bevdet.pillar_m = v["model.pillar_size"].as<double>();
+  c.bevdet.pfn_channels = v["model.pfn_channels"].as<int>();
+  const auto layers = parse_positive_ints(v["model.backbone_layers"].as<std::string>(), "model.backbone_layers");
+  const auto widths = parse_positive_ints(v["model.backbone_channels"].as<std::string>(), "model.backbone_channels");
+  require(layers.size() == 3, "--model.backbone_layers: expected 3 comma-separated values");
+  require(widths.size() == 3, "--model.backbone_channels: expected 3 comma-separated values");
+  std::copy(layers.begin(), layers.end(), c.bevdet.layers.begin());
+  std::copy(widths.begin(), widths.end(), c.bevdet.channels.begin());
+  c.bevdet.upsample_channels = v["model.upsample_channels"].as<int>();
+  c.bevdet.head_channels = v["model.head_channels"].as<int>();
+  c.bevdet.min_overlap = v["model.min_overlap"].as<double>();
+  require(c.bevdet.min_overlap > 0 && c.bevdet.min_overlap < 1, "--model.min_overlap: must be in (0, 1)");
+  c.bevdet.min_radius = v["model.min_radius"].as<int>();
+  c.bevdet.top_k = v["model.top_k"].as<int>();
+  c.bevdet.score_threshold = v["model.score_threshold"].as<double>();
+  c.bevdet.nms_iou = v["model.nms_iou"].as<double>();
+  if (c.model_name == "bevdet") {
+    const double nx = (range[3] - range[0]) / c.bevdet.pillar_m, ny = (range[4] - range[1]) / c.bevdet.pillar_m;
+    require(std::abs(nx - std::round(nx)) < 1e-6 && std::abs(ny - std::round(ny)) < 1e-6 &&
+                int(std::lround(nx)) % 8 == 0 && int(std::lround(ny)) % 8 == 0,
+            "--model.point_range/--model.pillar_size: the x and y extents must be whole multiples of 8 pillars (got " +
+                std::to_string(nx) + " × " + std::to_string(ny) + ")");
+  }
   c.steps = v["train.steps"].as<int64_t>();
   c.batch_size = v["train.batch_size"].as<int>();
   c.accumulate = v["train.accumulate"].as<int>();
@@ -99,6 +141,8 @@ TrainConfig train_config_from(const po::variables_map& v) {
   c.schedule.warmup_fraction = warmup;
   c.grad_clip = v["train.grad_clip"].as<double>();
   c.class_weights = parse_non_negative_floats(v["train.class_weights"].as<std::string>(), "train.class_weights");
+  require(c.class_weights.empty() || c.model_name == "semseg",
+          "--train.class_weights: semseg only (bevdet's focal loss has no class weights)");
   require(
       c.class_weights.empty() || c.class_weights.size() == size_t(kNumSemanticClasses),
       "--train.class_weights: expected 20 values (one per training id), got " + std::to_string(c.class_weights.size()));

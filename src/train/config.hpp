@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "src/cli/options.hpp"
+#include "src/models/bevdet.hpp"
 #include "src/models/semseg.hpp"
 #include "src/train/optimizer.hpp"
 
@@ -15,6 +16,7 @@ struct TrainConfig {
   std::string train_data, val_data;
   std::string model_name = "semseg";
   SemsegConfig semseg;
+  BevdetConfig bevdet;
   int64_t steps = 1000;
   int batch_size = 2;  // frames per rank per micro-batch
   int accumulate = 1;  // micro-batches per rank per step

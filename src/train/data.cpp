@@ -56,6 +56,9 @@ PointBatch make_batch(const std::vector<Frame>& frames) {
     batch.points.insert(batch.points.end(), frames[f].points.begin(), frames[f].points.end());
     batch.labels.insert(batch.labels.end(), frames[f].labels.begin(), frames[f].labels.end());
     batch.frame_of.insert(batch.frame_of.end(), size_t(frames[f].num_points()), int32_t(f));
+    batch.boxes.insert(batch.boxes.end(), frames[f].boxes.begin(), frames[f].boxes.end());
+    batch.box_labels.insert(batch.box_labels.end(), frames[f].box_labels.begin(), frames[f].box_labels.end());
+    batch.box_frame.insert(batch.box_frame.end(), size_t(frames[f].num_boxes()), int32_t(f));
   }
   return batch;
 }

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "io/dataset.hpp"
-#include "src/models/semseg.hpp"
+#include "src/models/model.hpp"
 
 namespace lt {
 
@@ -25,7 +25,7 @@ Augmentation draw_augmentation(uint64_t seed, int64_t epoch, int64_t frame_index
 // Applies it to the frame's points (and boxes: centre, sizes, heading).
 void augment_frame(const Augmentation& augmentation, Frame& frame);
 
-// Concatenates frames into a batch (points, frame of each point, labels).
+// Concatenates frames into a batch (points, frame of each point, labels, boxes).
 PointBatch make_batch(const std::vector<Frame>& frames);
 
 }  // namespace lt

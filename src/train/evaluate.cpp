@@ -6,6 +6,7 @@
 
 #include "src/common/error.hpp"
 #include "src/train/data.hpp"
+#include "src/train/detection_eval.hpp"
 
 namespace lt {
 
@@ -103,6 +104,17 @@ void write_metrics(JsonWriter& json, const SegmentationMetrics& m) {
     json.end_array();
   }
   json.end_array();
+}
+
+std::string evaluate_model(Model& model, const DatasetReader& reader, const Comm& comm, JsonWriter& json) {
+  if (auto* semseg = dynamic_cast<Semseg*>(&model)) {
+    const SegmentationMetrics m = evaluate_semseg(*semseg, reader, comm);
+    write_metrics(json, m);
+    return iou_table(m);
+  }
+  const DetectionMetrics m = evaluate_bevdet(dynamic_cast<Bevdet&>(model), reader, comm);
+  write_metrics(json, m);
+  return detection_table(m);
 }
 
 }  // namespace lt

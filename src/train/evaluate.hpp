@@ -8,6 +8,7 @@
 #include "io/dataset.hpp"
 #include "mpi/comm.hpp"
 #include "src/common/json.hpp"
+#include "src/models/model.hpp"
 #include "src/models/semseg.hpp"
 
 namespace lt {
@@ -28,5 +29,9 @@ std::vector<uint8_t> predict_labels(const std::vector<float>& logits, int64_t po
 SegmentationMetrics evaluate_semseg(Semseg& model, const DatasetReader& reader, const Comm& comm);
 std::string iou_table(const SegmentationMetrics& metrics);
 void write_metrics(JsonWriter& json, const SegmentationMetrics& metrics);
+
+// Evaluates either model on `reader` (semseg: IoU; bevdet: AP, detection_eval.hpp), adds the metrics to
+// `json` and returns the table to print (both meaningful on rank 0).
+std::string evaluate_model(Model& model, const DatasetReader& reader, const Comm& comm, JsonWriter& json);
 
 }  // namespace lt

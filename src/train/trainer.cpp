@@ -57,7 +57,7 @@ std::string duration_text(double seconds) {
 // Every rank: writes checkpoints/ckpt-<step>.h5 with parallel HDF5 (each rank its share of every
 // dataset; durable once written), then rank 0 points LATEST at it and deletes the oldest beyond `keep`:
 // at every moment LATEST names a whole checkpoint. A failure anywhere is an error on every rank.
-std::string save_checkpoint(const TrainRun& run, Semseg& model, Optimizer& optimizer,
+std::string save_checkpoint(const TrainRun& run, Model& model, Optimizer& optimizer,
                             const CheckpointState& state_of_run, int64_t epoch, const Comm& comm) {
   const int64_t step = state_of_run.step;
   const fs::path dir = fs::path(run.run_dir) / "checkpoints";
@@ -171,12 +171,11 @@ void install_stop_signals() {
 // The loader keeps this many steps ready ahead of the one computing.
 constexpr int kPrefetchDepth = 2;
 
-// One step's work for this rank, made on the loader thread: per micro-batch (slot) its frame indices,
-// its points' labels and the model's prepared input (features and BEV cell index).
+// One step's work for this rank, made on the loader thread: per micro-batch (slot) its frame indices
+// and the model's prepared input (features, BEV cell index, targets).
 struct PreparedStep {
   std::vector<std::vector<int64_t>> slot_frames;
-  std::vector<std::vector<uint8_t>> labels;
-  std::vector<SemsegInput> inputs;
+  std::vector<std::unique_ptr<ModelInput>> inputs;
 };
 
 // The CPUs this process may run on (mpirun binds each rank to one core when ranks <= cores).
@@ -219,14 +218,6 @@ void require_same_dataset(const Comm& comm, const DatasetReader& reader, const s
                                              "every rank must see the same dataset");
 }
 
-// Σ class weight over the labelled points (the loss's normaliser).
-double label_weight(const std::vector<uint8_t>& labels, const std::vector<float>& class_weights) {
-  double weight = 0;
-  for (uint8_t label : labels)
-    if (label != 0) weight += class_weights.empty() ? 1.0 : double(class_weights[label]);
-  return weight;
-}
-
 // "bev.dec1" for the layer whose first parameter starts at `offset` ("bev.dec1.0.weight").
 std::string layer_name(const ParamStore& params, int64_t offset) {
   for (const TensorView& view : params.views())
@@ -258,9 +249,9 @@ struct StepTimes {
                                            "optimizer_s", "allreduce_s", "step_s",    "compute_s"};
   // The phases, then compute (forward + backward), then this rank's Σ loss·weight (summed, not timed),
   // then 1 when this rank wants to stop (a signal, or the time budget), else 0.
-  std::vector<double> as_vector(double compute_s, double weighted_loss, bool stop) const {
-    return {data_wait_s,      sync_s, forward_s, backward_s,    allreduce_wait_s, optimizer_s,
-            allreduce_span_s, step_s, compute_s, weighted_loss, stop ? 1.0 : 0.0};
+  std::vector<double> as_vector(double compute_s, double loss_share, bool stop) const {
+    return {data_wait_s,      sync_s, forward_s, backward_s, allreduce_wait_s, optimizer_s,
+            allreduce_span_s, step_s, compute_s, loss_share, stop ? 1.0 : 0.0};
   }
   static void write_spread(JsonWriter& line, const Comm::Spread& spread) {
     for (int i = 0; i <= kCompute; ++i)
@@ -343,12 +334,20 @@ std::string prometheus_text(int64_t step, int64_t steps, double loss, double lr,
 
 }  // namespace
 
-Semseg load_semseg(const std::string& checkpoint_path) {
+std::unique_ptr<Model> make_model(const TrainConfig& config) {
+  if (config.model_name == "bevdet") return std::make_unique<Bevdet>(config.bevdet);
+  return std::make_unique<Semseg>(config.semseg, config.class_weights);
+}
+
+std::unique_ptr<Model> load_model(const std::string& checkpoint_path) {
   const CheckpointMeta meta = read_checkpoint_meta(checkpoint_path);
-  require(meta.model == "semseg", checkpoint_path + ": model '" + meta.model + "' is not semseg");
+  require(meta.model == "semseg" || meta.model == "bevdet",
+          checkpoint_path + ": model '" + meta.model + "' is not semseg or bevdet");
   const TrainConfig config = train_config_from(parse_config_text(meta.config, checkpoint_path));
-  Semseg model(config.semseg);
-  read_checkpoint_tensors(checkpoint_path, model.params(), model.buffers(), {});
+  require(config.model_name == meta.model,
+          checkpoint_path + ": stored config names model " + config.model_name + ", the file " + meta.model);
+  std::unique_ptr<Model> model = make_model(config);
+  read_checkpoint_tensors(checkpoint_path, model->params(), model->buffers(), {});
   return model;
 }
 
@@ -361,7 +360,10 @@ int train(const TrainRun& run, const Comm& comm) {
   std::optional<DatasetReader> reader;
   run_agreed(comm, [&] {
     reader.emplace(c.train_data);
-    require(reader->kind().has_labels, c.train_data + ": dataset has no point labels to train semseg on");
+    if (c.model_name == "semseg")
+      require(reader->kind().has_labels, c.train_data + ": dataset has no point labels to train semseg on");
+    else
+      require(reader->kind().has_boxes, c.train_data + ": dataset has no boxes to train bevdet on");
   });
   run_agreed(comm, [&] { require_same_dataset(comm, *reader, c.train_data); });
   const int64_t num_frames = reader->num_frames();
@@ -373,7 +375,8 @@ int train(const TrainRun& run, const Comm& comm) {
                                           std::to_string(num_frames) + " frames of " + c.train_data +
                                           ": use fewer ranks or a smaller train.batch_size");
 
-  Semseg model(c.semseg);
+  std::unique_ptr<Model> model_ptr = make_model(c);
+  Model& model = *model_ptr;
   model.init(c.seed);
   Optimizer optimizer(c.optimizer, model.params().size());
   std::unique_ptr<ReduceBackend> backend = make_mpi_reduce_backend(comm);
@@ -487,9 +490,7 @@ int train(const TrainRun& run, const Comm& comm) {
             frames.push_back(reader->read(index));
             if (c.augment) augment_frame(draw_augmentation(c.seed, assignment.epoch, index), frames.back());
           }
-          PointBatch batch = make_batch(frames);
-          prepared.inputs.push_back(Semseg::prepare(c.semseg, batch));
-          prepared.labels.push_back(std::move(batch.labels));
+          prepared.inputs.push_back(model.prepare(make_batch(frames), true));
         }
         timeline.add(TimelineTrack::loader, "load", t0, now_s(), step);
         return prepared;
@@ -503,9 +504,9 @@ int train(const TrainRun& run, const Comm& comm) {
   int64_t steps_since_log = 0;
   if (comm.is_root()) {
     std::printf(
-        "train: semseg, %lld parameters, %lld frames, %lld steps of %lld frames on %d rank(s) (balance %s%s%s), "
+        "train: %s, %lld parameters, %lld frames, %lld steps of %lld frames on %d rank(s) (balance %s%s%s), "
         "%d threads per rank, %zu all-reduce bucket(s)\n",
-        static_cast<long long>(model.params().size()), static_cast<long long>(num_frames),
+        model.name().c_str(), static_cast<long long>(model.params().size()), static_cast<long long>(num_frames),
         static_cast<long long>(c.steps), static_cast<long long>(global_batch), comm.size(), c.balance.c_str(),
         c.sync_bn ? ", SyncBN" : "",
         slots_per_rank > 1 ? (", " + std::to_string(slots_per_rank) + " micro-batches").c_str() : "",
@@ -538,40 +539,29 @@ int train(const TrainRun& run, const Comm& comm) {
     double my_frames = 0;
     int64_t points = 0;
     for (const std::vector<int64_t>& slot : prepared.slot_frames) my_frames += double(slot.size());
-    for (const SemsegInput& input : prepared.inputs) points += input.points;
+    for (const auto& input : prepared.inputs) points += input->points;
     const size_t micro_batches = prepared.inputs.size();
     phase_done("data wait", times.data_wait_s);
 
-    // The loss is the weighted mean over the points of the whole global batch: each micro-batch's
-    // gradient is scaled by its share of the global weight, so the summed gradients are the gradient of
-    // the global batch, whatever the split.
+    // The loss is normalised over the whole global batch (semseg: the weighted mean over its labelled
+    // points; bevdet: per object): each micro-batch's loss and gradient are divided by the global
+    // normaliser, so the summed gradients are the gradient of the global batch, whatever the split.
     watchdog.enter("loss-weight all-reduce", step);
-    std::vector<double> micro_weight;
     double weight_sum[1] = {0};
-    for (const std::vector<uint8_t>& labels : prepared.labels) {
-      micro_weight.push_back(label_weight(labels, c.class_weights));
-      weight_sum[0] += micro_weight.back();
-    }
+    for (const auto& input : prepared.inputs) weight_sum[0] += input->loss_weight;
     comm.sum_in_place(weight_sum, 1);
+    const double normaliser = model.loss_normaliser(weight_sum[0]);
     // Without SyncBN, BN running statistics follow rank 0's, as DDP's broadcast_buffers does.
     if (comm.size() > 1 && !c.sync_bn)
       comm.broadcast_in_place(model.buffers().values().data(), model.buffers().size(), 0);
     model.params().zero_grads();
     phase_done("sync", times.sync_s);
 
-    double weighted_loss = 0;
+    double loss_share = 0;
     for (size_t k = 0; k < micro_batches; ++k) {
       const bool last = k + 1 == micro_batches;
       watchdog.enter("forward", step);
-      const int64_t micro_points = prepared.inputs[k].points;
-      const std::vector<float>& logits = model.forward(std::move(prepared.inputs[k]), true);
-      std::vector<float> dlogits(logits.size());
-      const double loss_k =
-          ops::cross_entropy<float>(logits.data(), prepared.labels[k].data(), micro_points, kNumSemanticClasses,
-                                    c.class_weights.empty() ? nullptr : c.class_weights.data(), 0, dlogits.data());
-      weighted_loss += loss_k * micro_weight[k];
-      const float scale = weight_sum[0] > 0 ? float(micro_weight[k] / weight_sum[0]) : 0.f;
-      for (float& d : dlogits) d *= scale;
+      loss_share += model.forward_loss(std::move(prepared.inputs[k]), normaliser);
       phase_done("forward", times.forward_s);
       // Buckets are posted during the last micro-batch's backward only (earlier ones accumulate).
       watchdog.enter("backward", step);
@@ -585,7 +575,7 @@ int train(const TrainRun& run, const Comm& comm) {
                      step);
         layer_start = now;
       });
-      model.backward(dlogits);
+      model.backward();
       model.set_grads_ready_hook({});
       times.backward_s += now_s() - t;
       t = now_s();
@@ -628,9 +618,9 @@ int train(const TrainRun& run, const Comm& comm) {
     // A stop signal, or a time budget that would not hold another step and its checkpoint.
     const bool stop_here =
         g_stop_signal != 0 || (c.max_time_s > 0 && now_s() - start + 2 * times.step_s > c.max_time_s);
-    const Comm::Spread spread = comm.spread(times.as_vector(compute_s, weighted_loss, stop_here));
+    const Comm::Spread spread = comm.spread(times.as_vector(compute_s, loss_share, stop_here));
     stopping = spread.max[StepTimes::kStop] > 0;
-    const double loss = weight_sum[0] > 0 ? spread.mean[StepTimes::kLoss] * comm.size() / weight_sum[0] : 0.0;
+    const double loss = spread.mean[StepTimes::kLoss] * comm.size();
     const double imbalance =
         spread.mean[StepTimes::kCompute] > 0 ? spread.max[StepTimes::kCompute] / spread.mean[StepTimes::kCompute] : 1.0;
     if (c.cost_refit > 0 && (step + 1) % c.cost_refit == 0 && cost_model.refit(comm))
@@ -744,13 +734,12 @@ int train(const TrainRun& run, const Comm& comm) {
   if (!c.val_data.empty()) {
     std::optional<DatasetReader> val;
     run_agreed(comm, [&] { val.emplace(c.val_data); });
-    const SegmentationMetrics m = evaluate_semseg(model, *val, comm);
-    if (!comm.is_root()) return kExitOk;
-    std::printf("validation on %s:\n%s", c.val_data.c_str(), iou_table(m).c_str());
     JsonWriter line;
     line.begin_object().key("eval").value(c.val_data).key("step").value(c.steps);
-    write_metrics(line, m);
+    const std::string table = evaluate_model(model, *val, comm, line);
     line.end_object();
+    if (!comm.is_root()) return kExitOk;
+    std::printf("validation on %s:\n%s", c.val_data.c_str(), table.c_str());
     metrics << line.str() << "\n";
   }
   return kExitOk;

@@ -1,6 +1,7 @@
 #pragma once
 // One training run, top to bottom (STYLE.md: data flows one way): frames → batch → model → loss →
 // gradients → all-reduce → optimizer → metrics → checkpoint.
+#include <memory>
 #include <string>
 
 #include "mpi/comm.hpp"
@@ -21,7 +22,9 @@ struct TrainRun {
 // code: kExitOk, or kExitRequeue when it stopped early with a checkpoint.
 int train(const TrainRun& run, const Comm& comm);
 
-// Builds a semseg model from a checkpoint's stored config and loads its tensors.
-Semseg load_semseg(const std::string& checkpoint_path);
+// The model a config names (semseg or bevdet), uninitialised.
+std::unique_ptr<Model> make_model(const TrainConfig& config);
+// Builds the model a checkpoint's stored config names and loads its tensors.
+std::unique_ptr<Model> load_model(const std::string& checkpoint_path);
 
 }  // namespace lt

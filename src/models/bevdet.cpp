@@ -1,0 +1,391 @@
+#include "src/models/bevdet.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+#include "kernels/common/box_iou.hpp"
+#include "kernels/common/elementwise.hpp"
+#include "src/common/error.hpp"
+#include "src/common/rng.hpp"
+
+namespace lt {
+namespace {
+
+constexpr int kPillarFeatures = 10;
+constexpr float kHeatmapBias = -2.19f;  // sigmoid(−2.19) ≈ 0.1: CenterPoint's prior
+constexpr double kRegressionWeight = 0.25;
+constexpr float kMaxLogSize = 5.f;  // decoded sizes at most e⁵ ≈ 148 m
+
+enum Profile { kPfn, kScatter, kBlock0, kBlock1, kBlock2, kDeblocks, kHead };
+
+bool finite_box(const float* box) {
+  for (int i = 0; i < 7; ++i)
+    if (!std::isfinite(box[i])) return false;
+  return true;
+}
+
+}  // namespace
+
+int BevdetConfig::grid_x() const {
+  return int(std::lround((point_range[3] - point_range[0]) / pillar_m));
+}
+int BevdetConfig::grid_y() const {
+  return int(std::lround((point_range[4] - point_range[1]) / pillar_m));
+}
+
+double gaussian_radius(double height, double width, double min_overlap) {
+  const double b1 = height + width, c1 = width * height * (1 - min_overlap) / (1 + min_overlap);
+  const double r1 = (b1 + std::sqrt(b1 * b1 - 4 * c1)) / 2;
+  const double a2 = 4, b2 = 2 * (height + width), c2 = (1 - min_overlap) * width * height;
+  const double r2 = (b2 + std::sqrt(b2 * b2 - 4 * a2 * c2)) / 2;
+  const double a3 = 4 * min_overlap, b3 = -2 * min_overlap * (height + width), c3 = (min_overlap - 1) * width * height;
+  const double r3 = (b3 + std::sqrt(b3 * b3 - 4 * a3 * c3)) / 2;
+  return std::min({r1, r2, r3});
+}
+
+void draw_gaussian(float* plane, int height, int width, int cx, int cy, int radius) {
+  const double sigma = (2 * radius + 1) / 6.0;
+  const int left = std::min(cx, radius), right = std::min(width - cx, radius + 1);
+  const int top = std::min(cy, radius), bottom = std::min(height - cy, radius + 1);
+  for (int dy = -top; dy < bottom; ++dy)
+    for (int dx = -left; dx < right; ++dx) {
+      const float g = float(std::exp(-(dx * dx + dy * dy) / (2 * sigma * sigma)));
+      float& cell = plane[int64_t(cy + dy) * width + (cx + dx)];
+      cell = std::max(cell, g);
+    }
+}
+
+BevdetTargets make_bevdet_targets(const BevdetConfig& c, const PointBatch& batch) {
+  const int ho = c.out_y(), wo = c.out_x();
+  const int64_t plane = int64_t(ho) * wo;
+  const double cell = c.cell_m();
+  BevdetTargets t;
+  t.heatmap.assign(size_t(batch.frames) * kDetectionClasses * plane, 0.f);
+  for (int64_t k = 0; k < batch.num_boxes(); ++k) {
+    const float* box = &batch.boxes[size_t(7 * k)];
+    const int label = batch.box_labels[size_t(k)], frame = batch.box_frame[size_t(k)];
+    if (!finite_box(box) || !(box[3] > 0 && box[4] > 0 && box[5] > 0) || label < 1 || label > kDetectionClasses ||
+        frame < 0 || frame >= batch.frames) {
+      t.skipped += 1;
+      continue;
+    }
+    const double cx = (box[0] - c.point_range[0]) / cell, cy = (box[1] - c.point_range[1]) / cell;
+    if (!(cx >= 0 && cx < wo && cy >= 0 && cy < ho)) continue;  // outside the range: not an object here
+    const int ix = int(cx), iy = int(cy);
+    const int radius = std::max(c.min_radius, int(gaussian_radius(box[3] / cell, box[4] / cell, c.min_overlap)));
+    draw_gaussian(&t.heatmap[size_t((int64_t(frame) * kDetectionClasses + label - 1) * plane)], ho, wo, ix, iy,
+                  radius);
+    t.positions.push_back(int64_t(frame) * plane + int64_t(iy) * wo + ix);
+    const float code[kBoxCodeSize] = {float(cx - ix),      float(cy - iy),      box[2],
+                                      std::log(box[3]),    std::log(box[4]),    std::log(box[5]),
+                                      std::sin(box[6]),    std::cos(box[6])};
+    t.regression.insert(t.regression.end(), code, code + kBoxCodeSize);
+  }
+  return t;
+}
+
+std::vector<Detection> rotated_nms(std::vector<Detection> detections, double iou) {
+  std::stable_sort(detections.begin(), detections.end(),
+                   [](const Detection& a, const Detection& b) { return a.score > b.score; });
+  std::vector<Detection> kept;
+  for (const Detection& d : detections) {
+    bool suppressed = false;
+    for (const Detection& k : kept)
+      if (k.label == d.label && bev_iou(k.box.data(), d.box.data()) > iou) {
+        suppressed = true;
+        break;
+      }
+    if (!suppressed) kept.push_back(d);
+  }
+  return kept;
+}
+
+Bevdet::Bevdet(const BevdetConfig& config) : config_(config) {
+  require(config.grid_x() % 8 == 0 && config.grid_y() % 8 == 0 && config.grid_x() > 0 && config.grid_y() > 0,
+          "--model.point_range/--model.pillar_size: the pillar grid (" + std::to_string(config.grid_x()) + " × " +
+              std::to_string(config.grid_y()) + ") must be a positive multiple of 8 along x and y");
+  pfn_.declare(params_, buffers_, "pfn", kPillarFeatures, config.pfn_channels);
+  int in = config.pfn_channels;
+  for (int b = 0; b < 3; ++b) {
+    blocks_[b].resize(size_t(config.layers[b]) + 1);
+    for (size_t l = 0; l < blocks_[b].size(); ++l) {
+      blocks_[b][l].declare(params_, buffers_, "backbone.blocks." + std::to_string(b) + "." + std::to_string(l), in,
+                            config.channels[b], l == 0 ? 2 : 1);
+      in = config.channels[b];
+    }
+  }
+  for (int b = 0; b < 3; ++b)
+    deblocks_[b].declare_transpose(params_, buffers_, "backbone.deblocks." + std::to_string(b), config.channels[b],
+                                   config.upsample_channels, 1 << b);
+  shared_.declare(params_, buffers_, "head.shared", 3 * config.upsample_channels, config.head_channels, 1);
+  heatmap_conv_.declare(params_, "head.heatmap", config.head_channels, kDetectionClasses, 3, 1, true);
+  reg_conv_.declare(params_, "head.reg", config.head_channels, kBoxCodeSize, 3, 1, true);
+  params_.allocate(true);
+  buffers_.allocate(false);
+  for (const char* name : {"pfn", "scatter", "backbone.blocks.0", "backbone.blocks.1", "backbone.blocks.2",
+                           "backbone.deblocks", "head"})
+    profile_.push_back(LayerProfile{name});
+  count_profile_params();
+}
+
+void Bevdet::init(uint64_t seed) {
+  Rng rng(stream_key(seed, 0xBE0DE7));
+  pfn_.init(params_, buffers_, rng);
+  for (auto& block : blocks_)
+    for (ConvBnRelu& layer : block) layer.init(params_, buffers_, rng);
+  for (ConvBnRelu& deblock : deblocks_) deblock.init(params_, buffers_, rng);
+  shared_.init(params_, buffers_, rng);
+  heatmap_conv_.init(params_, rng);
+  reg_conv_.init(params_, rng);
+  std::fill(params_.value(heatmap_conv_.bias), params_.value(heatmap_conv_.bias) + kDetectionClasses, kHeatmapBias);
+}
+
+void Bevdet::set_sync_bn(const SumOverRanks& sum) {
+  pfn_.bn.sync = sum;
+  for (auto& block : blocks_)
+    for (ConvBnRelu& layer : block) layer.bn.sync = sum;
+  for (ConvBnRelu& deblock : deblocks_) deblock.bn.sync = sum;
+  shared_.bn.sync = sum;
+}
+
+BevdetInput Bevdet::prepare(const BevdetConfig& c, const PointBatch& batch, bool with_targets) {
+  const int nx = c.grid_x(), ny = c.grid_y();
+  const float x0 = float(c.point_range[0]), y0 = float(c.point_range[1]), z0 = float(c.point_range[2]);
+  const float x1 = float(c.point_range[3]), y1 = float(c.point_range[4]), z1 = float(c.point_range[5]);
+  const float pillar = float(c.pillar_m);
+  BevdetInput input;
+  input.frames = batch.frames;
+  // The points in range, and their pillars.
+  std::vector<int64_t> kept, point_cell;
+  kept.reserve(size_t(batch.num_points()));
+  point_cell.reserve(size_t(batch.num_points()));
+  for (int64_t p = 0; p < batch.num_points(); ++p) {
+    const float* q = &batch.points[size_t(4 * p)];
+    if (!(q[0] >= x0 && q[0] < x1 && q[1] >= y0 && q[1] < y1 && q[2] >= z0 && q[2] < z1)) continue;
+    const int ix = std::min(nx - 1, int((q[0] - x0) / pillar)), iy = std::min(ny - 1, int((q[1] - y0) / pillar));
+    kept.push_back(p);
+    point_cell.push_back((int64_t(batch.frame_of[size_t(p)]) * ny + iy) * nx + ix);
+  }
+  const int64_t n = input.points = int64_t(kept.size());
+  input.cells = ops::build_cell_index(std::move(point_cell), int64_t(batch.frames) * ny * nx);
+  std::vector<float> xyz(size_t(3 * n)), mean(size_t(3 * input.cells.occupied()));
+  for (int64_t i = 0; i < n; ++i) std::memcpy(&xyz[size_t(3 * i)], &batch.points[size_t(4 * kept[size_t(i)])], 12);
+  ops::scatter_mean_forward(xyz.data(), input.cells, 3, mean.data());
+  input.features.resize(size_t(n) * kPillarFeatures);
+  for (int64_t i = 0; i < n; ++i) {
+    const float* q = &batch.points[size_t(4 * kept[size_t(i)])];
+    const float* m = &mean[size_t(3 * input.cells.point_slot[size_t(i)])];
+    const int64_t hw = input.cells.point_cell[size_t(i)] % (int64_t(ny) * nx);
+    const float cx = x0 + (float(hw % nx) + 0.5f) * pillar, cy = y0 + (float(hw / nx) + 0.5f) * pillar;
+    float* f = &input.features[size_t(i) * kPillarFeatures];
+    f[0] = q[0], f[1] = q[1], f[2] = q[2], f[3] = q[3];
+    f[4] = q[0] - m[0], f[5] = q[1] - m[1], f[6] = q[2] - m[2];
+    f[7] = q[0] - cx, f[8] = q[1] - cy;
+    f[9] = std::sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2]);
+  }
+  if (with_targets) {
+    input.targets = make_bevdet_targets(c, batch);
+    input.loss_weight = double(input.targets.objects());
+  }
+  return input;
+}
+
+void Bevdet::conv_forward(const Conv2d& conv, const float* x, float* y) {
+  ops::Conv2dShape s = conv.shape;
+  s.batch = frames_, s.height = config_.out_y(), s.width = config_.out_x();
+  ops::conv2d_forward<float>(x, params_.value(conv.weight), params_.value(conv.bias), y, s, workspace_);
+}
+
+void Bevdet::conv_backward(Conv2d& conv, const float* x, const float* dy, float* dx) {
+  ops::Conv2dShape s = conv.shape;
+  s.batch = frames_, s.height = config_.out_y(), s.width = config_.out_x();
+  ops::conv2d_backward<float>(x, params_.value(conv.weight), dy, dx, params_.grad(conv.weight),
+                              params_.grad(conv.bias), s, workspace_);
+}
+
+void Bevdet::forward(BevdetInput input, bool training) {
+  frames_ = input.frames;
+  points_ = input.points;
+  cells_ = std::move(input.cells);
+  features_ = std::move(input.features);
+  const int nx = config_.grid_x(), ny = config_.grid_y(), c = config_.pfn_channels, u = config_.upsample_channels;
+  const int64_t pillars_per_map = int64_t(nx) * ny, plane = int64_t(config_.out_x()) * config_.out_y();
+  {
+    PhaseTimer t{profile_, kPfn, false};
+    pfn_.forward(params_, buffers_, features_.data(), points_, training);
+  }
+  {
+    PhaseTimer t{profile_, kScatter, false};
+    pseudo_image_.resize(size_t(frames_) * c * pillars_per_map);
+    argmax_.resize(size_t(cells_.occupied()) * c);
+    ops::voxelize_max_forward(pfn_.out.data(), cells_, c, pillars_per_map, pseudo_image_.data(), argmax_.data());
+  }
+  const float* x = pseudo_image_.data();
+  int h = ny, w = nx;
+  for (int b = 0; b < 3; ++b) {
+    PhaseTimer t{profile_, size_t(kBlock0 + b), false};
+    for (ConvBnRelu& layer : blocks_[b]) {
+      x = layer.forward(params_, buffers_, x, frames_, h, w, training);
+      h = layer.out_height(), w = layer.out_width();
+    }
+  }
+  {
+    PhaseTimer t{profile_, kDeblocks, false};
+    cat_.resize(size_t(frames_) * 3 * u * plane);
+    for (int b = 0; b < 3; ++b) {
+      const ConvBnRelu& last = blocks_[b].back();
+      deblocks_[b].forward(params_, buffers_, last.out.data(), frames_, last.out_height(), last.out_width(), training);
+      for (int f = 0; f < frames_; ++f)
+        std::memcpy(&cat_[size_t((int64_t(f) * 3 + b) * u * plane)], &deblocks_[b].out[size_t(int64_t(f) * u * plane)],
+                    sizeof(float) * size_t(u * plane));
+    }
+  }
+  {
+    PhaseTimer t{profile_, kHead, false};
+    shared_.forward(params_, buffers_, cat_.data(), frames_, config_.out_y(), config_.out_x(), training);
+    heatmap_.resize(size_t(frames_) * kDetectionClasses * plane);
+    reg_.resize(size_t(frames_) * kBoxCodeSize * plane);
+    conv_forward(heatmap_conv_, shared_.out.data(), heatmap_.data());
+    conv_forward(reg_conv_, shared_.out.data(), reg_.data());
+  }
+  profile_[kPfn].macs = pfn_.linear.macs(points_);
+  for (int b = 0; b < 3; ++b) {
+    profile_[size_t(kBlock0 + b)].macs = 0;
+    for (const ConvBnRelu& layer : blocks_[b]) profile_[size_t(kBlock0 + b)].macs += layer.macs();
+  }
+  profile_[kDeblocks].macs = deblocks_[0].macs() + deblocks_[1].macs() + deblocks_[2].macs();
+  profile_[kHead].macs = shared_.macs() + frames_ * plane * int64_t(config_.head_channels) * 9 *
+                                              (kDetectionClasses + kBoxCodeSize);
+}
+
+double Bevdet::forward_loss(std::unique_ptr<ModelInput> input, double normaliser) {
+  auto& in = dynamic_cast<BevdetInput&>(*input);
+  const BevdetTargets targets = std::move(in.targets);
+  forward(std::move(in), true);
+  require(targets.heatmap.size() == heatmap_.size(), "bevdet: a training batch needs its targets (prepare with_targets)");
+  const int64_t plane = int64_t(config_.out_x()) * config_.out_y();
+  const float inv = float(1.0 / normaliser);
+  dheatmap_.resize(heatmap_.size());
+  const double focal =
+      ops::focal_loss<float>(heatmap_.data(), targets.heatmap.data(), int64_t(heatmap_.size()), dheatmap_.data());
+  for (float& d : dheatmap_) d *= inv;
+  const int64_t k = targets.objects();
+  std::vector<float> rows(size_t(k * kBoxCodeSize)), drows(rows.size());
+  ops::gather_positions_forward(reg_.data(), targets.positions.data(), k, kBoxCodeSize, plane, rows.data());
+  const double l1 = ops::l1_loss(rows.data(), targets.regression.data(), k, kBoxCodeSize, drows.data());
+  const float reg_scale = float(kRegressionWeight / normaliser);
+  for (float& d : drows) d *= reg_scale;
+  dreg_.assign(reg_.size(), 0.f);
+  ops::gather_positions_backward(drows.data(), targets.positions.data(), k, kBoxCodeSize, plane, dreg_.data());
+  loss_hm_ = focal / normaliser;
+  loss_reg_ = kRegressionWeight * l1 / normaliser;
+  return loss_hm_ + loss_reg_;
+}
+
+void Bevdet::backward() {
+  const int nx = config_.grid_x(), ny = config_.grid_y(), c = config_.pfn_channels, u = config_.upsample_channels;
+  const int64_t pillars_per_map = int64_t(nx) * ny, plane = int64_t(config_.out_x()) * config_.out_y();
+  std::vector<float> d_cat(cat_.size());
+  {
+    PhaseTimer t{profile_, kHead, true};
+    std::vector<float> d_shared(shared_.out.size()), d_from_reg(shared_.out.size());
+    conv_backward(heatmap_conv_, shared_.out.data(), dheatmap_.data(), d_shared.data());
+    conv_backward(reg_conv_, shared_.out.data(), dreg_.data(), d_from_reg.data());
+    for (size_t i = 0; i < d_shared.size(); ++i) d_shared[i] += d_from_reg[i];
+    grads_ready(heatmap_conv_.weight);
+    shared_.backward(params_, cat_.data(), d_shared, d_cat.data());
+  }
+  grads_ready(shared_.first_param());
+  // Every deblock first (their parameters come after the blocks'), then the blocks from the deepest.
+  std::vector<float> d_block_out[3];
+  {
+    PhaseTimer t{profile_, kDeblocks, true};
+    for (int b = 2; b >= 0; --b) {
+      std::vector<float> d_up(deblocks_[b].out.size());
+      for (int f = 0; f < frames_; ++f)
+        std::memcpy(&d_up[size_t(int64_t(f) * u * plane)], &d_cat[size_t((int64_t(f) * 3 + b) * u * plane)],
+                    sizeof(float) * size_t(u * plane));
+      d_block_out[b].resize(blocks_[b].back().out.size());
+      deblocks_[b].backward(params_, blocks_[b].back().out.data(), d_up, d_block_out[b].data());
+      grads_ready(deblocks_[b].first_param());
+    }
+  }
+  std::vector<float> d_pseudo;
+  for (int b = 2; b >= 0; --b) {
+    PhaseTimer t{profile_, size_t(kBlock0 + b), true};
+    std::vector<float> d = std::move(d_block_out[b]);
+    for (size_t l = blocks_[b].size(); l-- > 0;) {
+      const std::vector<float>& input =
+          l > 0 ? blocks_[b][l - 1].out : (b > 0 ? blocks_[b - 1].back().out : pseudo_image_);
+      std::vector<float> dx(input.size());
+      blocks_[b][l].backward(params_, input.data(), d, dx.data());
+      grads_ready(blocks_[b][l].first_param());
+      d = std::move(dx);
+    }
+    if (b > 0)
+      for (size_t i = 0; i < d.size(); ++i) d_block_out[b - 1][i] += d[i];
+    else
+      d_pseudo = std::move(d);
+  }
+  std::vector<float> d_point(pfn_.out.size(), 0.f);
+  {
+    PhaseTimer t{profile_, kScatter, true};
+    ops::voxelize_max_backward(d_pseudo.data(), cells_, argmax_.data(), c, pillars_per_map, d_point.data());
+  }
+  {
+    PhaseTimer t{profile_, kPfn, true};
+    pfn_.backward(params_, features_.data(), d_point, points_, nullptr);
+  }
+  grads_ready(0);
+}
+
+std::vector<std::vector<Detection>> Bevdet::decode() const {
+  const int ho = config_.out_y(), wo = config_.out_x();
+  const int64_t plane = int64_t(ho) * wo;
+  const double cell = config_.cell_m();
+  std::vector<std::vector<Detection>> frames(static_cast<size_t>(frames_));
+  std::vector<float> scores(size_t(kDetectionClasses * plane)), pooled(scores.size());
+  for (int f = 0; f < frames_; ++f) {
+    const float* logits = &heatmap_[size_t(int64_t(f) * kDetectionClasses * plane)];
+    for (size_t i = 0; i < scores.size(); ++i) scores[i] = sigmoid(logits[i]);
+    ops::max_pool3x3(scores.data(), pooled.data(), kDetectionClasses, ho, wo);
+    std::vector<int64_t> peaks;
+    for (int64_t i = 0; i < int64_t(scores.size()); ++i)
+      if (scores[size_t(i)] == pooled[size_t(i)] && scores[size_t(i)] >= float(config_.score_threshold))
+        peaks.push_back(i);
+    // Top-K by score; ties in cell order (deterministic).
+    const size_t keep = std::min(peaks.size(), size_t(config_.top_k));
+    std::partial_sort(peaks.begin(), peaks.begin() + int64_t(keep), peaks.end(), [&](int64_t a, int64_t b) {
+      return scores[size_t(a)] != scores[size_t(b)] ? scores[size_t(a)] > scores[size_t(b)] : a < b;
+    });
+    peaks.resize(keep);
+    const float* reg = &reg_[size_t(int64_t(f) * kBoxCodeSize * plane)];
+    for (int64_t i : peaks) {
+      const int64_t hw = i % plane;
+      const int iy = int(hw / wo), ix = int(hw % wo);
+      const auto r = [&](int channel) { return reg[channel * plane + hw]; };
+      Detection d;
+      d.label = int(i / plane) + 1;
+      d.score = scores[size_t(i)];
+      d.box = {float((ix + r(0)) * cell + config_.point_range[0]),
+               float((iy + r(1)) * cell + config_.point_range[1]),
+               r(2),
+               std::exp(std::min(r(3), kMaxLogSize)),
+               std::exp(std::min(r(4), kMaxLogSize)),
+               std::exp(std::min(r(5), kMaxLogSize)),
+               std::atan2(r(6), r(7))};
+      frames[size_t(f)].push_back(d);
+    }
+    if (config_.nms_iou > 0) frames[size_t(f)] = rotated_nms(std::move(frames[size_t(f)]), config_.nms_iou);
+  }
+  return frames;
+}
+
+std::vector<std::vector<Detection>> Bevdet::detect(const PointBatch& batch) {
+  forward(prepare(config_, batch, false), false);
+  return decode();
+}
+
+}  // namespace lt

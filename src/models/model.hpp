@@ -1,0 +1,103 @@
+#pragma once
+// What the training loop, eval, infer and profile see of a model (DESIGN.md §5): semseg and bevdet
+// both implement it. A micro-batch's input is prepared from its frames on the loader thread (features,
+// BEV cell index, training targets), then forward computes the loss and keeps what backward needs;
+// backward walks the layers in reverse and reports, after each, which gradients are final.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "src/common/clock.hpp"
+#include "src/nn/layers.hpp"
+
+namespace lt {
+
+// Frames concatenated, with each point's frame (as spconv/OpenPCDet batch them), and their boxes.
+struct PointBatch {
+  int frames = 0;
+  std::vector<float> points;       // (N, 4)
+  std::vector<int32_t> frame_of;   // (N)
+  std::vector<uint8_t> labels;     // (N), may be empty (inference, or a source without labels)
+  std::vector<float> boxes;        // (B, 7) x, y, z, dx, dy, dz, heading
+  std::vector<uint8_t> box_labels;  // (B) 1 Car, 2 Pedestrian, 3 Cyclist
+  std::vector<int32_t> box_frame;  // (B)
+  int64_t num_points() const { return int64_t(frame_of.size()); }
+  int64_t num_boxes() const { return int64_t(box_labels.size()); }
+};
+
+// A prepared micro-batch. `loss_weight` is what the loss is normalised by, summed over the global
+// batch: semseg Σ class weight over labelled points, bevdet the number of objects.
+struct ModelInput {
+  virtual ~ModelInput() = default;
+  int frames = 0;
+  int64_t points = 0;
+  double loss_weight = 0;
+};
+
+// Per-layer figures for `lidartrain profile`.
+struct LayerProfile {
+  std::string name;
+  int64_t params = 0, macs = 0;
+  double forward_s = 0, backward_s = 0;
+};
+
+// Adds the time since construction to a profile entry's forward or backward seconds.
+struct PhaseTimer {
+  std::vector<LayerProfile>& profile;
+  size_t index;
+  bool backward;
+  double start = now_s();
+  ~PhaseTimer() { (backward ? profile[index].backward_s : profile[index].forward_s) += now_s() - start; }
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  virtual std::string name() const = 0;
+  virtual void init(uint64_t seed) = 0;
+  // Depends on the config only (thread-safe): the loader calls it while the previous step computes.
+  // with_targets: the training targets too (the batch must have labels or boxes).
+  virtual std::unique_ptr<ModelInput> prepare(const PointBatch& batch, bool with_targets) const = 0;
+  // What the summed loss weights of a global batch are turned into before dividing the loss by them.
+  virtual double loss_normaliser(double total_weight) const = 0;
+  // Training forward and loss: returns this micro-batch's loss divided by `normaliser` (so the shares
+  // of all micro-batches and ranks add up to the global batch's loss) and keeps d share / d outputs.
+  virtual double forward_loss(std::unique_ptr<ModelInput> input, double normaliser) = 0;
+  // Backward from what forward_loss kept; parameter gradients accumulate into params().grads().
+  virtual void backward() = 0;
+  // SyncBN: every BN layer sums its statistics over ranks with `sum` (empty: per-rank statistics).
+  virtual void set_sync_bn(const SumOverRanks& sum) = 0;
+
+  // After each layer's backward, the offset of its first parameter: every gradient at or above it is
+  // final (what lets the all-reduce of those buckets start while backward goes on).
+  void set_grads_ready_hook(std::function<void(int64_t first_final_offset)> hook) { grads_ready_ = std::move(hook); }
+  ParamStore& params() { return params_; }
+  ParamStore& buffers() { return buffers_; }
+  // Per layer: parameters, MACs of the last forward, and accumulated forward/backward seconds.
+  const std::vector<LayerProfile>& profile() const { return profile_; }
+  void reset_profile_times() {
+    for (LayerProfile& layer : profile_) layer.forward_s = layer.backward_s = 0;
+  }
+
+ protected:
+  ParamStore params_, buffers_;
+  std::vector<LayerProfile> profile_;
+  void grads_ready(int64_t first_final_offset) {
+    if (grads_ready_) grads_ready_(first_final_offset);
+  }
+  // Parameters per profile entry: the tensors whose names start with the entry's name and a dot.
+  void count_profile_params() {
+    for (LayerProfile& layer : profile_) {
+      layer.params = 0;
+      for (const TensorView& view : params_.views())
+        if (view.name.rfind(layer.name + ".", 0) == 0) layer.params += view.size;
+    }
+  }
+
+ private:
+  std::function<void(int64_t)> grads_ready_;
+};
+
+}  // namespace lt
