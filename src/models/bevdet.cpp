@@ -342,26 +342,31 @@ void Bevdet::backward() {
 }
 
 std::vector<std::vector<Detection>> Bevdet::decode() const {
-  const int ho = config_.out_y(), wo = config_.out_x();
+  return decode_outputs(config_, heatmap_.data(), reg_.data(), frames_);
+}
+
+std::vector<std::vector<Detection>> Bevdet::decode_outputs(const BevdetConfig& config, const float* heatmap_logits,
+                                                           const float* regression, int num_frames) {
+  const int ho = config.out_y(), wo = config.out_x();
   const int64_t plane = int64_t(ho) * wo;
-  const double cell = config_.cell_m();
-  std::vector<std::vector<Detection>> frames(static_cast<size_t>(frames_));
+  const double cell = config.cell_m();
+  std::vector<std::vector<Detection>> frames(static_cast<size_t>(num_frames));
   std::vector<float> scores(size_t(kDetectionClasses * plane)), pooled(scores.size());
-  for (int f = 0; f < frames_; ++f) {
-    const float* logits = &heatmap_[size_t(int64_t(f) * kDetectionClasses * plane)];
+  for (int f = 0; f < num_frames; ++f) {
+    const float* logits = heatmap_logits + int64_t(f) * kDetectionClasses * plane;
     for (size_t i = 0; i < scores.size(); ++i) scores[i] = sigmoid(logits[i]);
     ops::max_pool3x3(scores.data(), pooled.data(), kDetectionClasses, ho, wo);
     std::vector<int64_t> peaks;
     for (int64_t i = 0; i < int64_t(scores.size()); ++i)
-      if (scores[size_t(i)] == pooled[size_t(i)] && scores[size_t(i)] >= float(config_.score_threshold))
+      if (scores[size_t(i)] == pooled[size_t(i)] && scores[size_t(i)] >= float(config.score_threshold))
         peaks.push_back(i);
     // Top-K by score; ties in cell order (deterministic).
-    const size_t keep = std::min(peaks.size(), size_t(config_.top_k));
+    const size_t keep = std::min(peaks.size(), size_t(config.top_k));
     std::partial_sort(peaks.begin(), peaks.begin() + int64_t(keep), peaks.end(), [&](int64_t a, int64_t b) {
       return scores[size_t(a)] != scores[size_t(b)] ? scores[size_t(a)] > scores[size_t(b)] : a < b;
     });
     peaks.resize(keep);
-    const float* reg = &reg_[size_t(int64_t(f) * kBoxCodeSize * plane)];
+    const float* reg = regression + int64_t(f) * kBoxCodeSize * plane;
     for (int64_t i : peaks) {
       const int64_t hw = i % plane;
       const int iy = int(hw / wo), ix = int(hw % wo);
@@ -369,8 +374,8 @@ std::vector<std::vector<Detection>> Bevdet::decode() const {
       Detection d;
       d.label = int(i / plane) + 1;
       d.score = scores[size_t(i)];
-      d.box = {float((ix + r(0)) * cell + config_.point_range[0]),
-               float((iy + r(1)) * cell + config_.point_range[1]),
+      d.box = {float((ix + r(0)) * cell + config.point_range[0]),
+               float((iy + r(1)) * cell + config.point_range[1]),
                r(2),
                std::exp(std::min(r(3), kMaxLogSize)),
                std::exp(std::min(r(4), kMaxLogSize)),
@@ -378,7 +383,7 @@ std::vector<std::vector<Detection>> Bevdet::decode() const {
                std::atan2(r(6), r(7))};
       frames[size_t(f)].push_back(d);
     }
-    if (config_.nms_iou > 0) frames[size_t(f)] = rotated_nms(std::move(frames[size_t(f)]), config_.nms_iou);
+    if (config.nms_iou > 0) frames[size_t(f)] = rotated_nms(std::move(frames[size_t(f)]), config.nms_iou);
   }
   return frames;
 }

@@ -106,6 +106,10 @@ class Bevdet : public Model {
   void forward(BevdetInput input, bool training);
   // The boxes of each frame of the last forward.
   std::vector<std::vector<Detection>> decode() const;
+  // The boxes of each of `frames` frames from heatmap logits (frames, 3, Ho, Wo) and regression
+  // (frames, 8, Ho, Wo).
+  static std::vector<std::vector<Detection>> decode_outputs(const BevdetConfig& config, const float* heatmap_logits,
+                                                            const float* regression, int frames);
   // prepare + forward (eval mode) + decode.
   std::vector<std::vector<Detection>> detect(const PointBatch& batch);
 
