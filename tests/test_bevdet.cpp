@@ -473,7 +473,8 @@ TEST(DetectionMetrics, ThresholdsAndDuplicates) {
   EXPECT_EQ(m.matches[0].hits[1], (std::array<uint8_t, kMatchCriteria>{0, 0, 0, 0, 0}));
   // Shifted 1 m: IoU 3·2 / (16 − 6) = 0.6 < 0.7: a miss for a car, a hit at a pedestrian's 0.5.
   DetectionMetrics loose;
-  match_frame(std::vector<float>(car.begin(), car.end()), {1}, {{box(1, 0, 4, 2, 0), 1, 0.9f}}, loose, {0.5, 0.5, 0.5});
+  loose.iou_thresholds = {0.5, 0.5, 0.5};
+  match_frame(std::vector<float>(car.begin(), car.end()), {1}, {{box(1, 0, 4, 2, 0), 1, 0.9f}}, loose);
   EXPECT_EQ(loose.matches[0].hits[0][0], 1);
   DetectionMetrics strict;
   match_frame(std::vector<float>(car.begin(), car.end()), {1}, {{box(1, 0, 4, 2, 0), 1, 0.9f}}, strict);

@@ -15,11 +15,13 @@ int eval_main(int argc, char** argv, const Comm& comm) {
   po::options_description options("Options");
   options.add_options()("checkpoint", po::value<std::string>()->required()->value_name("CKPT"), "checkpoint file")(
       "data", po::value<std::string>()->required()->value_name("DIR"), "dataset with point labels (semseg) or boxes (bevdet)")(
+      "iou", po::value<std::string>()->value_name("CAR,PED,CYC"),
+      "bevdet: BEV IoU thresholds per class, or one for all (default 0.7,0.5,0.5)")(
       "json", po::value<std::string>()->value_name("FILE"), "also write the metrics as JSON");
   const ParsedCommand parsed = parse_command("eval", options, {}, argc, argv);
   if (parsed.help) {
     if (comm.is_root())
-      std::cout << usage_text("eval", "--checkpoint CKPT --data DIR [--json FILE]",
+      std::cout << usage_text("eval", "--checkpoint CKPT --data DIR [--iou T] [--json FILE]",
                               "semseg: per-class IoU and mIoU over the classes present, from a confusion matrix\n"
                               "reduced over ranks. bevdet: per class, AP in BEV with 40 recall points at rotated IoU\n"
                               "0.7 (Car), 0.5 (Pedestrian, Cyclist) and nuScenes centre-distance AP at 0.5, 1, 2,\n"
@@ -29,11 +31,19 @@ int eval_main(int argc, char** argv, const Comm& comm) {
   }
   const std::string checkpoint = parsed.values["checkpoint"].as<std::string>();
   const std::string data = parsed.values["data"].as<std::string>();
+  std::vector<double> iou;
+  if (parsed.values.count("iou")) {
+    iou = parse_finite_doubles(parsed.values["iou"].as<std::string>(), "iou");
+    require(iou.size() == 1 || iou.size() == 3, "--iou: expected one threshold or three (Car,Pedestrian,Cyclist)");
+    for (double t : iou) require(t > 0 && t <= 1, "--iou: thresholds must be in (0, 1]");
+    if (iou.size() == 1) iou.assign(3, iou[0]);
+  }
   const std::unique_ptr<Model> model = load_model(checkpoint);
+  require(iou.empty() || model->name() == "bevdet", "--iou: only for a bevdet checkpoint");
   const DatasetReader reader(data);
   JsonWriter json;
   json.begin_object().key("checkpoint").value(checkpoint).key("data").value(data).key("model").value(model->name());
-  const std::string table = evaluate_model(*model, reader, comm, json);
+  const std::string table = evaluate_model(*model, reader, comm, json, iou);
   json.end_object();
   if (!comm.is_root()) return kExitOk;
   std::printf("eval: %s (%s) on %s\n%s", checkpoint.c_str(), model->name().c_str(), data.c_str(), table.c_str());

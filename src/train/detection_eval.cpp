@@ -38,8 +38,7 @@ void append_bytes(std::string& out, const void* data, size_t size) {
 }  // namespace
 
 void match_frame(const std::vector<float>& truth, const std::vector<uint8_t>& truth_labels,
-                 const std::vector<Detection>& detections, DetectionMetrics& metrics,
-                 const std::array<double, kDetectionClasses>& bev_iou_thresholds) {
+                 const std::vector<Detection>& detections, DetectionMetrics& metrics) {
   for (int c = 0; c < kDetectionClasses; ++c) {
     std::vector<const float*> gt;
     for (size_t k = 0; k < truth_labels.size(); ++k)
@@ -61,7 +60,7 @@ void match_frame(const std::vector<float>& truth, const std::vector<uint8_t>& tr
         const double iou = bev_iou(d->box.data(), gt[g]);
         if (iou > best_iou) best_iou = iou, best = int(g);
       }
-      if (best >= 0 && best_iou >= bev_iou_thresholds[size_t(c)]) hit[0] = 1, taken[0][size_t(best)] = 1;
+      if (best >= 0 && best_iou >= metrics.iou_thresholds[size_t(c)]) hit[0] = 1, taken[0][size_t(best)] = 1;
       // Centre distance, per threshold: the nearest free ground-truth centre.
       for (size_t t = 0; t < kCentreDistanceThresholds.size(); ++t) {
         int nearest = -1;
@@ -153,6 +152,7 @@ void gather_detection_matches(DetectionMetrics& m, const Comm& comm) {
   const std::vector<std::string> all = comm.gather_text(mine, 0);
   if (!comm.is_root()) return;
   DetectionMetrics merged;
+  merged.iou_thresholds = m.iou_thresholds;
   for (const std::string& part : all) {
     size_t at = 0;
     const auto take = [&](void* out, size_t size) {
@@ -178,10 +178,12 @@ void gather_detection_matches(DetectionMetrics& m, const Comm& comm) {
   m = std::move(merged);
 }
 
-DetectionMetrics evaluate_bevdet(Bevdet& model, const DatasetReader& reader, const Comm& comm) {
+DetectionMetrics evaluate_bevdet(Bevdet& model, const DatasetReader& reader, const Comm& comm,
+                                 const std::array<double, kDetectionClasses>& iou_thresholds) {
   require(reader.kind().has_boxes, reader.shard_paths().front() + ": dataset has no boxes to evaluate against");
   const BevdetConfig& c = model.config();
   DetectionMetrics metrics;
+  metrics.iou_thresholds = iou_thresholds;
   run_agreed(comm, [&] {
     for (int64_t f = comm.rank(); f < reader.num_frames(); f += comm.size()) {
       const Frame frame = reader.read(f);
@@ -218,7 +220,7 @@ std::string detection_table(const DetectionMetrics& m) {
       const auto& d = m.ap_distance[size_t(c)];
       std::snprintf(line, sizeof line, "%-11s %7lld %9.4f %7.2f %8.4f %8.4f %8.4f %8.4f %8.4f\n",
                     kDetectionClassNames[c], static_cast<long long>(gt), m.ap_bev[size_t(c)],
-                    kBevIouThresholds[size_t(c)], d[0], d[1], d[2], d[3], m.ap_distance_mean[size_t(c)]);
+                    m.iou_thresholds[size_t(c)], d[0], d[1], d[2], d[3], m.ap_distance_mean[size_t(c)]);
     }
     out += line;
   }
@@ -235,7 +237,7 @@ void write_metrics(JsonWriter& json, const DetectionMetrics& m) {
     json.key(kDetectionClassNames[c]).begin_object().key("objects").value(cm.ground_truth);
     json.key("detections").value(int64_t(cm.scores.size()));
     if (cm.ground_truth > 0) {
-      json.key("ap_bev").value(m.ap_bev[size_t(c)]).key("iou").value(kBevIouThresholds[size_t(c)]);
+      json.key("ap_bev").value(m.ap_bev[size_t(c)]).key("iou").value(m.iou_thresholds[size_t(c)]);
       json.key("ap_distance").begin_object();
       for (size_t t = 0; t < kCentreDistanceThresholds.size(); ++t) {
         char name[16];

@@ -34,6 +34,7 @@ struct ClassMatches {
 };
 
 struct DetectionMetrics {
+  std::array<double, kDetectionClasses> iou_thresholds = kBevIouThresholds;  // of ap_bev
   std::array<ClassMatches, kDetectionClasses> matches;
   std::array<double, kDetectionClasses> ap_bev{};                                          // NaN: no ground truth
   std::array<std::array<double, kCentreDistanceThresholds.size()>, kDetectionClasses> ap_distance{};
@@ -42,11 +43,10 @@ struct DetectionMetrics {
   int64_t frames = 0;
 };
 
-// Adds one frame's matches: `truth` boxes (B, 7) with labels 1..3, against its detections. `bev_iou_thresholds`
-// per class (tests pass their own).
+// Adds one frame's matches: `truth` boxes (B, 7) with labels 1..3, against its detections (BEV IoU
+// thresholds: metrics.iou_thresholds).
 void match_frame(const std::vector<float>& truth, const std::vector<uint8_t>& truth_labels,
-                 const std::vector<Detection>& detections, DetectionMetrics& metrics,
-                 const std::array<double, kDetectionClasses>& bev_iou_thresholds = kBevIouThresholds);
+                 const std::vector<Detection>& detections, DetectionMetrics& metrics);
 // AP with 40 recall points from (score, hit) pairs and the ground-truth count.
 double average_precision_r40(const std::vector<float>& scores, const std::vector<uint8_t>& hits, int64_t ground_truth);
 // nuScenes' AP (min recall 0.1, min precision 0.1, 101 recall points).
@@ -59,7 +59,8 @@ void gather_detection_matches(DetectionMetrics& metrics, const Comm& comm);
 
 // Runs `model` on every frame of `reader` (split over ranks) and computes the metrics on rank 0. Ground
 // truth: the frame's boxes whose centre lies in the model's point range.
-DetectionMetrics evaluate_bevdet(Bevdet& model, const DatasetReader& reader, const Comm& comm);
+DetectionMetrics evaluate_bevdet(Bevdet& model, const DatasetReader& reader, const Comm& comm,
+                                 const std::array<double, kDetectionClasses>& iou_thresholds = kBevIouThresholds);
 std::string detection_table(const DetectionMetrics& metrics);
 void write_metrics(JsonWriter& json, const DetectionMetrics& metrics);
 

@@ -106,13 +106,16 @@ void write_metrics(JsonWriter& json, const SegmentationMetrics& m) {
   json.end_array();
 }
 
-std::string evaluate_model(Model& model, const DatasetReader& reader, const Comm& comm, JsonWriter& json) {
+std::string evaluate_model(Model& model, const DatasetReader& reader, const Comm& comm, JsonWriter& json,
+                           const std::vector<double>& iou_thresholds) {
   if (auto* semseg = dynamic_cast<Semseg*>(&model)) {
     const SegmentationMetrics m = evaluate_semseg(*semseg, reader, comm);
     write_metrics(json, m);
     return iou_table(m);
   }
-  const DetectionMetrics m = evaluate_bevdet(dynamic_cast<Bevdet&>(model), reader, comm);
+  std::array<double, kDetectionClasses> thresholds = kBevIouThresholds;
+  if (!iou_thresholds.empty()) std::copy(iou_thresholds.begin(), iou_thresholds.end(), thresholds.begin());
+  const DetectionMetrics m = evaluate_bevdet(dynamic_cast<Bevdet&>(model), reader, comm, thresholds);
   write_metrics(json, m);
   return detection_table(m);
 }

@@ -30,8 +30,10 @@ SegmentationMetrics evaluate_semseg(Semseg& model, const DatasetReader& reader, 
 std::string iou_table(const SegmentationMetrics& metrics);
 void write_metrics(JsonWriter& json, const SegmentationMetrics& metrics);
 
-// Evaluates either model on `reader` (semseg: IoU; bevdet: AP, detection_eval.hpp), adds the metrics to
-// `json` and returns the table to print (both meaningful on rank 0).
-std::string evaluate_model(Model& model, const DatasetReader& reader, const Comm& comm, JsonWriter& json);
+// Evaluates either model on `reader` (semseg: IoU; bevdet: AP at BEV IoU `iou_thresholds` per class, empty:
+// KITTI's, detection_eval.hpp), adds the metrics to `json` and returns the table to print (both
+// meaningful on rank 0).
+std::string evaluate_model(Model& model, const DatasetReader& reader, const Comm& comm, JsonWriter& json,
+                           const std::vector<double>& iou_thresholds = {});
 
 }  // namespace lt
