@@ -111,6 +111,29 @@ TEST(Kitti, RealFramesGiveTheirBoxesInTheLidarFrame) {
   EXPECT_NEAR(ped[2], -(1.47 - 1.89 / 2) - 0.08, 0.05);
 }
 
+TEST(Kitti, LidarBoxesGoBackToTheirLabel2Lines) {
+  // label_2 → LiDAR frame → label_2 on the real frames' calibrations: what infer --calib writes.
+  for (const RawFrameFiles& files : list_raw_frames(RawFormat::kitti, kData + "/kitti")) {
+    const KittiCalib calib = read_kitti_calib(files.calib);
+    for (const KittiObject& object : read_kitti_objects(files.boxes)) {
+      if (object.type == "DontCare") continue;
+      const KittiObject back = lidar_box_to_kitti(kitti_box_to_lidar(object, calib), calib, object.type);
+      EXPECT_NEAR(back.x, object.x, 1e-4) << files.id;
+      EXPECT_NEAR(back.y, object.y, 1e-4) << files.id;
+      EXPECT_NEAR(back.z, object.z, 1e-4) << files.id;
+      EXPECT_NEAR(back.length, object.length, 1e-5);
+      EXPECT_NEAR(back.width, object.width, 1e-5);
+      EXPECT_NEAR(back.height, object.height, 1e-5);
+      // The LiDAR-frame heading is about a vertical z; the rectified camera is tilted by a fraction of a
+      // degree, so the round trip moves rotation_y by ~1e-4 rad.
+      EXPECT_NEAR(std::remainder(back.rotation_y - object.rotation_y, 2 * M_PI), 0.0, 5e-4) << files.id;
+      const std::string line = kitti_label_line(back, 0.75);
+      EXPECT_EQ(line.rfind(object.type + " 0.00 0 -10.00 0.00 0.00 0.00 0.00 ", 0), 0u) << line;
+      EXPECT_EQ(line.substr(line.size() - 7), " 0.7500");
+    }
+  }
+}
+
 TEST(Nuscenes, IntensityIsScaledToUnitRange) {
   const Frame frame = load_single(RawFormat::nuscenes, kData + "/nuscenes");
   EXPECT_EQ(frame.num_points(), 34688);
