@@ -11,9 +11,13 @@ namespace lt {
 
 ParsedCommand parse_command(const std::string& command, po::options_description& options,
                             const po::positional_options_description& positional, int argc, char** argv) {
-  options.add_options()("help,h", "show this help and exit")("config", po::value<std::string>()->value_name("FILE"),
-                                                             "INI file of options ([section] key = value); "
-                                                             "command-line values override it");
+  // A command with an option of its own named --config (inspect: a config to compare a checkpoint
+  // with) does not take its options from an INI file.
+  const bool own_config = options.find_nothrow("config", false) != nullptr;
+  options.add_options()("help,h", "show this help and exit");
+  if (!own_config)
+    options.add_options()("config", po::value<std::string>()->value_name("FILE"),
+                          "INI file of options ([section] key = value); command-line values override it");
   ParsedCommand parsed;
   try {
     // Command line first: the first value stored for an option wins, so it overrides the file.
@@ -25,7 +29,7 @@ ParsedCommand parse_command(const std::string& command, po::options_description&
     parsed.help = true;
     return parsed;
   }
-  if (parsed.values.count("config")) {
+  if (!own_config && parsed.values.count("config")) {
     const std::string path = parsed.values["config"].as<std::string>();
     require(std::filesystem::is_regular_file(path), path + ": config file not found");
     try {

@@ -154,31 +154,41 @@ BevdetInput Bevdet::prepare(const BevdetConfig& c, const PointBatch& batch, bool
   const int nx = c.grid_x(), ny = c.grid_y();
   const float x0 = float(c.point_range[0]), y0 = float(c.point_range[1]), z0 = float(c.point_range[2]);
   const float x1 = float(c.point_range[3]), y1 = float(c.point_range[4]), z1 = float(c.point_range[5]);
-  const float pillar = float(c.pillar_m);
+  const float pillar = float(c.pillar_m), inv_pillar = 1.f / pillar;
   BevdetInput input;
   input.frames = batch.frames;
-  // The points in range, and their pillars.
-  std::vector<int64_t> kept, point_cell;
+  // The points in range, their pillar (column ix, row iy) and flat pillar index.
+  std::vector<int32_t> kept, column, row;
+  std::vector<int64_t> point_cell;
   kept.reserve(size_t(batch.num_points()));
-  point_cell.reserve(size_t(batch.num_points()));
+  column.reserve(kept.capacity()), row.reserve(kept.capacity()), point_cell.reserve(kept.capacity());
   for (int64_t p = 0; p < batch.num_points(); ++p) {
     const float* q = &batch.points[size_t(4 * p)];
     if (!(q[0] >= x0 && q[0] < x1 && q[1] >= y0 && q[1] < y1 && q[2] >= z0 && q[2] < z1)) continue;
-    const int ix = std::min(nx - 1, int((q[0] - x0) / pillar)), iy = std::min(ny - 1, int((q[1] - y0) / pillar));
-    kept.push_back(p);
+    const int ix = std::min(nx - 1, int((q[0] - x0) * inv_pillar)), iy = std::min(ny - 1, int((q[1] - y0) * inv_pillar));
+    kept.push_back(int32_t(p));
+    column.push_back(ix), row.push_back(iy);
     point_cell.push_back((int64_t(batch.frame_of[size_t(p)]) * ny + iy) * nx + ix);
   }
   const int64_t n = input.points = int64_t(kept.size());
   input.cells = ops::build_cell_index(std::move(point_cell), int64_t(batch.frames) * ny * nx);
-  std::vector<float> xyz(size_t(3 * n)), mean(size_t(3 * input.cells.occupied()));
-  for (int64_t i = 0; i < n; ++i) std::memcpy(&xyz[size_t(3 * i)], &batch.points[size_t(4 * kept[size_t(i)])], 12);
-  ops::scatter_mean_forward(xyz.data(), input.cells, 3, mean.data());
+  // Each pillar's point mean, summed in point order.
+  const int64_t pillars = input.cells.occupied();
+  std::vector<float> mean(size_t(3 * pillars), 0.f);
+  for (int64_t i = 0; i < n; ++i) {
+    const float* q = &batch.points[size_t(4 * kept[size_t(i)])];
+    float* m = &mean[size_t(3 * input.cells.point_slot[size_t(i)])];
+    m[0] += q[0], m[1] += q[1], m[2] += q[2];
+  }
+  for (int64_t m = 0; m < pillars; ++m) {
+    const float count = float(input.cells.cell_start[size_t(m + 1)] - input.cells.cell_start[size_t(m)]);
+    for (int k = 0; k < 3; ++k) mean[size_t(3 * m + k)] /= count;
+  }
   input.features.resize(size_t(n) * kPillarFeatures);
   for (int64_t i = 0; i < n; ++i) {
     const float* q = &batch.points[size_t(4 * kept[size_t(i)])];
     const float* m = &mean[size_t(3 * input.cells.point_slot[size_t(i)])];
-    const int64_t hw = input.cells.point_cell[size_t(i)] % (int64_t(ny) * nx);
-    const float cx = x0 + (float(hw % nx) + 0.5f) * pillar, cy = y0 + (float(hw / nx) + 0.5f) * pillar;
+    const float cx = x0 + (float(column[size_t(i)]) + 0.5f) * pillar, cy = y0 + (float(row[size_t(i)]) + 0.5f) * pillar;
     float* f = &input.features[size_t(i) * kPillarFeatures];
     f[0] = q[0], f[1] = q[1], f[2] = q[2], f[3] = q[3];
     f[4] = q[0] - m[0], f[5] = q[1] - m[1], f[6] = q[2] - m[2];

@@ -23,6 +23,10 @@ grep -q '"map_bev"' "$WORK/run/metrics.jsonl" && pass "metrics.jsonl eval line w
 CKPT="$WORK/run/checkpoints/ckpt-00000006.h5"
 h5dump -H "$CKPT" >"$WORK/ckpt.txt" && grep -q '"head.heatmap.bias"' "$WORK/ckpt.txt" && pass "checkpoint holds head.heatmap.bias" || fail "checkpoint names"
 
+"$LT" inspect "$CKPT" --config "$CFG" >"$WORK/inspect.log"
+grep -q "^model bevdet" "$WORK/inspect.log" && grep -q "model.backbone_layers: 1,1,1 → 1,2,2" "$WORK/inspect.log" &&
+  pass "inspect CKPT --config: model and the keys that differ" || fail "inspect: $(cat "$WORK/inspect.log")"
+
 # Resume from step 3 in another run directory: the same parameters, buffers and optimizer state, bit for bit.
 mkdir -p "$WORK/resumed/checkpoints"
 cp "$WORK/run/checkpoints/ckpt-00000003.h5" "$WORK/resumed/checkpoints/"
