@@ -36,6 +36,14 @@ grep -q "resumed from .*ckpt-00000003.h5 at step 3" "$WORK/resume.log" && pass "
 $COMPARE "$CKPT" "$WORK/resumed/checkpoints/ckpt-00000006.h5" --rtol 0 >"$WORK/compare.log" &&
   pass "resumed run bit-identical to the uninterrupted one" || fail "resume differs: $(tail -3 "$WORK/compare.log")"
 
+# The loss is divided by the global batch's object count: 2 ranks with SyncBN compute what 1 rank does
+# with their frames in one batch.
+EQ=(train --config "$CFG" "${TINY[@]}" --data "$WORK/train" --train.steps 4 --train.sync_bn true --log.every 4)
+"$MPIEXEC" -np 2 "$LT" "${EQ[@]}" --train.batch_size 1 --run-dir "$WORK/eq2" >/dev/null
+"$LT" "${EQ[@]}" --train.batch_size 2 --run-dir "$WORK/eq1" >/dev/null
+out=$($COMPARE "$WORK/eq2/checkpoints/ckpt-00000004.h5" "$WORK/eq1/checkpoints/ckpt-00000004.h5" --rtol 1e-5 \
+  --groups model buffers) && pass "2 ranks with SyncBN = 1 rank with their batch: $out" || fail "equivalence: $out"
+
 "$LT" eval --checkpoint "$CKPT" --data "$WORK/val" --json "$WORK/eval.json" >"$WORK/eval.log"
 grep -q "^Car " "$WORK/eval.log" && pass "eval table" || fail "eval: $(cat "$WORK/eval.log")"
 [ "$(json_get "$WORK/eval.json" "sorted(j['classes'])")" = "['Car', 'Cyclist', 'Pedestrian']" ] && pass "eval --json classes" ||
