@@ -294,10 +294,11 @@ TEST(Bevdet, ParameterNamesAndShapes) {
   EXPECT_EQ(model.params().find("backbone.deblocks.2.0.weight")->shape, (std::vector<int64_t>{8, 4, 4, 4}));
   EXPECT_EQ(model.params().find("backbone.deblocks.0.0.weight")->shape, (std::vector<int64_t>{8, 4, 1, 1}));
   EXPECT_EQ(model.params().find("head.shared.0.weight")->shape, (std::vector<int64_t>{8, 12, 3, 3}));
-  EXPECT_EQ(model.params().find("head.heatmap.weight")->shape, (std::vector<int64_t>{3, 8, 3, 3}));
-  EXPECT_EQ(model.params().find("head.reg.bias")->shape, (std::vector<int64_t>{8}));
+  EXPECT_EQ(model.params().find("head.heatmap.0.0.weight")->shape, (std::vector<int64_t>{8, 8, 3, 3}));
+  EXPECT_EQ(model.params().find("head.heatmap.1.weight")->shape, (std::vector<int64_t>{3, 8, 3, 3}));
+  EXPECT_EQ(model.params().find("head.reg.1.bias")->shape, (std::vector<int64_t>{8}));
   model.init(1);
-  EXPECT_FLOAT_EQ(model.params().value(model.params().find("head.heatmap.bias")->offset)[2], -2.19f);
+  EXPECT_FLOAT_EQ(model.params().value(model.params().find("head.heatmap.1.bias")->offset)[2], -2.19f);
 }
 
 // d loss / d parameter from backward against central differences of the loss, for the parameters with

@@ -224,5 +224,17 @@ TEST(Augmentation, IsKeyedByFrameAndKeepsPointsInTheirBoxes) {
   }
 }
 
+TEST(Augmentation, RotationStaysWithinItsRange) {
+  double widest = 0;
+  for (int64_t f = 0; f < 200; ++f) {
+    const double narrow = draw_augmentation(4, 0, f, kPiRad / 4).rotation_rad;
+    EXPECT_LE(std::abs(narrow), kPiRad / 4 + 1e-6);
+    widest = std::max(widest, std::abs(double(draw_augmentation(4, 0, f).rotation_rad)));
+    // The other draws do not depend on the range.
+    EXPECT_EQ(draw_augmentation(4, 0, f, kPiRad / 4).scale, draw_augmentation(4, 0, f).scale);
+  }
+  EXPECT_GT(widest, kPiRad / 2);  // the default turns frames any way
+}
+
 }  // namespace
 }  // namespace lt

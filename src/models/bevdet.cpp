@@ -120,8 +120,10 @@ Bevdet::Bevdet(const BevdetConfig& config) : config_(config) {
     deblocks_[b].declare_transpose(params_, buffers_, "backbone.deblocks." + std::to_string(b), config.channels[b],
                                    config.upsample_channels, 1 << b);
   shared_.declare(params_, buffers_, "head.shared", 3 * config.upsample_channels, config.head_channels, 1);
-  heatmap_conv_.declare(params_, "head.heatmap", config.head_channels, kDetectionClasses, 3, 1, true);
-  reg_conv_.declare(params_, "head.reg", config.head_channels, kBoxCodeSize, 3, 1, true);
+  heatmap_hidden_.declare(params_, buffers_, "head.heatmap.0", config.head_channels, config.head_channels, 1);
+  heatmap_conv_.declare(params_, "head.heatmap.1", config.head_channels, kDetectionClasses, 3, 1, true);
+  reg_hidden_.declare(params_, buffers_, "head.reg.0", config.head_channels, config.head_channels, 1);
+  reg_conv_.declare(params_, "head.reg.1", config.head_channels, kBoxCodeSize, 3, 1, true);
   params_.allocate(true);
   buffers_.allocate(false);
   for (const char* name : {"pfn", "scatter", "backbone.blocks.0", "backbone.blocks.1", "backbone.blocks.2",
@@ -137,7 +139,9 @@ void Bevdet::init(uint64_t seed) {
     for (ConvBnRelu& layer : block) layer.init(params_, buffers_, rng);
   for (ConvBnRelu& deblock : deblocks_) deblock.init(params_, buffers_, rng);
   shared_.init(params_, buffers_, rng);
+  heatmap_hidden_.init(params_, buffers_, rng);
   heatmap_conv_.init(params_, rng);
+  reg_hidden_.init(params_, buffers_, rng);
   reg_conv_.init(params_, rng);
   std::fill(params_.value(heatmap_conv_.bias), params_.value(heatmap_conv_.bias) + kDetectionClasses, kHeatmapBias);
 }
@@ -148,6 +152,8 @@ void Bevdet::set_sync_bn(const SumOverRanks& sum) {
     for (ConvBnRelu& layer : block) layer.bn.sync = sum;
   for (ConvBnRelu& deblock : deblocks_) deblock.bn.sync = sum;
   shared_.bn.sync = sum;
+  heatmap_hidden_.bn.sync = sum;
+  reg_hidden_.bn.sync = sum;
 }
 
 BevdetInput Bevdet::prepare(const BevdetConfig& c, const PointBatch& batch, bool with_targets) {
@@ -257,8 +263,11 @@ void Bevdet::forward(BevdetInput input, bool training) {
     shared_.forward(params_, buffers_, cat_.data(), frames_, config_.out_y(), config_.out_x(), training);
     heatmap_.resize(size_t(frames_) * kDetectionClasses * plane);
     reg_.resize(size_t(frames_) * kBoxCodeSize * plane);
-    conv_forward(heatmap_conv_, shared_.out.data(), heatmap_.data());
-    conv_forward(reg_conv_, shared_.out.data(), reg_.data());
+    const int ho = config_.out_y(), wo = config_.out_x();
+    heatmap_hidden_.forward(params_, buffers_, shared_.out.data(), frames_, ho, wo, training);
+    conv_forward(heatmap_conv_, heatmap_hidden_.out.data(), heatmap_.data());
+    reg_hidden_.forward(params_, buffers_, shared_.out.data(), frames_, ho, wo, training);
+    conv_forward(reg_conv_, reg_hidden_.out.data(), reg_.data());
   }
   profile_[kPfn].macs = pfn_.linear.macs(points_);
   for (int b = 0; b < 3; ++b) {
@@ -266,7 +275,7 @@ void Bevdet::forward(BevdetInput input, bool training) {
     for (const ConvBnRelu& layer : blocks_[b]) profile_[size_t(kBlock0 + b)].macs += layer.macs();
   }
   profile_[kDeblocks].macs = deblocks_[0].macs() + deblocks_[1].macs() + deblocks_[2].macs();
-  profile_[kHead].macs = shared_.macs() + frames_ * plane * int64_t(config_.head_channels) * 9 *
+  profile_[kHead].macs = shared_.macs() + heatmap_hidden_.macs() + reg_hidden_.macs() + frames_ * plane * int64_t(config_.head_channels) * 9 *
                                               (kDetectionClasses + kBoxCodeSize);
 }
 
@@ -300,11 +309,14 @@ void Bevdet::backward() {
   std::vector<float> d_cat(cat_.size());
   {
     PhaseTimer t{profile_, kHead, true};
-    std::vector<float> d_shared(shared_.out.size()), d_from_reg(shared_.out.size());
-    conv_backward(heatmap_conv_, shared_.out.data(), dheatmap_.data(), d_shared.data());
-    conv_backward(reg_conv_, shared_.out.data(), dreg_.data(), d_from_reg.data());
+    std::vector<float> d_shared(shared_.out.size()), d_from_reg(shared_.out.size()), d_hidden(shared_.out.size());
+    conv_backward(reg_conv_, reg_hidden_.out.data(), dreg_.data(), d_hidden.data());
+    reg_hidden_.backward(params_, shared_.out.data(), d_hidden, d_from_reg.data());
+    grads_ready(reg_hidden_.first_param());
+    conv_backward(heatmap_conv_, heatmap_hidden_.out.data(), dheatmap_.data(), d_hidden.data());
+    heatmap_hidden_.backward(params_, shared_.out.data(), d_hidden, d_shared.data());
+    grads_ready(heatmap_hidden_.first_param());
     for (size_t i = 0; i < d_shared.size(); ++i) d_shared[i] += d_from_reg[i];
-    grads_ready(heatmap_conv_.weight);
     shared_.backward(params_, cat_.data(), d_shared, d_cat.data());
   }
   grads_ready(shared_.first_param());

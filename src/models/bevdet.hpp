@@ -7,8 +7,9 @@
 //   backbone (SECOND/PointPillars RPN): three blocks of Conv3×3 BN ReLU, the first of each with stride 2
 //            (strides 2, 4, 8); each block's output upsampled to stride 2 by ConvTranspose (k = 1, 2, 4)
 //            BN ReLU and concatenated                                             (B, 3U, ny/2, nx/2)
-//   head: shared Conv3×3 BN ReLU; heatmap Conv3×3 (3 classes, bias −2.19 so sigmoid starts at 0.1);
-//         regression Conv3×3 (8: centre offset x, y; z; log dx, dy, dz; sin, cos heading)
+//   head: shared Conv3×3 BN ReLU; then, as CenterPoint's SeparateHead with two convs, per output a hidden
+//         Conv3×3 BN ReLU and a Conv3×3: heatmap (3 classes, bias −2.19 so sigmoid starts at 0.1) and
+//         regression (8: centre offset x, y; z; log dx, dy, dz; sin, cos heading)
 //   loss: CenterNet focal loss on the heatmap against Gaussian targets (CornerNet radius, min overlap
 //         0.1, min radius 2) + 0.25 × L1 on the regression at object centres, both / object count
 //   decode: sigmoid, 3×3 max-pool peaks, top-K over classes and cells, score threshold, optional
@@ -125,7 +126,7 @@ class Bevdet : public Model {
   LinearBnRelu pfn_;
   std::vector<ConvBnRelu> blocks_[3];
   ConvBnRelu deblocks_[3];
-  ConvBnRelu shared_;
+  ConvBnRelu shared_, heatmap_hidden_, reg_hidden_;
   Conv2d heatmap_conv_, reg_conv_;
 
   // Activations of the last forward.

@@ -45,6 +45,8 @@ po::options_description config_options() {
       "train.class_weights", po::value<std::string>()->default_value(""),
       "cross-entropy weight per training id 0..19, comma-separated (empty: all 1)")(
       "train.augment", po::value<bool>()->default_value(true), "rotation, scaling, flip, translation")(
+      "train.rotation", po::value<double>()->default_value(3.141592653589793),
+      "augmentation: largest global rotation about z, rad (π: any heading; detectors often use π/4)")(
       "train.balance", po::value<std::string>()->default_value("lpt"),
       "lpt | bucket | none: how each step's frames are split over ranks")(
       "train.cost_refit", po::value<int64_t>()->default_value(0),
@@ -78,7 +80,7 @@ TrainConfig train_config_from(const po::variables_map& v) {
                           "model.pfn_channels", "model.upsample_channels", "model.min_radius", "model.top_k"})
     require_positive(v, key);
   for (const char* key : {"train.weight_decay", "train.grad_clip", "train.threads", "checkpoint.every",
-                          "train.momentum", "train.cost_refit", "train.max_time", "model.score_threshold", "model.nms_iou"})
+                          "train.momentum", "train.cost_refit", "train.max_time", "train.rotation", "model.score_threshold", "model.nms_iou"})
     require_non_negative(v, key);
   const double warmup = v["train.warmup"].as<double>();
   require(warmup > 0 && warmup < 1, "--train.warmup: must be in (0, 1)");
@@ -147,6 +149,7 @@ TrainConfig train_config_from(const po::variables_map& v) {
       c.class_weights.empty() || c.class_weights.size() == size_t(kNumSemanticClasses),
       "--train.class_weights: expected 20 values (one per training id), got " + std::to_string(c.class_weights.size()));
   c.augment = v["train.augment"].as<bool>();
+  c.max_rotation = v["train.rotation"].as<double>();
   c.balance = v["train.balance"].as<std::string>();
   c.sync_bn = v["train.sync_bn"].as<bool>();
   c.seed = v["train.seed"].as<uint64_t>();

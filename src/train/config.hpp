@@ -28,6 +28,7 @@ struct TrainConfig {
   double grad_clip = 10.0;
   std::vector<float> class_weights;  // empty: all 1
   bool augment = true;
+  double max_rotation = 3.141592653589793;  // rad
   std::string balance = "lpt";
   bool sync_bn = false;
   uint64_t seed = 1;

@@ -18,10 +18,10 @@ std::vector<int64_t> epoch_permutation(uint64_t seed, int64_t epoch, int64_t num
   return order;
 }
 
-Augmentation draw_augmentation(uint64_t seed, int64_t epoch, int64_t frame_index) {
+Augmentation draw_augmentation(uint64_t seed, int64_t epoch, int64_t frame_index, double max_rotation) {
   Rng rng(stream_key(seed, uint64_t(epoch), stream_key(kAugmentStream, uint64_t(frame_index))));
   Augmentation a;
-  a.rotation_rad = float(rng.uniform(-kPi, kPi));
+  a.rotation_rad = float(rng.uniform(-max_rotation, max_rotation));
   a.scale = float(rng.uniform(0.95, 1.05));
   a.flip_y = rng.bernoulli(0.5);
   for (float& t : a.translation) t = float(0.2 * rng.normal());

@@ -13,15 +13,18 @@ namespace lt {
 // The frames of epoch `epoch` in training order: a permutation of 0..num_frames-1 from (seed, epoch).
 std::vector<int64_t> epoch_permutation(uint64_t seed, int64_t epoch, int64_t num_frames);
 
+constexpr double kPiRad = 3.14159265358979323846;
+
 // A global rotation about z, scaling, flip across the x axis (y → -y) and translation.
 struct Augmentation {
   float rotation_rad = 0, scale = 1;
   bool flip_y = false;
   float translation[3] = {0, 0, 0};
 };
-// Drawn from (seed, epoch, frame index): rotation U(-π, π), scale U(0.95, 1.05), flip p = 0.5,
-// translation N(0, 0.2 m) per axis.
-Augmentation draw_augmentation(uint64_t seed, int64_t epoch, int64_t frame_index);
+// Drawn from (seed, epoch, frame index): rotation U(−max_rotation, max_rotation) (π: any heading;
+// detectors use π/4 as OpenPCDet's KITTI configs), scale U(0.95, 1.05), flip p = 0.5, translation
+// N(0, 0.2 m) per axis.
+Augmentation draw_augmentation(uint64_t seed, int64_t epoch, int64_t frame_index, double max_rotation = kPiRad);
 // Applies it to the frame's points (and boxes: centre, sizes, heading).
 void augment_frame(const Augmentation& augmentation, Frame& frame);
 

@@ -488,7 +488,8 @@ int train(const TrainRun& run, const Comm& comm) {
           std::vector<Frame> frames;
           for (int64_t index : slot) {
             frames.push_back(reader->read(index));
-            if (c.augment) augment_frame(draw_augmentation(c.seed, assignment.epoch, index), frames.back());
+            if (c.augment)
+              augment_frame(draw_augmentation(c.seed, assignment.epoch, index, c.max_rotation), frames.back());
           }
           prepared.inputs.push_back(model.prepare(make_batch(frames), true));
         }

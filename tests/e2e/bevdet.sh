@@ -21,7 +21,7 @@ grep -q "^step 6/6" "$WORK/train.log" && pass "progress lines" || fail "progress
 grep -q "^mAP BEV (R40)" "$WORK/train.log" && pass "validation AP table at the end" || fail "no AP table"
 grep -q '"map_bev"' "$WORK/run/metrics.jsonl" && pass "metrics.jsonl eval line with map_bev" || fail "no eval line"
 CKPT="$WORK/run/checkpoints/ckpt-00000006.h5"
-h5dump -H "$CKPT" >"$WORK/ckpt.txt" && grep -q '"head.heatmap.bias"' "$WORK/ckpt.txt" && pass "checkpoint holds head.heatmap.bias" || fail "checkpoint names"
+h5dump -H "$CKPT" >"$WORK/ckpt.txt" && grep -q '"head.heatmap.1.bias"' "$WORK/ckpt.txt" && pass "checkpoint holds head.heatmap.1.bias" || fail "checkpoint names"
 
 "$LT" inspect "$CKPT" --config "$CFG" >"$WORK/inspect.log"
 grep -q "^model bevdet" "$WORK/inspect.log" && grep -q "model.backbone_layers: 1,1,1 → 1,2,2" "$WORK/inspect.log" &&
