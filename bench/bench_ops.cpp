@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "kernels/cpu/ops.hpp"
+#include "src/common/allocator.hpp"
 #include "src/models/bevdet.hpp"
 #include "src/common/rng.hpp"
 #include "src/synth/scene.hpp"
@@ -119,6 +120,9 @@ void BM_Pillarize120k(benchmark::State& state) {
   state.counters["pillars"] = double(lt::Bevdet::prepare(config, batch, false).cells.occupied());
 }
 BENCHMARK(BM_Pillarize120k)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
+
+// As lidartrain's main does.
+const bool kept_freed_memory = (lt::keep_freed_memory(), true);
 
 }  // namespace
 

@@ -7,6 +7,7 @@
 #include "kernels/cuda/device.hpp"
 #include "mpi/comm.hpp"
 #include "src/commands/commands.hpp"
+#include "src/common/allocator.hpp"
 #include "src/common/error.hpp"
 #include "version.hpp"
 
@@ -64,6 +65,7 @@ int run_command(const Command& command, int argc, char** argv, const lt::Comm& c
 }  // namespace
 
 int main(int argc, char** argv) {
+  lt::keep_freed_memory();
   lt::Comm::init(&argc, &argv);
   const lt::Comm comm = lt::Comm::world();
   int exit_code = lt::kExitOk;

@@ -339,7 +339,7 @@ TEST(Bevdet, GradientMatchesFiniteDifferencesInEveryLayer) {
       const double analytic = grads[size_t(i)];
       if (std::abs(analytic) < 1e-2) continue;  // below float differences' resolution
       ++candidates;
-      const float h = 1e-3f * std::max(1.f, std::abs(params.values()[size_t(i)]));
+      const float h = 2e-4f * std::max(1.f, std::abs(params.values()[size_t(i)]));
       const double coarse = difference(i, h), fine = difference(i, h / 3);
       if (std::abs(coarse - fine) > 0.01 * std::abs(fine) + 1e-3) continue;  // a kink within the step
       EXPECT_NEAR(fine, analytic, 0.02 * std::abs(analytic) + 1e-3) << view.name << "[" << order[size_t(k)] << "]";
