@@ -8,17 +8,11 @@
 
 #include "kernels/common/box_iou.hpp"
 #include "kernels/common/elementwise.hpp"
+#include "kernels/cuda/check.cuh"
 #include "kernels/cuda/device.hpp"
 
 namespace lt {
 namespace {
-
-void check(cudaError_t status, const char* what) {
-  if (status != cudaSuccess) {
-    std::fprintf(stderr, "lidartrain: CUDA error in %s: %s\n", what, cudaGetErrorString(status));
-    std::abort();
-  }
-}
 
 constexpr int kThreads = 256;
 constexpr int kBlocks = 120;
@@ -53,8 +47,8 @@ __global__ void bev_iou_kernel(const float* a, int64_t n, const float* b, int64_
 template <class T>
 T* to_device(const T* host, int64_t count) {
   T* device = nullptr;
-  check(cudaMalloc(&device, sizeof(T) * size_t(count > 0 ? count : 1)), "cudaMalloc");
-  if (count > 0) check(cudaMemcpy(device, host, sizeof(T) * size_t(count), cudaMemcpyHostToDevice), "cudaMemcpy");
+  cuda_check(cudaMalloc(&device, sizeof(T) * size_t(count > 0 ? count : 1)), "cudaMalloc");
+  if (count > 0) cuda_check(cudaMemcpy(device, host, sizeof(T) * size_t(count), cudaMemcpyHostToDevice), "cudaMemcpy");
   return device;
 }
 
@@ -62,19 +56,19 @@ T* to_device(const T* host, int64_t count) {
 
 double cuda_focal_loss(const float* host_logits, const float* host_targets, int64_t n, float* host_dlogits,
                        int device) {
-  check(cudaSetDevice(device), "cudaSetDevice");
+  cuda_check(cudaSetDevice(device), "cudaSetDevice");
   float* logits = to_device(host_logits, n);
   float* targets = to_device(host_targets, n);
   float* dlogits = nullptr;
-  check(cudaMalloc(&dlogits, sizeof(float) * size_t(n > 0 ? n : 1)), "cudaMalloc");
+  cuda_check(cudaMalloc(&dlogits, sizeof(float) * size_t(n > 0 ? n : 1)), "cudaMalloc");
   double* block_sums = nullptr;
-  check(cudaMalloc(&block_sums, sizeof(double) * kBlocks), "cudaMalloc");
+  cuda_check(cudaMalloc(&block_sums, sizeof(double) * kBlocks), "cudaMalloc");
   focal_loss_kernel<<<kBlocks, kThreads>>>(logits, targets, n, dlogits, block_sums);
-  check(cudaGetLastError(), "focal_loss_kernel");
+  cuda_check(cudaGetLastError(), "focal_loss_kernel");
   std::vector<double> sums(kBlocks);
-  check(cudaMemcpy(sums.data(), block_sums, sizeof(double) * kBlocks, cudaMemcpyDeviceToHost), "cudaMemcpy");
+  cuda_check(cudaMemcpy(sums.data(), block_sums, sizeof(double) * kBlocks, cudaMemcpyDeviceToHost), "cudaMemcpy");
   if (host_dlogits && n > 0)
-    check(cudaMemcpy(host_dlogits, dlogits, sizeof(float) * size_t(n), cudaMemcpyDeviceToHost), "cudaMemcpy");
+    cuda_check(cudaMemcpy(host_dlogits, dlogits, sizeof(float) * size_t(n), cudaMemcpyDeviceToHost), "cudaMemcpy");
   cudaFree(logits);
   cudaFree(targets);
   cudaFree(dlogits);
@@ -86,15 +80,15 @@ double cuda_focal_loss(const float* host_logits, const float* host_targets, int6
 
 void cuda_bev_iou_matrix(const float* host_a, int64_t n, const float* host_b, int64_t m, double* host_iou,
                          int device) {
-  check(cudaSetDevice(device), "cudaSetDevice");
+  cuda_check(cudaSetDevice(device), "cudaSetDevice");
   float* a = to_device(host_a, 7 * n);
   float* b = to_device(host_b, 7 * m);
   double* iou = nullptr;
-  check(cudaMalloc(&iou, sizeof(double) * size_t(n * m > 0 ? n * m : 1)), "cudaMalloc");
+  cuda_check(cudaMalloc(&iou, sizeof(double) * size_t(n * m > 0 ? n * m : 1)), "cudaMalloc");
   if (n * m > 0) {
     bev_iou_kernel<<<int((n * m + kThreads - 1) / kThreads), kThreads>>>(a, n, b, m, iou);
-    check(cudaGetLastError(), "bev_iou_kernel");
-    check(cudaMemcpy(host_iou, iou, sizeof(double) * size_t(n * m), cudaMemcpyDeviceToHost), "cudaMemcpy");
+    cuda_check(cudaGetLastError(), "bev_iou_kernel");
+    cuda_check(cudaMemcpy(host_iou, iou, sizeof(double) * size_t(n * m), cudaMemcpyDeviceToHost), "cudaMemcpy");
   }
   cudaFree(a);
   cudaFree(b);

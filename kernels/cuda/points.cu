@@ -4,17 +4,11 @@
 #include <cstdlib>
 
 #include "kernels/common/points.hpp"
+#include "kernels/cuda/check.cuh"
 #include "kernels/cuda/device.hpp"
 
 namespace lt {
 namespace {
-
-void check(cudaError_t status, const char* what) {
-  if (status != cudaSuccess) {
-    std::fprintf(stderr, "lidartrain: CUDA error in %s: %s\n", what, cudaGetErrorString(status));
-    std::abort();
-  }
-}
 
 // One counter per block, summed on the host: integer arithmetic, so the result is exact.
 __global__ void count_in_cost_range_kernel(const float4* points, int64_t n, unsigned long long* block_counts) {
@@ -34,18 +28,18 @@ __global__ void count_in_cost_range_kernel(const float4* points, int64_t n, unsi
 }  // namespace
 
 int64_t cuda_count_points_in_cost_range(const float* host_xyzi, int64_t num_points, int device) {
-  check(cudaSetDevice(device), "cudaSetDevice");
+  cuda_check(cudaSetDevice(device), "cudaSetDevice");
   constexpr int kThreads = 256;
   constexpr int kBlocks = 120;
   float4* points = nullptr;
   unsigned long long* block_counts = nullptr;
-  check(cudaMalloc(&points, sizeof(float4) * (num_points > 0 ? num_points : 1)), "cudaMalloc");
-  check(cudaMalloc(&block_counts, sizeof(unsigned long long) * kBlocks), "cudaMalloc");
-  check(cudaMemcpy(points, host_xyzi, sizeof(float4) * num_points, cudaMemcpyHostToDevice), "cudaMemcpy");
+  cuda_check(cudaMalloc(&points, sizeof(float4) * (num_points > 0 ? num_points : 1)), "cudaMalloc");
+  cuda_check(cudaMalloc(&block_counts, sizeof(unsigned long long) * kBlocks), "cudaMalloc");
+  cuda_check(cudaMemcpy(points, host_xyzi, sizeof(float4) * num_points, cudaMemcpyHostToDevice), "cudaMemcpy");
   count_in_cost_range_kernel<<<kBlocks, kThreads>>>(points, num_points, block_counts);
-  check(cudaGetLastError(), "count_in_cost_range_kernel");
+  cuda_check(cudaGetLastError(), "count_in_cost_range_kernel");
   unsigned long long host_counts[kBlocks];
-  check(cudaMemcpy(host_counts, block_counts, sizeof(host_counts), cudaMemcpyDeviceToHost), "cudaMemcpy");
+  cuda_check(cudaMemcpy(host_counts, block_counts, sizeof(host_counts), cudaMemcpyDeviceToHost), "cudaMemcpy");
   cudaFree(points);
   cudaFree(block_counts);
   int64_t total = 0;
