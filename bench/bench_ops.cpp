@@ -9,8 +9,8 @@
 
 #include "kernels/cpu/ops.hpp"
 #include "src/common/allocator.hpp"
-#include "src/models/bevdet.hpp"
 #include "src/common/rng.hpp"
+#include "src/models/bevdet.hpp"
 #include "src/synth/scene.hpp"
 
 namespace {

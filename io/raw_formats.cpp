@@ -1,9 +1,8 @@
 #include "io/raw_formats.hpp"
 
-#include <cstdio>
-
 #include <Eigen/Dense>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>

@@ -53,8 +53,8 @@ TEST(BevIou, FortyFiveDegreesMakeARegularOctagon) {
 
 TEST(BevIou, ContainmentAndHalfOverlap) {
   EXPECT_NEAR(iou(box(0.5f, 0.2f, 1, 1, 0.4f), box(0, 0, 4, 2, 0)), 1.0 / 8.0, 1e-7);  // inside
-  EXPECT_NEAR(iou(box(0, 0, 2, 2, 0), box(1, 0, 2, 2, 0)), 2.0 / 6.0, 1e-7);            // shifted by half
-  EXPECT_EQ(iou(box(0, 0, 0, 2, 0), box(0, 0, 2, 2, 0)), 0.0);                          // no area
+  EXPECT_NEAR(iou(box(0, 0, 2, 2, 0), box(1, 0, 2, 2, 0)), 2.0 / 6.0, 1e-7);           // shifted by half
+  EXPECT_EQ(iou(box(0, 0, 0, 2, 0), box(0, 0, 2, 2, 0)), 0.0);                         // no area
 }
 
 TEST(RotatedNms, KeepsTheBestOfOverlappingBoxesOfOneClass) {
@@ -103,7 +103,7 @@ TEST(DrawGaussian, PeaksAtOneAndKeepsTheMaximumInsideThePlane) {
   EXPECT_FLOAT_EQ(plane[2 * 6 + 1], plane[1 * 6 + 2]);  // symmetric
   EXPECT_FLOAT_EQ(plane[3 * 6 + 3], float(std::exp(-8 / (2 * sigma * sigma))));
   EXPECT_FLOAT_EQ(plane[0], std::max(0.9f, float(std::exp(-2 / (2 * sigma * sigma)))));  // max with what was there
-  EXPECT_EQ(plane[4 * 6 + 1], 0.f);  // beyond the radius
+  EXPECT_EQ(plane[4 * 6 + 1], 0.f);                                                      // beyond the radius
 }
 
 PointBatch boxes_batch(int frames, const std::vector<std::array<float, 7>>& boxes, const std::vector<uint8_t>& labels,
@@ -144,7 +144,8 @@ TEST(BevdetTargets, HeatmapPeakAndRegressionAtTheObjectsCell) {
   EXPECT_FLOAT_EQ(t.regression[6], std::sin(0.4f));
   EXPECT_FLOAT_EQ(t.regression[7], std::cos(0.4f));
   // The pedestrian is on frame 0's pedestrian plane; frame 0's car plane has nothing.
-  EXPECT_FLOAT_EQ(t.heatmap[size_t((0 * kDetectionClasses + 1) * plane + int(11.24 / 0.64) * wo + int(2.0 / 0.64))], 1.f);
+  EXPECT_FLOAT_EQ(t.heatmap[size_t((0 * kDetectionClasses + 1) * plane + int(11.24 / 0.64) * wo + int(2.0 / 0.64))],
+                  1.f);
   for (int64_t i = 0; i < plane; ++i) EXPECT_EQ(t.heatmap[size_t(i)], 0.f);
 }
 
@@ -200,7 +201,8 @@ void perfect_outputs(const BevdetConfig& c, const BevdetTargets& t, int frames, 
 
 TEST(BevdetDecode, RecoversTheBoxesTheTargetsEncode) {
   const BevdetConfig c = tiny_config();
-  const std::array<float, 7> car = {5.3f, -3.1f, -0.9f, 4.2f, 1.7f, 1.5f, 2.5f}, cyclist = {2.0f, 2.2f, -1.0f, 1.8f, 0.6f, 1.7f, -1.0f};
+  const std::array<float, 7> car = {5.3f, -3.1f, -0.9f, 4.2f, 1.7f, 1.5f, 2.5f},
+                             cyclist = {2.0f, 2.2f, -1.0f, 1.8f, 0.6f, 1.7f, -1.0f};
   const PointBatch batch = boxes_batch(2, {car, cyclist}, {1, 3}, {0, 1});
   std::vector<float> heatmap, reg;
   perfect_outputs(c, make_bevdet_targets(c, batch), 2, heatmap, reg);

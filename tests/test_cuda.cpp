@@ -41,7 +41,8 @@ TEST(Cuda, FocalLossMatchesCpu) {
   const double cpu = ops::focal_loss(logits.data(), targets.data(), n, cpu_grad.data());
   const double gpu = cuda_focal_loss(logits.data(), targets.data(), n, gpu_grad.data(), 0);
   EXPECT_NEAR(gpu, cpu, 1e-9 * std::abs(cpu));  // the same per-element floats, summed in another order
-  for (size_t i = 0; i < cpu_grad.size(); ++i) EXPECT_NEAR(gpu_grad[i], cpu_grad[i], 1e-6f * (1 + std::abs(cpu_grad[i])));
+  for (size_t i = 0; i < cpu_grad.size(); ++i)
+    EXPECT_NEAR(gpu_grad[i], cpu_grad[i], 1e-6f * (1 + std::abs(cpu_grad[i])));
   EXPECT_EQ(gpu, cuda_focal_loss(logits.data(), targets.data(), n, nullptr, 0));  // deterministic
 }
 
@@ -55,7 +56,8 @@ TEST(Cuda, BevIouMatrixMatchesCpu) {
   std::vector<double> iou(64 * 64);
   cuda_bev_iou_matrix(boxes.data(), 64, boxes.data(), 64, iou.data(), 0);
   for (int i = 0; i < 64; ++i)
-    for (int j = 0; j < 64; ++j) EXPECT_NEAR(iou[size_t(i * 64 + j)], bev_iou(&boxes[size_t(7 * i)], &boxes[size_t(7 * j)]), 1e-9);
+    for (int j = 0; j < 64; ++j)
+      EXPECT_NEAR(iou[size_t(i * 64 + j)], bev_iou(&boxes[size_t(7 * i)], &boxes[size_t(7 * j)]), 1e-9);
 }
 
 }  // namespace

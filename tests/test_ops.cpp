@@ -418,7 +418,7 @@ OpCase cross_entropy_case(const std::string& what, std::vector<uint8_t> labels, 
 OpCase focal_loss_case() {
   const Vec targets = {1, 0, 0.5, 0, 0.9, 1, 0, 0.2, 0, 0.01, 1, 0};
   Vec logits = random_vector(targets.size(), 20, -3, 3);
-  logits[3] = 12;   // p > 1 − 1e-4: clamped
+  logits[3] = 12;    // p > 1 − 1e-4: clamped
   logits[10] = -12;  // p < 1e-4 at a centre: clamped
   const int64_t n = int64_t(targets.size());
   auto forward = [=](const auto& in) {
@@ -466,7 +466,8 @@ OpCase gather_positions_case() {
   auto reference = [=](const Tensors<double>& in) {
     Vec rows;
     for (int64_t position : positions)
-      for (int c = 0; c < channels; ++c) rows.push_back(in[0][size_t((position / plane * channels + c) * plane + position % plane)]);
+      for (int c = 0; c < channels; ++c)
+        rows.push_back(in[0][size_t((position / plane * channels + c) * plane + position % plane)]);
     return rows;
   };
   return make_case("gather_positions", {random_vector(size_t(batch * channels * plane), 21)}, forward, backward,

@@ -711,35 +711,35 @@ void max_pool3x3(const T* x, T* y, int64_t maps, int height, int width) {
 
 // ---- instantiations -------------------------------------------------------------------------
 
-#define LT_INSTANTIATE(T)                                                                                             \
-  template void linear_forward<T>(const T*, const T*, const T*, T*, int64_t, int, int);                               \
-  template void linear_backward<T>(const T*, const T*, const T*, T*, T*, T*, int64_t, int, int);                      \
-  template void conv2d_forward<T>(const T*, const T*, const T*, T*, const Conv2dShape&, std::vector<T>&);             \
-  template void conv2d_backward<T>(const T*, const T*, const T*, T*, T*, T*, const Conv2dShape&, std::vector<T>&);    \
-  template void conv_transpose_forward<T>(const T*, const T*, const T*, T*, const ConvTransposeShape&,                \
-                                          std::vector<T>&);                                                           \
-  template void conv_transpose_backward<T>(const T*, const T*, const T*, T*, T*, T*, const ConvTransposeShape&,       \
-                                           std::vector<T>&);                                                          \
-  template void batchnorm_sums<T>(const T*, const BatchNormShape&, double*);                                          \
-  template void batchnorm_apply<T>(const T*, const T*, const T*, const T*, const T*, T*, const BatchNormShape&);      \
-  template void batchnorm_backward_sums<T>(const T*, const T*, const T*, const T*, const BatchNormShape&, double*);   \
-  template void batchnorm_backward_apply<T>(const T*, const T*, const T*, const T*, const T*, const double*, double,  \
-                                            T*, T*, T*, const BatchNormShape&);                                       \
-  template void relu_forward<T>(const T*, T*, int64_t);                                                               \
-  template void relu_backward<T>(const T*, const T*, T*, int64_t);                                                    \
-  template void concat_channels<T>(const T*, int, const T*, int, int64_t, int64_t, T*);                               \
-  template void split_channels<T>(const T*, int, int, int64_t, int64_t, T*, T*);                                      \
-  template void voxelize_max_forward<T>(const T*, const CellIndex&, int, int64_t, T*, int64_t*);                      \
-  template void voxelize_max_backward<T>(const T*, const CellIndex&, const int64_t*, int, int64_t, T*);               \
-  template void scatter_mean_forward<T>(const T*, const CellIndex&, int, T*);                                         \
-  template void scatter_mean_backward<T>(const T*, const CellIndex&, int, T*);                                        \
-  template void devoxelize_forward<T>(const T*, const CellIndex&, int, int64_t, T*);                                  \
-  template void devoxelize_backward<T>(const T*, const CellIndex&, int, int64_t, T*);                                 \
-  template double cross_entropy<T>(const T*, const uint8_t*, int64_t, int, const T*, int, T*);                        \
-  template double focal_loss<T>(const T*, const T*, int64_t, T*);                                                     \
-  template void gather_positions_forward<T>(const T*, const int64_t*, int64_t, int, int64_t, T*);                     \
-  template void gather_positions_backward<T>(const T*, const int64_t*, int64_t, int, int64_t, T*);                    \
-  template double l1_loss<T>(const T*, const T*, int64_t, int, T*);                                                   \
+#define LT_INSTANTIATE(T)                                                                                            \
+  template void linear_forward<T>(const T*, const T*, const T*, T*, int64_t, int, int);                              \
+  template void linear_backward<T>(const T*, const T*, const T*, T*, T*, T*, int64_t, int, int);                     \
+  template void conv2d_forward<T>(const T*, const T*, const T*, T*, const Conv2dShape&, std::vector<T>&);            \
+  template void conv2d_backward<T>(const T*, const T*, const T*, T*, T*, T*, const Conv2dShape&, std::vector<T>&);   \
+  template void conv_transpose_forward<T>(const T*, const T*, const T*, T*, const ConvTransposeShape&,               \
+                                          std::vector<T>&);                                                          \
+  template void conv_transpose_backward<T>(const T*, const T*, const T*, T*, T*, T*, const ConvTransposeShape&,      \
+                                           std::vector<T>&);                                                         \
+  template void batchnorm_sums<T>(const T*, const BatchNormShape&, double*);                                         \
+  template void batchnorm_apply<T>(const T*, const T*, const T*, const T*, const T*, T*, const BatchNormShape&);     \
+  template void batchnorm_backward_sums<T>(const T*, const T*, const T*, const T*, const BatchNormShape&, double*);  \
+  template void batchnorm_backward_apply<T>(const T*, const T*, const T*, const T*, const T*, const double*, double, \
+                                            T*, T*, T*, const BatchNormShape&);                                      \
+  template void relu_forward<T>(const T*, T*, int64_t);                                                              \
+  template void relu_backward<T>(const T*, const T*, T*, int64_t);                                                   \
+  template void concat_channels<T>(const T*, int, const T*, int, int64_t, int64_t, T*);                              \
+  template void split_channels<T>(const T*, int, int, int64_t, int64_t, T*, T*);                                     \
+  template void voxelize_max_forward<T>(const T*, const CellIndex&, int, int64_t, T*, int64_t*);                     \
+  template void voxelize_max_backward<T>(const T*, const CellIndex&, const int64_t*, int, int64_t, T*);              \
+  template void scatter_mean_forward<T>(const T*, const CellIndex&, int, T*);                                        \
+  template void scatter_mean_backward<T>(const T*, const CellIndex&, int, T*);                                       \
+  template void devoxelize_forward<T>(const T*, const CellIndex&, int, int64_t, T*);                                 \
+  template void devoxelize_backward<T>(const T*, const CellIndex&, int, int64_t, T*);                                \
+  template double cross_entropy<T>(const T*, const uint8_t*, int64_t, int, const T*, int, T*);                       \
+  template double focal_loss<T>(const T*, const T*, int64_t, T*);                                                    \
+  template void gather_positions_forward<T>(const T*, const int64_t*, int64_t, int, int64_t, T*);                    \
+  template void gather_positions_backward<T>(const T*, const int64_t*, int64_t, int, int64_t, T*);                   \
+  template double l1_loss<T>(const T*, const T*, int64_t, int, T*);                                                  \
   template void max_pool3x3<T>(const T*, T*, int64_t, int, int);
 
 LT_INSTANTIATE(float)

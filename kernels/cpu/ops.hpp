@@ -140,8 +140,7 @@ template <class T>
 double focal_loss(const T* logits, const T* targets, int64_t n, T* dlogits);
 // rows (K, C) = maps (B, C, plane) at K positions b·plane + hw (the regression outputs at object centres).
 template <class T>
-void gather_positions_forward(const T* maps, const int64_t* positions, int64_t k, int channels, int64_t plane,
-                              T* rows);
+void gather_positions_forward(const T* maps, const int64_t* positions, int64_t k, int channels, int64_t plane, T* rows);
 // dmaps += drows at their positions (in order of k, so repeated positions add up deterministically).
 template <class T>
 void gather_positions_backward(const T* drows, const int64_t* positions, int64_t k, int channels, int64_t plane,

@@ -78,8 +78,7 @@ double cuda_focal_loss(const float* host_logits, const float* host_targets, int6
   return total;
 }
 
-void cuda_bev_iou_matrix(const float* host_a, int64_t n, const float* host_b, int64_t m, double* host_iou,
-                         int device) {
+void cuda_bev_iou_matrix(const float* host_a, int64_t n, const float* host_b, int64_t m, double* host_iou, int device) {
   cuda_check(cudaSetDevice(device), "cudaSetDevice");
   float* a = to_device(host_a, 7 * n);
   float* b = to_device(host_b, 7 * m);

@@ -19,10 +19,8 @@ int64_t cuda_count_points_in_cost_range(const float* host_xyzi, int64_t num_poin
 
 // The focal loss (kernels/common/elementwise.hpp) summed over n heatmap elements on device `device`, and
 // its gradient into host_dlogits (if not null). Precondition: cuda_device_count() > device.
-double cuda_focal_loss(const float* host_logits, const float* host_targets, int64_t n, float* host_dlogits,
-                       int device);
+double cuda_focal_loss(const float* host_logits, const float* host_targets, int64_t n, float* host_dlogits, int device);
 // iou[i·m + j] = BEV IoU of a[i] and b[j] (boxes of 7 floats; kernels/common/box_iou.hpp).
-void cuda_bev_iou_matrix(const float* host_a, int64_t n, const float* host_b, int64_t m, double* host_iou,
-                         int device);
+void cuda_bev_iou_matrix(const float* host_a, int64_t n, const float* host_b, int64_t m, double* host_iou, int device);
 
 }  // namespace lt

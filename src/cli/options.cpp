@@ -1,7 +1,6 @@
 #include "src/cli/options.hpp"
 
 #include <cmath>
-
 #include <filesystem>
 #include <sstream>
 

@@ -14,7 +14,8 @@ namespace lt {
 int eval_main(int argc, char** argv, const Comm& comm) {
   po::options_description options("Options");
   options.add_options()("checkpoint", po::value<std::string>()->required()->value_name("CKPT"), "checkpoint file")(
-      "data", po::value<std::string>()->required()->value_name("DIR"), "dataset with point labels (semseg) or boxes (bevdet)")(
+      "data", po::value<std::string>()->required()->value_name("DIR"),
+      "dataset with point labels (semseg) or boxes (bevdet)")(
       "iou", po::value<std::string>()->value_name("CAR,PED,CYC"),
       "bevdet: BEV IoU thresholds per class, or one for all (default 0.7,0.5,0.5)")(
       "json", po::value<std::string>()->value_name("FILE"), "also write the metrics as JSON");

@@ -4,8 +4,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <optional>
 
@@ -22,19 +20,6 @@
 namespace lt {
 namespace {
 
-constexpr const char* kBoxClassNames[4] = {"DontCare", "Car", "Pedestrian", "Cyclist"};
-
-void write_atomically(const std::string& out, const std::string& bytes) {
-  const std::string tmp = out + ".tmp";
-  {
-    std::ofstream file(tmp, std::ios::binary | std::ios::trunc);
-    file.write(bytes.data(), std::streamsize(bytes.size()));
-    file.flush();
-    require(bool(file), tmp + ": write failed");
-  }
-  std::filesystem::rename(tmp, out);
-}
-
 // The detections as text: label_2 lines (camera frame) with a calibration, else a header and LiDAR-frame boxes.
 std::string boxes_text(const std::vector<Detection>& detections, const KittiCalib* calib) {
   std::string out;
@@ -42,11 +27,11 @@ std::string boxes_text(const std::vector<Detection>& detections, const KittiCali
   if (!calib) out += "# class x y z dx dy dz heading score  (LiDAR frame: m, rad; z at the box centre)\n";
   for (const Detection& d : detections) {
     if (calib) {
-      out += kitti_label_line(lidar_box_to_kitti(d.box, *calib, kBoxClassNames[d.label]), d.score) + "\n";
+      out += kitti_label_line(lidar_box_to_kitti(d.box, *calib, kBoxClassNames[size_t(d.label)]), d.score) + "\n";
       continue;
     }
-    std::snprintf(line, sizeof line, "%s %.3f %.3f %.3f %.3f %.3f %.3f %.4f %.4f\n", kBoxClassNames[d.label], d.box[0],
-                  d.box[1], d.box[2], d.box[3], d.box[4], d.box[5], d.box[6], d.score);
+    std::snprintf(line, sizeof line, "%s %.3f %.3f %.3f %.3f %.3f %.3f %.4f %.4f\n", kBoxClassNames[size_t(d.label)],
+                  d.box[0], d.box[1], d.box[2], d.box[3], d.box[4], d.box[5], d.box[6], d.score);
     out += line;
   }
   return out;
@@ -79,7 +64,8 @@ int infer_main(int argc, char** argv, const Comm& comm) {
   const std::unique_ptr<Model> model = load_model(values["checkpoint"].as<std::string>());
   auto* bevdet = dynamic_cast<Bevdet*>(model.get());
   auto* semseg = dynamic_cast<Semseg*>(model.get());
-  require(bevdet || !values.count("calib"), "--calib: only for a bevdet checkpoint (this one is " + model->name() + ")");
+  require(bevdet || !values.count("calib"),
+          "--calib: only for a bevdet checkpoint (this one is " + model->name() + ")");
   std::optional<KittiCalib> calib;
   if (values.count("calib")) calib = read_kitti_calib(values["calib"].as<std::string>());
   Frame frame;
@@ -104,13 +90,14 @@ int infer_main(int argc, char** argv, const Comm& comm) {
     std::vector<uint32_t> raw(predicted.size());
     std::transform(predicted.begin(), predicted.end(), raw.begin(), [&](uint8_t id) { return raw_of[id]; });
     const std::string out = values["out"].as<std::string>();
-    write_atomically(out, std::string(reinterpret_cast<const char*>(raw.data()), raw.size() * sizeof(uint32_t)));
+    write_text_file_atomically(out,
+                               std::string(reinterpret_cast<const char*>(raw.data()), raw.size() * sizeof(uint32_t)));
     std::printf("infer: %lld points -> %s\n", static_cast<long long>(batch.num_points()), out.c_str());
   }
   if (bevdet) {
     const std::string text = boxes_text(detections, calib ? &*calib : nullptr);
     if (values.count("out")) {
-      write_atomically(values["out"].as<std::string>(), text);
+      write_text_file_atomically(values["out"].as<std::string>(), text);
       std::printf("infer: %lld points, %zu boxes -> %s\n", static_cast<long long>(batch.num_points()),
                   detections.size(), values["out"].as<std::string>().c_str());
     } else if (values["bench"].as<int>() == 0) {
@@ -132,7 +119,13 @@ int infer_main(int argc, char** argv, const Comm& comm) {
                 static_cast<long long>(batch.num_points()), rank(0.5), rank(0.99));
     if (values.count("json")) {
       JsonWriter json;
-      json.begin_object().key("model").value(model->name()).key("runs").value(runs).key("points").value(batch.num_points());
+      json.begin_object()
+          .key("model")
+          .value(model->name())
+          .key("runs")
+          .value(runs)
+          .key("points")
+          .value(batch.num_points());
       json.key("latency_ms_p50").value(rank(0.5)).key("latency_ms_p99").value(rank(0.99));
       json.key("latency_ms").begin_array();
       for (double l : latencies_ms) json.value(l);

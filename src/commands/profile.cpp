@@ -14,9 +14,9 @@
 #include "src/commands/commands.hpp"
 #include "src/common/error.hpp"
 #include "src/common/json.hpp"
+#include "src/models/bevdet.hpp"
 #include "src/synth/scene.hpp"
 #include "src/train/config.hpp"
-#include "src/models/bevdet.hpp"
 #include "src/train/data.hpp"
 #include "src/train/trainer.hpp"
 

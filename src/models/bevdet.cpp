@@ -75,12 +75,10 @@ BevdetTargets make_bevdet_targets(const BevdetConfig& c, const PointBatch& batch
     if (!(cx >= 0 && cx < wo && cy >= 0 && cy < ho)) continue;  // outside the range: not an object here
     const int ix = int(cx), iy = int(cy);
     const int radius = std::max(c.min_radius, int(gaussian_radius(box[3] / cell, box[4] / cell, c.min_overlap)));
-    draw_gaussian(&t.heatmap[size_t((int64_t(frame) * kDetectionClasses + label - 1) * plane)], ho, wo, ix, iy,
-                  radius);
+    draw_gaussian(&t.heatmap[size_t((int64_t(frame) * kDetectionClasses + label - 1) * plane)], ho, wo, ix, iy, radius);
     t.positions.push_back(int64_t(frame) * plane + int64_t(iy) * wo + ix);
-    const float code[kBoxCodeSize] = {float(cx - ix),      float(cy - iy),      box[2],
-                                      std::log(box[3]),    std::log(box[4]),    std::log(box[5]),
-                                      std::sin(box[6]),    std::cos(box[6])};
+    const float code[kBoxCodeSize] = {float(cx - ix),   float(cy - iy),   box[2],           std::log(box[3]),
+                                      std::log(box[4]), std::log(box[5]), std::sin(box[6]), std::cos(box[6])};
     t.regression.insert(t.regression.end(), code, code + kBoxCodeSize);
   }
   return t;
@@ -126,8 +124,8 @@ Bevdet::Bevdet(const BevdetConfig& config) : config_(config) {
   reg_conv_.declare(params_, "head.reg.1", config.head_channels, kBoxCodeSize, 3, 1, true);
   params_.allocate(true);
   buffers_.allocate(false);
-  for (const char* name : {"pfn", "scatter", "backbone.blocks.0", "backbone.blocks.1", "backbone.blocks.2",
-                           "backbone.deblocks", "head"})
+  for (const char* name :
+       {"pfn", "scatter", "backbone.blocks.0", "backbone.blocks.1", "backbone.blocks.2", "backbone.deblocks", "head"})
     profile_.push_back(LayerProfile{name});
   count_profile_params();
 }
@@ -171,7 +169,8 @@ BevdetInput Bevdet::prepare(const BevdetConfig& c, const PointBatch& batch, bool
   for (int64_t p = 0; p < batch.num_points(); ++p) {
     const float* q = &batch.points[size_t(4 * p)];
     if (!(q[0] >= x0 && q[0] < x1 && q[1] >= y0 && q[1] < y1 && q[2] >= z0 && q[2] < z1)) continue;
-    const int ix = std::min(nx - 1, int((q[0] - x0) * inv_pillar)), iy = std::min(ny - 1, int((q[1] - y0) * inv_pillar));
+    const int ix = std::min(nx - 1, int((q[0] - x0) * inv_pillar)),
+              iy = std::min(ny - 1, int((q[1] - y0) * inv_pillar));
     kept.push_back(int32_t(p));
     column.push_back(ix), row.push_back(iy);
     point_cell.push_back((int64_t(batch.frame_of[size_t(p)]) * ny + iy) * nx + ix);
@@ -217,8 +216,8 @@ void Bevdet::conv_forward(const Conv2d& conv, const float* x, float* y) {
 void Bevdet::conv_backward(Conv2d& conv, const float* x, const float* dy, float* dx) {
   ops::Conv2dShape s = conv.shape;
   s.batch = frames_, s.height = config_.out_y(), s.width = config_.out_x();
-  ops::conv2d_backward<float>(x, params_.value(conv.weight), dy, dx, params_.grad(conv.weight),
-                              params_.grad(conv.bias), s, workspace_);
+  ops::conv2d_backward<float>(x, params_.value(conv.weight), dy, dx, params_.grad(conv.weight), params_.grad(conv.bias),
+                              s, workspace_);
 }
 
 void Bevdet::forward(BevdetInput input, bool training) {
@@ -275,15 +274,16 @@ void Bevdet::forward(BevdetInput input, bool training) {
     for (const ConvBnRelu& layer : blocks_[b]) profile_[size_t(kBlock0 + b)].macs += layer.macs();
   }
   profile_[kDeblocks].macs = deblocks_[0].macs() + deblocks_[1].macs() + deblocks_[2].macs();
-  profile_[kHead].macs = shared_.macs() + heatmap_hidden_.macs() + reg_hidden_.macs() + frames_ * plane * int64_t(config_.head_channels) * 9 *
-                                              (kDetectionClasses + kBoxCodeSize);
+  profile_[kHead].macs = shared_.macs() + heatmap_hidden_.macs() + reg_hidden_.macs() +
+                         frames_ * plane * int64_t(config_.head_channels) * 9 * (kDetectionClasses + kBoxCodeSize);
 }
 
 double Bevdet::forward_loss(std::unique_ptr<ModelInput> input, double normaliser) {
   auto& in = dynamic_cast<BevdetInput&>(*input);
   const BevdetTargets targets = std::move(in.targets);
   forward(std::move(in), true);
-  require(targets.heatmap.size() == heatmap_.size(), "bevdet: a training batch needs its targets (prepare with_targets)");
+  require(targets.heatmap.size() == heatmap_.size(),
+          "bevdet: a training batch needs its targets (prepare with_targets)");
   const int64_t plane = int64_t(config_.out_x()) * config_.out_y();
   const float inv = float(1.0 / normaliser);
   dheatmap_.resize(heatmap_.size());

@@ -17,12 +17,12 @@ namespace lt {
 // Frames concatenated, with each point's frame (as spconv/OpenPCDet batch them), and their boxes.
 struct PointBatch {
   int frames = 0;
-  std::vector<float> points;       // (N, 4)
-  std::vector<int32_t> frame_of;   // (N)
-  std::vector<uint8_t> labels;     // (N), may be empty (inference, or a source without labels)
-  std::vector<float> boxes;        // (B, 7) x, y, z, dx, dy, dz, heading
+  std::vector<float> points;        // (N, 4)
+  std::vector<int32_t> frame_of;    // (N)
+  std::vector<uint8_t> labels;      // (N), may be empty (inference, or a source without labels)
+  std::vector<float> boxes;         // (B, 7) x, y, z, dx, dy, dz, heading
   std::vector<uint8_t> box_labels;  // (B) 1 Car, 2 Pedestrian, 3 Cyclist
-  std::vector<int32_t> box_frame;  // (B)
+  std::vector<int32_t> box_frame;   // (B)
   int64_t num_points() const { return int64_t(frame_of.size()); }
   int64_t num_boxes() const { return int64_t(box_labels.size()); }
 };

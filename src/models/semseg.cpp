@@ -103,9 +103,9 @@ double Semseg::forward_loss(std::unique_ptr<ModelInput> input, double normaliser
   const std::vector<uint8_t> labels = std::move(in.labels);
   const std::vector<float>& logits = forward(std::move(in), true);
   dlogits_.resize(logits.size());
-  const double loss = ops::cross_entropy<float>(logits.data(), labels.data(), points, kNumSemanticClasses,
-                                                class_weights_.empty() ? nullptr : class_weights_.data(), 0,
-                                                dlogits_.data());
+  const double loss =
+      ops::cross_entropy<float>(logits.data(), labels.data(), points, kNumSemanticClasses,
+                                class_weights_.empty() ? nullptr : class_weights_.data(), 0, dlogits_.data());
   // The mean over this micro-batch's labelled points, scaled to its share of the global batch's weight.
   const float scale = normaliser > 0 ? float(weight / normaliser) : 0.f;
   for (float& d : dlogits_) d *= scale;

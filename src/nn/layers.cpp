@@ -117,8 +117,7 @@ void Conv2d::init(ParamStore& params, Rng& rng) const {
   if (bias >= 0) init_uniform(params, bias, shape.out_channels, fan_in, rng);
 }
 
-void ConvTranspose::declare(ParamStore& params, const std::string& name, int in, int out, int stride,
-                            bool with_bias) {
+void ConvTranspose::declare(ParamStore& params, const std::string& name, int in, int out, int stride, bool with_bias) {
   shape = ops::ConvTransposeShape{0, in, out, 0, 0, stride};
   weight = params.add(name + ".weight", {in, out, stride, stride});
   bias = with_bias ? params.add(name + ".bias", {out}, false) : -1;

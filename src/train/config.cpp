@@ -75,12 +75,14 @@ TrainConfig train_config_from(const po::variables_map& v) {
   require_choice(v, "train.optimizer", {"adamw", "sgd"});
   require_choice(v, "train.schedule", {"onecycle", "cosine"});
   require_choice(v, "train.balance", {"lpt", "bucket", "none"});
-  for (const char* key : {"train.steps", "train.batch_size", "train.accumulate", "train.lr", "train.bucket_mb",
-                          "checkpoint.keep", "log.every", "model.voxel_size", "model.range", "model.head_channels", "model.pillar_size",
-                          "model.pfn_channels", "model.upsample_channels", "model.min_radius", "model.top_k"})
+  for (const char* key :
+       {"train.steps", "train.batch_size", "train.accumulate", "train.lr", "train.bucket_mb", "checkpoint.keep",
+        "log.every", "model.voxel_size", "model.range", "model.head_channels", "model.pillar_size",
+        "model.pfn_channels", "model.upsample_channels", "model.min_radius", "model.top_k"})
     require_positive(v, key);
-  for (const char* key : {"train.weight_decay", "train.grad_clip", "train.threads", "checkpoint.every",
-                          "train.momentum", "train.cost_refit", "train.max_time", "train.rotation", "model.score_threshold", "model.nms_iou"})
+  for (const char* key :
+       {"train.weight_decay", "train.grad_clip", "train.threads", "checkpoint.every", "train.momentum",
+        "train.cost_refit", "train.max_time", "train.rotation", "model.score_threshold", "model.nms_iou"})
     require_non_negative(v, key);
   const double warmup = v["train.warmup"].as<double>();
   require(warmup > 0 && warmup < 1, "--train.warmup: must be in (0, 1)");
@@ -98,7 +100,8 @@ TrainConfig train_config_from(const po::variables_map& v) {
   c.semseg.bev_channels = {bev[0], bev[1], bev[2]};
   c.semseg.head_channels = v["model.head_channels"].as<int>();
   const int grid = c.semseg.grid_size();
-  require(c.model_name != "semseg" || grid % 4 == 0 && std::abs(grid * c.semseg.voxel_size_m - 2 * c.semseg.range_m) < 1e-6,
+  require(c.model_name != "semseg" ||
+              (grid % 4 == 0 && std::abs(grid * c.semseg.voxel_size_m - 2 * c.semseg.range_m) < 1e-6),
           "--model.range/--model.voxel_size: 2·range / voxel_size must be a whole multiple of 4 cells (got " +
               std::to_string(2 * c.semseg.range_m / c.semseg.voxel_size_m) + ")");
   const auto range = parse_finite_doubles(v["model.point_range"].as<std::string>(), "model.point_range");

@@ -7,7 +7,6 @@
 namespace lt {
 namespace {
 constexpr uint64_t kOrderStream = 0x0D3D3E, kAugmentStream = 0xA06E47;
-constexpr double kPi = 3.14159265358979323846;
 }  // namespace
 
 std::vector<int64_t> epoch_permutation(uint64_t seed, int64_t epoch, int64_t num_frames) {

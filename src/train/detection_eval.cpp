@@ -7,6 +7,7 @@
 #include <limits>
 #include <numeric>
 
+#include "io/label_map.hpp"
 #include "kernels/common/box_iou.hpp"
 #include "src/common/error.hpp"
 #include "src/train/data.hpp"
@@ -14,7 +15,6 @@
 namespace lt {
 namespace {
 
-constexpr const char* kDetectionClassNames[kDetectionClasses] = {"Car", "Pedestrian", "Cyclist"};
 const double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // Cumulative precision and recall of (score, hit) pairs in descending score order (stable).
@@ -46,7 +46,8 @@ void match_frame(const std::vector<float>& truth, const std::vector<uint8_t>& tr
     std::vector<const Detection*> dets;
     for (const Detection& d : detections)
       if (d.label == c + 1) dets.push_back(&d);
-    std::stable_sort(dets.begin(), dets.end(), [](const Detection* a, const Detection* b) { return a->score > b->score; });
+    std::stable_sort(dets.begin(), dets.end(),
+                     [](const Detection* a, const Detection* b) { return a->score > b->score; });
     ClassMatches& m = metrics.matches[size_t(c)];
     m.ground_truth += int64_t(gt.size());
     std::vector<std::vector<uint8_t>> taken(kMatchCriteria, std::vector<uint8_t>(gt.size(), 0));
@@ -70,7 +71,8 @@ void match_frame(const std::vector<float>& truth, const std::vector<uint8_t>& tr
           const double dist = std::hypot(double(d->box[0]) - gt[g][0], double(d->box[1]) - gt[g][1]);
           if (dist < nearest_d) nearest_d = dist, nearest = int(g);
         }
-        if (nearest >= 0 && nearest_d <= kCentreDistanceThresholds[t]) hit[t + 1] = 1, taken[t + 1][size_t(nearest)] = 1;
+        if (nearest >= 0 && nearest_d <= kCentreDistanceThresholds[t])
+          hit[t + 1] = 1, taken[t + 1][size_t(nearest)] = 1;
       }
       m.scores.push_back(d->score);
       m.hits.push_back(hit);
@@ -215,11 +217,11 @@ std::string detection_table(const DetectionMetrics& m) {
   for (int c = 0; c < kDetectionClasses; ++c) {
     const int64_t gt = m.matches[size_t(c)].ground_truth;
     if (gt == 0) {
-      std::snprintf(line, sizeof line, "%-11s %7d %9s\n", kDetectionClassNames[c], 0, "-");
+      std::snprintf(line, sizeof line, "%-11s %7d %9s\n", kBoxClassNames[size_t(c + 1)], 0, "-");
     } else {
       const auto& d = m.ap_distance[size_t(c)];
       std::snprintf(line, sizeof line, "%-11s %7lld %9.4f %7.2f %8.4f %8.4f %8.4f %8.4f %8.4f\n",
-                    kDetectionClassNames[c], static_cast<long long>(gt), m.ap_bev[size_t(c)],
+                    kBoxClassNames[size_t(c + 1)], static_cast<long long>(gt), m.ap_bev[size_t(c)],
                     m.iou_thresholds[size_t(c)], d[0], d[1], d[2], d[3], m.ap_distance_mean[size_t(c)]);
     }
     out += line;
@@ -234,7 +236,7 @@ void write_metrics(JsonWriter& json, const DetectionMetrics& m) {
   json.key("classes").begin_object();
   for (int c = 0; c < kDetectionClasses; ++c) {
     const ClassMatches& cm = m.matches[size_t(c)];
-    json.key(kDetectionClassNames[c]).begin_object().key("objects").value(cm.ground_truth);
+    json.key(kBoxClassNames[size_t(c + 1)]).begin_object().key("objects").value(cm.ground_truth);
     json.key("detections").value(int64_t(cm.scores.size()));
     if (cm.ground_truth > 0) {
       json.key("ap_bev").value(m.ap_bev[size_t(c)]).key("iou").value(m.iou_thresholds[size_t(c)]);

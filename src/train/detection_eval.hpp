@@ -22,9 +22,9 @@
 
 namespace lt {
 
-constexpr std::array<double, 3> kBevIouThresholds = {0.7, 0.5, 0.5};        // Car, Pedestrian, Cyclist
+constexpr std::array<double, 3> kBevIouThresholds = {0.7, 0.5, 0.5};         // Car, Pedestrian, Cyclist
 constexpr std::array<double, 4> kCentreDistanceThresholds = {0.5, 1, 2, 4};  // m
-constexpr int kMatchCriteria = 1 + int(kCentreDistanceThresholds.size());   // BEV IoU, then each distance
+constexpr int kMatchCriteria = 1 + int(kCentreDistanceThresholds.size());    // BEV IoU, then each distance
 
 // Every detection of one class with its score and whether it hit, per criterion; and the ground-truth count.
 struct ClassMatches {
@@ -36,7 +36,7 @@ struct ClassMatches {
 struct DetectionMetrics {
   std::array<double, kDetectionClasses> iou_thresholds = kBevIouThresholds;  // of ap_bev
   std::array<ClassMatches, kDetectionClasses> matches;
-  std::array<double, kDetectionClasses> ap_bev{};                                          // NaN: no ground truth
+  std::array<double, kDetectionClasses> ap_bev{};  // NaN: no ground truth
   std::array<std::array<double, kCentreDistanceThresholds.size()>, kDetectionClasses> ap_distance{};
   std::array<double, kDetectionClasses> ap_distance_mean{};
   double mean_ap_bev = 0, mean_ap_distance = 0;  // over classes with ground truth
