@@ -14,7 +14,11 @@
 #include <functional>
 #include <numeric>
 
+#include "kernels/backend.hpp"
 #include "kernels/cpu/ops.hpp"
+#include "kernels/cuda/device.hpp"
+#include "kernels/cuda/emu/emulated.hpp"
+#include "tests/device_staging.hpp"
 #include "src/common/rng.hpp"
 
 namespace lt::ops {
@@ -22,6 +26,9 @@ namespace {
 
 template <class T>
 using Tensors = std::vector<std::vector<T>>;
+// The element type of a Tensors<T>.
+template <class TensorsType>
+using value_of = typename std::decay_t<TensorsType>::value_type::value_type;
 using Vec = std::vector<double>;
 
 struct OpCase {
@@ -32,6 +39,9 @@ struct OpCase {
   std::function<Vec(const Tensors<double>&)> reference;  // plain loops; null: forward is its own spec
   std::function<Tensors<double>(const Tensors<double>&, const Vec&)> backward;
   std::function<Tensors<float>(const Tensors<float>&, const std::vector<float>&)> backward_float;
+  // The same forward and backward on a backend (float); empty for ops the backends do not have yet.
+  std::function<std::vector<float>(const testing::Staged&, const Tensors<float>&)> forward_on;
+  std::function<Tensors<float>(const testing::Staged&, const Tensors<float>&, const std::vector<float>&)> backward_on;
 };
 
 void PrintTo(const OpCase& c, std::ostream* os) {
@@ -51,6 +61,59 @@ OpCase make_case(std::string name, Tensors<double> inputs, Forward forward, Back
   c.backward = [backward](const Tensors<double>& in, const Vec& d) { return backward(in, d); };
   c.backward_float = [backward](const Tensors<float>& in, const std::vector<float>& d) { return backward(in, d); };
   c.reference = std::move(reference);
+  return c;
+}
+
+// The CPU reference as a kernel set: k.op(…) calls ops::op<T>(…), as testing::Staged runs a backend's.
+template <class T>
+struct Cpu {
+#define LT_CPU_OP(op) \
+  template <class... Args> \
+  auto op(Args&&... args) const { \
+    return ops::op<T>(std::forward<Args>(args)...); \
+  }
+  LT_CPU_OP(batchnorm_sums)
+  LT_CPU_OP(batchnorm_apply)
+  LT_CPU_OP(batchnorm_backward_sums)
+  LT_CPU_OP(batchnorm_backward_apply)
+  LT_CPU_OP(relu_forward)
+  LT_CPU_OP(relu_backward)
+  LT_CPU_OP(concat_channels)
+  LT_CPU_OP(split_channels)
+  LT_CPU_OP(voxelize_max_forward)
+  LT_CPU_OP(voxelize_max_backward)
+  LT_CPU_OP(scatter_mean_forward)
+  LT_CPU_OP(scatter_mean_backward)
+  LT_CPU_OP(devoxelize_forward)
+  LT_CPU_OP(devoxelize_backward)
+  LT_CPU_OP(cross_entropy)
+  LT_CPU_OP(focal_loss)
+  LT_CPU_OP(l1_loss)
+#undef LT_CPU_OP
+  // The backends need the maps' size to copy them; the CPU does not.
+  void gather_positions_forward(const T* maps, const int64_t* positions, int64_t k, int channels, int64_t plane,
+                                T* rows, size_t) const {
+    ops::gather_positions_forward(maps, positions, k, channels, plane, rows);
+  }
+  void gather_positions_backward(const T* drows, const int64_t* positions, int64_t k, int channels, int64_t plane,
+                                 T* dmaps, size_t) const {
+    ops::gather_positions_backward(drows, positions, k, channels, plane, dmaps);
+  }
+};
+
+// A case whose forward(k, inputs) and backward(k, inputs, dout) are written against a kernel set k: the
+// CPU reference in double and float, and every backend through testing::Staged.
+template <class Forward, class Backward>
+OpCase make_device_case(std::string name, Tensors<double> inputs, Forward forward, Backward backward,
+                        std::function<Vec(const Tensors<double>&)> reference) {
+  OpCase c = make_case(
+      std::move(name), std::move(inputs), [forward](const auto& in) { return forward(Cpu<value_of<decltype(in)>>{}, in); },
+      [backward](const auto& in, const auto& d) { return backward(Cpu<value_of<decltype(in)>>{}, in, d); },
+      std::move(reference));
+  c.forward_on = [forward](const testing::Staged& k, const Tensors<float>& in) { return forward(k, in); };
+  c.backward_on = [backward](const testing::Staged& k, const Tensors<float>& in, const std::vector<float>& d) {
+    return backward(k, in, d);
+  };
   return c;
 }
 
@@ -182,10 +245,10 @@ OpCase conv_transpose_case(ConvTransposeShape s) {
 OpCase batchnorm_case(BatchNormShape s, const std::string& what) {
   const size_t n = size_t(s.outer * s.channels * s.inner);
   constexpr double kEps = 1e-5;
-  auto statistics = [=](const auto& x) {
+  auto statistics = [=](const auto& k, const auto& x) {
     using T = typename std::decay_t<decltype(x)>::value_type;
     std::vector<double> sums(2 * s.channels);
-    batchnorm_sums(x.data(), s, sums.data());
+    k.batchnorm_sums(x.data(), s, sums.data());
     std::vector<T> mean(s.channels), invstd(s.channels);
     for (int c = 0; c < s.channels; ++c) {
       const double m = sums[c] / double(s.count()), var = sums[s.channels + c] / double(s.count()) - m * m;
@@ -194,20 +257,20 @@ OpCase batchnorm_case(BatchNormShape s, const std::string& what) {
     }
     return std::make_pair(mean, invstd);
   };
-  auto forward = [=](const auto& x) {
+  auto forward = [=](const auto& k, const auto& x) {
     using T = typename std::decay_t<decltype(x[0])>::value_type;
-    const auto [mean, invstd] = statistics(x[0]);
+    const auto [mean, invstd] = statistics(k, x[0]);
     std::vector<T> y(n);
-    batchnorm_apply(x[0].data(), mean.data(), invstd.data(), x[1].data(), x[2].data(), y.data(), s);
+    k.batchnorm_apply(x[0].data(), mean.data(), invstd.data(), x[1].data(), x[2].data(), y.data(), s);
     return y;
   };
-  auto backward = [=](const auto& x, const auto& dy) {
+  auto backward = [=](const auto& k, const auto& x, const auto& dy) {
     using T = typename std::decay_t<decltype(dy)>::value_type;
-    const auto [mean, invstd] = statistics(x[0]);
+    const auto [mean, invstd] = statistics(k, x[0]);
     std::vector<double> sums(2 * s.channels);
-    batchnorm_backward_sums(x[0].data(), dy.data(), mean.data(), invstd.data(), s, sums.data());
+    k.batchnorm_backward_sums(x[0].data(), dy.data(), mean.data(), invstd.data(), s, sums.data());
     Tensors<T> d = {zeros_like(x[0]), zeros_like(x[1]), zeros_like(x[2])};
-    batchnorm_backward_apply(x[0].data(), dy.data(), mean.data(), invstd.data(), x[1].data(), sums.data(),
+    k.batchnorm_backward_apply(x[0].data(), dy.data(), mean.data(), invstd.data(), x[1].data(), sums.data(),
                              double(s.count()), d[0].data(), d[1].data(), d[2].data(), s);
     return d;
   };
@@ -229,7 +292,7 @@ OpCase batchnorm_case(BatchNormShape s, const std::string& what) {
     }
     return y;
   };
-  return make_case(
+  return make_device_case(
       "batchnorm " + what,
       {random_vector(n, 10, -2, 3), random_vector(s.channels, 11, 0.5, 1.5), random_vector(s.channels, 12)}, forward,
       backward, reference);
@@ -239,16 +302,16 @@ OpCase relu_case() {
   // Values kept away from 0, where ReLU has no derivative.
   Vec x = random_vector(40, 13);
   for (double& v : x) v += v > 0 ? 0.05 : -0.05;
-  auto forward = [](const auto& in) {
+  auto forward = [](const auto& k, const auto& in) {
     auto y = in[0];
-    relu_forward(in[0].data(), y.data(), int64_t(y.size()));
+    k.relu_forward(in[0].data(), y.data(), int64_t(y.size()));
     return y;
   };
-  auto backward = [](const auto& in, const auto& dy) {
+  auto backward = [](const auto& k, const auto& in, const auto& dy) {
     auto y = in[0];
-    relu_forward(in[0].data(), y.data(), int64_t(y.size()));
+    k.relu_forward(in[0].data(), y.data(), int64_t(y.size()));
     auto d = Tensors<typename std::decay_t<decltype(dy)>::value_type>{zeros_like(in[0])};
-    relu_backward(y.data(), dy.data(), d[0].data(), int64_t(y.size()));
+    k.relu_backward(y.data(), dy.data(), d[0].data(), int64_t(y.size()));
     return d;
   };
   auto reference = [](const Tensors<double>& in) {
@@ -256,19 +319,19 @@ OpCase relu_case() {
     for (double& v : y) v = std::max(v, 0.0);
     return y;
   };
-  return make_case("relu", {x}, forward, backward, reference);
+  return make_device_case("relu", {x}, forward, backward, reference);
 }
 
 OpCase concat_case() {
   const int ca = 2, cb = 3, outer = 2, inner = 4;
-  auto forward = [=](const auto& in) {
+  auto forward = [=](const auto& k, const auto& in) {
     std::vector<typename std::decay_t<decltype(in[0])>::value_type> out(size_t(outer * (ca + cb) * inner));
-    concat_channels(in[0].data(), ca, in[1].data(), cb, outer, inner, out.data());
+    k.concat_channels(in[0].data(), ca, in[1].data(), cb, outer, inner, out.data());
     return out;
   };
-  auto backward = [=](const auto& in, const auto& dout) {
+  auto backward = [=](const auto& k, const auto& in, const auto& dout) {
     auto d = Tensors<typename std::decay_t<decltype(dout)>::value_type>{zeros_like(in[0]), zeros_like(in[1])};
-    split_channels(dout.data(), ca, cb, outer, inner, d[0].data(), d[1].data());
+    k.split_channels(dout.data(), ca, cb, outer, inner, d[0].data(), d[1].data());
     return d;
   };
   auto reference = [=](const Tensors<double>& in) {
@@ -279,7 +342,7 @@ OpCase concat_case() {
     }
     return out;
   };
-  return make_case("concat", {random_vector(outer * ca * inner, 14), random_vector(outer * cb * inner, 15)}, forward,
+  return make_device_case("concat", {random_vector(outer * ca * inner, 14), random_vector(outer * cb * inner, 15)}, forward,
                    backward, reference);
 }
 
@@ -290,19 +353,19 @@ OpCase voxelize_case(const std::string& what, std::vector<int64_t> point_cell, i
   const auto index = std::make_shared<CellIndex>(build_cell_index(point_cell, kMaps * kCellsPerMap));
   const int64_t n = int64_t(point_cell.size());
   const size_t grid_size = size_t(kMaps) * channels * kCellsPerMap;
-  auto forward = [=](const auto& in) {
+  auto forward = [=](const auto& k, const auto& in) {
     std::vector<typename std::decay_t<decltype(in[0])>::value_type> grid(grid_size);
     std::vector<int64_t> argmax(size_t(index->occupied() * channels));
-    voxelize_max_forward(in[0].data(), *index, channels, kCellsPerMap, grid.data(), argmax.data());
+    k.voxelize_max_forward(in[0].data(), *index, channels, kCellsPerMap, grid.data(), argmax.data());
     return grid;
   };
-  auto backward = [=](const auto& in, const auto& dgrid) {
+  auto backward = [=](const auto& k, const auto& in, const auto& dgrid) {
     using T = typename std::decay_t<decltype(dgrid)>::value_type;
     std::vector<T> grid(grid_size);
     std::vector<int64_t> argmax(size_t(index->occupied() * channels));
-    voxelize_max_forward(in[0].data(), *index, channels, kCellsPerMap, grid.data(), argmax.data());
+    k.voxelize_max_forward(in[0].data(), *index, channels, kCellsPerMap, grid.data(), argmax.data());
     Tensors<T> d = {zeros_like(in[0])};
-    voxelize_max_backward(dgrid.data(), *index, argmax.data(), channels, kCellsPerMap, d[0].data());
+    k.voxelize_max_backward(dgrid.data(), *index, argmax.data(), channels, kCellsPerMap, d[0].data());
     return d;
   };
   auto reference = [=](const Tensors<double>& in) {
@@ -320,20 +383,20 @@ OpCase voxelize_case(const std::string& what, std::vector<int64_t> point_cell, i
     }
     return grid;
   };
-  return make_case("voxelize_max " + what, {random_vector(size_t(n * channels), 16)}, forward, backward, reference);
+  return make_device_case("voxelize_max " + what, {random_vector(size_t(n * channels), 16)}, forward, backward, reference);
 }
 
 OpCase scatter_mean_case(const std::string& what, std::vector<int64_t> point_cell, int channels) {
   const auto index = std::make_shared<CellIndex>(build_cell_index(point_cell, kMaps * kCellsPerMap));
   const int64_t n = int64_t(point_cell.size());
-  auto forward = [=](const auto& in) {
+  auto forward = [=](const auto& k, const auto& in) {
     std::vector<typename std::decay_t<decltype(in[0])>::value_type> mean(size_t(index->occupied() * channels));
-    scatter_mean_forward(in[0].data(), *index, channels, mean.data());
+    k.scatter_mean_forward(in[0].data(), *index, channels, mean.data());
     return mean;
   };
-  auto backward = [=](const auto& in, const auto& dmean) {
+  auto backward = [=](const auto& k, const auto& in, const auto& dmean) {
     auto d = Tensors<typename std::decay_t<decltype(dmean)>::value_type>{zeros_like(in[0])};
-    scatter_mean_backward(dmean.data(), *index, channels, d[0].data());
+    k.scatter_mean_backward(dmean.data(), *index, channels, d[0].data());
     return d;
   };
   auto reference = [=](const Tensors<double>& in) {
@@ -351,21 +414,21 @@ OpCase scatter_mean_case(const std::string& what, std::vector<int64_t> point_cel
     }
     return mean;
   };
-  return make_case("scatter_mean " + what, {random_vector(size_t(n * channels), 17)}, forward, backward, reference);
+  return make_device_case("scatter_mean " + what, {random_vector(size_t(n * channels), 17)}, forward, backward, reference);
 }
 
 OpCase devoxelize_case(const std::string& what, std::vector<int64_t> point_cell, int channels) {
   const auto index = std::make_shared<CellIndex>(build_cell_index(point_cell, kMaps * kCellsPerMap));
   const int64_t n = int64_t(point_cell.size());
   const size_t grid_size = size_t(kMaps) * channels * kCellsPerMap;
-  auto forward = [=](const auto& in) {
+  auto forward = [=](const auto& k, const auto& in) {
     std::vector<typename std::decay_t<decltype(in[0])>::value_type> features(size_t(n * channels));
-    devoxelize_forward(in[0].data(), *index, channels, kCellsPerMap, features.data());
+    k.devoxelize_forward(in[0].data(), *index, channels, kCellsPerMap, features.data());
     return features;
   };
-  auto backward = [=](const auto& in, const auto& dfeatures) {
+  auto backward = [=](const auto& k, const auto& in, const auto& dfeatures) {
     auto d = Tensors<typename std::decay_t<decltype(dfeatures)>::value_type>{zeros_like(in[0])};
-    devoxelize_backward(dfeatures.data(), *index, channels, kCellsPerMap, d[0].data());
+    k.devoxelize_backward(dfeatures.data(), *index, channels, kCellsPerMap, d[0].data());
     return d;
   };
   auto reference = [=](const Tensors<double>& in) {
@@ -376,24 +439,24 @@ OpCase devoxelize_case(const std::string& what, std::vector<int64_t> point_cell,
             in[0][(point_cell[p] / kCellsPerMap * channels + c) * kCellsPerMap + point_cell[p] % kCellsPerMap];
     return features;
   };
-  return make_case("devoxelize " + what, {random_vector(grid_size, 18)}, forward, backward, reference);
+  return make_device_case("devoxelize " + what, {random_vector(grid_size, 18)}, forward, backward, reference);
 }
 
 OpCase cross_entropy_case(const std::string& what, std::vector<uint8_t> labels, bool weighted) {
   const int classes = 5;
   const int64_t rows = int64_t(labels.size());
   const Vec weights = {0.0, 1.0, 2.5, 0.5, 1.5};
-  auto forward = [=](const auto& in) {
+  auto forward = [=](const auto& k, const auto& in) {
     using T = typename std::decay_t<decltype(in[0])>::value_type;
     const std::vector<T> w(weights.begin(), weights.end());
     return std::vector<T>{
-        T(cross_entropy<T>(in[0].data(), labels.data(), rows, classes, weighted ? w.data() : nullptr, 0, nullptr))};
+        T(k.cross_entropy(in[0].data(), labels.data(), rows, classes, weighted ? w.data() : nullptr, 0, nullptr))};
   };
-  auto backward = [=](const auto& in, const auto& dloss) {
+  auto backward = [=](const auto& k, const auto& in, const auto& dloss) {
     using T = typename std::decay_t<decltype(dloss)>::value_type;
     const std::vector<T> w(weights.begin(), weights.end());
     Tensors<T> d = {zeros_like(in[0])};
-    cross_entropy(in[0].data(), labels.data(), rows, classes, weighted ? w.data() : nullptr, 0, d[0].data());
+    k.cross_entropy(in[0].data(), labels.data(), rows, classes, weighted ? w.data() : nullptr, 0, d[0].data());
     for (T& v : d[0]) v *= dloss[0];
     return d;
   };
@@ -409,7 +472,7 @@ OpCase cross_entropy_case(const std::string& what, std::vector<uint8_t> labels, 
     }
     return Vec{total > 0 ? loss / total : 0.0};
   };
-  return make_case("cross_entropy " + what, {random_vector(size_t(rows * classes), 19, -3, 3)}, forward, backward,
+  return make_device_case("cross_entropy " + what, {random_vector(size_t(rows * classes), 19, -3, 3)}, forward, backward,
                    reference);
 }
 
@@ -421,16 +484,16 @@ OpCase focal_loss_case() {
   logits[3] = 12;    // p > 1 − 1e-4: clamped
   logits[10] = -12;  // p < 1e-4 at a centre: clamped
   const int64_t n = int64_t(targets.size());
-  auto forward = [=](const auto& in) {
+  auto forward = [=](const auto& k, const auto& in) {
     using T = typename std::decay_t<decltype(in[0])>::value_type;
     const std::vector<T> g(targets.begin(), targets.end());
-    return std::vector<T>{T(focal_loss<T>(in[0].data(), g.data(), n, nullptr))};
+    return std::vector<T>{T(k.focal_loss(in[0].data(), g.data(), n, nullptr))};
   };
-  auto backward = [=](const auto& in, const auto& dloss) {
+  auto backward = [=](const auto& k, const auto& in, const auto& dloss) {
     using T = typename std::decay_t<decltype(dloss)>::value_type;
     const std::vector<T> g(targets.begin(), targets.end());
     Tensors<T> d = {zeros_like(in[0])};
-    focal_loss<T>(in[0].data(), g.data(), n, d[0].data());
+    k.focal_loss(in[0].data(), g.data(), n, d[0].data());
     for (T& v : d[0]) v *= dloss[0];
     return d;
   };
@@ -442,7 +505,7 @@ OpCase focal_loss_case() {
     }
     return Vec{loss};
   };
-  return make_case("focal_loss", {logits}, forward, backward, reference);
+  return make_device_case("focal_loss", {logits}, forward, backward, reference);
 }
 
 // Regression outputs gathered at object centres, a position repeated (two objects in one cell).
@@ -450,17 +513,17 @@ OpCase gather_positions_case() {
   const int channels = 3;
   const int64_t plane = 6, batch = 2;
   const std::vector<int64_t> positions = {0, 7, 7, 11, 3};
-  const int64_t k = int64_t(positions.size());
-  auto forward = [=](const auto& in) {
+  const int64_t count = int64_t(positions.size());
+  auto forward = [=](const auto& k, const auto& in) {
     using T = typename std::decay_t<decltype(in[0])>::value_type;
-    std::vector<T> rows(size_t(k * channels));
-    gather_positions_forward(in[0].data(), positions.data(), k, channels, plane, rows.data());
+    std::vector<T> rows(size_t(count * channels));
+    k.gather_positions_forward(in[0].data(), positions.data(), count, channels, plane, rows.data(), in[0].size());
     return rows;
   };
-  auto backward = [=](const auto& in, const auto& drows) {
+  auto backward = [=](const auto& k, const auto& in, const auto& drows) {
     using T = typename std::decay_t<decltype(drows)>::value_type;
     Tensors<T> d = {zeros_like(in[0])};
-    gather_positions_backward(drows.data(), positions.data(), k, channels, plane, d[0].data());
+    k.gather_positions_backward(drows.data(), positions.data(), count, channels, plane, d[0].data(), d[0].size());
     return d;
   };
   auto reference = [=](const Tensors<double>& in) {
@@ -470,7 +533,7 @@ OpCase gather_positions_case() {
         rows.push_back(in[0][size_t((position / plane * channels + c) * plane + position % plane)]);
     return rows;
   };
-  return make_case("gather_positions", {random_vector(size_t(batch * channels * plane), 21)}, forward, backward,
+  return make_device_case("gather_positions", {random_vector(size_t(batch * channels * plane), 21)}, forward, backward,
                    reference);
 }
 
@@ -478,16 +541,16 @@ OpCase l1_loss_case() {
   const int64_t rows = 4;
   const int channels = 3;
   const Vec target = random_vector(size_t(rows * channels), 22);
-  auto forward = [=](const auto& in) {
+  auto forward = [=](const auto& k, const auto& in) {
     using T = typename std::decay_t<decltype(in[0])>::value_type;
     const std::vector<T> t(target.begin(), target.end());
-    return std::vector<T>{T(l1_loss<T>(in[0].data(), t.data(), rows, channels, nullptr))};
+    return std::vector<T>{T(k.l1_loss(in[0].data(), t.data(), rows, channels, nullptr))};
   };
-  auto backward = [=](const auto& in, const auto& dloss) {
+  auto backward = [=](const auto& k, const auto& in, const auto& dloss) {
     using T = typename std::decay_t<decltype(dloss)>::value_type;
     const std::vector<T> t(target.begin(), target.end());
     Tensors<T> d = {zeros_like(in[0])};
-    l1_loss<T>(in[0].data(), t.data(), rows, channels, d[0].data());
+    k.l1_loss(in[0].data(), t.data(), rows, channels, d[0].data());
     for (T& v : d[0]) v *= dloss[0];
     return d;
   };
@@ -496,7 +559,7 @@ OpCase l1_loss_case() {
     for (size_t i = 0; i < target.size(); ++i) loss += std::abs(in[0][i] - target[i]);
     return Vec{loss};
   };
-  return make_case("l1_loss", {random_vector(size_t(rows * channels), 23)}, forward, backward, reference);
+  return make_device_case("l1_loss", {random_vector(size_t(rows * channels), 23)}, forward, backward, reference);
 }
 
 std::vector<OpCase> op_table() {
@@ -592,6 +655,247 @@ std::string case_name(const ::testing::TestParamInfo<OpCase>& info) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Ops, OpTable, ::testing::ValuesIn(op_table()), case_name);
+
+// ---- the same table on the backends ----------------------------------------------------------------
+// Every case with a backend implementation runs on the emulated CUDA build (kernels/cuda/*.cu as host
+// C++, always) and on the GPU (skipped without one), against the CPU reference in float: the sums run in
+// another fixed order, so agreement is to float rounding, not bits.
+
+enum class BackendKind { emulated, cuda };
+
+const Backend* backend_for(BackendKind kind) {
+  return kind == BackendKind::emulated ? &cuda_emu::backend() : cuda_backend();
+}
+
+std::string backend_label(BackendKind kind) {
+  return kind == BackendKind::emulated ? "emulated" : "cuda";
+}
+
+struct DeviceCase {
+  OpCase op;
+  BackendKind backend;
+};
+
+void PrintTo(const DeviceCase& c, std::ostream* os) {
+  *os << c.op.name << " on " << backend_label(c.backend);
+}
+
+std::vector<DeviceCase> device_table() {
+  std::vector<DeviceCase> cases;
+  for (const OpCase& c : op_table())
+    if (c.forward_on)
+      for (BackendKind kind : {BackendKind::emulated, BackendKind::cuda}) cases.push_back({c, kind});
+  return cases;
+}
+
+Tensors<float> to_float(const Tensors<double>& in) {
+  Tensors<float> out;
+  for (const Vec& v : in) out.emplace_back(v.begin(), v.end());
+  return out;
+}
+
+void expect_close(const std::vector<float>& got, const std::vector<float>& want, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i)
+    EXPECT_NEAR(got[i], want[i], 2e-6 * (1 + std::abs(want[i]))) << what << " element " << i;
+}
+
+class DeviceOpTable : public ::testing::TestWithParam<DeviceCase> {};
+
+TEST_P(DeviceOpTable, ForwardAndBackwardMatchTheCpu) {
+  const DeviceCase& d = GetParam();
+  const Backend* backend = backend_for(d.backend);
+  if (!backend) GTEST_SKIP() << "no CUDA device: " << cuda_summary();
+  const OpCase& c = d.op;
+  const Tensors<float> inputs = to_float(c.inputs);
+  const int64_t launches_before = emu::launch_count();
+  const std::vector<float> want = c.forward_float(inputs);
+  const std::vector<float> got = c.forward_on(testing::Staged{*backend}, inputs);
+  expect_close(got, want, "forward");
+  const Vec r = random_vector(want.size(), 97);
+  const std::vector<float> dout(r.begin(), r.end());
+  const Tensors<float> grad_want = c.backward_float(inputs, dout);
+  const Tensors<float> grad_got = c.backward_on(testing::Staged{*backend}, inputs, dout);
+  ASSERT_EQ(grad_got.size(), grad_want.size());
+  for (size_t t = 0; t < grad_want.size(); ++t) expect_close(grad_got[t], grad_want[t], "gradient " + std::to_string(t));
+  // The emulated backend really ran kernels (an op that fell back to the CPU would launch none); an
+  // empty frame has nothing to launch.
+  if (d.backend == BackendKind::emulated && !inputs[0].empty()) {
+    EXPECT_GT(emu::launch_count(), launches_before);
+  }
+}
+
+TEST_P(DeviceOpTable, ResultsDoNotDependOnTheThreadSchedule) {
+  const DeviceCase& d = GetParam();
+  const Backend* backend = backend_for(d.backend);
+  if (!backend) GTEST_SKIP() << "no CUDA device: " << cuda_summary();
+  const OpCase& c = d.op;
+  const Tensors<float> inputs = to_float(c.inputs);
+  const auto run = [&] {
+    const std::vector<float> y = c.forward_on(testing::Staged{*backend}, inputs);
+    const Vec r = random_vector(y.size(), 96);
+    Tensors<float> all = c.backward_on(testing::Staged{*backend}, inputs, std::vector<float>(r.begin(), r.end()));
+    all.push_back(y);
+    return all;
+  };
+  const Tensors<float> first = run();
+  // Emulated: blocks and threads the other way round; on the GPU: whatever the hardware does next.
+  if (d.backend == BackendKind::emulated) emu::set_thread_order(emu::Order::reverse);
+  const Tensors<float> second = run();
+  emu::set_thread_order(emu::Order::forward);
+  ASSERT_EQ(first.size(), second.size());
+  for (size_t t = 0; t < first.size(); ++t) {
+    ASSERT_EQ(first[t].size(), second[t].size());
+    EXPECT_EQ(0, std::memcmp(first[t].data(), second[t].data(), sizeof(float) * first[t].size())) << "tensor " << t;
+  }
+}
+
+std::string device_case_name(const ::testing::TestParamInfo<DeviceCase>& info) {
+  std::string name = std::to_string(info.index) + "_" + info.param.op.name + "_" + backend_label(info.param.backend);
+  for (char& ch : name)
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, DeviceOpTable, ::testing::ValuesIn(device_table()), device_case_name);
+
+// ---- the backend ops without gradients (decode, NMS, optimizer, data) -------------------------------
+
+class BackendOps : public ::testing::TestWithParam<BackendKind> {
+ protected:
+  void SetUp() override {
+    backend_ = backend_for(GetParam());
+    if (!backend_) GTEST_SKIP() << "no CUDA device: " << cuda_summary();
+  }
+  const Backend* backend_ = nullptr;
+};
+
+TEST_P(BackendOps, MaxPool3x3MatchesTheCpu) {
+  const Vec x = random_vector(3 * 7 * 9, 31);
+  const std::vector<float> xf(x.begin(), x.end());
+  std::vector<float> want(xf.size()), got(xf.size());
+  max_pool3x3(xf.data(), want.data(), 3, 7, 9);
+  testing::Staged{*backend_}.max_pool3x3(xf.data(), got.data(), 3, 7, 9);
+  EXPECT_EQ(got, want);  // a maximum is exact
+}
+
+TEST_P(BackendOps, BevIouMatrixMatchesTheCpu) {
+  Rng rng(13);
+  std::vector<float> boxes;
+  for (int i = 0; i < 24; ++i)
+    boxes.insert(boxes.end(), {float(rng.uniform(-3, 3)), float(rng.uniform(-3, 3)), 0.f, float(rng.uniform(0.5, 5)),
+                               float(rng.uniform(0.5, 2)), 1.5f, float(rng.uniform(-3.2, 3.2))});
+  std::vector<double> want(24 * 24), got(24 * 24);
+  cpu_backend().bev_iou_matrix(boxes.data(), 24, boxes.data(), 24, want.data());
+  testing::DeviceArray<float> a(*backend_, boxes.data(), boxes.size());
+  testing::DeviceArray<double> iou(*backend_, want.size());
+  backend_->bev_iou_matrix(a.get(), 24, a.get(), 24, iou.get());
+  iou.to_host(got.data());
+  int overlapping = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_NEAR(got[i], want[i], 1e-12) << i;
+    overlapping += want[i] > 0;
+  }
+  EXPECT_GT(overlapping, 24);  // more pairs overlap than the diagonal
+}
+
+TEST_P(BackendOps, OptimizerUpdatesMatchTheCpuBitForBit) {
+  const int64_t n = 10000;
+  const Vec p = random_vector(n, 41), g = random_vector(n, 42), m = random_vector(n, 43), v = random_vector(n, 44, 0, 1);
+  OptimizerStep step;
+  step.lr = 1e-3f, step.weight_decay = 0.01f, step.bias1 = 0.1f, step.bias2 = 0.001f, step.momentum = 0.9f;
+  for (bool adamw : {true, false}) {
+    std::vector<float> params[2], exp_avg[2], exp_avg_sq[2];
+    for (int side = 0; side < 2; ++side) {
+      params[side].assign(p.begin(), p.end());
+      exp_avg[side].assign(m.begin(), m.end());
+      exp_avg_sq[side].assign(v.begin(), v.end());
+    }
+    const std::vector<float> grad(g.begin(), g.end());
+    if (adamw)
+      cpu_backend().adamw_update(params[0].data(), grad.data(), exp_avg[0].data(), exp_avg_sq[0].data(), n, step);
+    else
+      cpu_backend().sgd_update(params[0].data(), grad.data(), exp_avg[0].data(), n, step);
+    testing::DeviceArray<float> dp(*backend_, params[1].data(), size_t(n)), dg(*backend_, grad.data(), size_t(n)),
+        dm(*backend_, exp_avg[1].data(), size_t(n)), dv(*backend_, exp_avg_sq[1].data(), size_t(n));
+    if (adamw)
+      backend_->adamw_update(dp.get(), dg.get(), dm.get(), dv.get(), n, step);
+    else
+      backend_->sgd_update(dp.get(), dg.get(), dm.get(), n, step);
+    dp.to_host(params[1].data());
+    dm.to_host(exp_avg[1].data());
+    dv.to_host(exp_avg_sq[1].data());
+    // The same per-element body on both: the same bits (nvcc is built without fast-math contractions
+    // that would change them: see CMakeLists.txt).
+    EXPECT_EQ(params[1], params[0]) << (adamw ? "adamw" : "sgd");
+    EXPECT_EQ(exp_avg[1], exp_avg[0]);
+    EXPECT_EQ(exp_avg_sq[1], exp_avg_sq[0]);
+  }
+}
+
+TEST_P(BackendOps, SumOfSquaresAndScaleMatchTheCpu) {
+  const Vec x = random_vector(50000, 45);
+  std::vector<float> xf(x.begin(), x.end());
+  double want = 0;
+  cpu_backend().sum_squares(xf.data(), int64_t(xf.size()), &want);
+  testing::DeviceArray<float> dx(*backend_, xf.data(), xf.size());
+  testing::DeviceArray<double> sum(*backend_, 1);
+  backend_->sum_squares(dx.get(), int64_t(xf.size()), sum.get());
+  EXPECT_NEAR(sum.value(), want, 1e-12 * want);
+  backend_->scale(dx.get(), int64_t(xf.size()), 0.5f);
+  std::vector<float> scaled(xf.size());
+  dx.to_host(scaled.data());
+  for (size_t i = 0; i < xf.size(); ++i) ASSERT_EQ(scaled[i], xf[i] * 0.5f);
+}
+
+TEST_P(BackendOps, CountInCostRangeMatchesTheCpu) {
+  Rng rng(11);
+  std::vector<float> points;
+  for (int i = 0; i < 30000; ++i)
+    points.insert(points.end(), {float(rng.uniform(-70, 70)), float(rng.uniform(-70, 70)), float(rng.uniform(-7, 5)),
+                                 float(rng.uniform())});
+  const int64_t n = int64_t(points.size() / 4);
+  int64_t want = 0;
+  cpu_backend().count_in_cost_range(points.data(), n, &want);
+  testing::DeviceArray<float> dp(*backend_, points.data(), points.size());
+  testing::DeviceArray<int64_t> count(*backend_, 1);
+  backend_->count_in_cost_range(dp.get(), n, count.get());
+  EXPECT_EQ(count.value(), want);
+  EXPECT_GT(want, 0);
+  EXPECT_LT(want, n);
+}
+
+TEST_P(BackendOps, BatchNormSumsOfAFullSizedFrameMatchTheCpu) {
+  // More rows than one reduction chunk, and more chunks than one block of the final sum.
+  const BatchNormShape s{120000, 16, 1};
+  const Vec x = random_vector(size_t(s.count() * s.channels), 46, -2, 3);
+  const std::vector<float> xf(x.begin(), x.end());
+  std::vector<double> want(32), got(32);
+  batchnorm_sums(xf.data(), s, want.data());
+  testing::Staged{*backend_}.batchnorm_sums(xf.data(), s, got.data());
+  for (size_t c = 0; c < 32; ++c) EXPECT_NEAR(got[c], want[c], 1e-9 * (1 + std::abs(want[c]))) << c;
+}
+
+TEST_P(BackendOps, VoxelizeArgmaxIsTheFirstOfTiedPoints) {
+  // Ties are where max has no derivative, so they are not in the table: the CPU keeps the first point,
+  // and so must every schedule of the atomics (emulated: forward and reverse).
+  const CellIndex index = build_cell_index({2, 2, 2, -1, 0, 0}, 4);
+  const std::vector<float> features = {1, 5, 3, 5, 3, 0, 9, 9, -2, -0.5f, -2, -0.5f};  // (6 points, 2 channels)
+  std::vector<float> want_grid(8), got_grid(8);
+  std::vector<int64_t> want_argmax(4), got_argmax(4);
+  voxelize_max_forward(features.data(), index, 2, 4, want_grid.data(), want_argmax.data());
+  EXPECT_EQ(want_argmax, (std::vector<int64_t>{4, 4, 1, 0}));
+  for (emu::Order order : {emu::Order::forward, emu::Order::reverse}) {
+    emu::set_thread_order(order);
+    testing::Staged{*backend_}.voxelize_max_forward(features.data(), index, 2, 4, got_grid.data(), got_argmax.data());
+    EXPECT_EQ(got_argmax, want_argmax);
+    EXPECT_EQ(got_grid, want_grid);
+  }
+  emu::set_thread_order(emu::Order::forward);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, BackendOps, ::testing::Values(BackendKind::emulated, BackendKind::cuda),
+                         [](const ::testing::TestParamInfo<BackendKind>& info) { return backend_label(info.param); });
 
 // ---- properties the table does not show ----------------------------------------------------------
 

@@ -451,8 +451,8 @@ constexpr int kChannelBlock = 16;
 
 // to_grid: grid[cell, c] = rows[m, c]; otherwise rows[m, c] = grid[cell, c].
 template <bool to_grid, class Rows, class Grid>
-void move_cell_rows(Rows* rows, const CellIndex& index, int channels, int64_t cells_per_map, Grid* grid) {
-  const int64_t occupied = index.occupied();
+void move_cell_rows(Rows* rows, const CellIndexView& index, int channels, int64_t cells_per_map, Grid* grid) {
+  const int64_t occupied = index.occupied;
   const int blocks = (channels + kChannelBlock - 1) / kChannelBlock;
 #pragma omp parallel for schedule(static)
   for (int block = 0; block < blocks; ++block) {
@@ -471,21 +471,21 @@ void move_cell_rows(Rows* rows, const CellIndex& index, int channels, int64_t ce
 }
 
 template <class T>
-void rows_to_grid(const T* rows, const CellIndex& index, int channels, int64_t cells_per_map, T* grid) {
+void rows_to_grid(const T* rows, const CellIndexView& index, int channels, int64_t cells_per_map, T* grid) {
   move_cell_rows<true>(rows, index, channels, cells_per_map, grid);
 }
 
 template <class T>
-void grid_to_rows(const T* grid, const CellIndex& index, int channels, int64_t cells_per_map, T* rows) {
+void grid_to_rows(const T* grid, const CellIndexView& index, int channels, int64_t cells_per_map, T* rows) {
   move_cell_rows<false>(rows, index, channels, cells_per_map, grid);
 }
 
 }  // namespace
 
 template <class T>
-void voxelize_max_forward(const T* features, const CellIndex& index, int channels, int64_t cells_per_map, T* grid,
+void voxelize_max_forward(const T* features, const CellIndexView& index, int channels, int64_t cells_per_map, T* grid,
                           int64_t* argmax) {
-  const int64_t occupied = index.occupied();
+  const int64_t occupied = index.occupied;
   std::vector<T> cell_max(size_t(occupied * channels));
   // Points are streamed in their own order (the features are the big array) into per-cell running
   // maxima (the small one); threads split the channels, so no two threads touch the same value.
@@ -520,9 +520,9 @@ void voxelize_max_forward(const T* features, const CellIndex& index, int channel
 }
 
 template <class T>
-void voxelize_max_backward(const T* dgrid, const CellIndex& index, const int64_t* argmax, int channels,
+void voxelize_max_backward(const T* dgrid, const CellIndexView& index, const int64_t* argmax, int channels,
                            int64_t cells_per_map, T* dfeatures) {
-  const int64_t occupied = index.occupied();
+  const int64_t occupied = index.occupied;
   std::vector<T> dcell(size_t(occupied * channels));
   grid_to_rows(dgrid, index, channels, cells_per_map, dcell.data());
   // A point belongs to one cell, so no two cells write the same (point, channel): no races.
@@ -533,8 +533,8 @@ void voxelize_max_backward(const T* dgrid, const CellIndex& index, const int64_t
 }
 
 template <class T>
-void scatter_mean_forward(const T* features, const CellIndex& index, int channels, T* mean) {
-  const int64_t occupied = index.occupied();
+void scatter_mean_forward(const T* features, const CellIndexView& index, int channels, T* mean) {
+  const int64_t occupied = index.occupied;
 #pragma omp parallel for schedule(static)
   for (int64_t m = 0; m < occupied; ++m) {
     const int64_t first = index.cell_start[size_t(m)], last = index.cell_start[size_t(m) + 1];
@@ -547,7 +547,7 @@ void scatter_mean_forward(const T* features, const CellIndex& index, int channel
 }
 
 template <class T>
-void scatter_mean_backward(const T* dmean, const CellIndex& index, int channels, T* dfeatures) {
+void scatter_mean_backward(const T* dmean, const CellIndexView& index, int channels, T* dfeatures) {
 #pragma omp parallel for schedule(static)
   for (int64_t p = 0; p < index.num_points; ++p) {
     const int64_t m = index.point_slot[size_t(p)];
@@ -558,8 +558,8 @@ void scatter_mean_backward(const T* dmean, const CellIndex& index, int channels,
 }
 
 template <class T>
-void devoxelize_forward(const T* grid, const CellIndex& index, int channels, int64_t cells_per_map, T* features) {
-  std::vector<T> cell_rows(size_t(index.occupied() * channels));
+void devoxelize_forward(const T* grid, const CellIndexView& index, int channels, int64_t cells_per_map, T* features) {
+  std::vector<T> cell_rows(size_t(index.occupied * channels));
   grid_to_rows(grid, index, channels, cells_per_map, cell_rows.data());
 #pragma omp parallel for schedule(static)
   for (int64_t p = 0; p < index.num_points; ++p) {
@@ -572,8 +572,8 @@ void devoxelize_forward(const T* grid, const CellIndex& index, int channels, int
 }
 
 template <class T>
-void devoxelize_backward(const T* dfeatures, const CellIndex& index, int channels, int64_t cells_per_map, T* dgrid) {
-  const int64_t occupied = index.occupied();
+void devoxelize_backward(const T* dfeatures, const CellIndexView& index, int channels, int64_t cells_per_map, T* dgrid) {
+  const int64_t occupied = index.occupied;
   std::vector<T> cell_sums(size_t(occupied * channels), T(0));
 #pragma omp parallel for schedule(static)
   for (int64_t m = 0; m < occupied; ++m) {
@@ -729,12 +729,12 @@ void max_pool3x3(const T* x, T* y, int64_t maps, int height, int width) {
   template void relu_backward<T>(const T*, const T*, T*, int64_t);                                                   \
   template void concat_channels<T>(const T*, int, const T*, int, int64_t, int64_t, T*);                              \
   template void split_channels<T>(const T*, int, int, int64_t, int64_t, T*, T*);                                     \
-  template void voxelize_max_forward<T>(const T*, const CellIndex&, int, int64_t, T*, int64_t*);                     \
-  template void voxelize_max_backward<T>(const T*, const CellIndex&, const int64_t*, int, int64_t, T*);              \
-  template void scatter_mean_forward<T>(const T*, const CellIndex&, int, T*);                                        \
-  template void scatter_mean_backward<T>(const T*, const CellIndex&, int, T*);                                       \
-  template void devoxelize_forward<T>(const T*, const CellIndex&, int, int64_t, T*);                                 \
-  template void devoxelize_backward<T>(const T*, const CellIndex&, int, int64_t, T*);                                \
+  template void voxelize_max_forward<T>(const T*, const CellIndexView&, int, int64_t, T*, int64_t*);                     \
+  template void voxelize_max_backward<T>(const T*, const CellIndexView&, const int64_t*, int, int64_t, T*);              \
+  template void scatter_mean_forward<T>(const T*, const CellIndexView&, int, T*);                                        \
+  template void scatter_mean_backward<T>(const T*, const CellIndexView&, int, T*);                                       \
+  template void devoxelize_forward<T>(const T*, const CellIndexView&, int, int64_t, T*);                                 \
+  template void devoxelize_backward<T>(const T*, const CellIndexView&, int, int64_t, T*);                                \
   template double cross_entropy<T>(const T*, const uint8_t*, int64_t, int, const T*, int, T*);                       \
   template double focal_loss<T>(const T*, const T*, int64_t, T*);                                                    \
   template void gather_positions_forward<T>(const T*, const int64_t*, int64_t, int, int64_t, T*);                    \

@@ -91,6 +91,16 @@ void split_channels(const T* in, int ca, int cb, int64_t outer, int64_t inner, T
 // ---- points <-> BEV cells -------------------------------------------------------------------
 // Points grouped by cell, built once per batch from each point's flat cell index b·H·W + y·W + x
 // (-1: outside the grid).
+// A CellIndex's arrays wherever they live (host memory here; a device's for kernels/cuda): what the
+// ops read.
+struct CellIndexView {
+  int64_t num_points = 0, num_cells = 0, occupied = 0;
+  const int64_t* point_cell = nullptr;     // (N)
+  const int64_t* cells = nullptr;          // (M)
+  const int64_t* cell_start = nullptr;     // (M + 1)
+  const int64_t* sorted_points = nullptr;  // (cell_start[M])
+  const int64_t* point_slot = nullptr;     // (N)
+};
 struct CellIndex {
   int64_t num_points = 0;
   int64_t num_cells = 0;               // B·H·W
@@ -100,29 +110,33 @@ struct CellIndex {
   std::vector<int64_t> sorted_points;  // points by cell, in point order within a cell
   std::vector<int64_t> point_slot;     // (N) the occupied-cell number m of each point, or -1
   int64_t occupied() const { return int64_t(cells.size()); }
+  operator CellIndexView() const {
+    return {num_points,         num_cells,       occupied(),        point_cell.data(),
+            cells.data(),       cell_start.data(), sorted_points.data(), point_slot.data()};
+  }
 };
 CellIndex build_cell_index(std::vector<int64_t> point_cell, int64_t num_cells);
 
 // grid (B, C, H, W): each occupied cell's channel-wise max over its points, 0 in empty cells;
 // argmax (M, C) keeps the winning point (the first one on ties) for backward.
 template <class T>
-void voxelize_max_forward(const T* features, const CellIndex& index, int channels, int64_t cells_per_map, T* grid,
+void voxelize_max_forward(const T* features, const CellIndexView& index, int channels, int64_t cells_per_map, T* grid,
                           int64_t* argmax);
 // dfeatures += dgrid routed to each cell's arg-max point.
 template <class T>
-void voxelize_max_backward(const T* dgrid, const CellIndex& index, const int64_t* argmax, int channels,
+void voxelize_max_backward(const T* dgrid, const CellIndexView& index, const int64_t* argmax, int channels,
                            int64_t cells_per_map, T* dfeatures);
 // mean (M, C): each occupied cell's mean over its points.
 template <class T>
-void scatter_mean_forward(const T* features, const CellIndex& index, int channels, T* mean);
+void scatter_mean_forward(const T* features, const CellIndexView& index, int channels, T* mean);
 template <class T>
-void scatter_mean_backward(const T* dmean, const CellIndex& index, int channels, T* dfeatures);
+void scatter_mean_backward(const T* dmean, const CellIndexView& index, int channels, T* dfeatures);
 // features (N, C): each point's cell of grid (B, C, H, W); 0 for points outside the grid.
 template <class T>
-void devoxelize_forward(const T* grid, const CellIndex& index, int channels, int64_t cells_per_map, T* features);
+void devoxelize_forward(const T* grid, const CellIndexView& index, int channels, int64_t cells_per_map, T* features);
 // dgrid += Σ over each cell's points of dfeatures (cell by cell, points in order).
 template <class T>
-void devoxelize_backward(const T* dfeatures, const CellIndex& index, int channels, int64_t cells_per_map, T* dgrid);
+void devoxelize_backward(const T* dfeatures, const CellIndexView& index, int channels, int64_t cells_per_map, T* dgrid);
 
 // ---- loss -------------------------------------------------------------------------------
 // Cross-entropy of logits (N, K) against labels, points labelled `ignore_label` left out, weighted

@@ -1,97 +1,81 @@
-// The detection head's per-element work on the GPU, with the bodies kernels/common shares with the CPU:
-// the focal loss over heatmap elements and the rotated BEV IoU of box pairs (what NMS and matching use).
-#include <cuda_runtime.h>
-
-#include <cstdio>
-#include <cstdlib>
-#include <vector>
-
+// The detection head's work on the GPU: gathering the regression maps at object centres (and its
+// backward), CenterPoint's 3×3 max-pool peak finding, and the rotated BEV IoU of box pairs (what NMS and
+// matching use; kernels/common/box_iou.hpp, shared with the CPU).
 #include "kernels/common/box_iou.hpp"
-#include "kernels/common/elementwise.hpp"
-#include "kernels/cuda/check.cuh"
-#include "kernels/cuda/device.hpp"
+#include "kernels/cuda/ops.cuh"
 
-namespace lt {
+namespace lt::LT_CUDA_NS {
 namespace {
 
-constexpr int kThreads = 256;
-constexpr int kBlocks = 120;
+__global__ void gather_positions_forward_kernel(const float* maps, const int64_t* positions, int64_t k, int channels,
+                                                int64_t plane, float* rows) {
+  const int64_t n = k * channels;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = e / channels, c = e % channels, b = positions[r] / plane, hw = positions[r] % plane;
+    rows[e] = maps[(b * channels + c) * plane + hw];
+  }
+}
 
-// Per element: loss and gradient (focal_loss_element); per block: the sum of its threads' losses by a
-// fixed tree, so a fixed launch gives the same bits every run (no float atomics).
-__global__ void focal_loss_kernel(const float* logits, const float* targets, int64_t n, float* dlogits,
-                                  double* block_sums) {
-  __shared__ double partial[kThreads];
-  double mine = 0;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    float loss, grad;
-    focal_loss_element(logits[i], targets[i], &loss, &grad);
-    mine += double(loss);
-    if (dlogits) dlogits[i] = grad;
+// One thread per channel walks the rows in order, so repeated positions add up in the CPU's order.
+__global__ void gather_positions_backward_kernel(const float* drows, const int64_t* positions, int64_t k, int channels,
+                                                 int64_t plane, float* dmaps) {
+  const int c = int(blockIdx.x * blockDim.x + threadIdx.x);
+  if (c >= channels) return;
+  for (int64_t r = 0; r < k; ++r) {
+    const int64_t b = positions[r] / plane, hw = positions[r] % plane;
+    dmaps[(b * channels + c) * plane + hw] += drows[r * channels + c];
   }
-  partial[threadIdx.x] = mine;
-  __syncthreads();
-  for (int stride = kThreads / 2; stride > 0; stride /= 2) {
-    if (int(threadIdx.x) < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
-    __syncthreads();
+}
+
+__global__ void max_pool3x3_kernel(const float* x, float* y, int64_t maps, int height, int width) {
+  const int64_t plane = int64_t(height) * width, n = maps * plane;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
+    const float* in = x + e / plane * plane;
+    const int i = int(e % plane / width), j = int(e % width);
+    float best = in[int64_t(i) * width + j];
+    for (int di = -1; di <= 1; ++di)
+      for (int dj = -1; dj <= 1; ++dj) {
+        const int a = i + di, b = j + dj;
+        if (a >= 0 && a < height && b >= 0 && b < width) best = fmaxf(best, in[int64_t(a) * width + b]);
+      }
+    y[e] = best;
   }
-  if (threadIdx.x == 0) block_sums[blockIdx.x] = partial[0];
 }
 
 __global__ void bev_iou_kernel(const float* a, int64_t n, const float* b, int64_t m, double* iou) {
-  const int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (k >= n * m) return;
-  iou[k] = bev_iou(a + 7 * (k / m), b + 7 * (k % m));
-}
-
-template <class T>
-T* to_device(const T* host, int64_t count) {
-  T* device = nullptr;
-  cuda_check(cudaMalloc(&device, sizeof(T) * size_t(count > 0 ? count : 1)), "cudaMalloc");
-  if (count > 0) cuda_check(cudaMemcpy(device, host, sizeof(T) * size_t(count), cudaMemcpyHostToDevice), "cudaMemcpy");
-  return device;
+  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < n * m; k += int64_t(gridDim.x) * blockDim.x)
+    iou[k] = bev_iou(a + 7 * (k / m), b + 7 * (k % m));
 }
 
 }  // namespace
 
-double cuda_focal_loss(const float* host_logits, const float* host_targets, int64_t n, float* host_dlogits,
-                       int device) {
-  cuda_check(cudaSetDevice(device), "cudaSetDevice");
-  float* logits = to_device(host_logits, n);
-  float* targets = to_device(host_targets, n);
-  float* dlogits = nullptr;
-  cuda_check(cudaMalloc(&dlogits, sizeof(float) * size_t(n > 0 ? n : 1)), "cudaMalloc");
-  double* block_sums = nullptr;
-  cuda_check(cudaMalloc(&block_sums, sizeof(double) * kBlocks), "cudaMalloc");
-  focal_loss_kernel<<<kBlocks, kThreads>>>(logits, targets, n, dlogits, block_sums);
-  cuda_check(cudaGetLastError(), "focal_loss_kernel");
-  std::vector<double> sums(kBlocks);
-  cuda_check(cudaMemcpy(sums.data(), block_sums, sizeof(double) * kBlocks, cudaMemcpyDeviceToHost), "cudaMemcpy");
-  if (host_dlogits && n > 0)
-    cuda_check(cudaMemcpy(host_dlogits, dlogits, sizeof(float) * size_t(n), cudaMemcpyDeviceToHost), "cudaMemcpy");
-  cudaFree(logits);
-  cudaFree(targets);
-  cudaFree(dlogits);
-  cudaFree(block_sums);
-  double total = 0;
-  for (double s : sums) total += s;
-  return total;
+void gather_positions_forward(const float* maps, const int64_t* positions, int64_t k, int channels, int64_t plane,
+                              float* rows) {
+  if (k * channels == 0) return;
+  LT_LAUNCH(gather_positions_forward_kernel, blocks_for(k * channels), kThreads, nullptr)(maps, positions, k, channels,
+                                                                                           plane, rows);
+  check(cudaGetLastError(), "gather_positions_forward");
 }
 
-void cuda_bev_iou_matrix(const float* host_a, int64_t n, const float* host_b, int64_t m, double* host_iou, int device) {
-  cuda_check(cudaSetDevice(device), "cudaSetDevice");
-  float* a = to_device(host_a, 7 * n);
-  float* b = to_device(host_b, 7 * m);
-  double* iou = nullptr;
-  cuda_check(cudaMalloc(&iou, sizeof(double) * size_t(n * m > 0 ? n * m : 1)), "cudaMalloc");
-  if (n * m > 0) {
-    bev_iou_kernel<<<int((n * m + kThreads - 1) / kThreads), kThreads>>>(a, n, b, m, iou);
-    cuda_check(cudaGetLastError(), "bev_iou_kernel");
-    cuda_check(cudaMemcpy(host_iou, iou, sizeof(double) * size_t(n * m), cudaMemcpyDeviceToHost), "cudaMemcpy");
-  }
-  cudaFree(a);
-  cudaFree(b);
-  cudaFree(iou);
+void gather_positions_backward(const float* drows, const int64_t* positions, int64_t k, int channels, int64_t plane,
+                               float* dmaps) {
+  if (k * channels == 0) return;
+  LT_LAUNCH(gather_positions_backward_kernel, blocks_for(channels), kThreads, nullptr)(drows, positions, k, channels,
+                                                                                        plane, dmaps);
+  check(cudaGetLastError(), "gather_positions_backward");
 }
 
-}  // namespace lt
+void max_pool3x3(const float* x, float* y, int64_t maps, int height, int width) {
+  const int64_t n = maps * height * width;
+  if (n == 0) return;
+  LT_LAUNCH(max_pool3x3_kernel, blocks_for(n), kThreads, nullptr)(x, y, maps, height, width);
+  check(cudaGetLastError(), "max_pool3x3");
+}
+
+void bev_iou_matrix(const float* a, int64_t n, const float* b, int64_t m, double* iou) {
+  if (n * m == 0) return;
+  LT_LAUNCH(bev_iou_kernel, blocks_for(n * m), kThreads, nullptr)(a, n, b, m, iou);
+  check(cudaGetLastError(), "bev_iou_matrix");
+}
+
+}  // namespace lt::LT_CUDA_NS

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "kernels/cuda/device.hpp"
+#include "kernels/cuda/ops.cuh"
 
 namespace lt {
 
@@ -28,6 +29,10 @@ std::string cuda_summary() {
     return line + "0 devices (" + cudaGetErrorString(status) + ")";
   }
   return line + std::to_string(count) + " device(s)";
+}
+
+const Backend* cuda_backend() {
+  return cuda_device_count() > 0 ? &cuda::backend() : nullptr;
 }
 
 }  // namespace lt

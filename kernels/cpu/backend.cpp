@@ -1,0 +1,119 @@
+// The CPU backend: host memory and the float instantiations of kernels/cpu/ops.hpp, plus the optimizer
+// and norm loops over the flat buffers (the same per-element bodies as src/train/optimizer.cpp).
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "kernels/backend.hpp"
+#include "kernels/common/box_iou.hpp"
+#include "kernels/common/elementwise.hpp"
+#include "kernels/cpu/points.hpp"
+
+namespace lt {
+namespace {
+
+void* host_alloc(size_t bytes) {
+  return std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
+}
+void host_release(void* pointer) {
+  std::free(pointer);
+}
+void host_copy(void* dst, const void* src, size_t bytes) {
+  if (bytes) std::memcpy(dst, src, bytes);
+}
+void host_fill_zero(void* pointer, size_t bytes) {
+  if (bytes) std::memset(pointer, 0, bytes);
+}
+void host_synchronize() {}
+
+void cross_entropy(const float* logits, const uint8_t* labels, int64_t rows, int classes, const float* class_weights,
+                   int ignore_label, float* dlogits, double* loss) {
+  *loss = ops::cross_entropy(logits, labels, rows, classes, class_weights, ignore_label, dlogits);
+}
+void focal_loss(const float* logits, const float* targets, int64_t n, float* dlogits, double* loss) {
+  *loss = ops::focal_loss(logits, targets, n, dlogits);
+}
+void l1_loss(const float* pred, const float* target, int64_t rows, int channels, float* dpred, double* loss) {
+  *loss = ops::l1_loss(pred, target, rows, channels, dpred);
+}
+
+void adamw_update(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,
+                  const OptimizerStep& s) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i)
+    lt::adamw_update(param[i], grad[i], exp_avg[i], exp_avg_sq[i], s.lr, s.beta1, s.beta2, s.eps, s.weight_decay,
+                     s.bias1, s.bias2);
+}
+void sgd_update(float* param, const float* grad, float* momentum_buffer, int64_t n, const OptimizerStep& s) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i)
+    lt::sgd_update(param[i], grad[i], momentum_buffer[i], s.lr, s.momentum, s.weight_decay, s.first_step);
+}
+void sum_squares(const float* x, int64_t n, double* sum) {
+  constexpr int64_t kChunk = 1 << 14;  // fixed chunks summed in order: the same bits for any thread count
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> partial(size_t(chunks), 0.0);
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < chunks; ++c)
+    for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i) partial[size_t(c)] += double(x[i]) * double(x[i]);
+  double total = 0;
+  for (double p : partial) total += p;
+  *sum = total;
+}
+void scale(float* x, int64_t n, float factor) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) x[i] *= factor;
+}
+void count_in_cost_range(const float* xyzi, int64_t n, int64_t* count) {
+  *count = count_points_in_cost_range(xyzi, n);
+}
+
+void bev_iou_matrix(const float* a, int64_t n, const float* b, int64_t m, double* iou) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < m; ++j) iou[i * m + j] = bev_iou(a + 7 * i, b + 7 * j);
+}
+
+}  // namespace
+
+const Backend& cpu_backend() {
+  static const Backend backend = {
+      "cpu",
+      host_alloc,
+      host_release,
+      host_copy,
+      host_copy,
+      host_fill_zero,
+      host_synchronize,
+      ops::batchnorm_sums<float>,
+      ops::batchnorm_apply<float>,
+      ops::batchnorm_backward_sums<float>,
+      ops::batchnorm_backward_apply<float>,
+      ops::relu_forward<float>,
+      ops::relu_backward<float>,
+      ops::concat_channels<float>,
+      ops::split_channels<float>,
+      ops::voxelize_max_forward<float>,
+      ops::voxelize_max_backward<float>,
+      ops::scatter_mean_forward<float>,
+      ops::scatter_mean_backward<float>,
+      ops::devoxelize_forward<float>,
+      ops::devoxelize_backward<float>,
+      cross_entropy,
+      focal_loss,
+      l1_loss,
+      ops::gather_positions_forward<float>,
+      ops::gather_positions_backward<float>,
+      ops::max_pool3x3<float>,
+      bev_iou_matrix,
+      adamw_update,
+      sgd_update,
+      sum_squares,
+      scale,
+      count_in_cost_range,
+  };
+  return backend;
+}
+
+}  // namespace lt

@@ -1,0 +1,51 @@
+// The CUDA backend's op table (kernels/backend.hpp): the host functions of kernels/cuda/*.cu, in the
+// GPU build (lt::cuda) or the emulated one (lt::cuda_emu).
+#include "kernels/cuda/ops.cuh"
+
+namespace lt::LT_CUDA_NS {
+
+const Backend& backend() {
+#if defined(__CUDACC__)
+  static const char* const name = "cuda";
+#else
+  static const char* const name = "cuda-emulated";
+#endif
+  static const Backend table = {
+      name,
+      alloc,
+      release,
+      upload,
+      download,
+      fill_zero,
+      synchronize,
+      batchnorm_sums,
+      batchnorm_apply,
+      batchnorm_backward_sums,
+      batchnorm_backward_apply,
+      relu_forward,
+      relu_backward,
+      concat_channels,
+      split_channels,
+      voxelize_max_forward,
+      voxelize_max_backward,
+      scatter_mean_forward,
+      scatter_mean_backward,
+      devoxelize_forward,
+      devoxelize_backward,
+      cross_entropy,
+      focal_loss,
+      l1_loss,
+      gather_positions_forward,
+      gather_positions_backward,
+      max_pool3x3,
+      bev_iou_matrix,
+      adamw_update,
+      sgd_update,
+      sum_squares,
+      scale,
+      count_in_cost_range,
+  };
+  return table;
+}
+
+}  // namespace lt::LT_CUDA_NS

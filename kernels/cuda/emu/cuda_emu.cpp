@@ -1,0 +1,169 @@
+// The emulation's scheduler: a block's threads are fibers (ucontext) on the calling OS thread. Each
+// runs until it reaches __syncthreads or returns; when every live thread waits at the barrier, all are
+// released for the next phase. Blocks run one after another. See cuda_emu.hpp for what that can and
+// cannot show.
+#include "kernels/cuda/emu/cuda_emu.hpp"
+
+#include <ucontext.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <vector>
+
+namespace lt::emu {
+
+ThreadState current;
+
+namespace {
+
+constexpr size_t kStackBytes = 256 * 1024;  // per emulated thread: the kernels keep small local arrays
+constexpr unsigned kMaxThreadsPerBlock = 1024;
+
+enum class FiberState { ready, at_barrier, done };
+
+struct Fiber {
+  ucontext_t context;
+  std::unique_ptr<char[]> stack;
+  FiberState state = FiberState::ready;
+  uint3 thread_idx{0, 0, 0};
+};
+
+struct Scheduler {
+  ucontext_t home;
+  std::vector<Fiber> fibers;
+  Fiber* running = nullptr;
+  const std::function<void()>* body = nullptr;
+  Order order = Order::forward;
+  int64_t launches = 0;
+};
+Scheduler scheduler;
+
+void fiber_entry() {
+  (*scheduler.body)();
+  scheduler.running->state = FiberState::done;
+  swapcontext(&scheduler.running->context, &scheduler.home);
+}
+
+[[noreturn]] void fail(const char* what) {
+  std::fprintf(stderr, "lidartrain CUDA emulation: %s (block %u,%u,%u)\n", what, current.block_idx.x,
+               current.block_idx.y, current.block_idx.z);
+  std::abort();
+}
+
+// Out of line: getcontext returns twice, and locals of the function that calls it must not be live.
+[[gnu::noinline]] void prepare_fiber(Fiber& f) {
+  f.state = FiberState::ready;
+  if (getcontext(&f.context) != 0) fail("getcontext failed");
+  f.context.uc_stack.ss_sp = f.stack.get();
+  f.context.uc_stack.ss_size = kStackBytes;
+  f.context.uc_link = nullptr;
+  makecontext(&f.context, fiber_entry, 0);
+}
+
+void run_block(unsigned threads) {
+  Scheduler& s = scheduler;
+  for (unsigned t = 0; t < threads; ++t) prepare_fiber(s.fibers[t]);
+  for (;;) {
+    unsigned waiting = 0, done = 0;
+    for (unsigned k = 0; k < threads; ++k) {
+      Fiber& f = s.fibers[s.order == Order::forward ? k : threads - 1 - k];
+      if (f.state == FiberState::done) continue;
+      f.state = FiberState::ready;
+      s.running = &f;
+      current.thread_idx = f.thread_idx;
+      swapcontext(&s.home, &f.context);
+    }
+    for (unsigned t = 0; t < threads; ++t) {
+      waiting += s.fibers[t].state == FiberState::at_barrier;
+      done += s.fibers[t].state == FiberState::done;
+    }
+    if (done == threads) return;
+    if (waiting + done == threads && done > 0) fail("__syncthreads reached by only some threads of a block");
+  }
+}
+
+}  // namespace
+
+void set_thread_order(Order order) {
+  scheduler.order = order;
+}
+Order thread_order() {
+  return scheduler.order;
+}
+int64_t launch_count() {
+  return scheduler.launches;
+}
+
+void syncthreads() {
+  Fiber* f = scheduler.running;
+  if (!f) fail("__syncthreads outside a kernel");
+  f->state = FiberState::at_barrier;
+  swapcontext(&f->context, &scheduler.home);
+}
+
+void run_grid(dim3 grid, dim3 block, const std::function<void()>& body) {
+  Scheduler& s = scheduler;
+  const unsigned threads = block.x * block.y * block.z;
+  if (threads == 0 || threads > kMaxThreadsPerBlock) fail("invalid block size");
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 || grid.z > 65535) fail("invalid grid size");
+  if (s.running) fail("kernel launched from a kernel");
+  ++s.launches;
+  while (s.fibers.size() < threads) {
+    s.fibers.emplace_back();
+    s.fibers.back().stack.reset(new char[kStackBytes]);
+  }
+  for (unsigned t = 0; t < threads; ++t)
+    s.fibers[t].thread_idx = {t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
+  s.body = &body;
+  current.block_dim = block;
+  current.grid_dim = grid;
+  const uint64_t blocks = uint64_t(grid.x) * grid.y * grid.z;
+  for (uint64_t k = 0; k < blocks; ++k) {
+    const uint64_t b = s.order == Order::forward ? k : blocks - 1 - k;
+    current.block_idx = {unsigned(b % grid.x), unsigned((b / grid.x) % grid.y), unsigned(b / (uint64_t(grid.x) * grid.y))};
+    run_block(threads);
+  }
+  s.running = nullptr;
+  s.body = nullptr;
+}
+
+}  // namespace lt::emu
+
+// ---- runtime subset ---------------------------------------------------------------------------------
+
+cudaError_t cudaMalloc(void** pointer, size_t bytes) {
+  // 256-byte alignment, as cudaMalloc guarantees.
+  *pointer = std::aligned_alloc(256, (bytes + 255) / 256 * 256 + 256);
+  return *pointer ? cudaSuccess : cudaErrorMemoryAllocation;
+}
+cudaError_t cudaFree(void* pointer) {
+  std::free(pointer);
+  return cudaSuccess;
+}
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind) {
+  if (bytes) std::memmove(dst, src, bytes);
+  return cudaSuccess;
+}
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t) {
+  return cudaMemcpy(dst, src, bytes, kind);
+}
+cudaError_t cudaMemset(void* pointer, int value, size_t bytes) {
+  if (bytes) std::memset(pointer, value, bytes);
+  return cudaSuccess;
+}
+cudaError_t cudaMemsetAsync(void* pointer, int value, size_t bytes, cudaStream_t) {
+  return cudaMemset(pointer, value, bytes);
+}
+cudaError_t cudaGetLastError() {
+  return cudaSuccess;
+}
+cudaError_t cudaDeviceSynchronize() {
+  return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t) {
+  return cudaSuccess;
+}
+const char* cudaGetErrorString(cudaError_t status) {
+  return status == cudaSuccess ? "no error" : "out of memory (emulated)";
+}

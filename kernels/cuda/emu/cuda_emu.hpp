@@ -1,0 +1,172 @@
+#pragma once
+// The CUDA emulation layer: lets a plain C++ compiler build kernels/cuda/*.cu and run every kernel on
+// the CPU, so CI executes the same kernel source it compiles with nvcc and compares it with the CPU
+// reference in the op table (tests/test_ops.cpp). Included instead of <cuda_runtime.h> by
+// kernels/cuda/runtime.cuh when __CUDACC__ is not defined.
+//
+// What it provides:
+// - the qualifiers (__global__, __device__, __host__, __forceinline__), dim3, threadIdx/blockIdx/
+//   blockDim/gridDim;
+// - LT_LAUNCH(kernel, grid, block, stream)(args…) in place of kernel<<<grid, block, 0, stream>>>(args…);
+// - __syncthreads() and __shared__, for real: a block's threads run as fibers on one OS thread, each
+//   until it reaches the barrier or returns, then the next; the blocks of a grid run one after another,
+//   so a block's threads share function-static storage (that is what __shared__ becomes). A barrier that
+//   some threads of a block skip (divergent __syncthreads, undefined in CUDA) aborts with a message;
+// - atomics (atomicAdd, atomicMax, atomicMin, atomicCAS, atomicExch) on int, unsigned, unsigned long
+//   long, float and double: plain read-modify-writes, since only one thread runs at a time;
+// - __float_as_int and friends, and the runtime calls the kernels' host code makes (cudaMalloc, cudaFree,
+//   cudaMemcpy, cudaMemset, cudaGetLastError, cudaDeviceSynchronize…) on host memory.
+//
+// What it cannot show: timing and occupancy; warp-synchronous behaviour (warp shuffles and votes are not
+// provided: kernels reduce through __shared__ memory and __syncthreads instead); races that the sequential
+// schedule hides (two threads writing one address without an atomic give the last writer's value here).
+// To expose order dependence, set_thread_order(reverse) runs each block's threads, and the blocks of a
+// grid, in reverse; the op table runs every kernel both ways and requires the same bits.
+// Not provided, so a kernel must avoid it: dynamic (extern) shared memory, warp intrinsics, textures,
+// cooperative groups, printf from device code.
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+
+#include "kernels/cuda/emu/emulated.hpp"
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __restrict__
+// One block runs at a time, so function-static storage is exactly one block's shared memory.
+#define __shared__ static
+
+struct uint3 {
+  unsigned x, y, z;
+};
+struct dim3 {
+  unsigned x = 1, y = 1, z = 1;
+  constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+
+namespace lt::emu {
+
+// The indices of the thread that runs now.
+struct ThreadState {
+  uint3 thread_idx{0, 0, 0}, block_idx{0, 0, 0};
+  dim3 block_dim, grid_dim;
+};
+extern ThreadState current;
+
+void syncthreads();
+// Runs body once per thread of the grid, with the indices set.
+void run_grid(dim3 grid, dim3 block, const std::function<void()>& body);
+
+template <class Kernel>
+struct Launch {
+  dim3 grid, block;
+  Kernel* kernel;
+  template <class... Args>
+  void operator()(Args... args) const {
+    run_grid(grid, block, [&] { kernel(args...); });
+  }
+};
+template <class Kernel>
+Launch<Kernel> launch(dim3 grid, dim3 block, Kernel* kernel) {
+  return {grid, block, kernel};
+}
+inline dim3 to_dim3(dim3 d) {
+  return d;
+}
+inline dim3 to_dim3(int64_t x) {
+  return dim3(unsigned(x));
+}
+
+}  // namespace lt::emu
+
+#define threadIdx (::lt::emu::current.thread_idx)
+#define blockIdx (::lt::emu::current.block_idx)
+#define blockDim (::lt::emu::current.block_dim)
+#define gridDim (::lt::emu::current.grid_dim)
+#define __syncthreads() ::lt::emu::syncthreads()
+#define LT_LAUNCH(kernel, grid, block, stream) \
+  ((void)(stream), ::lt::emu::launch(::lt::emu::to_dim3(grid), ::lt::emu::to_dim3(block), &kernel))
+
+// ---- bit casts ------------------------------------------------------------------------------------
+inline int __float_as_int(float f) {
+  int i;
+  std::memcpy(&i, &f, sizeof i);
+  return i;
+}
+inline unsigned __float_as_uint(float f) {
+  unsigned u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+}
+inline float __int_as_float(int i) {
+  float f;
+  std::memcpy(&f, &i, sizeof f);
+  return f;
+}
+inline float __uint_as_float(unsigned u) {
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+// ---- atomics: one thread runs at a time, so a read-modify-write is atomic -------------------------
+template <class T>
+T atomicAdd(T* address, T value) {
+  const T old = *address;
+  *address = old + value;
+  return old;
+}
+template <class T>
+T atomicMax(T* address, T value) {
+  const T old = *address;
+  *address = old < value ? value : old;
+  return old;
+}
+template <class T>
+T atomicMin(T* address, T value) {
+  const T old = *address;
+  *address = value < old ? value : old;
+  return old;
+}
+template <class T>
+T atomicCAS(T* address, T compare, T value) {
+  const T old = *address;
+  if (old == compare) *address = value;
+  return old;
+}
+template <class T>
+T atomicExch(T* address, T value) {
+  const T old = *address;
+  *address = value;
+  return old;
+}
+
+// ---- the runtime subset, on host memory ---------------------------------------------------------------
+enum cudaError_t { cudaSuccess = 0, cudaErrorMemoryAllocation = 2 };
+enum cudaMemcpyKind {
+  cudaMemcpyHostToHost = 0,
+  cudaMemcpyHostToDevice = 1,
+  cudaMemcpyDeviceToHost = 2,
+  cudaMemcpyDeviceToDevice = 3,
+  cudaMemcpyDefault = 4
+};
+using cudaStream_t = struct CUstream_emu*;
+
+cudaError_t cudaMalloc(void** pointer, size_t bytes);
+template <class T>
+cudaError_t cudaMalloc(T** pointer, size_t bytes) {
+  return cudaMalloc(reinterpret_cast<void**>(pointer), bytes);
+}
+cudaError_t cudaFree(void* pointer);
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind);
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream = nullptr);
+cudaError_t cudaMemset(void* pointer, int value, size_t bytes);
+cudaError_t cudaMemsetAsync(void* pointer, int value, size_t bytes, cudaStream_t stream = nullptr);
+cudaError_t cudaGetLastError();
+cudaError_t cudaDeviceSynchronize();
+cudaError_t cudaStreamSynchronize(cudaStream_t stream);
+const char* cudaGetErrorString(cudaError_t status);

@@ -1,0 +1,20 @@
+#pragma once
+// What tests and benchmarks see of the emulated CUDA build (no CUDA macros: safe to include anywhere):
+// its op table and the scheduler's controls.
+#include <cstdint>
+
+#include "kernels/backend.hpp"
+
+namespace lt::cuda_emu {
+// kernels/cuda/*.cu built as host C++ and run through the emulation layer.
+const Backend& backend();
+}  // namespace lt::cuda_emu
+
+namespace lt::emu {
+enum class Order { forward, reverse };
+// The order in which the blocks of a grid, and the threads of a block, run (forward by default).
+void set_thread_order(Order order);
+Order thread_order();
+// Kernel launches so far (tests check that a path really ran its kernels).
+int64_t launch_count();
+}  // namespace lt::emu

@@ -1,0 +1,177 @@
+// Batch norm (as per-channel sums, so SyncBN can all-reduce them between), ReLU, channel concat/split.
+#include "kernels/common/elementwise.hpp"
+#include "kernels/cuda/ops.cuh"
+#include "kernels/cuda/reduce.cuh"
+
+namespace lt::LT_CUDA_NS {
+namespace {
+
+// Element j of channel c in (outer, C, inner).
+__device__ inline int64_t channel_element(int64_t j, int c, int channels, int64_t inner) {
+  return (j / inner * channels + c) * inner + j % inner;
+}
+
+// partial[(0|1)·C·chunks + c·chunks + chunk] = the block's two sums over its chunk of channel c (grid:
+// chunks × C). Without dy: Σx, Σx². With dy: Σdy, Σdy·x̂.
+__global__ void channel_partial_sums_kernel(const float* x, const float* dy, const float* mean, const float* invstd,
+                                            int64_t outer, int channels, int64_t inner, double* partial) {
+  __shared__ double scratch[kThreads];
+  const int c = int(blockIdx.y);
+  const int64_t chunks = gridDim.x, count = outer * inner;
+  const int64_t begin = int64_t(blockIdx.x) * kReduceChunk;
+  const int64_t end = begin + kReduceChunk < count ? begin + kReduceChunk : count;
+  double first = 0, second = 0;
+  for (int64_t j = begin + threadIdx.x; j < end; j += blockDim.x) {
+    const int64_t i = channel_element(j, c, channels, inner);
+    if (dy) {
+      const double g = dy[i];
+      first += g;
+      second += g * (double(x[i]) - double(mean[c])) * double(invstd[c]);
+    } else {
+      const double v = x[i];
+      first += v;
+      second += v * v;
+    }
+  }
+  first = block_sum(first, scratch);
+  second = block_sum(second, scratch);
+  if (threadIdx.x == 0) {
+    partial[int64_t(c) * chunks + blockIdx.x] = first;
+    partial[(int64_t(channels) + c) * chunks + blockIdx.x] = second;
+  }
+}
+
+// out[r] = Σ_k partial[r·cols + k], k in order.
+__global__ void row_sums_kernel(const double* partial, int64_t rows, int64_t cols, double* out) {
+  const int64_t r = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (r >= rows) return;
+  double total = 0;
+  for (int64_t k = 0; k < cols; ++k) total += partial[r * cols + k];
+  out[r] = total;
+}
+
+void channel_sums(const float* x, const float* dy, const float* mean, const float* invstd, const ops::BatchNormShape& s,
+                  double* sums) {
+  const int64_t chunks = (s.count() + kReduceChunk - 1) / kReduceChunk;
+  if (chunks == 0 || s.channels == 0) {
+    fill_zero(sums, sizeof(double) * 2 * size_t(s.channels));
+    return;
+  }
+  double* partial = static_cast<double*>(scratch(0, sizeof(double) * 2 * size_t(s.channels) * size_t(chunks)));
+  LT_LAUNCH(channel_partial_sums_kernel, dim3(unsigned(chunks), unsigned(s.channels)), kThreads, nullptr)(
+      x, dy, mean, invstd, s.outer, s.channels, s.inner, partial);
+  LT_LAUNCH(row_sums_kernel, blocks_for(2 * s.channels), kThreads, nullptr)(partial, 2 * s.channels, chunks, sums);
+  check(cudaGetLastError(), "batchnorm sums");
+}
+
+__global__ void batchnorm_apply_kernel(const float* x, const float* mean, const float* invstd, const float* gamma,
+                                       const float* beta, float* y, int channels, int64_t inner, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int c = int((i / inner) % channels);
+    y[i] = ::lt::batchnorm_apply(x[i], mean[c], invstd[c], gamma[c], beta[c]);
+  }
+}
+
+__global__ void batchnorm_grad_input_kernel(const float* x, const float* dy, const float* mean, const float* invstd,
+                                            const float* gamma, const double* sums, float count, float* dx,
+                                            int channels, int64_t inner, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int c = int((i / inner) % channels);
+    dx[i] = batchnorm_grad_input(x[i], dy[i], mean[c], invstd[c], gamma[c], float(sums[c]), float(sums[channels + c]),
+                                 count);
+  }
+}
+
+__global__ void batchnorm_param_grads_kernel(const double* sums, int channels, float* dgamma, float* dbeta) {
+  const int c = int(blockIdx.x * blockDim.x + threadIdx.x);
+  if (c >= channels) return;
+  dbeta[c] += float(sums[c]);
+  dgamma[c] += float(sums[channels + c]);
+}
+
+__global__ void relu_forward_kernel(const float* x, float* y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = relu(x[i]);
+}
+
+__global__ void relu_backward_kernel(const float* y, const float* dy, float* dx, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    dx[i] = relu_grad(y[i], dy[i]);
+}
+
+// to_parts false: out[o, :] = [a[o, :], b[o, :]]; true: the inverse (a or b may be null).
+__global__ void concat_kernel(float* a, int64_t a_row, float* b, int64_t b_row, float* out, int64_t outer,
+                              bool to_parts) {
+  const int64_t row = a_row + b_row, n = outer * row;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t o = i / row, k = i % row;
+    float* part = k < a_row ? (a ? a + o * a_row + k : nullptr) : (b ? b + o * b_row + (k - a_row) : nullptr);
+    if (!part) continue;
+    if (to_parts)
+      *part = out[i];
+    else
+      out[i] = *part;
+  }
+}
+
+}  // namespace
+
+void batchnorm_sums(const float* x, const ops::BatchNormShape& s, double* sums) {
+  channel_sums(x, nullptr, nullptr, nullptr, s, sums);
+}
+
+void batchnorm_apply(const float* x, const float* mean, const float* invstd, const float* gamma, const float* beta,
+                     float* y, const ops::BatchNormShape& s) {
+  const int64_t n = s.count() * s.channels;
+  if (n == 0) return;
+  LT_LAUNCH(batchnorm_apply_kernel, blocks_for(n), kThreads, nullptr)(x, mean, invstd, gamma, beta, y, s.channels,
+                                                                       s.inner, n);
+  check(cudaGetLastError(), "batchnorm_apply");
+}
+
+void batchnorm_backward_sums(const float* x, const float* dy, const float* mean, const float* invstd,
+                             const ops::BatchNormShape& s, double* sums) {
+  channel_sums(x, dy, mean, invstd, s, sums);
+}
+
+void batchnorm_backward_apply(const float* x, const float* dy, const float* mean, const float* invstd,
+                              const float* gamma, const double* sums, double count, float* dx, float* dgamma,
+                              float* dbeta, const ops::BatchNormShape& s) {
+  if (dgamma && dbeta && s.channels > 0)
+    LT_LAUNCH(batchnorm_param_grads_kernel, blocks_for(s.channels), kThreads, nullptr)(sums, s.channels, dgamma, dbeta);
+  const int64_t n = s.count() * s.channels;
+  if (dx && n > 0)
+    LT_LAUNCH(batchnorm_grad_input_kernel, blocks_for(n), kThreads, nullptr)(x, dy, mean, invstd, gamma, sums,
+                                                                            float(count), dx, s.channels, s.inner, n);
+  check(cudaGetLastError(), "batchnorm_backward_apply");
+}
+
+void relu_forward(const float* x, float* y, int64_t n) {
+  if (n == 0) return;
+  LT_LAUNCH(relu_forward_kernel, blocks_for(n), kThreads, nullptr)(x, y, n);
+  check(cudaGetLastError(), "relu_forward");
+}
+
+void relu_backward(const float* y, const float* dy, float* dx, int64_t n) {
+  if (n == 0) return;
+  LT_LAUNCH(relu_backward_kernel, blocks_for(n), kThreads, nullptr)(y, dy, dx, n);
+  check(cudaGetLastError(), "relu_backward");
+}
+
+void concat_channels(const float* a, int ca, const float* b, int cb, int64_t outer, int64_t inner, float* out) {
+  const int64_t n = outer * (ca + cb) * inner;
+  if (n == 0) return;
+  LT_LAUNCH(concat_kernel, blocks_for(n), kThreads, nullptr)(const_cast<float*>(a), ca * inner, const_cast<float*>(b),
+                                                              cb * inner, out, outer, false);
+  check(cudaGetLastError(), "concat_channels");
+}
+
+void split_channels(const float* in, int ca, int cb, int64_t outer, int64_t inner, float* a, float* b) {
+  const int64_t n = outer * (ca + cb) * inner;
+  if (n == 0) return;
+  LT_LAUNCH(concat_kernel, blocks_for(n), kThreads, nullptr)(a, ca * inner, b, cb * inner, const_cast<float*>(in),
+                                                              outer, true);
+  check(cudaGetLastError(), "split_channels");
+}
+
+}  // namespace lt::LT_CUDA_NS

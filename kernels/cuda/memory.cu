@@ -1,0 +1,52 @@
+// Device memory and copies for the CUDA backend, and the scratch buffer of the ops' temporaries.
+#include "kernels/cuda/ops.cuh"
+
+namespace lt::LT_CUDA_NS {
+
+void* alloc(size_t bytes) {
+  void* pointer = nullptr;
+  if (cudaMalloc(&pointer, bytes > 0 ? bytes : 1) != cudaSuccess) {
+    cudaGetLastError();  // out of memory is the caller's to report (with the step and size); clear it
+    return nullptr;
+  }
+  return pointer;
+}
+
+void release(void* pointer) {
+  if (pointer) check(cudaFree(pointer), "cudaFree");
+}
+
+void upload(void* dst, const void* host_src, size_t bytes) {
+  if (bytes) check(cudaMemcpy(dst, host_src, bytes, cudaMemcpyHostToDevice), "cudaMemcpy to device");
+}
+
+void download(void* host_dst, const void* src, size_t bytes) {
+  if (bytes) check(cudaMemcpy(host_dst, src, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy to host");
+}
+
+void fill_zero(void* pointer, size_t bytes) {
+  if (bytes) check(cudaMemset(pointer, 0, bytes), "cudaMemset");
+}
+
+void synchronize() {
+  check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+}
+
+void* scratch(int slot, size_t bytes) {
+  static void* buffers[kScratchSlots] = {};
+  static size_t capacities[kScratchSlots] = {};
+  void*& buffer = buffers[slot];
+  size_t& capacity = capacities[slot];
+  if (bytes > capacity) {
+    release(buffer);  // cudaFree waits for the work that used it
+    capacity = bytes * 2;
+    buffer = alloc(capacity);
+    if (!buffer) {
+      std::fprintf(stderr, "lidartrain: CUDA out of memory: %zu bytes of scratch for an op\n", capacity);
+      std::abort();
+    }
+  }
+  return buffer;
+}
+
+}  // namespace lt::LT_CUDA_NS

@@ -1,0 +1,76 @@
+#pragma once
+// The CUDA backend's host functions (one per op of kernels/backend.hpp, same contracts), in
+// lt::cuda (nvcc) or lt::cuda_emu (the emulated build). Pointers are device memory.
+#include "kernels/backend.hpp"
+#include "kernels/cuda/runtime.cuh"
+
+namespace lt::LT_CUDA_NS {
+
+const Backend& backend();
+
+// ---- memory (memory.cu) ----
+void* alloc(size_t bytes);
+void release(void* pointer);
+void upload(void* dst, const void* host_src, size_t bytes);
+void download(void* host_dst, const void* src, size_t bytes);
+void fill_zero(void* pointer, size_t bytes);
+void synchronize();
+// Scratch memory for one op's temporaries: `slot` 0…2 for the op itself, 3 is sum_doubles'. A slot's
+// memory is valid until the next request for that slot (ops run in stream order, so the next op's use
+// cannot overtake this one's). Grows, never shrinks.
+constexpr int kScratchSlots = 4;
+void* scratch(int slot, size_t bytes);
+
+// ---- reductions (reduce.cu) ----
+// *out = Σ values[0..n) in a fixed order (chunks of a fixed size, each by a fixed tree, chunks in order).
+void sum_doubles(const double* values, int64_t n, double* out);
+
+// ---- layers.cu ----
+void batchnorm_sums(const float* x, const ops::BatchNormShape& s, double* sums);
+void batchnorm_apply(const float* x, const float* mean, const float* invstd, const float* gamma, const float* beta,
+                     float* y, const ops::BatchNormShape& s);
+void batchnorm_backward_sums(const float* x, const float* dy, const float* mean, const float* invstd,
+                             const ops::BatchNormShape& s, double* sums);
+void batchnorm_backward_apply(const float* x, const float* dy, const float* mean, const float* invstd,
+                              const float* gamma, const double* sums, double count, float* dx, float* dgamma,
+                              float* dbeta, const ops::BatchNormShape& s);
+void relu_forward(const float* x, float* y, int64_t n);
+void relu_backward(const float* y, const float* dy, float* dx, int64_t n);
+void concat_channels(const float* a, int ca, const float* b, int cb, int64_t outer, int64_t inner, float* out);
+void split_channels(const float* in, int ca, int cb, int64_t outer, int64_t inner, float* a, float* b);
+
+// ---- points.cu ----
+void voxelize_max_forward(const float* features, const ops::CellIndexView& index, int channels, int64_t cells_per_map,
+                          float* grid, int64_t* argmax);
+void voxelize_max_backward(const float* dgrid, const ops::CellIndexView& index, const int64_t* argmax, int channels,
+                           int64_t cells_per_map, float* dfeatures);
+void scatter_mean_forward(const float* features, const ops::CellIndexView& index, int channels, float* mean);
+void scatter_mean_backward(const float* dmean, const ops::CellIndexView& index, int channels, float* dfeatures);
+void devoxelize_forward(const float* grid, const ops::CellIndexView& index, int channels, int64_t cells_per_map,
+                        float* features);
+void devoxelize_backward(const float* dfeatures, const ops::CellIndexView& index, int channels, int64_t cells_per_map,
+                         float* dgrid);
+void count_in_cost_range(const float* xyzi, int64_t n, int64_t* count);
+
+// ---- losses.cu ----
+void cross_entropy(const float* logits, const uint8_t* labels, int64_t rows, int classes, const float* class_weights,
+                   int ignore_label, float* dlogits, double* loss);
+void focal_loss(const float* logits, const float* targets, int64_t n, float* dlogits, double* loss);
+void l1_loss(const float* pred, const float* target, int64_t rows, int channels, float* dpred, double* loss);
+
+// ---- detection.cu ----
+void gather_positions_forward(const float* maps, const int64_t* positions, int64_t k, int channels, int64_t plane,
+                              float* rows);
+void gather_positions_backward(const float* drows, const int64_t* positions, int64_t k, int channels, int64_t plane,
+                               float* dmaps);
+void max_pool3x3(const float* x, float* y, int64_t maps, int height, int width);
+void bev_iou_matrix(const float* a, int64_t n, const float* b, int64_t m, double* iou);
+
+// ---- optimizer.cu ----
+void adamw_update(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,
+                  const OptimizerStep& step);
+void sgd_update(float* param, const float* grad, float* momentum_buffer, int64_t n, const OptimizerStep& step);
+void sum_squares(const float* x, int64_t n, double* sum);
+void scale(float* x, int64_t n, float factor);
+
+}  // namespace lt::LT_CUDA_NS

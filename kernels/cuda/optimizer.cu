@@ -1,0 +1,67 @@
+// The fused optimizer over a range of the flat buffers (one thread per element, the per-element bodies
+// of kernels/common/elementwise.hpp, so the CPU and the GPU apply the same formulas), the gradient
+// norm's sum of squares in a fixed order, and scaling (clipping).
+#include "kernels/common/elementwise.hpp"
+#include "kernels/cuda/ops.cuh"
+#include "kernels/cuda/reduce.cuh"
+
+namespace lt::LT_CUDA_NS {
+namespace {
+
+__global__ void adamw_kernel(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,
+                             OptimizerStep s) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    ::lt::adamw_update(param[i], grad[i], exp_avg[i], exp_avg_sq[i], s.lr, s.beta1, s.beta2, s.eps, s.weight_decay, s.bias1,
+                 s.bias2);
+}
+
+__global__ void sgd_kernel(float* param, const float* grad, float* momentum_buffer, int64_t n, OptimizerStep s) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    ::lt::sgd_update(param[i], grad[i], momentum_buffer[i], s.lr, s.momentum, s.weight_decay, s.first_step);
+}
+
+__global__ void sum_squares_kernel(const float* x, int64_t n, double* partial) {
+  __shared__ double scratch[kThreads];
+  const int64_t begin = int64_t(blockIdx.x) * kReduceChunk;
+  const int64_t end = begin + kReduceChunk < n ? begin + kReduceChunk : n;
+  double mine = 0;
+  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) mine += double(x[i]) * double(x[i]);
+  const double total = block_sum(mine, scratch);
+  if (threadIdx.x == 0) partial[blockIdx.x] = total;
+}
+
+__global__ void scale_kernel(float* x, int64_t n, float factor) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    x[i] *= factor;
+}
+
+}  // namespace
+
+void adamw_update(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,
+                  const OptimizerStep& step) {
+  if (n == 0) return;
+  LT_LAUNCH(adamw_kernel, blocks_for(n), kThreads, nullptr)(param, grad, exp_avg, exp_avg_sq, n, step);
+  check(cudaGetLastError(), "adamw_update");
+}
+
+void sgd_update(float* param, const float* grad, float* momentum_buffer, int64_t n, const OptimizerStep& step) {
+  if (n == 0) return;
+  LT_LAUNCH(sgd_kernel, blocks_for(n), kThreads, nullptr)(param, grad, momentum_buffer, n, step);
+  check(cudaGetLastError(), "sgd_update");
+}
+
+void sum_squares(const float* x, int64_t n, double* sum) {
+  const int64_t chunks = reduce_chunks(n);
+  auto* partial = static_cast<double*>(scratch(0, sizeof(double) * size_t(chunks)));
+  LT_LAUNCH(sum_squares_kernel, unsigned(chunks), kThreads, nullptr)(x, n, partial);
+  sum_doubles(partial, chunks, sum);
+  check(cudaGetLastError(), "sum_squares");
+}
+
+void scale(float* x, int64_t n, float factor) {
+  if (n == 0) return;
+  LT_LAUNCH(scale_kernel, blocks_for(n), kThreads, nullptr)(x, n, factor);
+  check(cudaGetLastError(), "scale");
+}
+
+}  // namespace lt::LT_CUDA_NS
