@@ -38,6 +38,22 @@ struct Backend {
   void (*fill_zero)(void* pointer, size_t bytes);
   void (*synchronize)();
 
+  // ---- dense layers (the CPU: Eigen; CUDA: cuBLAS GEMMs around hand-written layout kernels) ----
+  // Row-major C (m×n) = α op(A) op(B) + β C; op(A) = Aᵀ with trans_a (A stored k×m), likewise B.
+  void (*gemm)(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+               const float* b, float beta, float* c);
+  void (*linear_forward)(const float* x, const float* weight, const float* bias, float* y, int64_t rows, int in,
+                         int out);
+  void (*linear_backward)(const float* x, const float* weight, const float* dy, float* dx, float* dweight,
+                          float* dbias, int64_t rows, int in, int out);
+  void (*conv2d_forward)(const float* x, const float* weight, const float* bias, float* y, const ops::Conv2dShape& s);
+  void (*conv2d_backward)(const float* x, const float* weight, const float* dy, float* dx, float* dweight,
+                          float* dbias, const ops::Conv2dShape& s);
+  void (*conv_transpose_forward)(const float* x, const float* weight, const float* bias, float* y,
+                                 const ops::ConvTransposeShape& s);
+  void (*conv_transpose_backward)(const float* x, const float* weight, const float* dy, float* dx, float* dweight,
+                                  float* dbias, const ops::ConvTransposeShape& s);
+
   // ---- batch norm: sums (double, 2C: Σ, then the second sum) in backend memory ----
   void (*batchnorm_sums)(const float* x, const ops::BatchNormShape& s, double* sums);
   void (*batchnorm_apply)(const float* x, const float* mean, const float* invstd, const float* gamma,

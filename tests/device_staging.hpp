@@ -69,6 +69,76 @@ struct Staged {
   using F = DeviceArray<float>;
   using D = DeviceArray<double>;
 
+  void linear_forward(const float* x, const float* weight, const float* bias, float* y, int64_t rows, int in,
+                      int out) const {
+    F dx(b, x, size_t(rows * in)), dw(b, weight, size_t(out * in)), dbias(b, bias, size_t(out)), dy(b, size_t(rows * out));
+    b.linear_forward(dx.get(), dw.get(), bias ? dbias.get() : nullptr, dy.get(), rows, in, out);
+    dy.to_host(y);
+  }
+  void linear_backward(const float* x, const float* weight, const float* dy, float* dx, float* dweight, float* dbias,
+                       int64_t rows, int in, int out) const {
+    F devx(b, x, size_t(rows * in)), devw(b, weight, size_t(out * in)), devdy(b, dy, size_t(rows * out)),
+        devdx(b, size_t(rows * in)), devdw(b, dweight, size_t(out * in)), devdb(b, dbias, size_t(out));
+    b.linear_backward(devx.get(), devw.get(), devdy.get(), dx ? devdx.get() : nullptr, devdw.get(),
+                      dbias ? devdb.get() : nullptr, rows, in, out);
+    devdx.to_host(dx);
+    devdw.to_host(dweight);
+    devdb.to_host(dbias);
+  }
+  // The CPU ops' workspace argument is the backend's own business.
+  template <class Workspace>
+  void conv2d_forward(const float* x, const float* weight, const float* bias, float* y, const ops::Conv2dShape& s,
+                      Workspace&) const {
+    F dx(b, x, x_size(s)), dw(b, weight, w_size(s)), dbias(b, bias, size_t(s.out_channels)), dy(b, y_size(s));
+    b.conv2d_forward(dx.get(), dw.get(), bias ? dbias.get() : nullptr, dy.get(), s);
+    dy.to_host(y);
+  }
+  template <class Workspace>
+  void conv2d_backward(const float* x, const float* weight, const float* dy, float* dx, float* dweight, float* dbias,
+                       const ops::Conv2dShape& s, Workspace&) const {
+    F devx(b, x, x_size(s)), devw(b, weight, w_size(s)), devdy(b, dy, y_size(s)), devdx(b, x_size(s)),
+        devdw(b, dweight, w_size(s)), devdb(b, dbias, size_t(s.out_channels));
+    b.conv2d_backward(devx.get(), devw.get(), devdy.get(), dx ? devdx.get() : nullptr, devdw.get(),
+                      dbias ? devdb.get() : nullptr, s);
+    devdx.to_host(dx);
+    devdw.to_host(dweight);
+    devdb.to_host(dbias);
+  }
+  template <class Workspace>
+  void conv_transpose_forward(const float* x, const float* weight, const float* bias, float* y,
+                              const ops::ConvTransposeShape& s, Workspace&) const {
+    F dx(b, x, x_size(s)), dw(b, weight, w_size(s)), dbias(b, bias, size_t(s.out_channels)), dy(b, y_size(s));
+    b.conv_transpose_forward(dx.get(), dw.get(), bias ? dbias.get() : nullptr, dy.get(), s);
+    dy.to_host(y);
+  }
+  template <class Workspace>
+  void conv_transpose_backward(const float* x, const float* weight, const float* dy, float* dx, float* dweight,
+                               float* dbias, const ops::ConvTransposeShape& s, Workspace&) const {
+    F devx(b, x, x_size(s)), devw(b, weight, w_size(s)), devdy(b, dy, y_size(s)), devdx(b, x_size(s)),
+        devdw(b, dweight, w_size(s)), devdb(b, dbias, size_t(s.out_channels));
+    b.conv_transpose_backward(devx.get(), devw.get(), devdy.get(), dx ? devdx.get() : nullptr, devdw.get(),
+                              dbias ? devdb.get() : nullptr, s);
+    devdx.to_host(dx);
+    devdw.to_host(dweight);
+    devdb.to_host(dbias);
+  }
+  static size_t x_size(const ops::Conv2dShape& s) { return size_t(s.batch) * s.in_channels * s.height * s.width; }
+  static size_t w_size(const ops::Conv2dShape& s) {
+    return size_t(s.out_channels) * s.in_channels * s.kernel * s.kernel;
+  }
+  static size_t y_size(const ops::Conv2dShape& s) {
+    return size_t(s.batch) * s.out_channels * s.out_height() * s.out_width();
+  }
+  static size_t x_size(const ops::ConvTransposeShape& s) {
+    return size_t(s.batch) * s.in_channels * s.height * s.width;
+  }
+  static size_t w_size(const ops::ConvTransposeShape& s) {
+    return size_t(s.in_channels) * s.out_channels * s.stride * s.stride;
+  }
+  static size_t y_size(const ops::ConvTransposeShape& s) {
+    return size_t(s.batch) * s.out_channels * s.stride * s.stride * s.height * s.width;
+  }
+
   void batchnorm_sums(const float* x, const ops::BatchNormShape& s, double* sums) const {
     F dx(b, x, size_t(s.count() * s.channels));
     D dsums(b, size_t(2 * s.channels));

@@ -15,6 +15,7 @@
 #include <numeric>
 
 #include "kernels/backend.hpp"
+#include "kernels/common/gemm_layout.hpp"
 #include "kernels/cpu/ops.hpp"
 #include "kernels/cuda/device.hpp"
 #include "kernels/cuda/emu/emulated.hpp"
@@ -72,6 +73,12 @@ struct Cpu {
   auto op(Args&&... args) const { \
     return ops::op<T>(std::forward<Args>(args)...); \
   }
+  LT_CPU_OP(linear_forward)
+  LT_CPU_OP(linear_backward)
+  LT_CPU_OP(conv2d_forward)
+  LT_CPU_OP(conv2d_backward)
+  LT_CPU_OP(conv_transpose_forward)
+  LT_CPU_OP(conv_transpose_backward)
   LT_CPU_OP(batchnorm_sums)
   LT_CPU_OP(batchnorm_apply)
   LT_CPU_OP(batchnorm_backward_sums)
@@ -132,16 +139,16 @@ std::vector<T> zeros_like(const std::vector<T>& v) {
 // ---- cases ---------------------------------------------------------------------------------
 
 OpCase linear_case(int64_t rows, int in, int out) {
-  auto forward = [=](const auto& x) {
+  auto forward = [=](const auto& k, const auto& x) {
     using T = typename std::decay_t<decltype(x[0])>::value_type;
     std::vector<T> y(size_t(rows * out));
-    linear_forward(x[0].data(), x[1].data(), x[2].data(), y.data(), rows, in, out);
+    k.linear_forward(x[0].data(), x[1].data(), x[2].data(), y.data(), rows, in, out);
     return y;
   };
-  auto backward = [=](const auto& x, const auto& dy) {
+  auto backward = [=](const auto& k, const auto& x, const auto& dy) {
     using T = typename std::decay_t<decltype(dy)>::value_type;
     Tensors<T> d = {zeros_like(x[0]), zeros_like(x[1]), zeros_like(x[2])};
-    linear_backward(x[0].data(), x[1].data(), dy.data(), d[0].data(), d[1].data(), d[2].data(), rows, in, out);
+    k.linear_backward(x[0].data(), x[1].data(), dy.data(), d[0].data(), d[1].data(), d[2].data(), rows, in, out);
     return d;
   };
   auto reference = [=](const Tensors<double>& x) {
@@ -154,7 +161,7 @@ OpCase linear_case(int64_t rows, int in, int out) {
       }
     return y;
   };
-  return make_case("linear " + std::to_string(rows) + "x" + std::to_string(in) + "->" + std::to_string(out),
+  return make_device_case("linear " + std::to_string(rows) + "x" + std::to_string(in) + "->" + std::to_string(out),
                    {random_vector(rows * in, 1), random_vector(size_t(out * in), 2), random_vector(out, 3)}, forward,
                    backward, reference);
 }
@@ -163,80 +170,80 @@ OpCase conv_case(Conv2dShape s) {
   const size_t x_size = size_t(s.batch) * s.in_channels * s.height * s.width;
   const size_t w_size = size_t(s.out_channels) * s.in_channels * s.kernel * s.kernel;
   const size_t y_size = size_t(s.batch) * s.out_channels * s.out_height() * s.out_width();
-  auto forward = [=](const auto& x) {
+  auto forward = [=](const auto& k, const auto& x) {
     using T = typename std::decay_t<decltype(x[0])>::value_type;
     std::vector<T> y(y_size), workspace;
-    conv2d_forward(x[0].data(), x[1].data(), x[2].data(), y.data(), s, workspace);
+    k.conv2d_forward(x[0].data(), x[1].data(), x[2].data(), y.data(), s, workspace);
     return y;
   };
-  auto backward = [=](const auto& x, const auto& dy) {
+  auto backward = [=](const auto& k, const auto& x, const auto& dy) {
     using T = typename std::decay_t<decltype(dy)>::value_type;
     Tensors<T> d = {zeros_like(x[0]), zeros_like(x[1]), zeros_like(x[2])};
     std::vector<T> workspace;
-    conv2d_backward(x[0].data(), x[1].data(), dy.data(), d[0].data(), d[1].data(), d[2].data(), s, workspace);
+    k.conv2d_backward(x[0].data(), x[1].data(), dy.data(), d[0].data(), d[1].data(), d[2].data(), s, workspace);
     return d;
   };
   auto reference = [=](const Tensors<double>& x) {
     Vec y(y_size);
-    const int ho = s.out_height(), wo = s.out_width(), k = s.kernel;
+    const int ho = s.out_height(), wo = s.out_width(), taps = s.kernel;
     for (int b = 0; b < s.batch; ++b)
       for (int o = 0; o < s.out_channels; ++o)
         for (int oy = 0; oy < ho; ++oy)
           for (int ox = 0; ox < wo; ++ox) {
             double sum = x[2][o];
             for (int c = 0; c < s.in_channels; ++c)
-              for (int ky = 0; ky < k; ++ky)
-                for (int kx = 0; kx < k; ++kx) {
+              for (int ky = 0; ky < taps; ++ky)
+                for (int kx = 0; kx < taps; ++kx) {
                   const int iy = oy * s.stride - s.padding + ky, ix = ox * s.stride - s.padding + kx;
                   if (iy < 0 || iy >= s.height || ix < 0 || ix >= s.width) continue;
                   sum += x[0][((size_t(b) * s.in_channels + c) * s.height + iy) * s.width + ix] *
-                         x[1][((size_t(o) * s.in_channels + c) * k + ky) * k + kx];
+                         x[1][((size_t(o) * s.in_channels + c) * taps + ky) * taps + kx];
                 }
             y[((size_t(b) * s.out_channels + o) * ho + oy) * wo + ox] = sum;
           }
     return y;
   };
-  return make_case(
+  return make_device_case(
       "conv2d k" + std::to_string(s.kernel) + " s" + std::to_string(s.stride) + " p" + std::to_string(s.padding),
       {random_vector(x_size, 4), random_vector(w_size, 5), random_vector(s.out_channels, 6)}, forward, backward,
       reference);
 }
 
 OpCase conv_transpose_case(ConvTransposeShape s) {
-  const int k = s.stride;
+  const int kernel = s.stride;
   const size_t x_size = size_t(s.batch) * s.in_channels * s.height * s.width;
-  const size_t w_size = size_t(s.in_channels) * s.out_channels * k * k;
-  const size_t y_size = size_t(s.batch) * s.out_channels * k * k * s.height * s.width;
-  auto forward = [=](const auto& x) {
+  const size_t w_size = size_t(s.in_channels) * s.out_channels * kernel * kernel;
+  const size_t y_size = size_t(s.batch) * s.out_channels * kernel * kernel * s.height * s.width;
+  auto forward = [=](const auto& k, const auto& x) {
     using T = typename std::decay_t<decltype(x[0])>::value_type;
     std::vector<T> y(y_size), workspace;
-    conv_transpose_forward(x[0].data(), x[1].data(), x[2].data(), y.data(), s, workspace);
+    k.conv_transpose_forward(x[0].data(), x[1].data(), x[2].data(), y.data(), s, workspace);
     return y;
   };
-  auto backward = [=](const auto& x, const auto& dy) {
+  auto backward = [=](const auto& k, const auto& x, const auto& dy) {
     using T = typename std::decay_t<decltype(dy)>::value_type;
     Tensors<T> d = {zeros_like(x[0]), zeros_like(x[1]), zeros_like(x[2])};
     std::vector<T> workspace;
-    conv_transpose_backward(x[0].data(), x[1].data(), dy.data(), d[0].data(), d[1].data(), d[2].data(), s, workspace);
+    k.conv_transpose_backward(x[0].data(), x[1].data(), dy.data(), d[0].data(), d[1].data(), d[2].data(), s, workspace);
     return d;
   };
   auto reference = [=](const Tensors<double>& x) {
     // PyTorch's definition: every input pixel scatters weight[c, o, :, :] into the k×k block it owns.
     Vec y(y_size, 0.0);
-    const int H = k * s.height, W = k * s.width;
+    const int H = kernel * s.height, W = kernel * s.width;
     for (int b = 0; b < s.batch; ++b)
       for (int o = 0; o < s.out_channels; ++o)
         for (int oy = 0; oy < H; ++oy)
           for (int ox = 0; ox < W; ++ox) {
             double sum = x[2][o];
             for (int c = 0; c < s.in_channels; ++c)
-              sum += x[0][((size_t(b) * s.in_channels + c) * s.height + oy / k) * s.width + ox / k] *
-                     x[1][((size_t(c) * s.out_channels + o) * k + oy % k) * k + ox % k];
+              sum += x[0][((size_t(b) * s.in_channels + c) * s.height + oy / kernel) * s.width + ox / kernel] *
+                     x[1][((size_t(c) * s.out_channels + o) * kernel + oy % kernel) * kernel + ox % kernel];
             y[((size_t(b) * s.out_channels + o) * H + oy) * W + ox] = sum;
           }
     return y;
   };
-  return make_case("conv_transpose k" + std::to_string(k),
+  return make_device_case("conv_transpose k" + std::to_string(kernel),
                    {random_vector(x_size, 7), random_vector(w_size, 8), random_vector(s.out_channels, 9)}, forward,
                    backward, reference);
 }
@@ -770,6 +777,23 @@ class BackendOps : public ::testing::TestWithParam<BackendKind> {
   const Backend* backend_ = nullptr;
 };
 
+TEST_P(BackendOps, GemmMatchesTheCpuInEveryTransposition) {
+  const int64_t m = 37, n = 21, k = 50;  // not multiples of the GPU kernel's tiles
+  const Vec a = random_vector(size_t(m * k), 51), b = random_vector(size_t(k * n), 52), c = random_vector(size_t(m * n), 53);
+  const std::vector<float> af(a.begin(), a.end()), bf(b.begin(), b.end()), cf(c.begin(), c.end());
+  for (bool trans_a : {false, true})
+    for (bool trans_b : {false, true})
+      for (float beta : {0.f, 1.f, 0.5f}) {
+        std::vector<float> want = cf, got = cf;
+        cpu_backend().gemm(trans_a, trans_b, m, n, k, 0.75f, af.data(), bf.data(), beta, want.data());
+        testing::DeviceArray<float> da(*backend_, af.data(), af.size()), db(*backend_, bf.data(), bf.size()),
+            dc(*backend_, cf.data(), cf.size());
+        backend_->gemm(trans_a, trans_b, m, n, k, 0.75f, da.get(), db.get(), beta, dc.get());
+        dc.to_host(got.data());
+        expect_close(got, want, "gemm trans_a " + std::to_string(trans_a) + " trans_b " + std::to_string(trans_b));
+      }
+}
+
 TEST_P(BackendOps, MaxPool3x3MatchesTheCpu) {
   const Vec x = random_vector(3 * 7 * 9, 31);
   const std::vector<float> xf(x.begin(), x.end());
@@ -896,6 +920,36 @@ TEST_P(BackendOps, VoxelizeArgmaxIsTheFirstOfTiedPoints) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, BackendOps, ::testing::Values(BackendKind::emulated, BackendKind::cuda),
                          [](const ::testing::TestParamInfo<BackendKind>& info) { return backend_label(info.param); });
+
+// cuBLAS cannot run here, so its call's setup is checked against a plain column-major GEMM: the mapping
+// of a row-major product in every transposition gives the row-major result.
+TEST(GemmLayout, ColumnMajorCallComputesTheRowMajorProduct) {
+  const int64_t m = 3, n = 4, k = 5;
+  const Vec a = random_vector(size_t(m * k), 54), b = random_vector(size_t(k * n), 55);
+  // C (m_, n_) col-major = op(X) op(Y), X with leading dimension ldx, as BLAS defines it.
+  const auto column_major = [](bool tx, bool ty, int64_t m_, int64_t n_, int64_t k_, const double* x, int64_t ldx,
+                               const double* y, int64_t ldy, double* c, int64_t ldc) {
+    for (int64_t i = 0; i < m_; ++i)
+      for (int64_t j = 0; j < n_; ++j) {
+        double sum = 0;
+        for (int64_t l = 0; l < k_; ++l) sum += (tx ? x[i * ldx + l] : x[l * ldx + i]) * (ty ? y[l * ldy + j] : y[j * ldy + l]);
+        c[j * ldc + i] = sum;
+      }
+  };
+  for (bool trans_a : {false, true})
+    for (bool trans_b : {false, true}) {
+      Vec want(size_t(m * n), 0.0), got(size_t(m * n), 0.0);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j)
+          for (int64_t l = 0; l < k; ++l)
+            want[size_t(i * n + j)] += (trans_a ? a[size_t(l * m + i)] : a[size_t(i * k + l)]) *
+                                       (trans_b ? b[size_t(j * k + l)] : b[size_t(l * n + j)]);
+      const ColumnMajorGemm g = column_major_gemm(trans_a, trans_b, m, n, k);
+      column_major(g.transpose_first, g.transpose_second, g.m, g.n, g.k, b.data(), g.ld_first, a.data(), g.ld_second,
+                   got.data(), g.ld_c);
+      for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-12) << trans_a << trans_b << i;
+    }
+}
 
 // ---- properties the table does not show ----------------------------------------------------------
 

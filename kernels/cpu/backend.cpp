@@ -1,5 +1,6 @@
 // The CPU backend: host memory and the float instantiations of kernels/cpu/ops.hpp, plus the optimizer
 // and norm loops over the flat buffers (the same per-element bodies as src/train/optimizer.cpp).
+#include <Eigen/Dense>
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -26,6 +27,40 @@ void host_fill_zero(void* pointer, size_t bytes) {
   if (bytes) std::memset(pointer, 0, bytes);
 }
 void host_synchronize() {}
+
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
+          float beta, float* c) {
+  using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const Eigen::Map<const Matrix> A(a, trans_a ? k : m, trans_a ? m : k), B(b, trans_b ? n : k, trans_b ? k : n);
+  Eigen::Map<Matrix> C(c, m, n);
+  if (beta == 0.f) C.setZero();  // C may hold anything, NaN included
+  else if (beta != 1.f) C *= beta;
+  if (trans_a && trans_b) C.noalias() += alpha * (A.transpose() * B.transpose());
+  else if (trans_a) C.noalias() += alpha * (A.transpose() * B);
+  else if (trans_b) C.noalias() += alpha * (A * B.transpose());
+  else C.noalias() += alpha * (A * B);
+}
+
+// The convolutions' im2col workspace, kept between calls of this thread.
+std::vector<float>& workspace() {
+  thread_local std::vector<float> buffer;
+  return buffer;
+}
+void conv2d_forward(const float* x, const float* weight, const float* bias, float* y, const ops::Conv2dShape& s) {
+  ops::conv2d_forward(x, weight, bias, y, s, workspace());
+}
+void conv2d_backward(const float* x, const float* weight, const float* dy, float* dx, float* dweight, float* dbias,
+                     const ops::Conv2dShape& s) {
+  ops::conv2d_backward(x, weight, dy, dx, dweight, dbias, s, workspace());
+}
+void conv_transpose_forward(const float* x, const float* weight, const float* bias, float* y,
+                            const ops::ConvTransposeShape& s) {
+  ops::conv_transpose_forward(x, weight, bias, y, s, workspace());
+}
+void conv_transpose_backward(const float* x, const float* weight, const float* dy, float* dx, float* dweight,
+                             float* dbias, const ops::ConvTransposeShape& s) {
+  ops::conv_transpose_backward(x, weight, dy, dx, dweight, dbias, s, workspace());
+}
 
 void cross_entropy(const float* logits, const uint8_t* labels, int64_t rows, int classes, const float* class_weights,
                    int ignore_label, float* dlogits, double* loss) {
@@ -86,6 +121,13 @@ const Backend& cpu_backend() {
       host_copy,
       host_fill_zero,
       host_synchronize,
+      gemm,
+      ops::linear_forward<float>,
+      ops::linear_backward<float>,
+      conv2d_forward,
+      conv2d_backward,
+      conv_transpose_forward,
+      conv_transpose_backward,
       ops::batchnorm_sums<float>,
       ops::batchnorm_apply<float>,
       ops::batchnorm_backward_sums<float>,

@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/common/hd.hpp"
+
 namespace lt::ops {
 
 // ---- linear: y = x Wᵀ + b --------------------------------------------------------------------
@@ -24,8 +26,9 @@ void linear_backward(const T* x, const T* weight, const T* dy, T* dx, T* dweight
 // ---- conv2d: square kernel 1 or 3, stride 1 or 2, zero padding ------------------------------
 struct Conv2dShape {
   int batch, in_channels, out_channels, height, width, kernel, stride, padding;
-  int out_height() const { return (height + 2 * padding - kernel) / stride + 1; }
-  int out_width() const { return (width + 2 * padding - kernel) / stride + 1; }
+  // LT_HD: the CUDA kernels compute them too.
+  LT_HD int out_height() const { return (height + 2 * padding - kernel) / stride + 1; }
+  LT_HD int out_width() const { return (width + 2 * padding - kernel) / stride + 1; }
   int64_t macs() const {
     return int64_t(batch) * out_channels * out_height() * out_width() * in_channels * kernel * kernel;
   }

@@ -25,6 +25,25 @@ void* scratch(int slot, size_t bytes);
 // *out = Σ values[0..n) in a fixed order (chunks of a fixed size, each by a fixed tree, chunks in order).
 void sum_doubles(const double* values, int64_t n, double* out);
 
+// ---- gemm.cu: row-major C (m×n) = α op(A) op(B) + β C (cuBLAS in the GPU build; gemm_tiled in the
+// emulated one) ----
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
+          float beta, float* c);
+void gemm_tiled(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                const float* b, float beta, float* c);
+
+// ---- conv.cu ----
+void linear_forward(const float* x, const float* weight, const float* bias, float* y, int64_t rows, int in, int out);
+void linear_backward(const float* x, const float* weight, const float* dy, float* dx, float* dweight, float* dbias,
+                     int64_t rows, int in, int out);
+void conv2d_forward(const float* x, const float* weight, const float* bias, float* y, const ops::Conv2dShape& s);
+void conv2d_backward(const float* x, const float* weight, const float* dy, float* dx, float* dweight, float* dbias,
+                     const ops::Conv2dShape& s);
+void conv_transpose_forward(const float* x, const float* weight, const float* bias, float* y,
+                            const ops::ConvTransposeShape& s);
+void conv_transpose_backward(const float* x, const float* weight, const float* dy, float* dx, float* dweight,
+                             float* dbias, const ops::ConvTransposeShape& s);
+
 // ---- layers.cu ----
 void batchnorm_sums(const float* x, const ops::BatchNormShape& s, double* sums);
 void batchnorm_apply(const float* x, const float* mean, const float* invstd, const float* gamma, const float* beta,

@@ -1,0 +1,179 @@
+// Linear, conv2d and conv-transpose on the GPU: GEMMs (gemm.cu: cuBLAS, or the tiled kernel in the
+// emulated build) around hand-written layout kernels: bias, im2col, col2im as a gather (each input
+// element sums its taps in a fixed order: no atomics, the same bits every run), the conv-transpose's tap
+// scatter and gather. Bias gradients through the batch-norm channel sums (fixed order).
+#include "kernels/cuda/ops.cuh"
+
+namespace lt::LT_CUDA_NS {
+namespace {
+
+// y[o·inner + i] += bias[o], over `outer` blocks of (C, inner).
+__global__ void add_bias_kernel(float* y, const float* bias, int64_t outer, int channels, int64_t inner) {
+  const int64_t n = outer * channels * inner;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x)
+    y[e] += bias[(e / inner) % channels];
+}
+
+__global__ void add_first_sums_kernel(const double* sums, int channels, float* out) {
+  const int c = int(blockIdx.x * blockDim.x + threadIdx.x);
+  if (c < channels) out[c] += float(sums[c]);
+}
+
+// col (C·k·k, Ho·Wo) of one image (C, H, W).
+__global__ void im2col_kernel(const float* image, ops::Conv2dShape s, float* col) {
+  const int ho = s.out_height(), wo = s.out_width(), k = s.kernel;
+  const int64_t pixels = int64_t(ho) * wo, n = int64_t(s.in_channels) * k * k * pixels;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t row = e / pixels, p = e % pixels;
+    const int c = int(row / (k * k)), ky = int(row / k % k), kx = int(row % k);
+    const int iy = int(p / wo) * s.stride - s.padding + ky, ix = int(p % wo) * s.stride - s.padding + kx;
+    col[e] = iy >= 0 && iy < s.height && ix >= 0 && ix < s.width
+                 ? image[(int64_t(c) * s.height + iy) * s.width + ix]
+                 : 0.f;
+  }
+}
+
+// image (C, H, W) = Σ of col's taps that came from each element, taps (ky, kx) in order.
+__global__ void col2im_kernel(const float* col, ops::Conv2dShape s, float* image) {
+  const int ho = s.out_height(), wo = s.out_width(), k = s.kernel;
+  const int64_t pixels = int64_t(ho) * wo, n = int64_t(s.in_channels) * s.height * s.width;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
+    const int c = int(e / (int64_t(s.height) * s.width)), iy = int(e / s.width % s.height), ix = int(e % s.width);
+    float sum = 0.f;
+    for (int ky = 0; ky < k; ++ky) {
+      const int ty = iy + s.padding - ky;
+      if (ty < 0 || ty % s.stride != 0 || ty / s.stride >= ho) continue;
+      for (int kx = 0; kx < k; ++kx) {
+        const int tx = ix + s.padding - kx;
+        if (tx < 0 || tx % s.stride != 0 || tx / s.stride >= wo) continue;
+        sum += col[(int64_t(c) * k * k + ky * k + kx) * pixels + int64_t(ty / s.stride) * wo + tx / s.stride];
+      }
+    }
+    image[e] = sum;
+  }
+}
+
+// Conv-transpose, kernel = stride = k: taps ((o, p, q), (i, j)) <-> y (o, k·i + p, k·j + q) of one image.
+__global__ void taps_to_output_kernel(const float* taps, const float* bias, ops::ConvTransposeShape s, float* y) {
+  const int k = s.stride, out_h = k * s.height, out_w = k * s.width;
+  const int64_t n = int64_t(s.out_channels) * out_h * out_w, pixels = int64_t(s.height) * s.width;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
+    const int o = int(e / (int64_t(out_h) * out_w)), Y = int(e / out_w % out_h), X = int(e % out_w);
+    const float b = bias ? bias[o] : 0.f;
+    y[e] = taps[(int64_t(o) * k * k + (Y % k) * k + X % k) * pixels + int64_t(Y / k) * s.width + X / k] + b;
+  }
+}
+
+__global__ void output_to_taps_kernel(const float* dy, ops::ConvTransposeShape s, float* dtaps) {
+  const int k = s.stride, out_w = k * s.width;
+  const int64_t pixels = int64_t(s.height) * s.width, n = int64_t(s.out_channels) * k * k * pixels;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t tap = e / pixels, p = e % pixels;
+    const int o = int(tap / (k * k)), pq = int(tap % (k * k)), i = int(p / s.width), j = int(p % s.width);
+    dtaps[e] = dy[(int64_t(o) * k * s.height + k * i + pq / k) * out_w + k * j + pq % k];
+  }
+}
+
+// out[c] += Σ over (outer, inner) of data's channel c (the bias gradient).
+void add_channel_sums(const float* data, int64_t outer, int channels, int64_t inner, float* out) {
+  auto* sums = static_cast<double*>(scratch(2, sizeof(double) * 2 * size_t(channels)));
+  batchnorm_sums(data, ops::BatchNormShape{outer, channels, inner}, sums);
+  LT_LAUNCH(add_first_sums_kernel, blocks_for(channels), kThreads, nullptr)(sums, channels, out);
+}
+
+void add_bias(float* y, const float* bias, int64_t outer, int channels, int64_t inner) {
+  const int64_t n = outer * channels * inner;
+  if (n > 0) LT_LAUNCH(add_bias_kernel, blocks_for(n), kThreads, nullptr)(y, bias, outer, channels, inner);
+}
+
+bool is_pointwise(const ops::Conv2dShape& s) {
+  return s.kernel == 1 && s.stride == 1 && s.padding == 0;
+}
+
+}  // namespace
+
+void linear_forward(const float* x, const float* weight, const float* bias, float* y, int64_t rows, int in, int out) {
+  gemm(false, true, rows, out, in, 1.f, x, weight, 0.f, y);
+  if (bias) add_bias(y, bias, rows, out, 1);
+  check(cudaGetLastError(), "linear_forward");
+}
+
+void linear_backward(const float* x, const float* weight, const float* dy, float* dx, float* dweight, float* dbias,
+                     int64_t rows, int in, int out) {
+  if (dx) gemm(false, false, rows, in, out, 1.f, dy, weight, 0.f, dx);
+  gemm(true, false, out, in, rows, 1.f, dy, x, 1.f, dweight);
+  if (dbias) add_channel_sums(dy, rows, out, 1, dbias);
+  check(cudaGetLastError(), "linear_backward");
+}
+
+void conv2d_forward(const float* x, const float* weight, const float* bias, float* y, const ops::Conv2dShape& s) {
+  const int64_t pixels = int64_t(s.out_height()) * s.out_width(), k_dim = int64_t(s.in_channels) * s.kernel * s.kernel;
+  const int64_t in_size = int64_t(s.in_channels) * s.height * s.width, out_size = s.out_channels * pixels;
+  float* col = is_pointwise(s) ? nullptr : static_cast<float*>(scratch(1, sizeof(float) * size_t(k_dim * pixels)));
+  for (int b = 0; b < s.batch; ++b) {
+    const float* input = x + b * in_size;
+    if (col) {
+      LT_LAUNCH(im2col_kernel, blocks_for(k_dim * pixels), kThreads, nullptr)(input, s, col);
+      input = col;
+    }
+    gemm(false, false, s.out_channels, pixels, k_dim, 1.f, weight, input, 0.f, y + b * out_size);
+  }
+  if (bias) add_bias(y, bias, s.batch, s.out_channels, pixels);
+  check(cudaGetLastError(), "conv2d_forward");
+}
+
+void conv2d_backward(const float* x, const float* weight, const float* dy, float* dx, float* dweight, float* dbias,
+                     const ops::Conv2dShape& s) {
+  const int64_t pixels = int64_t(s.out_height()) * s.out_width(), k_dim = int64_t(s.in_channels) * s.kernel * s.kernel;
+  const int64_t in_size = int64_t(s.in_channels) * s.height * s.width, out_size = s.out_channels * pixels;
+  if (dbias) add_channel_sums(dy, s.batch, s.out_channels, pixels, dbias);
+  const bool pointwise = is_pointwise(s);
+  float* col = pointwise ? nullptr : static_cast<float*>(scratch(1, 2 * sizeof(float) * size_t(k_dim * pixels)));
+  float* dcol = pointwise ? nullptr : col + k_dim * pixels;
+  for (int b = 0; b < s.batch; ++b) {
+    const float* input = x + b * in_size;
+    if (!pointwise) {
+      LT_LAUNCH(im2col_kernel, blocks_for(k_dim * pixels), kThreads, nullptr)(input, s, col);
+      input = col;
+    }
+    gemm(false, true, s.out_channels, k_dim, pixels, 1.f, dy + b * out_size, input, 1.f, dweight);
+    if (!dx) continue;
+    if (pointwise) {
+      gemm(true, false, k_dim, pixels, s.out_channels, 1.f, weight, dy + b * out_size, 0.f, dx + b * in_size);
+    } else {
+      gemm(true, false, k_dim, pixels, s.out_channels, 1.f, weight, dy + b * out_size, 0.f, dcol);
+      LT_LAUNCH(col2im_kernel, blocks_for(in_size), kThreads, nullptr)(dcol, s, dx + b * in_size);
+    }
+  }
+  check(cudaGetLastError(), "conv2d_backward");
+}
+
+void conv_transpose_forward(const float* x, const float* weight, const float* bias, float* y,
+                            const ops::ConvTransposeShape& s) {
+  const int kk = s.stride * s.stride;
+  const int64_t pixels = int64_t(s.height) * s.width, taps = int64_t(s.out_channels) * kk;
+  auto* tap_values = static_cast<float*>(scratch(1, sizeof(float) * size_t(taps * pixels)));
+  for (int b = 0; b < s.batch; ++b) {
+    gemm(true, false, taps, pixels, s.in_channels, 1.f, weight, x + b * s.in_channels * pixels, 0.f, tap_values);
+    LT_LAUNCH(taps_to_output_kernel, blocks_for(taps * pixels), kThreads, nullptr)(tap_values, bias, s,
+                                                                                    y + b * taps * pixels);
+  }
+  check(cudaGetLastError(), "conv_transpose_forward");
+}
+
+void conv_transpose_backward(const float* x, const float* weight, const float* dy, float* dx, float* dweight,
+                             float* dbias, const ops::ConvTransposeShape& s) {
+  const int kk = s.stride * s.stride;
+  const int64_t pixels = int64_t(s.height) * s.width, taps = int64_t(s.out_channels) * kk;
+  if (dbias) add_channel_sums(dy, s.batch, s.out_channels, kk * pixels, dbias);
+  auto* dtaps = static_cast<float*>(scratch(1, sizeof(float) * size_t(taps * pixels)));
+  for (int b = 0; b < s.batch; ++b) {
+    LT_LAUNCH(output_to_taps_kernel, blocks_for(taps * pixels), kThreads, nullptr)(dy + b * taps * pixels, s, dtaps);
+    const float* xb = x + b * s.in_channels * pixels;
+    gemm(false, true, s.in_channels, taps, pixels, 1.f, xb, dtaps, 1.f, dweight);
+    if (dx) gemm(false, false, s.in_channels, pixels, taps, 1.f, weight, dtaps, 0.f, dx + b * s.in_channels * pixels);
+  }
+  check(cudaGetLastError(), "conv_transpose_backward");
+}
+
+}  // namespace lt::LT_CUDA_NS
