@@ -29,12 +29,16 @@ struct OptimizerStep {
 
 struct Backend {
   const char* name;
+  // Its memory is the host's (the CPU): callers may then hand it host arrays without copies. The emulated
+  // CUDA build says false although its memory is the host's, so tests go through the copies a GPU needs.
+  bool host_memory;
 
   // ---- memory ----
   void* (*alloc)(size_t bytes);  // null when the memory is not there
   void (*release)(void* pointer);
   void (*upload)(void* dst, const void* host_src, size_t bytes);
   void (*download)(void* host_dst, const void* src, size_t bytes);
+  void (*copy)(void* dst, const void* src, size_t bytes);  // within the backend's memory
   void (*fill_zero)(void* pointer, size_t bytes);
   void (*synchronize)();
 
@@ -56,6 +60,10 @@ struct Backend {
 
   // ---- batch norm: sums (double, 2C: Σ, then the second sum) in backend memory ----
   void (*batchnorm_sums)(const float* x, const ops::BatchNormShape& s, double* sums);
+  // mean, invstd (C) from the sums over `count` elements, and the running statistics updated; with
+  // training false or count 0, mean and invstd from the running statistics (batchnorm_statistics).
+  void (*batchnorm_stats)(const double* sums, int channels, double count, bool training, float* mean, float* invstd,
+                          float* running_mean, float* running_var);
   void (*batchnorm_apply)(const float* x, const float* mean, const float* invstd, const float* gamma,
                           const float* beta, float* y, const ops::BatchNormShape& s);
   void (*batchnorm_backward_sums)(const float* x, const float* dy, const float* mean, const float* invstd,
@@ -65,6 +73,7 @@ struct Backend {
                                    float* dbeta, const ops::BatchNormShape& s);
 
   // ---- element-wise and layout ----
+  void (*add)(float* y, const float* x, int64_t n);  // y += x
   void (*relu_forward)(const float* x, float* y, int64_t n);
   void (*relu_backward)(const float* y, const float* dy, float* dx, int64_t n);
   void (*concat_channels)(const float* a, int ca, const float* b, int cb, int64_t outer, int64_t inner, float* out);

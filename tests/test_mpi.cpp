@@ -239,8 +239,9 @@ TEST(SyncBatchNorm, RanksSlicesMatchOneBatchNormOverTheWholeBatch) {
   BatchNorm full;
   make_bn(full_params, full_buffers, full);
   std::vector<float> y_full(x.size()), dx_full(x.size());
-  full.forward(full_params, full_buffers, x.data(), {kRows, kChannels, 1}, true, y_full.data());
-  full.backward(full_params, x.data(), dy.data(), {kRows, kChannels, 1}, dx_full.data());
+  const DeviceParams full_on_cpu = host_params(full_params, full_buffers);
+  full.forward(full_on_cpu, x.data(), {kRows, kChannels, 1}, true, y_full.data());
+  full.backward(full_on_cpu, x.data(), dy.data(), {kRows, kChannels, 1}, dx_full.data());
 
   // Rows split over all ranks but the last (which takes part with none), or all on one rank alone.
   const int holders = std::max(1, comm.size() - 1);
@@ -252,8 +253,10 @@ TEST(SyncBatchNorm, RanksSlicesMatchOneBatchNormOverTheWholeBatch) {
   make_bn(params, buffers, synced);
   synced.sync = [&](double* values, int64_t count) { backend->sum(values, count); };
   std::vector<float> y(size_t(rows) * kChannels), dx(y.size());
-  synced.forward(params, buffers, x.data() + first * kChannels, {rows, kChannels, 1}, true, y.data());
-  synced.backward(params, x.data() + first * kChannels, dy.data() + first * kChannels, {rows, kChannels, 1}, dx.data());
+  const DeviceParams on_cpu = host_params(params, buffers);
+  synced.forward(on_cpu, x.data() + first * kChannels, {rows, kChannels, 1}, true, y.data());
+  synced.backward(on_cpu, x.data() + first * kChannels, dy.data() + first * kChannels, {rows, kChannels, 1},
+                  dx.data());
   for (int64_t i = 0; i < rows * kChannels; ++i) {
     EXPECT_NEAR(y[size_t(i)], y_full[size_t(first * kChannels + i)], 1e-5) << i;
     EXPECT_NEAR(dx[size_t(i)], dx_full[size_t(first * kChannels + i)], 1e-5) << i;

@@ -66,12 +66,13 @@ TEST(BatchNormLayer, TracksRunningStatisticsAndUsesThemInEval) {
   bn.init(params, buffers);
   const std::vector<float> x = {1, 10, 3, 20, 5, 30, 7, 40};  // (4 points, 2 channels)
   std::vector<float> y(x.size());
-  bn.forward(params, buffers, x.data(), {4, 2, 1}, true, y.data());
+  const DeviceParams on_cpu = host_params(params, buffers);
+  bn.forward(on_cpu, x.data(), {4, 2, 1}, true, y.data());
   // Channel 0: mean 4, biased var 5, unbiased var 20/3; momentum 0.1 from (0, 1).
   EXPECT_FLOAT_EQ(buffers.value(bn.running_mean)[0], 0.4f);
   EXPECT_FLOAT_EQ(buffers.value(bn.running_var)[0], 0.9f + 0.1f * 20.f / 3.f);
   EXPECT_NEAR(y[0], (1 - 4) / std::sqrt(5 + 1e-5), 1e-5);
-  bn.forward(params, buffers, x.data(), {4, 2, 1}, false, y.data());
+  bn.forward(on_cpu, x.data(), {4, 2, 1}, false, y.data());
   EXPECT_NEAR(y[0], (1 - 0.4) / std::sqrt(0.9 + 2.0 / 3.0 + 1e-5), 1e-5);
 }
 

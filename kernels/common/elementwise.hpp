@@ -29,6 +29,27 @@ LT_HD T batchnorm_grad_input(T x, T dy, T mean, T invstd, T gamma, T sum_dy, T s
   return gamma * invstd * (dy - sum_dy / count - xhat * sum_dy_xhat / count);
 }
 
+// BatchNorm's per-channel statistics for channel c from the sums (Σx at c, Σx² at C + c, over `count`
+// elements): in training (count > 0) the batch mean and 1/√(var + ε), and the running statistics moved
+// towards them (momentum 0.1, unbiased variance, as torch.nn.BatchNorm); otherwise the running ones.
+LT_HD void batchnorm_statistics(const double* sums, int channels, int c, double count, bool training, float* mean,
+                                float* invstd, float* running_mean, float* running_var) {
+  using std::sqrt;
+  constexpr double kEps = 1e-5, kMomentum = 0.1;
+  if (training && count > 0) {
+    const double m = sums[c] / count, second = sums[channels + c] / count - m * m;
+    const double var = second > 0.0 ? second : 0.0;
+    mean[c] = float(m);
+    invstd[c] = float(1.0 / sqrt(var + kEps));
+    const double unbiased = count > 1 ? var * count / (count - 1) : var;
+    running_mean[c] = float((1 - kMomentum) * running_mean[c] + kMomentum * m);
+    running_var[c] = float((1 - kMomentum) * running_var[c] + kMomentum * unbiased);
+  } else {
+    mean[c] = running_mean[c];
+    invstd[c] = float(1.0 / sqrt(double(running_var[c]) + kEps));
+  }
+}
+
 // One AdamW step for one element (PyTorch's torch.optim.AdamW): decoupled weight decay, then Adam with
 // bias correction. `bias1` = 1 - beta1^t, `bias2` = 1 - beta2^t.
 LT_HD void adamw_update(float& param, float grad, float& exp_avg, float& exp_avg_sq, float lr, float beta1, float beta2,

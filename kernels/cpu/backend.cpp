@@ -23,6 +23,9 @@ void host_release(void* pointer) {
 void host_copy(void* dst, const void* src, size_t bytes) {
   if (bytes) std::memcpy(dst, src, bytes);
 }
+void host_copy_within(void* dst, const void* src, size_t bytes) {
+  if (bytes) std::memmove(dst, src, bytes);
+}
 void host_fill_zero(void* pointer, size_t bytes) {
   if (bytes) std::memset(pointer, 0, bytes);
 }
@@ -60,6 +63,16 @@ void conv_transpose_forward(const float* x, const float* weight, const float* bi
 void conv_transpose_backward(const float* x, const float* weight, const float* dy, float* dx, float* dweight,
                              float* dbias, const ops::ConvTransposeShape& s) {
   ops::conv_transpose_backward(x, weight, dy, dx, dweight, dbias, s, workspace());
+}
+
+void batchnorm_stats(const double* sums, int channels, double count, bool training, float* mean, float* invstd,
+                     float* running_mean, float* running_var) {
+  for (int c = 0; c < channels; ++c)
+    batchnorm_statistics(sums, channels, c, count, training, mean, invstd, running_mean, running_var);
+}
+void add(float* y, const float* x, int64_t n) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
 }
 
 void cross_entropy(const float* logits, const uint8_t* labels, int64_t rows, int classes, const float* class_weights,
@@ -115,10 +128,12 @@ void bev_iou_matrix(const float* a, int64_t n, const float* b, int64_t m, double
 const Backend& cpu_backend() {
   static const Backend backend = {
       "cpu",
+      true,
       host_alloc,
       host_release,
       host_copy,
       host_copy,
+      host_copy_within,
       host_fill_zero,
       host_synchronize,
       gemm,
@@ -129,9 +144,11 @@ const Backend& cpu_backend() {
       conv_transpose_forward,
       conv_transpose_backward,
       ops::batchnorm_sums<float>,
+      batchnorm_stats,
       ops::batchnorm_apply<float>,
       ops::batchnorm_backward_sums<float>,
       ops::batchnorm_backward_apply<float>,
+      add,
       ops::relu_forward<float>,
       ops::relu_backward<float>,
       ops::concat_channels<float>,

@@ -89,6 +89,17 @@ __global__ void batchnorm_param_grads_kernel(const double* sums, int channels, f
   dgamma[c] += float(sums[channels + c]);
 }
 
+__global__ void batchnorm_stats_kernel(const double* sums, int channels, double count, bool training, float* mean,
+                                       float* invstd, float* running_mean, float* running_var) {
+  const int c = int(blockIdx.x * blockDim.x + threadIdx.x);
+  if (c < channels) batchnorm_statistics(sums, channels, c, count, training, mean, invstd, running_mean, running_var);
+}
+
+__global__ void add_kernel(float* y, const float* x, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] += x[i];
+}
+
 __global__ void relu_forward_kernel(const float* x, float* y, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     y[i] = relu(x[i]);
@@ -144,6 +155,20 @@ void batchnorm_backward_apply(const float* x, const float* dy, const float* mean
     LT_LAUNCH(batchnorm_grad_input_kernel, blocks_for(n), kThreads, nullptr)(x, dy, mean, invstd, gamma, sums,
                                                                             float(count), dx, s.channels, s.inner, n);
   check(cudaGetLastError(), "batchnorm_backward_apply");
+}
+
+void batchnorm_stats(const double* sums, int channels, double count, bool training, float* mean, float* invstd,
+                     float* running_mean, float* running_var) {
+  if (channels == 0) return;
+  LT_LAUNCH(batchnorm_stats_kernel, blocks_for(channels), kThreads, nullptr)(sums, channels, count, training, mean,
+                                                                              invstd, running_mean, running_var);
+  check(cudaGetLastError(), "batchnorm_stats");
+}
+
+void add(float* y, const float* x, int64_t n) {
+  if (n == 0) return;
+  LT_LAUNCH(add_kernel, blocks_for(n), kThreads, nullptr)(y, x, n);
+  check(cudaGetLastError(), "add");
 }
 
 void relu_forward(const float* x, float* y, int64_t n) {

@@ -24,6 +24,10 @@ void download(void* host_dst, const void* src, size_t bytes) {
   if (bytes) check(cudaMemcpy(host_dst, src, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy to host");
 }
 
+void copy(void* dst, const void* src, size_t bytes) {
+  if (bytes) check(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice), "cudaMemcpy on the device");
+}
+
 void fill_zero(void* pointer, size_t bytes) {
   if (bytes) check(cudaMemset(pointer, 0, bytes), "cudaMemset");
 }

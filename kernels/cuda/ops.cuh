@@ -13,6 +13,7 @@ void* alloc(size_t bytes);
 void release(void* pointer);
 void upload(void* dst, const void* host_src, size_t bytes);
 void download(void* host_dst, const void* src, size_t bytes);
+void copy(void* dst, const void* src, size_t bytes);
 void fill_zero(void* pointer, size_t bytes);
 void synchronize();
 // Scratch memory for one op's temporaries: `slot` 0…2 for the op itself, 3 is sum_doubles'. A slot's
@@ -25,12 +26,10 @@ void* scratch(int slot, size_t bytes);
 // *out = Σ values[0..n) in a fixed order (chunks of a fixed size, each by a fixed tree, chunks in order).
 void sum_doubles(const double* values, int64_t n, double* out);
 
-// ---- gemm.cu: row-major C (m×n) = α op(A) op(B) + β C (cuBLAS in the GPU build; gemm_tiled in the
+// ---- gemm.cu: row-major C (m×n) = α op(A) op(B) + β C (cuBLAS in the GPU build; a tiled kernel in the
 // emulated one) ----
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
           float beta, float* c);
-void gemm_tiled(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-                const float* b, float beta, float* c);
 
 // ---- conv.cu ----
 void linear_forward(const float* x, const float* weight, const float* bias, float* y, int64_t rows, int in, int out);
@@ -46,6 +45,9 @@ void conv_transpose_backward(const float* x, const float* weight, const float* d
 
 // ---- layers.cu ----
 void batchnorm_sums(const float* x, const ops::BatchNormShape& s, double* sums);
+void batchnorm_stats(const double* sums, int channels, double count, bool training, float* mean, float* invstd,
+                     float* running_mean, float* running_var);
+void add(float* y, const float* x, int64_t n);
 void batchnorm_apply(const float* x, const float* mean, const float* invstd, const float* gamma, const float* beta,
                      float* y, const ops::BatchNormShape& s);
 void batchnorm_backward_sums(const float* x, const float* dy, const float* mean, const float* invstd,

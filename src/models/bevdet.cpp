@@ -207,67 +207,81 @@ BevdetInput Bevdet::prepare(const BevdetConfig& c, const PointBatch& batch, bool
   return input;
 }
 
-void Bevdet::conv_forward(const Conv2d& conv, const float* x, float* y) {
+void Bevdet::conv_forward(const DeviceParams& p, const Conv2d& conv, const float* x, float* y) {
   ops::Conv2dShape s = conv.shape;
   s.batch = frames_, s.height = config_.out_y(), s.width = config_.out_x();
-  ops::conv2d_forward<float>(x, params_.value(conv.weight), params_.value(conv.bias), y, s, workspace_);
+  p.be().conv2d_forward(x, p.value(conv.weight), p.value(conv.bias), y, s);
 }
 
-void Bevdet::conv_backward(Conv2d& conv, const float* x, const float* dy, float* dx) {
+void Bevdet::conv_backward(const DeviceParams& p, const Conv2d& conv, const float* x, const float* dy, float* dx) {
   ops::Conv2dShape s = conv.shape;
   s.batch = frames_, s.height = config_.out_y(), s.width = config_.out_x();
-  ops::conv2d_backward<float>(x, params_.value(conv.weight), dy, dx, params_.grad(conv.weight), params_.grad(conv.bias),
-                              s, workspace_);
+  p.be().conv2d_backward(x, p.value(conv.weight), dy, dx, p.grad(conv.weight), p.grad(conv.bias), s);
+}
+
+float* Bevdet::output(std::vector<float>& host, Buffer<float>& on_backend, size_t count) {
+  host.resize(count);
+  if (be().host_memory) return host.data();
+  on_backend.resize(be(), count);
+  return on_backend.data();
 }
 
 void Bevdet::forward(BevdetInput input, bool training) {
+  const DeviceParams& p = begin_forward();
+  const Backend& be = this->be();
   frames_ = input.frames;
   points_ = input.points;
   cells_ = std::move(input.cells);
   features_ = std::move(input.features);
+  cells_view_ = on_backend(be, cells_, cells_staging_);
+  features_on_ = on_backend(be, features_, features_staging_);
   const int nx = config_.grid_x(), ny = config_.grid_y(), c = config_.pfn_channels, u = config_.upsample_channels;
   const int64_t pillars_per_map = int64_t(nx) * ny, plane = int64_t(config_.out_x()) * config_.out_y();
   {
     PhaseTimer t{profile_, kPfn, false};
-    pfn_.forward(params_, buffers_, features_.data(), points_, training);
+    pfn_.forward(p, features_on_, points_, training);
   }
   {
     PhaseTimer t{profile_, kScatter, false};
-    pseudo_image_.resize(size_t(frames_) * c * pillars_per_map);
-    argmax_.resize(size_t(cells_.occupied()) * c);
-    ops::voxelize_max_forward(pfn_.out.data(), cells_, c, pillars_per_map, pseudo_image_.data(), argmax_.data());
+    pseudo_image_.resize(be, size_t(frames_) * c * pillars_per_map);
+    argmax_.resize(be, size_t(cells_.occupied()) * c);
+    be.voxelize_max_forward(pfn_.out.data(), cells_view_, c, pillars_per_map, pseudo_image_.data(), argmax_.data());
   }
   const float* x = pseudo_image_.data();
   int h = ny, w = nx;
   for (int b = 0; b < 3; ++b) {
     PhaseTimer t{profile_, size_t(kBlock0 + b), false};
     for (ConvBnRelu& layer : blocks_[b]) {
-      x = layer.forward(params_, buffers_, x, frames_, h, w, training);
+      x = layer.forward(p, x, frames_, h, w, training);
       h = layer.out_height(), w = layer.out_width();
     }
   }
   {
     PhaseTimer t{profile_, kDeblocks, false};
-    cat_.resize(size_t(frames_) * 3 * u * plane);
+    cat_.resize(be, size_t(frames_) * 3 * u * plane);
     for (int b = 0; b < 3; ++b) {
       const ConvBnRelu& last = blocks_[b].back();
-      deblocks_[b].forward(params_, buffers_, last.out.data(), frames_, last.out_height(), last.out_width(), training);
+      deblocks_[b].forward(p, last.out.data(), frames_, last.out_height(), last.out_width(), training);
       for (int f = 0; f < frames_; ++f)
-        std::memcpy(&cat_[size_t((int64_t(f) * 3 + b) * u * plane)], &deblocks_[b].out[size_t(int64_t(f) * u * plane)],
-                    sizeof(float) * size_t(u * plane));
+        be.copy(cat_.data() + (int64_t(f) * 3 + b) * u * plane, deblocks_[b].out.data() + int64_t(f) * u * plane,
+                sizeof(float) * size_t(u * plane));
     }
   }
   {
     PhaseTimer t{profile_, kHead, false};
-    shared_.forward(params_, buffers_, cat_.data(), frames_, config_.out_y(), config_.out_x(), training);
-    heatmap_.resize(size_t(frames_) * kDetectionClasses * plane);
-    reg_.resize(size_t(frames_) * kBoxCodeSize * plane);
+    shared_.forward(p, cat_.data(), frames_, config_.out_y(), config_.out_x(), training);
     const int ho = config_.out_y(), wo = config_.out_x();
-    heatmap_hidden_.forward(params_, buffers_, shared_.out.data(), frames_, ho, wo, training);
-    conv_forward(heatmap_conv_, heatmap_hidden_.out.data(), heatmap_.data());
-    reg_hidden_.forward(params_, buffers_, shared_.out.data(), frames_, ho, wo, training);
-    conv_forward(reg_conv_, reg_hidden_.out.data(), reg_.data());
+    heatmap_hidden_.forward(p, shared_.out.data(), frames_, ho, wo, training);
+    conv_forward(p, heatmap_conv_, heatmap_hidden_.out.data(),
+                 output(heatmap_, heatmap_on_, size_t(frames_) * kDetectionClasses * plane));
+    reg_hidden_.forward(p, shared_.out.data(), frames_, ho, wo, training);
+    conv_forward(p, reg_conv_, reg_hidden_.out.data(), output(reg_, reg_on_, size_t(frames_) * kBoxCodeSize * plane));
+    if (!be.host_memory) {
+      heatmap_on_.download(heatmap_.data());
+      reg_on_.download(reg_.data());
+    }
   }
+  end_forward(training);
   profile_[kPfn].macs = pfn_.linear.macs(points_);
   for (int b = 0; b < 3; ++b) {
     profile_[size_t(kBlock0 + b)].macs = 0;
@@ -284,83 +298,100 @@ double Bevdet::forward_loss(std::unique_ptr<ModelInput> input, double normaliser
   forward(std::move(in), true);
   require(targets.heatmap.size() == heatmap_.size(),
           "bevdet: a training batch needs its targets (prepare with_targets)");
+  const Backend& be = this->be();
   const int64_t plane = int64_t(config_.out_x()) * config_.out_y();
   const float inv = float(1.0 / normaliser);
-  dheatmap_.resize(heatmap_.size());
-  const double focal =
-      ops::focal_loss<float>(heatmap_.data(), targets.heatmap.data(), int64_t(heatmap_.size()), dheatmap_.data());
-  for (float& d : dheatmap_) d *= inv;
+  Buffer<float> heatmap_targets, regression_targets, rows, drows;
+  Buffer<int64_t> positions;
+  Buffer<double> losses;
+  losses.resize(be, 2);
+  dheatmap_.resize(be, heatmap_.size());
+  be.focal_loss(heatmap_on_backend(), on_backend(be, targets.heatmap, heatmap_targets), int64_t(heatmap_.size()),
+                dheatmap_.data(), losses.data());
+  be.scale(dheatmap_.data(), int64_t(dheatmap_.size()), inv);
   const int64_t k = targets.objects();
-  std::vector<float> rows(size_t(k * kBoxCodeSize)), drows(rows.size());
-  ops::gather_positions_forward(reg_.data(), targets.positions.data(), k, kBoxCodeSize, plane, rows.data());
-  const double l1 = ops::l1_loss(rows.data(), targets.regression.data(), k, kBoxCodeSize, drows.data());
-  const float reg_scale = float(kRegressionWeight / normaliser);
-  for (float& d : drows) d *= reg_scale;
-  dreg_.assign(reg_.size(), 0.f);
-  ops::gather_positions_backward(drows.data(), targets.positions.data(), k, kBoxCodeSize, plane, dreg_.data());
-  loss_hm_ = focal / normaliser;
-  loss_reg_ = kRegressionWeight * l1 / normaliser;
+  const int64_t* positions_on = on_backend(be, targets.positions, positions);
+  rows.resize(be, size_t(k * kBoxCodeSize));
+  drows.resize(be, rows.size());
+  be.gather_positions_forward(reg_on_backend(), positions_on, k, kBoxCodeSize, plane, rows.data());
+  be.l1_loss(rows.data(), on_backend(be, targets.regression, regression_targets), k, kBoxCodeSize, drows.data(),
+             losses.data() + 1);
+  be.scale(drows.data(), int64_t(drows.size()), float(kRegressionWeight / normaliser));
+  dreg_.zeros(be, reg_.size());
+  be.gather_positions_backward(drows.data(), positions_on, k, kBoxCodeSize, plane, dreg_.data());
+  const std::vector<double> values = losses.to_host();
+  loss_hm_ = values[0] / normaliser;
+  loss_reg_ = kRegressionWeight * values[1] / normaliser;
   return loss_hm_ + loss_reg_;
 }
 
 void Bevdet::backward() {
+  const DeviceParams& p = device_params_;
+  const Backend& be = this->be();
   const int nx = config_.grid_x(), ny = config_.grid_y(), c = config_.pfn_channels, u = config_.upsample_channels;
   const int64_t pillars_per_map = int64_t(nx) * ny, plane = int64_t(config_.out_x()) * config_.out_y();
-  std::vector<float> d_cat(cat_.size());
+  Buffer<float> d_cat;
+  d_cat.zeros(be, cat_.size());
   {
     PhaseTimer t{profile_, kHead, true};
-    std::vector<float> d_shared(shared_.out.size()), d_from_reg(shared_.out.size()), d_hidden(shared_.out.size());
-    conv_backward(reg_conv_, reg_hidden_.out.data(), dreg_.data(), d_hidden.data());
-    reg_hidden_.backward(params_, shared_.out.data(), d_hidden, d_from_reg.data());
+    Buffer<float> d_shared, d_from_reg, d_hidden;
+    d_shared.zeros(be, shared_.out.size());
+    d_from_reg.zeros(be, shared_.out.size());
+    d_hidden.zeros(be, shared_.out.size());
+    conv_backward(p, reg_conv_, reg_hidden_.out.data(), dreg_.data(), d_hidden.data());
+    reg_hidden_.backward(p, shared_.out.data(), d_hidden.data(), d_from_reg.data());
     grads_ready(reg_hidden_.first_param());
-    conv_backward(heatmap_conv_, heatmap_hidden_.out.data(), dheatmap_.data(), d_hidden.data());
-    heatmap_hidden_.backward(params_, shared_.out.data(), d_hidden, d_shared.data());
+    conv_backward(p, heatmap_conv_, heatmap_hidden_.out.data(), dheatmap_.data(), d_hidden.data());
+    heatmap_hidden_.backward(p, shared_.out.data(), d_hidden.data(), d_shared.data());
     grads_ready(heatmap_hidden_.first_param());
-    for (size_t i = 0; i < d_shared.size(); ++i) d_shared[i] += d_from_reg[i];
-    shared_.backward(params_, cat_.data(), d_shared, d_cat.data());
+    be.add(d_shared.data(), d_from_reg.data(), int64_t(d_shared.size()));
+    shared_.backward(p, cat_.data(), d_shared.data(), d_cat.data());
   }
   grads_ready(shared_.first_param());
   // Every deblock first (their parameters come after the blocks'), then the blocks from the deepest.
-  std::vector<float> d_block_out[3];
+  Buffer<float> d_block_out[3];
   {
     PhaseTimer t{profile_, kDeblocks, true};
     for (int b = 2; b >= 0; --b) {
-      std::vector<float> d_up(deblocks_[b].out.size());
+      Buffer<float> d_up;
+      d_up.zeros(be, deblocks_[b].out.size());
       for (int f = 0; f < frames_; ++f)
-        std::memcpy(&d_up[size_t(int64_t(f) * u * plane)], &d_cat[size_t((int64_t(f) * 3 + b) * u * plane)],
-                    sizeof(float) * size_t(u * plane));
-      d_block_out[b].resize(blocks_[b].back().out.size());
-      deblocks_[b].backward(params_, blocks_[b].back().out.data(), d_up, d_block_out[b].data());
+        be.copy(d_up.data() + int64_t(f) * u * plane, d_cat.data() + (int64_t(f) * 3 + b) * u * plane,
+                sizeof(float) * size_t(u * plane));
+      d_block_out[b].zeros(be, blocks_[b].back().out.size());
+      deblocks_[b].backward(p, blocks_[b].back().out.data(), d_up.data(), d_block_out[b].data());
       grads_ready(deblocks_[b].first_param());
     }
   }
-  std::vector<float> d_pseudo;
+  Buffer<float> d_pseudo;
   for (int b = 2; b >= 0; --b) {
     PhaseTimer t{profile_, size_t(kBlock0 + b), true};
-    std::vector<float> d = std::move(d_block_out[b]);
+    Buffer<float> d = std::move(d_block_out[b]);
     for (size_t l = blocks_[b].size(); l-- > 0;) {
-      const std::vector<float>& input =
-          l > 0 ? blocks_[b][l - 1].out : (b > 0 ? blocks_[b - 1].back().out : pseudo_image_);
-      std::vector<float> dx(input.size());
-      blocks_[b][l].backward(params_, input.data(), d, dx.data());
+      const Buffer<float>& input = l > 0 ? blocks_[b][l - 1].out : (b > 0 ? blocks_[b - 1].back().out : pseudo_image_);
+      Buffer<float> dx;
+      dx.zeros(be, input.size());
+      blocks_[b][l].backward(p, input.data(), d.data(), dx.data());
       grads_ready(blocks_[b][l].first_param());
       d = std::move(dx);
     }
     if (b > 0)
-      for (size_t i = 0; i < d.size(); ++i) d_block_out[b - 1][i] += d[i];
+      be.add(d_block_out[b - 1].data(), d.data(), int64_t(d.size()));
     else
       d_pseudo = std::move(d);
   }
-  std::vector<float> d_point(pfn_.out.size(), 0.f);
+  Buffer<float> d_point;
+  d_point.zeros(be, pfn_.out.size());
   {
     PhaseTimer t{profile_, kScatter, true};
-    ops::voxelize_max_backward(d_pseudo.data(), cells_, argmax_.data(), c, pillars_per_map, d_point.data());
+    be.voxelize_max_backward(d_pseudo.data(), cells_view_, argmax_.data(), c, pillars_per_map, d_point.data());
   }
   {
     PhaseTimer t{profile_, kPfn, true};
-    pfn_.backward(params_, features_.data(), d_point, points_, nullptr);
+    pfn_.backward(p, features_on_, d_point.data(), points_, nullptr);
   }
   grads_ready(0);
+  end_backward();
 }
 
 std::vector<std::vector<Detection>> Bevdet::decode() const {

@@ -129,18 +129,28 @@ class Bevdet : public Model {
   ConvBnRelu shared_, heatmap_hidden_, reg_hidden_;
   Conv2d heatmap_conv_, reg_conv_;
 
-  // Activations of the last forward.
+  // Activations of the last forward, on the model's backend (inputs and outputs also on the host).
   int frames_ = 0;
   int64_t points_ = 0;
   ops::CellIndex cells_;
-  std::vector<float> features_, pseudo_image_, cat_, heatmap_, reg_, workspace_;
-  std::vector<int64_t> argmax_;
+  CellIndexBuffers cells_staging_;
+  ops::CellIndexView cells_view_;
+  std::vector<float> features_;
+  Buffer<float> features_staging_;
+  const float* features_on_ = nullptr;
+  Buffer<float> pseudo_image_, cat_, heatmap_on_, reg_on_;
+  std::vector<float> heatmap_, reg_;  // on the host
+  Buffer<int64_t> argmax_;
   // Kept by forward_loss for backward.
-  std::vector<float> dheatmap_, dreg_;
+  Buffer<float> dheatmap_, dreg_;
   double loss_hm_ = 0, loss_reg_ = 0;
 
-  void conv_forward(const Conv2d& conv, const float* x, float* y);
-  void conv_backward(Conv2d& conv, const float* x, const float* dy, float* dx);
+  // Where the output convs write (the host vectors on the CPU) and where the outputs then are.
+  float* output(std::vector<float>& host, Buffer<float>& on_backend, size_t count);
+  const float* heatmap_on_backend() const { return be().host_memory ? heatmap_.data() : heatmap_on_.data(); }
+  const float* reg_on_backend() const { return be().host_memory ? reg_.data() : reg_on_.data(); }
+  void conv_forward(const DeviceParams& p, const Conv2d& conv, const float* x, float* y);
+  void conv_backward(const DeviceParams& p, const Conv2d& conv, const float* x, const float* dy, float* dx);
 };
 
 }  // namespace lt

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "src/common/clock.hpp"
+#include "kernels/buffer.hpp"
 #include "src/nn/layers.hpp"
 
 namespace lt {
@@ -70,6 +71,16 @@ class Model {
   // SyncBN: every BN layer sums its statistics over ranks with `sum` (empty: per-rank statistics).
   virtual void set_sync_bn(const SumOverRanks& sum) = 0;
 
+  // Where the layers run: the CPU (default) or a device backend (kernels/backend.hpp). On a backend without
+  // host memory the model keeps device copies of the flat buffers: each forward uploads the parameters
+  // and BN buffers and a training forward brings the BN running statistics back; backward adds the device
+  // gradients into params().grads() at its end and reports them all final then (grads-ready offset 0).
+  // The optimizer, the all-reduce and checkpoints keep working on the host stores.
+  void set_backend(const Backend& backend) { backend_ = &backend; }
+  const Backend& backend() const { return *backend_; }
+  // Bytes of the backend's caching allocator: in use now and at most since the last reset.
+  PoolStats memory() const { return pool_stats(*backend_); }
+
   // After each layer's backward, the offset of its first parameter: every gradient at or above it is
   // final (what lets the all-reduce of those buckets start while backward goes on).
   void set_grads_ready_hook(std::function<void(int64_t first_final_offset)> hook) { grads_ready_ = std::move(hook); }
@@ -85,8 +96,17 @@ class Model {
   ParamStore params_, buffers_;
   std::vector<LayerProfile> profile_;
   void grads_ready(int64_t first_final_offset) {
-    if (grads_ready_) grads_ready_(first_final_offset);
+    if (grads_ready_ && backend_->host_memory) grads_ready_(first_final_offset);
   }
+  const Backend& be() const { return *backend_; }
+  // The flat buffers for this forward (and the backward after it): on a device, the parameters and
+  // buffers are uploaded first.
+  const DeviceParams& begin_forward();
+  // After a training forward on a device: the BN running statistics back to the host.
+  void end_forward(bool training);
+  // After backward on a device: its gradients added into the host's, then all reported final.
+  void end_backward();
+  DeviceParams device_params_;
   // Parameters per profile entry: the tensors whose names start with the entry's name and a dot.
   void count_profile_params() {
     for (LayerProfile& layer : profile_) {
@@ -98,6 +118,8 @@ class Model {
 
  private:
   std::function<void(int64_t)> grads_ready_;
+  const Backend* backend_ = &cpu_backend();
+  Buffer<float> device_values_, device_grads_, device_buffers_;
 };
 
 }  // namespace lt

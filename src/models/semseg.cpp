@@ -101,88 +101,107 @@ double Semseg::forward_loss(std::unique_ptr<ModelInput> input, double normaliser
   const int64_t points = in.points;
   const double weight = in.loss_weight;
   const std::vector<uint8_t> labels = std::move(in.labels);
-  const std::vector<float>& logits = forward(std::move(in), true);
-  dlogits_.resize(logits.size());
-  const double loss =
-      ops::cross_entropy<float>(logits.data(), labels.data(), points, kNumSemanticClasses,
-                                class_weights_.empty() ? nullptr : class_weights_.data(), 0, dlogits_.data());
+  forward(std::move(in), true);
+  const Backend& b = be();
+  dlogits_.resize(b, logits_.size());
+  loss_.resize(b, 1);
+  const float* logits = b.host_memory ? logits_.data() : logits_on_.data();
+  b.cross_entropy(logits, on_backend(b, labels, labels_staging_), points, kNumSemanticClasses,
+                  class_weights_.empty() ? nullptr : on_backend(b, class_weights_, class_weights_staging_), 0,
+                  dlogits_.data(), loss_.data());
+  double loss = 0;
+  b.download(&loss, loss_.data(), sizeof loss);
   // The mean over this micro-batch's labelled points, scaled to its share of the global batch's weight.
   const float scale = normaliser > 0 ? float(weight / normaliser) : 0.f;
-  for (float& d : dlogits_) d *= scale;
+  b.scale(dlogits_.data(), int64_t(dlogits_.size()), scale);
   return normaliser > 0 ? loss * weight / normaliser : 0.0;
 }
 
+// Where the head writes the logits: the host vector itself when the backend's memory is the host's.
+float* Semseg::logits_output(size_t count) {
+  logits_.resize(count);
+  if (be().host_memory) return logits_.data();
+  logits_on_.resize(be(), count);
+  return logits_on_.data();
+}
+
 const std::vector<float>& Semseg::forward(SemsegInput input, bool training) {
+  const DeviceParams& p = begin_forward();
+  const Backend& b = be();
   frames_ = input.frames;
   points_ = input.points;
   cells_ = std::move(input.cells);
   features_ = std::move(input.features);
+  cells_view_ = on_backend(b, cells_, cells_staging_);
+  features_on_ = on_backend(b, features_, features_staging_);
   const int grid = config_.grid_size(), c2 = mlp2_.channels();
-  const auto [a, b, c] = config_.bev_channels;
+  const auto [a, bc, c] = config_.bev_channels;
   const int64_t cells_per_map = int64_t(grid) * grid;
   {
     PhaseTimer t{profile_, 0, false};
-    mlp1_.forward(params_, buffers_, features_.data(), points_, training);
+    mlp1_.forward(p, features_on_, points_, training);
   }
   {
     PhaseTimer t{profile_, 1, false};
-    mlp2_.forward(params_, buffers_, mlp1_.out.data(), points_, training);
+    mlp2_.forward(p, mlp1_.out.data(), points_, training);
   }
   {
     PhaseTimer t{profile_, 2, false};
-    grid0_.resize(size_t(frames_) * c2 * cells_per_map);
-    argmax_.resize(size_t(cells_.occupied()) * c2);
-    ops::voxelize_max_forward(mlp2_.out.data(), cells_, c2, cells_per_map, grid0_.data(), argmax_.data());
+    grid0_.resize(b, size_t(frames_) * c2 * cells_per_map);
+    argmax_.resize(b, size_t(cells_.occupied()) * c2);
+    b.voxelize_max_forward(mlp2_.out.data(), cells_view_, c2, cells_per_map, grid0_.data(), argmax_.data());
   }
   {
     PhaseTimer t{profile_, 3, false};
-    enc1a_.forward(params_, buffers_, grid0_.data(), frames_, grid, grid, training);
-    enc1b_.forward(params_, buffers_, enc1a_.out.data(), frames_, grid, grid, training);
+    enc1a_.forward(p, grid0_.data(), frames_, grid, grid, training);
+    enc1b_.forward(p, enc1a_.out.data(), frames_, grid, grid, training);
   }
   {
     PhaseTimer t{profile_, 4, false};
-    enc2a_.forward(params_, buffers_, enc1b_.out.data(), frames_, grid, grid, training);
-    enc2b_.forward(params_, buffers_, enc2a_.out.data(), frames_, enc2a_.out_height(), enc2a_.out_width(), training);
+    enc2a_.forward(p, enc1b_.out.data(), frames_, grid, grid, training);
+    enc2b_.forward(p, enc2a_.out.data(), frames_, enc2a_.out_height(), enc2a_.out_width(), training);
   }
   {
     PhaseTimer t{profile_, 5, false};
-    enc3a_.forward(params_, buffers_, enc2b_.out.data(), frames_, enc2b_.out_height(), enc2b_.out_width(), training);
-    enc3b_.forward(params_, buffers_, enc3a_.out.data(), frames_, enc3a_.out_height(), enc3a_.out_width(), training);
+    enc3a_.forward(p, enc2b_.out.data(), frames_, enc2b_.out_height(), enc2b_.out_width(), training);
+    enc3b_.forward(p, enc3a_.out.data(), frames_, enc3a_.out_height(), enc3a_.out_width(), training);
   }
   const int h2 = enc2b_.out_height(), w2 = enc2b_.out_width();
   {
     PhaseTimer t{profile_, 6, false};
-    up2_.forward(params_, buffers_, enc3b_.out.data(), frames_, enc3b_.out_height(), enc3b_.out_width(), training);
+    up2_.forward(p, enc3b_.out.data(), frames_, enc3b_.out_height(), enc3b_.out_width(), training);
   }
   {
     PhaseTimer t{profile_, 7, false};
-    cat2_.resize(size_t(frames_) * 2 * b * h2 * w2);
-    ops::concat_channels(up2_.out.data(), b, enc2b_.out.data(), b, frames_, int64_t(h2) * w2, cat2_.data());
-    dec2_.forward(params_, buffers_, cat2_.data(), frames_, h2, w2, training);
+    cat2_.resize(b, size_t(frames_) * 2 * bc * h2 * w2);
+    b.concat_channels(up2_.out.data(), bc, enc2b_.out.data(), bc, frames_, int64_t(h2) * w2, cat2_.data());
+    dec2_.forward(p, cat2_.data(), frames_, h2, w2, training);
   }
   {
     PhaseTimer t{profile_, 8, false};
-    up1_.forward(params_, buffers_, dec2_.out.data(), frames_, h2, w2, training);
+    up1_.forward(p, dec2_.out.data(), frames_, h2, w2, training);
   }
   {
     PhaseTimer t{profile_, 9, false};
-    cat1_.resize(size_t(frames_) * 2 * a * cells_per_map);
-    ops::concat_channels(up1_.out.data(), a, enc1b_.out.data(), a, frames_, cells_per_map, cat1_.data());
-    dec1_.forward(params_, buffers_, cat1_.data(), frames_, grid, grid, training);
+    cat1_.resize(b, size_t(frames_) * 2 * a * cells_per_map);
+    b.concat_channels(up1_.out.data(), a, enc1b_.out.data(), a, frames_, cells_per_map, cat1_.data());
+    dec1_.forward(p, cat1_.data(), frames_, grid, grid, training);
   }
   {
     PhaseTimer t{profile_, 10, false};
-    point_bev_.resize(size_t(points_) * a);
-    ops::devoxelize_forward(dec1_.out.data(), cells_, a, cells_per_map, point_bev_.data());
-    point_cat_.resize(size_t(points_) * (a + c2));
-    ops::concat_channels(point_bev_.data(), a, mlp2_.out.data(), c2, points_, 1, point_cat_.data());
+    point_bev_.resize(b, size_t(points_) * a);
+    b.devoxelize_forward(dec1_.out.data(), cells_view_, a, cells_per_map, point_bev_.data());
+    point_cat_.resize(b, size_t(points_) * (a + c2));
+    b.concat_channels(point_bev_.data(), a, mlp2_.out.data(), c2, points_, 1, point_cat_.data());
   }
   {
     PhaseTimer t{profile_, 11, false};
-    head1_.forward(params_, buffers_, point_cat_.data(), points_, training);
-    logits_.resize(size_t(points_) * kNumSemanticClasses);
-    head2_.forward(params_, head1_.out.data(), points_, logits_.data());
+    head1_.forward(p, point_cat_.data(), points_, training);
+    float* logits = logits_output(size_t(points_) * kNumSemanticClasses);
+    head2_.forward(p, head1_.out.data(), points_, logits);
+    if (!b.host_memory) logits_on_.download(logits_.data());
   }
+  end_forward(training);
   // MACs of this forward, per layer (profile).
   const int64_t n = points_;
   profile_[0].macs = mlp1_.linear.macs(n);
@@ -201,89 +220,117 @@ const std::vector<float>& Semseg::forward(SemsegInput input, bool training) {
 }
 
 void Semseg::backward(const std::vector<float>& dlogits) {
+  dlogits_.upload(be(), dlogits);
+  backward(dlogits_.data());
+}
+
+void Semseg::backward(const float* dlogits) {
+  const DeviceParams& p = device_params_;
+  const Backend& b = be();
   const int grid = config_.grid_size(), c2 = mlp2_.channels();
-  const auto [a, b, c] = config_.bev_channels;
+  const auto [a, bc, c] = config_.bev_channels;
   const int64_t cells_per_map = int64_t(grid) * grid;
   const int h2 = enc2b_.out_height(), w2 = enc2b_.out_width();
-  std::vector<float> d_point_cat(point_cat_.size()), d_point_bev(point_bev_.size()), d_point(mlp2_.out.size());
+  Buffer<float> d_point_cat, d_point_bev, d_point;
+  d_point_cat.zeros(b, point_cat_.size());
+  d_point_bev.zeros(b, point_bev_.size());
+  d_point.zeros(b, mlp2_.out.size());
   {
     PhaseTimer t{profile_, 11, true};
-    std::vector<float> d_head1(head1_.out.size());
-    head2_.backward(params_, head1_.out.data(), dlogits.data(), points_, d_head1.data());
-    head1_.backward(params_, point_cat_.data(), d_head1, points_, d_point_cat.data());
+    Buffer<float> d_head1;
+    d_head1.zeros(b, head1_.out.size());
+    head2_.backward(p, head1_.out.data(), dlogits, points_, d_head1.data());
+    head1_.backward(p, point_cat_.data(), d_head1.data(), points_, d_point_cat.data());
   }
   grads_ready(head1_.first_param());
-  std::vector<float> d_dec1(dec1_.out.size(), 0.f);
+  Buffer<float> d_dec1;
+  d_dec1.zeros(b, dec1_.out.size());
   {
     PhaseTimer t{profile_, 10, true};
-    ops::split_channels(d_point_cat.data(), a, c2, points_, 1, d_point_bev.data(), d_point.data());
-    ops::devoxelize_backward(d_point_bev.data(), cells_, a, cells_per_map, d_dec1.data());
+    b.split_channels(d_point_cat.data(), a, c2, points_, 1, d_point_bev.data(), d_point.data());
+    b.devoxelize_backward(d_point_bev.data(), cells_view_, a, cells_per_map, d_dec1.data());
   }
-  std::vector<float> d_up1(up1_.out.size()), d_enc1(enc1b_.out.size()), d_dec2(dec2_.out.size());
+  Buffer<float> d_up1, d_enc1, d_dec2;
+  d_up1.zeros(b, up1_.out.size());
+  d_enc1.zeros(b, enc1b_.out.size());
+  d_dec2.zeros(b, dec2_.out.size());
   {
     PhaseTimer t{profile_, 9, true};
-    std::vector<float> d_cat1(cat1_.size());
-    dec1_.backward(params_, cat1_.data(), d_dec1, d_cat1.data());
-    ops::split_channels(d_cat1.data(), a, a, frames_, cells_per_map, d_up1.data(), d_enc1.data());
+    Buffer<float> d_cat1;
+    d_cat1.zeros(b, cat1_.size());
+    dec1_.backward(p, cat1_.data(), d_dec1.data(), d_cat1.data());
+    b.split_channels(d_cat1.data(), a, a, frames_, cells_per_map, d_up1.data(), d_enc1.data());
   }
   grads_ready(dec1_.first_param());
   {
     PhaseTimer t{profile_, 8, true};
-    up1_.backward(params_, dec2_.out.data(), d_up1, d_dec2.data());
+    up1_.backward(p, dec2_.out.data(), d_up1.data(), d_dec2.data());
   }
   grads_ready(up1_.first_param());
-  std::vector<float> d_up2(up2_.out.size()), d_enc2(enc2b_.out.size()), d_enc3(enc3b_.out.size());
+  Buffer<float> d_up2, d_enc2, d_enc3;
+  d_up2.zeros(b, up2_.out.size());
+  d_enc2.zeros(b, enc2b_.out.size());
+  d_enc3.zeros(b, enc3b_.out.size());
   {
     PhaseTimer t{profile_, 7, true};
-    std::vector<float> d_cat2(cat2_.size());
-    dec2_.backward(params_, cat2_.data(), d_dec2, d_cat2.data());
-    ops::split_channels(d_cat2.data(), b, b, frames_, int64_t(h2) * w2, d_up2.data(), d_enc2.data());
+    Buffer<float> d_cat2;
+    d_cat2.zeros(b, cat2_.size());
+    dec2_.backward(p, cat2_.data(), d_dec2.data(), d_cat2.data());
+    b.split_channels(d_cat2.data(), bc, bc, frames_, int64_t(h2) * w2, d_up2.data(), d_enc2.data());
   }
   grads_ready(dec2_.first_param());
   {
     PhaseTimer t{profile_, 6, true};
-    up2_.backward(params_, enc3b_.out.data(), d_up2, d_enc3.data());
+    up2_.backward(p, enc3b_.out.data(), d_up2.data(), d_enc3.data());
   }
   grads_ready(up2_.first_param());
   {
     PhaseTimer t{profile_, 5, true};
-    std::vector<float> d_enc3a(enc3a_.out.size()), d_from3(enc2b_.out.size());
-    enc3b_.backward(params_, enc3a_.out.data(), d_enc3, d_enc3a.data());
-    enc3a_.backward(params_, enc2b_.out.data(), d_enc3a, d_from3.data());
-    for (size_t i = 0; i < d_enc2.size(); ++i) d_enc2[i] += d_from3[i];
+    Buffer<float> d_enc3a, d_from3;
+    d_enc3a.zeros(b, enc3a_.out.size());
+    d_from3.zeros(b, enc2b_.out.size());
+    enc3b_.backward(p, enc3a_.out.data(), d_enc3.data(), d_enc3a.data());
+    enc3a_.backward(p, enc2b_.out.data(), d_enc3a.data(), d_from3.data());
+    b.add(d_enc2.data(), d_from3.data(), int64_t(d_enc2.size()));
   }
   grads_ready(enc3a_.first_param());
   {
     PhaseTimer t{profile_, 4, true};
-    std::vector<float> d_enc2a(enc2a_.out.size()), d_from2(enc1b_.out.size());
-    enc2b_.backward(params_, enc2a_.out.data(), d_enc2, d_enc2a.data());
-    enc2a_.backward(params_, enc1b_.out.data(), d_enc2a, d_from2.data());
-    for (size_t i = 0; i < d_enc1.size(); ++i) d_enc1[i] += d_from2[i];
+    Buffer<float> d_enc2a, d_from2;
+    d_enc2a.zeros(b, enc2a_.out.size());
+    d_from2.zeros(b, enc1b_.out.size());
+    enc2b_.backward(p, enc2a_.out.data(), d_enc2.data(), d_enc2a.data());
+    enc2a_.backward(p, enc1b_.out.data(), d_enc2a.data(), d_from2.data());
+    b.add(d_enc1.data(), d_from2.data(), int64_t(d_enc1.size()));
   }
   grads_ready(enc2a_.first_param());
-  std::vector<float> d_grid0(grid0_.size());
+  Buffer<float> d_grid0;
+  d_grid0.zeros(b, grid0_.size());
   {
     PhaseTimer t{profile_, 3, true};
-    std::vector<float> d_enc1a(enc1a_.out.size());
-    enc1b_.backward(params_, enc1a_.out.data(), d_enc1, d_enc1a.data());
-    enc1a_.backward(params_, grid0_.data(), d_enc1a, d_grid0.data());
+    Buffer<float> d_enc1a;
+    d_enc1a.zeros(b, enc1a_.out.size());
+    enc1b_.backward(p, enc1a_.out.data(), d_enc1.data(), d_enc1a.data());
+    enc1a_.backward(p, grid0_.data(), d_enc1a.data(), d_grid0.data());
   }
   grads_ready(enc1a_.first_param());
   {
     PhaseTimer t{profile_, 2, true};
-    ops::voxelize_max_backward(d_grid0.data(), cells_, argmax_.data(), c2, cells_per_map, d_point.data());
+    b.voxelize_max_backward(d_grid0.data(), cells_view_, argmax_.data(), c2, cells_per_map, d_point.data());
   }
-  std::vector<float> d_mlp1(mlp1_.out.size());
+  Buffer<float> d_mlp1;
+  d_mlp1.zeros(b, mlp1_.out.size());
   {
     PhaseTimer t{profile_, 1, true};
-    mlp2_.backward(params_, mlp1_.out.data(), d_point, points_, d_mlp1.data());
+    mlp2_.backward(p, mlp1_.out.data(), d_point.data(), points_, d_mlp1.data());
   }
   grads_ready(mlp2_.first_param());
   {
     PhaseTimer t{profile_, 0, true};
-    mlp1_.backward(params_, features_.data(), d_mlp1, points_, nullptr);
+    mlp1_.backward(p, features_on_, d_mlp1.data(), points_, nullptr);
   }
   grads_ready(0);
+  end_backward();
   (void)c;
 }
 

@@ -53,16 +53,19 @@ class Semseg : public Model {
   // Σ class weight over the labelled points of the global batch (0: no gradient).
   double loss_normaliser(double total_weight) const override { return total_weight; }
   double forward_loss(std::unique_ptr<ModelInput> input, double normaliser) override;
-  void backward() override { backward(dlogits_); }
+  void backward() override { backward(dlogits_.data()); }
   // Returns the logits (N, 20). training: batch statistics in BN (and running stats updated). The model
   // keeps the input (backward needs its cell index).
   const std::vector<float>& forward(SemsegInput input, bool training);
   const std::vector<float>& forward(const PointBatch& batch, bool training) {
     return forward(prepare(config_, batch), training);
   }
-  // Backward from d loss / d logits; parameter gradients accumulate into params().grads(). After each
-  // layer it calls the grads-ready hook with the offset of that layer's first parameter: every gradient
-  // at or above it is final (what lets the all-reduce of those buckets start while backward goes on).
+  // Backward from d loss / d logits (N, 20) in the backend's memory; parameter gradients accumulate
+  // into params().grads(). After each layer it calls the grads-ready hook with the offset of that layer's
+  // first parameter: every gradient at or above it is final (what lets the all-reduce of those buckets
+  // start while backward goes on).
+  void backward(const float* dlogits);
+  // The same from host gradients.
   void backward(const std::vector<float>& dlogits);
 
   void set_sync_bn(const SumOverRanks& sum) override;
@@ -76,14 +79,24 @@ class Semseg : public Model {
   LinearBnRelu head1_;
   Linear head2_;
 
-  // Activations of the last forward.
+  // Activations of the last forward, on the model's backend (the inputs as host arrays and, on a device,
+  // their copies there).
   int frames_ = 0;
   int64_t points_ = 0;
   ops::CellIndex cells_;
+  CellIndexBuffers cells_staging_;
+  ops::CellIndexView cells_view_;
   std::vector<float> features_;  // (N, 8)
-  std::vector<float> grid0_, cat2_, cat1_, point_bev_, point_cat_, logits_;
-  std::vector<int64_t> argmax_;
-  std::vector<float> dlogits_;  // kept by forward_loss for backward()
+  Buffer<float> features_staging_;
+  const float* features_on_ = nullptr;
+  Buffer<float> grid0_, cat2_, cat1_, point_bev_, point_cat_, logits_on_;
+  std::vector<float> logits_;  // on the host
+  Buffer<int64_t> argmax_;
+  Buffer<float> dlogits_;  // kept by forward_loss for backward()
+  Buffer<uint8_t> labels_staging_;
+  Buffer<float> class_weights_staging_;
+  Buffer<double> loss_;
+  float* logits_output(size_t count);
 };
 
 }  // namespace lt

@@ -6,6 +6,11 @@
 
 namespace lt {
 
+DeviceParams host_params(ParamStore& params, ParamStore& buffers) {
+  return {&cpu_backend(), params.values().data(), params.grads().empty() ? nullptr : params.grads().data(),
+          buffers.values().data()};
+}
+
 void init_uniform(ParamStore& params, int64_t offset, int64_t size, int64_t fan_in, Rng& rng) {
   const double bound = 1.0 / std::sqrt(double(std::max<int64_t>(1, fan_in)));
   float* p = params.value(offset);
@@ -26,13 +31,13 @@ void Linear::init(ParamStore& params, Rng& rng) const {
   if (bias >= 0) init_uniform(params, bias, out, in, rng);
 }
 
-void Linear::forward(const ParamStore& params, const float* x, int64_t rows, float* y) const {
-  ops::linear_forward(x, params.value(weight), bias >= 0 ? params.value(bias) : nullptr, y, rows, in, out);
+void Linear::forward(const DeviceParams& p, const float* x, int64_t rows, float* y) const {
+  p.be().linear_forward(x, p.value(weight), bias >= 0 ? p.value(bias) : nullptr, y, rows, in, out);
 }
 
-void Linear::backward(ParamStore& params, const float* x, const float* dy, int64_t rows, float* dx) const {
-  ops::linear_backward(x, params.value(weight), dy, dx, params.grad(weight), bias >= 0 ? params.grad(bias) : nullptr,
-                       rows, in, out);
+void Linear::backward(const DeviceParams& p, const float* x, const float* dy, int64_t rows, float* dx) const {
+  p.be().linear_backward(x, p.value(weight), dy, dx, p.grad(weight), bias >= 0 ? p.grad(bias) : nullptr, rows, in,
+                         out);
 }
 
 // ---- BatchNorm --------------------------------------------------------------------------------
@@ -52,54 +57,49 @@ void BatchNorm::init(ParamStore& params, ParamStore& buffers) const {
   std::fill(buffers.value(running_var), buffers.value(running_var) + channels, 1.f);
 }
 
-void BatchNorm::forward(const ParamStore& params, ParamStore& buffers, const float* x, const ops::BatchNormShape& shape,
-                        bool training, float* y) {
-  constexpr double kEps = 1e-5, kMomentum = 0.1;
-  mean.resize(channels);
-  invstd.resize(channels);
-  float* run_mean = buffers.value(running_mean);
-  float* run_var = buffers.value(running_var);
-  count = double(shape.count());
-  std::vector<double> sums;
-  if (training) {
-    sums.resize(2 * size_t(channels) + 1);
-    ops::batchnorm_sums(x, shape, sums.data());
-    sums.back() = count;
-    if (sync) sync(sums.data(), int64_t(sums.size()));
-    count = sums.back();
-  }
-  if (training && count > 0) {
-    for (int c = 0; c < channels; ++c) {
-      const double m = sums[c] / count, var = std::max(0.0, sums[channels + c] / count - m * m);
-      mean[c] = float(m);
-      invstd[c] = float(1.0 / std::sqrt(var + kEps));
-      const double unbiased = count > 1 ? var * count / (count - 1) : var;
-      run_mean[c] = float((1 - kMomentum) * run_mean[c] + kMomentum * m);
-      run_var[c] = float((1 - kMomentum) * run_var[c] + kMomentum * unbiased);
-    }
-  } else {
-    for (int c = 0; c < channels; ++c) {
-      mean[c] = run_mean[c];
-      invstd[c] = float(1.0 / std::sqrt(double(run_var[c]) + kEps));
-    }
-  }
-  ops::batchnorm_apply(x, mean.data(), invstd.data(), params.value(weight), params.value(bias), y, shape);
+void BatchNorm::sum_over_ranks(const Backend& backend, bool with_count) {
+  const size_t n = 2 * size_t(channels);
+  std::vector<double> host(n + (with_count ? 1 : 0));
+  if (n) backend.download(host.data(), sums.data(), sizeof(double) * n);
+  if (with_count) host.back() = count;
+  sync(host.data(), int64_t(host.size()));
+  if (with_count) count = host.back();
+  if (n) backend.upload(sums.data(), host.data(), sizeof(double) * n);
 }
 
-void BatchNorm::backward(ParamStore& params, const float* x, const float* dy, const ops::BatchNormShape& shape,
-                         float* dx) const {
-  std::vector<double> sums(2 * size_t(channels));
-  ops::batchnorm_backward_sums(x, dy, mean.data(), invstd.data(), shape, sums.data());
+void BatchNorm::forward(const DeviceParams& p, const float* x, const ops::BatchNormShape& shape, bool training,
+                        float* y) {
+  const Backend& be = p.be();
+  mean.resize(be, size_t(channels));
+  invstd.resize(be, size_t(channels));
+  sums.resize(be, 2 * size_t(channels));
+  count = double(shape.count());
+  if (training) {
+    be.batchnorm_sums(x, shape, sums.data());
+    if (sync) sum_over_ranks(be, true);
+  }
+  be.batchnorm_stats(sums.data(), channels, count, training, mean.data(), invstd.data(), p.buffer(running_mean),
+                     p.buffer(running_var));
+  be.batchnorm_apply(x, mean.data(), invstd.data(), p.value(weight), p.value(bias), y, shape);
+}
+
+void BatchNorm::backward(const DeviceParams& p, const float* x, const float* dy, const ops::BatchNormShape& shape,
+                         float* dx) {
+  const Backend& be = p.be();
+  sums.resize(be, 2 * size_t(channels));
+  be.batchnorm_backward_sums(x, dy, mean.data(), invstd.data(), shape, sums.data());
   if (!sync) {
-    ops::batchnorm_backward_apply(x, dy, mean.data(), invstd.data(), params.value(weight), sums.data(), count, dx,
-                                  params.grad(weight), params.grad(bias), shape);
+    be.batchnorm_backward_apply(x, dy, mean.data(), invstd.data(), p.value(weight), sums.data(), count, dx,
+                                p.grad(weight), p.grad(bias), shape);
     return;
   }
-  ops::batchnorm_backward_apply<float>(x, dy, mean.data(), invstd.data(), params.value(weight), sums.data(), count,
-                                       nullptr, params.grad(weight), params.grad(bias), shape);
-  sync(sums.data(), int64_t(sums.size()));
-  ops::batchnorm_backward_apply<float>(x, dy, mean.data(), invstd.data(), params.value(weight), sums.data(), count, dx,
-                                       nullptr, nullptr, shape);
+  // The parameter gradients keep this rank's sums (the gradient all-reduce adds the others'); dx takes
+  // the sums over all ranks.
+  be.batchnorm_backward_apply(x, dy, mean.data(), invstd.data(), p.value(weight), sums.data(), count, nullptr,
+                              p.grad(weight), p.grad(bias), shape);
+  sum_over_ranks(be, false);
+  be.batchnorm_backward_apply(x, dy, mean.data(), invstd.data(), p.value(weight), sums.data(), count, dx, nullptr,
+                              nullptr, shape);
 }
 
 // ---- convolutions -------------------------------------------------------------------------------
@@ -142,21 +142,20 @@ void LinearBnRelu::init(ParamStore& params, ParamStore& buffers, Rng& rng) const
   bn.init(params, buffers);
 }
 
-const float* LinearBnRelu::forward(const ParamStore& params, ParamStore& buffers, const float* x, int64_t rows,
-                                   bool training) {
-  pre.resize(size_t(rows) * linear.out);
-  out.resize(pre.size());
-  linear.forward(params, x, rows, pre.data());
-  bn.forward(params, buffers, pre.data(), {rows, linear.out, 1}, training, out.data());
-  ops::relu_forward(out.data(), out.data(), int64_t(out.size()));
+const float* LinearBnRelu::forward(const DeviceParams& p, const float* x, int64_t rows, bool training) {
+  pre.resize(p.be(), size_t(rows) * linear.out);
+  out.resize(p.be(), pre.size());
+  linear.forward(p, x, rows, pre.data());
+  bn.forward(p, pre.data(), {rows, linear.out, 1}, training, out.data());
+  p.be().relu_forward(out.data(), out.data(), int64_t(out.size()));
   return out.data();
 }
 
-void LinearBnRelu::backward(ParamStore& params, const float* x, std::vector<float>& dout, int64_t rows, float* dx) {
-  ops::relu_backward(out.data(), dout.data(), dout.data(), int64_t(out.size()));
-  std::vector<float> dpre(pre.size());
-  bn.backward(params, pre.data(), dout.data(), {rows, linear.out, 1}, dpre.data());
-  linear.backward(params, x, dpre.data(), rows, dx);
+void LinearBnRelu::backward(const DeviceParams& p, const float* x, float* dout, int64_t rows, float* dx) {
+  p.be().relu_backward(out.data(), dout, dout, int64_t(out.size()));
+  dpre.resize(p.be(), pre.size());
+  bn.backward(p, pre.data(), dout, {rows, linear.out, 1}, dpre.data());
+  linear.backward(p, x, dpre.data(), rows, dx);
 }
 
 void ConvBnRelu::declare(ParamStore& params, ParamStore& buffers, const std::string& name, int in, int out_channels,
@@ -202,41 +201,39 @@ int64_t ConvBnRelu::macs() const {
   return s.macs();
 }
 
-const float* ConvBnRelu::forward(const ParamStore& params, ParamStore& buffers, const float* x, int batch_size,
-                                 int height, int width, bool training) {
+const float* ConvBnRelu::forward(const DeviceParams& p, const float* x, int batch_size, int height, int width,
+                                 bool training) {
   batch = batch_size, in_height = height, in_width = width;
   const int64_t plane = int64_t(out_height()) * out_width();
-  pre.resize(size_t(batch) * out_channels() * plane);
-  out.resize(pre.size());
+  pre.resize(p.be(), size_t(batch) * out_channels() * plane);
+  out.resize(p.be(), pre.size());
   if (transpose) {
     auto s = deconv.shape;
     s.batch = batch, s.height = height, s.width = width;
-    ops::conv_transpose_forward<float>(x, params.value(deconv.weight), nullptr, pre.data(), s, workspace);
+    p.be().conv_transpose_forward(x, p.value(deconv.weight), nullptr, pre.data(), s);
   } else {
     auto s = conv.shape;
     s.batch = batch, s.height = height, s.width = width;
-    ops::conv2d_forward<float>(x, params.value(conv.weight), nullptr, pre.data(), s, workspace);
+    p.be().conv2d_forward(x, p.value(conv.weight), nullptr, pre.data(), s);
   }
-  bn.forward(params, buffers, pre.data(), {batch, out_channels(), plane}, training, out.data());
-  ops::relu_forward(out.data(), out.data(), int64_t(out.size()));
+  bn.forward(p, pre.data(), {batch, out_channels(), plane}, training, out.data());
+  p.be().relu_forward(out.data(), out.data(), int64_t(out.size()));
   return out.data();
 }
 
-void ConvBnRelu::backward(ParamStore& params, const float* x, std::vector<float>& dout, float* dx) {
+void ConvBnRelu::backward(const DeviceParams& p, const float* x, float* dout, float* dx) {
   const int64_t plane = int64_t(out_height()) * out_width();
-  ops::relu_backward(out.data(), dout.data(), dout.data(), int64_t(out.size()));
-  std::vector<float> dpre(pre.size());
-  bn.backward(params, pre.data(), dout.data(), {batch, out_channels(), plane}, dpre.data());
+  p.be().relu_backward(out.data(), dout, dout, int64_t(out.size()));
+  dpre.resize(p.be(), pre.size());
+  bn.backward(p, pre.data(), dout, {batch, out_channels(), plane}, dpre.data());
   if (transpose) {
     auto s = deconv.shape;
     s.batch = batch, s.height = in_height, s.width = in_width;
-    ops::conv_transpose_backward<float>(x, params.value(deconv.weight), dpre.data(), dx, params.grad(deconv.weight),
-                                        nullptr, s, workspace);
+    p.be().conv_transpose_backward(x, p.value(deconv.weight), dpre.data(), dx, p.grad(deconv.weight), nullptr, s);
   } else {
     auto s = conv.shape;
     s.batch = batch, s.height = in_height, s.width = in_width;
-    ops::conv2d_backward<float>(x, params.value(conv.weight), dpre.data(), dx, params.grad(conv.weight), nullptr, s,
-                                workspace);
+    p.be().conv2d_backward(x, p.value(conv.weight), dpre.data(), dx, p.grad(conv.weight), nullptr, s);
   }
 }
 

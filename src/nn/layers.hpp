@@ -1,7 +1,9 @@
 #pragma once
 // Layers with explicit forward and backward (no autograd tape; llm.c style). A layer keeps what its
-// backward needs (its input pointer is passed again to backward; its own outputs it owns). All
-// parameter gradients accumulate (+=) into the ParamStore's flat gradient buffer.
+// backward needs (its input pointer is passed again to backward; its own outputs it owns, in Buffers of
+// the backend that runs it). Every op goes through that backend (kernels/backend.hpp), so the same layer
+// code runs on the CPU and on a GPU. All parameter gradients accumulate (+=) into the flat gradient
+// buffer.
 //
 // Tensor shapes: points (N, C); maps (B, C, H, W).
 #include <cstdint>
@@ -9,12 +11,29 @@
 #include <string>
 #include <vector>
 
+#include "kernels/backend.hpp"
+#include "kernels/buffer.hpp"
 #include "kernels/cpu/ops.hpp"
 #include "src/nn/params.hpp"
 
 namespace lt {
 
 class Rng;
+
+// The flat buffers where the backend that runs the layers reads them: on the CPU the ParamStores'
+// own arrays; on a GPU their copies in device memory (Model keeps those).
+struct DeviceParams {
+  const Backend* backend = nullptr;
+  float* values = nullptr;   // parameters
+  float* grads = nullptr;    // their gradients (+=)
+  float* buffers = nullptr;  // BN running statistics
+  const Backend& be() const { return *backend; }
+  float* value(int64_t offset) const { return values + offset; }
+  float* grad(int64_t offset) const { return grads + offset; }
+  float* buffer(int64_t offset) const { return buffers + offset; }
+};
+// The CPU backend over host stores (buffers may have no gradients: then grads is null).
+DeviceParams host_params(ParamStore& params, ParamStore& buffers);
 
 // PyTorch's default initialisation: weights and biases U(-1/√fan_in, 1/√fan_in).
 void init_uniform(ParamStore& params, int64_t offset, int64_t size, int64_t fan_in, Rng& rng);
@@ -24,8 +43,8 @@ struct Linear {
   int64_t weight = -1, bias = -1;  // (out, in), (out) — bias -1 when absent
   void declare(ParamStore& params, const std::string& name, int in_features, int out_features, bool with_bias);
   void init(ParamStore& params, Rng& rng) const;
-  void forward(const ParamStore& params, const float* x, int64_t rows, float* y) const;
-  void backward(ParamStore& params, const float* x, const float* dy, int64_t rows, float* dx) const;
+  void forward(const DeviceParams& p, const float* x, int64_t rows, float* y) const;
+  void backward(const DeviceParams& p, const float* x, const float* dy, int64_t rows, float* dx) const;
   int64_t macs(int64_t rows) const { return rows * in * out; }
 };
 
@@ -43,13 +62,17 @@ struct BatchNorm {
   int channels = 0;
   int64_t weight = -1, bias = -1;               // params
   int64_t running_mean = -1, running_var = -1;  // buffers
-  std::vector<float> mean, invstd;              // saved by forward for backward
+  Buffer<float> mean, invstd;                   // (C) saved by forward for backward
+  Buffer<double> sums;                          // (2C) of the last forward or backward
   double count = 0;
   void declare(ParamStore& params, ParamStore& buffers, const std::string& name, int num_channels);
   void init(ParamStore& params, ParamStore& buffers) const;
-  void forward(const ParamStore& params, ParamStore& buffers, const float* x, const ops::BatchNormShape& shape,
-               bool training, float* y);
-  void backward(ParamStore& params, const float* x, const float* dy, const ops::BatchNormShape& shape, float* dx) const;
+  void forward(const DeviceParams& p, const float* x, const ops::BatchNormShape& shape, bool training, float* y);
+  void backward(const DeviceParams& p, const float* x, const float* dy, const ops::BatchNormShape& shape, float* dx);
+
+ private:
+  // sync over sums (2C values, + the count when with_count), wherever the backend keeps them.
+  void sum_over_ranks(const Backend& backend, bool with_count);
 };
 
 struct Conv2d {
@@ -71,12 +94,12 @@ struct ConvTranspose {
 struct LinearBnRelu {
   Linear linear;
   BatchNorm bn;
-  std::vector<float> pre, out;  // (N, out) before BN, after ReLU
+  Buffer<float> pre, out, dpre;  // (N, out) before BN, after ReLU; the gradient before BN
   void declare(ParamStore& params, ParamStore& buffers, const std::string& name, int in, int out_features);
   void init(ParamStore& params, ParamStore& buffers, Rng& rng) const;
-  const float* forward(const ParamStore& params, ParamStore& buffers, const float* x, int64_t rows, bool training);
+  const float* forward(const DeviceParams& p, const float* x, int64_t rows, bool training);
   // dx may be null. `dout` is overwritten (used as scratch).
-  void backward(ParamStore& params, const float* x, std::vector<float>& dout, int64_t rows, float* dx);
+  void backward(const DeviceParams& p, const float* x, float* dout, int64_t rows, float* dx);
   int channels() const { return linear.out; }
   int64_t first_param() const { return linear.weight; }
 };
@@ -88,14 +111,14 @@ struct ConvBnRelu {
   ConvTranspose deconv;
   BatchNorm bn;
   int batch = 0, in_height = 0, in_width = 0;
-  std::vector<float> pre, out, workspace;
+  Buffer<float> pre, out, dpre;
   void declare(ParamStore& params, ParamStore& buffers, const std::string& name, int in, int out_channels, int stride);
   void declare_transpose(ParamStore& params, ParamStore& buffers, const std::string& name, int in, int out_channels,
                          int stride = 2);
   void init(ParamStore& params, ParamStore& buffers, Rng& rng) const;
-  const float* forward(const ParamStore& params, ParamStore& buffers, const float* x, int batch_size, int height,
-                       int width, bool training);
-  void backward(ParamStore& params, const float* x, std::vector<float>& dout, float* dx);
+  const float* forward(const DeviceParams& p, const float* x, int batch_size, int height, int width, bool training);
+  // `dout` is overwritten (used as scratch).
+  void backward(const DeviceParams& p, const float* x, float* dout, float* dx);
   int out_channels() const;
   int64_t first_param() const { return transpose ? deconv.weight : conv.weight; }
   int out_height() const;

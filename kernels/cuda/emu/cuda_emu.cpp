@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 namespace lt::emu {
@@ -36,6 +37,9 @@ struct Scheduler {
   const std::function<void()>* body = nullptr;
   Order order = Order::forward;
   int64_t launches = 0;
+  bool direct = false;          // the running launch calls threads without fibers
+  bool reached_barrier = false;  // the running launch's threads reached __syncthreads
+  std::unordered_map<const void*, bool> uses_barriers;  // per kernel, learnt at its first launch
 };
 Scheduler scheduler;
 
@@ -96,19 +100,41 @@ int64_t launch_count() {
 }
 
 void syncthreads() {
+  if (scheduler.direct) fail("a kernel whose first launch reached no __syncthreads reached one later");
   Fiber* f = scheduler.running;
   if (!f) fail("__syncthreads outside a kernel");
+  scheduler.reached_barrier = true;
   f->state = FiberState::at_barrier;
   swapcontext(&f->context, &scheduler.home);
 }
 
-void run_grid(dim3 grid, dim3 block, const std::function<void()>& body) {
+void run_grid(dim3 grid, dim3 block, const void* kernel, const std::function<void()>& body) {
   Scheduler& s = scheduler;
   const unsigned threads = block.x * block.y * block.z;
   if (threads == 0 || threads > kMaxThreadsPerBlock) fail("invalid block size");
   if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 || grid.z > 65535) fail("invalid grid size");
-  if (s.running) fail("kernel launched from a kernel");
+  if (s.running || s.direct) fail("kernel launched from a kernel");
   ++s.launches;
+  const auto known = s.uses_barriers.find(kernel);
+  if (known != s.uses_barriers.end() && !known->second) {
+    s.direct = true;
+    current.block_dim = block;
+    current.grid_dim = grid;
+    const uint64_t blocks = uint64_t(grid.x) * grid.y * grid.z;
+    for (uint64_t k = 0; k < blocks; ++k) {
+      const uint64_t b = s.order == Order::forward ? k : blocks - 1 - k;
+      current.block_idx = {unsigned(b % grid.x), unsigned((b / grid.x) % grid.y),
+                           unsigned(b / (uint64_t(grid.x) * grid.y))};
+      for (unsigned i = 0; i < threads; ++i) {
+        const unsigned t = s.order == Order::forward ? i : threads - 1 - i;
+        current.thread_idx = {t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
+        body();
+      }
+    }
+    s.direct = false;
+    return;
+  }
+  s.reached_barrier = false;
   while (s.fibers.size() < threads) {
     s.fibers.emplace_back();
     s.fibers.back().stack.reset(new char[kStackBytes]);
@@ -126,6 +152,7 @@ void run_grid(dim3 grid, dim3 block, const std::function<void()>& body) {
   }
   s.running = nullptr;
   s.body = nullptr;
+  s.uses_barriers[kernel] = s.reached_barrier;
 }
 
 }  // namespace lt::emu

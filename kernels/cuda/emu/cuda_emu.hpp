@@ -11,7 +11,8 @@
 // - __syncthreads() and __shared__, for real: a block's threads run as fibers on one OS thread, each
 //   until it reaches the barrier or returns, then the next; the blocks of a grid run one after another,
 //   so a block's threads share function-static storage (that is what __shared__ becomes). A barrier that
-//   some threads of a block skip (divergent __syncthreads, undefined in CUDA) aborts with a message;
+//   some threads of a block skip (divergent __syncthreads, undefined in CUDA) aborts with a message. A
+//   kernel whose first launch reached no barrier runs later launches as plain calls (no fibers);
 // - atomics (atomicAdd, atomicMax, atomicMin, atomicCAS, atomicExch) on int, unsigned, unsigned long
 //   long, float and double: plain read-modify-writes, since only one thread runs at a time;
 // - __float_as_int and friends, and the runtime calls the kernels' host code makes (cudaMalloc, cudaFree,
@@ -58,8 +59,10 @@ struct ThreadState {
 extern ThreadState current;
 
 void syncthreads();
-// Runs body once per thread of the grid, with the indices set.
-void run_grid(dim3 grid, dim3 block, const std::function<void()>& body);
+// Runs body once per thread of the grid, with the indices set. `kernel` identifies the kernel: one whose
+// first launch reached no __syncthreads runs its later launches without fibers (each thread a plain call,
+// in the same order), which is much faster; should such a launch reach a barrier after all, it aborts.
+void run_grid(dim3 grid, dim3 block, const void* kernel, const std::function<void()>& body);
 
 template <class Kernel>
 struct Launch {
@@ -67,7 +70,7 @@ struct Launch {
   Kernel* kernel;
   template <class... Args>
   void operator()(Args... args) const {
-    run_grid(grid, block, [&] { kernel(args...); });
+    run_grid(grid, block, reinterpret_cast<const void*>(kernel), [&] { kernel(args...); });
   }
 };
 template <class Kernel>
