@@ -12,6 +12,12 @@ std::string cuda_summary() {
   return "CUDA: not built (no nvcc at configure time)";
 }
 
+void cuda_select_device(int) {}
+
+std::string cuda_current_device_name() {
+  return "no CUDA";
+}
+
 const Backend* cuda_backend() {
   return nullptr;
 }

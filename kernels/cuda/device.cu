@@ -1,5 +1,6 @@
 #include <cuda_runtime.h>
 
+#include <cstdio>
 #include <string>
 
 #include "kernels/cuda/device.hpp"
@@ -29,6 +30,22 @@ std::string cuda_summary() {
     return line + "0 devices (" + cudaGetErrorString(status) + ")";
   }
   return line + std::to_string(count) + " device(s)";
+}
+
+void cuda_select_device(int index) {
+  cuda::check(cudaSetDevice(index), "cudaSetDevice");
+}
+
+std::string cuda_current_device_name() {
+  int index = 0;
+  cudaDeviceProp properties{};
+  if (cudaGetDevice(&index) != cudaSuccess || cudaGetDeviceProperties(&properties, index) != cudaSuccess) {
+    cudaGetLastError();
+    return "unknown device";
+  }
+  char memory[32];
+  std::snprintf(memory, sizeof memory, "%.1f GiB", double(properties.totalGlobalMem) / (1 << 30));
+  return std::string(properties.name) + ", " + memory;
 }
 
 const Backend* cuda_backend() {

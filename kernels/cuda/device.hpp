@@ -14,4 +14,10 @@ int cuda_device_count();
 // A line for --version: "CUDA 13.0 runtime, 0 devices (driver: ...)" or "CUDA: not built".
 std::string cuda_summary();
 
+// Makes GPU `index` the current device of this process (cudaSetDevice). Precondition: index <
+// cuda_device_count().
+void cuda_select_device(int index);
+// The current device's name and memory ("NVIDIA H100 80GB HBM3, 79.1 GiB").
+std::string cuda_current_device_name();
+
 }  // namespace lt

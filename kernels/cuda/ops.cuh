@@ -26,7 +26,7 @@ void* scratch(int slot, size_t bytes);
 // *out = Σ values[0..n) in a fixed order (chunks of a fixed size, each by a fixed tree, chunks in order).
 void sum_doubles(const double* values, int64_t n, double* out);
 
-// ---- gemm.cu: row-major C (m×n) = α op(A) op(B) + β C (cuBLAS in the GPU build; a tiled kernel in the
+// ---- gemm.cu: row-major C (m×n) = α op(A) op(B) + β C (cuBLAS in the GPU build; a plain kernel in the
 // emulated one) ----
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
           float beta, float* c);

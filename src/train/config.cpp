@@ -58,6 +58,8 @@ po::options_description config_options() {
       "train.seed", po::value<uint64_t>()->default_value(1), "seed of initialisation, data order, augmentation")(
       "train.max_time", po::value<double>()->default_value(0),
       "seconds of wall time: checkpoint and exit with code 75 (requeue) before it runs out (0: no limit)")(
+      "train.device", po::value<std::string>()->default_value("auto"),
+      "auto | cpu | cuda (auto: this rank's GPU when it has one; one GPU per rank, by node-local rank)")(
       "train.threads", po::value<int>()->default_value(0),
       "OpenMP threads per rank (0: OMP_NUM_THREADS, else the node's cores / its ranks)")(
       "checkpoint.every", po::value<int64_t>()->default_value(0), "steps between checkpoints (0: at the end only)")(
@@ -75,6 +77,7 @@ TrainConfig train_config_from(const po::variables_map& v) {
   require_choice(v, "train.optimizer", {"adamw", "sgd"});
   require_choice(v, "train.schedule", {"onecycle", "cosine"});
   require_choice(v, "train.balance", {"lpt", "bucket", "none"});
+  require_choice(v, "train.device", {"auto", "cpu", "cuda"});
   for (const char* key :
        {"train.steps", "train.batch_size", "train.accumulate", "train.lr", "train.bucket_mb", "checkpoint.keep",
         "log.every", "model.voxel_size", "model.range", "model.head_channels", "model.pillar_size",
@@ -132,6 +135,7 @@ TrainConfig train_config_from(const po::variables_map& v) {
                 std::to_string(nx) + " × " + std::to_string(ny) + ")");
   }
   c.steps = v["train.steps"].as<int64_t>();
+  c.device = v["train.device"].as<std::string>();
   c.batch_size = v["train.batch_size"].as<int>();
   c.accumulate = v["train.accumulate"].as<int>();
   c.bucket_bytes = int64_t(v["train.bucket_mb"].as<double>() * 1e6);

@@ -32,6 +32,7 @@ struct TrainConfig {
   std::string balance = "lpt";
   bool sync_bn = false;
   uint64_t seed = 1;
+  std::string device = "auto";  // auto | cpu | cuda (src/train/device.hpp)
   int threads = 0;
   double max_time_s = 0;         // checkpoint and exit (requeue) before this much wall time (0: none)
   int64_t checkpoint_every = 0;  // 0: only at the end

@@ -28,6 +28,7 @@
 #include "src/common/json.hpp"
 #include "src/common/timeline.hpp"
 #include "src/train/data.hpp"
+#include "src/train/device.hpp"
 #include "src/train/evaluate.hpp"
 #include "src/train/optimizer.hpp"
 #include "version.hpp"
@@ -351,178 +352,227 @@ std::unique_ptr<Model> load_model(const std::string& checkpoint_path) {
   return model;
 }
 
-int train(const TrainRun& run, const Comm& comm) {
-  const TrainConfig& c = run.config;
-  require(!c.train_data.empty(), "--data.train (or --data): no training dataset given");
-  set_threads_per_rank(c.threads, comm);
-  // Every rank opens the dataset and the ranks agree it is the same one before any collective of the
-  // step: a directory missing on one rank, or a shard that differs, ends every rank, never a hang.
-  std::optional<DatasetReader> reader;
-  run_agreed(comm, [&] {
-    reader.emplace(c.train_data);
-    if (c.model_name == "semseg")
-      require(reader->kind().has_labels, c.train_data + ": dataset has no point labels to train semseg on");
-    else
-      require(reader->kind().has_boxes, c.train_data + ": dataset has no boxes to train bevdet on");
-  });
-  run_agreed(comm, [&] { require_same_dataset(comm, *reader, c.train_data); });
-  const int64_t num_frames = reader->num_frames();
-  const int slots_per_rank = c.accumulate, slots = comm.size() * slots_per_rank;
-  const int64_t global_batch = int64_t(slots) * c.batch_size;
-  require(global_batch <= num_frames, std::to_string(comm.size()) + " rank(s) × " + std::to_string(slots_per_rank) +
-                                          " micro-batch(es) × " + std::to_string(c.batch_size) +
-                                          " frames = global batch " + std::to_string(global_batch) + " exceeds the " +
-                                          std::to_string(num_frames) + " frames of " + c.train_data +
-                                          ": use fewer ranks or a smaller train.batch_size");
+namespace {
 
-  std::unique_ptr<Model> model_ptr = make_model(c);
-  Model& model = *model_ptr;
-  model.init(c.seed);
-  Optimizer optimizer(c.optimizer, model.params().size());
-  std::unique_ptr<ReduceBackend> backend = make_mpi_reduce_backend(comm);
-  if (c.sync_bn) model.set_sync_bn([&](double* values, int64_t count) { backend->sum(values, count); });
-  std::vector<int64_t> tensor_starts;
-  for (const TensorView& view : model.params().views()) tensor_starts.push_back(view.offset);
-  GradientBuckets buckets(*backend, tensor_starts, model.params().size(), c.bucket_bytes);
-  Timeline timeline(!c.timeline.empty());
-  Watchdog watchdog(comm, run.timeout_s);
-  CostModel cost_model;
-  install_stop_signals();
+// One training run on one rank, in the phases train() runs top to bottom: setup (dataset, model on its
+// device, optimizer, communication), resume (the checkpoint to continue from), open the run directory,
+// start the loader, then step after step (each maybe followed by a checkpoint), and finish (timeline,
+// validation).
+class Trainer {
+ public:
+  Trainer(const TrainRun& run, const Comm& comm) : run_(run), c_(run.config), comm_(comm) {}
 
-  // Resuming (DESIGN.md §8): parameters, BN buffers, optimizer state, and where the run was: its step
-  // (the LR schedule's position), the global frames consumed (the data position) and the cost model.
-  const std::string resume_from = choose_resume_checkpoint(run, comm);
-  CheckpointState resumed;
-  const double read_start = now_s();
-  if (!resume_from.empty()) {
-    run_agreed(comm, [&] {
-      const CheckpointMeta meta = read_checkpoint_meta(resume_from);
-      require(meta.model == c.model_name, resume_from + ": a " + meta.model + " checkpoint, not " + c.model_name);
-      require_same_model(meta.config, run.config_ini, resume_from);
-      require(meta.optimizer_type == c.optimizer.type, resume_from + ": optimizer state is " + meta.optimizer_type +
-                                                           ", this run's train.optimizer is " + c.optimizer.type);
-      OptimizerState optimizer_state;
-      for (auto& [name, values] : optimizer.state()) optimizer_state.emplace_back(name, values);
-      read_checkpoint_tensors(resume_from, model.params(), model.buffers(), optimizer_state);
-      optimizer.set_steps_taken(meta.optimizer_steps);
-      resumed = read_checkpoint_state(resume_from);
-    });
-    const std::vector<double>& history = resumed.cost_model_history;
-    if (!history.empty()) cost_model.restore(resumed.cost_model_sums, history[history.size() - 2], history.back());
-  }
-  // Reading and checking the checkpoint on every rank (the choice, on rank 0, verified every checksum).
-  const double read_s = comm.max(now_s() - read_start);
-  const int64_t start_step = resumed.step;
-  if (start_step >= c.steps) {
-    if (comm.is_root())
-      std::printf("train: %s is complete: step %lld of %lld (%s)\n", run.run_dir.c_str(),
-                  static_cast<long long>(start_step), static_cast<long long>(c.steps), resume_from.c_str());
-    return kExitOk;
-  }
-  // The data position of step s: global frames consumed before it.
-  const auto samples_before = [&](int64_t s) { return resumed.samples_seen + (s - start_step) * global_batch; };
-
-  // Rank 0 writes the run directory: config.ini, metrics.jsonl, checkpoints.
-  std::ofstream metrics;
-  run_agreed(comm, [&] {
-    if (!comm.is_root()) return;
-    std::error_code ec;
-    fs::create_directories(run.run_dir, ec);
-    require(!ec, run.run_dir + ": cannot create the run directory: " + ec.message());
-    write_text_file_atomically((fs::path(run.run_dir) / "config.ini").string(), run.config_ini);
-    const std::string metrics_path = (fs::path(run.run_dir) / "metrics.jsonl").string();
-    if (!resume_from.empty()) trim_metrics(metrics_path, start_step);
-    metrics.open(metrics_path, resume_from.empty() ? std::ios::trunc : std::ios::app);
-    require(bool(metrics), metrics_path + ": cannot open for writing");
-    if (!resume_from.empty()) {
-      JsonWriter line;
-      line.begin_object()
-          .key("resumed")
-          .begin_object()
-          .key("checkpoint")
-          .value(resume_from)
-          .key("at_step")
-          .value(start_step)
-          .key("samples_seen")
-          .value(resumed.samples_seen)
-          .key("world_size")
-          .value(comm.size())
-          .key("read_s")
-          .value(read_s)
-          .end_object()
-          .end_object();
-      metrics << line.str() << "\n";
+  int run() {
+    setup();
+    resume();
+    if (start_step_ >= c_.steps) {
+      if (comm_.is_root())
+        std::printf("train: %s is complete: step %lld of %lld (%s)\n", run_.run_dir.c_str(),
+                    static_cast<long long>(start_step_), static_cast<long long>(c_.steps), resume_from_.c_str());
+      return kExitOk;
     }
-  });
-  if (comm.size() > 1) {
-    const AllreduceBench bench = bench_allreduce(*backend, model.params().size());
-    if (comm.is_root()) metrics << allreduce_bench_json(bench, comm.size()) << "\n";
+    open_run_dir();
+    start_loader();
+    print_start();
+    bool stopping = false;
+    for (int64_t step = start_step_; step < c_.steps && !stopping; ++step) {
+      const StepOutcome outcome = run_step(step);
+      stopping = outcome.stopping;
+      record_step(step, outcome);
+      if ((c_.checkpoint_every > 0 && (step + 1) % c_.checkpoint_every == 0) || step + 1 == c_.steps || stopping)
+        checkpoint(step, stopping);
+    }
+    watchdog_->idle();
+    return finish(stopping);
   }
 
-  // Every rank computes the same assignment of each step's global batch to slots (rank r owns slots
-  // r·K … r·K + K − 1, one per micro-batch); the loader thread reads and augments this rank's frames of
-  // steps s + 1, s + 2 while s computes.
-  FrameSampler sampler(parse_balance(c.balance), std::vector<double>(reader->costs().begin(), reader->costs().end()),
-                       slots, c.batch_size, c.seed,
-                       std::vector<double>(reader->points_per_frame().begin(), reader->points_per_frame().end()));
-  if (!resume_from.empty()) {
-    sampler.resume_at(start_step, resumed.samples_seen);
-    for (size_t i = 0; i + 2 < resumed.cost_model_history.size(); i += 3)
-      sampler.set_cost_model(int64_t(resumed.cost_model_history[i]), resumed.cost_model_history[i + 1],
-                             resumed.cost_model_history[i + 2]);
-  }
-  const auto my_slots = [&](const StepAssignment& a) {
-    return std::vector<std::vector<int64_t>>(a.frames_of_rank.begin() + int64_t(comm.rank()) * slots_per_rank,
-                                             a.frames_of_rank.begin() + int64_t(comm.rank() + 1) * slots_per_rank);
+ private:
+  struct StepOutcome {
+    StepTimes times;
+    Comm::Spread spread;
+    int64_t epoch = 0, points = 0;
+    double loss = 0, lr = 0, grad_norm = 0, imbalance = 1, end_s = 0;
+    bool stopping = false;
   };
-  PrefetchLoader loader(
-      [&](int64_t step) {
-        // The loader thread uses one OpenMP thread: the cores are the step's.
-        static thread_local const bool one_thread = (omp_set_num_threads(1), true);
-        (void)one_thread;
-        const double t0 = now_s();
-        const StepAssignment assignment = sampler.step(step);
-        PreparedStep prepared;
-        prepared.slot_frames = my_slots(assignment);
-        for (const std::vector<int64_t>& slot : prepared.slot_frames) {
-          std::vector<Frame> frames;
-          for (int64_t index : slot) {
-            frames.push_back(reader->read(index));
-            if (c.augment)
-              augment_frame(draw_augmentation(c.seed, assignment.epoch, index, c.max_rotation), frames.back());
-          }
-          prepared.inputs.push_back(model.prepare(make_batch(frames), true));
-        }
-        timeline.add(TimelineTrack::loader, "load", t0, now_s(), step);
-        return prepared;
-      },
-      start_step, c.steps, kPrefetchDepth);
 
-  comm.barrier();
-  const double start = now_s();
-  timeline.set_origin(start);
-  double loss_sum_since_log = 0, imbalance_sum_since_log = 0;
-  int64_t steps_since_log = 0;
-  if (comm.is_root()) {
+  // ---- setup ----
+  void setup() {
+    require(!c_.train_data.empty(), "--data.train (or --data): no training dataset given");
+    set_threads_per_rank(c_.threads, comm_);
+    // Every rank opens the dataset and the ranks agree it is the same one before any collective of the
+    // step: a directory missing on one rank, or a shard that differs, ends every rank, never a hang.
+    run_agreed(comm_, [&] {
+      reader_.emplace(c_.train_data);
+      if (c_.model_name == "semseg")
+        require(reader_->kind().has_labels, c_.train_data + ": dataset has no point labels to train semseg on");
+      else
+        require(reader_->kind().has_boxes, c_.train_data + ": dataset has no boxes to train bevdet on");
+    });
+    run_agreed(comm_, [&] { require_same_dataset(comm_, *reader_, c_.train_data); });
+    num_frames_ = reader_->num_frames();
+    slots_per_rank_ = c_.accumulate;
+    const int slots = comm_.size() * slots_per_rank_;
+    global_batch_ = int64_t(slots) * c_.batch_size;
+    require(global_batch_ <= num_frames_,
+            std::to_string(comm_.size()) + " rank(s) × " + std::to_string(slots_per_rank_) + " micro-batch(es) × " +
+                std::to_string(c_.batch_size) + " frames = global batch " + std::to_string(global_batch_) +
+                " exceeds the " + std::to_string(num_frames_) + " frames of " + c_.train_data +
+                ": use fewer ranks or a smaller train.batch_size");
+    // The device: every rank must have its own (a rank without is an error on every rank).
+    run_agreed(comm_, [&] { device_ = &choose_device(c_.device, comm_.local_rank(), "train.device"); });
+
+    model_ = make_model(c_);
+    model_->set_backend(*device_);
+    model_->init(c_.seed);
+    optimizer_.emplace(c_.optimizer, model_->params().size());
+    reduce_ = make_mpi_reduce_backend(comm_);
+    if (c_.sync_bn) model_->set_sync_bn([&](double* values, int64_t count) { reduce_->sum(values, count); });
+    std::vector<int64_t> tensor_starts;
+    for (const TensorView& view : model_->params().views()) tensor_starts.push_back(view.offset);
+    buckets_.emplace(*reduce_, tensor_starts, model_->params().size(), c_.bucket_bytes);
+    timeline_.emplace(!c_.timeline.empty());
+    watchdog_.emplace(comm_, run_.timeout_s);
+    install_stop_signals();
+  }
+
+  // ---- resume ----
+  // Parameters, BN buffers, optimizer state, and where the run was (DESIGN.md §8): its step (the LR
+  // schedule's position), the global frames consumed (the data position) and the cost model.
+  void resume() {
+    resume_from_ = choose_resume_checkpoint(run_, comm_);
+    const double read_start = now_s();
+    if (!resume_from_.empty()) {
+      run_agreed(comm_, [&] {
+        const CheckpointMeta meta = read_checkpoint_meta(resume_from_);
+        require(meta.model == c_.model_name,
+                resume_from_ + ": a " + meta.model + " checkpoint, not " + c_.model_name);
+        require_same_model(meta.config, run_.config_ini, resume_from_);
+        require(meta.optimizer_type == c_.optimizer.type, resume_from_ + ": optimizer state is " +
+                                                              meta.optimizer_type + ", this run's train.optimizer is " +
+                                                              c_.optimizer.type);
+        OptimizerState optimizer_state;
+        for (auto& [name, values] : optimizer_->state()) optimizer_state.emplace_back(name, values);
+        read_checkpoint_tensors(resume_from_, model_->params(), model_->buffers(), optimizer_state);
+        optimizer_->set_steps_taken(meta.optimizer_steps);
+        resumed_ = read_checkpoint_state(resume_from_);
+      });
+      const std::vector<double>& history = resumed_.cost_model_history;
+      if (!history.empty())
+        cost_model_.restore(resumed_.cost_model_sums, history[history.size() - 2], history.back());
+    }
+    // Reading and checking the checkpoint on every rank (the choice, on rank 0, verified every checksum).
+    read_s_ = comm_.max(now_s() - read_start);
+    start_step_ = resumed_.step;
+  }
+
+  // The data position of step s: global frames consumed before it.
+  int64_t samples_before(int64_t step) const {
+    return resumed_.samples_seen + (step - start_step_) * global_batch_;
+  }
+
+  // ---- the run directory: config.ini, metrics.jsonl, checkpoints (rank 0 writes) ----
+  void open_run_dir() {
+    run_agreed(comm_, [&] {
+      if (!comm_.is_root()) return;
+      std::error_code ec;
+      fs::create_directories(run_.run_dir, ec);
+      require(!ec, run_.run_dir + ": cannot create the run directory: " + ec.message());
+      write_text_file_atomically((fs::path(run_.run_dir) / "config.ini").string(), run_.config_ini);
+      const std::string metrics_path = (fs::path(run_.run_dir) / "metrics.jsonl").string();
+      if (!resume_from_.empty()) trim_metrics(metrics_path, start_step_);
+      metrics_.open(metrics_path, resume_from_.empty() ? std::ios::trunc : std::ios::app);
+      require(bool(metrics_), metrics_path + ": cannot open for writing");
+      if (!resume_from_.empty()) {
+        JsonWriter line;
+        line.begin_object()
+            .key("resumed")
+            .begin_object()
+            .key("checkpoint")
+            .value(resume_from_)
+            .key("at_step")
+            .value(start_step_)
+            .key("samples_seen")
+            .value(resumed_.samples_seen)
+            .key("world_size")
+            .value(comm_.size())
+            .key("read_s")
+            .value(read_s_)
+            .end_object()
+            .end_object();
+        metrics_ << line.str() << "\n";
+      }
+    });
+    if (comm_.size() > 1) {
+      const AllreduceBench bench = bench_allreduce(*reduce_, model_->params().size());
+      if (comm_.is_root()) metrics_ << allreduce_bench_json(bench, comm_.size()) << "\n";
+    }
+  }
+
+  // ---- the loader ----
+  // Every rank computes the same assignment of each step's global batch to slots (rank r owns slots
+  // r·K … r·K + K − 1, one per micro-batch); the loader thread reads, augments and prepares this rank's
+  // frames of steps s + 1, s + 2 while s computes.
+  void start_loader() {
+    sampler_.emplace(parse_balance(c_.balance), std::vector<double>(reader_->costs().begin(), reader_->costs().end()),
+                     comm_.size() * slots_per_rank_, c_.batch_size, c_.seed,
+                     std::vector<double>(reader_->points_per_frame().begin(), reader_->points_per_frame().end()));
+    if (!resume_from_.empty()) {
+      sampler_->resume_at(start_step_, resumed_.samples_seen);
+      for (size_t i = 0; i + 2 < resumed_.cost_model_history.size(); i += 3)
+        sampler_->set_cost_model(int64_t(resumed_.cost_model_history[i]), resumed_.cost_model_history[i + 1],
+                                 resumed_.cost_model_history[i + 2]);
+    }
+    loader_.emplace(
+        [this](int64_t step) {
+          // The loader thread uses one OpenMP thread: the cores are the step's.
+          static thread_local const bool one_thread = (omp_set_num_threads(1), true);
+          (void)one_thread;
+          const double t0 = now_s();
+          const StepAssignment assignment = sampler_->step(step);
+          PreparedStep prepared;
+          prepared.slot_frames =
+              std::vector<std::vector<int64_t>>(assignment.frames_of_rank.begin() + int64_t(comm_.rank()) * slots_per_rank_,
+                                                assignment.frames_of_rank.begin() + int64_t(comm_.rank() + 1) * slots_per_rank_);
+          for (const std::vector<int64_t>& slot : prepared.slot_frames) {
+            std::vector<Frame> frames;
+            for (int64_t index : slot) {
+              frames.push_back(reader_->read(index));
+              if (c_.augment)
+                augment_frame(draw_augmentation(c_.seed, assignment.epoch, index, c_.max_rotation), frames.back());
+            }
+            prepared.inputs.push_back(model_->prepare(make_batch(frames), true));
+          }
+          timeline_->add(TimelineTrack::loader, "load", t0, now_s(), step);
+          return prepared;
+        },
+        start_step_, c_.steps, kPrefetchDepth);
+  }
+
+  void print_start() {
+    comm_.barrier();
+    start_s_ = now_s();
+    timeline_->set_origin(start_s_);
+    if (!comm_.is_root()) return;
     std::printf(
         "train: %s, %lld parameters, %lld frames, %lld steps of %lld frames on %d rank(s) (balance %s%s%s), "
-        "%d threads per rank, %zu all-reduce bucket(s)\n",
-        model.name().c_str(), static_cast<long long>(model.params().size()), static_cast<long long>(num_frames),
-        static_cast<long long>(c.steps), static_cast<long long>(global_batch), comm.size(), c.balance.c_str(),
-        c.sync_bn ? ", SyncBN" : "",
-        slots_per_rank > 1 ? (", " + std::to_string(slots_per_rank) + " micro-batches").c_str() : "",
-        omp_get_max_threads(), buckets.buckets().size());
+        "%d threads per rank, %zu all-reduce bucket(s), device %s\n",
+        model_->name().c_str(), static_cast<long long>(model_->params().size()), static_cast<long long>(num_frames_),
+        static_cast<long long>(c_.steps), static_cast<long long>(global_batch_), comm_.size(), c_.balance.c_str(),
+        c_.sync_bn ? ", SyncBN" : "",
+        slots_per_rank_ > 1 ? (", " + std::to_string(slots_per_rank_) + " micro-batches").c_str() : "",
+        omp_get_max_threads(), buckets_->buckets().size(), describe_device(*device_).c_str());
+    if (!resume_from_.empty())
+      std::printf("train: resumed from %s at step %lld (%lld frames seen)\n", resume_from_.c_str(),
+                  static_cast<long long>(start_step_), static_cast<long long>(resumed_.samples_seen));
     std::fflush(stdout);
   }
 
-  if (comm.is_root() && !resume_from.empty()) {
-    std::printf("train: resumed from %s at step %lld (%lld frames seen)\n", resume_from.c_str(),
-                static_cast<long long>(start_step), static_cast<long long>(resumed.samples_seen));
-    std::fflush(stdout);
-  }
-  bool stopping = false;
-  for (int64_t step = start_step; step < c.steps && !stopping; ++step) {
-    StepTimes times;
+  // ---- one step: data, forward and backward per micro-batch, gradient all-reduce, optimizer ----
+  StepOutcome run_step(int64_t step) {
+    StepOutcome out;
+    StepTimes& times = out.times;
+    Timeline& timeline = *timeline_;
+    Model& model = *model_;
     const double step_start = now_s();
     double t = step_start;
     const auto phase_done = [&](const char* name, double& seconds) {
@@ -531,52 +581,65 @@ int train(const TrainRun& run, const Comm& comm) {
       timeline.add(TimelineTrack::compute, name, t, now, step);
       t = now;
     };
-    const int64_t epoch = samples_before(step) / num_frames;
+    out.epoch = samples_before(step) / num_frames_;
     // Data wait: near zero once the loader is ahead. A bad frame on any rank ends every rank (agreed),
     // never a hang in the next collective.
-    watchdog.enter("data loading", step);
+    watchdog_->enter("data loading", step);
     PreparedStep prepared;
-    run_agreed(comm, [&] { prepared = loader.next(); });
+    run_agreed(comm_, [&] { prepared = loader_->next(); });
     double my_frames = 0;
-    int64_t points = 0;
     for (const std::vector<int64_t>& slot : prepared.slot_frames) my_frames += double(slot.size());
-    for (const auto& input : prepared.inputs) points += input->points;
+    for (const auto& input : prepared.inputs) out.points += input->points;
     const size_t micro_batches = prepared.inputs.size();
     phase_done("data wait", times.data_wait_s);
 
     // The loss is normalised over the whole global batch (semseg: the weighted mean over its labelled
     // points; bevdet: per object): each micro-batch's loss and gradient are divided by the global
     // normaliser, so the summed gradients are the gradient of the global batch, whatever the split.
-    watchdog.enter("loss-weight all-reduce", step);
+    watchdog_->enter("loss-weight all-reduce", step);
     double weight_sum[1] = {0};
     for (const auto& input : prepared.inputs) weight_sum[0] += input->loss_weight;
-    comm.sum_in_place(weight_sum, 1);
+    comm_.sum_in_place(weight_sum, 1);
     const double normaliser = model.loss_normaliser(weight_sum[0]);
     // Without SyncBN, BN running statistics follow rank 0's, as DDP's broadcast_buffers does.
-    if (comm.size() > 1 && !c.sync_bn)
-      comm.broadcast_in_place(model.buffers().values().data(), model.buffers().size(), 0);
+    if (comm_.size() > 1 && !c_.sync_bn)
+      comm_.broadcast_in_place(model.buffers().values().data(), model.buffers().size(), 0);
     model.params().zero_grads();
     phase_done("sync", times.sync_s);
 
     double loss_share = 0;
+    // On a device, running out of memory is this step's error on every rank (agreed, no hang).
+    const auto on_device = [&](const std::function<void()>& work) {
+      if (device_->host_memory) return work();
+      run_agreed(comm_, [&] {
+        try {
+          work();
+        } catch (const OutOfDeviceMemory& e) {
+          throw InputError("step " + std::to_string(step + 1) + ": out of memory on " + e.backend + ": asked for " +
+                           std::to_string(e.requested_bytes) + " bytes with " + std::to_string(e.in_use_bytes) +
+                           " in use (train.batch_size " + std::to_string(c_.batch_size) +
+                           "; fewer frames or points per batch fit)");
+        }
+      });
+    };
     for (size_t k = 0; k < micro_batches; ++k) {
       const bool last = k + 1 == micro_batches;
-      watchdog.enter("forward", step);
-      loss_share += model.forward_loss(std::move(prepared.inputs[k]), normaliser);
+      watchdog_->enter("forward", step);
+      on_device([&] { loss_share += model.forward_loss(std::move(prepared.inputs[k]), normaliser); });
       phase_done("forward", times.forward_s);
       // Buckets are posted during the last micro-batch's backward only (earlier ones accumulate).
-      watchdog.enter("backward", step);
-      if (last) buckets.begin_step(model.params().grads().data());
+      watchdog_->enter("backward", step);
+      if (last) buckets_->begin_step(model.params().grads().data());
       double layer_start = t;
       model.set_grads_ready_hook([&](int64_t first_final) {
-        if (last) buckets.grads_ready(first_final);
+        if (last) buckets_->grads_ready(first_final);
         if (!timeline.enabled()) return;
         const double now = now_s();
         timeline.add(TimelineTrack::compute, "backward " + layer_name(model.params(), first_final), layer_start, now,
                      step);
         layer_start = now;
       });
-      model.backward();
+      on_device([&] { model.backward(); });
       model.set_grads_ready_hook({});
       times.backward_s += now_s() - t;
       t = now_s();
@@ -584,166 +647,211 @@ int train(const TrainRun& run, const Comm& comm) {
 
     // The optimizer takes each bucket as soon as it has arrived; with clipping it needs the global norm,
     // so all of them first.
-    watchdog.enter("gradient all-reduce", step);
-    const double lr = learning_rate(c.schedule, step);
-    double grad_norm = 0;
-    if (c.grad_clip > 0) {
-      buckets.wait_all();
-      grad_norm = clip_grad_norm(model.params().grads(), c.grad_clip);
-      optimizer.step(model.params(), lr);
+    watchdog_->enter("gradient all-reduce", step);
+    out.lr = learning_rate(c_.schedule, step);
+    if (c_.grad_clip > 0) {
+      buckets_->wait_all();
+      out.grad_norm = clip_grad_norm(model.params().grads(), c_.grad_clip);
+      optimizer_->step(model.params(), out.lr);
     } else {
-      optimizer.begin_step();
-      for (int b = 0; b < int(buckets.buckets().size()); ++b) {
-        buckets.wait(b);
-        optimizer.update(model.params(), lr, buckets.buckets()[size_t(b)].begin, buckets.buckets()[size_t(b)].end);
+      optimizer_->begin_step();
+      for (int b = 0; b < int(buckets_->buckets().size()); ++b) {
+        buckets_->wait(b);
+        optimizer_->update(model.params(), out.lr, buckets_->buckets()[size_t(b)].begin,
+                           buckets_->buckets()[size_t(b)].end);
       }
-      grad_norm = clip_grad_norm(model.params().grads(), 0);
+      out.grad_norm = clip_grad_norm(model.params().grads(), 0);
     }
-    times.allreduce_wait_s = buckets.wait_s();
+    times.allreduce_wait_s = buckets_->wait_s();
     phase_done("optimizer", times.optimizer_s);
     times.optimizer_s -= times.allreduce_wait_s;
-    for (size_t b = 0; b < buckets.buckets().size(); ++b) {
-      const GradBucket& bucket = buckets.buckets()[b];
+    for (size_t b = 0; b < buckets_->buckets().size(); ++b) {
+      const GradBucket& bucket = buckets_->buckets()[b];
       timeline.add(TimelineTrack::allreduce,
                    "allreduce bucket " + std::to_string(b) + " (" +
                        std::to_string(double(bucket.end - bucket.begin) * sizeof(float) / 1e6).substr(0, 5) + " MB)",
                    bucket.posted_s, bucket.done_s, step);
     }
-    times.allreduce_span_s = buckets.buckets().back().done_s - buckets.buckets().front().posted_s;
+    times.allreduce_span_s = buckets_->buckets().back().done_s - buckets_->buckets().front().posted_s;
     times.step_s = now_s() - step_start;
 
     // Straggler imbalance: max / mean over ranks of the compute time (forward + backward).
-    watchdog.enter("metrics all-reduce", step);
+    watchdog_->enter("metrics all-reduce", step);
     const double compute_s = times.forward_s + times.backward_s;
-    cost_model.observe(double(points), my_frames, compute_s);
+    cost_model_.observe(double(out.points), my_frames, compute_s);
     // A stop signal, or a time budget that would not hold another step and its checkpoint.
     const bool stop_here =
-        g_stop_signal != 0 || (c.max_time_s > 0 && now_s() - start + 2 * times.step_s > c.max_time_s);
-    const Comm::Spread spread = comm.spread(times.as_vector(compute_s, loss_share, stop_here));
-    stopping = spread.max[StepTimes::kStop] > 0;
-    const double loss = spread.mean[StepTimes::kLoss] * comm.size();
-    const double imbalance =
-        spread.mean[StepTimes::kCompute] > 0 ? spread.max[StepTimes::kCompute] / spread.mean[StepTimes::kCompute] : 1.0;
-    if (c.cost_refit > 0 && (step + 1) % c.cost_refit == 0 && cost_model.refit(comm))
+        g_stop_signal != 0 || (c_.max_time_s > 0 && now_s() - start_s_ + 2 * times.step_s > c_.max_time_s);
+    out.spread = comm_.spread(times.as_vector(compute_s, loss_share, stop_here));
+    out.stopping = out.spread.max[StepTimes::kStop] > 0;
+    out.loss = out.spread.mean[StepTimes::kLoss] * comm_.size();
+    out.imbalance = out.spread.mean[StepTimes::kCompute] > 0
+                        ? out.spread.max[StepTimes::kCompute] / out.spread.mean[StepTimes::kCompute]
+                        : 1.0;
+    if (c_.cost_refit > 0 && (step + 1) % c_.cost_refit == 0 && cost_model_.refit(comm_))
       // The loader may already hold steps up to step + kPrefetchDepth: the new model applies after them.
-      sampler.set_cost_model(step + 1 + kPrefetchDepth, cost_model.per_point, cost_model.per_frame);
-    const double step_end = now_s();
+      sampler_->set_cost_model(step + 1 + kPrefetchDepth, cost_model_.per_point, cost_model_.per_frame);
+    out.end_s = now_s();
+    return out;
+  }
 
-    if (comm.is_root()) {
+  // ---- metrics.jsonl, the progress line, the Prometheus file ----
+  void record_step(int64_t step, const StepOutcome& out) {
+    if (comm_.is_root()) {
+      const PoolStats memory = model_->memory();
       JsonWriter line;
       line.begin_object()
           .key("step")
           .value(step + 1)
           .key("epoch")
-          .value(epoch)
+          .value(out.epoch)
           .key("loss")
-          .value(loss)
+          .value(out.loss)
           .key("lr")
-          .value(lr)
+          .value(out.lr)
           .key("grad_norm")
-          .value(grad_norm)
+          .value(out.grad_norm)
           .key("points")
-          .value(points);
-      StepTimes::write_spread(line, spread);
+          .value(out.points);
+      StepTimes::write_spread(line, out.spread);
       line.key("imbalance")
-          .value(imbalance)
+          .value(out.imbalance)
           .key("samples_per_s")
-          .value(double(global_batch) / spread.max[StepTimes::kStep])
+          .value(double(global_batch_) / out.spread.max[StepTimes::kStep])
           .key("cost_model")
           .begin_array()
-          .value(cost_model.per_point)
-          .value(cost_model.per_frame)
+          .value(cost_model_.per_point)
+          .value(cost_model_.per_frame)
           .end_array()
+          .key("device_peak_bytes")
+          .value(int64_t(memory.peak_bytes))
           .key("elapsed_s")
-          .value(step_end - start)
+          .value(out.end_s - start_s_)
           .end_object();
-      metrics << line.str() << "\n";
-      metrics.flush();
+      metrics_ << line.str() << "\n";
+      metrics_.flush();
     }
-    loss_sum_since_log += loss;
-    imbalance_sum_since_log += imbalance;
-    ++steps_since_log;
-    const bool log_now = (step + 1) % c.log_every == 0 || step + 1 == c.steps;
-    if (comm.is_root() && log_now) {
-      const double elapsed = step_end - start, per_step = elapsed / double(step + 1 - start_step);
-      const double mean_loss = loss_sum_since_log / double(steps_since_log);
-      const double mean_imbalance = imbalance_sum_since_log / double(steps_since_log);
+    loss_sum_since_log_ += out.loss;
+    imbalance_sum_since_log_ += out.imbalance;
+    ++steps_since_log_;
+    const bool log_now = (step + 1) % c_.log_every == 0 || step + 1 == c_.steps;
+    if (comm_.is_root() && log_now) {
+      const double elapsed = out.end_s - start_s_, per_step = elapsed / double(step + 1 - start_step_);
+      const double mean_loss = loss_sum_since_log_ / double(steps_since_log_);
+      const double mean_imbalance = imbalance_sum_since_log_ / double(steps_since_log_);
       std::printf("step %lld/%lld  loss %.4f  lr %.2e  %.2f samples/s  imbalance %.2f  elapsed %s  ETA %s\n",
-                  static_cast<long long>(step + 1), static_cast<long long>(c.steps), mean_loss, lr,
-                  double(global_batch) / per_step, mean_imbalance, duration_text(elapsed).c_str(),
-                  duration_text(per_step * double(c.steps - step - 1)).c_str());
+                  static_cast<long long>(step + 1), static_cast<long long>(c_.steps), mean_loss, out.lr,
+                  double(global_batch_) / per_step, mean_imbalance, duration_text(elapsed).c_str(),
+                  duration_text(per_step * double(c_.steps - step - 1)).c_str());
       std::fflush(stdout);
-      if (!c.prom_file.empty())
-        write_text_file_atomically(c.prom_file,
-                                   prometheus_text(step + 1, c.steps, mean_loss, lr, double(global_batch) / per_step,
-                                                   mean_imbalance, spread, elapsed));
+      if (!c_.prom_file.empty())
+        write_text_file_atomically(c_.prom_file, prometheus_text(step + 1, c_.steps, mean_loss, out.lr,
+                                                                 double(global_batch_) / per_step, mean_imbalance,
+                                                                 out.spread, elapsed));
     }
-    if (log_now) loss_sum_since_log = imbalance_sum_since_log = 0, steps_since_log = 0;
-    if ((c.checkpoint_every > 0 && (step + 1) % c.checkpoint_every == 0) || step + 1 == c.steps || stopping) {
-      // Parameters, buffers and optimizer state are the same on every rank: rank 0 writes.
-      watchdog.enter("checkpoint", step);
-      const CheckpointState state{step + 1, samples_before(step + 1), global_batch, cost_model.sums(),
-                                  sampler.cost_model_history()};
-      const double write_start = now_s();
-      // Without SyncBN the ranks' BN running statistics differ until the next step's broadcast; the
-      // checkpoint holds rank 0's (as DDP's), which every rank writes its share of.
-      if (comm.size() > 1 && !c.sync_bn)
-        comm.broadcast_in_place(model.buffers().values().data(), model.buffers().size(), 0);
-      const std::string path = save_checkpoint(run, model, optimizer, state, epoch, comm);
-      const double write_s = comm.max(now_s() - write_start);
-      if (comm.is_root()) {
-        JsonWriter line;
-        line.begin_object()
-            .key("checkpoint")
-            .begin_object()
-            .key("path")
-            .value(path)
-            .key("at_step")
-            .value(step + 1)
-            .key("bytes")
-            .value(int64_t(fs::file_size(path)))
-            .key("write_s")
-            .value(write_s)
-            .end_object()
-            .end_object();
-        metrics << line.str() << "\n";
-      }
-      if (stopping && comm.is_root()) {
-        std::printf(
-            "train: stopping after step %lld (%s): checkpoint written; resume with --resume auto "
-            "(exit %d: requeue)\n",
-            static_cast<long long>(step + 1),
-            g_stop_signal == SIGUSR1   ? "SIGUSR1"
-            : g_stop_signal == SIGTERM ? "SIGTERM"
-            : g_stop_signal != 0       ? "signal"
-                                       : "train.max_time",
-            int(kExitRequeue));
-        std::fflush(stdout);
-      }
-    }
-  }
-  watchdog.idle();
-
-  if (timeline.enabled()) {
-    const std::vector<std::string> events = comm.gather_text(timeline.events_json(comm.rank()), 0);
-    run_agreed(comm, [&] {
-      if (comm.is_root()) write_text_file_atomically(c.timeline, trace_file_text(events));
-    });
+    if (log_now) loss_sum_since_log_ = imbalance_sum_since_log_ = 0, steps_since_log_ = 0;
   }
 
-  if (stopping) return kExitRequeue;
-  if (!c.val_data.empty()) {
+  // ---- checkpoint after `step` (and, when stopping, the requeue message) ----
+  void checkpoint(int64_t step, bool stopping) {
+    // Parameters, buffers and optimizer state are the same on every rank: each writes its share.
+    watchdog_->enter("checkpoint", step);
+    const CheckpointState state{step + 1, samples_before(step + 1), global_batch_, cost_model_.sums(),
+                                sampler_->cost_model_history()};
+    const double write_start = now_s();
+    // Without SyncBN the ranks' BN running statistics differ until the next step's broadcast; the
+    // checkpoint holds rank 0's (as DDP's).
+    if (comm_.size() > 1 && !c_.sync_bn)
+      comm_.broadcast_in_place(model_->buffers().values().data(), model_->buffers().size(), 0);
+    const int64_t epoch = samples_before(step) / num_frames_;
+    const std::string path = save_checkpoint(run_, *model_, *optimizer_, state, epoch, comm_);
+    const double write_s = comm_.max(now_s() - write_start);
+    if (comm_.is_root()) {
+      JsonWriter line;
+      line.begin_object()
+          .key("checkpoint")
+          .begin_object()
+          .key("path")
+          .value(path)
+          .key("at_step")
+          .value(step + 1)
+          .key("bytes")
+          .value(int64_t(fs::file_size(path)))
+          .key("write_s")
+          .value(write_s)
+          .end_object()
+          .end_object();
+      metrics_ << line.str() << "\n";
+    }
+    if (stopping && comm_.is_root()) {
+      std::printf(
+          "train: stopping after step %lld (%s): checkpoint written; resume with --resume auto "
+          "(exit %d: requeue)\n",
+          static_cast<long long>(step + 1),
+          g_stop_signal == SIGUSR1   ? "SIGUSR1"
+          : g_stop_signal == SIGTERM ? "SIGTERM"
+          : g_stop_signal != 0       ? "signal"
+                                     : "train.max_time",
+          int(kExitRequeue));
+      std::fflush(stdout);
+    }
+  }
+
+  // ---- finish: the timeline, and validation on data.val ----
+  int finish(bool stopped) {
+    if (timeline_->enabled()) {
+      const std::vector<std::string> events = comm_.gather_text(timeline_->events_json(comm_.rank()), 0);
+      run_agreed(comm_, [&] {
+        if (comm_.is_root()) write_text_file_atomically(c_.timeline, trace_file_text(events));
+      });
+    }
+    if (stopped) return kExitRequeue;
+    if (c_.val_data.empty()) return kExitOk;
     std::optional<DatasetReader> val;
-    run_agreed(comm, [&] { val.emplace(c.val_data); });
+    run_agreed(comm_, [&] { val.emplace(c_.val_data); });
     JsonWriter line;
-    line.begin_object().key("eval").value(c.val_data).key("step").value(c.steps);
-    const std::string table = evaluate_model(model, *val, comm, line);
+    line.begin_object().key("eval").value(c_.val_data).key("step").value(c_.steps);
+    const std::string table = evaluate_model(*model_, *val, comm_, line);
     line.end_object();
-    if (!comm.is_root()) return kExitOk;
-    std::printf("validation on %s:\n%s", c.val_data.c_str(), table.c_str());
-    metrics << line.str() << "\n";
+    if (!comm_.is_root()) return kExitOk;
+    std::printf("validation on %s:\n%s", c_.val_data.c_str(), table.c_str());
+    metrics_ << line.str() << "\n";
+    return kExitOk;
   }
-  return kExitOk;
+
+  const TrainRun& run_;
+  const TrainConfig& c_;
+  const Comm& comm_;
+  // setup
+  std::optional<DatasetReader> reader_;
+  int64_t num_frames_ = 0, global_batch_ = 0;
+  int slots_per_rank_ = 1;
+  const Backend* device_ = nullptr;
+  std::unique_ptr<Model> model_;
+  std::optional<Optimizer> optimizer_;
+  std::unique_ptr<ReduceBackend> reduce_;
+  std::optional<GradientBuckets> buckets_;
+  std::optional<Timeline> timeline_;
+  std::optional<Watchdog> watchdog_;
+  CostModel cost_model_;
+  // resume
+  std::string resume_from_;
+  CheckpointState resumed_;
+  double read_s_ = 0;
+  int64_t start_step_ = 0;
+  // run directory and loader
+  std::ofstream metrics_;
+  std::optional<FrameSampler> sampler_;
+  std::optional<PrefetchLoader<PreparedStep>> loader_;
+  // steps
+  double start_s_ = 0, loss_sum_since_log_ = 0, imbalance_sum_since_log_ = 0;
+  int64_t steps_since_log_ = 0;
+};
+
+}  // namespace
+
+int train(const TrainRun& run, const Comm& comm) {
+  return Trainer(run, comm).run();
 }
 
 }  // namespace lt

@@ -159,12 +159,43 @@ void run_grid(dim3 grid, dim3 block, const void* kernel, const std::function<voi
 
 // ---- runtime subset ---------------------------------------------------------------------------------
 
+namespace {
+
+// The emulated device's memory: what is allocated, and the cap LIDARTRAIN_CUDA_EMULATION_MEMORY sets
+// (bytes; none by default), so that tests can run a device out of memory.
+struct EmulatedMemory {
+  std::unordered_map<void*, size_t> sizes;
+  size_t in_use = 0, limit = 0;
+  EmulatedMemory() {
+    if (const char* text = std::getenv("LIDARTRAIN_CUDA_EMULATION_MEMORY")) limit = size_t(std::strtoull(text, nullptr, 10));
+  }
+};
+EmulatedMemory& emulated_memory() {
+  static EmulatedMemory memory;
+  return memory;
+}
+
+}  // namespace
+
 cudaError_t cudaMalloc(void** pointer, size_t bytes) {
-  // 256-byte alignment, as cudaMalloc guarantees.
-  *pointer = std::aligned_alloc(256, (bytes + 255) / 256 * 256 + 256);
-  return *pointer ? cudaSuccess : cudaErrorMemoryAllocation;
+  EmulatedMemory& memory = emulated_memory();
+  const size_t size = (bytes + 255) / 256 * 256 + 256;  // 256-byte alignment, as cudaMalloc guarantees
+  *pointer = nullptr;
+  if (memory.limit > 0 && memory.in_use + size > memory.limit) return cudaErrorMemoryAllocation;
+  *pointer = std::aligned_alloc(256, size);
+  if (!*pointer) return cudaErrorMemoryAllocation;
+  memory.sizes[*pointer] = size;
+  memory.in_use += size;
+  return cudaSuccess;
 }
 cudaError_t cudaFree(void* pointer) {
+  if (!pointer) return cudaSuccess;
+  EmulatedMemory& memory = emulated_memory();
+  const auto it = memory.sizes.find(pointer);
+  if (it != memory.sizes.end()) {
+    memory.in_use -= it->second;
+    memory.sizes.erase(it);
+  }
   std::free(pointer);
   return cudaSuccess;
 }
