@@ -15,7 +15,7 @@ __device__ inline int64_t channel_element(int64_t j, int c, int channels, int64_
 // chunks × C). Without dy: Σx, Σx². With dy: Σdy, Σdy·x̂.
 __global__ void channel_partial_sums_kernel(const float* x, const float* dy, const float* mean, const float* invstd,
                                             int64_t outer, int channels, int64_t inner, double* partial) {
-  __shared__ double scratch[kThreads];
+  __shared__ double scratch[kThreads + 1];
   const int c = int(blockIdx.y);
   const int64_t chunks = gridDim.x, count = outer * inner;
   const int64_t begin = int64_t(blockIdx.x) * kReduceChunk;

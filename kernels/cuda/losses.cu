@@ -60,7 +60,7 @@ __global__ void cross_entropy_grad_kernel(const float* logits, const uint8_t* la
 // Per block: the loss sum over its chunk of elements, and each element's gradient.
 __global__ void focal_loss_kernel(const float* logits, const float* targets, int64_t n, float* dlogits,
                                   double* partial) {
-  __shared__ double scratch[kThreads];
+  __shared__ double scratch[kThreads + 1];
   const int64_t begin = int64_t(blockIdx.x) * kReduceChunk;
   const int64_t end = begin + kReduceChunk < n ? begin + kReduceChunk : n;
   double mine = 0;
@@ -75,7 +75,7 @@ __global__ void focal_loss_kernel(const float* logits, const float* targets, int
 }
 
 __global__ void l1_loss_kernel(const float* pred, const float* target, int64_t n, float* dpred, double* partial) {
-  __shared__ double scratch[kThreads];
+  __shared__ double scratch[kThreads + 1];
   const int64_t begin = int64_t(blockIdx.x) * kReduceChunk;
   const int64_t end = begin + kReduceChunk < n ? begin + kReduceChunk : n;
   double mine = 0;

@@ -21,7 +21,7 @@ __global__ void sgd_kernel(float* param, const float* grad, float* momentum_buff
 }
 
 __global__ void sum_squares_kernel(const float* x, int64_t n, double* partial) {
-  __shared__ double scratch[kThreads];
+  __shared__ double scratch[kThreads + 1];
   const int64_t begin = int64_t(blockIdx.x) * kReduceChunk;
   const int64_t end = begin + kReduceChunk < n ? begin + kReduceChunk : n;
   double mine = 0;

@@ -7,7 +7,7 @@ namespace lt::LT_CUDA_NS {
 namespace {
 
 __global__ void chunk_sums_kernel(const double* values, int64_t n, double* partial) {
-  __shared__ double scratch[kThreads];
+  __shared__ double scratch[kThreads + 1];
   const int64_t begin = int64_t(blockIdx.x) * kReduceChunk;
   const int64_t end = begin + kReduceChunk < n ? begin + kReduceChunk : n;
   double mine = 0;

@@ -13,16 +13,19 @@ inline int64_t reduce_chunks(int64_t n) {
   return chunks < 1 ? 1 : chunks;
 }
 
-// The block's sum of `mine` by a fixed binary tree over kThreads values; every thread gets it.
-// `scratch` is a __shared__ array of kThreads doubles.
+// The block's sum of `mine` in a fixed order (thread 0 adds the kThreads values in thread order: two
+// barriers, where a tree takes log2(kThreads) + 1, and a block reduces kReduceChunk elements before it,
+// so the serial part is small); every thread gets it. `scratch` is a __shared__ array of kThreads + 1.
 __device__ inline double block_sum(double mine, double* scratch) {
   scratch[threadIdx.x] = mine;
   __syncthreads();
-  for (int stride = kThreads / 2; stride > 0; stride /= 2) {
-    if (int(threadIdx.x) < stride) scratch[threadIdx.x] += scratch[threadIdx.x + stride];
-    __syncthreads();
+  if (threadIdx.x == 0) {
+    double total = 0;
+    for (int i = 0; i < kThreads; ++i) total += scratch[i];
+    scratch[kThreads] = total;
   }
-  const double total = scratch[0];
+  __syncthreads();
+  const double total = scratch[kThreads];
   __syncthreads();  // the scratch may be reused right after
   return total;
 }

@@ -6,6 +6,7 @@
 #include "src/cli/options.hpp"
 #include "src/commands/commands.hpp"
 #include "src/common/error.hpp"
+#include "src/train/device.hpp"
 #include "src/train/evaluate.hpp"
 #include "src/train/trainer.hpp"
 
@@ -18,11 +19,13 @@ int eval_main(int argc, char** argv, const Comm& comm) {
       "dataset with point labels (semseg) or boxes (bevdet)")(
       "iou", po::value<std::string>()->value_name("CAR,PED,CYC"),
       "bevdet: BEV IoU thresholds per class, or one for all (default 0.7,0.5,0.5)")(
+      "device", po::value<std::string>()->default_value("auto")->value_name("DEV"),
+      "auto | cpu | cuda (auto: this rank's GPU when it has one)")(
       "json", po::value<std::string>()->value_name("FILE"), "also write the metrics as JSON");
   const ParsedCommand parsed = parse_command("eval", options, {}, argc, argv);
   if (parsed.help) {
     if (comm.is_root())
-      std::cout << usage_text("eval", "--checkpoint CKPT --data DIR [--iou T] [--json FILE]",
+      std::cout << usage_text("eval", "--checkpoint CKPT --data DIR [--iou T] [--device DEV] [--json FILE]",
                               "semseg: per-class IoU and mIoU over the classes present, from a confusion matrix\n"
                               "reduced over ranks. bevdet: per class, AP in BEV with 40 recall points at rotated IoU\n"
                               "0.7 (Car), 0.5 (Pedestrian, Cyclist) and nuScenes centre-distance AP at 0.5, 1, 2,\n"
@@ -40,6 +43,9 @@ int eval_main(int argc, char** argv, const Comm& comm) {
     if (iou.size() == 1) iou.assign(3, iou[0]);
   }
   const std::unique_ptr<Model> model = load_model(checkpoint);
+  run_agreed(comm, [&] {
+    model->set_backend(choose_device(parsed.values["device"].as<std::string>(), comm.local_rank(), "--device"));
+  });
   require(iou.empty() || model->name() == "bevdet", "--iou: only for a bevdet checkpoint");
   const DatasetReader reader(data);
   JsonWriter json;

@@ -15,6 +15,7 @@
 #include "src/models/bevdet.hpp"
 #include "src/train/data.hpp"
 #include "src/train/evaluate.hpp"
+#include "src/train/device.hpp"
 #include "src/train/trainer.hpp"
 
 namespace lt {
@@ -50,11 +51,13 @@ int infer_main(int argc, char** argv, const Comm& comm) {
       "calib", po::value<std::string>()->value_name("CALIB.txt"),
       "bevdet: KITTI calib file; boxes are written as label_2 lines in the camera frame")(
       "bench", po::value<int>()->default_value(0)->value_name("N"), "time N runs and print latency p50/p99")(
+      "device", po::value<std::string>()->default_value("auto")->value_name("DEV"),
+      "auto | cpu | cuda (auto: the GPU when there is one)")(
       "json", po::value<std::string>()->value_name("FILE"), "with --bench: write the latencies as JSON");
   const ParsedCommand parsed = parse_command("infer", options, {}, argc, argv);
   if (parsed.help) {
     if (comm.is_root())
-      std::cout << usage_text("infer", "--checkpoint CKPT --input FRAME.bin [--out FILE] [--calib CALIB] [--bench N]",
+      std::cout << usage_text("infer", "--checkpoint CKPT --input FRAME.bin [--out FILE] [--calib CALIB] [--bench N] [--device DEV]",
                               "Segments one frame (semseg) or detects its objects (bevdet).", options);
     return kExitOk;
   }
@@ -62,6 +65,9 @@ int infer_main(int argc, char** argv, const Comm& comm) {
   require_non_negative(values, "bench");
   const std::string input = values["input"].as<std::string>();
   const std::unique_ptr<Model> model = load_model(values["checkpoint"].as<std::string>());
+  run_agreed(comm, [&] {
+    model->set_backend(choose_device(values["device"].as<std::string>(), comm.local_rank(), "--device"));
+  });
   auto* bevdet = dynamic_cast<Bevdet*>(model.get());
   auto* semseg = dynamic_cast<Semseg*>(model.get());
   require(bevdet || !values.count("calib"),
@@ -115,13 +121,16 @@ int infer_main(int argc, char** argv, const Comm& comm) {
     std::vector<double> sorted = latencies_ms;
     std::sort(sorted.begin(), sorted.end());
     const auto rank = [&](double q) { return sorted[std::min(sorted.size() - 1, size_t(q * double(sorted.size())))]; };
-    std::printf("infer --bench %d: %s, %lld points, latency p50 %.2f ms, p99 %.2f ms\n", runs, model->name().c_str(),
+    std::printf("infer --bench %d: %s on %s, %lld points, latency p50 %.2f ms, p99 %.2f ms\n", runs,
+                model->name().c_str(), describe_device(model->backend()).c_str(),
                 static_cast<long long>(batch.num_points()), rank(0.5), rank(0.99));
     if (values.count("json")) {
       JsonWriter json;
       json.begin_object()
           .key("model")
           .value(model->name())
+          .key("device")
+          .value(describe_device(model->backend()))
           .key("runs")
           .value(runs)
           .key("points")

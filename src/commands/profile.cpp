@@ -18,6 +18,7 @@
 #include "src/synth/scene.hpp"
 #include "src/train/config.hpp"
 #include "src/train/data.hpp"
+#include "src/train/device.hpp"
 #include "src/train/trainer.hpp"
 
 namespace lt {
@@ -26,13 +27,15 @@ int profile_main(int argc, char** argv, const Comm& comm) {
   po::options_description run("Profile");
   run.add_options()("points", po::value<int64_t>()->default_value(120000), "points in the profiled frame")(
       "repeat", po::value<int>()->default_value(3), "timed steps (after one warm-up step)")(
+      "device", po::value<std::string>()->value_name("DEV"),
+      "auto | cpu | cuda (default: the config's train.device); on a GPU each layer is timed to its end")(
       "json", po::value<std::string>()->value_name("FILE"), "also write the table as JSON");
   po::options_description options;
   options.add(run).add(config_options());
   const ParsedCommand parsed = parse_command("profile", options, {}, argc, argv);
   if (parsed.help) {
     if (comm.is_root())
-      std::cout << usage_text("profile", "--config CFG [--points N] [--repeat R] [--json FILE]",
+      std::cout << usage_text("profile", "--config CFG [--points N] [--repeat R] [--device DEV] [--json FILE]",
                               "Per-layer parameters, MACs and forward/backward time of one training step.", options);
     return kExitOk;
   }
@@ -57,6 +60,9 @@ int profile_main(int argc, char** argv, const Comm& comm) {
   const PointBatch batch = make_batch({frame});
   const std::unique_ptr<Model> model_ptr = make_model(config);
   Model& model = *model_ptr;
+  const std::string device = values.count("device") ? values["device"].as<std::string>() : config.device;
+  run_agreed(comm, [&] { model.set_backend(choose_device(device, comm.local_rank(), "--device")); });
+  model.set_layer_sync(true);
   model.init(config.seed);
   const auto seconds_since = [](std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -64,7 +70,10 @@ int profile_main(int argc, char** argv, const Comm& comm) {
   double step_s = 0, prepare_s = 0;
   std::vector<double> infer_s;
   for (int i = 0; i <= repeat; ++i) {
-    if (i == 1) model.reset_profile_times();
+    if (i == 1) {
+      model.reset_profile_times();
+      pool_reset_peak(model.backend());
+    }
     auto t0 = std::chrono::steady_clock::now();
     std::unique_ptr<ModelInput> input = model.prepare(batch, true);
     const double prepared = seconds_since(t0);
@@ -87,24 +96,34 @@ int profile_main(int argc, char** argv, const Comm& comm) {
   const double infer_p50_ms = 1e3 * infer_s[infer_s.size() / 2];
   if (!comm.is_root()) return kExitOk;
 
-  std::printf("profile: %s, %lld points, %d threads, mean of %d steps\n", model.name().c_str(),
-              static_cast<long long>(batch.num_points()), omp_get_max_threads(), repeat);
-  std::printf("%-14s %10s %12s %10s %10s\n", "layer", "params", "MMACs", "fwd ms", "bwd ms");
+  const PoolStats memory = model.memory();
+  std::printf("profile: %s on %s, %lld points, %d threads, mean of %d steps\n", model.name().c_str(),
+              describe_device(model.backend()).c_str(), static_cast<long long>(batch.num_points()),
+              omp_get_max_threads(), repeat);
+  // GFLOP/s per layer (2 FLOPs a MAC, forward and backward's 2× the MACs over their time): what shows
+  // where a device falls short of its peak.
+  const auto gflops = [](double macs, double seconds) { return seconds > 0 ? 2 * macs / seconds * 1e-9 : 0.0; };
+  std::printf("%-14s %10s %12s %10s %10s %10s %10s\n", "layer", "params", "MMACs", "fwd ms", "bwd ms", "fwd GF/s",
+              "bwd GF/s");
   int64_t total_params = 0, total_macs = 0;
   double total_fwd = 0, total_bwd = 0;
   for (const LayerProfile& layer : training) {
     const double fwd = 1e3 * layer.forward_s / repeat, bwd = 1e3 * layer.backward_s / repeat;
-    std::printf("%-14s %10lld %12.1f %10.2f %10.2f\n", layer.name.c_str(), static_cast<long long>(layer.params),
-                double(layer.macs) * 1e-6, fwd, bwd);
+    std::printf("%-14s %10lld %12.1f %10.2f %10.2f %10.1f %10.1f\n", layer.name.c_str(),
+                static_cast<long long>(layer.params), double(layer.macs) * 1e-6, fwd, bwd,
+                gflops(double(layer.macs), fwd * 1e-3), gflops(2 * double(layer.macs), bwd * 1e-3));
     total_params += layer.params, total_macs += layer.macs, total_fwd += fwd, total_bwd += bwd;
   }
   std::printf("%-14s %10lld %12.1f %10.2f %10.2f\n", "total", static_cast<long long>(total_params),
               double(total_macs) * 1e-6, total_fwd, total_bwd);
-  std::printf("training step %.1f ms (of which input preparation %.2f ms); inference p50 %.1f ms\n",
-              1e3 * step_s / repeat, 1e3 * prepare_s / repeat, infer_p50_ms);
+  std::printf("training step %.1f ms (of which input preparation %.2f ms); inference p50 %.1f ms; peak %s memory "
+              "%.1f MB\n",
+              1e3 * step_s / repeat, 1e3 * prepare_s / repeat, infer_p50_ms, model.backend().name,
+              double(memory.peak_bytes) * 1e-6);
   if (values.count("json")) {
     JsonWriter json;
     json.begin_object().key("model").value(model.name()).key("points").value(batch.num_points());
+    json.key("device").value(describe_device(model.backend())).key("peak_bytes").value(int64_t(memory.peak_bytes));
     json.key("threads").value(omp_get_max_threads()).key("step_ms").value(1e3 * step_s / repeat);
     json.key("prepare_ms").value(1e3 * prepare_s / repeat).key("infer_p50_ms").value(infer_p50_ms);
     json.key("layers").begin_array();

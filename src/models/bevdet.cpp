@@ -238,11 +238,11 @@ void Bevdet::forward(BevdetInput input, bool training) {
   const int nx = config_.grid_x(), ny = config_.grid_y(), c = config_.pfn_channels, u = config_.upsample_channels;
   const int64_t pillars_per_map = int64_t(nx) * ny, plane = int64_t(config_.out_x()) * config_.out_y();
   {
-    PhaseTimer t{profile_, kPfn, false};
+    const PhaseTimer t = timer(kPfn, false);
     pfn_.forward(p, features_on_, points_, training);
   }
   {
-    PhaseTimer t{profile_, kScatter, false};
+    const PhaseTimer t = timer(kScatter, false);
     pseudo_image_.resize(be, size_t(frames_) * c * pillars_per_map);
     argmax_.resize(be, size_t(cells_.occupied()) * c);
     be.voxelize_max_forward(pfn_.out.data(), cells_view_, c, pillars_per_map, pseudo_image_.data(), argmax_.data());
@@ -250,14 +250,14 @@ void Bevdet::forward(BevdetInput input, bool training) {
   const float* x = pseudo_image_.data();
   int h = ny, w = nx;
   for (int b = 0; b < 3; ++b) {
-    PhaseTimer t{profile_, size_t(kBlock0 + b), false};
+    const PhaseTimer t = timer(size_t(kBlock0 + b), false);
     for (ConvBnRelu& layer : blocks_[b]) {
       x = layer.forward(p, x, frames_, h, w, training);
       h = layer.out_height(), w = layer.out_width();
     }
   }
   {
-    PhaseTimer t{profile_, kDeblocks, false};
+    const PhaseTimer t = timer(kDeblocks, false);
     cat_.resize(be, size_t(frames_) * 3 * u * plane);
     for (int b = 0; b < 3; ++b) {
       const ConvBnRelu& last = blocks_[b].back();
@@ -268,7 +268,7 @@ void Bevdet::forward(BevdetInput input, bool training) {
     }
   }
   {
-    PhaseTimer t{profile_, kHead, false};
+    const PhaseTimer t = timer(kHead, false);
     shared_.forward(p, cat_.data(), frames_, config_.out_y(), config_.out_x(), training);
     const int ho = config_.out_y(), wo = config_.out_x();
     heatmap_hidden_.forward(p, shared_.out.data(), frames_, ho, wo, training);
@@ -333,7 +333,7 @@ void Bevdet::backward() {
   Buffer<float> d_cat;
   d_cat.zeros(be, cat_.size());
   {
-    PhaseTimer t{profile_, kHead, true};
+    const PhaseTimer t = timer(kHead, true);
     Buffer<float> d_shared, d_from_reg, d_hidden;
     d_shared.zeros(be, shared_.out.size());
     d_from_reg.zeros(be, shared_.out.size());
@@ -351,7 +351,7 @@ void Bevdet::backward() {
   // Every deblock first (their parameters come after the blocks'), then the blocks from the deepest.
   Buffer<float> d_block_out[3];
   {
-    PhaseTimer t{profile_, kDeblocks, true};
+    const PhaseTimer t = timer(kDeblocks, true);
     for (int b = 2; b >= 0; --b) {
       Buffer<float> d_up;
       d_up.zeros(be, deblocks_[b].out.size());
@@ -365,7 +365,7 @@ void Bevdet::backward() {
   }
   Buffer<float> d_pseudo;
   for (int b = 2; b >= 0; --b) {
-    PhaseTimer t{profile_, size_t(kBlock0 + b), true};
+    const PhaseTimer t = timer(size_t(kBlock0 + b), true);
     Buffer<float> d = std::move(d_block_out[b]);
     for (size_t l = blocks_[b].size(); l-- > 0;) {
       const Buffer<float>& input = l > 0 ? blocks_[b][l - 1].out : (b > 0 ? blocks_[b - 1].back().out : pseudo_image_);
@@ -383,11 +383,11 @@ void Bevdet::backward() {
   Buffer<float> d_point;
   d_point.zeros(be, pfn_.out.size());
   {
-    PhaseTimer t{profile_, kScatter, true};
+    const PhaseTimer t = timer(kScatter, true);
     be.voxelize_max_backward(d_pseudo.data(), cells_view_, argmax_.data(), c, pillars_per_map, d_point.data());
   }
   {
-    PhaseTimer t{profile_, kPfn, true};
+    const PhaseTimer t = timer(kPfn, true);
     pfn_.backward(p, features_on_, d_point.data(), points_, nullptr);
   }
   grads_ready(0);

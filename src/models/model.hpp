@@ -44,13 +44,18 @@ struct LayerProfile {
   double forward_s = 0, backward_s = 0;
 };
 
-// Adds the time since construction to a profile entry's forward or backward seconds.
+// Adds the time since construction to a profile entry's forward or backward seconds; with `sync` (a
+// device profiled layer by layer) once the device has finished the layer's work.
 struct PhaseTimer {
   std::vector<LayerProfile>& profile;
   size_t index;
   bool backward;
+  const Backend* sync = nullptr;
   double start = now_s();
-  ~PhaseTimer() { (backward ? profile[index].backward_s : profile[index].forward_s) += now_s() - start; }
+  ~PhaseTimer() {
+    if (sync) sync->synchronize();
+    (backward ? profile[index].backward_s : profile[index].forward_s) += now_s() - start;
+  }
 };
 
 class Model {
@@ -78,6 +83,9 @@ class Model {
   // The optimizer, the all-reduce and checkpoints keep working on the host stores.
   void set_backend(const Backend& backend) { backend_ = &backend; }
   const Backend& backend() const { return *backend_; }
+  // Per-layer times that wait for the device at each layer's end (profile): without it a device's
+  // layers are timed as they are queued.
+  void set_layer_sync(bool on) { layer_sync_ = on; }
   // Bytes of the backend's caching allocator: in use now and at most since the last reset.
   PoolStats memory() const { return pool_stats(*backend_); }
 
@@ -99,6 +107,9 @@ class Model {
     if (grads_ready_ && backend_->host_memory) grads_ready_(first_final_offset);
   }
   const Backend& be() const { return *backend_; }
+  PhaseTimer timer(size_t index, bool backward) {
+    return PhaseTimer{profile_, index, backward, layer_sync_ && !backend_->host_memory ? backend_ : nullptr};
+  }
   // The flat buffers for this forward (and the backward after it): on a device, the parameters and
   // buffers are uploaded first.
   const DeviceParams& begin_forward();
@@ -119,6 +130,7 @@ class Model {
  private:
   std::function<void(int64_t)> grads_ready_;
   const Backend* backend_ = &cpu_backend();
+  bool layer_sync_ = false;
   Buffer<float> device_values_, device_grads_, device_buffers_;
 };
 

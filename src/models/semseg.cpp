@@ -138,64 +138,64 @@ const std::vector<float>& Semseg::forward(SemsegInput input, bool training) {
   const auto [a, bc, c] = config_.bev_channels;
   const int64_t cells_per_map = int64_t(grid) * grid;
   {
-    PhaseTimer t{profile_, 0, false};
+    const PhaseTimer t = timer(0, false);
     mlp1_.forward(p, features_on_, points_, training);
   }
   {
-    PhaseTimer t{profile_, 1, false};
+    const PhaseTimer t = timer(1, false);
     mlp2_.forward(p, mlp1_.out.data(), points_, training);
   }
   {
-    PhaseTimer t{profile_, 2, false};
+    const PhaseTimer t = timer(2, false);
     grid0_.resize(b, size_t(frames_) * c2 * cells_per_map);
     argmax_.resize(b, size_t(cells_.occupied()) * c2);
     b.voxelize_max_forward(mlp2_.out.data(), cells_view_, c2, cells_per_map, grid0_.data(), argmax_.data());
   }
   {
-    PhaseTimer t{profile_, 3, false};
+    const PhaseTimer t = timer(3, false);
     enc1a_.forward(p, grid0_.data(), frames_, grid, grid, training);
     enc1b_.forward(p, enc1a_.out.data(), frames_, grid, grid, training);
   }
   {
-    PhaseTimer t{profile_, 4, false};
+    const PhaseTimer t = timer(4, false);
     enc2a_.forward(p, enc1b_.out.data(), frames_, grid, grid, training);
     enc2b_.forward(p, enc2a_.out.data(), frames_, enc2a_.out_height(), enc2a_.out_width(), training);
   }
   {
-    PhaseTimer t{profile_, 5, false};
+    const PhaseTimer t = timer(5, false);
     enc3a_.forward(p, enc2b_.out.data(), frames_, enc2b_.out_height(), enc2b_.out_width(), training);
     enc3b_.forward(p, enc3a_.out.data(), frames_, enc3a_.out_height(), enc3a_.out_width(), training);
   }
   const int h2 = enc2b_.out_height(), w2 = enc2b_.out_width();
   {
-    PhaseTimer t{profile_, 6, false};
+    const PhaseTimer t = timer(6, false);
     up2_.forward(p, enc3b_.out.data(), frames_, enc3b_.out_height(), enc3b_.out_width(), training);
   }
   {
-    PhaseTimer t{profile_, 7, false};
+    const PhaseTimer t = timer(7, false);
     cat2_.resize(b, size_t(frames_) * 2 * bc * h2 * w2);
     b.concat_channels(up2_.out.data(), bc, enc2b_.out.data(), bc, frames_, int64_t(h2) * w2, cat2_.data());
     dec2_.forward(p, cat2_.data(), frames_, h2, w2, training);
   }
   {
-    PhaseTimer t{profile_, 8, false};
+    const PhaseTimer t = timer(8, false);
     up1_.forward(p, dec2_.out.data(), frames_, h2, w2, training);
   }
   {
-    PhaseTimer t{profile_, 9, false};
+    const PhaseTimer t = timer(9, false);
     cat1_.resize(b, size_t(frames_) * 2 * a * cells_per_map);
     b.concat_channels(up1_.out.data(), a, enc1b_.out.data(), a, frames_, cells_per_map, cat1_.data());
     dec1_.forward(p, cat1_.data(), frames_, grid, grid, training);
   }
   {
-    PhaseTimer t{profile_, 10, false};
+    const PhaseTimer t = timer(10, false);
     point_bev_.resize(b, size_t(points_) * a);
     b.devoxelize_forward(dec1_.out.data(), cells_view_, a, cells_per_map, point_bev_.data());
     point_cat_.resize(b, size_t(points_) * (a + c2));
     b.concat_channels(point_bev_.data(), a, mlp2_.out.data(), c2, points_, 1, point_cat_.data());
   }
   {
-    PhaseTimer t{profile_, 11, false};
+    const PhaseTimer t = timer(11, false);
     head1_.forward(p, point_cat_.data(), points_, training);
     float* logits = logits_output(size_t(points_) * kNumSemanticClasses);
     head2_.forward(p, head1_.out.data(), points_, logits);
@@ -236,7 +236,7 @@ void Semseg::backward(const float* dlogits) {
   d_point_bev.zeros(b, point_bev_.size());
   d_point.zeros(b, mlp2_.out.size());
   {
-    PhaseTimer t{profile_, 11, true};
+    const PhaseTimer t = timer(11, true);
     Buffer<float> d_head1;
     d_head1.zeros(b, head1_.out.size());
     head2_.backward(p, head1_.out.data(), dlogits, points_, d_head1.data());
@@ -246,7 +246,7 @@ void Semseg::backward(const float* dlogits) {
   Buffer<float> d_dec1;
   d_dec1.zeros(b, dec1_.out.size());
   {
-    PhaseTimer t{profile_, 10, true};
+    const PhaseTimer t = timer(10, true);
     b.split_channels(d_point_cat.data(), a, c2, points_, 1, d_point_bev.data(), d_point.data());
     b.devoxelize_backward(d_point_bev.data(), cells_view_, a, cells_per_map, d_dec1.data());
   }
@@ -255,7 +255,7 @@ void Semseg::backward(const float* dlogits) {
   d_enc1.zeros(b, enc1b_.out.size());
   d_dec2.zeros(b, dec2_.out.size());
   {
-    PhaseTimer t{profile_, 9, true};
+    const PhaseTimer t = timer(9, true);
     Buffer<float> d_cat1;
     d_cat1.zeros(b, cat1_.size());
     dec1_.backward(p, cat1_.data(), d_dec1.data(), d_cat1.data());
@@ -263,7 +263,7 @@ void Semseg::backward(const float* dlogits) {
   }
   grads_ready(dec1_.first_param());
   {
-    PhaseTimer t{profile_, 8, true};
+    const PhaseTimer t = timer(8, true);
     up1_.backward(p, dec2_.out.data(), d_up1.data(), d_dec2.data());
   }
   grads_ready(up1_.first_param());
@@ -272,7 +272,7 @@ void Semseg::backward(const float* dlogits) {
   d_enc2.zeros(b, enc2b_.out.size());
   d_enc3.zeros(b, enc3b_.out.size());
   {
-    PhaseTimer t{profile_, 7, true};
+    const PhaseTimer t = timer(7, true);
     Buffer<float> d_cat2;
     d_cat2.zeros(b, cat2_.size());
     dec2_.backward(p, cat2_.data(), d_dec2.data(), d_cat2.data());
@@ -280,12 +280,12 @@ void Semseg::backward(const float* dlogits) {
   }
   grads_ready(dec2_.first_param());
   {
-    PhaseTimer t{profile_, 6, true};
+    const PhaseTimer t = timer(6, true);
     up2_.backward(p, enc3b_.out.data(), d_up2.data(), d_enc3.data());
   }
   grads_ready(up2_.first_param());
   {
-    PhaseTimer t{profile_, 5, true};
+    const PhaseTimer t = timer(5, true);
     Buffer<float> d_enc3a, d_from3;
     d_enc3a.zeros(b, enc3a_.out.size());
     d_from3.zeros(b, enc2b_.out.size());
@@ -295,7 +295,7 @@ void Semseg::backward(const float* dlogits) {
   }
   grads_ready(enc3a_.first_param());
   {
-    PhaseTimer t{profile_, 4, true};
+    const PhaseTimer t = timer(4, true);
     Buffer<float> d_enc2a, d_from2;
     d_enc2a.zeros(b, enc2a_.out.size());
     d_from2.zeros(b, enc1b_.out.size());
@@ -307,7 +307,7 @@ void Semseg::backward(const float* dlogits) {
   Buffer<float> d_grid0;
   d_grid0.zeros(b, grid0_.size());
   {
-    PhaseTimer t{profile_, 3, true};
+    const PhaseTimer t = timer(3, true);
     Buffer<float> d_enc1a;
     d_enc1a.zeros(b, enc1a_.out.size());
     enc1b_.backward(p, enc1a_.out.data(), d_enc1.data(), d_enc1a.data());
@@ -315,18 +315,18 @@ void Semseg::backward(const float* dlogits) {
   }
   grads_ready(enc1a_.first_param());
   {
-    PhaseTimer t{profile_, 2, true};
+    const PhaseTimer t = timer(2, true);
     b.voxelize_max_backward(d_grid0.data(), cells_view_, argmax_.data(), c2, cells_per_map, d_point.data());
   }
   Buffer<float> d_mlp1;
   d_mlp1.zeros(b, mlp1_.out.size());
   {
-    PhaseTimer t{profile_, 1, true};
+    const PhaseTimer t = timer(1, true);
     mlp2_.backward(p, mlp1_.out.data(), d_point.data(), points_, d_mlp1.data());
   }
   grads_ready(mlp2_.first_param());
   {
-    PhaseTimer t{profile_, 0, true};
+    const PhaseTimer t = timer(0, true);
     mlp1_.backward(p, features_on_, d_mlp1.data(), points_, nullptr);
   }
   grads_ready(0);
