@@ -179,7 +179,8 @@ void verify_checkpoint(const std::string& path) {
   h5::Handle file = h5::open_file_readonly(path);
   for (const char* group : {"model", "buffers", "optimizer", "state"})
     require(h5::has_link(file.get(), group), path + ": missing group /" + group);
-  h5::read_every_dataset(file.get(), path);
+  // A checkpoint of a run that diverged is no place to resume from: non-finite values count as damage.
+  h5::read_every_dataset(file.get(), path, /*require_finite=*/true);
 }
 
 std::string find_resume_checkpoint(const std::string& dir, std::vector<std::string>& skipped) {

@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "mpi/comm.hpp"
-#include "src/nn/params.hpp"
+#include "src/common/params.hpp"
 
 namespace lt {
 
@@ -51,8 +51,9 @@ void write_checkpoint(const std::string& path, const CheckpointMeta& meta, const
                       const CheckpointState& state = {}, const Comm* comm = nullptr);
 CheckpointMeta read_checkpoint_meta(const std::string& path);
 CheckpointState read_checkpoint_state(const std::string& path);
-// Reads every dataset of the file, which verifies every checksum; InputError naming the file and what
-// is damaged otherwise.
+// Reads every dataset of the file, which verifies every checksum, and requires every floating-point value
+// to be finite (a diverged run's checkpoint is no place to resume from); InputError naming the file and
+// what is damaged otherwise.
 void verify_checkpoint(const std::string& path);
 
 // True when `path` is an HDF5 file whose schema attribute says lidartrain.checkpoint.

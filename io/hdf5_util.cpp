@@ -1,5 +1,7 @@
 #include "io/hdf5_util.hpp"
 
+#include <cmath>
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -181,10 +183,11 @@ void write_array(hid_t file, const std::string& name, hid_t mem_type, hid_t file
         "cannot write " + name);
 }
 
-void read_every_dataset(hid_t file, const std::string& where) {
+void read_every_dataset(hid_t file, const std::string& where, bool require_finite) {
   struct Visit {
     std::string where, failed;
-  } visit{where, ""};
+    bool require_finite;
+  } visit{where, "", require_finite};
   const auto callback = [](hid_t object, const char* name, const H5O_info_t* info, void* data) -> herr_t {
     auto* v = static_cast<Visit*>(data);
     if (info->type != H5O_TYPE_DATASET) return 0;
@@ -193,12 +196,24 @@ void read_every_dataset(hid_t file, const std::string& where) {
     const hid_t type = H5Dget_type(dataset);
     const hid_t space = H5Dget_space(dataset);
     const hssize_t elements = H5Sget_simple_extent_npoints(space);
-    std::vector<char> buffer(size_t(std::max<hssize_t>(elements, 0)) * H5Tget_size(type) + 1);
-    const herr_t status = elements > 0 ? H5Dread(dataset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer.data()) : 0;
+    const bool floating = H5Tget_class(type) == H5T_FLOAT;
+    const size_t count = size_t(std::max<hssize_t>(elements, 0));
+    std::vector<char> buffer(count * (floating ? sizeof(double) : H5Tget_size(type)) + 1);
+    const herr_t status =
+        elements > 0 ? H5Dread(dataset, floating ? H5T_NATIVE_DOUBLE : type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer.data())
+                     : 0;
     H5Sclose(space);
     H5Tclose(type);
     H5Dclose(dataset);
     if (status < 0) return v->failed = std::string(name) + ": read failed (checksum mismatch or truncated file)", -1;
+    if (floating && v->require_finite) {
+      const auto* values = reinterpret_cast<const double*>(buffer.data());
+      for (size_t i = 0; i < count; ++i)
+        if (!std::isfinite(values[i]))
+          return v->failed = std::string(name) + ": holds non-finite values (element " + std::to_string(i) + " is " +
+                             std::to_string(values[i]) + ")",
+                 -1;
+    }
     return 0;
   };
   const herr_t status = H5Ovisit(file, H5_INDEX_NAME, H5_ITER_NATIVE, callback, &visit);

@@ -77,9 +77,9 @@ void create_file_atomically(const std::string& path, const Collective& collectiv
 void write_array(hid_t file, const std::string& name, hid_t mem_type, hid_t file_type, const std::vector<hsize_t>& dims,
                  hsize_t chunk_rows, const void* data, const Collective& collective, const std::string& where);
 
-// Reads every dataset in the file in full (so that every checksum is verified); InputError naming the
-// file and dataset otherwise.
-void read_every_dataset(hid_t file, const std::string& where);
+// Reads every dataset in the file in full (so that every checksum is verified) and, with require_finite,
+// checks every floating-point value is finite; InputError naming the file and dataset otherwise.
+void read_every_dataset(hid_t file, const std::string& where, bool require_finite = false);
 
 // Each throws InputError("<where>: <what>") when HDF5 reports a failure.
 Handle open_file_readonly(const std::string& path);

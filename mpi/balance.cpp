@@ -5,9 +5,20 @@
 
 #include "src/common/error.hpp"
 #include "src/common/rng.hpp"
-#include "src/train/data.hpp"
 
 namespace lt {
+
+namespace {
+constexpr uint64_t kOrderStream = 0x0D3D3E;  // the RNG stream of the epoch order
+}  // namespace
+
+std::vector<int64_t> epoch_permutation(uint64_t seed, int64_t epoch, int64_t num_frames) {
+  std::vector<int64_t> order(static_cast<size_t>(num_frames));
+  for (int64_t i = 0; i < num_frames; ++i) order[size_t(i)] = i;
+  Rng rng(stream_key(seed, uint64_t(epoch), kOrderStream));
+  for (int64_t i = num_frames - 1; i > 0; --i) std::swap(order[size_t(i)], order[size_t(rng.below(uint64_t(i + 1)))]);
+  return order;
+}
 
 Balance parse_balance(const std::string& name) {
   if (name == "none") return Balance::none;

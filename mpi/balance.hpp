@@ -20,6 +20,9 @@
 
 namespace lt {
 
+// The frames of epoch `epoch` in training order: a permutation of 0..num_frames-1 from (seed, epoch).
+std::vector<int64_t> epoch_permutation(uint64_t seed, int64_t epoch, int64_t num_frames);
+
 enum class Balance { none, bucket, lpt };
 Balance parse_balance(const std::string& name);  // InputError unless none | bucket | lpt
 const char* balance_name(Balance balance);

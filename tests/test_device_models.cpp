@@ -1,11 +1,13 @@
-// Both models on the emulated GPU (kernels/cuda/*.cu built as host C++, kernels/cuda/emu) against the CPU:
-// the same layers, run through the CUDA backend's kernels and its device-memory path (uploads of the
-// parameters and inputs, downloads of outputs, BN buffers and gradients), give the CPU's loss, outputs,
-// gradients and BN statistics to float rounding. On a real GPU tests/gpu_check compares them the same way.
+// Both models on a GPU against the CPU: the same layers, run through the CUDA backend's kernels and its
+// device-memory path (uploads of the parameters and inputs, downloads of outputs, BN buffers and
+// gradients), give the CPU's loss, outputs, gradients and BN statistics to float rounding. Each test runs
+// on the emulated GPU (kernels/cuda/*.cu built as host C++, kernels/cuda/emu: always, in CI) and on the
+// real one (skipped without a GPU; scripts/gpu_check.sh runs them there).
 #include <gtest/gtest.h>
 
 #include <cmath>
 
+#include "kernels/cuda/device.hpp"
 #include "kernels/cuda/emu/emulated.hpp"
 #include "src/models/bevdet.hpp"
 #include "src/models/semseg.hpp"
@@ -67,7 +69,16 @@ double training_step(Model& model, const PointBatch& batch, Optimizer& optimizer
   return loss;
 }
 
-TEST(SemsegOnTheEmulatedGpu, TrainingStepsMatchTheCpu) {
+class ModelsOnAGpu : public ::testing::TestWithParam<bool> {  // true: the emulated GPU
+ protected:
+  void SetUp() override {
+    gpu_ = GetParam() ? &cuda_emu::backend() : cuda_backend();
+    if (!gpu_) GTEST_SKIP() << "no CUDA device: " << cuda_summary();
+  }
+  const Backend* gpu_ = nullptr;
+};
+
+TEST_P(ModelsOnAGpu, SemsegTrainingStepsMatchTheCpu) {
   SemsegConfig config;
   config.voxel_size_m = 3.2;  // 32 × 32 cells: the emulation runs every GPU thread one after another
   config.point_channels = {8, 8};
@@ -76,7 +87,7 @@ TEST(SemsegOnTheEmulatedGpu, TrainingStepsMatchTheCpu) {
   Semseg cpu(config), gpu(config);
   cpu.init(3);
   gpu.init(3);
-  gpu.set_backend(cuda_emu::backend());
+  gpu.set_backend(*gpu_);
   const PointBatch batch = thinned_batch(5, 2);
   ASSERT_GT(batch.num_points(), 5000);
   OptimizerConfig adamw;
@@ -92,7 +103,9 @@ TEST(SemsegOnTheEmulatedGpu, TrainingStepsMatchTheCpu) {
     EXPECT_LE(relative_difference(gpu.params().values().data(), cpu.params().values().data(), cpu.params().size()),
               1e-5);
   }
-  EXPECT_GT(emu::launch_count() - launches_before, 200);  // the layers ran as kernels
+  if (GetParam()) {
+    EXPECT_GT(emu::launch_count() - launches_before, 200);  // the layers ran as kernels
+  }
   // Eval-mode logits, and so the predicted labels, agree too.
   const std::vector<float> cpu_logits = cpu.forward(batch, false);
   const std::vector<float> gpu_logits = gpu.forward(batch, false);
@@ -101,7 +114,7 @@ TEST(SemsegOnTheEmulatedGpu, TrainingStepsMatchTheCpu) {
   EXPECT_EQ(predict_labels(gpu_logits, batch.num_points()), predict_labels(cpu_logits, batch.num_points()));
 }
 
-TEST(SemsegOnTheEmulatedGpu, GradientsAndBatchNormStatisticsMatchTheCpu) {
+TEST_P(ModelsOnAGpu, SemsegGradientsAndBatchNormStatisticsMatchTheCpu) {
   SemsegConfig config;
   config.voxel_size_m = 3.2;
   config.point_channels = {8, 8};
@@ -110,7 +123,7 @@ TEST(SemsegOnTheEmulatedGpu, GradientsAndBatchNormStatisticsMatchTheCpu) {
   Semseg cpu(config), gpu(config);
   cpu.init(4);
   gpu.init(4);
-  gpu.set_backend(cuda_emu::backend());
+  gpu.set_backend(*gpu_);
   const PointBatch batch = thinned_batch(6, 1);
   for (Model* model : {static_cast<Model*>(&cpu), static_cast<Model*>(&gpu)}) {
     model->params().zero_grads();
@@ -122,7 +135,7 @@ TEST(SemsegOnTheEmulatedGpu, GradientsAndBatchNormStatisticsMatchTheCpu) {
   expect_same_state(gpu, cpu, 1e-4);
 }
 
-TEST(BevdetOnTheEmulatedGpu, GradientsOutputsAndDetectionsMatchTheCpu) {
+TEST_P(ModelsOnAGpu, BevdetGradientsOutputsAndDetectionsMatchTheCpu) {
   BevdetConfig config;
   config.point_range = {0, -10.24, -3, 20.48, 10.24, 1};
   config.pillar_m = 0.64;  // 32 × 32 pillars
@@ -134,7 +147,7 @@ TEST(BevdetOnTheEmulatedGpu, GradientsOutputsAndDetectionsMatchTheCpu) {
   Bevdet cpu(config), gpu(config);
   cpu.init(5);
   gpu.init(5);
-  gpu.set_backend(cuda_emu::backend());
+  gpu.set_backend(*gpu_);
   const PointBatch batch = thinned_batch(7, 2);
   double losses[2];
   int k = 0;
@@ -163,6 +176,9 @@ TEST(BevdetOnTheEmulatedGpu, GradientsOutputsAndDetectionsMatchTheCpu) {
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Devices, ModelsOnAGpu, ::testing::Values(true, false),
+                         [](const ::testing::TestParamInfo<bool>& info) { return info.param ? "emulated" : "cuda"; });
 
 }  // namespace
 }  // namespace lt

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <set>
 #include <sstream>
 
 #include "src/common/error.hpp"
@@ -16,11 +17,20 @@ ParsedCommand parse_command(const std::string& command, po::options_description&
   options.add_options()("help,h", "show this help and exit");
   if (!own_config)
     options.add_options()("config", po::value<std::string>()->value_name("FILE"),
-                          "INI file of options ([section] key = value); command-line values override it");
+                          "INI file of options ([section] key = value); command-line values override it, and of an option "
+                          "given twice on the command line the last wins");
   ParsedCommand parsed;
   try {
-    // Command line first: the first value stored for an option wins, so it overrides the file.
-    po::store(po::command_line_parser(argc, argv).options(options).positional(positional).run(), parsed.values);
+    // On the command line the last occurrence of an option wins (as in the launcher scripts users know:
+    // a wrapper's defaults first, the user's flags after them), so earlier ones are dropped. Then the
+    // command line is stored before the file: the first value stored wins, so it overrides the file.
+    po::parsed_options given = po::command_line_parser(argc, argv).options(options).positional(positional).run();
+    std::set<std::string> seen;
+    std::vector<po::option> last_of_each;
+    for (auto it = given.options.rbegin(); it != given.options.rend(); ++it)
+      if (it->position_key >= 0 || seen.insert(it->string_key).second) last_of_each.push_back(*it);
+    given.options.assign(last_of_each.rbegin(), last_of_each.rend());
+    po::store(given, parsed.values);
   } catch (const po::error& e) {
     throw InputError(std::string(e.what()) + " (see 'lidartrain " + command + " --help')");
   }
@@ -78,13 +88,14 @@ double numeric_value(const po::variables_map& values, const std::string& key) {
 void require_positive(const po::variables_map& values, const std::string& key) {
   if (!values.count(key)) return;
   const double value = numeric_value(values, key);
-  require(value > 0, "--" + key + ": must be > 0 (got " + std::to_string(value) + ")");
+  require(std::isfinite(value) && value > 0, "--" + key + ": must be > 0 and finite (got " + std::to_string(value) + ")");
 }
 
 void require_non_negative(const po::variables_map& values, const std::string& key) {
   if (!values.count(key)) return;
   const double value = numeric_value(values, key);
-  require(value >= 0, "--" + key + ": must be >= 0 (got " + std::to_string(value) + ")");
+  require(std::isfinite(value) && value >= 0,
+          "--" + key + ": must be >= 0 and finite (got " + std::to_string(value) + ")");
 }
 
 namespace {

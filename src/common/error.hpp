@@ -33,6 +33,7 @@ enum ExitCode : int {
   kExitOk = 0,
   kExitInputError = 1,  // bad file, config, command line
   kExitHung = 3,        // the watchdog ended the job: a phase outlasted train --timeout
+  kExitDiverged = 4,    // a step's loss or gradient norm was not finite (train.on_nonfinite): no checkpoint written
   kExitRequeue = 75,    // train checkpointed on SIGUSR1/SIGTERM or train.max_time: please requeue (EX_TEMPFAIL)
 };
 

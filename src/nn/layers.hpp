@@ -14,7 +14,7 @@
 #include "kernels/backend.hpp"
 #include "kernels/buffer.hpp"
 #include "kernels/cpu/ops.hpp"
-#include "src/nn/params.hpp"
+#include "src/common/params.hpp"
 
 namespace lt {
 

@@ -58,6 +58,10 @@ po::options_description config_options() {
       "train.seed", po::value<uint64_t>()->default_value(1), "seed of initialisation, data order, augmentation")(
       "train.max_time", po::value<double>()->default_value(0),
       "seconds of wall time: checkpoint and exit with code 75 (requeue) before it runs out (0: no limit)")(
+      "train.on_nonfinite", po::value<std::string>()->default_value("stop"),
+      "a step with a non-finite loss or gradient norm: stop (exit 4, no checkpoint) | skip (no update)")(
+      "train.max_nonfinite_skips", po::value<int>()->default_value(5),
+      "with on_nonfinite skip: stop after more than this many skipped steps in a row")(
       "train.device", po::value<std::string>()->default_value("auto"),
       "auto | cpu | cuda (auto: this rank's GPU when it has one; one GPU per rank, by node-local rank)")(
       "train.threads", po::value<int>()->default_value(0),
@@ -78,13 +82,14 @@ TrainConfig train_config_from(const po::variables_map& v) {
   require_choice(v, "train.schedule", {"onecycle", "cosine"});
   require_choice(v, "train.balance", {"lpt", "bucket", "none"});
   require_choice(v, "train.device", {"auto", "cpu", "cuda"});
+  require_choice(v, "train.on_nonfinite", {"stop", "skip"});
   for (const char* key :
        {"train.steps", "train.batch_size", "train.accumulate", "train.lr", "train.bucket_mb", "checkpoint.keep",
         "log.every", "model.voxel_size", "model.range", "model.head_channels", "model.pillar_size",
         "model.pfn_channels", "model.upsample_channels", "model.min_radius", "model.top_k"})
     require_positive(v, key);
   for (const char* key :
-       {"train.weight_decay", "train.grad_clip", "train.threads", "checkpoint.every", "train.momentum",
+       {"train.weight_decay", "train.grad_clip", "train.threads", "train.max_nonfinite_skips", "checkpoint.every", "train.momentum",
         "train.cost_refit", "train.max_time", "train.rotation", "model.score_threshold", "model.nms_iou"})
     require_non_negative(v, key);
   const double warmup = v["train.warmup"].as<double>();
@@ -136,6 +141,8 @@ TrainConfig train_config_from(const po::variables_map& v) {
   }
   c.steps = v["train.steps"].as<int64_t>();
   c.device = v["train.device"].as<std::string>();
+  c.on_nonfinite = v["train.on_nonfinite"].as<std::string>();
+  c.max_nonfinite_skips = v["train.max_nonfinite_skips"].as<int>();
   c.batch_size = v["train.batch_size"].as<int>();
   c.accumulate = v["train.accumulate"].as<int>();
   c.bucket_bytes = int64_t(v["train.bucket_mb"].as<double>() * 1e6);

@@ -33,6 +33,8 @@ struct TrainConfig {
   bool sync_bn = false;
   uint64_t seed = 1;
   std::string device = "auto";  // auto | cpu | cuda (src/train/device.hpp)
+  std::string on_nonfinite = "stop";  // stop | skip: a step whose loss or gradient norm is not finite
+  int max_nonfinite_skips = 5;        // skip: more skipped steps in a row than this stop the run
   int threads = 0;
   double max_time_s = 0;         // checkpoint and exit (requeue) before this much wall time (0: none)
   int64_t checkpoint_every = 0;  // 0: only at the end

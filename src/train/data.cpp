@@ -6,16 +6,8 @@
 
 namespace lt {
 namespace {
-constexpr uint64_t kOrderStream = 0x0D3D3E, kAugmentStream = 0xA06E47;
+constexpr uint64_t kAugmentStream = 0xA06E47;
 }  // namespace
-
-std::vector<int64_t> epoch_permutation(uint64_t seed, int64_t epoch, int64_t num_frames) {
-  std::vector<int64_t> order(static_cast<size_t>(num_frames));
-  for (int64_t i = 0; i < num_frames; ++i) order[size_t(i)] = i;
-  Rng rng(stream_key(seed, uint64_t(epoch), kOrderStream));
-  for (int64_t i = num_frames - 1; i > 0; --i) std::swap(order[size_t(i)], order[size_t(rng.below(uint64_t(i + 1)))]);
-  return order;
-}
 
 Augmentation draw_augmentation(uint64_t seed, int64_t epoch, int64_t frame_index, double max_rotation) {
   Rng rng(stream_key(seed, uint64_t(epoch), stream_key(kAugmentStream, uint64_t(frame_index))));

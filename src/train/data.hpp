@@ -6,12 +6,10 @@
 #include <vector>
 
 #include "io/dataset.hpp"
+#include "mpi/balance.hpp"  // epoch_permutation: the epoch order is the sampler's
 #include "src/models/model.hpp"
 
 namespace lt {
-
-// The frames of epoch `epoch` in training order: a permutation of 0..num_frames-1 from (seed, epoch).
-std::vector<int64_t> epoch_permutation(uint64_t seed, int64_t epoch, int64_t num_frames);
 
 constexpr double kPiRad = 3.14159265358979323846;
 

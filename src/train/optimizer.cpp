@@ -61,7 +61,7 @@ double learning_rate(const ScheduleConfig& s, int64_t step) {
   return cosine(s.peak_lr, s.peak_lr * s.min_lr_ratio, (double(step) - warmup) / std::max(1.0, total - warmup));
 }
 
-double clip_grad_norm(std::vector<float>& grads, double max_norm) {
+double gradient_norm(const std::vector<float>& grads) {
   constexpr size_t kChunk = 1 << 14;
   const size_t chunks = (grads.size() + kChunk - 1) / kChunk;
   std::vector<double> partial(chunks, 0.0);
@@ -71,12 +71,19 @@ double clip_grad_norm(std::vector<float>& grads, double max_norm) {
       partial[c] += double(grads[i]) * double(grads[i]);
   double sum = 0;
   for (double p : partial) sum += p;
-  const double norm = std::sqrt(sum);
-  if (max_norm > 0 && norm > max_norm) {
-    const float scale = float(max_norm / (norm + 1e-6));
+  return std::sqrt(sum);
+}
+
+void clip_to_norm(std::vector<float>& grads, double norm, double max_norm) {
+  if (!(max_norm > 0 && norm > max_norm)) return;
+  const float scale = float(max_norm / (norm + 1e-6));
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < grads.size(); ++i) grads[i] *= scale;
-  }
+  for (size_t i = 0; i < grads.size(); ++i) grads[i] *= scale;
+}
+
+double clip_grad_norm(std::vector<float>& grads, double max_norm) {
+  const double norm = gradient_norm(grads);
+  clip_to_norm(grads, norm, max_norm);
   return norm;
 }
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "src/nn/params.hpp"
+#include "src/common/params.hpp"
 
 namespace lt {
 
@@ -50,8 +50,11 @@ struct ScheduleConfig {
 // Learning rate for step `step` (0-based; the rate used by the step-th update).
 double learning_rate(const ScheduleConfig& schedule, int64_t step);
 
-// Scales the gradients so that their global L2 norm is at most `max_norm` (0: no clipping). Returns the
-// norm before clipping. Summed in double in a fixed order.
+// The gradients' global L2 norm, summed in double in a fixed order.
+double gradient_norm(const std::vector<float>& grads);
+// Scales the gradients of norm `norm` so that it is at most `max_norm` (0: no clipping).
+void clip_to_norm(std::vector<float>& grads, double norm, double max_norm);
+// Both: returns the norm before clipping.
 double clip_grad_norm(std::vector<float>& grads, double max_norm);
 
 }  // namespace lt

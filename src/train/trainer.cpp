@@ -188,8 +188,8 @@ int cpus_allowed() {
 }
 
 // train.threads, or OMP_NUM_THREADS, or the node's cores shared by the ranks on it, at most the CPUs
-// this rank is bound to (so that 2 ranks on a 2-core node do not run 4 threads). More threads than bound
-// CPUs is warned about: OpenMP threads spinning at barriers on one core can be 50× slower.
+// this rank may use (so that 2 ranks on a 2-core node do not run 4 threads): more threads than those CPUs
+// are capped, with a warning (OpenMP threads spinning at barriers on one core can be 50× slower).
 void set_threads_per_rank(int threads, const Comm& comm) {
   const int allowed = cpus_allowed();
   if (threads > 0) {
@@ -198,11 +198,15 @@ void set_threads_per_rank(int threads, const Comm& comm) {
     const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
     omp_set_num_threads(std::max(1, std::min(allowed, cores / comm.local_size())));
   }
-  if (omp_get_max_threads() > allowed)
+  const int wanted = omp_get_max_threads();
+  if (wanted > allowed) {
     std::fprintf(stderr,
-                 "lidartrain train: warning: [rank %d] %d OpenMP threads but bound to %d CPU(s): start it with "
-                 "mpirun --bind-to none (or --map-by slot:PE=%d), or lower train.threads\n",
-                 comm.rank(), omp_get_max_threads(), allowed, omp_get_max_threads());
+                 "lidartrain train: warning: [rank %d] %d OpenMP threads asked for (train.threads or "
+                 "OMP_NUM_THREADS) but this rank may use %d CPU(s): using %d; for more, start it with "
+                 "mpirun --bind-to none (or --map-by slot:PE=%d)\n",
+                 comm.rank(), wanted, allowed, allowed, wanted);
+    omp_set_num_threads(allowed);
+  }
 }
 
 // Rank 0's shard fingerprints, compared on every rank: a rank whose copy differs names the shard.
@@ -360,6 +364,22 @@ namespace {
 // validation).
 class Trainer {
  public:
+  struct StepOutcome {
+    StepTimes times;
+    Comm::Spread spread;
+    int64_t epoch = 0, points = 0;
+    double loss = 0, lr = 0, grad_norm = 0, imbalance = 1, end_s = 0;
+    bool stopping = false;
+    std::string nonfinite;  // "loss" or "gradient norm" when the step was skipped
+  };
+  // A step whose loss or gradient norm was not finite, with train.on_nonfinite stop (or too many skips).
+  struct Diverged {
+    int64_t step;
+    std::string what;
+    double value;
+    int64_t skips;
+  };
+
   Trainer(const TrainRun& run, const Comm& comm) : run_(run), c_(run.config), comm_(comm) {}
 
   int run() {
@@ -375,26 +395,60 @@ class Trainer {
     start_loader();
     print_start();
     bool stopping = false;
-    for (int64_t step = start_step_; step < c_.steps && !stopping; ++step) {
-      const StepOutcome outcome = run_step(step);
-      stopping = outcome.stopping;
-      record_step(step, outcome);
-      if ((c_.checkpoint_every > 0 && (step + 1) % c_.checkpoint_every == 0) || step + 1 == c_.steps || stopping)
-        checkpoint(step, stopping);
+    try {
+      for (int64_t step = start_step_; step < c_.steps && !stopping; ++step) {
+        const StepOutcome outcome = run_step(step);
+        stopping = outcome.stopping;
+        record_step(step, outcome);
+        if ((c_.checkpoint_every > 0 && (step + 1) % c_.checkpoint_every == 0) || step + 1 == c_.steps || stopping)
+          checkpoint(step, stopping);
+      }
+    } catch (const Diverged& d) {
+      watchdog_->idle();
+      return report_divergence(d);
     }
     watchdog_->idle();
     return finish(stopping);
   }
 
- private:
-  struct StepOutcome {
-    StepTimes times;
-    Comm::Spread spread;
-    int64_t epoch = 0, points = 0;
-    double loss = 0, lr = 0, grad_norm = 0, imbalance = 1, end_s = 0;
-    bool stopping = false;
-  };
+  // "parameters <name>" (or buffers, optimizer state) of the first tensor holding a NaN or infinity.
+  std::string first_non_finite_tensor() {
+    const auto finite = [](const float* v, int64_t n) {
+      for (int64_t i = 0; i < n; ++i)
+        if (!std::isfinite(v[i])) return false;
+      return true;
+    };
+    for (const TensorView& view : model_->params().views())
+      if (!finite(model_->params().value(view.offset), view.size)) return "parameters in " + view.name;
+    for (const TensorView& view : model_->buffers().views())
+      if (!finite(model_->buffers().value(view.offset), view.size)) return "buffer " + view.name;
+    for (auto& [name, values] : optimizer_->state())
+      if (!finite(values->data(), int64_t(values->size()))) return "optimizer state " + name;
+    return "";
+  }
 
+  // One line on rank 0: the step, what was not finite, and the checkpoint to go back to; nothing written.
+  int report_divergence(const Diverged& d) {
+    if (comm_.is_root()) {
+      std::error_code ec;
+      const fs::path latest = fs::path(run_.run_dir) / "checkpoints" / "LATEST";
+      std::string last_good = "none written yet";
+      if (fs::is_regular_file(latest, ec)) {
+        std::ifstream in(latest);
+        std::getline(in, last_good);
+        last_good = (latest.parent_path() / last_good).string() + " (LATEST)";
+      }
+      const std::string skips =
+          d.skips > 1 ? " (" + std::to_string(d.skips) + " steps in a row, more than train.max_nonfinite_skips)" : "";
+      std::fprintf(stderr,
+                   "lidartrain train: error: step %lld: non-finite %s (%g)%s; stopped without writing a checkpoint; "
+                   "the last good checkpoint is %s\n",
+                   static_cast<long long>(d.step), d.what.c_str(), d.value, skips.c_str(), last_good.c_str());
+    }
+    return kExitDiverged;
+  }
+
+ private:
   // ---- setup ----
   void setup() {
     require(!c_.train_data.empty(), "--data.train (or --data): no training dataset given");
@@ -605,6 +659,7 @@ class Trainer {
     if (comm_.size() > 1 && !c_.sync_bn)
       comm_.broadcast_in_place(model.buffers().values().data(), model.buffers().size(), 0);
     model.params().zero_grads();
+    buffers_before_ = model.buffers().values();
     phase_done("sync", times.sync_s);
 
     double loss_share = 0;
@@ -645,22 +700,27 @@ class Trainer {
       t = now_s();
     }
 
-    // The optimizer takes each bucket as soon as it has arrived; with clipping it needs the global norm,
-    // so all of them first.
+    // Every bucket first: the update must not start before the step is known to be finite. The global
+    // loss comes from one small all-reduce; the gradients are already summed, so their norm is the same
+    // on every rank, and every rank decides the same.
     watchdog_->enter("gradient all-reduce", step);
     out.lr = learning_rate(c_.schedule, step);
-    if (c_.grad_clip > 0) {
-      buckets_->wait_all();
-      out.grad_norm = clip_grad_norm(model.params().grads(), c_.grad_clip);
+    buckets_->wait_all();
+    double global_loss[1] = {loss_share};
+    comm_.sum_in_place(global_loss, 1);
+    out.grad_norm = gradient_norm(model.params().grads());
+    out.nonfinite = !std::isfinite(global_loss[0]) ? "loss" : !std::isfinite(out.grad_norm) ? "gradient norm" : "";
+    if (out.nonfinite.empty()) {
+      consecutive_skips_ = 0;
+      clip_to_norm(model.params().grads(), out.grad_norm, c_.grad_clip);
       optimizer_->step(model.params(), out.lr);
     } else {
-      optimizer_->begin_step();
-      for (int b = 0; b < int(buckets_->buckets().size()); ++b) {
-        buckets_->wait(b);
-        optimizer_->update(model.params(), out.lr, buckets_->buckets()[size_t(b)].begin,
-                           buckets_->buckets()[size_t(b)].end);
-      }
-      out.grad_norm = clip_grad_norm(model.params().grads(), 0);
+      // Parameters and optimizer state untouched; the BN running statistics as they were before it.
+      model.buffers().values() = buffers_before_;
+      ++consecutive_skips_, ++skipped_steps_;
+      if (c_.on_nonfinite == "stop" || consecutive_skips_ > c_.max_nonfinite_skips)
+        throw Diverged{step + 1, out.nonfinite, out.nonfinite == "loss" ? global_loss[0] : out.grad_norm,
+                       consecutive_skips_};
     }
     times.allreduce_wait_s = buckets_->wait_s();
     phase_done("optimizer", times.optimizer_s);
@@ -725,6 +785,10 @@ class Trainer {
           .end_array()
           .key("device_peak_bytes")
           .value(int64_t(memory.peak_bytes))
+          .key("skipped")
+          .value(!out.nonfinite.empty())
+          .key("skipped_steps")
+          .value(skipped_steps_)
           .key("elapsed_s")
           .value(out.end_s - start_s_)
           .end_object();
@@ -756,6 +820,9 @@ class Trainer {
   void checkpoint(int64_t step, bool stopping) {
     // Parameters, buffers and optimizer state are the same on every rank: each writes its share.
     watchdog_->enter("checkpoint", step);
+    // Never a checkpoint that could not be resumed from (the same decision on every rank).
+    const std::string non_finite = first_non_finite_tensor();
+    if (!non_finite.empty()) throw Diverged{step + 1, non_finite, std::nan(""), 0};
     const CheckpointState state{step + 1, samples_before(step + 1), global_batch_, cost_model_.sums(),
                                 sampler_->cost_model_history()};
     const double write_start = now_s();
@@ -846,6 +913,8 @@ class Trainer {
   // steps
   double start_s_ = 0, loss_sum_since_log_ = 0, imbalance_sum_since_log_ = 0;
   int64_t steps_since_log_ = 0;
+  std::vector<float> buffers_before_;  // the BN buffers before this step (a skipped step restores them)
+  int64_t consecutive_skips_ = 0, skipped_steps_ = 0;
 };
 
 }  // namespace

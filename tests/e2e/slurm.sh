@@ -42,6 +42,15 @@ wait_job "$ref"
 grep -q "lidartrain exited 0" "$WORK/job-$ref.out" && [ -f "$WORK/ref/$LAST" ] &&
   pass "sbatch train.sbatch, 2 tasks: ran to step 30" || fail "uninterrupted job: $(cat "$WORK/job-$ref.out")"
 
+# The script's own defaults (--resume auto, --run-dir) give way to the user's flags: the last one wins.
+ovr=$(submit "$ROOT/slurm/train.sbatch" "$WORK/tiny.ini" --data "$WORK/train" --run-dir "$WORK/ovr" --resume none \
+  --train.steps 4)
+wait_job "$ovr"
+grep -q "lidartrain exited 0" "$WORK/job-$ovr.out" && [ -f "$WORK/ovr/checkpoints/ckpt-00000004.h5" ] &&
+  [ ! -f "$WORK/ovr/checkpoints/ckpt-00000006.h5" ] &&
+  pass "sbatch train.sbatch CONFIG --resume none --train.steps 4: the user's flags win" ||
+  fail "overrides: $(cat "$WORK/job-$ovr.out")"
+
 pre=$(submit "$ROOT/slurm/train.sbatch" "$WORK/tiny.ini" --data "$WORK/train" --run-dir "$WORK/pre")
 for _ in $(seq 1 600); do [ "$(steps_done "$WORK/pre")" -ge 5 ] && break; sleep 0.1; done
 scancel --signal=USR1 --batch "$pre"

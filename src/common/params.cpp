@@ -1,4 +1,4 @@
-#include "src/nn/params.hpp"
+#include "src/common/params.hpp"
 
 #include <cassert>
 #include <stdexcept>
