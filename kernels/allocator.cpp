@@ -17,9 +17,11 @@ struct Pool {
 };
 
 std::mutex pools_mutex;
+// Never destroyed: blocks may be freed to it during exit, and a device's memory must not be released
+// after its runtime has shut down (the process's end returns it all).
 std::map<const Backend*, Pool>& pools() {
-  static std::map<const Backend*, Pool> all;
-  return all;
+  static auto* all = new std::map<const Backend*, Pool>;
+  return *all;
 }
 
 size_t rounded(size_t bytes) {

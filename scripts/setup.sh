@@ -2,6 +2,7 @@
 # Installs what lidartrain needs from Debian (only what is missing), then configures and builds
 # into build/. Idempotent: a second run installs nothing and rebuilds only what changed.
 #   LIDARTRAIN_BUILD_TYPE  (default Release)      LIDARTRAIN_CMAKE_ARGS  extra cmake arguments
+#   LIDARTRAIN_BUILD_DIR   (default build)        LIDARTRAIN_BUILD_TARGETS  targets (default all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,7 @@ packages=(
   python3                                # the end-to-end tests read JSON with it
   python3-h5py python3-matplotlib        # checkpoint comparisons in the tests; scaling plots
   slurm-wlm munge                        # slurm/local-cluster.sh: the Slurm tests run on a real one-node cluster
+  clang libclang-rt-14-dev libomp-dev    # the sanitizer build and the libFuzzer targets (scripts/test.sh)
 )
 missing=()
 for package in "${packages[@]}"; do
@@ -29,5 +31,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # nvcc is not on PATH in every shell; CMake finds it at /usr/local/cuda when present (LIDARTRAIN_CUDA=AUTO).
-cmake -S . -B build -DCMAKE_BUILD_TYPE="${LIDARTRAIN_BUILD_TYPE:-Release}" ${LIDARTRAIN_CMAKE_ARGS:-} >/dev/null
-cmake --build build -j"$(nproc)"
+build_dir=${LIDARTRAIN_BUILD_DIR:-build}
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="${LIDARTRAIN_BUILD_TYPE:-Release}" ${LIDARTRAIN_CMAKE_ARGS:-} >/dev/null
+if [ -n "${LIDARTRAIN_BUILD_TARGETS:-}" ]; then
+  cmake --build "$build_dir" -j"$(nproc)" --target ${LIDARTRAIN_BUILD_TARGETS}
+else
+  cmake --build "$build_dir" -j"$(nproc)"
+fi

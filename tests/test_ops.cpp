@@ -753,7 +753,8 @@ TEST_P(DeviceOpTable, ResultsDoNotDependOnTheThreadSchedule) {
   ASSERT_EQ(first.size(), second.size());
   for (size_t t = 0; t < first.size(); ++t) {
     ASSERT_EQ(first[t].size(), second[t].size());
-    EXPECT_EQ(0, std::memcmp(first[t].data(), second[t].data(), sizeof(float) * first[t].size())) << "tensor " << t;
+    if (!first[t].empty())
+      EXPECT_EQ(0, std::memcmp(first[t].data(), second[t].data(), sizeof(float) * first[t].size())) << "tensor " << t;
   }
 }
 
