@@ -58,6 +58,16 @@ PointBatch thinned_batch(uint64_t seed, int frames) {
   return make_batch(thinned);
 }
 
+// 32 × 32 cells and 8 channels: the emulation runs every GPU thread one after another.
+SemsegConfig small_semseg() {
+  SemsegConfig config;
+  config.voxel_size_m = 3.2;
+  config.point_channels = {8, 8};
+  config.bev_channels = {8, 8, 8};
+  config.head_channels = 8;
+  return config;
+}
+
 double training_step(Model& model, const PointBatch& batch, Optimizer& optimizer, int64_t* final_offset) {
   model.params().zero_grads();
   model.set_grads_ready_hook([final_offset](int64_t offset) { *final_offset = offset; });
@@ -79,11 +89,7 @@ class ModelsOnAGpu : public ::testing::TestWithParam<bool> {  // true: the emula
 };
 
 TEST_P(ModelsOnAGpu, SemsegTrainingStepsMatchTheCpu) {
-  SemsegConfig config;
-  config.voxel_size_m = 3.2;  // 32 × 32 cells: the emulation runs every GPU thread one after another
-  config.point_channels = {8, 8};
-  config.bev_channels = {8, 8, 8};
-  config.head_channels = 8;
+  const SemsegConfig config = small_semseg();
   Semseg cpu(config), gpu(config);
   cpu.init(3);
   gpu.init(3);
@@ -115,11 +121,7 @@ TEST_P(ModelsOnAGpu, SemsegTrainingStepsMatchTheCpu) {
 }
 
 TEST_P(ModelsOnAGpu, SemsegGradientsAndBatchNormStatisticsMatchTheCpu) {
-  SemsegConfig config;
-  config.voxel_size_m = 3.2;
-  config.point_channels = {8, 8};
-  config.bev_channels = {8, 8, 8};
-  config.head_channels = 8;
+  const SemsegConfig config = small_semseg();
   Semseg cpu(config), gpu(config);
   cpu.init(4);
   gpu.init(4);

@@ -8,6 +8,16 @@
 namespace lt::LT_CUDA_NS {
 namespace {
 
+// A row's largest logit and Σ exp(z − max), in double (the CPU's arithmetic).
+__device__ inline void softmax_terms(const float* z, int classes, double* max_logit, double* sum_exp) {
+  double m = double(z[0]);
+  for (int k = 1; k < classes; ++k) m = fmax(m, double(z[k]));
+  double sum = 0;
+  for (int k = 0; k < classes; ++k) sum += exp(double(z[k]) - m);
+  *max_logit = m;
+  *sum_exp = sum;
+}
+
 // One thread per row: its weighted loss and weight (0 for ignored rows).
 __global__ void cross_entropy_rows_kernel(const float* logits, const uint8_t* labels, int64_t rows, int classes,
                                           const float* class_weights, int ignore_label, double* row_loss,
@@ -20,10 +30,8 @@ __global__ void cross_entropy_rows_kernel(const float* logits, const uint8_t* la
       continue;
     }
     const float* z = logits + r * classes;
-    double max_logit = double(z[0]);
-    for (int k = 1; k < classes; ++k) max_logit = fmax(max_logit, double(z[k]));
-    double sum_exp = 0;
-    for (int k = 0; k < classes; ++k) sum_exp += exp(double(z[k]) - max_logit);
+    double max_logit, sum_exp;
+    softmax_terms(z, classes, &max_logit, &sum_exp);
     const double weight = class_weights ? double(class_weights[label]) : 1.0;
     row_loss[r] = weight * (log(sum_exp) + max_logit - double(z[label]));
     row_weight[r] = weight;
@@ -47,10 +55,8 @@ __global__ void cross_entropy_grad_kernel(const float* logits, const uint8_t* la
       continue;
     }
     const float* z = logits + r * classes;
-    double max_logit = double(z[0]);
-    for (int k = 1; k < classes; ++k) max_logit = fmax(max_logit, double(z[k]));
-    double sum_exp = 0;
-    for (int k = 0; k < classes; ++k) sum_exp += exp(double(z[k]) - max_logit);
+    double max_logit, sum_exp;
+    softmax_terms(z, classes, &max_logit, &sum_exp);
     const double scale = row_weight[r] / total_weight;
     for (int k = 0; k < classes; ++k)
       d[k] = float(scale * (exp(double(z[k]) - max_logit) / sum_exp - (k == label ? 1.0 : 0.0)));
