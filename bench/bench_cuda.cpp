@@ -73,7 +73,8 @@ void BM_CudaGemm(benchmark::State& state) {
   const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
   Buffer<float> a, b, c;
   run_on_gpu(state, 4.0 * double(m * k + k * n + m * n), 2.0 * double(m * n * k), [&](const Backend& be) {
-    if (a.empty()) a = random_buffer(be, size_t(m * k), 1), b = random_buffer(be, size_t(k * n), 2), c.resize(be, size_t(m * n));
+    if (a.empty())
+      a = random_buffer(be, size_t(m * k), 1), b = random_buffer(be, size_t(k * n), 2), c.resize(be, size_t(m * n));
     be.gemm(false, false, m, n, k, 1.f, a.data(), b.data(), 0.f, c.data());
   });
 }
@@ -124,7 +125,8 @@ void BM_CudaLinear(benchmark::State& state) {
   Buffer<float> x, w, y;
   run_on_gpu(state, 4.0 * double(rows) * (in + out), 2.0 * double(rows) * in * out, [&](const Backend& be) {
     if (x.empty())
-      x = random_buffer(be, size_t(rows * in), 1), w = random_buffer(be, size_t(in * out), 2), y.resize(be, size_t(rows * out));
+      x = random_buffer(be, size_t(rows * in), 1), w = random_buffer(be, size_t(in * out), 2),
+      y.resize(be, size_t(rows * out));
     be.linear_forward(x.data(), w.data(), nullptr, y.data(), rows, in, out);
   });
 }
@@ -232,7 +234,8 @@ void BM_CudaFocalAndL1Loss(benchmark::State& state) {
   Buffer<double> loss;
   run_on_gpu(state, 3.0 * 4.0 * double(n), 0, [&](const Backend& be) {
     if (logits.empty()) {
-      logits = random_buffer(be, size_t(n), 1), targets = random_buffer(be, size_t(n), 2), dlogits.resize(be, size_t(n));
+      logits = random_buffer(be, size_t(n), 1), targets = random_buffer(be, size_t(n), 2),
+      dlogits.resize(be, size_t(n));
       pred = random_buffer(be, 800, 3), target = random_buffer(be, 800, 4), dpred.resize(be, 800), loss.resize(be, 2);
     }
     be.focal_loss(logits.data(), targets.data(), n, dlogits.data(), loss.data());

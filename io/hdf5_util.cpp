@@ -1,12 +1,11 @@
 #include "io/hdf5_util.hpp"
 
-#include <cmath>
-
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -199,9 +198,9 @@ void read_every_dataset(hid_t file, const std::string& where, bool require_finit
     const bool floating = H5Tget_class(type) == H5T_FLOAT;
     const size_t count = size_t(std::max<hssize_t>(elements, 0));
     std::vector<char> buffer(count * (floating ? sizeof(double) : H5Tget_size(type)) + 1);
-    const herr_t status =
-        elements > 0 ? H5Dread(dataset, floating ? H5T_NATIVE_DOUBLE : type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer.data())
-                     : 0;
+    const herr_t status = elements > 0 ? H5Dread(dataset, floating ? H5T_NATIVE_DOUBLE : type, H5S_ALL, H5S_ALL,
+                                                 H5P_DEFAULT, buffer.data())
+                                       : 0;
     H5Sclose(space);
     H5Tclose(type);
     H5Dclose(dataset);

@@ -44,15 +44,15 @@ struct Backend {
 
   // ---- dense layers (the CPU: Eigen; CUDA: cuBLAS GEMMs around hand-written layout kernels) ----
   // Row-major C (m×n) = α op(A) op(B) + β C; op(A) = Aᵀ with trans_a (A stored k×m), likewise B.
-  void (*gemm)(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-               const float* b, float beta, float* c);
+  void (*gemm)(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
+               float beta, float* c);
   void (*linear_forward)(const float* x, const float* weight, const float* bias, float* y, int64_t rows, int in,
                          int out);
-  void (*linear_backward)(const float* x, const float* weight, const float* dy, float* dx, float* dweight,
-                          float* dbias, int64_t rows, int in, int out);
+  void (*linear_backward)(const float* x, const float* weight, const float* dy, float* dx, float* dweight, float* dbias,
+                          int64_t rows, int in, int out);
   void (*conv2d_forward)(const float* x, const float* weight, const float* bias, float* y, const ops::Conv2dShape& s);
-  void (*conv2d_backward)(const float* x, const float* weight, const float* dy, float* dx, float* dweight,
-                          float* dbias, const ops::Conv2dShape& s);
+  void (*conv2d_backward)(const float* x, const float* weight, const float* dy, float* dx, float* dweight, float* dbias,
+                          const ops::Conv2dShape& s);
   void (*conv_transpose_forward)(const float* x, const float* weight, const float* bias, float* y,
                                  const ops::ConvTransposeShape& s);
   void (*conv_transpose_backward)(const float* x, const float* weight, const float* dy, float* dx, float* dweight,
@@ -64,8 +64,8 @@ struct Backend {
   // training false or count 0, mean and invstd from the running statistics (batchnorm_statistics).
   void (*batchnorm_stats)(const double* sums, int channels, double count, bool training, float* mean, float* invstd,
                           float* running_mean, float* running_var);
-  void (*batchnorm_apply)(const float* x, const float* mean, const float* invstd, const float* gamma,
-                          const float* beta, float* y, const ops::BatchNormShape& s);
+  void (*batchnorm_apply)(const float* x, const float* mean, const float* invstd, const float* gamma, const float* beta,
+                          float* y, const ops::BatchNormShape& s);
   void (*batchnorm_backward_sums)(const float* x, const float* dy, const float* mean, const float* invstd,
                                   const ops::BatchNormShape& s, double* sums);
   void (*batchnorm_backward_apply)(const float* x, const float* dy, const float* mean, const float* invstd,
@@ -82,8 +82,8 @@ struct Backend {
   // ---- points <-> BEV cells ----
   void (*voxelize_max_forward)(const float* features, const ops::CellIndexView& index, int channels,
                                int64_t cells_per_map, float* grid, int64_t* argmax);
-  void (*voxelize_max_backward)(const float* dgrid, const ops::CellIndexView& index, const int64_t* argmax, int channels,
-                                int64_t cells_per_map, float* dfeatures);
+  void (*voxelize_max_backward)(const float* dgrid, const ops::CellIndexView& index, const int64_t* argmax,
+                                int channels, int64_t cells_per_map, float* dfeatures);
   void (*scatter_mean_forward)(const float* features, const ops::CellIndexView& index, int channels, float* mean);
   void (*scatter_mean_backward)(const float* dmean, const ops::CellIndexView& index, int channels, float* dfeatures);
   void (*devoxelize_forward)(const float* grid, const ops::CellIndexView& index, int channels, int64_t cells_per_map,
@@ -98,8 +98,8 @@ struct Backend {
   void (*l1_loss)(const float* pred, const float* target, int64_t rows, int channels, float* dpred, double* loss);
 
   // ---- detection ----
-  void (*gather_positions_forward)(const float* maps, const int64_t* positions, int64_t k, int channels,
-                                   int64_t plane, float* rows);
+  void (*gather_positions_forward)(const float* maps, const int64_t* positions, int64_t k, int channels, int64_t plane,
+                                   float* rows);
   void (*gather_positions_backward)(const float* drows, const int64_t* positions, int64_t k, int channels,
                                     int64_t plane, float* dmaps);
   void (*max_pool3x3)(const float* x, float* y, int64_t maps, int height, int width);

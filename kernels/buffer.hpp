@@ -114,8 +114,14 @@ inline ops::CellIndexView on_backend(const Backend& backend, const ops::CellInde
   staging.cell_start.upload(backend, index.cell_start);
   staging.sorted_points.upload(backend, index.sorted_points);
   staging.point_slot.upload(backend, index.point_slot);
-  return {index.num_points,         index.num_cells,           index.occupied(),           staging.point_cell.data(),
-          staging.cells.data(),     staging.cell_start.data(), staging.sorted_points.data(), staging.point_slot.data()};
+  return {index.num_points,
+          index.num_cells,
+          index.occupied(),
+          staging.point_cell.data(),
+          staging.cells.data(),
+          staging.cell_start.data(),
+          staging.sorted_points.data(),
+          staging.point_slot.data()};
 }
 
 }  // namespace lt

@@ -1,12 +1,13 @@
 // The CPU backend: host memory and the float instantiations of kernels/cpu/ops.hpp, plus the optimizer
 // and norm loops over the flat buffers (the same per-element bodies as src/train/optimizer.cpp).
+#include "kernels/backend.hpp"
+
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
 
-#include "kernels/backend.hpp"
 #include "kernels/common/box_iou.hpp"
 #include "kernels/common/elementwise.hpp"
 #include "kernels/cpu/points.hpp"
@@ -36,12 +37,18 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
   using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   const Eigen::Map<const Matrix> A(a, trans_a ? k : m, trans_a ? m : k), B(b, trans_b ? n : k, trans_b ? k : n);
   Eigen::Map<Matrix> C(c, m, n);
-  if (beta == 0.f) C.setZero();  // C may hold anything, NaN included
-  else if (beta != 1.f) C *= beta;
-  if (trans_a && trans_b) C.noalias() += alpha * (A.transpose() * B.transpose());
-  else if (trans_a) C.noalias() += alpha * (A.transpose() * B);
-  else if (trans_b) C.noalias() += alpha * (A * B.transpose());
-  else C.noalias() += alpha * (A * B);
+  if (beta == 0.f)
+    C.setZero();  // C may hold anything, NaN included
+  else if (beta != 1.f)
+    C *= beta;
+  if (trans_a && trans_b)
+    C.noalias() += alpha * (A.transpose() * B.transpose());
+  else if (trans_a)
+    C.noalias() += alpha * (A.transpose() * B);
+  else if (trans_b)
+    C.noalias() += alpha * (A * B.transpose());
+  else
+    C.noalias() += alpha * (A * B);
 }
 
 // The convolutions' im2col workspace, kept between calls of this thread.
@@ -104,7 +111,8 @@ void sum_squares(const float* x, int64_t n, double* sum) {
   std::vector<double> partial(size_t(chunks), 0.0);
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < chunks; ++c)
-    for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i) partial[size_t(c)] += double(x[i]) * double(x[i]);
+    for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i)
+      partial[size_t(c)] += double(x[i]) * double(x[i]);
   double total = 0;
   for (double p : partial) total += p;
   *sum = total;

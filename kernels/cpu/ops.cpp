@@ -572,7 +572,8 @@ void devoxelize_forward(const T* grid, const CellIndexView& index, int channels,
 }
 
 template <class T>
-void devoxelize_backward(const T* dfeatures, const CellIndexView& index, int channels, int64_t cells_per_map, T* dgrid) {
+void devoxelize_backward(const T* dfeatures, const CellIndexView& index, int channels, int64_t cells_per_map,
+                         T* dgrid) {
   const int64_t occupied = index.occupied;
   std::vector<T> cell_sums(size_t(occupied * channels), T(0));
 #pragma omp parallel for schedule(static)
@@ -729,12 +730,12 @@ void max_pool3x3(const T* x, T* y, int64_t maps, int height, int width) {
   template void relu_backward<T>(const T*, const T*, T*, int64_t);                                                   \
   template void concat_channels<T>(const T*, int, const T*, int, int64_t, int64_t, T*);                              \
   template void split_channels<T>(const T*, int, int, int64_t, int64_t, T*, T*);                                     \
-  template void voxelize_max_forward<T>(const T*, const CellIndexView&, int, int64_t, T*, int64_t*);                     \
-  template void voxelize_max_backward<T>(const T*, const CellIndexView&, const int64_t*, int, int64_t, T*);              \
-  template void scatter_mean_forward<T>(const T*, const CellIndexView&, int, T*);                                        \
-  template void scatter_mean_backward<T>(const T*, const CellIndexView&, int, T*);                                       \
-  template void devoxelize_forward<T>(const T*, const CellIndexView&, int, int64_t, T*);                                 \
-  template void devoxelize_backward<T>(const T*, const CellIndexView&, int, int64_t, T*);                                \
+  template void voxelize_max_forward<T>(const T*, const CellIndexView&, int, int64_t, T*, int64_t*);                 \
+  template void voxelize_max_backward<T>(const T*, const CellIndexView&, const int64_t*, int, int64_t, T*);          \
+  template void scatter_mean_forward<T>(const T*, const CellIndexView&, int, T*);                                    \
+  template void scatter_mean_backward<T>(const T*, const CellIndexView&, int, T*);                                   \
+  template void devoxelize_forward<T>(const T*, const CellIndexView&, int, int64_t, T*);                             \
+  template void devoxelize_backward<T>(const T*, const CellIndexView&, int, int64_t, T*);                            \
   template double cross_entropy<T>(const T*, const uint8_t*, int64_t, int, const T*, int, T*);                       \
   template double focal_loss<T>(const T*, const T*, int64_t, T*);                                                    \
   template void gather_positions_forward<T>(const T*, const int64_t*, int64_t, int, int64_t, T*);                    \

@@ -114,8 +114,8 @@ struct CellIndex {
   std::vector<int64_t> point_slot;     // (N) the occupied-cell number m of each point, or -1
   int64_t occupied() const { return int64_t(cells.size()); }
   operator CellIndexView() const {
-    return {num_points,         num_cells,       occupied(),        point_cell.data(),
-            cells.data(),       cell_start.data(), sorted_points.data(), point_slot.data()};
+    return {num_points,   num_cells,         occupied(),           point_cell.data(),
+            cells.data(), cell_start.data(), sorted_points.data(), point_slot.data()};
   }
 };
 CellIndex build_cell_index(std::vector<int64_t> point_cell, int64_t num_cells);

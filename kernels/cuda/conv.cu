@@ -27,9 +27,8 @@ __global__ void im2col_kernel(const float* image, ops::Conv2dShape s, float* col
     const int64_t row = e / pixels, p = e % pixels;
     const int c = int(row / (k * k)), ky = int(row / k % k), kx = int(row % k);
     const int iy = int(p / wo) * s.stride - s.padding + ky, ix = int(p % wo) * s.stride - s.padding + kx;
-    col[e] = iy >= 0 && iy < s.height && ix >= 0 && ix < s.width
-                 ? image[(int64_t(c) * s.height + iy) * s.width + ix]
-                 : 0.f;
+    col[e] =
+        iy >= 0 && iy < s.height && ix >= 0 && ix < s.width ? image[(int64_t(c) * s.height + iy) * s.width + ix] : 0.f;
   }
 }
 
@@ -155,8 +154,8 @@ void conv_transpose_forward(const float* x, const float* weight, const float* bi
   auto* tap_values = static_cast<float*>(scratch(1, sizeof(float) * size_t(taps * pixels)));
   for (int b = 0; b < s.batch; ++b) {
     gemm(true, false, taps, pixels, s.in_channels, 1.f, weight, x + b * s.in_channels * pixels, 0.f, tap_values);
-    LT_LAUNCH(taps_to_output_kernel, blocks_for(taps * pixels), kThreads, nullptr)(tap_values, bias, s,
-                                                                                    y + b * taps * pixels);
+    LT_LAUNCH(taps_to_output_kernel, blocks_for(taps * pixels), kThreads, nullptr)
+    (tap_values, bias, s, y + b * taps * pixels);
   }
   check(cudaGetLastError(), "conv_transpose_forward");
 }

@@ -52,16 +52,16 @@ __global__ void bev_iou_kernel(const float* a, int64_t n, const float* b, int64_
 void gather_positions_forward(const float* maps, const int64_t* positions, int64_t k, int channels, int64_t plane,
                               float* rows) {
   if (k * channels == 0) return;
-  LT_LAUNCH(gather_positions_forward_kernel, blocks_for(k * channels), kThreads, nullptr)(maps, positions, k, channels,
-                                                                                           plane, rows);
+  LT_LAUNCH(gather_positions_forward_kernel, blocks_for(k * channels), kThreads, nullptr)
+  (maps, positions, k, channels, plane, rows);
   check(cudaGetLastError(), "gather_positions_forward");
 }
 
 void gather_positions_backward(const float* drows, const int64_t* positions, int64_t k, int channels, int64_t plane,
                                float* dmaps) {
   if (k * channels == 0) return;
-  LT_LAUNCH(gather_positions_backward_kernel, blocks_for(channels), kThreads, nullptr)(drows, positions, k, channels,
-                                                                                        plane, dmaps);
+  LT_LAUNCH(gather_positions_backward_kernel, blocks_for(channels), kThreads, nullptr)
+  (drows, positions, k, channels, plane, dmaps);
   check(cudaGetLastError(), "gather_positions_backward");
 }
 

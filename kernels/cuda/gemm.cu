@@ -19,7 +19,8 @@ __global__ void gemm_kernel(bool trans_a, bool trans_b, int64_t m, int64_t n, in
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < m * n; e += int64_t(gridDim.x) * blockDim.x) {
     const int64_t row = e / n, col = e % n;
     float sum = 0.f;
-    for (int64_t i = 0; i < k; ++i) sum += (trans_a ? a[i * m + row] : a[row * k + i]) * (trans_b ? b[col * k + i] : b[i * n + col]);
+    for (int64_t i = 0; i < k; ++i)
+      sum += (trans_a ? a[i * m + row] : a[row * k + i]) * (trans_b ? b[col * k + i] : b[i * n + col]);
     c[e] = beta == 0.f ? alpha * sum : alpha * sum + beta * c[e];  // β = 0 never reads C (it may be garbage)
   }
 }

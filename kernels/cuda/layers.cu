@@ -58,8 +58,8 @@ void channel_sums(const float* x, const float* dy, const float* mean, const floa
     return;
   }
   double* partial = static_cast<double*>(scratch(0, sizeof(double) * 2 * size_t(s.channels) * size_t(chunks)));
-  LT_LAUNCH(channel_partial_sums_kernel, dim3(unsigned(chunks), unsigned(s.channels)), kThreads, nullptr)(
-      x, dy, mean, invstd, s.outer, s.channels, s.inner, partial);
+  LT_LAUNCH(channel_partial_sums_kernel, dim3(unsigned(chunks), unsigned(s.channels)), kThreads, nullptr)
+  (x, dy, mean, invstd, s.outer, s.channels, s.inner, partial);
   LT_LAUNCH(row_sums_kernel, blocks_for(2 * s.channels), kThreads, nullptr)(partial, 2 * s.channels, chunks, sums);
   check(cudaGetLastError(), "batchnorm sums");
 }
@@ -135,8 +135,8 @@ void batchnorm_apply(const float* x, const float* mean, const float* invstd, con
                      float* y, const ops::BatchNormShape& s) {
   const int64_t n = s.count() * s.channels;
   if (n == 0) return;
-  LT_LAUNCH(batchnorm_apply_kernel, blocks_for(n), kThreads, nullptr)(x, mean, invstd, gamma, beta, y, s.channels,
-                                                                       s.inner, n);
+  LT_LAUNCH(batchnorm_apply_kernel, blocks_for(n), kThreads, nullptr)
+  (x, mean, invstd, gamma, beta, y, s.channels, s.inner, n);
   check(cudaGetLastError(), "batchnorm_apply");
 }
 
@@ -152,16 +152,16 @@ void batchnorm_backward_apply(const float* x, const float* dy, const float* mean
     LT_LAUNCH(batchnorm_param_grads_kernel, blocks_for(s.channels), kThreads, nullptr)(sums, s.channels, dgamma, dbeta);
   const int64_t n = s.count() * s.channels;
   if (dx && n > 0)
-    LT_LAUNCH(batchnorm_grad_input_kernel, blocks_for(n), kThreads, nullptr)(x, dy, mean, invstd, gamma, sums,
-                                                                            float(count), dx, s.channels, s.inner, n);
+    LT_LAUNCH(batchnorm_grad_input_kernel, blocks_for(n), kThreads, nullptr)
+    (x, dy, mean, invstd, gamma, sums, float(count), dx, s.channels, s.inner, n);
   check(cudaGetLastError(), "batchnorm_backward_apply");
 }
 
 void batchnorm_stats(const double* sums, int channels, double count, bool training, float* mean, float* invstd,
                      float* running_mean, float* running_var) {
   if (channels == 0) return;
-  LT_LAUNCH(batchnorm_stats_kernel, blocks_for(channels), kThreads, nullptr)(sums, channels, count, training, mean,
-                                                                              invstd, running_mean, running_var);
+  LT_LAUNCH(batchnorm_stats_kernel, blocks_for(channels), kThreads, nullptr)
+  (sums, channels, count, training, mean, invstd, running_mean, running_var);
   check(cudaGetLastError(), "batchnorm_stats");
 }
 
@@ -186,16 +186,16 @@ void relu_backward(const float* y, const float* dy, float* dx, int64_t n) {
 void concat_channels(const float* a, int ca, const float* b, int cb, int64_t outer, int64_t inner, float* out) {
   const int64_t n = outer * (ca + cb) * inner;
   if (n == 0) return;
-  LT_LAUNCH(concat_kernel, blocks_for(n), kThreads, nullptr)(const_cast<float*>(a), ca * inner, const_cast<float*>(b),
-                                                              cb * inner, out, outer, false);
+  LT_LAUNCH(concat_kernel, blocks_for(n), kThreads, nullptr)
+  (const_cast<float*>(a), ca * inner, const_cast<float*>(b), cb * inner, out, outer, false);
   check(cudaGetLastError(), "concat_channels");
 }
 
 void split_channels(const float* in, int ca, int cb, int64_t outer, int64_t inner, float* a, float* b) {
   const int64_t n = outer * (ca + cb) * inner;
   if (n == 0) return;
-  LT_LAUNCH(concat_kernel, blocks_for(n), kThreads, nullptr)(a, ca * inner, b, cb * inner, const_cast<float*>(in),
-                                                              outer, true);
+  LT_LAUNCH(concat_kernel, blocks_for(n), kThreads, nullptr)
+  (a, ca * inner, b, cb * inner, const_cast<float*>(in), outer, true);
   check(cudaGetLastError(), "split_channels");
 }
 

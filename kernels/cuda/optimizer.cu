@@ -11,8 +11,8 @@ namespace {
 __global__ void adamw_kernel(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,
                              OptimizerStep s) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    ::lt::adamw_update(param[i], grad[i], exp_avg[i], exp_avg_sq[i], s.lr, s.beta1, s.beta2, s.eps, s.weight_decay, s.bias1,
-                 s.bias2);
+    ::lt::adamw_update(param[i], grad[i], exp_avg[i], exp_avg_sq[i], s.lr, s.beta1, s.beta2, s.eps, s.weight_decay,
+                       s.bias1, s.bias2);
 }
 
 __global__ void sgd_kernel(float* param, const float* grad, float* momentum_buffer, int64_t n, OptimizerStep s) {

@@ -139,12 +139,12 @@ void voxelize_max_forward(const float* features, const ops::CellIndexView& index
   auto* best = reinterpret_cast<unsigned long long*>(argmax);
   const int64_t elements = index.num_points * channels;
   LT_LAUNCH(fill_cell_rows_kernel, blocks_for(rows), kThreads, nullptr)(cell_max, best, rows);
-  LT_LAUNCH(scatter_max_kernel, blocks_for(elements), kThreads, nullptr)(features, index.point_slot, index.num_points,
-                                                                          channels, cell_max);
-  LT_LAUNCH(scatter_argmax_kernel, blocks_for(elements), kThreads, nullptr)(features, index.point_slot,
-                                                                             index.num_points, channels, cell_max, best);
-  LT_LAUNCH(move_cell_rows_kernel, blocks_for(rows), kThreads, nullptr)(cell_max, index.cells, index.occupied, channels,
-                                                                         cells_per_map, grid, true);
+  LT_LAUNCH(scatter_max_kernel, blocks_for(elements), kThreads, nullptr)
+  (features, index.point_slot, index.num_points, channels, cell_max);
+  LT_LAUNCH(scatter_argmax_kernel, blocks_for(elements), kThreads, nullptr)
+  (features, index.point_slot, index.num_points, channels, cell_max, best);
+  LT_LAUNCH(move_cell_rows_kernel, blocks_for(rows), kThreads, nullptr)
+  (cell_max, index.cells, index.occupied, channels, cells_per_map, grid, true);
   check(cudaGetLastError(), "voxelize_max_forward");
 }
 
@@ -153,27 +153,26 @@ void voxelize_max_backward(const float* dgrid, const ops::CellIndexView& index, 
   const int64_t rows = index.occupied * channels;
   if (rows == 0) return;
   float* dcell = static_cast<float*>(scratch(0, sizeof(float) * size_t(rows)));
-  LT_LAUNCH(move_cell_rows_kernel, blocks_for(rows), kThreads, nullptr)(dcell, index.cells, index.occupied, channels,
-                                                                         cells_per_map, const_cast<float*>(dgrid), false);
-  LT_LAUNCH(voxelize_max_backward_kernel, blocks_for(rows), kThreads, nullptr)(dcell, argmax, index.occupied, channels,
-                                                                                dfeatures);
+  LT_LAUNCH(move_cell_rows_kernel, blocks_for(rows), kThreads, nullptr)
+  (dcell, index.cells, index.occupied, channels, cells_per_map, const_cast<float*>(dgrid), false);
+  LT_LAUNCH(voxelize_max_backward_kernel, blocks_for(rows), kThreads, nullptr)
+  (dcell, argmax, index.occupied, channels, dfeatures);
   check(cudaGetLastError(), "voxelize_max_backward");
 }
 
 void scatter_mean_forward(const float* features, const ops::CellIndexView& index, int channels, float* mean) {
   const int64_t rows = index.occupied * channels;
   if (rows == 0) return;
-  LT_LAUNCH(scatter_mean_forward_kernel, blocks_for(rows), kThreads, nullptr)(features, index.cell_start,
-                                                                               index.sorted_points, index.occupied,
-                                                                               channels, mean);
+  LT_LAUNCH(scatter_mean_forward_kernel, blocks_for(rows), kThreads, nullptr)
+  (features, index.cell_start, index.sorted_points, index.occupied, channels, mean);
   check(cudaGetLastError(), "scatter_mean_forward");
 }
 
 void scatter_mean_backward(const float* dmean, const ops::CellIndexView& index, int channels, float* dfeatures) {
   const int64_t elements = index.num_points * channels;
   if (elements == 0) return;
-  LT_LAUNCH(scatter_mean_backward_kernel, blocks_for(elements), kThreads, nullptr)(
-      dmean, index.point_slot, index.cell_start, index.num_points, channels, dfeatures);
+  LT_LAUNCH(scatter_mean_backward_kernel, blocks_for(elements), kThreads, nullptr)
+  (dmean, index.point_slot, index.cell_start, index.num_points, channels, dfeatures);
   check(cudaGetLastError(), "scatter_mean_backward");
 }
 
@@ -181,9 +180,8 @@ void devoxelize_forward(const float* grid, const ops::CellIndexView& index, int 
                         float* features) {
   const int64_t elements = index.num_points * channels;
   if (elements == 0) return;
-  LT_LAUNCH(devoxelize_forward_kernel, blocks_for(elements), kThreads, nullptr)(grid, index.point_cell,
-                                                                                 index.num_points, channels,
-                                                                                 cells_per_map, features);
+  LT_LAUNCH(devoxelize_forward_kernel, blocks_for(elements), kThreads, nullptr)
+  (grid, index.point_cell, index.num_points, channels, cells_per_map, features);
   check(cudaGetLastError(), "devoxelize_forward");
 }
 
@@ -191,16 +189,16 @@ void devoxelize_backward(const float* dfeatures, const ops::CellIndexView& index
                          float* dgrid) {
   const int64_t rows = index.occupied * channels;
   if (rows == 0) return;
-  LT_LAUNCH(devoxelize_backward_kernel, blocks_for(rows), kThreads, nullptr)(
-      dfeatures, index.cells, index.cell_start, index.sorted_points, index.occupied, channels, cells_per_map, dgrid);
+  LT_LAUNCH(devoxelize_backward_kernel, blocks_for(rows), kThreads, nullptr)
+  (dfeatures, index.cells, index.cell_start, index.sorted_points, index.occupied, channels, cells_per_map, dgrid);
   check(cudaGetLastError(), "devoxelize_backward");
 }
 
 void count_in_cost_range(const float* xyzi, int64_t n, int64_t* count) {
   fill_zero(count, sizeof(int64_t));
   if (n == 0) return;
-  LT_LAUNCH(count_in_cost_range_kernel, blocks_for(n) < 120 ? blocks_for(n) : 120u, kThreads, nullptr)(
-      xyzi, n, reinterpret_cast<unsigned long long*>(count));
+  LT_LAUNCH(count_in_cost_range_kernel, blocks_for(n) < 120 ? blocks_for(n) : 120u, kThreads, nullptr)
+  (xyzi, n, reinterpret_cast<unsigned long long*>(count));
   check(cudaGetLastError(), "count_in_cost_range");
 }
 

@@ -16,9 +16,10 @@ ParsedCommand parse_command(const std::string& command, po::options_description&
   const bool own_config = options.find_nothrow("config", false) != nullptr;
   options.add_options()("help,h", "show this help and exit");
   if (!own_config)
-    options.add_options()("config", po::value<std::string>()->value_name("FILE"),
-                          "INI file of options ([section] key = value); command-line values override it, and of an option "
-                          "given twice on the command line the last wins");
+    options.add_options()(
+        "config", po::value<std::string>()->value_name("FILE"),
+        "INI file of options ([section] key = value); command-line values override it, and of an option "
+        "given twice on the command line the last wins");
   ParsedCommand parsed;
   try {
     // On the command line the last occurrence of an option wins (as in the launcher scripts users know:
@@ -88,7 +89,8 @@ double numeric_value(const po::variables_map& values, const std::string& key) {
 void require_positive(const po::variables_map& values, const std::string& key) {
   if (!values.count(key)) return;
   const double value = numeric_value(values, key);
-  require(std::isfinite(value) && value > 0, "--" + key + ": must be > 0 and finite (got " + std::to_string(value) + ")");
+  require(std::isfinite(value) && value > 0,
+          "--" + key + ": must be > 0 and finite (got " + std::to_string(value) + ")");
 }
 
 void require_non_negative(const po::variables_map& values, const std::string& key) {

@@ -20,8 +20,8 @@ int eval_main(int argc, char** argv, const Comm& comm) {
       "iou", po::value<std::string>()->value_name("CAR,PED,CYC"),
       "bevdet: BEV IoU thresholds per class, or one for all (default 0.7,0.5,0.5)")(
       "device", po::value<std::string>()->default_value("auto")->value_name("DEV"),
-      "auto | cpu | cuda (auto: this rank's GPU when it has one)")(
-      "json", po::value<std::string>()->value_name("FILE"), "also write the metrics as JSON");
+      "auto | cpu | cuda (auto: this rank's GPU when it has one)")("json", po::value<std::string>()->value_name("FILE"),
+                                                                   "also write the metrics as JSON");
   const ParsedCommand parsed = parse_command("eval", options, {}, argc, argv);
   if (parsed.help) {
     if (comm.is_root())

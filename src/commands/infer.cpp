@@ -14,8 +14,8 @@
 #include "src/common/stats.hpp"
 #include "src/models/bevdet.hpp"
 #include "src/train/data.hpp"
-#include "src/train/evaluate.hpp"
 #include "src/train/device.hpp"
+#include "src/train/evaluate.hpp"
 #include "src/train/trainer.hpp"
 
 namespace lt {
@@ -52,13 +52,14 @@ int infer_main(int argc, char** argv, const Comm& comm) {
       "bevdet: KITTI calib file; boxes are written as label_2 lines in the camera frame")(
       "bench", po::value<int>()->default_value(0)->value_name("N"), "time N runs and print latency p50/p99")(
       "device", po::value<std::string>()->default_value("auto")->value_name("DEV"),
-      "auto | cpu | cuda (auto: the GPU when there is one)")(
-      "json", po::value<std::string>()->value_name("FILE"), "with --bench: write the latencies as JSON");
+      "auto | cpu | cuda (auto: the GPU when there is one)")("json", po::value<std::string>()->value_name("FILE"),
+                                                             "with --bench: write the latencies as JSON");
   const ParsedCommand parsed = parse_command("infer", options, {}, argc, argv);
   if (parsed.help) {
     if (comm.is_root())
-      std::cout << usage_text("infer", "--checkpoint CKPT --input FRAME.bin [--out FILE] [--calib CALIB] [--bench N] [--device DEV]",
-                              "Segments one frame (semseg) or detects its objects (bevdet).", options);
+      std::cout << usage_text(
+          "infer", "--checkpoint CKPT --input FRAME.bin [--out FILE] [--calib CALIB] [--bench N] [--device DEV]",
+          "Segments one frame (semseg) or detects its objects (bevdet).", options);
     return kExitOk;
   }
   const auto& values = parsed.values;

@@ -116,10 +116,11 @@ int profile_main(int argc, char** argv, const Comm& comm) {
   }
   std::printf("%-14s %10lld %12.1f %10.2f %10.2f\n", "total", static_cast<long long>(total_params),
               double(total_macs) * 1e-6, total_fwd, total_bwd);
-  std::printf("training step %.1f ms (of which input preparation %.2f ms); inference p50 %.1f ms; peak %s memory "
-              "%.1f MB\n",
-              1e3 * step_s / repeat, 1e3 * prepare_s / repeat, infer_p50_ms, model.backend().name,
-              double(memory.peak_bytes) * 1e-6);
+  std::printf(
+      "training step %.1f ms (of which input preparation %.2f ms); inference p50 %.1f ms; peak %s memory "
+      "%.1f MB\n",
+      1e3 * step_s / repeat, 1e3 * prepare_s / repeat, infer_p50_ms, model.backend().name,
+      double(memory.peak_bytes) * 1e-6);
   if (values.count("json")) {
     JsonWriter json;
     json.begin_object().key("model").value(model.name()).key("points").value(batch.num_points());

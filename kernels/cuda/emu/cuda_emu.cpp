@@ -37,8 +37,8 @@ struct Scheduler {
   const std::function<void()>* body = nullptr;
   Order order = Order::forward;
   int64_t launches = 0;
-  bool direct = false;          // the running launch calls threads without fibers
-  bool reached_barrier = false;  // the running launch's threads reached __syncthreads
+  bool direct = false;                                  // the running launch calls threads without fibers
+  bool reached_barrier = false;                         // the running launch's threads reached __syncthreads
   std::unordered_map<const void*, bool> uses_barriers;  // per kernel, learnt at its first launch
 };
 Scheduler scheduler;
@@ -147,7 +147,8 @@ void run_grid(dim3 grid, dim3 block, const void* kernel, const std::function<voi
   const uint64_t blocks = uint64_t(grid.x) * grid.y * grid.z;
   for (uint64_t k = 0; k < blocks; ++k) {
     const uint64_t b = s.order == Order::forward ? k : blocks - 1 - k;
-    current.block_idx = {unsigned(b % grid.x), unsigned((b / grid.x) % grid.y), unsigned(b / (uint64_t(grid.x) * grid.y))};
+    current.block_idx = {unsigned(b % grid.x), unsigned((b / grid.x) % grid.y),
+                         unsigned(b / (uint64_t(grid.x) * grid.y))};
     run_block(threads);
   }
   s.running = nullptr;
@@ -167,7 +168,8 @@ struct EmulatedMemory {
   std::unordered_map<void*, size_t> sizes;
   size_t in_use = 0, limit = 0;
   EmulatedMemory() {
-    if (const char* text = std::getenv("LIDARTRAIN_CUDA_EMULATION_MEMORY")) limit = size_t(std::strtoull(text, nullptr, 10));
+    if (const char* text = std::getenv("LIDARTRAIN_CUDA_EMULATION_MEMORY"))
+      limit = size_t(std::strtoull(text, nullptr, 10));
   }
 };
 EmulatedMemory& emulated_memory() {
