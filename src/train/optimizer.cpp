@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "kernels/common/elementwise.hpp"
+#include "kernels/backend.hpp"
 
 namespace lt {
 
@@ -15,26 +15,24 @@ void Optimizer::step(ParamStore& params, double lr) {
   update(params, lr, 0, params.size());
 }
 
+// Per tensor (weight decay is per tensor), through the CPU backend's fused update over the range.
 void Optimizer::update(ParamStore& params, double lr, int64_t begin, int64_t end) {
-  const float bias1 = float(1 - std::pow(config_.beta1, double(steps_)));
-  const float bias2 = float(1 - std::pow(config_.beta2, double(steps_)));
+  OptimizerStep step;
+  step.lr = float(lr), step.beta1 = float(config_.beta1), step.beta2 = float(config_.beta2);
+  step.eps = float(config_.eps), step.momentum = float(config_.momentum), step.first_step = steps_ == 1;
+  step.bias1 = float(1 - std::pow(config_.beta1, double(steps_)));
+  step.bias2 = float(1 - std::pow(config_.beta2, double(steps_)));
+  const Backend& cpu = cpu_backend();
   for (const TensorView& view : params.views()) {
     if (view.offset < begin || view.offset >= end) continue;
+    step.weight_decay = view.decay ? float(config_.weight_decay) : 0.f;
     float* p = params.value(view.offset);
     const float* g = params.grad(view.offset);
     float* m = first_.data() + view.offset;
-    const float decay = view.decay ? float(config_.weight_decay) : 0.f;
-    if (config_.type == "adamw") {
-      float* v = second_.data() + view.offset;
-#pragma omp parallel for schedule(static)
-      for (int64_t i = 0; i < view.size; ++i)
-        adamw_update(p[i], g[i], m[i], v[i], float(lr), float(config_.beta1), float(config_.beta2), float(config_.eps),
-                     decay, bias1, bias2);
-    } else {
-#pragma omp parallel for schedule(static)
-      for (int64_t i = 0; i < view.size; ++i)
-        sgd_update(p[i], g[i], m[i], float(lr), float(config_.momentum), decay, steps_ == 1);
-    }
+    if (config_.type == "adamw")
+      cpu.adamw_update(p, g, m, second_.data() + view.offset, view.size, step);
+    else
+      cpu.sgd_update(p, g, m, view.size, step);
   }
 }
 
@@ -62,15 +60,8 @@ double learning_rate(const ScheduleConfig& s, int64_t step) {
 }
 
 double gradient_norm(const std::vector<float>& grads) {
-  constexpr size_t kChunk = 1 << 14;
-  const size_t chunks = (grads.size() + kChunk - 1) / kChunk;
-  std::vector<double> partial(chunks, 0.0);
-#pragma omp parallel for schedule(static)
-  for (size_t c = 0; c < chunks; ++c)
-    for (size_t i = c * kChunk; i < std::min(grads.size(), (c + 1) * kChunk); ++i)
-      partial[c] += double(grads[i]) * double(grads[i]);
-  double sum = 0;
-  for (double p : partial) sum += p;
+  double sum = 0;  // fixed chunks summed in order (the CPU backend's sum of squares)
+  cpu_backend().sum_squares(grads.data(), int64_t(grads.size()), &sum);
   return std::sqrt(sum);
 }
 
