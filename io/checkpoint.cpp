@@ -13,7 +13,17 @@ namespace fs = std::filesystem;
 
 namespace {
 constexpr const char* kSchema = "lidartrain.checkpoint";
-constexpr int64_t kVersion = 1;
+// Version 2 stores its strings fixed-length (io/hdf5_util.hpp: Strings); version 1 checkpoints, whose
+// strings are variable-length, are read (and resumed from) as before.
+constexpr int64_t kVersion = 2;
+
+// The string form a checkpoint's version allows; InputError for an unknown version.
+h5::Strings checkpoint_strings(hid_t f, const std::string& path) {
+  const int64_t version = h5::read_attr_int(f, "version", path);
+  require(version == 1 || version == kVersion,
+          path + ": checkpoint version " + std::to_string(version) + " is not supported (expected 1 or 2)");
+  return version == 1 ? h5::Strings::any : h5::Strings::fixed_only;
+}
 
 h5::Handle create_group(hid_t parent, const std::string& name, const std::string& where) {
   const hid_t id = H5Gcreate2(parent, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -102,7 +112,7 @@ void write_checkpoint(const std::string& path, const CheckpointMeta& meta, const
   if (collective)
     h5::create_file_atomically(path, *collective, fill);
   else
-    h5::create_file_atomically(path, fill, /*checksummed_metadata=*/true);
+    h5::create_file_atomically(path, fill);
 }
 
 CheckpointState read_checkpoint_state(const std::string& path) {
@@ -144,7 +154,8 @@ bool is_checkpoint_file(const std::string& path) {
   if (!fs::is_regular_file(path, ec) || H5Fis_hdf5(path.c_str()) <= 0) return false;
   try {
     h5::Handle file = h5::open_file_readonly(path);
-    return h5::has_attr(file.get(), "schema") && h5::read_attr_string(file.get(), "schema", path) == kSchema;
+    return h5::has_attr(file.get(), "schema") && h5::has_attr(file.get(), "version") &&
+           h5::read_attr_string(file.get(), "schema", path, checkpoint_strings(file.get(), path)) == kSchema;
   } catch (const InputError&) {
     return false;
   }
@@ -214,22 +225,22 @@ CheckpointMeta read_checkpoint_meta(const std::string& path) {
   require(fs::is_regular_file(path), path + ": no such checkpoint");
   h5::Handle file = h5::open_file_readonly(path);
   const hid_t f = file.get();
-  const std::string schema = h5::read_attr_string(f, "schema", path);
+  const h5::Strings strings = checkpoint_strings(f, path);
+  const std::string schema = h5::read_attr_string(f, "schema", path, strings);
   require(schema == kSchema, path + ": schema is '" + schema + "', expected '" + kSchema + "'");
-  require(h5::read_attr_int(f, "version", path) == kVersion, path + ": unsupported checkpoint version");
   CheckpointMeta meta;
-  meta.model = h5::read_attr_string(f, "model", path);
+  meta.model = h5::read_attr_string(f, "model", path, strings);
   meta.step = h5::read_attr_int(f, "step", path);
   meta.epoch = h5::read_attr_int(f, "epoch", path);
   meta.samples_seen = h5::read_attr_int(f, "samples_seen", path);
   meta.world_size = h5::read_attr_int(f, "world_size", path);
   meta.seed = uint64_t(h5::read_attr_int(f, "seed", path));
-  meta.git_sha = h5::read_attr_string(f, "git_sha", path);
-  meta.created = h5::read_attr_string(f, "created", path);
-  meta.config = h5::read_attr_string(f, "config", path);
+  meta.git_sha = h5::read_attr_string(f, "git_sha", path, strings);
+  meta.created = h5::read_attr_string(f, "created", path, strings);
+  meta.config = h5::read_attr_string(f, "config", path, strings);
   if (h5::has_link(f, "optimizer")) {
     h5::Handle optimizer(H5Gopen2(f, "optimizer", H5P_DEFAULT), H5Gclose);
-    meta.optimizer_type = h5::read_attr_string(optimizer.get(), "type", path);
+    meta.optimizer_type = h5::read_attr_string(optimizer.get(), "type", path, strings);
     meta.optimizer_steps = h5::read_attr_int(optimizer.get(), "steps", path);
   }
   return meta;

@@ -16,7 +16,9 @@ namespace fs = std::filesystem;
 
 namespace {
 constexpr const char* kSchema = "lidartrain.dataset";
-constexpr int64_t kVersion = 1;
+// Version 2 stores its strings fixed-length (io/hdf5_util.hpp: Strings); version 1 files, whose strings
+// are variable-length, are read as before.
+constexpr int64_t kVersion = 2;
 // Chunk sizes: a 120k-point frame is about four point chunks and one label chunk.
 constexpr hsize_t kPointChunkRows = 32768;
 constexpr hsize_t kLabelChunkRows = 131072;
@@ -168,11 +170,13 @@ Shard open_shard(const std::string& path, DatasetKind& kind, std::string& source
   shard.path = path;
   shard.file = h5::open_file_readonly(path);
   const hid_t f = shard.file.get();
-  const std::string schema = h5::read_attr_string(f, "schema", path);
-  require(schema == kSchema, path + ": schema is '" + schema + "', expected '" + kSchema + "'");
   const int64_t version = h5::read_attr_int(f, "version", path);
-  require(version == kVersion, path + ": schema version " + std::to_string(version) + " is not supported (expected 1)");
-  source = h5::read_attr_string(f, "source", path);
+  require(version == 1 || version == kVersion,
+          path + ": schema version " + std::to_string(version) + " is not supported (expected 1 or 2)");
+  const h5::Strings strings = version == 1 ? h5::Strings::any : h5::Strings::fixed_only;
+  const std::string schema = h5::read_attr_string(f, "schema", path, strings);
+  require(schema == kSchema, path + ": schema is '" + schema + "', expected '" + kSchema + "'");
+  source = h5::read_attr_string(f, "source", path, strings);
   const int64_t frames = h5::read_attr_int(f, "frames", path);
   require(frames >= 0, path + ": negative frame count");
   kind.has_labels = h5::has_link(f, "labels");
@@ -202,7 +206,7 @@ Shard open_shard(const std::string& path, DatasetKind& kind, std::string& source
     shard.box_offsets.assign(size_t(frames) + 1, 0);
   }
   h5::Handle ids = h5::open_dataset(f, "frame_ids", path);
-  shard.frame_ids = h5::read_strings(ids.get(), path + ": /frame_ids");
+  shard.frame_ids = h5::read_strings(ids.get(), path + ": /frame_ids", strings);
   require(int64_t(shard.frame_ids.size()) == frames, path + ": /frame_ids has " +
                                                          std::to_string(shard.frame_ids.size()) + " entries for " +
                                                          std::to_string(frames) + " frames");

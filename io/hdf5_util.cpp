@@ -56,6 +56,43 @@ Handle vlen_string_type() {
   H5Tset_cset(type.get(), H5T_CSET_UTF8);
   return type;
 }
+
+// Fixed-length UTF-8 strings of `size` bytes (at least 1: HDF5 has no empty type), NUL-padded.
+Handle fixed_string_type(size_t size) {
+  Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(type.get(), std::max<size_t>(size, 1));
+  H5Tset_strpad(type.get(), H5T_STR_NULLPAD);
+  H5Tset_cset(type.get(), H5T_CSET_UTF8);
+  return type;
+}
+
+size_t longest(const std::vector<std::string>& values) {
+  size_t size = 0;
+  for (const auto& value : values) size = std::max(size, value.size());
+  return size;
+}
+
+// The values NUL-padded to `size` bytes each, one after another.
+std::vector<char> padded(const std::vector<std::string>& values, size_t size) {
+  std::vector<char> bytes(values.size() * size, '\0');
+  for (size_t i = 0; i < values.size(); ++i) std::copy(values[i].begin(), values[i].end(), bytes.begin() + i * size);
+  return bytes;
+}
+
+// Each `size`-byte value up to its first NUL.
+std::vector<std::string> unpadded(const std::vector<char>& bytes, size_t size) {
+  std::vector<std::string> values;
+  for (size_t at = 0; at < bytes.size(); at += size) {
+    const auto begin = bytes.begin() + std::ptrdiff_t(at);
+    values.emplace_back(begin, std::find(begin, begin + std::ptrdiff_t(size), '\0'));
+  }
+  return values;
+}
+
+void check_string_form(hid_t file_type, Strings strings, const std::string& what) {
+  require(strings == Strings::any || H5Tis_variable_str(file_type) == 0,
+          what + " is a variable-length string, which only version 1 files hold");
+}
 }  // namespace
 
 namespace {
@@ -70,12 +107,11 @@ void sync_path(const std::string& path, bool directory) {
 }
 }  // namespace
 
-void create_file_atomically(const std::string& path, const std::function<void(hid_t, const std::string&)>& fill,
-                            bool checksummed_metadata) {
+void create_file_atomically(const std::string& path, const std::function<void(hid_t, const std::string&)>& fill) {
   const std::string tmp = path + ".tmp";
   try {
     {
-      Handle file = create_file(tmp, checksummed_metadata);
+      Handle file = create_file(tmp);
       fill(file.get(), tmp);
       require(H5Fflush(file.get(), H5F_SCOPE_GLOBAL) >= 0, tmp + ": flush failed (disk full?)");
       // Closed here, not by the Handle: the close writes the metadata, and its failure matters.
@@ -226,11 +262,10 @@ Handle open_file_readonly(const std::string& path) {
               "cannot open as HDF5 (not an HDF5 file, truncated or corrupt)");
 }
 
-Handle create_file(const std::string& path, bool checksummed_metadata) {
+Handle create_file(const std::string& path) {
   silence_library_errors();
   Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
-  if (checksummed_metadata)
-    check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V110, H5F_LIBVER_V110), path, "cannot set the file format");
+  check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V110, H5F_LIBVER_V110), path, "cannot set the file format");
   return make(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose, path,
               "cannot create HDF5 file (disk full, or the directory not writable?)");
 }
@@ -274,10 +309,11 @@ void write_array(hid_t file, const std::string& name, hid_t mem_type, hid_t file
 
 void write_strings(hid_t file, const std::string& name, const std::vector<std::string>& values,
                    const std::string& where) {
-  std::vector<const char*> pointers;
-  for (const auto& value : values) pointers.push_back(value.c_str());
-  Handle type = vlen_string_type();
-  write_array(file, name, type.get(), type.get(), {hsize_t(values.size())}, 1024, pointers.data(), where, false);
+  const size_t size = std::max<size_t>(longest(values), 1);
+  require(size <= 4096, where + ": " + name + ": a string of " + std::to_string(size) + " bytes (at most 4096)");
+  Handle type = fixed_string_type(size);
+  const std::vector<char> bytes = padded(values, size);
+  write_array(file, name, type.get(), type.get(), {hsize_t(values.size())}, 1024, bytes.data(), where);
 }
 
 void read_rows(hid_t dataset, hid_t mem_type, hsize_t first, hsize_t count, void* out, const std::string& where) {
@@ -297,30 +333,44 @@ void read_rows(hid_t dataset, hid_t mem_type, hsize_t first, hsize_t count, void
         "read failed (checksum mismatch or truncated file)");
 }
 
-std::vector<std::string> read_strings(hid_t dataset, const std::string& where) {
+std::vector<std::string> read_strings(hid_t dataset, const std::string& where, Strings strings) {
   const auto dims = checked_dims(dataset, 1, H5T_STRING, 0, false, where);
-  Handle type = vlen_string_type();
-  std::vector<char*> pointers(dims[0], nullptr);
+  Handle file_type(H5Dget_type(dataset), H5Tclose);
+  check_string_form(file_type.get(), strings, where);
+  if (H5Tis_variable_str(file_type.get()) > 0) {
+    Handle type = vlen_string_type();
+    std::vector<char*> pointers(dims[0], nullptr);
+    if (dims[0] > 0) {
+      check(H5Dread(dataset, type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, pointers.data()), where,
+            "read failed (checksum mismatch or truncated file)");
+    }
+    std::vector<std::string> values;
+    for (char* p : pointers) values.emplace_back(p ? p : "");
+    if (dims[0] > 0) {
+      Handle space(H5Dget_space(dataset), H5Sclose);
+      H5Dvlen_reclaim(type.get(), space.get(), H5P_DEFAULT, pointers.data());
+    }
+    return values;
+  }
+  const size_t size = H5Tget_size(file_type.get());
+  require(size > 0 && size <= 4096, where + ": strings of " + std::to_string(size) + " bytes");
+  require(dims[0] <= (size_t(1) << 30) / size, where + ": " + std::to_string(dims[0]) + " strings is too many");
+  Handle type = fixed_string_type(size);
+  std::vector<char> bytes(dims[0] * size);
   if (dims[0] > 0) {
-    check(H5Dread(dataset, type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, pointers.data()), where,
+    check(H5Dread(dataset, type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes.data()), where,
           "read failed (checksum mismatch or truncated file)");
   }
-  std::vector<std::string> values;
-  for (char* p : pointers) values.emplace_back(p ? p : "");
-  if (dims[0] > 0) {
-    Handle space(H5Dget_space(dataset), H5Sclose);
-    H5Dvlen_reclaim(type.get(), space.get(), H5P_DEFAULT, pointers.data());
-  }
-  return values;
+  return unpadded(bytes, size);
 }
 
 void write_attr_string(hid_t object, const std::string& name, const std::string& value, const std::string& where) {
-  Handle type = vlen_string_type();
+  Handle type = fixed_string_type(value.size());
   Handle space(H5Screate(H5S_SCALAR), H5Sclose);
   Handle attr = make(H5Acreate2(object, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
                      where, "cannot create attribute " + name);
-  const char* text = value.c_str();
-  check(H5Awrite(attr.get(), type.get(), &text), where, "cannot write attribute " + name);
+  const std::vector<char> bytes = padded({value}, std::max<size_t>(value.size(), 1));
+  check(H5Awrite(attr.get(), type.get(), bytes.data()), where, "cannot write attribute " + name);
 }
 
 void write_attr_int(hid_t object, const std::string& name, int64_t value, const std::string& where) {
@@ -332,27 +382,28 @@ void write_attr_int(hid_t object, const std::string& name, int64_t value, const 
 
 void write_attr_strings(hid_t object, const std::string& name, const std::vector<std::string>& values,
                         const std::string& where) {
-  Handle type = vlen_string_type();
+  const size_t size = std::max<size_t>(longest(values), 1);
+  Handle type = fixed_string_type(size);
   const hsize_t count = values.size();
   Handle space(H5Screate_simple(1, &count, nullptr), H5Sclose);
   Handle attr = make(H5Acreate2(object, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
                      where, "cannot create attribute " + name);
-  std::vector<const char*> pointers;
-  for (const auto& value : values) pointers.push_back(value.c_str());
-  check(H5Awrite(attr.get(), type.get(), pointers.data()), where, "cannot write attribute " + name);
+  const std::vector<char> bytes = padded(values, size);
+  check(H5Awrite(attr.get(), type.get(), bytes.data()), where, "cannot write attribute " + name);
 }
 
 bool has_attr(hid_t object, const std::string& name) {
   return H5Aexists(object, name.c_str()) > 0;
 }
 
-std::string read_attr_string(hid_t object, const std::string& name, const std::string& where) {
+std::string read_attr_string(hid_t object, const std::string& name, const std::string& where, Strings strings) {
   require(has_attr(object, name), where + ": missing attribute " + name);
   Handle attr = make(H5Aopen(object, name.c_str(), H5P_DEFAULT), H5Aclose, where, "cannot open attribute " + name);
   Handle file_type(H5Aget_type(attr.get()), H5Tclose);
   Handle space(H5Aget_space(attr.get()), H5Sclose);
   require(H5Tget_class(file_type.get()) == H5T_STRING && H5Sget_simple_extent_npoints(space.get()) == 1,
           where + ": attribute " + name + " is not a string");
+  check_string_form(file_type.get(), strings, where + ": attribute " + name);
   if (H5Tis_variable_str(file_type.get()) > 0) {
     Handle type = vlen_string_type();
     char* text = nullptr;
@@ -362,9 +413,12 @@ std::string read_attr_string(hid_t object, const std::string& name, const std::s
     return value;
   }
   const size_t size = H5Tget_size(file_type.get());
-  std::string value(size, '\0');
-  check(H5Aread(attr.get(), file_type.get(), value.data()), where, "cannot read attribute " + name);
-  return value.substr(0, value.find('\0'));
+  require(size > 0 && size <= (size_t(1) << 26),
+          where + ": attribute " + name + " of " + std::to_string(size) + " bytes");
+  std::vector<char> bytes(size, '\0');
+  Handle type = fixed_string_type(size);
+  check(H5Aread(attr.get(), type.get(), bytes.data()), where, "cannot read attribute " + name);
+  return unpadded(bytes, size).front();
 }
 
 int64_t read_attr_int(hid_t object, const std::string& name, const std::string& where) {

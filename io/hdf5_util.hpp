@@ -56,10 +56,10 @@ class Handle {
 // Creates `path` through `path.tmp`: `fill(file, tmp_path)` writes the contents, the file is flushed,
 // closed, fsynced and renamed into place, and the directory fsynced; on any failure the temporary file
 // is removed and the error rethrown. So the file at `path` is always whole, and durable once this
-// returns. `checksummed_metadata`: HDF5's 1.10 file format, whose object headers and B-trees carry
-// checksums too (checkpoints), rather than the oldest format readers understand (dataset shards).
-void create_file_atomically(const std::string& path, const std::function<void(hid_t, const std::string&)>& fill,
-                            bool checksummed_metadata = false);
+// returns. Every file is in HDF5's 1.10 format, whose superblock, object headers and chunk indexes carry
+// checksums (the oldest format's do not, and fuzzing found libhdf5 1.10.8 reading freed memory in a
+// damaged one's object header): with Fletcher32 on every dataset, a damaged byte is a read error.
+void create_file_atomically(const std::string& path, const std::function<void(hid_t, const std::string&)>& fill);
 
 // Parallel HDF5 over MPI-IO: every rank of `comm` takes part in every call, with the same arguments,
 // and writes its own share of each dataset's rows.
@@ -83,7 +83,7 @@ void read_every_dataset(hid_t file, const std::string& where, bool require_finit
 
 // Each throws InputError("<where>: <what>") when HDF5 reports a failure.
 Handle open_file_readonly(const std::string& path);
-Handle create_file(const std::string& path, bool checksummed_metadata = false);
+Handle create_file(const std::string& path);  // in the 1.10 format
 Handle open_dataset(hid_t file, const std::string& name, const std::string& where);
 bool has_link(hid_t file, const std::string& name);
 
@@ -93,21 +93,28 @@ std::vector<hsize_t> checked_dims(hid_t dataset, int rank, H5T_class_t type_clas
                                   const std::string& where);
 
 // Chunked dataset with an unlimited first dimension (so empty ones are legal), Fletcher32-checksummed
-// unless `checksum` is false (HDF5 cannot filter variable-length strings).
+// unless `checksum` is false.
 void write_array(hid_t file, const std::string& name, hid_t mem_type, hid_t file_type, const std::vector<hsize_t>& dims,
                  hsize_t chunk_rows, const void* data, const std::string& where, bool checksum = true);
+// Strings are written fixed-length (NUL-padded to the longest value, UTF-8), datasets of them
+// Fletcher32-checksummed. libhdf5 keeps variable-length strings in a global heap that has no checksum,
+// and a damaged one can hang its reader (H5HG_read, found by fuzzing the shard and checkpoint readers),
+// so readers take them only where a file's schema version says it was written so (`Strings::any`: the
+// version 1 datasets and checkpoints); elsewhere a variable-length string is refused before it is read.
+enum class Strings { fixed_only, any };
 void write_strings(hid_t file, const std::string& name, const std::vector<std::string>& values,
                    const std::string& where);
 
 // Reads rows [first, first+count) of a dataset of rank 1 or 2 into `out`.
 void read_rows(hid_t dataset, hid_t mem_type, hsize_t first, hsize_t count, void* out, const std::string& where);
-std::vector<std::string> read_strings(hid_t dataset, const std::string& where);
+std::vector<std::string> read_strings(hid_t dataset, const std::string& where, Strings strings = Strings::fixed_only);
 
 void write_attr_string(hid_t object, const std::string& name, const std::string& value, const std::string& where);
 void write_attr_int(hid_t object, const std::string& name, int64_t value, const std::string& where);
 void write_attr_strings(hid_t object, const std::string& name, const std::vector<std::string>& values,
                         const std::string& where);
-std::string read_attr_string(hid_t object, const std::string& name, const std::string& where);
+std::string read_attr_string(hid_t object, const std::string& name, const std::string& where,
+                             Strings strings = Strings::fixed_only);
 int64_t read_attr_int(hid_t object, const std::string& name, const std::string& where);
 bool has_attr(hid_t object, const std::string& name);
 

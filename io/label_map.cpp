@@ -1,7 +1,7 @@
 #include "io/label_map.hpp"
 
+#include <algorithm>
 #include <fstream>
-#include <regex>
 
 #include "src/common/error.hpp"
 
@@ -28,12 +28,53 @@ LearningMap LearningMap::semantic_kitti() {
   return map;
 }
 
+namespace {
+
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\v' || c == '\f';
+}
+
+// "^\s*(#.*)?$"
+bool blank_or_comment(const std::string& line) {
+  size_t i = 0;
+  while (i < line.size() && is_space(line[i])) ++i;
+  return i == line.size() || line[i] == '#';
+}
+
+// A decimal integer at line[i...] (its digits kept for messages): advances i; false when there is none.
+// Values past 2^31 saturate there, so no digit string overflows; the caller's range checks refuse them.
+struct Number {
+  int64_t value = 0;
+  std::string digits;
+};
+bool read_number(const std::string& line, size_t& i, Number& number) {
+  const size_t start = i;
+  for (; i < line.size() && line[i] >= '0' && line[i] <= '9'; ++i)
+    number.value = std::min<int64_t>(number.value * 10 + (line[i] - '0'), int64_t(1) << 31);
+  number.digits = line.substr(start, std::min<size_t>(i - start, 40));
+  return i > start;
+}
+
+// "^\s+(\d+)\s*:\s*(\d+)\s*(#.*)?$" by hand: std::regex recurses per character, so a long line
+// of outside input could exhaust the stack.
+bool read_entry(const std::string& line, Number& raw, Number& train) {
+  size_t i = 0;
+  while (i < line.size() && is_space(line[i])) ++i;
+  if (i == 0 || !read_number(line, i, raw)) return false;
+  while (i < line.size() && is_space(line[i])) ++i;
+  if (i == line.size() || line[i++] != ':') return false;
+  while (i < line.size() && is_space(line[i])) ++i;
+  if (!read_number(line, i, train)) return false;
+  while (i < line.size() && is_space(line[i])) ++i;
+  return i == line.size() || line[i] == '#';
+}
+
+}  // namespace
+
 LearningMap LearningMap::from_yaml_file(const std::string& path) {
   std::ifstream in(path);
   require(bool(in), path + ": cannot open label map");
   LearningMap map;
-  const std::regex entry(R"(^\s+(\d+)\s*:\s*(\d+)\s*(#.*)?$)");
-  const std::regex blank_or_comment(R"(^\s*(#.*)?$)");
   std::string line;
   bool in_block = false;
   int entries = 0;
@@ -44,16 +85,20 @@ LearningMap LearningMap::from_yaml_file(const std::string& path) {
       in_block = line.rfind("learning_map:", 0) == 0;
       continue;
     }
-    std::smatch m;
-    if (std::regex_match(line, m, entry)) {
-      map.set(uint32_t(std::stoul(m[1])), std::stoi(m[2]), where);
+    Number raw, train;
+    if (read_entry(line, raw, train)) {
+      require(raw.value <= int64_t(kMaxRawId), where + ": raw id " + raw.digits + " exceeds 16 bits");
+      require(train.value < kNumSemanticClasses,
+              where + ": training id " + train.digits + " outside 0.." + std::to_string(kNumSemanticClasses - 1));
+      map.set(uint32_t(raw.value), int(train.value), where);
       ++entries;
-    } else if (std::regex_match(line, blank_or_comment)) {
+    } else if (blank_or_comment(line)) {
       continue;
-    } else if (line[0] != ' ' && line[0] != '\t') {
+    } else if (!is_space(line[0])) {
       break;  // the next top-level key ends the block
     } else {
-      throw InputError(where + ": expected 'RAW_ID : TRAIN_ID' in learning_map, got '" + line + "'");
+      throw InputError(where + ": expected 'RAW_ID : TRAIN_ID' in learning_map, got '" + line.substr(0, 80) +
+                       (line.size() > 80 ? "...'" : "'"));
     }
   }
   require(entries > 0, path + ": no 'learning_map:' block with entries");

@@ -6,9 +6,7 @@
 # same inputs. A crash, a sanitizer report, a leak or a timeout of any target fails the script (its
 # input is kept in the work directory). Prints executions, seconds and corpus growth per target.
 #   scripts/fuzz.sh [BUILD_DIR (default build-sanitize)] [RUNS per target (default $FUZZ_RUNS or 20000)]
-#   FUZZ_TARGETS="point_file …" picks targets (default all eight). CI (scripts/test.sh) runs the six that
-#   parse files itself; dataset_shard and checkpoint go through libhdf5, in which they find a hang
-#   (README: "Fuzzing"), so they run only when asked for.
+#   FUZZ_TARGETS="point_file …" picks targets (default all eight). CI (scripts/test.sh) runs all eight.
 # BUILD_DIR is configured with -DLIDARTRAIN_FUZZ=ON and clang (scripts/test.sh does it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,7 +51,12 @@ for target in ${FUZZ_TARGETS:-point_file label_file kitti_label kitti_calib labe
   corpus="$WORK/corpus/$target"
   before=$(ls "$corpus" | wc -l)
   start=$(date +%s.%N)
-  if ! "$BUILD/tests/fuzz_$target" -seed=1 -runs="$RUNS" -timeout=20 -rss_limit_mb=2048 -max_len=65536 \
+  # libhdf5 1.10.8 leaks inside calls that fail on a damaged file (H5Fopen → H5G_mkroot, H5Dopen2 →
+  # H5D__layout_oh_read, …): the HDF5 targets suppress leaks allocated in libhdf5 and check instead that
+  # no HDF5 object of ours is left open after each input (tests/fuzz/fuzz_target.cpp).
+  supp=$PWD/tests/lsan.supp
+  case $target in dataset_shard | checkpoint) supp=$PWD/tests/fuzz/lsan_hdf5.supp ;; esac
+  if ! LSAN_OPTIONS=suppressions=$supp "$BUILD/tests/fuzz_$target" -seed=1 -runs="$RUNS" -timeout=20 -rss_limit_mb=2048 -max_len=65536 \
     -artifact_prefix="$WORK/$target-" "$corpus" >"$WORK/$target.log" 2>&1; then
     status=1
     keep=1

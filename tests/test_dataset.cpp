@@ -7,6 +7,7 @@
 
 #include "io/dataset.hpp"
 #include "kernels/cpu/points.hpp"
+#include "tests/hdf5_version1.hpp"
 #include "tests/test_util.hpp"
 
 namespace lt {
@@ -205,6 +206,54 @@ TEST(DatasetRead, WrongSchemaIsRejected) {
     H5Fclose(file);
   }
   EXPECT_NE(input_error_of([&] { DatasetReader reader(shard); }).find("missing attribute schema"), std::string::npos);
+}
+
+// Version 2 writes every string fixed-length (frame ids Fletcher32-checksummed like the numbers) in the
+// checksummed 1.10 format; the version 1 shards earlier lidartrain wrote, with variable-length strings,
+// read the same.
+TEST(DatasetRead, Version1ShardsWithVariableLengthStringsStillRead) {
+  const std::string dir = fresh_dir("read_v1");
+  const auto frames = sample_frames();
+  write_shard(dir + "/shard-00000.h5", frames, kFull, "unit test");
+  {
+    const hid_t file = H5Fopen((dir + "/shard-00000.h5").c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    const hid_t attr = H5Aopen(file, "schema", H5P_DEFAULT);
+    const hid_t type = H5Aget_type(attr);
+    EXPECT_EQ(H5Tis_variable_str(type), 0);
+    H5Tclose(type);
+    H5Aclose(attr);
+    H5F_info2_t info;
+    ASSERT_GE(H5Fget_info2(file, &info), 0);
+    EXPECT_GE(info.super.version, 2u);  // the 1.10 format: checksummed superblock and object headers
+    const hid_t ids = H5Dopen2(file, "frame_ids", H5P_DEFAULT);
+    const hid_t dcpl = H5Dget_create_plist(ids);
+    EXPECT_EQ(H5Pget_nfilters(dcpl), 1);  // Fletcher32
+    H5Pclose(dcpl);
+    H5Dclose(ids);
+    H5Fclose(file);
+  }
+  testing::rewrite_as_version1(dir + "/shard-00000.h5");
+  const DatasetReader reader(dir);
+  EXPECT_EQ(reader.source(), "unit test");
+  ASSERT_EQ(reader.num_frames(), int64_t(frames.size()));
+  for (size_t f = 0; f < frames.size(); ++f) expect_same(reader.read(int64_t(f)), frames[f]);
+}
+
+// libhdf5 reads variable-length strings from a global heap without checksums (a damaged one hung the
+// fuzzed reader in H5HG_read): a version 2 shard holding one is refused before it is read.
+TEST(DatasetRead, Version2ShardWithAVariableLengthStringIsRefused) {
+  const std::string shard = written_shard("read_v2_vlen");
+  testing::rewrite_as_version1(shard);
+  {
+    const hid_t file = H5Fopen(shard.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    const int64_t two = 2;
+    const hid_t version = H5Aopen(file, "version", H5P_DEFAULT);
+    H5Awrite(version, H5T_NATIVE_INT64, &two);
+    H5Aclose(version);
+    H5Fclose(file);
+  }
+  EXPECT_EQ(input_error_of([&] { DatasetReader reader(shard); }),
+            shard + ": attribute schema is a variable-length string, which only version 1 files hold");
 }
 
 TEST(DatasetRead, MissingDirectoryIsNamed) {

@@ -48,5 +48,51 @@ TEST(LearningMap, TrainingIdOutOfRangeIsAnError) {
   EXPECT_THROW(LearningMap::from_yaml_file(path), InputError);
 }
 
+std::string error_of(const std::string& yaml_text) {
+  const auto path = (std::filesystem::temp_directory_path() / "lt_fuzzed_map.yaml").string();
+  std::ofstream(path, std::ios::binary) << yaml_text;
+  try {
+    LearningMap::from_yaml_file(path);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// Fuzz finding (tests/fuzz/findings/label_map-crash.yaml): a training id of more digits than an int
+// ended the process with std::out_of_range from std::stoi.
+TEST(LearningMap, FuzzFindingOverlongNumbersAreInputErrors) {
+  std::ifstream in(std::string(LIDARTRAIN_FUZZ_FINDINGS) + "/label_map-crash.yaml", std::ios::binary);
+  ASSERT_TRUE(bool(in));
+  const std::string finding((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(error_of(finding).find("lt_fuzzed_map.yaml:"), std::string::npos) << error_of(finding);
+  EXPECT_NE(error_of("learning_map:\n  10 : 123456789012345678901234567890\n")
+                .find(":2: training id 123456789012345678901234567890 outside 0..19"),
+            std::string::npos);
+  EXPECT_NE(error_of("learning_map:\n  99999999999999999999 : 1\n").find(":2: raw id 99999999999999999999 exceeds"),
+            std::string::npos);
+  EXPECT_NE(error_of("learning_map:\n  65536 : 1\n").find("raw id 65536 exceeds 16 bits"), std::string::npos);
+}
+
+// The line grammar is the regex it replaced: "^\s+(\d+)\s*:\s*(\d+)\s*(#.*)?$" for entries.
+TEST(LearningMap, EntryGrammarAndLongLines) {
+  const auto path = (std::filesystem::temp_directory_path() / "lt_grammar_map.yaml").string();
+  std::ofstream(path) << "labels:\n  10: car\nlearning_map:\n\t10:1 # car\n   11 :  2\n\n  # comment\n  13 : 5  \n"
+                      << "learning_map_inv:\n  0 : 0\n";
+  const LearningMap map = LearningMap::from_yaml_file(path);
+  EXPECT_EQ(map.raw_ids(), (std::vector<uint32_t>{10, 11, 13}));
+  EXPECT_EQ(map.to_train(10), 1);
+  EXPECT_EQ(map.to_train(11), 2);
+  EXPECT_EQ(map.to_train(13), 5);
+  for (const char* bad : {"  10 1\n", "  10 : \n", "  : 1\n", "  10 : 1 x\n", "  -1 : 1\n"})
+    EXPECT_NE(error_of("learning_map:\n  0 : 0\n" + std::string(bad)).find(":3: expected 'RAW_ID : TRAIN_ID'"),
+              std::string::npos)
+        << bad;
+  // A megabyte-long line (std::regex recursed per character) is an error with the line cut short.
+  const std::string message = error_of("learning_map:\n  0 : 0\n " + std::string(1 << 20, '1') + "x\n");
+  EXPECT_NE(message.find(":3: expected"), std::string::npos);
+  EXPECT_LT(message.size(), 300u);
+}
+
 }  // namespace
 }  // namespace lt

@@ -16,6 +16,7 @@
 #include "src/train/data.hpp"
 #include "src/train/evaluate.hpp"
 #include "src/train/optimizer.hpp"
+#include "tests/hdf5_version1.hpp"
 #include "tests/test_util.hpp"
 
 namespace lt {
@@ -158,6 +159,46 @@ TEST(Checkpoint, RoundTripRestoresParametersBuffersAndOptimizerState) {
   EXPECT_EQ(loaded.buffers().values(), model.buffers().values());
   for (size_t k = 0; k < state.size(); ++k) EXPECT_EQ(*loaded_state[k].second, *state[k].second);
   EXPECT_EQ(loaded.forward(batch, false), model.forward(batch, false));
+}
+
+// Version 1 checkpoints (variable-length strings) still read and restore; a version 2 one holding a
+// variable-length string is refused before libhdf5 reads it (io/hdf5_util.hpp: Strings).
+TEST(Checkpoint, Version1CheckpointsStillReadAndVersion2RefusesVariableLengthStrings) {
+  const std::string dir = testing::fresh_dir("ckpt_v1");
+  Semseg model(tiny_config());
+  model.init(5);
+  Optimizer optimizer(OptimizerConfig{}, model.params().size());
+  CheckpointMeta meta;
+  meta.model = "semseg";
+  meta.step = 7;
+  meta.git_sha = "abc";
+  meta.config = "[train]\nsteps = 7\n";
+  meta.optimizer_type = "adamw";
+  OptimizerState state;
+  for (auto& [name, values] : optimizer.state()) state.emplace_back(name, values);
+  write_checkpoint(dir + "/c.h5", meta, model.params(), model.buffers(), state);
+  testing::rewrite_as_version1(dir + "/c.h5");
+  EXPECT_TRUE(is_checkpoint_file(dir + "/c.h5"));
+  const CheckpointMeta read = read_checkpoint_meta(dir + "/c.h5");
+  EXPECT_EQ(read.model, "semseg");
+  EXPECT_EQ(read.step, 7);
+  EXPECT_EQ(read.git_sha, "abc");
+  EXPECT_EQ(read.config, meta.config);
+  EXPECT_EQ(read.optimizer_type, "adamw");
+  Semseg loaded(tiny_config());
+  read_checkpoint_tensors(dir + "/c.h5", loaded.params(), loaded.buffers(), {});
+  EXPECT_EQ(loaded.params().values(), model.params().values());
+  {
+    const hid_t file = H5Fopen((dir + "/c.h5").c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    const int64_t two = 2;
+    const hid_t version = H5Aopen(file, "version", H5P_DEFAULT);
+    H5Awrite(version, H5T_NATIVE_INT64, &two);
+    H5Aclose(version);
+    H5Fclose(file);
+  }
+  EXPECT_FALSE(is_checkpoint_file(dir + "/c.h5"));
+  EXPECT_EQ(testing::input_error_of([&] { read_checkpoint_meta(dir + "/c.h5"); }),
+            dir + "/c.h5: attribute schema is a variable-length string, which only version 1 files hold");
 }
 
 TEST(Checkpoint, ADifferentModelConfigurationIsRefusedByName) {

@@ -2,12 +2,73 @@
 
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <sstream>
 
 #include "src/common/error.hpp"
 
 namespace lt {
+
+namespace {
+// Boost keeps an error's substitutions and option prefix protected. A pointer to member formed in a class
+// derived from error_with_option_name reads them from any such error (protected access through the
+// derived class, [class.protected]); nothing of the error is changed.
+struct OptionErrorAccess : po::error_with_option_name {
+  static const std::map<std::string, std::string>& substitutions(const po::error_with_option_name& e) {
+    return e.*(&OptionErrorAccess::m_substitutions);
+  }
+  static const std::map<std::string, string_pair>& defaults(const po::error_with_option_name& e) {
+    return e.*(&OptionErrorAccess::m_substitution_defaults);
+  }
+  static std::string prefix(const po::error_with_option_name& e) {
+    return (e.*(&OptionErrorAccess::get_canonical_option_prefix))();
+  }
+};
+
+void replace_all(std::string& text, const std::string& from, const std::string& to) {
+  for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
+    text.replace(at, from.size(), to);
+}
+}  // namespace
+
+std::string option_error_text(const po::error& e) {
+  const auto* named = dynamic_cast<const po::error_with_option_name*>(&e);
+  if (named == nullptr) return e.what();  // a fixed text, no placeholders
+  std::map<std::string, std::string> values = OptionErrorAccess::substitutions(*named);
+  values["canonical_option"] = named->get_option_name();
+  values["prefix"] = OptionErrorAccess::prefix(*named);
+  std::string text = named->m_error_template;
+  // Boost's own defaults for what is missing ("option '%canonical_option%'" -> "option"): its constants,
+  // replaced before any value from the input enters the text.
+  for (const auto& [name, from_to] : OptionErrorAccess::defaults(*named))
+    if (values[name].empty()) replace_all(text, from_to.first, from_to.second);
+  std::string message;
+  for (size_t i = 0; i < text.size();) {
+    const size_t end = text[i] == '%' ? text.find('%', i + 1) : std::string::npos;
+    if (end != std::string::npos) {
+      const auto value = values.find(text.substr(i + 1, end - i - 1));
+      if (value != values.end()) {
+        message += value->second;  // once: a value's own '%...%' stays as it is
+        i = end + 1;
+        continue;
+      }
+    }
+    message += text[i++];
+  }
+  if (const auto* ambiguous = dynamic_cast<const po::ambiguous_option*>(&e)) {
+    // Boost's wording: " and matches '--a', '--b', and '--c'" (each alternative once, sorted).
+    const std::set<std::string> set(ambiguous->alternatives().begin(), ambiguous->alternatives().end());
+    const std::vector<std::string> alternatives(set.begin(), set.end());
+    if (!alternatives.empty()) {
+      message += " and matches ";
+      for (size_t i = 0; i + 1 < alternatives.size(); ++i) message += "'" + values["prefix"] + alternatives[i] + "', ";
+      if (alternatives.size() > 1) message += "and ";
+      message += "'" + values["prefix"] + alternatives.back() + "'";
+    }
+  }
+  return message;
+}
 
 ParsedCommand parse_command(const std::string& command, po::options_description& options,
                             const po::positional_options_description& positional, int argc, char** argv) {
@@ -33,7 +94,7 @@ ParsedCommand parse_command(const std::string& command, po::options_description&
     given.options.assign(last_of_each.rbegin(), last_of_each.rend());
     po::store(given, parsed.values);
   } catch (const po::error& e) {
-    throw InputError(std::string(e.what()) + " (see 'lidartrain " + command + " --help')");
+    throw InputError(option_error_text(e) + " (see 'lidartrain " + command + " --help')");
   }
   if (parsed.values.count("help")) {
     parsed.help = true;
@@ -45,13 +106,13 @@ ParsedCommand parse_command(const std::string& command, po::options_description&
     try {
       po::store(po::parse_config_file<char>(path.c_str(), options, /*allow_unregistered=*/false), parsed.values);
     } catch (const po::error& e) {
-      throw InputError(path + ": " + e.what());
+      throw InputError(path + ": " + option_error_text(e));
     }
   }
   try {
     po::notify(parsed.values);
   } catch (const po::error& e) {
-    throw InputError(std::string(e.what()) + " (see 'lidartrain " + command + " --help')");
+    throw InputError(option_error_text(e) + " (see 'lidartrain " + command + " --help')");
   }
   return parsed;
 }

@@ -14,6 +14,12 @@ namespace lt {
 
 namespace po = boost::program_options;
 
+// The text of a Boost.Program_options error, made here rather than by e.what(): Boost 1.74 replaces each
+// %placeholder% in its message until none is left, so an option name or value that itself holds one (a
+// fuzzed config's key "x%canonical_option%") never ends. Here every placeholder is replaced once, left to
+// right, so the message is what() would have said, for any input.
+std::string option_error_text(const po::error& e);
+
 struct ParsedCommand {
   po::variables_map values;
   bool help = false;  // --help was given: the caller prints usage and exits 0

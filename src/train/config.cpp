@@ -64,6 +64,7 @@ po::options_description config_options() {
       "with on_nonfinite skip: stop after more than this many skipped steps in a row")(
       "train.device", po::value<std::string>()->default_value("auto"),
       "auto | cpu | cuda (auto: this rank's GPU when it has one; one GPU per rank, by node-local rank)")(
+
       "train.threads", po::value<int>()->default_value(0),
       "OpenMP threads per rank (0: OMP_NUM_THREADS, else the node's cores / its ranks)")(
       "checkpoint.every", po::value<int64_t>()->default_value(0), "steps between checkpoints (0: at the end only)")(
@@ -218,7 +219,7 @@ po::variables_map parse_config_text(const std::string& text, const std::string& 
     po::store(po::parse_config_file(in, config_options(), false), values);
     po::notify(values);
   } catch (const po::error& e) {
-    throw InputError(where + ": stored config: " + e.what());
+    throw InputError(where + ": stored config: " + option_error_text(e));
   }
   return values;
 }
