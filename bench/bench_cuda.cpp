@@ -289,6 +289,46 @@ void BM_CudaBevIouMatrix(benchmark::State& state) {
 }
 BENCHMARK(BM_CudaBevIouMatrix)->Unit(benchmark::kMicrosecond);
 
+// bevdet_small's decode of one frame: 3 heatmaps of 248 × 216 (random logits in [-1, 1], all above the
+// threshold, so ~18,000 peaks: an untrained model's worst case), top 500; then NMS of 500 boxes.
+void BM_CudaHeatmapTopK(benchmark::State& state) {
+  const int64_t n = int64_t(3) * 248 * 216;
+  Buffer<float> logits, scores;
+  Buffer<int64_t> work, cells, count;
+  run_on_gpu(state, 4.0 * double(n), 0, [&](const Backend& be) {
+    if (logits.empty())
+      logits = random_buffer(be, size_t(n), 3), work.resize(be, size_t(lt::heatmap_top_k_work(n))),
+      cells.resize(be, 500), scores.resize(be, 500), count.resize(be, 1);
+    be.heatmap_top_k(logits.data(), 3, 248, 216, 0.1f, 500, work.data(), cells.data(), scores.data(), count.data());
+  });
+}
+BENCHMARK(BM_CudaHeatmapTopK)->Unit(benchmark::kMicrosecond);
+
+void BM_CudaRotatedNms(benchmark::State& state) {
+  Buffer<float> boxes;
+  Buffer<int32_t> labels;
+  Buffer<uint64_t> mask;
+  Buffer<uint8_t> keep;
+  run_on_gpu(state, 0, 0, [&](const Backend& be) {
+    if (boxes.empty()) {
+      lt::Rng rng(10);
+      std::vector<float> host;
+      std::vector<int32_t> host_labels;
+      for (int i = 0; i < 500; ++i) {
+        host.insert(host.end(), {float(rng.uniform(-40, 40)), float(rng.uniform(-40, 40)), 0.f, 4.f, 1.8f, 1.5f,
+                                 float(rng.uniform(-3, 3))});
+        host_labels.push_back(1 + i % 3);
+      }
+      boxes.upload(be, host);
+      labels.upload(be, host_labels);
+      mask.resize(be, 500 * 8);
+      keep.resize(be, 500);
+    }
+    be.rotated_nms(boxes.data(), labels.data(), 500, 0.1, mask.data(), keep.data());
+  });
+}
+BENCHMARK(BM_CudaRotatedNms)->Unit(benchmark::kMicrosecond);
+
 void BM_CudaAdamWAndNorm(benchmark::State& state) {
   const int64_t n = 433492;  // semseg_small's parameters
   Buffer<float> p, g, m, v;

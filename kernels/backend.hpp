@@ -27,6 +27,12 @@ struct OptimizerStep {
   bool first_step = false;     // SGD: the momentum buffer starts as the gradient
 };
 
+// Scratch int64 that heatmap_top_k needs for `cells` heatmap cells: the peaks' cells and scores, and the
+// GPU's per-chunk counts of them (chunks of 4096 cells).
+inline int64_t heatmap_top_k_work(int64_t cells) {
+  return 2 * cells + cells / 4096 + 2;
+}
+
 struct Backend {
   const char* name;
   // Its memory is the host's (the CPU): callers may then hand it host arrays without copies. The emulated
@@ -105,6 +111,17 @@ struct Backend {
   void (*max_pool3x3)(const float* x, float* y, int64_t maps, int height, int width);
   // iou[i·m + j] = BEV IoU of a[i] and b[j] (boxes of 7 floats; kernels/common/box_iou.hpp).
   void (*bev_iou_matrix)(const float* a, int64_t n, const float* b, int64_t m, double* iou);
+  // CenterPoint's peaks of one frame's heatmaps (`maps` × height × width logits): the cells whose score
+  // sigmoid(logit) is ≥ threshold and no smaller than any of its 3×3 neighbours' (the max-pool test),
+  // the best min(top_k, peaks) of them by score, ties by cell index (a total order: every backend picks
+  // the same cells in the same order). cells[r] (an index into maps·height·width) and scores[r] for rank
+  // r, best first; *count = how many. `work`: heatmap_top_k_work(maps·height·width) int64 of scratch.
+  void (*heatmap_top_k)(const float* logits, int64_t maps, int height, int width, float threshold, int top_k,
+                        int64_t* work, int64_t* cells, float* scores, int64_t* count);
+  // Greedy rotated NMS over n boxes (7 floats) sorted best first: keep[i] = 1 unless an earlier kept box of
+  // the same label overlaps box i with BEV IoU > iou (bev_iou(earlier, i)). `work`: n·⌈n/64⌉ uint64 of
+  // scratch (the GPU's suppression mask; the CPU needs none).
+  void (*rotated_nms)(const float* boxes, const int32_t* labels, int64_t n, double iou, uint64_t* work, uint8_t* keep);
 
   // ---- optimizer over a range of the flat buffers ----
   void (*adamw_update)(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,

@@ -72,7 +72,8 @@ int main(int argc, char** argv) {
   const std::string first = argc > 1 ? argv[1] : "";
   if (first == "--version") {
     if (comm.is_root())
-      std::printf("lidartrain %s (git %s)\n%s\n", lt::kVersion, lt::kGitSha, lt::cuda_summary().c_str());
+      std::printf("lidartrain %s (git %s)\n%s, %s\n", lt::kVersion, lt::kGitSha, lt::cuda_summary().c_str(),
+                  lt::cudnn_summary().c_str());
   } else if (first == "--help" || first == "-h") {
     if (comm.is_root()) print_usage(stdout);
   } else {

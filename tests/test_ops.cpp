@@ -12,15 +12,17 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <numeric>
 
 #include "kernels/backend.hpp"
 #include "kernels/common/gemm_layout.hpp"
 #include "kernels/cpu/ops.hpp"
+#include "kernels/cuda/conv_plan.hpp"
 #include "kernels/cuda/device.hpp"
 #include "kernels/cuda/emu/emulated.hpp"
-#include "tests/device_staging.hpp"
 #include "src/common/rng.hpp"
+#include "tests/device_staging.hpp"
 
 namespace lt::ops {
 namespace {
@@ -68,9 +70,9 @@ OpCase make_case(std::string name, Tensors<double> inputs, Forward forward, Back
 // The CPU reference as a kernel set: k.op(…) calls ops::op<T>(…), as testing::Staged runs a backend's.
 template <class T>
 struct Cpu {
-#define LT_CPU_OP(op) \
-  template <class... Args> \
-  auto op(Args&&... args) const { \
+#define LT_CPU_OP(op)                               \
+  template <class... Args>                          \
+  auto op(Args&&... args) const {                   \
     return ops::op<T>(std::forward<Args>(args)...); \
   }
   LT_CPU_OP(linear_forward)
@@ -114,7 +116,8 @@ template <class Forward, class Backward>
 OpCase make_device_case(std::string name, Tensors<double> inputs, Forward forward, Backward backward,
                         std::function<Vec(const Tensors<double>&)> reference) {
   OpCase c = make_case(
-      std::move(name), std::move(inputs), [forward](const auto& in) { return forward(Cpu<value_of<decltype(in)>>{}, in); },
+      std::move(name), std::move(inputs),
+      [forward](const auto& in) { return forward(Cpu<value_of<decltype(in)>>{}, in); },
       [backward](const auto& in, const auto& d) { return backward(Cpu<value_of<decltype(in)>>{}, in, d); },
       std::move(reference));
   c.forward_on = [forward](const testing::Staged& k, const Tensors<float>& in) { return forward(k, in); };
@@ -162,8 +165,8 @@ OpCase linear_case(int64_t rows, int in, int out) {
     return y;
   };
   return make_device_case("linear " + std::to_string(rows) + "x" + std::to_string(in) + "->" + std::to_string(out),
-                   {random_vector(rows * in, 1), random_vector(size_t(out * in), 2), random_vector(out, 3)}, forward,
-                   backward, reference);
+                          {random_vector(rows * in, 1), random_vector(size_t(out * in), 2), random_vector(out, 3)},
+                          forward, backward, reference);
 }
 
 OpCase conv_case(Conv2dShape s) {
@@ -244,8 +247,8 @@ OpCase conv_transpose_case(ConvTransposeShape s) {
     return y;
   };
   return make_device_case("conv_transpose k" + std::to_string(kernel),
-                   {random_vector(x_size, 7), random_vector(w_size, 8), random_vector(s.out_channels, 9)}, forward,
-                   backward, reference);
+                          {random_vector(x_size, 7), random_vector(w_size, 8), random_vector(s.out_channels, 9)},
+                          forward, backward, reference);
 }
 
 // Training-mode batch norm as a layer does it: sums, mean/invstd, apply; backward: sums, apply.
@@ -278,7 +281,7 @@ OpCase batchnorm_case(BatchNormShape s, const std::string& what) {
     k.batchnorm_backward_sums(x[0].data(), dy.data(), mean.data(), invstd.data(), s, sums.data());
     Tensors<T> d = {zeros_like(x[0]), zeros_like(x[1]), zeros_like(x[2])};
     k.batchnorm_backward_apply(x[0].data(), dy.data(), mean.data(), invstd.data(), x[1].data(), sums.data(),
-                             double(s.count()), d[0].data(), d[1].data(), d[2].data(), s);
+                               double(s.count()), d[0].data(), d[1].data(), d[2].data(), s);
     return d;
   };
   auto reference = [=](const Tensors<double>& x) {
@@ -349,8 +352,8 @@ OpCase concat_case() {
     }
     return out;
   };
-  return make_device_case("concat", {random_vector(outer * ca * inner, 14), random_vector(outer * cb * inner, 15)}, forward,
-                   backward, reference);
+  return make_device_case("concat", {random_vector(outer * ca * inner, 14), random_vector(outer * cb * inner, 15)},
+                          forward, backward, reference);
 }
 
 // Grid of 2 maps of 2x3 cells; `point_cell` says where each point falls (-1: outside the grid).
@@ -390,7 +393,8 @@ OpCase voxelize_case(const std::string& what, std::vector<int64_t> point_cell, i
     }
     return grid;
   };
-  return make_device_case("voxelize_max " + what, {random_vector(size_t(n * channels), 16)}, forward, backward, reference);
+  return make_device_case("voxelize_max " + what, {random_vector(size_t(n * channels), 16)}, forward, backward,
+                          reference);
 }
 
 OpCase scatter_mean_case(const std::string& what, std::vector<int64_t> point_cell, int channels) {
@@ -421,7 +425,8 @@ OpCase scatter_mean_case(const std::string& what, std::vector<int64_t> point_cel
     }
     return mean;
   };
-  return make_device_case("scatter_mean " + what, {random_vector(size_t(n * channels), 17)}, forward, backward, reference);
+  return make_device_case("scatter_mean " + what, {random_vector(size_t(n * channels), 17)}, forward, backward,
+                          reference);
 }
 
 OpCase devoxelize_case(const std::string& what, std::vector<int64_t> point_cell, int channels) {
@@ -479,8 +484,8 @@ OpCase cross_entropy_case(const std::string& what, std::vector<uint8_t> labels, 
     }
     return Vec{total > 0 ? loss / total : 0.0};
   };
-  return make_device_case("cross_entropy " + what, {random_vector(size_t(rows * classes), 19, -3, 3)}, forward, backward,
-                   reference);
+  return make_device_case("cross_entropy " + what, {random_vector(size_t(rows * classes), 19, -3, 3)}, forward,
+                          backward, reference);
 }
 
 // Heatmap logits against targets: object centres (1), Gaussian shoulders, background (0), and two
@@ -541,7 +546,7 @@ OpCase gather_positions_case() {
     return rows;
   };
   return make_device_case("gather_positions", {random_vector(size_t(batch * channels * plane), 21)}, forward, backward,
-                   reference);
+                          reference);
 }
 
 OpCase l1_loss_case() {
@@ -724,7 +729,8 @@ TEST_P(DeviceOpTable, ForwardAndBackwardMatchTheCpu) {
   const Tensors<float> grad_want = c.backward_float(inputs, dout);
   const Tensors<float> grad_got = c.backward_on(testing::Staged{*backend}, inputs, dout);
   ASSERT_EQ(grad_got.size(), grad_want.size());
-  for (size_t t = 0; t < grad_want.size(); ++t) expect_close(grad_got[t], grad_want[t], "gradient " + std::to_string(t));
+  for (size_t t = 0; t < grad_want.size(); ++t)
+    expect_close(grad_got[t], grad_want[t], "gradient " + std::to_string(t));
   // The emulated backend really ran kernels (an op that fell back to the CPU would launch none); an
   // empty frame has nothing to launch.
   if (d.backend == BackendKind::emulated && !inputs[0].empty()) {
@@ -780,7 +786,8 @@ class BackendOps : public ::testing::TestWithParam<BackendKind> {
 
 TEST_P(BackendOps, GemmMatchesTheCpuInEveryTransposition) {
   const int64_t m = 37, n = 21, k = 50;  // not multiples of the GPU kernel's tiles
-  const Vec a = random_vector(size_t(m * k), 51), b = random_vector(size_t(k * n), 52), c = random_vector(size_t(m * n), 53);
+  const Vec a = random_vector(size_t(m * k), 51), b = random_vector(size_t(k * n), 52),
+            c = random_vector(size_t(m * n), 53);
   const std::vector<float> af(a.begin(), a.end()), bf(b.begin(), b.end()), cf(c.begin(), c.end());
   for (bool trans_a : {false, true})
     for (bool trans_b : {false, true})
@@ -824,9 +831,89 @@ TEST_P(BackendOps, BevIouMatrixMatchesTheCpu) {
   EXPECT_GT(overlapping, 24);  // more pairs overlap than the diagonal
 }
 
+// The decode's top-K: logits on a coarse grid of values, so scores tie (ties go by cell index), a plateau
+// (every cell of it a peak), NaN logits, and more peaks than K; several K and thresholds.
+TEST_P(BackendOps, HeatmapTopKMatchesTheCpuCellForCell) {
+  const int maps = 3, height = 37, width = 41;  // 4,551 cells: two GPU chunks of 4096
+  const int64_t n = int64_t(maps) * height * width;
+  Rng rng(71);
+  std::vector<float> logits(static_cast<size_t>(n));
+  for (auto& v : logits) v = float(int(rng.uniform(-8, 8))) * 0.5f;
+  for (int i = 0; i < 5; ++i)
+    for (int j = 0; j < 6; ++j) logits[size_t(2 * height * width + (10 + i) * width + 20 + j)] = 9.f;  // plateau
+  logits[17] = std::numeric_limits<float>::quiet_NaN();
+  logits[size_t(height * width + 5 * width + 5)] = std::numeric_limits<float>::quiet_NaN();
+  testing::DeviceArray<float> dl(*backend_, logits.data(), logits.size());
+  testing::DeviceArray<int64_t> work(*backend_, size_t(heatmap_top_k_work(n)));
+  for (const auto& [top_k, threshold] :
+       std::vector<std::pair<int, float>>{{500, 0.1f}, {7, 0.1f}, {100000, 0.f}, {0, 0.1f}, {50, 0.999f}}) {
+    const std::string what = "top_k " + std::to_string(top_k) + " threshold " + std::to_string(threshold);
+    const size_t slots = size_t(std::max(top_k, 1));
+    std::vector<int64_t> want_cells(slots, -1), got_cells(slots, -1), cpu_work(size_t(heatmap_top_k_work(n)));
+    std::vector<float> want_scores(slots), got_scores(slots);
+    int64_t want_count = -1;
+    cpu_backend().heatmap_top_k(logits.data(), maps, height, width, threshold, top_k, cpu_work.data(),
+                                want_cells.data(), want_scores.data(), &want_count);
+    testing::DeviceArray<int64_t> cells(*backend_, slots), count(*backend_, 1);
+    testing::DeviceArray<float> scores(*backend_, slots);
+    backend_->heatmap_top_k(dl.get(), maps, height, width, threshold, top_k, work.get(), cells.get(), scores.get(),
+                            count.get());
+    ASSERT_EQ(count.value(), want_count) << what;
+    cells.to_host(got_cells.data());
+    scores.to_host(got_scores.data());
+    got_cells.resize(size_t(want_count));
+    want_cells.resize(size_t(want_count));
+    EXPECT_EQ(got_cells, want_cells) << what;
+    for (int64_t r = 0; r < want_count; ++r)
+      EXPECT_NEAR(got_scores[size_t(r)], want_scores[size_t(r)], 1e-6f) << what << " rank " << r;
+  }
+  // The CPU reference itself: the plateau's 30 cells are the best, in cell order; a NaN is never a peak.
+  std::vector<int64_t> cells(40), cpu_work(size_t(heatmap_top_k_work(n)));
+  std::vector<float> scores(40);
+  int64_t count = 0;
+  cpu_backend().heatmap_top_k(logits.data(), maps, height, width, 0.1f, 40, cpu_work.data(), cells.data(),
+                              scores.data(), &count);
+  ASSERT_EQ(count, 40);
+  for (int r = 0; r < 30; ++r) EXPECT_EQ(cells[size_t(r)], 2 * height * width + (10 + r / 6) * width + 20 + r % 6) << r;
+  for (int r = 0; r + 1 < 40; ++r) EXPECT_GE(scores[size_t(r)], scores[size_t(r + 1)]);
+  for (int64_t c : cells) EXPECT_TRUE(c != 17 && c != height * width + 5 * width + 5);
+}
+
+// Greedy rotated NMS: clusters of overlapping boxes of two labels, sorted best first; the keep flags are
+// the CPU's exactly (one IoU body, kernels/common/box_iou.hpp), at several thresholds and across the
+// 64-box words of the GPU's mask.
+TEST_P(BackendOps, RotatedNmsKeepsWhatTheCpuKeeps) {
+  Rng rng(72);
+  const int64_t n = 150;
+  std::vector<float> boxes;
+  std::vector<int32_t> labels;
+  for (int64_t i = 0; i < n; ++i) {
+    const int cluster = int(rng.uniform(0, 12));
+    boxes.insert(boxes.end(), {float(cluster % 4) * 6.f + float(rng.uniform(-1, 1)),
+                               float(cluster / 4) * 6.f + float(rng.uniform(-1, 1)), 0.f, float(rng.uniform(2, 5)),
+                               float(rng.uniform(1, 2.5)), 1.5f, float(rng.uniform(-3.2, 3.2))});
+    labels.push_back(1 + int32_t(rng.uniform(0, 2)));
+  }
+  testing::DeviceArray<float> db(*backend_, boxes.data(), boxes.size());
+  testing::DeviceArray<int32_t> dlab(*backend_, labels.data(), labels.size());
+  testing::DeviceArray<uint64_t> work(*backend_, size_t(n * ((n + 63) / 64)));
+  for (double iou : {0.01, 0.1, 0.5}) {
+    std::vector<uint8_t> want(static_cast<size_t>(n)), got(static_cast<size_t>(n));
+    cpu_backend().rotated_nms(boxes.data(), labels.data(), n, iou, nullptr, want.data());
+    testing::DeviceArray<uint8_t> keep(*backend_, size_t(n));
+    backend_->rotated_nms(db.get(), dlab.get(), n, iou, work.get(), keep.get());
+    keep.to_host(got.data());
+    EXPECT_EQ(got, want) << "iou " << iou;
+    const int kept = int(std::count(want.begin(), want.end(), 1));
+    EXPECT_GT(kept, 2) << iou;
+    EXPECT_LT(kept, n) << iou;  // something was suppressed
+  }
+}
+
 TEST_P(BackendOps, OptimizerUpdatesMatchTheCpu) {
   const int64_t n = 10000;
-  const Vec p = random_vector(n, 41), g = random_vector(n, 42), m = random_vector(n, 43), v = random_vector(n, 44, 0, 1);
+  const Vec p = random_vector(n, 41), g = random_vector(n, 42), m = random_vector(n, 43),
+            v = random_vector(n, 44, 0, 1);
   OptimizerStep step;
   step.lr = 1e-3f, step.weight_decay = 0.01f, step.bias1 = 0.1f, step.bias2 = 0.001f, step.momentum = 0.9f;
   for (bool adamw : {true, false}) {
@@ -939,7 +1026,8 @@ TEST(GemmLayout, ColumnMajorCallComputesTheRowMajorProduct) {
     for (int64_t i = 0; i < m_; ++i)
       for (int64_t j = 0; j < n_; ++j) {
         double sum = 0;
-        for (int64_t l = 0; l < k_; ++l) sum += (tx ? x[i * ldx + l] : x[l * ldx + i]) * (ty ? y[l * ldy + j] : y[j * ldy + l]);
+        for (int64_t l = 0; l < k_; ++l)
+          sum += (tx ? x[i * ldx + l] : x[l * ldx + i]) * (ty ? y[l * ldy + j] : y[j * ldy + l]);
         c[j * ldc + i] = sum;
       }
   };
@@ -999,6 +1087,57 @@ TEST(Determinism, ReductionsAreBitIdenticalAcrossRuns) {
   batchnorm_sums(xf.data(), BatchNormShape{50000, 16, 1}, first);
   batchnorm_sums(xf.data(), BatchNormShape{50000, 16, 1}, second);
   EXPECT_EQ(0, std::memcmp(first, second, sizeof first));
+}
+
+// ---- the cuDNN convolutions' plans (kernels/cuda/conv_plan.hpp), checked without a GPU ----
+// Every convolution both models run, as cuDNN will be told it: shapes cuDNN accepts, whose output is the
+// op's, so a descriptor mistake is a failure here rather than on the first GPU.
+TEST(ConvPlan, Conv2dPlansAreWhatCudnnComputesForEveryModelShape) {
+  for (const ops::Conv2dShape& s :
+       {ops::Conv2dShape{2, 64, 128, 248, 216, 3, 2, 1}, ops::Conv2dShape{1, 32, 32, 128, 128, 3, 1, 1},
+        ops::Conv2dShape{4, 384, 64, 124, 108, 3, 1, 1}, ops::Conv2dShape{1, 16, 8, 7, 9, 1, 1, 0},
+        ops::Conv2dShape{1, 16, 8, 7, 9, 1, 2, 0}, ops::Conv2dShape{3, 5, 6, 11, 13, 3, 2, 1}}) {
+    const conv_plan::Plan p = conv_plan::conv2d(s);
+    EXPECT_TRUE(conv_plan::consistent(p));
+    EXPECT_EQ(p.x, (conv_plan::Dims{s.batch, s.in_channels, s.height, s.width}));
+    EXPECT_EQ(p.filter,
+              (conv_plan::Dims{s.out_channels, s.in_channels, s.kernel, s.kernel}));  // PyTorch's (out, in, k, k)
+    EXPECT_EQ(p.y, (conv_plan::Dims{s.batch, s.out_channels, s.out_height(), s.out_width()}));
+    EXPECT_EQ(p.padding, s.padding);
+    EXPECT_EQ(p.stride, s.stride);
+  }
+  ops::Conv2dShape empty{0, 4, 4, 8, 8, 3, 1, 1};
+  EXPECT_FALSE(conv_plan::consistent(conv_plan::conv2d(empty)));  // falls back to im2col, which handles it
+}
+
+// The conv-transpose (in, out, k, k) weight, kernel = stride = k, as cuDNN's data gradient: the plan's
+// convolution maps the transpose's output (B, out, kH, kW) back to its input (B, in, H, W).
+TEST(ConvPlan, ConvTransposeIsTheDataGradientOfAConvolutionCudnnAccepts) {
+  for (const ops::ConvTransposeShape& s :
+       {ops::ConvTransposeShape{2, 64, 128, 124, 108, 1}, ops::ConvTransposeShape{2, 128, 128, 62, 54, 2},
+        ops::ConvTransposeShape{2, 256, 128, 31, 27, 4}, ops::ConvTransposeShape{1, 3, 5, 7, 9, 2}}) {
+    const conv_plan::Plan p = conv_plan::conv_transpose(s);
+    EXPECT_TRUE(conv_plan::consistent(p));
+    EXPECT_EQ(p.x, (conv_plan::Dims{s.batch, s.out_channels, s.stride * s.height, s.stride * s.width}));
+    EXPECT_EQ(p.y, (conv_plan::Dims{s.batch, s.in_channels, s.height, s.width}));
+    EXPECT_EQ(p.filter, (conv_plan::Dims{s.in_channels, s.out_channels, s.stride, s.stride}));
+    EXPECT_EQ(p.padding, 0);
+    EXPECT_EQ(p.stride, s.stride);
+  }
+}
+
+TEST(ConvPlan, TheAlgorithmIsTheBestProposalThatFitsAndIsDeterministicWhenAsked) {
+  const std::vector<conv_plan::Candidate> proposals = {{7, false, true, 0},        // failed
+                                                       {6, true, false, 1 << 20},  // fastest, not deterministic
+                                                       {5, true, true, 1 << 30},   // deterministic, too much workspace
+                                                       {1, true, true, 1 << 10},
+                                                       {0, true, true, 0}};
+  EXPECT_EQ(conv_plan::choose(proposals, false, size_t(1) << 28), 6);
+  EXPECT_EQ(conv_plan::choose(proposals, true, size_t(1) << 28), 1);
+  EXPECT_EQ(conv_plan::choose(proposals, true, size_t(2) << 30), 5);
+  EXPECT_EQ(conv_plan::choose(proposals, true, 0), 0);  // the pool could not give the workspace
+  EXPECT_EQ(conv_plan::choose({{3, true, false, 0}}, true, 0), -1);
+  EXPECT_EQ(conv_plan::choose({}, false, 0), -1);
 }
 
 }  // namespace

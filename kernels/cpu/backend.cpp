@@ -131,6 +131,39 @@ void bev_iou_matrix(const float* a, int64_t n, const float* b, int64_t m, double
     for (int64_t j = 0; j < m; ++j) iou[i * m + j] = bev_iou(a + 7 * i, b + 7 * j);
 }
 
+void heatmap_top_k(const float* logits, int64_t maps, int height, int width, float threshold, int top_k, int64_t* work,
+                   int64_t* cells, float* scores, int64_t* count) {
+  const int64_t n = maps * height * width;
+  std::vector<float> score(static_cast<size_t>(n)), pooled(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) score[size_t(i)] = sigmoid(logits[i]);
+  ops::max_pool3x3(score.data(), pooled.data(), maps, height, width);
+  int64_t peaks = 0;
+  for (int64_t i = 0; i < n; ++i)
+    if (score[size_t(i)] == pooled[size_t(i)] && score[size_t(i)] >= threshold) work[peaks++] = i;
+  const int64_t keep = std::min<int64_t>(peaks, std::max(top_k, 0));
+  std::partial_sort(work, work + keep, work + peaks, [&](int64_t a, int64_t b) {
+    return score[size_t(a)] != score[size_t(b)] ? score[size_t(a)] > score[size_t(b)] : a < b;
+  });
+  for (int64_t r = 0; r < keep; ++r) {
+    cells[r] = work[r];
+    scores[r] = score[size_t(work[r])];
+  }
+  *count = keep;
+}
+
+void rotated_nms(const float* boxes, const int32_t* labels, int64_t n, double iou, uint64_t*, uint8_t* keep) {
+  std::vector<int64_t> kept;
+  for (int64_t i = 0; i < n; ++i) {
+    keep[i] = 1;
+    for (int64_t k : kept)
+      if (labels[k] == labels[i] && bev_iou(boxes + 7 * k, boxes + 7 * i) > iou) {
+        keep[i] = 0;
+        break;
+      }
+    if (keep[i]) kept.push_back(i);
+  }
+}
+
 }  // namespace
 
 const Backend& cpu_backend() {
@@ -174,6 +207,8 @@ const Backend& cpu_backend() {
       ops::gather_positions_backward<float>,
       ops::max_pool3x3<float>,
       bev_iou_matrix,
+      heatmap_top_k,
+      rotated_nms,
       adamw_update,
       sgd_update,
       sum_squares,

@@ -18,6 +18,19 @@ std::string cuda_current_device_name() {
   return "no CUDA";
 }
 
+namespace {
+bool deterministic = true;
+}
+void set_deterministic_convolutions(bool on) {
+  deterministic = on;
+}
+bool deterministic_convolutions() {
+  return deterministic;
+}
+std::string cudnn_summary() {
+  return "cuDNN: not built";
+}
+
 const Backend* cuda_backend() {
   return nullptr;
 }

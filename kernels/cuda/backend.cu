@@ -50,6 +50,8 @@ const Backend& backend() {
       gather_positions_backward,
       max_pool3x3,
       bev_iou_matrix,
+      heatmap_top_k,
+      rotated_nms,
       adamw_update,
       sgd_update,
       sum_squares,

@@ -1,5 +1,6 @@
-// Linear, conv2d and conv-transpose on the GPU: GEMMs (gemm.cu: cuBLAS, or the tiled kernel in the
-// emulated build) around hand-written layout kernels: bias, im2col, col2im as a gather (each input
+// Linear, conv2d and conv-transpose on the GPU: convolutions through cuDNN where the build has it
+// (cudnn_conv.cu), else, and always in the emulated build, GEMMs (gemm.cu: cuBLAS, or the tiled kernel in
+// the emulated build) around hand-written layout kernels: bias, im2col, col2im as a gather (each input
 // element sums its taps in a fixed order: no atomics, the same bits every run), the conv-transpose's tap
 // scatter and gather. Bias gradients through the batch-norm channel sums (fixed order).
 #include "kernels/cuda/ops.cuh"
@@ -106,6 +107,13 @@ void linear_backward(const float* x, const float* weight, const float* dy, float
 }
 
 void conv2d_forward(const float* x, const float* weight, const float* bias, float* y, const ops::Conv2dShape& s) {
+#if defined(__CUDACC__) && defined(LIDARTRAIN_HAVE_CUDNN)
+  if (cudnn_conv2d_forward(x, weight, y, s)) {
+    if (bias) add_bias(y, bias, s.batch, s.out_channels, int64_t(s.out_height()) * s.out_width());
+    check(cudaGetLastError(), "conv2d_forward");
+    return;
+  }
+#endif
   const int64_t pixels = int64_t(s.out_height()) * s.out_width(), k_dim = int64_t(s.in_channels) * s.kernel * s.kernel;
   const int64_t in_size = int64_t(s.in_channels) * s.height * s.width, out_size = s.out_channels * pixels;
   float* col = is_pointwise(s) ? nullptr : static_cast<float*>(scratch(1, sizeof(float) * size_t(k_dim * pixels)));
@@ -126,6 +134,12 @@ void conv2d_backward(const float* x, const float* weight, const float* dy, float
   const int64_t pixels = int64_t(s.out_height()) * s.out_width(), k_dim = int64_t(s.in_channels) * s.kernel * s.kernel;
   const int64_t in_size = int64_t(s.in_channels) * s.height * s.width, out_size = s.out_channels * pixels;
   if (dbias) add_channel_sums(dy, s.batch, s.out_channels, pixels, dbias);
+#if defined(__CUDACC__) && defined(LIDARTRAIN_HAVE_CUDNN)
+  if (cudnn_conv2d_backward(x, weight, dy, dx, dweight, s)) {
+    check(cudaGetLastError(), "conv2d_backward");
+    return;
+  }
+#endif
   const bool pointwise = is_pointwise(s);
   float* col = pointwise ? nullptr : static_cast<float*>(scratch(1, 2 * sizeof(float) * size_t(k_dim * pixels)));
   float* dcol = pointwise ? nullptr : col + k_dim * pixels;
@@ -151,6 +165,13 @@ void conv_transpose_forward(const float* x, const float* weight, const float* bi
                             const ops::ConvTransposeShape& s) {
   const int kk = s.stride * s.stride;
   const int64_t pixels = int64_t(s.height) * s.width, taps = int64_t(s.out_channels) * kk;
+#if defined(__CUDACC__) && defined(LIDARTRAIN_HAVE_CUDNN)
+  if (cudnn_conv_transpose_forward(x, weight, y, s)) {
+    if (bias) add_bias(y, bias, s.batch, s.out_channels, kk * pixels);
+    check(cudaGetLastError(), "conv_transpose_forward");
+    return;
+  }
+#endif
   auto* tap_values = static_cast<float*>(scratch(1, sizeof(float) * size_t(taps * pixels)));
   for (int b = 0; b < s.batch; ++b) {
     gemm(true, false, taps, pixels, s.in_channels, 1.f, weight, x + b * s.in_channels * pixels, 0.f, tap_values);
@@ -165,6 +186,12 @@ void conv_transpose_backward(const float* x, const float* weight, const float* d
   const int kk = s.stride * s.stride;
   const int64_t pixels = int64_t(s.height) * s.width, taps = int64_t(s.out_channels) * kk;
   if (dbias) add_channel_sums(dy, s.batch, s.out_channels, kk * pixels, dbias);
+#if defined(__CUDACC__) && defined(LIDARTRAIN_HAVE_CUDNN)
+  if (cudnn_conv_transpose_backward(x, weight, dy, dx, dweight, s)) {
+    check(cudaGetLastError(), "conv_transpose_backward");
+    return;
+  }
+#endif
   auto* dtaps = static_cast<float*>(scratch(1, sizeof(float) * size_t(taps * pixels)));
   for (int b = 0; b < s.batch; ++b) {
     LT_LAUNCH(output_to_taps_kernel, blocks_for(taps * pixels), kThreads, nullptr)(dy + b * taps * pixels, s, dtaps);

@@ -1,4 +1,7 @@
 #include <cuda_runtime.h>
+#if defined(LIDARTRAIN_HAVE_CUDNN)
+#include <cudnn.h>
+#endif
 
 #include <cstdio>
 #include <string>
@@ -7,6 +10,26 @@
 #include "kernels/cuda/ops.cuh"
 
 namespace lt {
+
+namespace {
+bool deterministic = true;
+}
+void set_deterministic_convolutions(bool on) {
+  deterministic = on;
+}
+bool deterministic_convolutions() {
+  return deterministic;
+}
+
+std::string cudnn_summary() {
+#if defined(LIDARTRAIN_HAVE_CUDNN)
+  const size_t version = cudnnGetVersion();  // major·10000 + minor·100 + patch (cuDNN 9)
+  return "cuDNN " + std::to_string(version / 10000) + "." + std::to_string(version / 100 % 100) + "." +
+         std::to_string(version % 100);
+#else
+  return "cuDNN: not built";
+#endif
+}
 
 int cuda_device_count() {
   int count = 0;

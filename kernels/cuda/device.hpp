@@ -20,4 +20,13 @@ void cuda_select_device(int index);
 // The current device's name and memory ("NVIDIA H100 80GB HBM3, 79.1 GiB").
 std::string cuda_current_device_name();
 
+// Convolutions on the GPU use only cuDNN's deterministic algorithms while this is on (train.deterministic,
+// the default); off, the fastest its heuristics propose. The emulated kernels and the CPU are always
+// deterministic.
+void set_deterministic_convolutions(bool on);
+bool deterministic_convolutions();
+
+// "cuDNN 9.x.y" when the build has cuDNN, else "cuDNN: not built".
+std::string cudnn_summary();
+
 }  // namespace lt

@@ -43,6 +43,17 @@ void conv_transpose_forward(const float* x, const float* weight, const float* bi
 void conv_transpose_backward(const float* x, const float* weight, const float* dy, float* dx, float* dweight,
                              float* dbias, const ops::ConvTransposeShape& s);
 
+#if defined(__CUDACC__) && defined(LIDARTRAIN_HAVE_CUDNN)
+// ---- cudnn_conv.cu: the same ops' convolutions through cuDNN (bias and its gradient left to the caller);
+// false when cuDNN takes no such shape, and nothing was done ----
+bool cudnn_conv2d_forward(const float* x, const float* weight, float* y, const ops::Conv2dShape& s);
+bool cudnn_conv2d_backward(const float* x, const float* weight, const float* dy, float* dx, float* dweight,
+                           const ops::Conv2dShape& s);
+bool cudnn_conv_transpose_forward(const float* x, const float* weight, float* y, const ops::ConvTransposeShape& s);
+bool cudnn_conv_transpose_backward(const float* x, const float* weight, const float* dy, float* dx, float* dweight,
+                                   const ops::ConvTransposeShape& s);
+#endif
+
 // ---- layers.cu ----
 void batchnorm_sums(const float* x, const ops::BatchNormShape& s, double* sums);
 void batchnorm_stats(const double* sums, int channels, double count, bool training, float* mean, float* invstd,
@@ -86,6 +97,9 @@ void gather_positions_backward(const float* drows, const int64_t* positions, int
                                float* dmaps);
 void max_pool3x3(const float* x, float* y, int64_t maps, int height, int width);
 void bev_iou_matrix(const float* a, int64_t n, const float* b, int64_t m, double* iou);
+void heatmap_top_k(const float* logits, int64_t maps, int height, int width, float threshold, int top_k, int64_t* work,
+                   int64_t* cells, float* scores, int64_t* count);
+void rotated_nms(const float* boxes, const int32_t* labels, int64_t n, double iou, uint64_t* work, uint8_t* keep);
 
 // ---- optimizer.cu ----
 void adamw_update(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,

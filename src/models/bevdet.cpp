@@ -87,16 +87,17 @@ BevdetTargets make_bevdet_targets(const BevdetConfig& c, const PointBatch& batch
 std::vector<Detection> rotated_nms(std::vector<Detection> detections, double iou) {
   std::stable_sort(detections.begin(), detections.end(),
                    [](const Detection& a, const Detection& b) { return a.score > b.score; });
-  std::vector<Detection> kept;
+  std::vector<float> boxes;
+  std::vector<int32_t> labels;
   for (const Detection& d : detections) {
-    bool suppressed = false;
-    for (const Detection& k : kept)
-      if (k.label == d.label && bev_iou(k.box.data(), d.box.data()) > iou) {
-        suppressed = true;
-        break;
-      }
-    if (!suppressed) kept.push_back(d);
+    boxes.insert(boxes.end(), d.box.begin(), d.box.end());
+    labels.push_back(d.label);
   }
+  std::vector<uint8_t> keep(detections.size());
+  cpu_backend().rotated_nms(boxes.data(), labels.data(), int64_t(detections.size()), iou, nullptr, keep.data());
+  std::vector<Detection> kept;
+  for (size_t i = 0; i < detections.size(); ++i)
+    if (keep[i]) kept.push_back(detections[i]);
   return kept;
 }
 
@@ -395,48 +396,82 @@ void Bevdet::backward() {
 }
 
 std::vector<std::vector<Detection>> Bevdet::decode() const {
-  return decode_outputs(config_, heatmap_.data(), reg_.data(), frames_);
+  return decode_outputs(config_, be(), heatmap_on_backend(), reg_on_backend(), frames_);
 }
 
 std::vector<std::vector<Detection>> Bevdet::decode_outputs(const BevdetConfig& config, const float* heatmap_logits,
                                                            const float* regression, int num_frames) {
+  return decode_outputs(config, cpu_backend(), heatmap_logits, regression, num_frames);
+}
+
+std::vector<std::vector<Detection>> Bevdet::decode_outputs(const BevdetConfig& config, const Backend& be,
+                                                           const float* heatmap_logits, const float* regression,
+                                                           int num_frames) {
   const int ho = config.out_y(), wo = config.out_x();
-  const int64_t plane = int64_t(ho) * wo;
+  const int64_t plane = int64_t(ho) * wo, maps_size = kDetectionClasses * plane;
   const double cell = config.cell_m();
+  const int top_k = std::max(config.top_k, 0);
   std::vector<std::vector<Detection>> frames(static_cast<size_t>(num_frames));
-  std::vector<float> scores(size_t(kDetectionClasses * plane)), pooled(scores.size());
+  // On the backend: the top-K peaks, the regression at them, the NMS; on the host: the box arithmetic
+  // (the same code for every backend) and the small copies between.
+  Buffer<int64_t> work, top_cells, count, positions;
+  Buffer<float> top_scores, rows, boxes;
+  Buffer<int32_t> labels;
+  Buffer<uint64_t> mask;
+  Buffer<uint8_t> keep;
+  work.resize(be, size_t(heatmap_top_k_work(maps_size)));
+  top_cells.resize(be, size_t(std::max(top_k, 1)));
+  top_scores.resize(be, size_t(std::max(top_k, 1)));
+  count.resize(be, 1);
   for (int f = 0; f < num_frames; ++f) {
-    const float* logits = heatmap_logits + int64_t(f) * kDetectionClasses * plane;
-    for (size_t i = 0; i < scores.size(); ++i) scores[i] = sigmoid(logits[i]);
-    ops::max_pool3x3(scores.data(), pooled.data(), kDetectionClasses, ho, wo);
-    std::vector<int64_t> peaks;
-    for (int64_t i = 0; i < int64_t(scores.size()); ++i)
-      if (scores[size_t(i)] == pooled[size_t(i)] && scores[size_t(i)] >= float(config.score_threshold))
-        peaks.push_back(i);
-    // Top-K by score; ties in cell order (deterministic).
-    const size_t keep = std::min(peaks.size(), size_t(config.top_k));
-    std::partial_sort(peaks.begin(), peaks.begin() + int64_t(keep), peaks.end(), [&](int64_t a, int64_t b) {
-      return scores[size_t(a)] != scores[size_t(b)] ? scores[size_t(a)] > scores[size_t(b)] : a < b;
-    });
-    peaks.resize(keep);
-    const float* reg = regression + int64_t(f) * kBoxCodeSize * plane;
-    for (int64_t i : peaks) {
-      const int64_t hw = i % plane;
+    be.heatmap_top_k(heatmap_logits + int64_t(f) * maps_size, kDetectionClasses, ho, wo, float(config.score_threshold),
+                     top_k, work.data(), top_cells.data(), top_scores.data(), count.data());
+    int64_t k = 0;
+    be.download(&k, count.data(), sizeof(k));
+    if (k == 0) continue;
+    std::vector<int64_t> cells(static_cast<size_t>(k)), at(static_cast<size_t>(k));
+    std::vector<float> scores(static_cast<size_t>(k)), codes(static_cast<size_t>(k * kBoxCodeSize));
+    be.download(cells.data(), top_cells.data(), sizeof(int64_t) * size_t(k));
+    be.download(scores.data(), top_scores.data(), sizeof(float) * size_t(k));
+    for (int64_t r = 0; r < k; ++r) at[size_t(r)] = int64_t(f) * plane + cells[size_t(r)] % plane;
+    positions.upload(be, at);
+    rows.resize(be, codes.size());
+    be.gather_positions_forward(regression, positions.data(), k, kBoxCodeSize, plane, rows.data());
+    rows.download(codes.data());
+    std::vector<Detection> found;
+    std::vector<float> box_values;
+    std::vector<int32_t> box_labels;
+    for (int64_t r = 0; r < k; ++r) {
+      const int64_t hw = cells[size_t(r)] % plane;
       const int iy = int(hw / wo), ix = int(hw % wo);
-      const auto r = [&](int channel) { return reg[channel * plane + hw]; };
+      const float* code = &codes[size_t(r * kBoxCodeSize)];
       Detection d;
-      d.label = int(i / plane) + 1;
-      d.score = scores[size_t(i)];
-      d.box = {float((ix + r(0)) * cell + config.point_range[0]),
-               float((iy + r(1)) * cell + config.point_range[1]),
-               r(2),
-               std::exp(std::min(r(3), kMaxLogSize)),
-               std::exp(std::min(r(4), kMaxLogSize)),
-               std::exp(std::min(r(5), kMaxLogSize)),
-               std::atan2(r(6), r(7))};
-      frames[size_t(f)].push_back(d);
+      d.label = int(cells[size_t(r)] / plane) + 1;
+      d.score = scores[size_t(r)];
+      d.box = {float((ix + code[0]) * cell + config.point_range[0]),
+               float((iy + code[1]) * cell + config.point_range[1]),
+               code[2],
+               std::exp(std::min(code[3], kMaxLogSize)),
+               std::exp(std::min(code[4], kMaxLogSize)),
+               std::exp(std::min(code[5], kMaxLogSize)),
+               std::atan2(code[6], code[7])};
+      found.push_back(d);
+      box_values.insert(box_values.end(), d.box.begin(), d.box.end());
+      box_labels.push_back(d.label);
     }
-    if (config.nms_iou > 0) frames[size_t(f)] = rotated_nms(std::move(frames[size_t(f)]), config.nms_iou);
+    if (config.nms_iou > 0) {
+      // Best first already (score, then cell): the order rotated_nms keeps.
+      boxes.upload(be, box_values);
+      labels.upload(be, box_labels);
+      mask.resize(be, size_t(k * ((k + 63) / 64)));
+      keep.resize(be, size_t(k));
+      be.rotated_nms(boxes.data(), labels.data(), k, config.nms_iou, mask.data(), keep.data());
+      const std::vector<uint8_t> kept = keep.to_host();
+      for (int64_t r = 0; r < k; ++r)
+        if (kept[size_t(r)]) frames[size_t(f)].push_back(found[size_t(r)]);
+    } else {
+      frames[size_t(f)] = std::move(found);
+    }
   }
   return frames;
 }

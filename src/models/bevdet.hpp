@@ -109,8 +109,12 @@ class Bevdet : public Model {
   std::vector<std::vector<Detection>> decode() const;
   // The boxes of each of `frames` frames from heatmap logits (frames, 3, Ho, Wo) and regression
   // (frames, 8, Ho, Wo).
+  // Top-K peaks and NMS run on `be` (the arrays in its memory); the CPU's when not given.
   static std::vector<std::vector<Detection>> decode_outputs(const BevdetConfig& config, const float* heatmap_logits,
                                                             const float* regression, int frames);
+  static std::vector<std::vector<Detection>> decode_outputs(const BevdetConfig& config, const Backend& be,
+                                                            const float* heatmap_logits, const float* regression,
+                                                            int frames);
   // prepare + forward (eval mode) + decode.
   std::vector<std::vector<Detection>> detect(const PointBatch& batch);
 

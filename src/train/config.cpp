@@ -64,7 +64,9 @@ po::options_description config_options() {
       "with on_nonfinite skip: stop after more than this many skipped steps in a row")(
       "train.device", po::value<std::string>()->default_value("auto"),
       "auto | cpu | cuda (auto: this rank's GPU when it has one; one GPU per rank, by node-local rank)")(
-
+      "train.deterministic", po::value<bool>()->default_value(true),
+      "cuda: only deterministic cuDNN convolution algorithms (the same bits every run); false: the fastest "
+      "cuDNN's heuristics propose (the CPU is always deterministic)")(
       "train.threads", po::value<int>()->default_value(0),
       "OpenMP threads per rank (0: OMP_NUM_THREADS, else the node's cores / its ranks)")(
       "checkpoint.every", po::value<int64_t>()->default_value(0), "steps between checkpoints (0: at the end only)")(
@@ -89,9 +91,9 @@ TrainConfig train_config_from(const po::variables_map& v) {
         "log.every", "model.voxel_size", "model.range", "model.head_channels", "model.pillar_size",
         "model.pfn_channels", "model.upsample_channels", "model.min_radius", "model.top_k"})
     require_positive(v, key);
-  for (const char* key :
-       {"train.weight_decay", "train.grad_clip", "train.threads", "train.max_nonfinite_skips", "checkpoint.every", "train.momentum",
-        "train.cost_refit", "train.max_time", "train.rotation", "model.score_threshold", "model.nms_iou"})
+  for (const char* key : {"train.weight_decay", "train.grad_clip", "train.threads", "train.max_nonfinite_skips",
+                          "checkpoint.every", "train.momentum", "train.cost_refit", "train.max_time", "train.rotation",
+                          "model.score_threshold", "model.nms_iou"})
     require_non_negative(v, key);
   const double warmup = v["train.warmup"].as<double>();
   require(warmup > 0 && warmup < 1, "--train.warmup: must be in (0, 1)");
@@ -142,6 +144,7 @@ TrainConfig train_config_from(const po::variables_map& v) {
   }
   c.steps = v["train.steps"].as<int64_t>();
   c.device = v["train.device"].as<std::string>();
+  c.deterministic = v["train.deterministic"].as<bool>();
   c.on_nonfinite = v["train.on_nonfinite"].as<std::string>();
   c.max_nonfinite_skips = v["train.max_nonfinite_skips"].as<int>();
   c.batch_size = v["train.batch_size"].as<int>();

@@ -32,7 +32,8 @@ struct TrainConfig {
   std::string balance = "lpt";
   bool sync_bn = false;
   uint64_t seed = 1;
-  std::string device = "auto";  // auto | cpu | cuda (src/train/device.hpp)
+  std::string device = "auto";        // auto | cpu | cuda (src/train/device.hpp)
+  bool deterministic = true;          // cuda: deterministic cuDNN convolution algorithms only
   std::string on_nonfinite = "stop";  // stop | skip: a step whose loss or gradient norm is not finite
   int max_nonfinite_skips = 5;        // skip: more skipped steps in a row than this stop the run
   int threads = 0;

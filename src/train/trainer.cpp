@@ -19,6 +19,7 @@
 #include "io/dataset.hpp"
 #include "io/prefetch.hpp"
 #include "kernels/cpu/ops.hpp"
+#include "kernels/cuda/device.hpp"
 #include "mpi/balance.hpp"
 #include "mpi/grad_buckets.hpp"
 #include "mpi/reduce_backend.hpp"
@@ -474,6 +475,7 @@ class Trainer {
                 ": use fewer ranks or a smaller train.batch_size");
     // The device: every rank must have its own (a rank without is an error on every rank).
     run_agreed(comm_, [&] { device_ = &choose_device(c_.device, comm_.local_rank(), "train.device"); });
+    set_deterministic_convolutions(c_.deterministic);
 
     model_ = make_model(c_);
     model_->set_backend(*device_);
@@ -498,12 +500,10 @@ class Trainer {
     if (!resume_from_.empty()) {
       run_agreed(comm_, [&] {
         const CheckpointMeta meta = read_checkpoint_meta(resume_from_);
-        require(meta.model == c_.model_name,
-                resume_from_ + ": a " + meta.model + " checkpoint, not " + c_.model_name);
+        require(meta.model == c_.model_name, resume_from_ + ": a " + meta.model + " checkpoint, not " + c_.model_name);
         require_same_model(meta.config, run_.config_ini, resume_from_);
-        require(meta.optimizer_type == c_.optimizer.type, resume_from_ + ": optimizer state is " +
-                                                              meta.optimizer_type + ", this run's train.optimizer is " +
-                                                              c_.optimizer.type);
+        require(meta.optimizer_type == c_.optimizer.type, resume_from_ + ": optimizer state is " + meta.optimizer_type +
+                                                              ", this run's train.optimizer is " + c_.optimizer.type);
         OptimizerState optimizer_state;
         for (auto& [name, values] : optimizer_->state()) optimizer_state.emplace_back(name, values);
         read_checkpoint_tensors(resume_from_, model_->params(), model_->buffers(), optimizer_state);
@@ -511,8 +511,7 @@ class Trainer {
         resumed_ = read_checkpoint_state(resume_from_);
       });
       const std::vector<double>& history = resumed_.cost_model_history;
-      if (!history.empty())
-        cost_model_.restore(resumed_.cost_model_sums, history[history.size() - 2], history.back());
+      if (!history.empty()) cost_model_.restore(resumed_.cost_model_sums, history[history.size() - 2], history.back());
     }
     // Reading and checking the checkpoint on every rank (the choice, on rank 0, verified every checksum).
     read_s_ = comm_.max(now_s() - read_start);
@@ -520,9 +519,7 @@ class Trainer {
   }
 
   // The data position of step s: global frames consumed before it.
-  int64_t samples_before(int64_t step) const {
-    return resumed_.samples_seen + (step - start_step_) * global_batch_;
-  }
+  int64_t samples_before(int64_t step) const { return resumed_.samples_seen + (step - start_step_) * global_batch_; }
 
   // ---- the run directory: config.ini, metrics.jsonl, checkpoints (rank 0 writes) ----
   void open_run_dir() {
@@ -584,9 +581,9 @@ class Trainer {
           const double t0 = now_s();
           const StepAssignment assignment = sampler_->step(step);
           PreparedStep prepared;
-          prepared.slot_frames =
-              std::vector<std::vector<int64_t>>(assignment.frames_of_rank.begin() + int64_t(comm_.rank()) * slots_per_rank_,
-                                                assignment.frames_of_rank.begin() + int64_t(comm_.rank() + 1) * slots_per_rank_);
+          prepared.slot_frames = std::vector<std::vector<int64_t>>(
+              assignment.frames_of_rank.begin() + int64_t(comm_.rank()) * slots_per_rank_,
+              assignment.frames_of_rank.begin() + int64_t(comm_.rank() + 1) * slots_per_rank_);
           for (const std::vector<int64_t>& slot : prepared.slot_frames) {
             std::vector<Frame> frames;
             for (int64_t index : slot) {
@@ -809,9 +806,9 @@ class Trainer {
                   duration_text(per_step * double(c_.steps - step - 1)).c_str());
       std::fflush(stdout);
       if (!c_.prom_file.empty())
-        write_text_file_atomically(c_.prom_file, prometheus_text(step + 1, c_.steps, mean_loss, out.lr,
-                                                                 double(global_batch_) / per_step, mean_imbalance,
-                                                                 out.spread, elapsed));
+        write_text_file_atomically(
+            c_.prom_file, prometheus_text(step + 1, c_.steps, mean_loss, out.lr, double(global_batch_) / per_step,
+                                          mean_imbalance, out.spread, elapsed));
     }
     if (log_now) loss_sum_since_log_ = imbalance_sum_since_log_ = 0, steps_since_log_ = 0;
   }
