@@ -120,6 +120,29 @@ TEST_P(ModelsOnAGpu, SemsegTrainingStepsMatchTheCpu) {
   EXPECT_EQ(predict_labels(gpu_logits, batch.num_points()), predict_labels(cpu_logits, batch.num_points()));
 }
 
+// Frozen for inference, the model uploads its parameters once: a change of the host values after that
+// is not seen (proof that forwards stop uploading them) until thaw_parameters().
+TEST_P(ModelsOnAGpu, FrozenForInferenceTheParametersStayOnTheDevice) {
+  const SemsegConfig config = small_semseg();
+  Semseg cpu(config), gpu(config);
+  cpu.init(4);
+  gpu.init(4);
+  gpu.set_backend(*gpu_);
+  gpu.freeze_for_inference();
+  const PointBatch batch = thinned_batch(6, 4);
+  const std::vector<float> first = gpu.forward(batch, false);
+  const std::vector<float> want = cpu.forward(batch, false);
+  ASSERT_EQ(first.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(first[i], want[i], 1e-4f * (1 + std::abs(want[i]))) << i;
+  for (float& v : gpu.params().values()) v *= 0.5f;
+  EXPECT_EQ(gpu.forward(batch, false), first);  // still the uploaded parameters
+  gpu.thaw_parameters();
+  EXPECT_NE(gpu.forward(batch, false), first);
+  gpu.freeze_for_inference();
+  auto input = gpu.prepare(batch, true);
+  EXPECT_THROW(gpu.forward_loss(std::move(input), 1.0), std::logic_error);
+}
+
 TEST_P(ModelsOnAGpu, SemsegGradientsAndBatchNormStatisticsMatchTheCpu) {
   const SemsegConfig config = small_semseg();
   Semseg cpu(config), gpu(config);

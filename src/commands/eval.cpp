@@ -46,6 +46,7 @@ int eval_main(int argc, char** argv, const Comm& comm) {
   run_agreed(comm, [&] {
     model->set_backend(choose_device(parsed.values["device"].as<std::string>(), comm.local_rank(), "--device"));
   });
+  model->freeze_for_inference();
   require(iou.empty() || model->name() == "bevdet", "--iou: only for a bevdet checkpoint");
   const DatasetReader reader(data);
   JsonWriter json;

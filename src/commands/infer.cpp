@@ -69,6 +69,7 @@ int infer_main(int argc, char** argv, const Comm& comm) {
   run_agreed(comm, [&] {
     model->set_backend(choose_device(values["device"].as<std::string>(), comm.local_rank(), "--device"));
   });
+  model->freeze_for_inference();
   auto* bevdet = dynamic_cast<Bevdet*>(model.get());
   auto* semseg = dynamic_cast<Semseg*>(model.get());
   require(bevdet || !values.count("calib"),

@@ -84,6 +84,7 @@ int profile_main(int argc, char** argv, const Comm& comm) {
     if (i > 0) step_s += seconds_since(t0), prepare_s += prepared;
   }
   std::vector<LayerProfile> training = model.profile();
+  model.freeze_for_inference();  // as infer runs: the parameters stay on the device
   for (int i = 0; i <= repeat; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
     if (auto* bevdet = dynamic_cast<Bevdet*>(&model))

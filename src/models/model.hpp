@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "src/common/clock.hpp"
 #include "kernels/buffer.hpp"
+#include "src/common/clock.hpp"
 #include "src/nn/layers.hpp"
 
 namespace lt {
@@ -81,7 +81,19 @@ class Model {
   // and BN buffers and a training forward brings the BN running statistics back; backward adds the device
   // gradients into params().grads() at its end and reports them all final then (grads-ready offset 0).
   // The optimizer, the all-reduce and checkpoints keep working on the host stores.
-  void set_backend(const Backend& backend) { backend_ = &backend; }
+  void set_backend(const Backend& backend) {
+    backend_ = &backend;
+    uploaded_ = false;
+  }
+  // Inference (infer, eval, profile's inference pass): the parameters and BN buffers are uploaded once, at
+  // the next forward, and kept on the device for every forward after it, which then copies only its
+  // inputs. A training forward while frozen is a programming error; change the host values only after
+  // thaw_parameters().
+  void freeze_for_inference() {
+    frozen_ = true;
+    uploaded_ = false;
+  }
+  void thaw_parameters() { frozen_ = uploaded_ = false; }
   const Backend& backend() const { return *backend_; }
   // Per-layer times that wait for the device at each layer's end (profile): without it a device's
   // layers are timed as they are queued.
@@ -131,6 +143,7 @@ class Model {
   std::function<void(int64_t)> grads_ready_;
   const Backend* backend_ = &cpu_backend();
   bool layer_sync_ = false;
+  bool frozen_ = false, uploaded_ = false;  // freeze_for_inference: the device copies are current
   Buffer<float> device_values_, device_grads_, device_buffers_;
 };
 
