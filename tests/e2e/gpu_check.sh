@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# scripts/gpu_check.sh, the one command a person with a GPU runs, here on the emulated CUDA kernels
+# (GPU_CHECK_EMULATED=1: tiny models, 10 steps): every step of it runs and its JSON summary is whole and
+# passes, so the first run on a GPU does not fail on the script itself. Its figures are no measurement.
+LT=$1
+DATA=$2
+source "$(dirname "$0")/lib.sh"
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+BUILD="$(cd "$(dirname "$LT")" && pwd)"
+
+rc=0
+GPU_CHECK_EMULATED=1 GPU_CHECK_DIR="$WORK/gpu_check" LIDARTRAIN_SHARED_DATA="$DATA" LIDARTRAIN="$LT" \
+  LIDARTRAIN_TEST_UNIT="$BUILD/tests/test_unit" LIDARTRAIN_BENCH_CUDA="$BUILD/bench/bench_cuda" \
+  bash "$ROOT/scripts/gpu_check.sh" >"$WORK/gpu_check.out" 2>&1 || rc=$?
+[ "$rc" -eq 0 ] && pass "gpu_check.sh (emulated) exits 0" || fail "gpu_check.sh exit $rc: $(tail -30 "$WORK/gpu_check.out")"
+/usr/bin/python3 - "$WORK/gpu_check/gpu_check.json" <<'PY' && pass "its summary is whole" || fail "summary: $(cat "$WORK/gpu_check/gpu_check.json" 2>&1 | head -c 3000)"
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s['emulated'] is True and s['passed'] is True, (s.get('emulated'), s.get('passed'))
+assert s['checks']['gpu_tests']['tests'] >= 4 and s['checks']['gpu_tests']['failures'] == 0, s['checks']['gpu_tests']
+for model in ('semseg_small', 'bevdet_small'):
+    c = s['checks'][model + '_losses']
+    assert len(c['cuda']) == 10 and len(c['cpu']) == 10 and c['max_relative_difference'] <= 1e-3, c
+    p = s['profile_' + model]
+    assert p['step_ms'] > 0 and p['infer_p50_ms'] > 0 and p['peak_bytes'] > 0 and len(p['layers']) >= 5, p
+    assert 'cuda-emulated' in p['device'], p['device']
+for name, t in s['targets'].items():
+    assert t['measured'] is not None and t['measured'] > 0, (name, t)
+print('losses', s['checks']['semseg_small_losses']['max_relative_difference'],
+      s['checks']['bevdet_small_losses']['max_relative_difference'])
+PY
+finish
