@@ -83,6 +83,10 @@ void write_checkpoint(const std::string& path, const CheckpointMeta& meta, const
     h5::write_attr_string(f, "git_sha", meta.git_sha, tmp);
     h5::write_attr_string(f, "created", meta.created, tmp);
     h5::write_attr_string(f, "config", meta.config, tmp);
+    h5::write_attr_string(f, "git_diff", meta.git_diff, tmp);
+    h5::write_attr_string(f, "dataset", meta.dataset, tmp);
+    h5::write_attr_string(f, "dataset_id", meta.dataset_id, tmp);
+    h5::write_attr_string(f, "provenance", meta.provenance, tmp);
     {
       h5::Handle model = create_group(f, "model", tmp);
       write_tensors(model.get(), params, params.values(), tmp);
@@ -238,6 +242,12 @@ CheckpointMeta read_checkpoint_meta(const std::string& path) {
   meta.git_sha = h5::read_attr_string(f, "git_sha", path, strings);
   meta.created = h5::read_attr_string(f, "created", path, strings);
   meta.config = h5::read_attr_string(f, "config", path, strings);
+  if (h5::has_attr(f, "provenance")) {
+    meta.git_diff = h5::read_attr_string(f, "git_diff", path, strings);
+    meta.dataset = h5::read_attr_string(f, "dataset", path, strings);
+    meta.dataset_id = h5::read_attr_string(f, "dataset_id", path, strings);
+    meta.provenance = h5::read_attr_string(f, "provenance", path, strings);
+  }
   if (h5::has_link(f, "optimizer")) {
     h5::Handle optimizer(H5Gopen2(f, "optimizer", H5P_DEFAULT), H5Gclose);
     meta.optimizer_type = h5::read_attr_string(optimizer.get(), "type", path, strings);
@@ -271,6 +281,12 @@ void read_checkpoint_tensors(const std::string& path, ParamStore& params, ParamS
       h5::read_rows(dataset.get(), H5T_NATIVE_FLOAT, 0, dims[0], state->data() + view.offset, where + "/" + name);
     }
   }
+}
+
+std::string hdf5_library_version() {
+  unsigned major = 0, minor = 0, release = 0;
+  H5get_libversion(&major, &minor, &release);
+  return std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(release);
 }
 
 }  // namespace lt

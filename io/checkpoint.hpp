@@ -30,7 +30,11 @@ struct CheckpointMeta {
   int64_t world_size = 1;
   uint64_t seed = 0;
   std::string git_sha, created, config;
-  std::string optimizer_type;  // "" when no optimizer state is stored
+  // Provenance (src/train/provenance.hpp); empty, false in checkpoints from before these fields.
+  std::string git_diff;             // "" when the tree was clean, else the change's hash
+  std::string dataset, dataset_id;  // the training data's directory and identity
+  std::string provenance;           // JSON: code, build, libraries, command line, world, hosts, dataset
+  std::string optimizer_type;       // "" when no optimizer state is stored
   int64_t optimizer_steps = 0;
 };
 
@@ -55,6 +59,9 @@ CheckpointState read_checkpoint_state(const std::string& path);
 // to be finite (a diverged run's checkpoint is no place to resume from); InputError naming the file and
 // what is damaged otherwise.
 void verify_checkpoint(const std::string& path);
+
+// "1.10.8": the HDF5 library this process runs with.
+std::string hdf5_library_version();
 
 // True when `path` is an HDF5 file whose schema attribute says lidartrain.checkpoint.
 bool is_checkpoint_file(const std::string& path);

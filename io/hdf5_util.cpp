@@ -355,10 +355,9 @@ std::vector<std::string> read_strings(hid_t dataset, const std::string& where, S
   const size_t size = H5Tget_size(file_type.get());
   require(size > 0 && size <= 4096, where + ": strings of " + std::to_string(size) + " bytes");
   require(dims[0] <= (size_t(1) << 30) / size, where + ": " + std::to_string(dims[0]) + " strings is too many");
-  Handle type = fixed_string_type(size);
   std::vector<char> bytes(dims[0] * size);
   if (dims[0] > 0) {
-    check(H5Dread(dataset, type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes.data()), where,
+    check(H5Dread(dataset, file_type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes.data()), where,
           "read failed (checksum mismatch or truncated file)");
   }
   return unpadded(bytes, size);
@@ -416,8 +415,8 @@ std::string read_attr_string(hid_t object, const std::string& name, const std::s
   require(size > 0 && size <= (size_t(1) << 26),
           where + ": attribute " + name + " of " + std::to_string(size) + " bytes");
   std::vector<char> bytes(size, '\0');
-  Handle type = fixed_string_type(size);
-  check(H5Aread(attr.get(), type.get(), bytes.data()), where, "cannot read attribute " + name);
+  // In the file's own type: HDF5 converts no character set into another (h5py writes ASCII ones).
+  check(H5Aread(attr.get(), file_type.get(), bytes.data()), where, "cannot read attribute " + name);
   return unpadded(bytes, size).front();
 }
 

@@ -9,6 +9,7 @@
 #include "src/commands/commands.hpp"
 #include "src/common/allocator.hpp"
 #include "src/common/error.hpp"
+#include "src/train/provenance.hpp"
 #include "version.hpp"
 
 namespace {
@@ -66,6 +67,7 @@ int run_command(const Command& command, int argc, char** argv, const lt::Comm& c
 
 int main(int argc, char** argv) {
   lt::keep_freed_memory();
+  lt::set_command_line(argc, argv);  // before MPI_Init may take its own arguments out
   lt::Comm::init(&argc, &argv);
   const lt::Comm comm = lt::Comm::world();
   int exit_code = lt::kExitOk;

@@ -3,11 +3,13 @@
 #include <cstdio>
 #include <iostream>
 
+#include "io/checkpoint.hpp"
 #include "src/cli/options.hpp"
 #include "src/commands/commands.hpp"
 #include "src/common/error.hpp"
 #include "src/train/device.hpp"
 #include "src/train/evaluate.hpp"
+#include "src/train/provenance.hpp"
 #include "src/train/trainer.hpp"
 
 namespace lt {
@@ -43,6 +45,14 @@ int eval_main(int argc, char** argv, const Comm& comm) {
     if (iou.size() == 1) iou.assign(3, iou[0]);
   }
   const std::unique_ptr<Model> model = load_model(checkpoint);
+  if (comm.is_root()) {
+    // The model code: a checkpoint evaluated by another commit may not mean what it meant (the data is
+    // expected to differ: a validation set).
+    const CheckpointMeta meta = read_checkpoint_meta(checkpoint);
+    for (const std::string& warning :
+         provenance_differences(checkpoint, meta.git_sha, meta.git_diff, meta.dataset, "", data, ""))
+      std::fprintf(stderr, "lidartrain eval: warning: %s\n", warning.c_str());
+  }
   run_agreed(comm, [&] {
     model->set_backend(choose_device(parsed.values["device"].as<std::string>(), comm.local_rank(), "--device"));
   });

@@ -14,6 +14,7 @@
 #include "src/common/json.hpp"
 #include "src/common/stats.hpp"
 #include "src/train/config.hpp"
+#include "src/train/provenance.hpp"
 
 namespace lt {
 namespace {
@@ -105,6 +106,13 @@ int inspect_checkpoint(const std::string& path, const po::variables_map& options
   std::printf("optimizer %s after %lld steps; seed %llu; git %s; written %s\n", meta.optimizer_type.c_str(),
               static_cast<long long>(meta.optimizer_steps), static_cast<unsigned long long>(meta.seed),
               meta.git_sha.c_str(), meta.created.c_str());
+  if (!meta.provenance.empty()) {
+    std::printf("code %s; dataset %s (%s)\n", code_identity(meta.git_sha, meta.git_diff).c_str(),
+                meta.dataset_id.c_str(), meta.dataset.c_str());
+    std::printf("provenance %s\n", meta.provenance.c_str());
+  } else {
+    std::printf("provenance: not recorded (a checkpoint from before lidartrain recorded it)\n");
+  }
   const size_t refits = state.cost_model_history.size() / 3;
   if (refits > 0)
     std::printf("cost model: %.3g s per point + %.3g s per frame (%zu refits)\n",
@@ -154,8 +162,18 @@ int inspect_checkpoint(const std::string& path, const po::variables_map& options
         .value(meta.git_sha)
         .key("created")
         .value(meta.created)
-        .key("config_differences")
-        .begin_array();
+        .key("git_diff")
+        .value(meta.git_diff)
+        .key("dataset")
+        .value(meta.dataset)
+        .key("dataset_id")
+        .value(meta.dataset_id)
+        .key("provenance");
+    if (meta.provenance.empty())
+      json.value("");
+    else
+      json.raw(meta.provenance);
+    json.key("config_differences").begin_array();
     for (const std::string& line : differences) json.value(line);
     json.end_array().end_object();
     write_text_file_atomically(options["json"].as<std::string>(), json.str() + "\n");

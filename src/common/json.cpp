@@ -107,6 +107,12 @@ JsonWriter& JsonWriter::value(bool flag) {
   return *this;
 }
 
+JsonWriter& JsonWriter::raw(const std::string& json) {
+  separate();
+  out_ += json;
+  return *this;
+}
+
 void write_text_file_atomically(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp";
   {

@@ -20,6 +20,8 @@ class JsonWriter {
   JsonWriter& value(int64_t number);
   JsonWriter& value(int number) { return value(int64_t(number)); }
   JsonWriter& value(bool flag);
+  // A value that is JSON already (one this program wrote), inserted as it is.
+  JsonWriter& raw(const std::string& json);
   const std::string& str() const { return out_; }
 
  private:

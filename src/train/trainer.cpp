@@ -32,6 +32,7 @@
 #include "src/train/device.hpp"
 #include "src/train/evaluate.hpp"
 #include "src/train/optimizer.hpp"
+#include "src/train/provenance.hpp"
 #include "version.hpp"
 
 namespace lt {
@@ -80,6 +81,10 @@ std::string save_checkpoint(const TrainRun& run, Model& model, Optimizer& optimi
   meta.world_size = comm.size();
   meta.seed = run.config.seed;
   meta.git_sha = kGitSha;
+  meta.git_diff = kGitDiff;
+  meta.dataset = fs::absolute(run.config.train_data).string();
+  meta.dataset_id = run.dataset_id;
+  meta.provenance = run.provenance;
   meta.created = comm.broadcast_text(utc_now(), 0);  // every rank writes the same attributes
   meta.config = run.config_ini;
   meta.optimizer_type = optimizer.config().type;
@@ -464,6 +469,8 @@ class Trainer {
         require(reader_->kind().has_boxes, c_.train_data + ": dataset has no boxes to train bevdet on");
     });
     run_agreed(comm_, [&] { require_same_dataset(comm_, *reader_, c_.train_data); });
+    run_.dataset_id = dataset_identity(*reader_);
+    run_.provenance = provenance_json(comm_, fs::absolute(c_.train_data).string(), run_.dataset_id);
     num_frames_ = reader_->num_frames();
     slots_per_rank_ = c_.accumulate;
     const int slots = comm_.size() * slots_per_rank_;
@@ -509,6 +516,11 @@ class Trainer {
         read_checkpoint_tensors(resume_from_, model_->params(), model_->buffers(), optimizer_state);
         optimizer_->set_steps_taken(meta.optimizer_steps);
         resumed_ = read_checkpoint_state(resume_from_);
+        if (comm_.is_root())
+          for (const std::string& warning :
+               provenance_differences(resume_from_, meta.git_sha, meta.git_diff, meta.dataset, meta.dataset_id,
+                                      fs::absolute(c_.train_data).string(), run_.dataset_id))
+            std::fprintf(stderr, "lidartrain train: warning: %s\n", warning.c_str());
       });
       const std::vector<double>& history = resumed_.cost_model_history;
       if (!history.empty()) cost_model_.restore(resumed_.cost_model_sums, history[history.size() - 2], history.back());
@@ -883,7 +895,7 @@ class Trainer {
     return kExitOk;
   }
 
-  const TrainRun& run_;
+  TrainRun run_;  // a copy: setup fills in its provenance
   const TrainConfig& c_;
   const Comm& comm_;
   // setup

@@ -15,6 +15,8 @@ struct TrainRun {
   std::string run_dir;
   double timeout_s = 1800;      // watchdog: a phase longer than this aborts the job (0: off)
   std::string resume = "auto";  // auto | none | a checkpoint path
+  // Filled by train(): what every checkpoint records of the run (src/train/provenance.hpp).
+  std::string dataset_id, provenance;
 };
 
 // Trains (resuming as run.resume says), checkpoints every checkpoint.every steps, at the end and when
