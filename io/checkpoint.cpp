@@ -242,12 +242,12 @@ CheckpointMeta read_checkpoint_meta(const std::string& path) {
   meta.git_sha = h5::read_attr_string(f, "git_sha", path, strings);
   meta.created = h5::read_attr_string(f, "created", path, strings);
   meta.config = h5::read_attr_string(f, "config", path, strings);
-  if (h5::has_attr(f, "provenance")) {
-    meta.git_diff = h5::read_attr_string(f, "git_diff", path, strings);
-    meta.dataset = h5::read_attr_string(f, "dataset", path, strings);
-    meta.dataset_id = h5::read_attr_string(f, "dataset_id", path, strings);
-    meta.provenance = h5::read_attr_string(f, "provenance", path, strings);
-  }
+  // Provenance: absent in checkpoints written before it was recorded.
+  for (auto [name, field] : {std::pair<const char*, std::string*>{"git_diff", &meta.git_diff},
+                             {"dataset", &meta.dataset},
+                             {"dataset_id", &meta.dataset_id},
+                             {"provenance", &meta.provenance}})
+    if (h5::has_attr(f, name)) *field = h5::read_attr_string(f, name, path, strings);
   if (h5::has_link(f, "optimizer")) {
     h5::Handle optimizer(H5Gopen2(f, "optimizer", H5P_DEFAULT), H5Gclose);
     meta.optimizer_type = h5::read_attr_string(optimizer.get(), "type", path, strings);

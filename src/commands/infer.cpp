@@ -10,6 +10,7 @@
 #include "io/raw_formats.hpp"
 #include "src/cli/options.hpp"
 #include "src/commands/commands.hpp"
+#include "src/commands/infer_dataset.hpp"
 #include "src/common/error.hpp"
 #include "src/common/stats.hpp"
 #include "src/models/bevdet.hpp"
@@ -19,35 +20,20 @@
 #include "src/train/trainer.hpp"
 
 namespace lt {
-namespace {
-
-// The detections as text: label_2 lines (camera frame) with a calibration, else a header and LiDAR-frame boxes.
-std::string boxes_text(const std::vector<Detection>& detections, const KittiCalib* calib) {
-  std::string out;
-  char line[256];
-  if (!calib) out += "# class x y z dx dy dz heading score  (LiDAR frame: m, rad; z at the box centre)\n";
-  for (const Detection& d : detections) {
-    if (calib) {
-      out += kitti_label_line(lidar_box_to_kitti(d.box, *calib, kBoxClassNames[size_t(d.label)]), d.score) + "\n";
-      continue;
-    }
-    std::snprintf(line, sizeof line, "%s %.3f %.3f %.3f %.3f %.3f %.3f %.4f %.4f\n", kBoxClassNames[size_t(d.label)],
-                  d.box[0], d.box[1], d.box[2], d.box[3], d.box[4], d.box[5], d.box[6], d.score);
-    out += line;
-  }
-  return out;
-}
-
-}  // namespace
 
 int infer_main(int argc, char** argv, const Comm& comm) {
   po::options_description options("Options");
   options.add_options()("checkpoint", po::value<std::string>()->required()->value_name("CKPT"), "checkpoint file")(
-      "input", po::value<std::string>()->required()->value_name("FRAME.bin"),
+      "input", po::value<std::string>()->value_name("FRAME.bin"),
       "KITTI/SemanticKITTI .bin (x, y, z, reflectance float32)")(
+      "data", po::value<std::string>()->value_name("DIR"),
+      "instead of --input: every frame of this dataset, split over the job's ranks; --out is then a directory "
+      "(semseg: sequences/<seq>/predictions/<frame>.label; bevdet: boxes/<frame id>.txt; manifest.json); a "
+      "rerun skips the frames already done")(
+      "force", "with --data: write into an --out that holds another checkpoint's predictions")(
       "out", po::value<std::string>()->value_name("FILE"),
       "semseg: SemanticKITTI .label output (uint32 raw ids through the inverse learning_map); bevdet: the boxes "
-      "as text (default: standard output)")(
+      "as text (default: standard output); with --data, the output directory")(
       "calib", po::value<std::string>()->value_name("CALIB.txt"),
       "bevdet: KITTI calib file; boxes are written as label_2 lines in the camera frame")(
       "bench", po::value<int>()->default_value(0)->value_name("N"), "time N runs and print latency p50/p99")(
@@ -58,12 +44,30 @@ int infer_main(int argc, char** argv, const Comm& comm) {
   if (parsed.help) {
     if (comm.is_root())
       std::cout << usage_text(
-          "infer", "--checkpoint CKPT --input FRAME.bin [--out FILE] [--calib CALIB] [--bench N] [--device DEV]",
-          "Segments one frame (semseg) or detects its objects (bevdet).", options);
+          "infer",
+          "--checkpoint CKPT (--input FRAME.bin [--out FILE] [--calib CALIB] [--bench N] | --data DIR --out DIR "
+          "[--force]) [--device DEV]",
+          "Segments one frame (semseg) or detects its objects (bevdet); with --data, every frame of a dataset.",
+          options);
     return kExitOk;
   }
   const auto& values = parsed.values;
   require_non_negative(values, "bench");
+  if (values.count("data")) {
+    require(!values.count("input"), "--data and --input: give one of them");
+    require(values.count("out"), "--data: --out DIR is needed (the output directory)");
+    require(!values.count("calib") && values["bench"].as<int>() == 0 && !values.count("json"),
+            "--calib, --bench and --json are for one frame (--input), not --data");
+    DatasetInference job;
+    job.checkpoint = values["checkpoint"].as<std::string>();
+    job.data = values["data"].as<std::string>();
+    job.out = values["out"].as<std::string>();
+    job.device = values["device"].as<std::string>();
+    job.force = values.count("force") > 0;
+    return infer_dataset(job, comm);
+  }
+  require(values.count("input"), "--input FRAME.bin or --data DIR: what to infer on");
+  require(!values.count("force"), "--force is for --data");
   const std::string input = values["input"].as<std::string>();
   const std::unique_ptr<Model> model = load_model(values["checkpoint"].as<std::string>());
   run_agreed(comm, [&] {

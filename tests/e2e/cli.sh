@@ -12,7 +12,7 @@ done
   fail "--version: $("$LT" --version)"
 
 expect_error "eval needs a checkpoint" "--checkpoint' is required" "$LT" eval --data x
-expect_error "infer needs an input" "--input' is required" "$LT" infer --checkpoint x
+expect_error "infer needs an input" "--input FRAME.bin or --data DIR: what to infer on" "$LT" infer --checkpoint x
 
 expect_error "unknown command" "unknown command 'trian'" "$LT" trian
 expect_error "missing required option" "--out' is required" "$LT" synth --frames 3
