@@ -302,6 +302,14 @@ const std::vector<uint64_t>& DatasetReader::shard_fingerprints() const {
   return impl_->shard_fingerprints;
 }
 
+const std::string& DatasetReader::frame_id(int64_t frame_index) const {
+  require(frame_index >= 0 && frame_index < num_frames(),
+          "frame index " + std::to_string(frame_index) + " outside 0.." + std::to_string(num_frames() - 1));
+  const auto it = std::upper_bound(impl_->shards.begin(), impl_->shards.end(), frame_index,
+                                   [](int64_t index, const Shard& s) { return index < s.first_frame; });
+  return std::prev(it)->frame_ids[size_t(frame_index - std::prev(it)->first_frame)];
+}
+
 Frame DatasetReader::read(int64_t frame_index) const {
   const std::lock_guard<std::recursive_mutex> lock(h5::library_mutex());
   require(frame_index >= 0 && frame_index < num_frames(),

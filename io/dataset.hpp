@@ -70,6 +70,8 @@ class DatasetReader {
   const std::vector<int64_t>& points_per_frame() const;
   const std::vector<int64_t>& boxes_per_frame() const;
   Frame read(int64_t frame_index) const;
+  // Frame f's id (read at open: no frame data is touched).
+  const std::string& frame_id(int64_t frame_index) const;
   // Per shard, a hash of what ranks must agree on to train together: the shard's file name, its frame
   // ids, point and box counts and costs (read at open). Ranks compare them before the first step.
   const std::vector<uint64_t>& shard_fingerprints() const;

@@ -73,6 +73,8 @@ TEST(Dataset, FramesAreNumberedAcrossShardsInNameOrder) {
   ASSERT_EQ(reader.num_frames(), 4);
   for (int f = 0; f < 4; ++f) expect_same(reader.read(f), frames[f]);
   EXPECT_EQ(input_error_of([&] { reader.read(4); }), "frame index 4 outside 0..3");
+  for (int64_t f = 0; f < 4; ++f) EXPECT_EQ(reader.frame_id(f), reader.read(f).id);
+  EXPECT_EQ(input_error_of([&] { reader.frame_id(-1); }), "frame index -1 outside 0..3");
 }
 
 TEST(Dataset, PointsOnlyDatasetHasNoLabelsOrBoxes) {

@@ -144,12 +144,12 @@ int infer_dataset(const DatasetInference& job, const Comm& comm) {
   run_agreed(comm, [&] {
     for (size_t i = 0; i < mine.size(); ++i) {
       const int64_t f = mine[i];
-      Frame frame = reader->read(f);
-      const std::string path = prediction_path(job.out, model->name(), frame.id);
-      if (fs::exists(path)) {  // written whole by an earlier run (renamed into place)
+      const std::string path = prediction_path(job.out, model->name(), reader->frame_id(f));
+      if (fs::exists(path)) {  // written whole by an earlier run (renamed into place): not read again
         ++skipped;
         continue;
       }
+      Frame frame = reader->read(f);
       const auto start = std::chrono::steady_clock::now();
       const PointBatch batch = make_batch({frame});
       std::string bytes;
@@ -175,6 +175,8 @@ int infer_dataset(const DatasetInference& job, const Comm& comm) {
   // Per-rank throughput and the totals, then the manifest.
   const std::vector<std::string> rates =
       comm.gather_text(std::to_string(done) + " " + std::to_string(skipped) + " " + std::to_string(compute_s), 0);
+  const std::string provenance =
+      provenance_json(comm, fs::absolute(job.data).string(), dataset_identity(*reader));  // collective
   const double wall_s = comm.max(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   run_agreed(comm, [&] {
     if (!comm.is_root()) return;
@@ -182,7 +184,9 @@ int infer_dataset(const DatasetInference& job, const Comm& comm) {
     json.begin_object().key("checkpoint").value(job.checkpoint).key("checkpoint_identity").value(identity);
     json.key("model").value(model->name()).key("dataset").value(fs::absolute(job.data).string());
     json.key("dataset_id").value(dataset_identity(*reader)).key("frames").value(reader->num_frames());
-    json.key("command_line").value(command_line()).key("wall_s").value(wall_s).key("ranks").begin_array();
+    json.key("command_line").value(command_line()).key("wall_s").value(wall_s);
+    json.key("provenance").raw(provenance);  // this binary, its libraries, the ranks' hosts
+    json.key("ranks").begin_array();
     int64_t total_done = 0, total_skipped = 0;
     for (size_t r = 0; r < rates.size(); ++r) {
       long long d = 0, s = 0;

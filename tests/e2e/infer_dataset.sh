@@ -52,6 +52,7 @@ m = json.load(open(manifest))
 assert m['frames'] == 24 and m['done'] == 24 and m['skipped'] == 0 and len(m['ranks']) == 2, m
 assert sum(r['frames'] for r in m['ranks']) == 24 and all(r['frames_per_s'] > 0 for r in m['ranks']), m
 assert len(m['dataset_id']) == 16 and ' infer ' in m['command_line'] and m['model'] == 'semseg', m
+assert m['provenance']['libraries']['hdf5'] and m['provenance']['world_size'] == 2 and m['provenance']['dataset']['id'] == m['dataset_id'], m
 PY
 
 # A partial run (half the files gone, a temporary file left by a kill) and a SIGKILLed one: rerun, same files.
