@@ -151,9 +151,8 @@ void batchnorm_backward_apply(const float* x, const float* dy, const float* mean
   if (dgamma && dbeta && s.channels > 0)
     LT_LAUNCH(batchnorm_param_grads_kernel, blocks_for(s.channels), kThreads, nullptr)(sums, s.channels, dgamma, dbeta);
   const int64_t n = s.count() * s.channels;
-  if (dx && n > 0)
-    LT_LAUNCH(batchnorm_grad_input_kernel, blocks_for(n), kThreads, nullptr)
-    (x, dy, mean, invstd, gamma, sums, float(count), dx, s.channels, s.inner, n);
+  if (dx && n > 0) LT_LAUNCH(batchnorm_grad_input_kernel, blocks_for(n), kThreads, nullptr)
+  (x, dy, mean, invstd, gamma, sums, float(count), dx, s.channels, s.inner, n);
   check(cudaGetLastError(), "batchnorm_backward_apply");
 }
 

@@ -103,15 +103,13 @@ void cross_entropy(const float* logits, const uint8_t* labels, int64_t rows, int
   double* row_loss = row_values;
   double* row_weight = row_values + rows;
   auto* totals = static_cast<double*>(scratch(1, sizeof(double) * 2));
-  if (rows > 0)
-    LT_LAUNCH(cross_entropy_rows_kernel, blocks_for(rows), kThreads, nullptr)
-    (logits, labels, rows, classes, class_weights, ignore_label, row_loss, row_weight);
+  if (rows > 0) LT_LAUNCH(cross_entropy_rows_kernel, blocks_for(rows), kThreads, nullptr)
+  (logits, labels, rows, classes, class_weights, ignore_label, row_loss, row_weight);
   sum_doubles(row_loss, rows, totals);
   sum_doubles(row_weight, rows, totals + 1);
   LT_LAUNCH(cross_entropy_finish_kernel, 1, 1, nullptr)(totals, loss);
-  if (dlogits && rows > 0)
-    LT_LAUNCH(cross_entropy_grad_kernel, blocks_for(rows), kThreads, nullptr)
-    (logits, labels, rows, classes, row_weight, totals, ignore_label, dlogits);
+  if (dlogits && rows > 0) LT_LAUNCH(cross_entropy_grad_kernel, blocks_for(rows), kThreads, nullptr)
+  (logits, labels, rows, classes, row_weight, totals, ignore_label, dlogits);
   check(cudaGetLastError(), "cross_entropy");
 }
 

@@ -175,15 +175,15 @@ int infer_dataset(const DatasetInference& job, const Comm& comm) {
   // Per-rank throughput and the totals, then the manifest.
   const std::vector<std::string> rates =
       comm.gather_text(std::to_string(done) + " " + std::to_string(skipped) + " " + std::to_string(compute_s), 0);
-  const std::string provenance =
-      provenance_json(comm, fs::absolute(job.data).string(), dataset_identity(*reader));  // collective
+  const std::string dataset_id = dataset_identity(*reader);
+  const std::string provenance = provenance_json(comm, fs::absolute(job.data).string(), dataset_id);  // collective
   const double wall_s = comm.max(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   run_agreed(comm, [&] {
     if (!comm.is_root()) return;
     JsonWriter json;
     json.begin_object().key("checkpoint").value(job.checkpoint).key("checkpoint_identity").value(identity);
     json.key("model").value(model->name()).key("dataset").value(fs::absolute(job.data).string());
-    json.key("dataset_id").value(dataset_identity(*reader)).key("frames").value(reader->num_frames());
+    json.key("dataset_id").value(dataset_id).key("frames").value(reader->num_frames());
     json.key("command_line").value(command_line()).key("wall_s").value(wall_s);
     json.key("provenance").raw(provenance);  // this binary, its libraries, the ranks' hosts
     json.key("ranks").begin_array();

@@ -22,9 +22,9 @@ namespace {
 
 // A file of this process's own (fuzzers may run in parallel).
 const std::string& input_path() {
-  static const std::string path = (std::filesystem::temp_directory_path() /
-                                   ("lidartrain_fuzz_" + std::to_string(::getpid()) + LT_FUZZ_SUFFIX))
-                                      .string();
+  static const std::string path =
+      (std::filesystem::temp_directory_path() / ("lidartrain_fuzz_" + std::to_string(::getpid()) + LT_FUZZ_SUFFIX))
+          .string();
   return path;
 }
 
