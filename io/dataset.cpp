@@ -16,9 +16,9 @@ namespace fs = std::filesystem;
 
 namespace {
 constexpr const char* kSchema = "lidartrain.dataset";
-// Version 2 stores its strings fixed-length (io/hdf5_util.hpp: Strings); version 1 files, whose strings
-// are variable-length, are read as before.
-constexpr int64_t kVersion = 2;
+// Version 3 adds /calib; version 2 stores its strings fixed-length (io/hdf5_util.hpp: Strings); version 1
+// files, whose strings are variable-length, are read as before.
+constexpr int64_t kVersion = 3;
 // Chunk sizes: a 120k-point frame is about four point chunks and one label chunk.
 constexpr hsize_t kPointChunkRows = 32768;
 constexpr hsize_t kLabelChunkRows = 131072;
@@ -71,6 +71,13 @@ void validate_frame(const Frame& frame, const DatasetKind& kind, const std::stri
   } else {
     require(frame.boxes.empty() && frame.box_labels.empty(), at + ": has boxes but the dataset has none");
   }
+  if (kind.has_calib) {
+    require(frame.calib.size() == kCalibValues, at + ": " + std::to_string(frame.calib.size()) +
+                                                    " calibration values, expected " + std::to_string(kCalibValues));
+    for (double v : frame.calib) require(std::isfinite(v), at + ": calibration has a non-finite value");
+  } else {
+    require(frame.calib.empty(), at + ": has a calibration but the dataset has none");
+  }
 }
 
 int64_t frame_cost(const Frame& frame) {
@@ -92,12 +99,14 @@ void write_shard(const std::string& path, const std::vector<Frame>& frames, cons
   }
   std::vector<float> points, boxes;
   std::vector<uint8_t> labels, box_labels;
+  std::vector<double> calib;
   points.reserve(4 * point_offsets.back());
   for (const Frame& frame : frames) {
     points.insert(points.end(), frame.points.begin(), frame.points.end());
     labels.insert(labels.end(), frame.labels.begin(), frame.labels.end());
     boxes.insert(boxes.end(), frame.boxes.begin(), frame.boxes.end());
     box_labels.insert(box_labels.end(), frame.box_labels.begin(), frame.box_labels.end());
+    calib.insert(calib.end(), frame.calib.begin(), frame.calib.end());
   }
 
   h5::create_file_atomically(path, [&](hid_t f, const std::string& tmp) {
@@ -123,6 +132,10 @@ void write_shard(const std::string& path, const std::vector<Frame>& frames, cons
       h5::write_array(f, "box_offsets", H5T_NATIVE_INT64, H5T_STD_I64LE, {num_offsets}, kSmallChunkRows,
                       box_offsets.data(), tmp);
     }
+    if (kind.has_calib) {
+      h5::write_array(f, "calib", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, {hsize_t(frames.size()), kCalibValues},
+                      kSmallChunkRows, calib.data(), tmp);
+    }
     h5::write_strings(f, "frame_ids", ids, tmp);
     h5::write_array(f, "cost", H5T_NATIVE_INT64, H5T_STD_I64LE, {hsize_t(frames.size())}, kSmallChunkRows, costs.data(),
                     tmp);
@@ -136,7 +149,7 @@ namespace {
 struct Shard {
   std::string path;
   h5::Handle file;
-  h5::Handle points, labels, boxes, box_labels;
+  h5::Handle points, labels, boxes, box_labels, calib;
   std::vector<int64_t> point_offsets, box_offsets;
   std::vector<std::string> frame_ids;
   std::vector<int64_t> costs;
@@ -171,8 +184,8 @@ Shard open_shard(const std::string& path, DatasetKind& kind, std::string& source
   shard.file = h5::open_file_readonly(path);
   const hid_t f = shard.file.get();
   const int64_t version = h5::read_attr_int(f, "version", path);
-  require(version == 1 || version == kVersion,
-          path + ": schema version " + std::to_string(version) + " is not supported (expected 1 or 2)");
+  require(version >= 1 && version <= kVersion,
+          path + ": schema version " + std::to_string(version) + " is not supported (expected 1, 2 or 3)");
   const h5::Strings strings = version == 1 ? h5::Strings::any : h5::Strings::fixed_only;
   const std::string schema = h5::read_attr_string(f, "schema", path, strings);
   require(schema == kSchema, path + ": schema is '" + schema + "', expected '" + kSchema + "'");
@@ -181,6 +194,7 @@ Shard open_shard(const std::string& path, DatasetKind& kind, std::string& source
   require(frames >= 0, path + ": negative frame count");
   kind.has_labels = h5::has_link(f, "labels");
   kind.has_boxes = h5::has_link(f, "boxes");
+  kind.has_calib = version >= 3 && h5::has_link(f, "calib");
 
   shard.points = h5::open_dataset(f, "points", path);
   const auto point_dims = h5::checked_dims(shard.points.get(), 2, H5T_FLOAT, 4, true, path + ": /points");
@@ -204,6 +218,13 @@ Shard open_shard(const std::string& path, DatasetKind& kind, std::string& source
     check_offsets(shard.box_offsets, box_dims[0], path + ": /box_offsets");
   } else {
     shard.box_offsets.assign(size_t(frames) + 1, 0);
+  }
+  if (kind.has_calib) {
+    shard.calib = h5::open_dataset(f, "calib", path);
+    const auto dims = h5::checked_dims(shard.calib.get(), 2, H5T_FLOAT, 8, true, path + ": /calib");
+    require(dims[0] == hsize_t(frames) && dims[1] == kCalibValues,
+            path + ": /calib is " + std::to_string(dims[0]) + "x" + std::to_string(dims[1]) + ", expected " +
+                std::to_string(frames) + "x" + std::to_string(kCalibValues));
   }
   h5::Handle ids = h5::open_dataset(f, "frame_ids", path);
   shard.frame_ids = h5::read_strings(ids.get(), path + ": /frame_ids", strings);
@@ -251,7 +272,7 @@ DatasetReader::DatasetReader(const std::string& path) : impl_(std::make_unique<I
       impl_->source = source;
     } else {
       require(kind == impl_->kind,
-              shard_path + ": has different datasets (labels/boxes) than " + impl_->shard_paths.front());
+              shard_path + ": has different datasets (labels/boxes/calib) than " + impl_->shard_paths.front());
     }
     shard.first_frame = first_frame;
     first_frame += shard.num_frames();
@@ -344,6 +365,10 @@ Frame DatasetReader::read(int64_t frame_index) const {
     h5::read_rows(shard.boxes.get(), H5T_NATIVE_FLOAT, first_box, num_boxes, frame.boxes.data(), where + ": /boxes");
     h5::read_rows(shard.box_labels.get(), H5T_NATIVE_UINT8, first_box, num_boxes, frame.box_labels.data(),
                   where + ": /box_labels");
+  }
+  if (impl_->kind.has_calib) {
+    frame.calib.resize(kCalibValues);
+    h5::read_rows(shard.calib.get(), H5T_NATIVE_DOUBLE, hsize_t(local), 1, frame.calib.data(), where + ": /calib");
   }
   validate_frame(frame, impl_->kind, shard.path);
   return frame;

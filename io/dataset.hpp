@@ -1,5 +1,5 @@
 #pragma once
-// The sharded dataset, schema `lidartrain.dataset` v1 (DESIGN.md §4). A dataset is a directory of
+// The sharded dataset, schema `lidartrain.dataset` v3 (DESIGN.md §4). A dataset is a directory of
 // HDF5 shards; each shard holds whole frames, concatenated:
 //
 //   /points         float32 (P, 4)   x, y, z, intensity of every frame, frame after frame
@@ -10,6 +10,11 @@
 //   /box_offsets    int64   (F+1)
 //   /frame_ids      string  (F)      where the frame came from
 //   /cost           int64   (F)      points in CostRange at write time (load balancing)
+//   /calib          float64 (F, 21)  KITTI R0_rect (3×3) then Tr_velo_to_cam (3×4), row-major, per frame
+//                                    (only if the source has calibrations: convert --format kitti with calib/)
+//
+// Version 3 added /calib; version 2 files (no calibrations) and version 1 files (variable-length
+// strings) are read as before.
 //
 // Every dataset is chunked (a frame is a few chunks) and Fletcher32-checksummed, so a flipped bit is
 // a read error rather than a wrong value. Writers and readers validate the same invariants
@@ -21,12 +26,15 @@
 
 namespace lt {
 
+constexpr size_t kCalibValues = 21;  // 9 (R0_rect) + 12 (Tr_velo_to_cam)
+
 struct Frame {
   std::string id;                   // e.g. "sequences/00/000123" or "synth/seed1/000042"
   std::vector<float> points;        // (P, 4) x, y, z, intensity
   std::vector<uint8_t> labels;      // (P) training ids; empty when the source has none
   std::vector<float> boxes;         // (B, 7) x, y, z (box centre), dx, dy, dz, heading
   std::vector<uint8_t> box_labels;  // (B) BoxClass
+  std::vector<double> calib;        // (21) KittiCalib's r0_rect then tr_velo_to_cam; empty when none
 
   int64_t num_points() const { return int64_t(points.size() / 4); }
   int64_t num_boxes() const { return int64_t(box_labels.size()); }
@@ -36,11 +44,13 @@ struct Frame {
 struct DatasetKind {
   bool has_labels = false;
   bool has_boxes = false;
+  bool has_calib = false;
   bool operator==(const DatasetKind&) const = default;
 };
 
 // Throws InputError("<where>: frame <id>: ...") unless: sizes agree, coordinates are finite,
-// intensity is in [0, 1], labels are training ids, boxes are finite with positive sizes and a box class.
+// intensity is in [0, 1], labels are training ids, boxes are finite with positive sizes and a box class,
+// a calibration is 21 finite values.
 void validate_frame(const Frame& frame, const DatasetKind& kind, const std::string& where);
 
 // The work estimate stored in /cost.

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "src/common/error.hpp"
@@ -80,15 +81,14 @@ std::vector<RawFrameFiles> list_kitti(const fs::path& in) {
   const fs::path root = fs::is_directory(in / "training" / "velodyne") ? in / "training" : in;
   require(fs::is_directory(root / "velodyne"), (root / "velodyne").string() + ": no such directory");
   const bool has_boxes = fs::is_directory(root / "label_2");
+  const bool has_calib = has_boxes || fs::is_directory(root / "calib");  // boxes need it; testing/ has it alone
   std::vector<RawFrameFiles> frames;
   for (const auto& bin : files_with_suffix(root / "velodyne", ".bin")) {
     RawFrameFiles files;
     files.id = stem_of(bin, ".bin");
     files.points = bin.string();
-    if (has_boxes) {
-      files.boxes = companion(root / "label_2", files.id, ".txt", bin);
-      files.calib = companion(root / "calib", files.id, ".txt", bin);
-    }
+    if (has_boxes) files.boxes = companion(root / "label_2", files.id, ".txt", bin);
+    if (has_calib) files.calib = companion(root / "calib", files.id, ".txt", bin);
     frames.push_back(files);
   }
   return frames;
@@ -143,10 +143,12 @@ DatasetKind raw_dataset_kind(RawFormat format, const std::vector<RawFrameFiles>&
   DatasetKind kind;
   kind.has_labels = format == RawFormat::semantickitti && !frames.front().labels.empty();
   kind.has_boxes = format == RawFormat::kitti && !frames.front().boxes.empty();
+  kind.has_calib = format == RawFormat::kitti && !frames.front().calib.empty();
   for (const auto& files : frames) {
     require((format != RawFormat::semantickitti || !files.labels.empty() == kind.has_labels) &&
-                (format != RawFormat::kitti || !files.boxes.empty() == kind.has_boxes),
-            files.points + ": some frames have labels or boxes and others not");
+                (format != RawFormat::kitti ||
+                 (!files.boxes.empty() == kind.has_boxes && !files.calib.empty() == kind.has_calib)),
+            files.points + ": some frames have labels, boxes or calibrations and others not");
   }
   return kind;
 }
@@ -187,6 +189,21 @@ std::vector<uint32_t> read_label_file(const std::string& path) {
   in.read(reinterpret_cast<char*>(labels.data()), std::streamsize(bytes));
   require(uint64_t(in.gcount()) == bytes, path + ": short read");
   return labels;
+}
+
+std::vector<double> calib_values(const KittiCalib& calib) {
+  std::vector<double> values(calib.r0_rect.begin(), calib.r0_rect.end());
+  values.insert(values.end(), calib.tr_velo_to_cam.begin(), calib.tr_velo_to_cam.end());
+  return values;
+}
+
+KittiCalib calib_from_values(const std::vector<double>& values) {
+  require(values.size() == kCalibValues,
+          "calibration: " + std::to_string(values.size()) + " values, expected " + std::to_string(kCalibValues));
+  KittiCalib calib{};
+  std::copy(values.begin(), values.begin() + 9, calib.r0_rect.begin());
+  std::copy(values.begin() + 9, values.end(), calib.tr_velo_to_cam.begin());
+  return calib;
 }
 
 KittiCalib read_kitti_calib(const std::string& path) {
@@ -309,21 +326,31 @@ Frame load_raw_frame(RawFormat format, const RawFrameFiles& files, const Learnin
       frame.labels[i] = uint8_t(train);
     }
   }
+  std::optional<KittiCalib> calib;
+  if (!files.calib.empty()) {
+    kind.has_calib = true;
+    calib = read_kitti_calib(files.calib);
+    frame.calib = calib_values(*calib);
+  }
   if (!files.boxes.empty()) {
     kind.has_boxes = true;
-    const KittiCalib calib = read_kitti_calib(files.calib);
+    require(calib.has_value(), files.boxes + ": no calibration for " + files.points);
     for (const KittiObject& object : read_kitti_objects(files.boxes)) {
       uint8_t box_class = 0;
       if (object.type == "Car") box_class = kBoxCar;
       if (object.type == "Pedestrian") box_class = kBoxPedestrian;
       if (object.type == "Cyclist") box_class = kBoxCyclist;
       if (box_class == 0) continue;  // Van, Truck, Misc, DontCare, ...: not trained on
-      const auto box = kitti_box_to_lidar(object, calib);
+      const auto box = kitti_box_to_lidar(object, *calib);
       frame.boxes.insert(frame.boxes.end(), box.begin(), box.end());
       frame.box_labels.push_back(box_class);
     }
   }
-  if (kind.has_labels || kind.has_boxes) validate_frame(frame, kind, files.boxes.empty() ? files.labels : files.boxes);
+  if (kind.has_labels || kind.has_boxes || kind.has_calib)
+    validate_frame(frame, kind,
+                   !files.boxes.empty()    ? files.boxes
+                   : !files.labels.empty() ? files.labels
+                                           : files.calib);
   return frame;
 }
 

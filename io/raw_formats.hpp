@@ -5,7 +5,8 @@
 //                  directly under --in; semantic ids go through the learning map.
 //   kitti          [training/]velodyne/*.bin + label_2/*.txt + calib/*.txt; label_2 boxes (camera frame,
 //                  location = bottom centre) are moved to the LiDAR frame through R0_rect and
-//                  Tr_velo_to_cam; Car, Pedestrian, Cyclist are kept, other types are not trained on.
+//                  Tr_velo_to_cam; Car, Pedestrian, Cyclist are kept, other types are not trained on. The
+//                  calibration (calib/, also without label_2, as in KITTI's testing split) is stored per frame.
 //   nuscenes       [samples/LIDAR_TOP/]*.pcd.bin (x, y, z, intensity 0..255, ring float32); intensity/255.
 // Every size and value read from these files is checked; errors name the file (and line or point).
 #include <array>
@@ -47,6 +48,9 @@ struct KittiCalib {
   std::array<double, 12> tr_velo_to_cam;  // row-major 3x4
 };
 KittiCalib read_kitti_calib(const std::string& path);
+// As stored in a dataset's /calib row (io/dataset.hpp): r0_rect then tr_velo_to_cam.
+std::vector<double> calib_values(const KittiCalib& calib);
+KittiCalib calib_from_values(const std::vector<double>& values);  // InputError unless 21 values
 
 struct KittiObject {
   std::string type;

@@ -45,6 +45,7 @@ void expect_same(const Frame& a, const Frame& b) {
   EXPECT_EQ(a.labels, b.labels);
   EXPECT_EQ(a.boxes, b.boxes);
   EXPECT_EQ(a.box_labels, b.box_labels);
+  EXPECT_EQ(a.calib, b.calib);
 }
 
 TEST(Dataset, ShardRoundTripKeepsEveryFrameIncludingEmptyOnes) {
@@ -256,6 +257,79 @@ TEST(DatasetRead, Version2ShardWithAVariableLengthStringIsRefused) {
   }
   EXPECT_EQ(input_error_of([&] { DatasetReader reader(shard); }),
             shard + ": attribute schema is a variable-length string, which only version 1 files hold");
+}
+
+// Version 3: a KITTI calibration per frame (/calib, float64 (F, 21)), bit for bit.
+TEST(Dataset, CalibrationsRoundTripPerFrame) {
+  const std::string dir = fresh_dir("calib");
+  auto frames = sample_frames();
+  for (size_t f = 0; f < frames.size(); ++f) {
+    for (size_t k = 0; k < kCalibValues; ++k) frames[f].calib.push_back(1.0 / double(3 + k) + double(f) * 1e-9);
+  }
+  const DatasetKind kind{true, true, true};
+  write_shard(dir + "/shard-00000.h5", frames, kind, "kitti");
+  const DatasetReader reader(dir);
+  EXPECT_EQ(reader.kind(), kind);
+  for (size_t f = 0; f < frames.size(); ++f) expect_same(reader.read(int64_t(f)), frames[f]);
+  EXPECT_FALSE(DatasetReader(written_shard("calib_none")).kind().has_calib);
+}
+
+TEST(DatasetWrite, RejectsACalibrationOfTheWrongSizeOrNotFinite) {
+  const std::string dir = fresh_dir("calib_bad");
+  auto frames = sample_frames();
+  for (Frame& frame : frames) frame.calib.assign(kCalibValues, 0.5);
+  frames[2].calib.pop_back();
+  EXPECT_EQ(input_error_of([&] {
+              write_shard(dir + "/s.h5", frames, {true, true, true}, "kitti");
+            }),
+            dir + "/s.h5: frame b: 20 calibration values, expected 21");
+  frames[2].calib.push_back(NAN);
+  EXPECT_EQ(input_error_of([&] {
+              write_shard(dir + "/s.h5", frames, {true, true, true}, "kitti");
+            }),
+            dir + "/s.h5: frame b: calibration has a non-finite value");
+  EXPECT_EQ(input_error_of([&] { write_shard(dir + "/s.h5", frames, kFull, "kitti"); }),
+            dir + "/s.h5: frame a: has a calibration but the dataset has none");
+  EXPECT_FALSE(fs::exists(dir + "/s.h5"));
+}
+
+// Version 2 shards (what lidartrain wrote before /calib) read as before: no calibrations.
+TEST(DatasetRead, Version2ShardsStillRead) {
+  const std::string dir = fresh_dir("read_v2");
+  const auto frames = sample_frames();
+  write_shard(dir + "/shard-00000.h5", frames, kFull, "unit test");
+  {
+    const hid_t file = H5Fopen((dir + "/shard-00000.h5").c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    int64_t version = 0;
+    const hid_t attr = H5Aopen(file, "version", H5P_DEFAULT);
+    H5Aread(attr, H5T_NATIVE_INT64, &version);
+    EXPECT_EQ(version, 3);
+    version = 2;
+    H5Awrite(attr, H5T_NATIVE_INT64, &version);
+    H5Aclose(attr);
+    H5Fclose(file);
+  }
+  const DatasetReader reader(dir);
+  EXPECT_EQ(reader.kind(), kFull);
+  for (size_t f = 0; f < frames.size(); ++f) expect_same(reader.read(int64_t(f)), frames[f]);
+}
+
+TEST(DatasetRead, CalibrationOfTheWrongShapeIsRejectedAtOpen) {
+  const std::string dir = fresh_dir("read_calib_shape");
+  auto frames = sample_frames();
+  for (Frame& frame : frames) frame.calib.assign(kCalibValues, 0.5);
+  write_shard(dir + "/s.h5", frames, {true, true, true}, "kitti");
+  {
+    const hid_t file = H5Fopen((dir + "/s.h5").c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    H5Ldelete(file, "calib", H5P_DEFAULT);
+    const hsize_t dims[2] = {4, 12};
+    const hid_t space = H5Screate_simple(2, dims, nullptr);
+    const hid_t set = H5Dcreate2(file, "calib", H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dclose(set);
+    H5Sclose(space);
+    H5Fclose(file);
+  }
+  EXPECT_EQ(input_error_of([&] { DatasetReader reader(dir + "/s.h5"); }), dir + "/s.h5: /calib is 4x12, expected 4x21");
 }
 
 TEST(DatasetRead, MissingDirectoryIsNamed) {

@@ -92,6 +92,10 @@ TEST(Kitti, RealFramesGiveTheirBoxesInTheLidarFrame) {
   EXPECT_EQ(f0.box_labels, (std::vector<uint8_t>{kBoxPedestrian}));
   EXPECT_EQ(f1.box_labels, (std::vector<uint8_t>{kBoxCar, kBoxCyclist}));
   EXPECT_EQ(f2.box_labels, (std::vector<uint8_t>{kBoxCar}));
+  // Each frame keeps its calibration (dataset /calib), as read from calib/.
+  EXPECT_EQ(raw_dataset_kind(RawFormat::kitti, frames), (DatasetKind{false, true, true}));
+  EXPECT_EQ(f1.calib, calib_values(read_kitti_calib(frames[1].calib)));
+  EXPECT_EQ(calib_values(calib_from_values(f1.calib)), f1.calib);
   // SOURCES.md counts the LiDAR points inside each box, checked in the camera frame. The LiDAR-frame
   // box keeps z vertical, while the camera's y axis is tilted by a fraction of a degree (R0_rect,
   // Tr_velo_to_cam), so a point on the boundary may fall the other way: one of 376 does here.

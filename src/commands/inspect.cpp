@@ -218,8 +218,9 @@ int inspect_main(int argc, char** argv, const Comm& comm) {
   const Distribution cost = distribution_of(as_doubles(reader.costs()));
   const int64_t total_points = int64_t(points.mean * double(points.count) + 0.5);
   const int64_t frames = reader.num_frames();
-  std::printf("dataset %s: %zu shards, %lld frames, source '%s'\n", path.c_str(), reader.shard_paths().size(),
-              static_cast<long long>(frames), reader.source().c_str());
+  std::printf("dataset %s: %zu shards, %lld frames, source '%s'%s\n", path.c_str(), reader.shard_paths().size(),
+              static_cast<long long>(frames), reader.source().c_str(),
+              reader.kind().has_calib ? ", KITTI calibrations per frame" : "");
   std::printf("points: %lld (per frame min %.0f, median %.0f, p90 %.0f, max %.0f)\n",
               static_cast<long long>(total_points), points.min, points.median, points.p90, points.max);
   std::printf("cost:   min %.0f, median %.0f, p90 %.0f, max %.0f (p90/median %.2f)\n", cost.min, cost.median, cost.p90,
@@ -255,6 +256,8 @@ int inspect_main(int argc, char** argv, const Comm& comm) {
         .value(reader.kind().has_labels)
         .key("has_boxes")
         .value(reader.kind().has_boxes)
+        .key("has_calib")
+        .value(reader.kind().has_calib)
         .key("points_total")
         .value(total_points);
     json.key("points_per_frame");
