@@ -107,18 +107,14 @@ void sync_path(const std::string& path, bool directory) {
 }
 }  // namespace
 
-void create_file_atomically(const std::string& path, const std::function<void(hid_t, const std::string&)>& fill) {
-  const std::string tmp = path + ".tmp";
+void commit_file(Handle file, const std::string& tmp, const std::string& path) {
   try {
-    {
-      Handle file = create_file(tmp);
-      fill(file.get(), tmp);
-      require(H5Fflush(file.get(), H5F_SCOPE_GLOBAL) >= 0, tmp + ": flush failed (disk full?)");
-      // Closed here, not by the Handle: the close writes the metadata, and its failure matters.
-      require(H5Fclose(file.release()) >= 0, tmp + ": close failed (disk full?)");
-    }
+    require(H5Fflush(file.get(), H5F_SCOPE_GLOBAL) >= 0, tmp + ": flush failed (disk full?)");
+    // Closed here, not by the Handle: the close writes the metadata, and its failure matters.
+    require(H5Fclose(file.release()) >= 0, tmp + ": close failed (disk full?)");
     sync_path(tmp, false);
   } catch (...) {
+    file.reset();
     std::error_code ignored;
     std::filesystem::remove(tmp, ignored);
     throw;
@@ -132,6 +128,49 @@ void create_file_atomically(const std::string& path, const std::function<void(hi
   }
   const std::filesystem::path parent = std::filesystem::path(path).parent_path();
   sync_path(parent.empty() ? "." : parent.string(), true);
+}
+
+void create_file_atomically(const std::string& path, const std::function<void(hid_t, const std::string&)>& fill) {
+  const std::string tmp = path + ".tmp";
+  Handle file;
+  try {
+    file = create_file(tmp);
+    fill(file.get(), tmp);
+  } catch (...) {
+    file.reset();
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+    throw;
+  }
+  commit_file(std::move(file), tmp, path);
+}
+
+Appender::Appender(hid_t file, const std::string& name, hid_t file_type, hsize_t columns, hsize_t chunk_rows,
+                   const std::string& where)
+    : columns_(columns), where_(where + ": /" + name) {
+  const int rank = columns > 0 ? 2 : 1;
+  const hsize_t dims[2] = {0, columns}, max_dims[2] = {H5S_UNLIMITED, columns};
+  const hsize_t chunk[2] = {std::max<hsize_t>(chunk_rows, 1), columns};
+  Handle space(H5Screate_simple(rank, dims, max_dims), H5Sclose);
+  Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  check(H5Pset_chunk(dcpl.get(), rank, chunk), where_, "cannot chunk");
+  check(H5Pset_fletcher32(dcpl.get()), where_, "cannot checksum");
+  check(H5Pset_obj_track_times(dcpl.get(), false), where_, "cannot set");
+  dataset_ = make(H5Dcreate2(file, name.c_str(), file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+                  H5Dclose, where_, "cannot create dataset");
+}
+
+void Appender::append(hid_t mem_type, const void* data, hsize_t rows) {
+  if (rows == 0) return;
+  const int rank = columns_ > 0 ? 2 : 1;
+  const hsize_t dims[2] = {rows_ + rows, columns_}, start[2] = {rows_, 0}, count[2] = {rows, columns_};
+  check(H5Dset_extent(dataset_.get(), dims), where_, "cannot extend (disk full?)");
+  Handle file_space(H5Dget_space(dataset_.get()), H5Sclose);
+  check(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr), where_, "bad selection");
+  Handle memory_space(H5Screate_simple(rank, count, nullptr), H5Sclose);
+  check(H5Dwrite(dataset_.get(), mem_type, memory_space.get(), file_space.get(), H5P_DEFAULT, data), where_,
+        "cannot write (disk full?)");
+  rows_ += rows;
 }
 
 void create_file_atomically(const std::string& path, const Collective& collective,

@@ -61,6 +61,26 @@ class Handle {
 // damaged one's object header): with Fletcher32 on every dataset, a damaged byte is a read error.
 void create_file_atomically(const std::string& path, const std::function<void(hid_t, const std::string&)>& fill);
 
+// The end of create_file_atomically, for a file filled by the caller (created with create_file(tmp)):
+// flush, close, fsync, rename to `path`, fsync the directory; on failure `tmp` is removed.
+void commit_file(Handle file, const std::string& tmp, const std::string& path);
+
+// A dataset that grows as rows come (for outputs streamed to disk): chunked by `chunk_rows`, unlimited
+// first dimension, Fletcher32-checksummed, no times. `columns` 0: rank 1; else (rows, columns).
+class Appender {
+ public:
+  Appender() = default;
+  Appender(hid_t file, const std::string& name, hid_t file_type, hsize_t columns, hsize_t chunk_rows,
+           const std::string& where);
+  void append(hid_t mem_type, const void* data, hsize_t rows);
+  hsize_t rows() const { return rows_; }
+
+ private:
+  Handle dataset_;
+  hsize_t columns_ = 0, rows_ = 0;
+  std::string where_;
+};
+
 // Parallel HDF5 over MPI-IO: every rank of `comm` takes part in every call, with the same arguments,
 // and writes its own share of each dataset's rows.
 struct Collective {

@@ -6,7 +6,7 @@
 # same inputs. A crash, a sanitizer report, a leak or a timeout of any target fails the script (its
 # input is kept in the work directory). Prints executions, seconds and corpus growth per target.
 #   scripts/fuzz.sh [BUILD_DIR (default build-sanitize)] [RUNS per target (default $FUZZ_RUNS or 20000)]
-#   FUZZ_TARGETS="point_file …" picks targets (default all eight). CI (scripts/test.sh) runs all eight.
+#   FUZZ_TARGETS="point_file …" picks targets (default all ten). CI (scripts/test.sh) runs all ten.
 # BUILD_DIR is configured with -DLIDARTRAIN_FUZZ=ON and clang (scripts/test.sh does it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,10 +44,26 @@ seed dataset_shard "$WORK/shard/shard-00000.h5"
   --model.voxel_size 12.8 --model.point_channels 2,2 --model.bev_channels 2,2,2 --model.head_channels 2 \
   --run-dir "$WORK/run" >/dev/null
 seed checkpoint "$WORK/run/checkpoints/ckpt-00000001.h5"
+# A KITTI shard with its calibration (/calib), 256 points of a real frame.
+mkdir -p "$WORK/rawk/velodyne"
+cp -r "$DATA/kitti/training/label_2" "$DATA/kitti/training/calib" "$WORK/rawk/"
+for f in "$DATA"/kitti/training/velodyne/*.bin; do head -c 4096 "$f" >"$WORK/rawk/velodyne/$(basename "$f")"; done
+"$LT" convert --format kitti --in "$WORK/rawk" --out "$WORK/kshard" >/dev/null
+seed dataset_shard "$WORK/kshard/shard-00000.h5"
+# Predictions files of both models (infer --data over two synthetic frames) and their box text.
+"$LT" infer --checkpoint "$WORK/run/checkpoints/ckpt-00000001.h5" --data "$WORK/shard" --out "$WORK/pred_s" >/dev/null
+mkdir -p "$WORK/corpus/predictions"
+cp "$WORK/pred_s/predictions/rank-00000-of-00001.h5" "$WORK/corpus/predictions/semseg.h5"
+"$LT" train --config configs/bevdet_small.ini --data "$WORK/synth" --train.steps 1 --train.batch_size 1 \
+  --model.pillar_size 2.56 --model.pfn_channels 2 --model.backbone_layers 1,1,1 --model.backbone_channels 2,2,2 \
+  --model.upsample_channels 2 --model.head_channels 2 --run-dir "$WORK/brun" >/dev/null
+"$LT" infer --checkpoint "$WORK/brun/checkpoints/ckpt-00000001.h5" --data "$WORK/kshard" --out "$WORK/pred_b" >/dev/null
+cp "$WORK/pred_b/predictions/rank-00000-of-00001.h5" "$WORK/corpus/predictions/bevdet.h5"
+for f in "$WORK"/pred_b/boxes/*.txt; do seed boxes_text "$f"; done
 
 status=0
 printf "%-14s %9s %8s %10s %8s\n" target runs seconds "exec/s" corpus
-for target in ${FUZZ_TARGETS:-point_file label_file kitti_label kitti_calib label_map ini_config dataset_shard checkpoint}; do
+for target in ${FUZZ_TARGETS:-point_file label_file kitti_label kitti_calib label_map ini_config dataset_shard checkpoint predictions boxes_text}; do
   corpus="$WORK/corpus/$target"
   before=$(ls "$corpus" | wc -l)
   start=$(date +%s.%N)
@@ -55,7 +71,7 @@ for target in ${FUZZ_TARGETS:-point_file label_file kitti_label kitti_calib labe
   # H5D__layout_oh_read, …): the HDF5 targets suppress leaks allocated in libhdf5 and check instead that
   # no HDF5 object of ours is left open after each input (tests/fuzz/fuzz_target.cpp).
   supp=$PWD/tests/lsan.supp
-  case $target in dataset_shard | checkpoint) supp=$PWD/tests/fuzz/lsan_hdf5.supp ;; esac
+  case $target in dataset_shard | checkpoint | predictions) supp=$PWD/tests/fuzz/lsan_hdf5.supp ;; esac
   if ! LSAN_OPTIONS=suppressions=$supp "$BUILD/tests/fuzz_$target" -seed=1 -runs="$RUNS" -timeout=20 -rss_limit_mb=2048 -max_len=65536 \
     -artifact_prefix="$WORK/$target-" "$corpus" >"$WORK/$target.log" 2>&1; then
     status=1

@@ -1,9 +1,11 @@
 // lidartrain eval: a checkpoint on a dataset. semseg: confusion matrix, per-class IoU and mIoU; bevdet:
 // BEV AP (R40) at rotated-IoU thresholds and centre-distance AP per class.
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include "io/checkpoint.hpp"
+#include "io/predictions.hpp"
 #include "src/cli/options.hpp"
 #include "src/commands/commands.hpp"
 #include "src/common/error.hpp"
@@ -13,12 +15,15 @@
 #include "src/train/trainer.hpp"
 
 namespace lt {
+namespace fs = std::filesystem;
 
 int eval_main(int argc, char** argv, const Comm& comm) {
   po::options_description options("Options");
-  options.add_options()("checkpoint", po::value<std::string>()->required()->value_name("CKPT"), "checkpoint file")(
-      "data", po::value<std::string>()->required()->value_name("DIR"),
-      "dataset with point labels (semseg) or boxes (bevdet)")(
+  options.add_options()("checkpoint", po::value<std::string>()->value_name("CKPT"), "checkpoint file")(
+      "predictions", po::value<std::string>()->value_name("DIR"),
+      "instead of --checkpoint: the output directory of infer --data (its predictions/*.h5), scored without "
+      "running the model")("data", po::value<std::string>()->required()->value_name("DIR"),
+                           "dataset with point labels (semseg) or boxes (bevdet)")(
       "iou", po::value<std::string>()->value_name("CAR,PED,CYC"),
       "bevdet: BEV IoU thresholds per class, or one for all (default 0.7,0.5,0.5)")(
       "device", po::value<std::string>()->default_value("auto")->value_name("DEV"),
@@ -27,15 +32,19 @@ int eval_main(int argc, char** argv, const Comm& comm) {
   const ParsedCommand parsed = parse_command("eval", options, {}, argc, argv);
   if (parsed.help) {
     if (comm.is_root())
-      std::cout << usage_text("eval", "--checkpoint CKPT --data DIR [--iou T] [--device DEV] [--json FILE]",
+      std::cout << usage_text("eval",
+                              "(--checkpoint CKPT | --predictions DIR) --data DIR [--iou T] [--device DEV] "
+                              "[--json FILE]",
                               "semseg: per-class IoU and mIoU over the classes present, from a confusion matrix\n"
                               "reduced over ranks. bevdet: per class, AP in BEV with 40 recall points at rotated IoU\n"
                               "0.7 (Car), 0.5 (Pedestrian, Cyclist) and nuScenes centre-distance AP at 0.5, 1, 2,\n"
-                              "4 m. Frames are split over the ranks under mpirun.",
+                              "4 m. Frames are split over the ranks under mpirun. --predictions scores what\n"
+                              "infer --data stored, with the numbers --checkpoint gives on the same frames.",
                               options);
     return kExitOk;
   }
-  const std::string checkpoint = parsed.values["checkpoint"].as<std::string>();
+  require(parsed.values.count("checkpoint") + parsed.values.count("predictions") == 1,
+          "--checkpoint CKPT or --predictions DIR: give one of them");
   const std::string data = parsed.values["data"].as<std::string>();
   std::vector<double> iou;
   if (parsed.values.count("iou")) {
@@ -44,6 +53,25 @@ int eval_main(int argc, char** argv, const Comm& comm) {
     for (double t : iou) require(t > 0 && t <= 1, "--iou: thresholds must be in (0, 1]");
     if (iou.size() == 1) iou.assign(3, iou[0]);
   }
+  if (parsed.values.count("predictions")) {
+    require(parsed.values["device"].defaulted(), "--device: --predictions runs no model");
+    const std::string dir = parsed.values["predictions"].as<std::string>();
+    const fs::path files = fs::path(dir) / "predictions";
+    const PredictionsReader predictions(files.string());
+    require(iou.empty() || predictions.header().model == "bevdet", "--iou: only for bevdet predictions");
+    const DatasetReader reader(data);
+    JsonWriter json;
+    json.begin_object().key("predictions").value(dir).key("data").value(data);
+    const std::string table = evaluate_predictions(predictions, files.string(), reader, data, comm, json, iou);
+    json.end_object();
+    if (!comm.is_root()) return kExitOk;
+    std::printf("eval: predictions %s (%s, %s) on %s\n%s", dir.c_str(), predictions.header().model.c_str(),
+                predictions.header().checkpoint_identity.c_str(), data.c_str(), table.c_str());
+    if (parsed.values.count("json"))
+      write_text_file_atomically(parsed.values["json"].as<std::string>(), json.str() + "\n");
+    return kExitOk;
+  }
+  const std::string checkpoint = parsed.values["checkpoint"].as<std::string>();
   const std::unique_ptr<Model> model = load_model(checkpoint);
   if (comm.is_root()) {
     // The model code: a checkpoint evaluated by another commit may not mean what it meant (the data is

@@ -28,9 +28,11 @@ int infer_main(int argc, char** argv, const Comm& comm) {
       "KITTI/SemanticKITTI .bin (x, y, z, reflectance float32)")(
       "data", po::value<std::string>()->value_name("DIR"),
       "instead of --input: every frame of this dataset, split over the job's ranks; --out is then a directory "
-      "(semseg: sequences/<seq>/predictions/<frame>.label; bevdet: boxes/<frame id>.txt; manifest.json); a "
-      "rerun skips the frames already done")(
+      "(semseg: sequences/<seq>/predictions/<frame>.label; bevdet: boxes/<frame id>.txt and label_2/; "
+      "predictions/rank-*.h5 for eval --predictions; manifest.json); a rerun skips the frames already done")(
       "force", "with --data: write into an --out that holds another checkpoint's predictions")(
+      "boxes", po::value<std::string>()->default_value("auto")->value_name("FORMAT"),
+      "bevdet with --data: auto (KITTI label_2 files too where the dataset has calibrations) | label_2 | lidar")(
       "out", po::value<std::string>()->value_name("FILE"),
       "semseg: SemanticKITTI .label output (uint32 raw ids through the inverse learning_map); bevdet: the boxes "
       "as text (default: standard output); with --data, the output directory")(
@@ -46,7 +48,7 @@ int infer_main(int argc, char** argv, const Comm& comm) {
       std::cout << usage_text(
           "infer",
           "--checkpoint CKPT (--input FRAME.bin [--out FILE] [--calib CALIB] [--bench N] | --data DIR --out DIR "
-          "[--force]) [--device DEV]",
+          "[--boxes FORMAT] [--force]) [--device DEV]",
           "Segments one frame (semseg) or detects its objects (bevdet); with --data, every frame of a dataset.",
           options);
     return kExitOk;
@@ -64,10 +66,12 @@ int infer_main(int argc, char** argv, const Comm& comm) {
     job.out = values["out"].as<std::string>();
     job.device = values["device"].as<std::string>();
     job.force = values.count("force") > 0;
+    job.boxes = values["boxes"].as<std::string>();
     return infer_dataset(job, comm);
   }
   require(values.count("input"), "--input FRAME.bin or --data DIR: what to infer on");
   require(!values.count("force"), "--force is for --data");
+  require(values["boxes"].defaulted(), "--boxes is for --data (with --input, --calib gives label_2 lines)");
   const std::string input = values["input"].as<std::string>();
   const std::unique_ptr<Model> model = load_model(values["checkpoint"].as<std::string>());
   run_agreed(comm, [&] {

@@ -3,17 +3,24 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <numeric>
 #include <optional>
+#include <sstream>
 
 #include "io/checkpoint.hpp"
 #include "io/dataset.hpp"
 #include "io/label_map.hpp"
+#include "io/predictions.hpp"
+#include "io/raw_formats.hpp"
 #include "src/common/error.hpp"
 #include "src/common/json.hpp"
+#include "src/common/stop_signal.hpp"
 #include "src/models/bevdet.hpp"
 #include "src/models/semseg.hpp"
 #include "src/train/data.hpp"
@@ -56,21 +63,62 @@ std::string checkpoint_identity(const std::string& path) {
 
 }  // namespace
 
-// The detections as text: label_2 lines (camera frame) with a calibration, else a header and LiDAR-frame boxes.
+// The detections as text: label_2 lines (camera frame) with a calibration, else a header and LiDAR-frame
+// boxes with every float to 9 significant digits, which reads back as the same float32.
 std::string boxes_text(const std::vector<Detection>& detections, const KittiCalib* calib) {
   std::string out;
-  char line[256];
+  char line[320];
   if (!calib) out += "# class x y z dx dy dz heading score  (LiDAR frame: m, rad; z at the box centre)\n";
   for (const Detection& d : detections) {
     if (calib) {
       out += kitti_label_line(lidar_box_to_kitti(d.box, *calib, kBoxClassNames[size_t(d.label)]), d.score) + "\n";
       continue;
     }
-    std::snprintf(line, sizeof line, "%s %.3f %.3f %.3f %.3f %.3f %.3f %.4f %.4f\n", kBoxClassNames[size_t(d.label)],
-                  d.box[0], d.box[1], d.box[2], d.box[3], d.box[4], d.box[5], d.box[6], d.score);
+    std::snprintf(line, sizeof line, "%s %.9g %.9g %.9g %.9g %.9g %.9g %.9g %.9g\n", kBoxClassNames[size_t(d.label)],
+                  double(d.box[0]), double(d.box[1]), double(d.box[2]), double(d.box[3]), double(d.box[4]),
+                  double(d.box[5]), double(d.box[6]), double(d.score));
     out += line;
   }
   return out;
+}
+
+std::vector<Detection> parse_boxes_text(const std::string& text, const std::string& where) {
+  std::vector<Detection> detections;
+  std::istringstream in(text);
+  int line_number = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_number;
+    if (line.empty() || line[0] == '#') continue;
+    const std::string at = where + ": line " + std::to_string(line_number);
+    std::istringstream fields(line);
+    std::string name;
+    fields >> name;
+    Detection d;
+    for (int c = 1; c < kNumBoxClasses; ++c)
+      if (name == kBoxClassNames[size_t(c)]) d.label = c;
+    require(d.label != 0, at + ": '" + name + "' is not Car, Pedestrian or Cyclist");
+    std::string token;
+    for (int k = 0; k < 8; ++k) {
+      require(bool(fields >> token), at + ": expected 8 numbers after the class");
+      char* end = nullptr;
+      const float v = std::strtof(token.c_str(), &end);
+      require(end == token.c_str() + token.size() && std::isfinite(v), at + ": '" + token + "' is not a finite number");
+      (k < 7 ? d.box[size_t(k)] : d.score) = v;
+    }
+    require(!(fields >> token), at + ": more than 8 numbers after the class");
+    detections.push_back(d);
+  }
+  return detections;
+}
+
+std::string label2_path(const std::string& out, const std::string& id) {
+  return (fs::path(out) / "label_2" / (safe_relative(id) + ".txt")).string();
+}
+
+std::string predictions_file_path(const std::string& out, int rank, int ranks) {
+  char name[64];
+  std::snprintf(name, sizeof name, "rank-%05d-of-%05d.h5", rank, ranks);
+  return (fs::path(out) / "predictions" / name).string();
 }
 
 std::string prediction_path(const std::string& out, const std::string& model, const std::string& id) {
@@ -102,17 +150,71 @@ std::vector<std::vector<int64_t>> lpt_split(const std::vector<int64_t>& costs, i
   return split;
 }
 
+namespace {
+
+// Frame f's outputs, made now or read back from an earlier run's files; false when they are not all
+// there whole (then the frame is made again).
+struct FrameOutputs {
+  std::string main;    // .label (semseg) or boxes/<id>.txt (bevdet): written last, so it marks done
+  std::string label2;  // bevdet with --boxes label_2: label_2/<frame>.txt
+};
+
+bool read_back(const FrameOutputs& outputs, bool semseg, int64_t f, const DatasetReader& reader,
+               const LearningMap& learning_map, FramePrediction& prediction) {
+  if (!fs::exists(outputs.main) || (!outputs.label2.empty() && !fs::exists(outputs.label2))) return false;
+  try {
+    if (semseg) {
+      const std::vector<uint32_t> raw = read_label_file(outputs.main);
+      require(int64_t(raw.size()) == reader.points_per_frame()[size_t(f)],
+              outputs.main + ": " + std::to_string(raw.size()) + " labels for " +
+                  std::to_string(reader.points_per_frame()[size_t(f)]) + " points");
+      prediction.frame_index = f;
+      prediction.id = reader.frame_id(f);
+      prediction.labels.resize(raw.size());
+      for (size_t i = 0; i < raw.size(); ++i) {
+        const int id = learning_map.to_train(raw[i]);
+        require(id > 0 && id < kNumSemanticClasses, outputs.main + ": point " + std::to_string(i) + ": raw id " +
+                                                        std::to_string(raw[i]) + " is not a predicted class");
+        prediction.labels[i] = uint8_t(id);
+      }
+    } else {
+      std::ifstream in(outputs.main, std::ios::binary);
+      const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      prediction = prediction_of(f, reader.frame_id(f), parse_boxes_text(text, outputs.main));
+    }
+    return true;
+  } catch (const InputError& e) {
+    std::fprintf(stderr, "lidartrain infer: warning: %s: making frame %s again\n", e.what(),
+                 reader.frame_id(f).c_str());
+    return false;
+  }
+}
+
+}  // namespace
+
 int infer_dataset(const DatasetInference& job, const Comm& comm) {
   const auto t0 = std::chrono::steady_clock::now();
+  require(job.boxes == "auto" || job.boxes == "label_2" || job.boxes == "lidar",
+          "--boxes: '" + job.boxes + "' is not auto, label_2 or lidar");
+  install_stop_signals();
   std::unique_ptr<Model> model;
   std::optional<DatasetReader> reader;
-  std::string identity;
+  std::string identity, dataset_id;
+  bool label2 = false;
   run_agreed(comm, [&] {
     model = load_model(job.checkpoint);
+    require(model->name() == "bevdet" || job.boxes == "auto",
+            "--boxes: only for a bevdet checkpoint (this one is " + model->name() + ")");
     model->set_backend(choose_device(job.device, comm.local_rank(), "--device"));
     model->freeze_for_inference();
     reader.emplace(job.data);
+    require(job.boxes != "label_2" || reader->kind().has_calib,
+            job.data +
+                ": no calibrations in this dataset (convert --format kitti stores them from calib/), which "
+                "--boxes label_2 needs");
+    label2 = model->name() == "bevdet" && job.boxes != "lidar" && reader->kind().has_calib;
     identity = checkpoint_identity(job.checkpoint);
+    dataset_id = dataset_identity(*reader);
   });
   // The output directory: new, or holding this checkpoint's outputs (a rerun), or --force.
   const fs::path out(job.out), mark = out / "CHECKPOINT";
@@ -128,9 +230,13 @@ int infer_dataset(const DatasetInference& job, const Comm& comm) {
     } else if (fs::exists(out) && !fs::is_empty(out, ec)) {
       require(job.force, job.out + ": not empty and not an inference output (--force to use it)");
     }
-    fs::create_directories(out, ec);
-    require(!ec && fs::is_directory(out), job.out + ": cannot create the output directory" +
-                                              (ec ? ": " + ec.message() : std::string(" (a file is in the way)")));
+    fs::create_directories(out / "predictions", ec);
+    require(!ec && fs::is_directory(out / "predictions"),
+            job.out + ": cannot create the output directory" +
+                (ec ? ": " + ec.message() : std::string(" (a file is in the way)")));
+    // The per-rank files are made from the per-frame outputs at the end of every run: those of an earlier
+    // run (another rank count, perhaps) go now, so that the directory never holds a mixed set.
+    for (const auto& entry : fs::directory_iterator(out / "predictions")) fs::remove(entry.path(), ec);
     write_text_file_atomically(mark.string(), identity + "\n");
   });
 
@@ -139,29 +245,55 @@ int infer_dataset(const DatasetInference& job, const Comm& comm) {
   auto* semseg = dynamic_cast<Semseg*>(model.get());
   auto* bevdet = dynamic_cast<Bevdet*>(model.get());
   const std::array<uint32_t, kNumSemanticClasses> raw_of = learning_map_inverse();
+  const LearningMap learning_map = LearningMap::semantic_kitti();
+  PredictionsHeader header;
+  header.model = model->name();
+  header.checkpoint_identity = identity;
+  header.dataset_id = dataset_id;
+  header.rank = comm.rank();
+  header.ranks = comm.size();
+  if (bevdet) header.point_range = bevdet->config().point_range;
   int64_t done = 0, skipped = 0;
   double compute_s = 0;
+  bool stopped = false;
   run_agreed(comm, [&] {
+    PredictionsWriter predictions(predictions_file_path(job.out, comm.rank(), comm.size()), header);
     for (size_t i = 0; i < mine.size(); ++i) {
+      if (stop_signal() != 0) {
+        stopped = true;  // every frame made so far is whole on disk; the rerun continues from there
+        return;
+      }
       const int64_t f = mine[i];
-      const std::string path = prediction_path(job.out, model->name(), reader->frame_id(f));
-      if (fs::exists(path)) {  // written whole by an earlier run (renamed into place): not read again
+      const std::string& id = reader->frame_id(f);
+      FrameOutputs outputs{prediction_path(job.out, model->name(), id), label2 ? label2_path(job.out, id) : ""};
+      FramePrediction prediction;
+      if (read_back(outputs, semseg != nullptr, f, *reader, learning_map, prediction)) {
+        predictions.add(prediction);
         ++skipped;
         continue;
       }
       Frame frame = reader->read(f);
       const auto start = std::chrono::steady_clock::now();
       const PointBatch batch = make_batch({frame});
-      std::string bytes;
       if (semseg) {
-        const std::vector<uint8_t> labels = predict_labels(semseg->forward(batch, false), batch.num_points());
-        std::vector<uint32_t> raw(labels.size());
-        std::transform(labels.begin(), labels.end(), raw.begin(), [&](uint8_t id) { return raw_of[id]; });
-        bytes.assign(reinterpret_cast<const char*>(raw.data()), raw.size() * sizeof(uint32_t));
+        prediction.frame_index = f;
+        prediction.id = id;
+        prediction.labels = predict_labels(semseg->forward(batch, false), batch.num_points());
+        std::vector<uint32_t> raw(prediction.labels.size());
+        std::transform(prediction.labels.begin(), prediction.labels.end(), raw.begin(),
+                       [&](uint8_t label) { return raw_of[label]; });
+        write_whole(outputs.main,
+                    std::string(reinterpret_cast<const char*>(raw.data()), raw.size() * sizeof(uint32_t)));
       } else {
-        bytes = boxes_text(bevdet->detect(batch).front(), nullptr);
+        const std::vector<Detection> detections = bevdet->detect(batch).front();
+        if (label2) {
+          const KittiCalib calib = calib_from_values(frame.calib);
+          write_whole(outputs.label2, boxes_text(detections, &calib));
+        }
+        write_whole(outputs.main, boxes_text(detections, nullptr));
+        prediction = prediction_of(f, id, detections);
       }
-      write_whole(path, bytes);
+      predictions.add(prediction);
       compute_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       ++done;
       if (comm.is_root() && (done % 16 == 0 || i + 1 == mine.size())) {
@@ -171,11 +303,21 @@ int infer_dataset(const DatasetInference& job, const Comm& comm) {
         std::fflush(stdout);
       }
     }
+    predictions.commit();
   });
+  if (comm.max(stopped ? 1.0 : 0.0) > 0) {
+    if (comm.is_root()) {
+      std::printf(
+          "infer: stopping (%s): every frame made so far is on disk; rerun the same command to continue "
+          "(exit %d: requeue)\n",
+          stop_signal_name(), int(kExitRequeue));
+      std::fflush(stdout);
+    }
+    return kExitRequeue;
+  }
   // Per-rank throughput and the totals, then the manifest.
   const std::vector<std::string> rates =
       comm.gather_text(std::to_string(done) + " " + std::to_string(skipped) + " " + std::to_string(compute_s), 0);
-  const std::string dataset_id = dataset_identity(*reader);
   const std::string provenance = provenance_json(comm, fs::absolute(job.data).string(), dataset_id);  // collective
   const double wall_s = comm.max(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   run_agreed(comm, [&] {
@@ -184,6 +326,11 @@ int infer_dataset(const DatasetInference& job, const Comm& comm) {
     json.begin_object().key("checkpoint").value(job.checkpoint).key("checkpoint_identity").value(identity);
     json.key("model").value(model->name()).key("dataset").value(fs::absolute(job.data).string());
     json.key("dataset_id").value(dataset_id).key("frames").value(reader->num_frames());
+    json.key("outputs").value(semseg ? "semantickitti_label" : label2 ? "kitti_label_2+lidar_boxes" : "lidar_boxes");
+    json.key("predictions").begin_array();
+    for (int r = 0; r < comm.size(); ++r)
+      json.value(fs::relative(predictions_file_path(job.out, r, comm.size()), out).string());
+    json.end_array();
     json.key("command_line").value(command_line()).key("wall_s").value(wall_s);
     json.key("provenance").raw(provenance);  // this binary, its libraries, the ranks' hosts
     json.key("ranks").begin_array();

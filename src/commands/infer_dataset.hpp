@@ -1,16 +1,20 @@
 #pragma once
 // lidartrain infer --data DIR --out DIR: a checkpoint over every frame of a dataset, on every rank of the
-// job (issue 14, first part). Frames are split over the ranks by longest-processing-time-first on their
-// stored cost (no rank waits on another), each rank writes its frames' results as it makes them, each
-// file under a temporary name then renamed, so a killed job rerun with the same command skips every
-// frame already done. Outputs:
+// job (issue 14). Frames are split over the ranks by longest-processing-time-first on their stored cost
+// (no rank waits on another), each rank writes its frames' results as it makes them, each file under a
+// temporary name then renamed, so a killed job rerun with the same command skips every frame already
+// done (reading its outputs back for the rank's predictions file). SIGUSR1/SIGTERM stop after the frame
+// in hand with exit 75 (requeue). Outputs:
 //   semseg  OUT/sequences/<seq>/predictions/<frame>.label   (SemanticKITTI: uint32 raw ids per point;
 //           <seq>/<frame> from a frame id "sequences/<seq>/<frame>", else the id's directory and name)
-//   bevdet  OUT/boxes/<frame id>.txt                          (one LiDAR-frame box per line, as infer's)
+//   bevdet  OUT/boxes/<frame id>.txt      one LiDAR-frame box per line, floats that read back exactly
+//           OUT/label_2/<frame id>.txt    KITTI results (camera frame), where the dataset has calibrations
+//   OUT/predictions/rank-R-of-N.h5        every rank's frames (io/predictions.hpp), for eval --predictions
 //   OUT/manifest.json   checkpoint and dataset identities, frames done, per-rank throughput, command line
 //   OUT/CHECKPOINT      the checkpoint identity the outputs belong to (refused for another unless --force)
 #include <string>
 
+#include "io/predictions.hpp"
 #include "io/raw_formats.hpp"
 #include "mpi/comm.hpp"
 #include "src/models/bevdet.hpp"
@@ -19,6 +23,7 @@ namespace lt {
 
 struct DatasetInference {
   std::string checkpoint, data, out, device = "auto";
+  std::string boxes = "auto";  // bevdet: auto (label_2 where the dataset has calibrations) | label_2 | lidar
   bool force = false;
 };
 
@@ -27,6 +32,13 @@ int infer_dataset(const DatasetInference& job, const Comm& comm);
 // Detections as text: KITTI label_2 lines (camera frame) with a calibration, else a header line and one
 // LiDAR-frame box per line ("Car x y z dx dy dz heading score").
 std::string boxes_text(const std::vector<Detection>& detections, const KittiCalib* calib);
+
+// The inverse of boxes_text without a calibration: InputError naming `where` and the line.
+std::vector<Detection> parse_boxes_text(const std::string& text, const std::string& where);
+
+// OUT/label_2/<frame id>.txt and OUT/predictions/rank-RRRRR-of-NNNNN.h5.
+std::string label2_path(const std::string& out, const std::string& id);
+std::string predictions_file_path(const std::string& out, int rank, int ranks);
 
 // Frame f's output path under `out` for model `model` ("semseg" | "bevdet") and frame id `id`.
 std::string prediction_path(const std::string& out, const std::string& model, const std::string& id);

@@ -182,21 +182,26 @@ void gather_detection_matches(DetectionMetrics& m, const Comm& comm) {
 
 DetectionMetrics evaluate_bevdet(Bevdet& model, const DatasetReader& reader, const Comm& comm,
                                  const std::array<double, kDetectionClasses>& iou_thresholds) {
+  return evaluate_detections(reader, comm, iou_thresholds, model.config().point_range,
+                             [&](int64_t, const Frame& frame) { return model.detect(make_batch({frame})).front(); });
+}
+
+DetectionMetrics evaluate_detections(const DatasetReader& reader, const Comm& comm,
+                                     const std::array<double, kDetectionClasses>& iou_thresholds,
+                                     const std::array<double, 6>& range,
+                                     const std::function<std::vector<Detection>(int64_t, const Frame&)>& detect) {
   require(reader.kind().has_boxes, reader.shard_paths().front() + ": dataset has no boxes to evaluate against");
-  const BevdetConfig& c = model.config();
   DetectionMetrics metrics;
   metrics.iou_thresholds = iou_thresholds;
   run_agreed(comm, [&] {
     for (int64_t f = comm.rank(); f < reader.num_frames(); f += comm.size()) {
       const Frame frame = reader.read(f);
-      const std::vector<Detection> detections = model.detect(make_batch({frame})).front();
+      const std::vector<Detection> detections = detect(f, frame);
       std::vector<float> truth;
       std::vector<uint8_t> labels;
       for (int64_t k = 0; k < frame.num_boxes(); ++k) {
         const float* box = &frame.boxes[size_t(7 * k)];
-        if (box[0] < c.point_range[0] || box[0] >= c.point_range[3] || box[1] < c.point_range[1] ||
-            box[1] >= c.point_range[4])
-          continue;
+        if (box[0] < range[0] || box[0] >= range[3] || box[1] < range[1] || box[1] >= range[4]) continue;
         truth.insert(truth.end(), box, box + 7);
         labels.push_back(frame.box_labels[size_t(k)]);
       }

@@ -12,6 +12,7 @@
 // positive. Frames are evaluated where they are; the (score, hit) lists are gathered to rank 0.
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,12 @@ void gather_detection_matches(DetectionMetrics& metrics, const Comm& comm);
 // truth: the frame's boxes whose centre lies in the model's point range.
 DetectionMetrics evaluate_bevdet(Bevdet& model, const DatasetReader& reader, const Comm& comm,
                                  const std::array<double, kDetectionClasses>& iou_thresholds = kBevIouThresholds);
+// The same with the detections of each frame from `detect(frame index, frame)` and the ground truth in
+// `point_range` (x0, y0, z0, x1, y1, z1: the model's): frames split over ranks as above.
+DetectionMetrics evaluate_detections(const DatasetReader& reader, const Comm& comm,
+                                     const std::array<double, kDetectionClasses>& iou_thresholds,
+                                     const std::array<double, 6>& point_range,
+                                     const std::function<std::vector<Detection>(int64_t, const Frame&)>& detect);
 std::string detection_table(const DetectionMetrics& metrics);
 void write_metrics(JsonWriter& json, const DetectionMetrics& metrics);
 

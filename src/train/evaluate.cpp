@@ -7,6 +7,7 @@
 #include "src/common/error.hpp"
 #include "src/train/data.hpp"
 #include "src/train/detection_eval.hpp"
+#include "src/train/provenance.hpp"
 
 namespace lt {
 
@@ -104,6 +105,76 @@ void write_metrics(JsonWriter& json, const SegmentationMetrics& m) {
     json.end_array();
   }
   json.end_array();
+}
+
+FramePrediction prediction_of(int64_t frame_index, const std::string& id, const std::vector<Detection>& detections) {
+  FramePrediction p;
+  p.frame_index = frame_index;
+  p.id = id;
+  for (const Detection& d : detections) {
+    p.boxes.insert(p.boxes.end(), d.box.begin(), d.box.end());
+    p.box_labels.push_back(uint8_t(d.label));
+    p.scores.push_back(d.score);
+  }
+  return p;
+}
+
+std::vector<Detection> detections_of(const FramePrediction& p) {
+  std::vector<Detection> detections(p.box_labels.size());
+  for (size_t b = 0; b < detections.size(); ++b) {
+    std::copy(p.boxes.begin() + std::ptrdiff_t(7 * b), p.boxes.begin() + std::ptrdiff_t(7 * b + 7),
+              detections[b].box.begin());
+    detections[b].label = p.box_labels[b];
+    detections[b].score = p.scores[b];
+  }
+  return detections;
+}
+
+std::string evaluate_predictions(const PredictionsReader& predictions, const std::string& where,
+                                 const DatasetReader& reader, const std::string& data, const Comm& comm,
+                                 JsonWriter& json, const std::vector<double>& iou_thresholds) {
+  const PredictionsHeader& header = predictions.header();
+  const std::string dataset_id = dataset_identity(reader);
+  require(header.dataset_id == dataset_id, where + ": predictions of dataset " + header.dataset_id + ", and " + data +
+                                               " is dataset " + dataset_id + " (other frames)");
+  for (int64_t f = 0; f < reader.num_frames(); ++f) {
+    require(predictions.has(f), where + ": no prediction for frame " + reader.frame_id(f) +
+                                    " (did infer --data finish? its manifest.json is written at the end)");
+    require(predictions.id(f) == reader.frame_id(f), where + ": frame " + std::to_string(f) + " is " +
+                                                         predictions.id(f) + " there and " + reader.frame_id(f) +
+                                                         " in the dataset");
+    require(header.model != "semseg" || predictions.count(f) == reader.points_per_frame()[size_t(f)],
+            where + ": frame " + reader.frame_id(f) + ": " + std::to_string(predictions.count(f)) + " labels for " +
+                std::to_string(reader.points_per_frame()[size_t(f)]) + " points");
+  }
+  require(predictions.num_frames() == reader.num_frames(), where + ": " + std::to_string(predictions.num_frames()) +
+                                                               " predictions for " +
+                                                               std::to_string(reader.num_frames()) + " frames");
+  json.key("model").value(header.model).key("checkpoint_identity").value(header.checkpoint_identity);
+  if (header.model == "semseg") {
+    constexpr int K = kNumSemanticClasses;
+    require(reader.kind().has_labels, data + ": dataset has no point labels to evaluate against");
+    std::vector<int64_t> confusion(K * K, 0);
+    int64_t frames = 0;
+    run_agreed(comm, [&] {
+      for (int64_t f = comm.rank(); f < reader.num_frames(); f += comm.size()) {
+        const Frame frame = reader.read(f);
+        const FramePrediction p = predictions.read(f);
+        for (size_t i = 0; i < p.labels.size(); ++i) confusion[size_t(frame.labels[i] * K + p.labels[i])] += 1;
+        ++frames;
+      }
+    });
+    const SegmentationMetrics m = metrics_from_confusion(comm.sum(confusion), comm.sum(frames));
+    write_metrics(json, m);
+    return iou_table(m);
+  }
+  std::array<double, kDetectionClasses> thresholds = kBevIouThresholds;
+  if (!iou_thresholds.empty()) std::copy(iou_thresholds.begin(), iou_thresholds.end(), thresholds.begin());
+  const DetectionMetrics m =
+      evaluate_detections(reader, comm, thresholds, header.point_range,
+                          [&](int64_t f, const Frame&) { return detections_of(predictions.read(f)); });
+  write_metrics(json, m);
+  return detection_table(m);
 }
 
 std::string evaluate_model(Model& model, const DatasetReader& reader, const Comm& comm, JsonWriter& json,

@@ -6,8 +6,10 @@
 #include <vector>
 
 #include "io/dataset.hpp"
+#include "io/predictions.hpp"
 #include "mpi/comm.hpp"
 #include "src/common/json.hpp"
+#include "src/models/bevdet.hpp"
 #include "src/models/model.hpp"
 #include "src/models/semseg.hpp"
 
@@ -33,6 +35,17 @@ void write_metrics(JsonWriter& json, const SegmentationMetrics& metrics);
 // Evaluates either model on `reader` (semseg: IoU; bevdet: AP at BEV IoU `iou_thresholds` per class, empty:
 // KITTI's, detection_eval.hpp), adds the metrics to `json` and returns the table to print (both
 // meaningful on rank 0).
+// Scores the predictions `infer --data` stored in `where` (io/predictions.hpp) against `reader`'s ground truth, as
+// evaluate_model would with the model that made them (the same numbers): every frame of the dataset
+// must have its prediction, of the same id and size, from a dataset of the same identity.
+std::string evaluate_predictions(const PredictionsReader& predictions, const std::string& where,
+                                 const DatasetReader& reader, const std::string& data, const Comm& comm,
+                                 JsonWriter& json, const std::vector<double>& iou_thresholds = {});
+
+// Detections as a prediction's rows and back.
+FramePrediction prediction_of(int64_t frame_index, const std::string& id, const std::vector<Detection>& detections);
+std::vector<Detection> detections_of(const FramePrediction& prediction);
+
 std::string evaluate_model(Model& model, const DatasetReader& reader, const Comm& comm, JsonWriter& json,
                            const std::vector<double>& iou_thresholds = {});
 

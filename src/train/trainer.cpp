@@ -27,6 +27,7 @@
 #include "src/common/clock.hpp"
 #include "src/common/error.hpp"
 #include "src/common/json.hpp"
+#include "src/common/stop_signal.hpp"
 #include "src/common/timeline.hpp"
 #include "src/train/data.hpp"
 #include "src/train/device.hpp"
@@ -158,21 +159,6 @@ void trim_metrics(const std::string& path, int64_t step) {
     kept += line + "\n";
   }
   write_text_file_atomically(path, kept);
-}
-
-// SIGUSR1 and SIGTERM ask for a checkpoint and a clean exit at the end of the current step (Slurm sends
-// them before a preemption or the time limit); the ranks agree on it in the step's metrics all-reduce.
-volatile std::sig_atomic_t g_stop_signal = 0;
-extern "C" void on_stop_signal(int signal) {
-  g_stop_signal = signal;
-}
-void install_stop_signals() {
-  struct sigaction action {};
-  action.sa_handler = on_stop_signal;
-  sigemptyset(&action.sa_mask);
-  action.sa_flags = SA_RESTART;
-  sigaction(SIGUSR1, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
 }
 
 // The loader keeps this many steps ready ahead of the one computing.
@@ -750,7 +736,7 @@ class Trainer {
     cost_model_.observe(double(out.points), my_frames, compute_s);
     // A stop signal, or a time budget that would not hold another step and its checkpoint.
     const bool stop_here =
-        g_stop_signal != 0 || (c_.max_time_s > 0 && now_s() - start_s_ + 2 * times.step_s > c_.max_time_s);
+        stop_signal() != 0 || (c_.max_time_s > 0 && now_s() - start_s_ + 2 * times.step_s > c_.max_time_s);
     out.spread = comm_.spread(times.as_vector(compute_s, loss_share, stop_here));
     out.stopping = out.spread.max[StepTimes::kStop] > 0;
     out.loss = out.spread.mean[StepTimes::kLoss] * comm_.size();
@@ -863,11 +849,7 @@ class Trainer {
       std::printf(
           "train: stopping after step %lld (%s): checkpoint written; resume with --resume auto "
           "(exit %d: requeue)\n",
-          static_cast<long long>(step + 1),
-          g_stop_signal == SIGUSR1   ? "SIGUSR1"
-          : g_stop_signal == SIGTERM ? "SIGTERM"
-          : g_stop_signal != 0       ? "signal"
-                                     : "train.max_time",
+          static_cast<long long>(step + 1), stop_signal() != 0 ? stop_signal_name() : "train.max_time",
           int(kExitRequeue));
       std::fflush(stdout);
     }

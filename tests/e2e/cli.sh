@@ -11,7 +11,7 @@ done
 "$LT" --version | grep -qE "^lidartrain [0-9]+\.[0-9]+\.[0-9]+ \(git [0-9a-f]{12}|unknown\)" && pass "--version" ||
   fail "--version: $("$LT" --version)"
 
-expect_error "eval needs a checkpoint" "--checkpoint' is required" "$LT" eval --data x
+expect_error "eval needs a checkpoint or predictions" "--checkpoint CKPT or --predictions DIR: give one of them" "$LT" eval --data x
 expect_error "infer needs an input" "--input FRAME.bin or --data DIR: what to infer on" "$LT" infer --checkpoint x
 
 expect_error "unknown command" "unknown command 'trian'" "$LT" trian

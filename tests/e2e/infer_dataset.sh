@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# infer --data DIR --out DIR (issue 14, first part): every frame of a dataset through a checkpoint, split
-# over ranks; 2 ranks write exactly the files of 1; a killed or partial run, rerun, skips what is done and
-# ends with the same files; outputs of another checkpoint are refused without --force; bad input is one
-# line, exit 1.
+# infer --data DIR --out DIR (issue 14): every frame of a dataset through a checkpoint, split over ranks;
+# 2 ranks write exactly the files of 1; eval --predictions gives exactly eval --checkpoint's numbers; a
+# killed, stopped (SIGUSR1: exit 75) or partial run, rerun, skips what is done and ends with the same
+# files; outputs of another checkpoint are refused without --force; bad input is one line, exit 1.
 LT=$1
 DATA=$2
 source "$(dirname "$0")/lib.sh"
@@ -19,8 +19,15 @@ BEVDET=(--model.pillar_size 1.28 --model.pfn_channels 8 --model.backbone_layers 
 S="$WORK/s/checkpoints/ckpt-00000001.h5"
 B="$WORK/b/checkpoints/ckpt-00000001.h5"
 
-same() {  # same A B: the same files, byte for byte (the manifests differ in timings)
-  diff -r -x manifest.json "$1" "$2" >/dev/null
+same() {  # same A B: the same per-frame files, byte for byte (the manifests differ in timings, the
+  # per-rank predictions files in their number)
+  diff -r -x manifest.json -x predictions "$1" "$2" >/dev/null
+}
+metrics() {  # metrics JSON: the figures of an eval --json, without what names the source
+  /usr/bin/python3 -c 'import json, sys
+j = json.load(open(sys.argv[1]))
+for k in ("checkpoint", "predictions", "checkpoint_identity", "data"): j.pop(k, None)
+print(json.dumps(j, sort_keys=True))' "$1"
 }
 for model in s b; do
   ckpt=$S && [ $model = b ] && ckpt=$B
@@ -30,7 +37,39 @@ for model in s b; do
     >"$WORK/$model.np2.log" 2>&1 || fail "np2: $(cat "$WORK/$model.np2.log")"
   same "$WORK/$model.np1" "$WORK/$model.np2" && pass "$model: 2 ranks write exactly the files of 1" ||
     fail "$model: np1 and np2 differ: $(diff -rq -x manifest.json "$WORK/$model.np1" "$WORK/$model.np2" | head -3)"
+  # The stored predictions score exactly as the checkpoint does, whichever rank count made them (bevdet
+  # at a loose IoU, where a 1-step model's AP is not 0).
+  iou=() && [ $model = b ] && iou=(--iou 0.01)
+  "$LT" eval --checkpoint "$ckpt" --data "$WORK/data" "${iou[@]}" --json "$WORK/$model.ckpt.json" >/dev/null
+  "$LT" eval --predictions "$WORK/$model.np1" --data "$WORK/data" "${iou[@]}" --json "$WORK/$model.p1.json" >/dev/null
+  "$MPIEXEC" -np 2 --oversubscribe "$LT" eval --checkpoint "$ckpt" --data "$WORK/data" "${iou[@]}" --json "$WORK/$model.ckpt2.json" >/dev/null
+  "$MPIEXEC" -np 2 --oversubscribe "$LT" eval --predictions "$WORK/$model.np2" --data "$WORK/data" "${iou[@]}" \
+    --json "$WORK/$model.p2.json" >/dev/null
+  [ "$(metrics "$WORK/$model.ckpt.json")" = "$(metrics "$WORK/$model.p1.json")" ] &&
+    [ "$(metrics "$WORK/$model.ckpt2.json")" = "$(metrics "$WORK/$model.p2.json")" ] &&
+    [ "$(metrics "$WORK/$model.ckpt.json")" = "$(metrics "$WORK/$model.ckpt2.json")" ] &&
+    pass "$model: eval --predictions gives exactly eval --checkpoint's numbers, on 1 and 2 ranks ($(metrics "$WORK/$model.p1.json" | cut -c1-60)…)" ||
+    fail "$model: eval --predictions differs: $(metrics "$WORK/$model.ckpt.json" | head -c 200) vs $(metrics "$WORK/$model.p1.json" | head -c 200)"
 done
+[ "$(ls "$WORK/s.np2/predictions")" = "$(printf 'rank-00000-of-00002.h5\nrank-00001-of-00002.h5')" ] &&
+  pass "one predictions file per rank" || fail "predictions files: $(ls "$WORK/s.np2/predictions")"
+/usr/bin/python3 - "$WORK/b.np2/predictions" "$WORK/b.np1/boxes" <<'PY' && pass "h5py opens the predictions files: per-frame offsets, boxes as the text files' floats" || fail "predictions files through h5py"
+import glob, h5py, os, sys
+import numpy as np
+seen = 0
+for path in sorted(glob.glob(os.path.join(sys.argv[1], '*.h5'))):
+    with h5py.File(path, 'r') as f:
+        assert f.attrs['schema'] == b'lidartrain.predictions' and f.attrs['model'] == b'bevdet', dict(f.attrs)
+        offsets, ids = f['box_offsets'][()], f['frame_ids'][()]
+        for i, frame_id in enumerate(ids):
+            rows = [l.split() for l in open(os.path.join(sys.argv[2], frame_id.decode() + '.txt')) if not l.startswith('#')]
+            boxes = f['boxes'][offsets[i]:offsets[i + 1]]
+            assert len(rows) == len(boxes), (frame_id, len(rows), len(boxes))
+            for row, box, score in zip(rows, boxes, f['scores'][offsets[i]:offsets[i + 1]]):
+                assert np.array_equal(np.float32([float(v) for v in row[1:8]]), box) and np.float32(row[8]) == score
+            seen += 1
+assert seen == 24, seen
+PY
 [ "$(find "$WORK/s.np1/sequences" -name '*.label' | wc -l)" -eq 24 ] && [ "$(find "$WORK/b.np1/boxes" -name '*.txt' | wc -l)" -eq 24 ] &&
   pass "one output per frame: SemanticKITTI sequences/<seq>/predictions/*.label, boxes/*.txt" ||
   fail "outputs: $(find "$WORK/s.np1" "$WORK/b.np1" -type f | head -5)"
@@ -59,16 +98,44 @@ PY
 cp -r "$WORK/s.np1" "$WORK/partial"
 find "$WORK/partial/sequences" -name '*.label' | sort | awk 'NR % 2 == 0' | xargs rm
 touch "$WORK/partial/sequences/synth_seed5/predictions/000003.label.tmp"
+rm -r "$WORK/partial/predictions"
 "$LT" infer --checkpoint "$S" --data "$WORK/data" --out "$WORK/partial" >"$WORK/partial.log" || fail "rerun: $(cat "$WORK/partial.log")"
 grep -q "12 made, 12 already there" "$WORK/partial.log" && pass "a rerun makes only what is missing: $(tail -1 "$WORK/partial.log")" ||
   fail "rerun: $(tail -1 "$WORK/partial.log")"
 same "$WORK/partial" "$WORK/s.np1" && pass "and ends with the same files" || fail "rerun differs"
+"$LT" eval --predictions "$WORK/partial" --data "$WORK/data" --json "$WORK/partial.json" >/dev/null
+[ "$(metrics "$WORK/partial.json")" = "$(metrics "$WORK/s.ckpt.json")" ] &&
+  pass "the rerun's predictions file (half its frames read back from the .label files) scores the same" ||
+  fail "rerun predictions score differently"
+# SIGUSR1 (what Slurm sends before preemption): the frame in hand is finished, exit 75, and the rerun
+# completes the same files.
+"$LT" infer --checkpoint "$S" --data "$WORK/data" --out "$WORK/stopped" >"$WORK/stopped.log" 2>&1 &
+pid=$!
+for _ in $(seq 400); do
+  [ -n "$(find "$WORK/stopped" -name '*.label' 2>/dev/null | head -1)" ] && break
+  sleep 0.02
+done
+kill -USR1 $pid
+rc=0
+wait $pid || rc=$?
+made=$(find "$WORK/stopped" -name '*.label' | wc -l)
+[ $rc -eq 75 ] && [ "$made" -lt 24 ] && ! find "$WORK/stopped" -name '*.tmp' | grep -q . &&
+  grep -q "stopping (SIGUSR1)" "$WORK/stopped.log" &&
+  pass "SIGUSR1: exit 75 after $made of 24 frames, no temporary file, no predictions file: $(grep stopping "$WORK/stopped.log")" ||
+  fail "SIGUSR1: exit $rc, $made frames: $(cat "$WORK/stopped.log")"
+[ -z "$(ls "$WORK/stopped/predictions")" ] || fail "a stopped run left a predictions file"
+"$LT" infer --checkpoint "$S" --data "$WORK/data" --out "$WORK/stopped" >"$WORK/stopped.log" || fail "after USR1: $(cat "$WORK/stopped.log")"
+same "$WORK/stopped" "$WORK/s.np1" && grep -q "$((24 - made)) made, $made already there" "$WORK/stopped.log" &&
+  pass "and the rerun finishes with the same files: $(tail -1 "$WORK/stopped.log" | grep -o '[0-9]* made, [0-9]* already there')" ||
+  fail "after USR1: $(tail -1 "$WORK/stopped.log")"
 "$MPIEXEC" -np 2 --oversubscribe "$LT" infer --checkpoint "$S" --data "$WORK/data" --out "$WORK/killed" >/dev/null 2>&1 &
 sleep 0.5
 pkill -KILL -f "infer --checkpoint $S --data $WORK/data --out $WORK/killed" || true
 wait || true
 "$LT" infer --checkpoint "$S" --data "$WORK/data" --out "$WORK/killed" >"$WORK/killed.log" || fail "after kill: $(cat "$WORK/killed.log")"
 rm -f "$WORK"/killed/sequences/*/predictions/*.tmp
+[ "$(ls "$WORK/killed/predictions")" = "rank-00000-of-00001.h5" ] &&
+  pass "the rerun on 1 rank replaced the 2-rank run's predictions files" || fail "predictions: $(ls "$WORK/killed/predictions")"
 same "$WORK/killed" "$WORK/s.np1" && pass "SIGKILLed and rerun: the same files ($(tail -1 "$WORK/killed.log" | grep -o '[0-9]* made, [0-9]* already there'))" ||
   fail "after kill: $(diff -rq -x manifest.json "$WORK/killed" "$WORK/s.np1" | head -3)"
 
@@ -86,6 +153,20 @@ expect_error "an output that cannot be a directory" "cannot create the output di
 expect_error "--data and --input" "give one of them" \
   "$LT" infer --checkpoint "$S" --data "$WORK/data" --input x.bin --out "$WORK/x"
 expect_error "--data without --out" "--out DIR is needed" "$LT" infer --checkpoint "$S" --data "$WORK/data"
+expect_error "label_2 from a dataset without calibrations" "data: no calibrations in this dataset.*--boxes label_2" \
+  "$LT" infer --checkpoint "$B" --data "$WORK/data" --out "$WORK/l2" --boxes label_2
+[ ! -e "$WORK/l2" ] && pass "and nothing written" || fail "label_2 refused but $WORK/l2 exists"
+expect_error "--boxes for semseg" "--boxes: only for a bevdet checkpoint" \
+  "$LT" infer --checkpoint "$S" --data "$WORK/data" --out "$WORK/l2" --boxes lidar
+expect_error "--boxes with --input" "--boxes is for --data" \
+  "$LT" infer --checkpoint "$B" --input x.bin --boxes lidar
+cp -r "$WORK/s.np2" "$WORK/unfinished" && rm "$WORK/unfinished/predictions/rank-00001-of-00002.h5"
+expect_error "eval of an unfinished output" "no prediction for frame .*did infer --data finish" \
+  "$LT" eval --predictions "$WORK/unfinished" --data "$WORK/data"
+expect_error "eval of predictions of another dataset" "predictions of dataset [0-9a-f]{16}, and .* is dataset [0-9a-f]{16}" \
+  "$LT" eval --predictions "$WORK/s.np1" --data "$WORK/train"
+expect_error "eval with both" "--checkpoint CKPT or --predictions DIR: give one of them" \
+  "$LT" eval --predictions "$WORK/s.np1" --checkpoint "$S" --data "$WORK/data"
 expect_error "a dataset that is not there" "/nonexistent: no such dataset" \
   "$LT" infer --checkpoint "$S" --data /nonexistent --out "$WORK/y"
 finish

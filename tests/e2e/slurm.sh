@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Slurm path on a real (local, one-node) Slurm cluster: slurm/train.sbatch with 2 tasks runs to
 # completion; the same job preempted with `scancel --signal=USR1 --batch` checkpoints, requeues itself,
-# resumes and ends with parameters identical to the uninterrupted job's; slurm/submit_scaling.sh's jobs
-# write the scaling table.
+# resumes and ends with parameters identical to the uninterrupted job's; slurm/infer.sbatch preempted
+# the same way requeues and ends with the outputs of an uninterrupted infer --data; slurm/submit_scaling.sh's
+# jobs write the scaling table.
 LT=$(realpath "$1")
 source "$(dirname "$0")/lib.sh"
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -62,6 +63,24 @@ grep -q "requeueing job $pre" "$out" && grep -q "restart 1" "$out" && grep -q "r
   fail "preempted job: $(cat "$out")"
 result=$($COMPARE "$WORK/ref/$LAST" "$WORK/pre/$LAST" --rtol 0 --groups model buffers optimizer state) &&
   pass "preempted and requeued job = uninterrupted job, bit for bit: $result" || fail "after requeue: $result"
+
+# Inference over a dataset, preempted half-way: the ranks finish their frame, exit 75, the job requeues and
+# the rerun makes only the missing frames (the full semseg_small model: long enough to preempt).
+"$LT" synth --frames 64 --seed 5 --out "$WORK/infer_data" >/dev/null
+"$LT" train --config "$ROOT/configs/semseg_small.ini" --data "$WORK/train" --train.steps 1 --train.batch_size 1 \
+  --run-dir "$WORK/infer_run" >/dev/null
+CK="$WORK/infer_run/checkpoints/ckpt-00000001.h5"
+"$LT" infer --checkpoint "$CK" --data "$WORK/infer_data" --out "$WORK/infer_ref" >/dev/null
+inf=$(submit "$ROOT/slurm/infer.sbatch" "$CK" "$WORK/infer_data" "$WORK/infer_out")
+for _ in $(seq 1 600); do [ "$(find "$WORK/infer_out" -name '*.label' 2>/dev/null | wc -l)" -ge 6 ] && break; sleep 0.05; done
+scancel --signal=USR1 --batch "$inf"
+wait_job "$inf"
+out="$WORK/job-$inf.out"
+grep -q "requeueing job $inf" "$out" && grep -q "restart 1" "$out" && grep -q "lidartrain exited 0" "$out" &&
+  diff -r -x manifest.json -x predictions "$WORK/infer_ref" "$WORK/infer_out" >/dev/null &&
+  [ "$(json_get "$WORK/infer_out/manifest.json" "j['skipped'] > 0 and j['done'] + j['skipped'] == 64")" = True ] &&
+  pass "infer.sbatch, USR1: stopped (exit 75), requeued, finished with the uninterrupted run's files ($(grep -o '[0-9]* made, [0-9]* already there' "$out" | tail -1))" ||
+  fail "preempted infer job: $(cat "$out")"
 
 plot=$(SCALING_RANKS="1 2" SCALING_STEPS=4 bash "$ROOT/slurm/submit_scaling.sh" "$WORK/scaling" "$WORK/train" "$WORK/tiny.ini")
 wait_job "$plot"

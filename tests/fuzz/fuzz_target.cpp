@@ -14,7 +14,9 @@
 #include "io/checkpoint.hpp"
 #include "io/dataset.hpp"
 #include "io/label_map.hpp"
+#include "io/predictions.hpp"
 #include "io/raw_formats.hpp"
+#include "src/commands/infer_dataset.hpp"
 #include "src/common/error.hpp"
 #include "src/train/config.hpp"
 
@@ -22,9 +24,16 @@ namespace {
 
 // A file of this process's own (fuzzers may run in parallel).
 const std::string& input_path() {
-  static const std::string path =
-      (std::filesystem::temp_directory_path() / ("lidartrain_fuzz_" + std::to_string(::getpid()) + LT_FUZZ_SUFFIX))
-          .string();
+  static const std::string path = [] {
+    const auto base =
+        std::filesystem::temp_directory_path() / ("lidartrain_fuzz_" + std::to_string(::getpid()) + LT_FUZZ_SUFFIX);
+#if defined(LT_FUZZ_TARGET_predictions)
+    std::filesystem::create_directories(base);  // the reader takes a directory of *.h5
+    return (base / "rank-00000-of-00001.h5").string();
+#else
+    return base.string();
+#endif
+  }();
   return path;
 }
 
@@ -68,6 +77,15 @@ void parse() {
   (void)lt::read_checkpoint_state(path);
   lt::verify_checkpoint(path);
   for (const char* group : {"model", "buffers"}) (void)lt::checkpoint_tensor_sizes(path, group);
+#elif defined(LT_FUZZ_TARGET_predictions)
+  const lt::PredictionsReader reader(std::filesystem::path(path).parent_path().string());
+  for (int64_t f = 0; f < 64; ++f)
+    if (reader.has(f)) (void)reader.read(f);
+#elif defined(LT_FUZZ_TARGET_boxes_text)
+  // infer --data's LiDAR-frame box files, read back by a rerun.
+  std::ifstream in(path, std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  (void)lt::parse_boxes_text(text, path);
 #else
 #error "define one LT_FUZZ_TARGET_<name>"
 #endif
@@ -82,7 +100,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const lt::InputError&) {
     // The expected end of bad input: one line naming the file.
   }
-#if defined(LT_FUZZ_TARGET_dataset_shard) || defined(LT_FUZZ_TARGET_checkpoint)
+#if defined(LT_FUZZ_TARGET_dataset_shard) || defined(LT_FUZZ_TARGET_checkpoint) || defined(LT_FUZZ_TARGET_predictions)
   // Every HDF5 object the reader opened is closed again, on every path (scripts/fuzz.sh suppresses the
   // leaks inside libhdf5's own failing calls, so this is the check of ours).
   const ssize_t open_objects = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
