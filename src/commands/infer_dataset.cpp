@@ -17,6 +17,7 @@
 #include "io/dataset.hpp"
 #include "io/label_map.hpp"
 #include "io/predictions.hpp"
+#include "io/prefetch.hpp"
 #include "io/raw_formats.hpp"
 #include "src/common/error.hpp"
 #include "src/common/json.hpp"
@@ -258,6 +259,26 @@ int infer_dataset(const DatasetInference& job, const Comm& comm) {
   bool stopped = false;
   run_agreed(comm, [&] {
     PredictionsWriter predictions(predictions_file_path(job.out, comm.rank(), comm.size()), header);
+    // The frames to make (their outputs are not all there): read and batched ahead on the loader thread
+    // while the model runs on the frame before.
+    std::vector<FrameOutputs> outputs(mine.size());
+    std::vector<int64_t> to_make;
+    for (size_t i = 0; i < mine.size(); ++i) {
+      const std::string& id = reader->frame_id(mine[i]);
+      outputs[i] = {prediction_path(job.out, model->name(), id), label2 ? label2_path(job.out, id) : ""};
+      if (!fs::exists(outputs[i].main) || (label2 && !fs::exists(outputs[i].label2))) to_make.push_back(mine[i]);
+    }
+    struct Loaded {
+      Frame frame;
+      PointBatch batch;
+    };
+    const auto load = [&](int64_t f) {
+      Loaded loaded{reader->read(f), {}};
+      loaded.batch = make_batch({loaded.frame});
+      return loaded;
+    };
+    PrefetchLoader loader([&](int64_t k) { return load(to_make[size_t(k)]); }, 0, int64_t(to_make.size()));
+    size_t next_made = 0;
     for (size_t i = 0; i < mine.size(); ++i) {
       if (stop_signal() != 0) {
         stopped = true;  // every frame made so far is whole on disk; the rerun continues from there
@@ -265,16 +286,18 @@ int infer_dataset(const DatasetInference& job, const Comm& comm) {
       }
       const int64_t f = mine[i];
       const std::string& id = reader->frame_id(f);
-      FrameOutputs outputs{prediction_path(job.out, model->name(), id), label2 ? label2_path(job.out, id) : ""};
       FramePrediction prediction;
-      if (read_back(outputs, semseg != nullptr, f, *reader, learning_map, prediction)) {
+      const bool make = next_made < to_make.size() && to_make[next_made] == f;
+      if (!make && read_back(outputs[i], semseg != nullptr, f, *reader, learning_map, prediction)) {
         predictions.add(prediction);
         ++skipped;
         continue;
       }
-      Frame frame = reader->read(f);
+      // Made by the loader, or (outputs there but damaged: read_back warned) here.
+      const Loaded loaded = make ? (++next_made, loader.next()) : load(f);
+      const Frame& frame = loaded.frame;
+      const PointBatch& batch = loaded.batch;
       const auto start = std::chrono::steady_clock::now();
-      const PointBatch batch = make_batch({frame});
       if (semseg) {
         prediction.frame_index = f;
         prediction.id = id;
@@ -282,15 +305,15 @@ int infer_dataset(const DatasetInference& job, const Comm& comm) {
         std::vector<uint32_t> raw(prediction.labels.size());
         std::transform(prediction.labels.begin(), prediction.labels.end(), raw.begin(),
                        [&](uint8_t label) { return raw_of[label]; });
-        write_whole(outputs.main,
+        write_whole(outputs[i].main,
                     std::string(reinterpret_cast<const char*>(raw.data()), raw.size() * sizeof(uint32_t)));
       } else {
         const std::vector<Detection> detections = bevdet->detect(batch).front();
         if (label2) {
           const KittiCalib calib = calib_from_values(frame.calib);
-          write_whole(outputs.label2, boxes_text(detections, &calib));
+          write_whole(outputs[i].label2, boxes_text(detections, &calib));
         }
-        write_whole(outputs.main, boxes_text(detections, nullptr));
+        write_whole(outputs[i].main, boxes_text(detections, nullptr));
         prediction = prediction_of(f, id, detections);
       }
       predictions.add(prediction);

@@ -1,10 +1,10 @@
 #pragma once
 // lidartrain infer --data DIR --out DIR: a checkpoint over every frame of a dataset, on every rank of the
 // job (issue 14). Frames are split over the ranks by longest-processing-time-first on their stored cost
-// (no rank waits on another), each rank writes its frames' results as it makes them, each file under a
-// temporary name then renamed, so a killed job rerun with the same command skips every frame already
-// done (reading its outputs back for the rank's predictions file). SIGUSR1/SIGTERM stop after the frame
-// in hand with exit 75 (requeue). Outputs:
+// (no rank waits on another), each rank reads the frames it makes on the prefetching loader's thread and writes its
+// frames' results as it makes them, each file under a temporary name then renamed, so a killed job rerun with the same
+// command skips every frame already done (reading its outputs back for the rank's predictions file). SIGUSR1/SIGTERM
+// stop after the frame in hand with exit 75 (requeue). Outputs:
 //   semseg  OUT/sequences/<seq>/predictions/<frame>.label   (SemanticKITTI: uint32 raw ids per point;
 //           <seq>/<frame> from a frame id "sequences/<seq>/<frame>", else the id's directory and name)
 //   bevdet  OUT/boxes/<frame id>.txt      one LiDAR-frame box per line, floats that read back exactly

@@ -107,6 +107,14 @@ same "$WORK/partial" "$WORK/s.np1" && pass "and ends with the same files" || fai
 [ "$(metrics "$WORK/partial.json")" = "$(metrics "$WORK/s.ckpt.json")" ] &&
   pass "the rerun's predictions file (half its frames read back from the .label files) scores the same" ||
   fail "rerun predictions score differently"
+# A damaged output (not one of ours: ours are renamed into place whole) is made again, with a warning.
+cp -r "$WORK/s.np1" "$WORK/damaged"
+truncate -s 100 "$WORK/damaged/sequences/synth_seed5/predictions/000007.label"
+"$LT" infer --checkpoint "$S" --data "$WORK/data" --out "$WORK/damaged" >"$WORK/damaged.log" 2>"$WORK/damaged.err" ||
+  fail "damaged: $(cat "$WORK/damaged.err")"
+grep -q "1 made, 23 already there" "$WORK/damaged.log" && grep -q "warning: .*000007.label: 25 labels for .* points: making frame" "$WORK/damaged.err" &&
+  same "$WORK/damaged" "$WORK/s.np1" && pass "a damaged .label is made again: $(cat "$WORK/damaged.err")" ||
+  fail "damaged: $(cat "$WORK/damaged.log" "$WORK/damaged.err")"
 # SIGUSR1 (what Slurm sends before preemption): the frame in hand is finished, exit 75, and the rerun
 # completes the same files.
 "$LT" infer --checkpoint "$S" --data "$WORK/data" --out "$WORK/stopped" >"$WORK/stopped.log" 2>&1 &
