@@ -49,7 +49,7 @@ mkdir -p "$WORK/rawk/velodyne"
 cp -r "$DATA/kitti/training/label_2" "$DATA/kitti/training/calib" "$WORK/rawk/"
 for f in "$DATA"/kitti/training/velodyne/*.bin; do head -c 4096 "$f" >"$WORK/rawk/velodyne/$(basename "$f")"; done
 "$LT" convert --format kitti --in "$WORK/rawk" --out "$WORK/kshard" >/dev/null
-seed dataset_shard "$WORK/kshard/shard-00000.h5"
+cp "$WORK/kshard/shard-00000.h5" "$WORK/corpus/dataset_shard/kitti-shard-00000.h5"
 # Predictions files of both models (infer --data over two synthetic frames) and their box text.
 "$LT" infer --checkpoint "$WORK/run/checkpoints/ckpt-00000001.h5" --data "$WORK/shard" --out "$WORK/pred_s" >/dev/null
 mkdir -p "$WORK/corpus/predictions"
