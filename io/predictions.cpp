@@ -137,8 +137,9 @@ hsize_t open_rows(hid_t file, const std::string& name, H5T_class_t type_class, s
                   hsize_t columns, h5::Handle& out, const std::string& path) {
   out = h5::open_dataset(file, name, path);
   const auto dims = h5::checked_dims(out.get(), columns > 0 ? 2 : 1, type_class, size, is_signed, path + ": /" + name);
-  require(columns == 0 || dims[1] == columns,
-          path + ": /" + name + " has " + std::to_string(dims[1]) + " columns, expected " + std::to_string(columns));
+  if (columns > 0 && dims[1] != columns)  // dims[1] exists only then: the message is built only on failure
+    throw InputError(path + ": /" + name + " has " + std::to_string(dims[1]) + " columns, expected " +
+                     std::to_string(columns));
   return dims[0];
 }
 
