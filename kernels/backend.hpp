@@ -134,6 +134,19 @@ struct Backend {
   // ---- data ----
   // *count = points of (N, 4) xyzi inside the cost range (kernels/common/points.hpp).
   void (*count_in_cost_range)(const float* xyzi, int64_t n, int64_t* count);
+
+  // ---- inference with BatchNorm folded into the weights (a frozen model; kernels/cpu/ops.hpp) ----
+  // y = relu(op(x) + bias), in one pass over the output where the backend can.
+  void (*linear_relu_forward)(const float* x, const float* weight, const float* bias, float* y, int64_t rows, int in,
+                              int out);
+  void (*conv2d_relu_forward)(const float* x, const float* weight, const float* bias, float* y,
+                              const ops::Conv2dShape& s);
+  void (*conv_transpose_relu_forward)(const float* x, const float* weight, const float* bias, float* y,
+                                      const ops::ConvTransposeShape& s);
+  // semseg's devoxelize + concat + head (ops::devoxelize_head_forward).
+  void (*devoxelize_head_forward)(const float* grid, const ops::CellIndexView& index, const float* point_features,
+                                  const float* w1, const float* b1, const float* w2, const float* b2,
+                                  const ops::PointHeadShape& s, float* logits);
 };
 
 const Backend& cpu_backend();

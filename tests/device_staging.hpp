@@ -71,7 +71,8 @@ struct Staged {
 
   void linear_forward(const float* x, const float* weight, const float* bias, float* y, int64_t rows, int in,
                       int out) const {
-    F dx(b, x, size_t(rows * in)), dw(b, weight, size_t(out * in)), dbias(b, bias, size_t(out)), dy(b, size_t(rows * out));
+    F dx(b, x, size_t(rows * in)), dw(b, weight, size_t(out * in)), dbias(b, bias, size_t(out)),
+        dy(b, size_t(rows * out));
     b.linear_forward(dx.get(), dw.get(), bias ? dbias.get() : nullptr, dy.get(), rows, in, out);
     dy.to_host(y);
   }
@@ -186,18 +187,20 @@ struct Staged {
   }
   void concat_channels(const float* a, int ca, const float* bb, int cb, int64_t outer, int64_t inner,
                        float* out) const {
-    F da(b, a, size_t(outer * ca * inner)), db(b, bb, size_t(outer * cb * inner)), dout(b, size_t(outer * (ca + cb) * inner));
+    F da(b, a, size_t(outer * ca * inner)), db(b, bb, size_t(outer * cb * inner)),
+        dout(b, size_t(outer * (ca + cb) * inner));
     b.concat_channels(da.get(), ca, db.get(), cb, outer, inner, dout.get());
     dout.to_host(out);
   }
   void split_channels(const float* in, int ca, int cb, int64_t outer, int64_t inner, float* a, float* bb) const {
-    F din(b, in, size_t(outer * (ca + cb) * inner)), da(b, size_t(outer * ca * inner)), db(b, size_t(outer * cb * inner));
+    F din(b, in, size_t(outer * (ca + cb) * inner)), da(b, size_t(outer * ca * inner)),
+        db(b, size_t(outer * cb * inner));
     b.split_channels(din.get(), ca, cb, outer, inner, a ? da.get() : nullptr, bb ? db.get() : nullptr);
     da.to_host(a);
     db.to_host(bb);
   }
-  void voxelize_max_forward(const float* features, const ops::CellIndexView& index, int channels,
-                            int64_t cells_per_map, float* grid, int64_t* argmax) const {
+  void voxelize_max_forward(const float* features, const ops::CellIndexView& index, int channels, int64_t cells_per_map,
+                            float* grid, int64_t* argmax) const {
     DeviceCellIndex di(b, index);
     F df(b, features, size_t(index.num_points * channels)), dgrid(b, size_t(index.num_cells * channels));
     DeviceArray<int64_t> dargmax(b, size_t(index.occupied * channels));
@@ -233,8 +236,8 @@ struct Staged {
     b.devoxelize_forward(dg.get(), di.view(), channels, cells_per_map, dfeat.get());
     dfeat.to_host(features);
   }
-  void devoxelize_backward(const float* dfeatures, const ops::CellIndexView& index, int channels,
-                           int64_t cells_per_map, float* dgrid) const {
+  void devoxelize_backward(const float* dfeatures, const ops::CellIndexView& index, int channels, int64_t cells_per_map,
+                           float* dgrid) const {
     DeviceCellIndex di(b, index);
     F dfeat(b, dfeatures, size_t(index.num_points * channels)), dg(b, dgrid, size_t(index.num_cells * channels));
     b.devoxelize_backward(dfeat.get(), di.view(), channels, cells_per_map, dg.get());
@@ -279,6 +282,40 @@ struct Staged {
     DeviceArray<int64_t> dpos(b, positions, size_t(k));
     b.gather_positions_backward(dr.get(), dpos.get(), k, channels, plane, dm.get());
     dm.to_host(dmaps);
+  }
+  // ---- inference with BatchNorm folded ----
+  void linear_relu_forward(const float* x, const float* weight, const float* bias, float* y, int64_t rows, int in,
+                           int out) const {
+    F dx(b, x, size_t(rows * in)), dw(b, weight, size_t(out * in)), dbias(b, bias, size_t(out)),
+        dy(b, size_t(rows * out));
+    b.linear_relu_forward(dx.get(), dw.get(), dbias.get(), dy.get(), rows, in, out);
+    dy.to_host(y);
+  }
+  template <class Workspace>
+  void conv2d_relu_forward(const float* x, const float* weight, const float* bias, float* y, const ops::Conv2dShape& s,
+                           Workspace&) const {
+    F dx(b, x, x_size(s)), dw(b, weight, w_size(s)), dbias(b, bias, size_t(s.out_channels)), dy(b, y_size(s));
+    b.conv2d_relu_forward(dx.get(), dw.get(), dbias.get(), dy.get(), s);
+    dy.to_host(y);
+  }
+  template <class Workspace>
+  void conv_transpose_relu_forward(const float* x, const float* weight, const float* bias, float* y,
+                                   const ops::ConvTransposeShape& s, Workspace&) const {
+    F dx(b, x, x_size(s)), dw(b, weight, w_size(s)), dbias(b, bias, size_t(s.out_channels)), dy(b, y_size(s));
+    b.conv_transpose_relu_forward(dx.get(), dw.get(), dbias.get(), dy.get(), s);
+    dy.to_host(y);
+  }
+  void devoxelize_head_forward(const float* grid, const ops::CellIndexView& index, const float* point_features,
+                               const float* w1, const float* b1, const float* w2, const float* b2,
+                               const ops::PointHeadShape& s, float* logits) const {
+    DeviceCellIndex di(b, index);
+    const size_t width = size_t(s.grid_channels + s.point_channels);
+    F dg(b, grid, size_t(index.num_cells * s.grid_channels)),
+        dp(b, point_features, size_t(index.num_points * s.point_channels)), dw1(b, w1, size_t(s.hidden) * width),
+        db1(b, b1, size_t(s.hidden)), dw2(b, w2, size_t(s.classes * s.hidden)), db2(b, b2, size_t(s.classes)),
+        dl(b, size_t(index.num_points * s.classes));
+    b.devoxelize_head_forward(dg.get(), di.view(), dp.get(), dw1.get(), db1.get(), dw2.get(), db2.get(), s, dl.get());
+    dl.to_host(logits);
   }
   void max_pool3x3(const float* x, float* y, int64_t maps, int height, int width) const {
     const size_t n = size_t(maps * height * width);

@@ -345,7 +345,8 @@ TEST(Bevdet, GradientMatchesFiniteDifferencesInEveryLayer) {
       const double coarse = difference(i, h), fine = difference(i, h / 3), finer = difference(i, h / 9);
       // A kink within the step: the quotients still move as the step shrinks (with many pillars' maxima
       // near each other, h and h/3 can agree and both be off, which h/9 shows).
-      if (std::abs(coarse - fine) > 0.01 * std::abs(fine) + 1e-3 || std::abs(fine - finer) > 0.015 * std::abs(finer) + 1e-3)
+      if (std::abs(coarse - fine) > 0.01 * std::abs(fine) + 1e-3 ||
+          std::abs(fine - finer) > 0.015 * std::abs(finer) + 1e-3)
         continue;
       EXPECT_NEAR(fine, analytic, 0.02 * std::abs(analytic) + 1e-3) << view.name << "[" << order[size_t(k)] << "]";
       ++checked;
@@ -429,6 +430,47 @@ TEST(Bevdet, LearnsToFindTheObjectsOfABatch) {
       if (batch.box_labels[size_t(k)] == label)
         best_iou = std::max(best_iou, bev_iou(best->box.data(), &batch.boxes[size_t(7 * k)]));
     EXPECT_GT(best_iou, 0.5) << label;
+  }
+}
+
+// Inference on a frozen model folds every BatchNorm (once) and runs the fused ops: the heatmap logits and
+// the regression agree with the exact eval-mode forward to 1e-5 relative, and the detections are the same.
+TEST(Bevdet, FrozenInferenceWithBatchNormFoldedAgreesWithTheExactForward) {
+  const BevdetConfig c = tiny_config();
+  const PointBatch batch = model_batch(c);
+  Bevdet model(c);
+  model.init(4);
+  Optimizer optimizer(OptimizerConfig{}, model.params().size());
+  for (int s = 0; s < 10; ++s) {  // running statistics away from their initial 0 and 1
+    model.params().zero_grads();
+    loss_of(model, batch);
+    model.backward();
+    optimizer.step(model.params(), 3e-3);
+  }
+  const std::vector<std::vector<Detection>> exact_boxes = model.detect(batch);
+  const std::vector<float> exact_heatmap = model.heatmap_logits(), exact_reg = model.regression();
+  model.freeze_for_inference();
+  const std::vector<std::vector<Detection>> folded_boxes = model.detect(batch);
+  const auto relative = [](const std::vector<float>& a, const std::vector<float>& b) {
+    double diff = 0, scale = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+      diff = std::max(diff, std::abs(double(a[i]) - double(b[i])));
+      scale = std::max(scale, std::abs(double(a[i])));
+    }
+    return diff / scale;
+  };
+  ASSERT_EQ(model.heatmap_logits().size(), exact_heatmap.size());
+  EXPECT_LE(relative(exact_heatmap, model.heatmap_logits()), 1e-5);
+  EXPECT_LE(relative(exact_reg, model.regression()), 1e-5);
+  EXPECT_NE(0, std::memcmp(exact_heatmap.data(), model.heatmap_logits().data(), sizeof(float) * exact_heatmap.size()))
+      << "the fused path ran";
+  ASSERT_EQ(folded_boxes.size(), exact_boxes.size());
+  ASSERT_EQ(folded_boxes[0].size(), exact_boxes[0].size());
+  ASSERT_FALSE(exact_boxes[0].empty());
+  for (size_t k = 0; k < exact_boxes[0].size(); ++k) {
+    EXPECT_EQ(folded_boxes[0][k].label, exact_boxes[0][k].label) << k;
+    EXPECT_NEAR(folded_boxes[0][k].score, exact_boxes[0][k].score, 1e-5) << k;
+    for (int j = 0; j < 7; ++j) EXPECT_NEAR(folded_boxes[0][k].box[j], exact_boxes[0][k].box[j], 1e-4) << k;
   }
 }
 

@@ -98,6 +98,10 @@ struct Cpu {
   LT_CPU_OP(cross_entropy)
   LT_CPU_OP(focal_loss)
   LT_CPU_OP(l1_loss)
+  LT_CPU_OP(linear_relu_forward)
+  LT_CPU_OP(conv2d_relu_forward)
+  LT_CPU_OP(conv_transpose_relu_forward)
+  LT_CPU_OP(devoxelize_head_forward)
 #undef LT_CPU_OP
   // The backends need the maps' size to copy them; the CPU does not.
   void gather_positions_forward(const T* maps, const int64_t* positions, int64_t k, int channels, int64_t plane,
@@ -206,10 +210,10 @@ OpCase conv_case(Conv2dShape s) {
           }
     return y;
   };
-  return make_device_case(
-      "conv2d k" + std::to_string(s.kernel) + " s" + std::to_string(s.stride) + " p" + std::to_string(s.padding),
-      {random_vector(x_size, 4), random_vector(w_size, 5), random_vector(s.out_channels, 6)}, forward, backward,
-      reference);
+  return make_device_case("conv2d k" + std::to_string(s.kernel) + " s" + std::to_string(s.stride) + " p" +
+                              std::to_string(s.padding) + (conv2d_uses_winograd(s) ? " Winograd" : ""),
+                          {random_vector(x_size, 4), random_vector(w_size, 5), random_vector(s.out_channels, 6)},
+                          forward, backward, reference);
 }
 
 OpCase conv_transpose_case(ConvTransposeShape s) {
@@ -586,6 +590,9 @@ std::vector<OpCase> op_table() {
       conv_case({2, 3, 4, 7, 6, 3, 2, 1}),
       conv_case({2, 3, 4, 4, 5, 1, 1, 0}),
       conv_case({1, 3, 2, 5, 4, 1, 2, 0}),
+      // Winograd F(2×2, 3×3): odd and even sizes (partial tiles at the right and bottom edges).
+      conv_case({1, 8, 9, 5, 7, 3, 1, 1}),
+      conv_case({2, 9, 8, 6, 4, 3, 1, 1}),
       conv_transpose_case({2, 3, 5, 3, 4, 2}),
       conv_transpose_case({2, 3, 4, 3, 2, 1}),
       conv_transpose_case({1, 2, 3, 2, 3, 4}),
@@ -667,6 +674,164 @@ std::string case_name(const ::testing::TestParamInfo<OpCase>& info) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Ops, OpTable, ::testing::ValuesIn(op_table()), case_name);
+
+// ---- the inference ops with BatchNorm folded in ------------------------------------------------------
+// They do not train: each is checked against its unfused plain-loop reference (double, to 1e-9), in float
+// against double, and on every backend against the CPU.
+
+struct FusedCase {
+  std::string name;
+  Tensors<double> inputs;
+  std::function<Vec(const Tensors<double>&)> forward;
+  std::function<std::vector<float>(const Tensors<float>&)> forward_float;
+  std::function<std::vector<float>(const testing::Staged&, const Tensors<float>&)> forward_on;
+  std::function<Vec(const Tensors<double>&)> reference;
+};
+
+void PrintTo(const FusedCase& c, std::ostream* os) {
+  *os << c.name;
+}
+
+template <class Forward>
+FusedCase make_fused_case(std::string name, Tensors<double> inputs, Forward forward,
+                          std::function<Vec(const Tensors<double>&)> reference) {
+  FusedCase c{std::move(name), std::move(inputs), {}, {}, {}, std::move(reference)};
+  c.forward = [forward](const Tensors<double>& in) { return forward(Cpu<double>{}, in); };
+  c.forward_float = [forward](const Tensors<float>& in) { return forward(Cpu<float>{}, in); };
+  c.forward_on = [forward](const testing::Staged& k, const Tensors<float>& in) { return forward(k, in); };
+  return c;
+}
+
+Vec relu_of(Vec v) {
+  for (double& x : v) x = std::max(x, 0.0);
+  return v;
+}
+
+FusedCase linear_relu_case(int64_t rows, int in, int out) {
+  const OpCase linear = linear_case(rows, in, out);
+  auto forward = [=](const auto& k, const auto& x) {
+    std::vector<value_of<decltype(x)>> y(size_t(rows * out));
+    k.linear_relu_forward(x[0].data(), x[1].data(), x[2].data(), y.data(), rows, in, out);
+    return y;
+  };
+  const auto reference = linear.reference;
+  return make_fused_case(
+      "linear+bias+relu " + std::to_string(rows) + "x" + std::to_string(in) + "->" + std::to_string(out), linear.inputs,
+      forward, [reference](const Tensors<double>& x) { return relu_of(reference(x)); });
+}
+
+FusedCase conv_relu_case(Conv2dShape s) {
+  const OpCase conv = conv_case(s);
+  const size_t y_size = size_t(s.batch) * s.out_channels * s.out_height() * s.out_width();
+  auto forward = [=](const auto& k, const auto& x) {
+    std::vector<value_of<decltype(x)>> y(y_size), workspace;
+    k.conv2d_relu_forward(x[0].data(), x[1].data(), x[2].data(), y.data(), s, workspace);
+    return y;
+  };
+  const auto reference = conv.reference;
+  return make_fused_case(conv.name + "+bias+relu", conv.inputs, forward,
+                         [reference](const Tensors<double>& x) { return relu_of(reference(x)); });
+}
+
+FusedCase conv_transpose_relu_case(ConvTransposeShape s) {
+  const OpCase deconv = conv_transpose_case(s);
+  const size_t y_size = size_t(s.batch) * s.out_channels * s.stride * s.stride * s.height * s.width;
+  auto forward = [=](const auto& k, const auto& x) {
+    std::vector<value_of<decltype(x)>> y(y_size), workspace;
+    k.conv_transpose_relu_forward(x[0].data(), x[1].data(), x[2].data(), y.data(), s, workspace);
+    return y;
+  };
+  const auto reference = deconv.reference;
+  return make_fused_case(deconv.name + "+bias+relu", deconv.inputs, forward,
+                         [reference](const Tensors<double>& x) { return relu_of(reference(x)); });
+}
+
+// semseg's head: devoxelize, concat [grid feature, point feature], Linear+bias+ReLU, Linear+bias.
+FusedCase devoxelize_head_case(const std::string& what, std::vector<int64_t> point_cell) {
+  const auto index = std::make_shared<CellIndex>(build_cell_index(point_cell, kMaps * kCellsPerMap));
+  const PointHeadShape shape{3, 2, 4, 5, kCellsPerMap};
+  const int cg = shape.grid_channels, cp = shape.point_channels, hidden = shape.hidden, classes = shape.classes;
+  const int64_t n = int64_t(point_cell.size());
+  auto forward = [=](const auto& k, const auto& x) {
+    std::vector<value_of<decltype(x)>> logits(size_t(n * classes));
+    k.devoxelize_head_forward(x[0].data(), *index, x[1].data(), x[2].data(), x[3].data(), x[4].data(), x[5].data(),
+                              shape, logits.data());
+    return logits;
+  };
+  auto reference = [=](const Tensors<double>& x) {
+    Vec logits(size_t(n * classes));
+    for (int64_t p = 0; p < n; ++p) {
+      Vec features(size_t(cg + cp), 0.0);
+      for (int c = 0; c < cg && point_cell[p] >= 0; ++c)
+        features[c] = x[0][(point_cell[p] / kCellsPerMap * cg + c) * kCellsPerMap + point_cell[p] % kCellsPerMap];
+      for (int c = 0; c < cp; ++c) features[cg + c] = x[1][p * cp + c];
+      Vec h(static_cast<size_t>(hidden));
+      for (int j = 0; j < hidden; ++j) {
+        double sum = x[3][j];
+        for (int c = 0; c < cg + cp; ++c) sum += x[2][j * (cg + cp) + c] * features[c];
+        h[j] = std::max(sum, 0.0);
+      }
+      for (int o = 0; o < classes; ++o) {
+        double sum = x[5][o];
+        for (int j = 0; j < hidden; ++j) sum += x[4][o * hidden + j] * h[j];
+        logits[p * classes + o] = sum;
+      }
+    }
+    return logits;
+  };
+  return make_fused_case("devoxelize+concat+head " + what,
+                         {random_vector(size_t(kMaps) * cg * kCellsPerMap, 30), random_vector(size_t(n * cp), 31),
+                          random_vector(size_t(hidden * (cg + cp)), 32), random_vector(hidden, 33),
+                          random_vector(size_t(classes * hidden), 34), random_vector(classes, 35)},
+                         forward, reference);
+}
+
+std::vector<FusedCase> fused_table() {
+  // 600 points over the 12 cells and outside the grid: more than one block of 256 points.
+  std::vector<int64_t> many(600);
+  for (size_t p = 0; p < many.size(); ++p) many[p] = int64_t((p * 7) % 13) - 1;
+  return {
+      linear_relu_case(7, 4, 3),
+      linear_relu_case(300, 5, 6),
+      linear_relu_case(0, 4, 3),
+      conv_relu_case({2, 3, 4, 7, 6, 3, 2, 1}),
+      conv_relu_case({2, 3, 4, 4, 5, 1, 1, 0}),
+      conv_relu_case({1, 8, 9, 5, 7, 3, 1, 1}),
+      conv_transpose_relu_case({2, 3, 5, 3, 4, 2}),
+      conv_transpose_relu_case({1, 3, 4, 3, 2, 1}),
+      devoxelize_head_case("scattered, points outside the grid", {0, 0, 1, 4, 4, 4, -1, 7, 11, 11, 6, -1, 2}),
+      devoxelize_head_case("600 points", many),
+      devoxelize_head_case("empty frame", {}),
+  };
+}
+
+class FusedOps : public ::testing::TestWithParam<FusedCase> {};
+
+TEST_P(FusedOps, ForwardMatchesTheUnfusedReference) {
+  const FusedCase& c = GetParam();
+  const Vec got = c.forward(c.inputs), want = c.reference(c.inputs);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-9 * (1 + std::abs(want[i]))) << i;
+}
+
+TEST_P(FusedOps, FloatAgreesWithDouble) {
+  const FusedCase& c = GetParam();
+  Tensors<float> inputs;
+  for (const Vec& v : c.inputs) inputs.emplace_back(v.begin(), v.end());
+  const Vec want = c.forward(c.inputs);
+  const std::vector<float> got = c.forward_float(inputs);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-5 * (1 + std::abs(want[i])));
+}
+
+std::string fused_case_name(const ::testing::TestParamInfo<FusedCase>& info) {
+  std::string name = std::to_string(info.index) + "_" + info.param.name;
+  for (char& ch : name)
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Ops, FusedOps, ::testing::ValuesIn(fused_table()), fused_case_name);
 
 // ---- the same table on the backends ----------------------------------------------------------------
 // Every case with a backend implementation runs on the emulated CUDA build (kernels/cuda/*.cu as host
@@ -772,6 +937,56 @@ std::string device_case_name(const ::testing::TestParamInfo<DeviceCase>& info) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, DeviceOpTable, ::testing::ValuesIn(device_table()), device_case_name);
+
+struct DeviceFusedCase {
+  FusedCase op;
+  BackendKind backend;
+};
+
+void PrintTo(const DeviceFusedCase& c, std::ostream* os) {
+  *os << c.op.name << " on " << backend_label(c.backend);
+}
+
+std::vector<DeviceFusedCase> device_fused_table() {
+  std::vector<DeviceFusedCase> cases;
+  for (const FusedCase& c : fused_table())
+    for (BackendKind kind : {BackendKind::emulated, BackendKind::cuda}) cases.push_back({c, kind});
+  return cases;
+}
+
+class DeviceFusedOps : public ::testing::TestWithParam<DeviceFusedCase> {};
+
+TEST_P(DeviceFusedOps, ForwardMatchesTheCpu) {
+  const DeviceFusedCase& d = GetParam();
+  const Backend* backend = backend_for(d.backend);
+  if (!backend) GTEST_SKIP() << "no CUDA device: " << cuda_summary();
+  const FusedCase& c = d.op;
+  const Tensors<float> inputs = to_float(c.inputs);
+  const int64_t launches_before = emu::launch_count();
+  const std::vector<float> want = c.forward_float(inputs);
+  expect_close(c.forward_on(testing::Staged{*backend}, inputs), want, "forward");
+  if (d.backend == BackendKind::emulated && !want.empty()) {
+    EXPECT_GT(emu::launch_count(), launches_before);
+  }
+  // Blocks and threads the other way round: the same bits.
+  if (d.backend == BackendKind::emulated) {
+    const std::vector<float> first = c.forward_on(testing::Staged{*backend}, inputs);
+    emu::set_thread_order(emu::Order::reverse);
+    const std::vector<float> second = c.forward_on(testing::Staged{*backend}, inputs);
+    emu::set_thread_order(emu::Order::forward);
+    ASSERT_EQ(first.size(), second.size());
+    if (!first.empty()) EXPECT_EQ(0, std::memcmp(first.data(), second.data(), sizeof(float) * first.size()));
+  }
+}
+
+std::string device_fused_case_name(const ::testing::TestParamInfo<DeviceFusedCase>& info) {
+  std::string name = std::to_string(info.index) + "_" + info.param.op.name + "_" + backend_label(info.param.backend);
+  for (char& ch : name)
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, DeviceFusedOps, ::testing::ValuesIn(device_fused_table()), device_fused_case_name);
 
 // ---- the backend ops without gradients (decode, NMS, optimizer, data) -------------------------------
 

@@ -2,6 +2,7 @@
 // metrics, data order and augmentation.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -9,6 +10,7 @@
 #include <set>
 
 #include "io/checkpoint.hpp"
+#include "io/raw_formats.hpp"
 #include "kernels/cpu/ops.hpp"
 #include "src/common/rng.hpp"
 #include "src/models/semseg.hpp"
@@ -116,6 +118,78 @@ TEST(Semseg, LearnsABatch) {
   int64_t correct = 0;
   for (int64_t p = 0; p < batch.num_points(); ++p) correct += predicted[p] == batch.labels[p] ? 1 : 0;
   EXPECT_GT(double(correct) / double(batch.num_points()), 0.7);
+}
+
+// Relative agreement of two logit arrays: max |a − b| over max |a|.
+double max_relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff = std::max(diff, std::abs(double(a[i]) - double(b[i])));
+    scale = std::max(scale, std::abs(double(a[i])));
+  }
+  return diff / std::max(scale, 1e-30);
+}
+
+// The points whose label differs, of those whose best two exact logits are further apart than `margin`
+// (relative to the largest logit): a folded path may flip only near-ties.
+int64_t labels_differing_beyond_ties(const std::vector<float>& exact, const std::vector<float>& folded, double margin) {
+  double scale = 0;
+  for (float v : exact) scale = std::max(scale, std::abs(double(v)));
+  const int64_t points = int64_t(exact.size()) / kNumSemanticClasses;
+  const auto a = predict_labels(exact, points), b = predict_labels(folded, points);
+  int64_t differing = 0;
+  for (int64_t p = 0; p < points; ++p) {
+    if (a[p] == b[p]) continue;
+    std::vector<float> row(exact.begin() + p * kNumSemanticClasses, exact.begin() + (p + 1) * kNumSemanticClasses);
+    std::sort(row.begin() + 1, row.end(), std::greater<float>());  // id 0 (unlabelled) is never predicted
+    differing += double(row[1]) - double(row[2]) > margin * scale ? 1 : 0;
+  }
+  return differing;
+}
+
+// Inference on a frozen model folds every BatchNorm into the layer before it (once, at the first forward)
+// and runs the fused ops; the logits agree with the exact eval-mode forward to 1e-5 relative.
+TEST(Semseg, FrozenInferenceWithBatchNormFoldedAgreesWithTheExactForward) {
+  const PointBatch batch = make_batch({small_frame(2), small_frame(3)});
+  Semseg model(tiny_config());
+  model.init(3);
+  Optimizer optimizer(OptimizerConfig{}, model.params().size());
+  train_steps(model, optimizer, batch, 8);  // running statistics away from their initial 0 and 1
+  const std::vector<float> exact = model.forward(batch, false);
+  model.freeze_for_inference();
+  const std::vector<float> folded = model.forward(batch, false);
+  ASSERT_EQ(folded.size(), exact.size());
+  EXPECT_LE(max_relative_difference(exact, folded), 1e-5);
+  EXPECT_NE(0, std::memcmp(exact.data(), folded.data(), sizeof(float) * exact.size())) << "the fused path ran";
+  EXPECT_EQ(labels_differing_beyond_ties(exact, folded, 1e-5), 0);
+  // Folded once: a running statistic changed while frozen is not seen until the model is thawed.
+  float& mean = model.buffers().values()[model.buffers().find("head.0.1.running_mean")->offset];
+  mean += 1.0f;
+  EXPECT_EQ(0, std::memcmp(folded.data(), model.forward(batch, false).data(), sizeof(float) * folded.size()));
+  model.thaw_parameters();
+  const std::vector<float> changed = model.forward(batch, false);
+  model.freeze_for_inference();
+  EXPECT_LE(max_relative_difference(changed, model.forward(batch, false)), 1e-5);
+  EXPECT_GT(max_relative_difference(changed, folded), 1e-3);
+}
+
+// The same on the real SemanticKITTI scan with semseg_small's architecture: identical labels (but for
+// near-ties of the exact logits, of which there are none at this margin).
+TEST(Semseg, FoldedInferenceGivesTheExactLabelsOnTheRealScan) {
+  const std::string scan = std::string(LIDARTRAIN_SHARED_DATA) + "/semantickitti/velodyne/000000.bin";
+  Frame frame;
+  frame.points = read_point_file(scan, 4, 1.f);
+  frame.labels.assign(frame.points.size() / 4, 0);
+  const PointBatch batch = make_batch({frame});
+  Semseg model(SemsegConfig{});
+  model.init(11);
+  // BN running statistics of this scan (three training-mode forwards), not the initial 0 and 1.
+  for (int i = 0; i < 3; ++i) model.forward(batch, true);
+  const std::vector<float> exact = model.forward(batch, false);
+  model.freeze_for_inference();
+  const std::vector<float>& folded = model.forward(batch, false);
+  EXPECT_LE(max_relative_difference(exact, folded), 1e-5);
+  EXPECT_EQ(labels_differing_beyond_ties(exact, folded, 1e-6), 0);
 }
 
 TEST(Semseg, EmptyFrameInABatch) {

@@ -72,6 +72,14 @@ void conv_transpose_backward(const float* x, const float* weight, const float* d
   ops::conv_transpose_backward(x, weight, dy, dx, dweight, dbias, s, workspace());
 }
 
+void conv2d_relu_forward(const float* x, const float* weight, const float* bias, float* y, const ops::Conv2dShape& s) {
+  ops::conv2d_relu_forward(x, weight, bias, y, s, workspace());
+}
+void conv_transpose_relu_forward(const float* x, const float* weight, const float* bias, float* y,
+                                 const ops::ConvTransposeShape& s) {
+  ops::conv_transpose_relu_forward(x, weight, bias, y, s, workspace());
+}
+
 void batchnorm_stats(const double* sums, int channels, double count, bool training, float* mean, float* invstd,
                      float* running_mean, float* running_var) {
   for (int c = 0; c < channels; ++c)
@@ -214,6 +222,10 @@ const Backend& cpu_backend() {
       sum_squares,
       scale,
       count_in_cost_range,
+      ops::linear_relu_forward<float>,
+      conv2d_relu_forward,
+      conv_transpose_relu_forward,
+      ops::devoxelize_head_forward<float>,
   };
   return backend;
 }

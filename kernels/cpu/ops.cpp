@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "kernels/common/elementwise.hpp"
 
@@ -66,6 +67,25 @@ void linear_backward(const T* x, const T* weight, const T* dy, T* dx, T* dweight
       double sum = 0;
       for (int64_t chunk = 0; chunk < chunks; ++chunk) sum += partial[size_t(chunk) * out + o];
       dbias[o] += T(sum);
+    }
+  }
+}
+
+// Rows per block of the fused point layers: a block's outputs (≤ 256 × 64 floats) stay in L1/L2 between
+// the GEMM that writes them and the epilogue that reads them.
+constexpr int64_t kPointBlock = 256;
+
+template <class T>
+void linear_relu_forward(const T* x, const T* weight, const T* bias, T* y, int64_t rows, int in, int out) {
+  ConstMatrixMap<T> W(weight, out, in);
+  const int64_t blocks = (rows + kPointBlock - 1) / kPointBlock;
+#pragma omp parallel for schedule(static)
+  for (int64_t block = 0; block < blocks; ++block) {
+    const int64_t r0 = block * kPointBlock, n = std::min(kPointBlock, rows - r0);
+    MatrixMap<T>(y + r0 * out, n, out).noalias() = ConstMatrixMap<T>(x + r0 * in, n, in) * W.transpose();
+    for (int64_t r = r0; r < r0 + n; ++r) {
+      T* row = y + r * out;
+      for (int o = 0; o < out; ++o) row[o] = std::max(row[o] + bias[o], T(0));
     }
   }
 }
@@ -154,8 +174,199 @@ void add_row_sums(const T* data, int64_t rows, int64_t cols, T* out) {
 
 }  // namespace
 
+namespace {
+
+// y[o·pixels + p] = (relu of) y + bias[o] for p in [p0, p0 + count): the epilogue of a tile of one image.
 template <class T>
-void conv2d_forward(const T* x, const T* weight, const T* bias, T* y, const Conv2dShape& s, std::vector<T>& workspace) {
+void bias_relu_tile(T* y, int64_t pixels, int channels, int64_t p0, int64_t count, const T* bias, bool relu) {
+  if (!bias && !relu) return;
+  for (int o = 0; o < channels; ++o) {
+    T* row = y + o * pixels + p0;
+    const T b = bias ? bias[o] : T(0);
+    if (relu)
+      for (int64_t i = 0; i < count; ++i) row[i] = std::max(row[i] + b, T(0));
+    else
+      for (int64_t i = 0; i < count; ++i) row[i] += b;
+  }
+}
+
+// ---- Winograd F(2×2, 3×3) (Lavin & Gray 2016) ----
+// Each 2×2 output tile is Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A of its 4×4 input patch d: 16 multiplications per
+// tile and channel pair instead of 36. Tiles go in chunks; per chunk, the 16 element-wise products
+// summed over input channels are 16 GEMMs (O × C) · (C × tiles).
+//   Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1], G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1], Aᵀ = [1 1 1 0; 0 1 −1 −1]
+
+// Tile rows per chunk: about 2048 / C tiles, so the chunk's transformed input and products
+// (16 · (C + O) · tiles floats) stay within L2 (budgets of 2048 … 32768 measured alike within noise with
+// bench_ops BM_Conv3x3Forward; the smallest footprint kept).
+int winograd_chunk_rows(int channels, int tiles_x) {
+  return std::max(1, 2048 / std::max(1, channels * tiles_x));
+}
+
+// u (16, O, C): the transformed weights.
+template <class T>
+void winograd_weights(const T* weight, int out_channels, int in_channels, T* u) {
+  const int64_t plane = int64_t(out_channels) * in_channels;
+  for (int64_t oc = 0; oc < plane; ++oc) {
+    const T* g = weight + oc * 9;
+    T t[4][3];
+    for (int j = 0; j < 3; ++j) {
+      t[0][j] = g[j];
+      t[1][j] = T(0.5) * (g[j] + g[3 + j] + g[6 + j]);
+      t[2][j] = T(0.5) * (g[j] - g[3 + j] + g[6 + j]);
+      t[3][j] = g[6 + j];
+    }
+    for (int i = 0; i < 4; ++i) {
+      u[(4 * i + 0) * plane + oc] = t[i][0];
+      u[(4 * i + 1) * plane + oc] = T(0.5) * (t[i][0] + t[i][1] + t[i][2]);
+      u[(4 * i + 2) * plane + oc] = T(0.5) * (t[i][0] - t[i][1] + t[i][2]);
+      u[(4 * i + 3) * plane + oc] = t[i][2];
+    }
+  }
+}
+
+// out[i] = a[i] + sb · b[i] + sc · c[i] (sb, sc = ±1): the transforms' row operations, on arrays the
+// compiler knows are distinct (so it vectorizes them).
+template <class T>
+void combine3(const T* __restrict a, const T* __restrict b, const T* __restrict c, T sb, T sc, int n,
+              T* __restrict out) {
+  for (int i = 0; i < n; ++i) out[i] = a[i] + sb * b[i] + sc * c[i];
+}
+template <class T>
+void combine2(const T* __restrict a, const T* __restrict b, T sb, int n, T* __restrict out) {
+  for (int i = 0; i < n; ++i) out[i] = a[i] + sb * b[i];
+}
+
+// v (16, C, count): the transformed 4×4 input patches of tile rows [ty0, ty1) of one image (C, H, W),
+// count = (ty1 − ty0) · tiles_x. Each of the four input rows of a tile row is split into its columns
+// 2k − 1 and 2k (zero outside the image); Bᵀ d then runs along those arrays and · B along the tiles, all
+// on contiguous arrays. `rows`: 16 · (tiles_x + 1) scratch.
+template <class T>
+void winograd_input(const T* image, int channels, int height, int width, int tiles_x, int ty0, int ty1, T* rows, T* v) {
+  const int n = tiles_x + 1;  // column pairs (2k − 1, 2k), k = 0 … tiles_x
+  const int64_t count = int64_t(ty1 - ty0) * tiles_x, plane = int64_t(channels) * count;
+  // d[i][0|1]: input row i's columns 2k − 1 | 2k; t[i][0|1]: the same of Bᵀ d.
+  T* d[4][2];
+  T* t[4][2];
+  for (int i = 0; i < 4; ++i)
+    for (int h = 0; h < 2; ++h) d[i][h] = rows + (2 * i + h) * n, t[i][h] = rows + (8 + 2 * i + h) * n;
+  for (int c = 0; c < channels; ++c) {
+    const T* src = image + int64_t(c) * height * width;
+    for (int ty = ty0; ty < ty1; ++ty) {
+      for (int i = 0; i < 4; ++i) {
+        const int y = 2 * ty - 1 + i;
+        T* odd_columns = d[i][0];  // 2k − 1
+        T* even_columns = d[i][1];
+        if (y < 0 || y >= height) {
+          std::fill(odd_columns, odd_columns + n, T(0));
+          std::fill(even_columns, even_columns + n, T(0));
+          continue;
+        }
+        const T* line = src + int64_t(y) * width;
+        for (int k = 0; k < n; ++k) {
+          odd_columns[k] = (k > 0 && 2 * k - 1 < width) ? line[2 * k - 1] : T(0);
+          even_columns[k] = 2 * k < width ? line[2 * k] : T(0);
+        }
+      }
+      for (int h = 0; h < 2; ++h) {
+        combine2(d[0][h], d[2][h], T(-1), n, t[0][h]);
+        combine2(d[1][h], d[2][h], T(1), n, t[1][h]);
+        combine2(d[2][h], d[1][h], T(-1), n, t[2][h]);
+        combine2(d[1][h], d[3][h], T(-1), n, t[3][h]);
+      }
+      const int64_t k0 = int64_t(ty - ty0) * tiles_x + int64_t(c) * count;
+      for (int i = 0; i < 4; ++i) {
+        // A tile's four columns are (2tx − 1, 2tx, 2tx + 1, 2tx + 2) = (odd[tx], even[tx], odd[tx + 1], even[tx + 1]).
+        const T* odd = t[i][0];
+        const T* even = t[i][1];
+        combine2(odd, odd + 1, T(-1), tiles_x, v + (4 * i + 0) * plane + k0);
+        combine2(even, odd + 1, T(1), tiles_x, v + (4 * i + 1) * plane + k0);
+        combine2(odd + 1, even, T(-1), tiles_x, v + (4 * i + 2) * plane + k0);
+        combine2(even, even + 1, T(-1), tiles_x, v + (4 * i + 3) * plane + k0);
+      }
+    }
+  }
+}
+
+// y (O, H, W) of one image at tile rows [ty0, ty1) from m (16, O, count), with bias and ReLU. `row`:
+// 8 · tiles_x scratch.
+template <class T>
+void winograd_output(const T* m, int out_channels, int height, int width, int tiles_x, int ty0, int ty1, const T* bias,
+                     bool relu, T* row, T* y) {
+  const int64_t count = int64_t(ty1 - ty0) * tiles_x, plane = int64_t(out_channels) * count;
+  const T floor = relu ? T(0) : -std::numeric_limits<T>::infinity();
+  T* s[4] = {row + 2 * tiles_x, row + 3 * tiles_x, row + 4 * tiles_x, row + 5 * tiles_x};
+  T* even = row + 6 * tiles_x;  // each tile's left output column, then its right one
+  T* odd = row + 7 * tiles_x;
+  for (int o = 0; o < out_channels; ++o) {
+    const T b = bias ? bias[o] : T(0);
+    T* dst = y + int64_t(o) * height * width;
+    for (int ty = ty0; ty < ty1; ++ty) {
+      const T* e = m + int64_t(o) * count + int64_t(ty - ty0) * tiles_x;
+      for (int i = 0; i < 2 && 2 * ty + i < height; ++i) {
+        // Row i of Aᵀ M (M's rows 0 + 1 + 2, or 1 − 2 − 3), per tile column j.
+        for (int j = 0; j < 4; ++j)
+          if (i == 0)
+            combine3(e + j * plane, e + (4 + j) * plane, e + (8 + j) * plane, T(1), T(1), tiles_x, s[j]);
+          else
+            combine3(e + (4 + j) * plane, e + (8 + j) * plane, e + (12 + j) * plane, T(-1), T(-1), tiles_x, s[j]);
+        const T* __restrict s0 = s[0];
+        const T* __restrict s1 = s[1];
+        const T* __restrict s2 = s[2];
+        const T* __restrict s3 = s[3];
+        T* __restrict left = even;
+        T* __restrict right = odd;
+        for (int tx = 0; tx < tiles_x; ++tx) {
+          left[tx] = std::max(s0[tx] + s1[tx] + s2[tx] + b, floor);
+          right[tx] = std::max(s1[tx] - s2[tx] - s3[tx] + b, floor);
+        }
+        T* out = dst + int64_t(2 * ty + i) * width;
+        for (int tx = 0; 2 * tx < width; ++tx) {
+          out[2 * tx] = left[tx];
+          if (2 * tx + 1 < width) out[2 * tx + 1] = right[tx];
+        }
+      }
+    }
+  }
+}
+
+template <class T>
+void winograd_conv3x3(const T* x, const T* weight, const T* bias, T* y, const Conv2dShape& s, bool relu,
+                      std::vector<T>& workspace) {
+  const int C = s.in_channels, O = s.out_channels, H = s.height, W = s.width;
+  const int tiles_x = (W + 1) / 2, tiles_y = (H + 1) / 2;
+  const int chunk_rows = winograd_chunk_rows(std::max(C, O), tiles_x);
+  const int chunks = (tiles_y + chunk_rows - 1) / chunk_rows;
+  const int64_t chunk = int64_t(chunk_rows) * tiles_x;
+  const int threads = omp_get_max_threads();
+  const int64_t u_size = 16 * int64_t(O) * C;
+  const int64_t per_thread = 16 * (int64_t(C) + O) * chunk + 16 * (int64_t(tiles_x) + 1);
+  workspace.resize(size_t(u_size + threads * per_thread));
+  T* u = workspace.data();
+  winograd_weights(weight, O, C, u);
+  for (int b = 0; b < s.batch; ++b) {
+    const T* image = x + int64_t(b) * C * H * W;
+    T* out = y + int64_t(b) * O * H * W;
+#pragma omp parallel for schedule(static)
+    for (int k = 0; k < chunks; ++k) {
+      T* v = workspace.data() + u_size + omp_get_thread_num() * per_thread;
+      T* m = v + 16 * int64_t(C) * chunk;
+      T* rows = m + 16 * int64_t(O) * chunk;
+      const int ty0 = k * chunk_rows, ty1 = std::min(tiles_y, ty0 + chunk_rows);
+      const int64_t count = int64_t(ty1 - ty0) * tiles_x;
+      winograd_input(image, C, H, W, tiles_x, ty0, ty1, rows, v);
+      for (int e = 0; e < 16; ++e)
+        MatrixMap<T>(m + e * int64_t(O) * count, O, count).noalias() =
+            ConstMatrixMap<T>(u + e * int64_t(O) * C, O, C) * ConstMatrixMap<T>(v + e * int64_t(C) * count, C, count);
+      winograd_output(m, O, H, W, tiles_x, ty0, ty1, bias, relu, rows, out);
+    }
+  }
+}
+
+template <class T>
+void conv2d_forward_epilogue(const T* x, const T* weight, const T* bias, T* y, const Conv2dShape& s, bool relu,
+                             std::vector<T>& workspace) {
+  if (conv2d_uses_winograd(s)) return winograd_conv3x3(x, weight, bias, y, s, relu, workspace);
   const int ho = s.out_height(), wo = s.out_width(), rows_per_tile = tile_rows(s);
   const int64_t k_dim = int64_t(s.in_channels) * s.kernel * s.kernel, pixels = int64_t(ho) * wo;
   const int64_t in_size = int64_t(s.in_channels) * s.height * s.width, out_size = s.out_channels * pixels;
@@ -164,6 +375,7 @@ void conv2d_forward(const T* x, const T* weight, const T* bias, T* y, const Conv
     MatrixMap<T> Y(y + b * out_size, s.out_channels, pixels);
     if (is_pointwise(s)) {
       Y.noalias() = W * ConstMatrixMap<T>(x + b * in_size, k_dim, pixels);
+      bias_relu_tile(y + b * out_size, pixels, s.out_channels, 0, pixels, bias, relu);
     } else {
       workspace.resize(size_t(k_dim * rows_per_tile * wo));
       for (int oy0 = 0; oy0 < ho; oy0 += rows_per_tile) {
@@ -175,10 +387,27 @@ void conv2d_forward(const T* x, const T* weight, const T* bias, T* y, const Conv
         ColumnMatrixMap<T>(y + b * out_size, pixels, s.out_channels).middleRows(int64_t(oy0) * wo, tile).noalias() =
             ConstColumnMatrixMap<T>(workspace.data(), tile, k_dim) *
             ConstColumnMatrixMap<T>(weight, k_dim, s.out_channels);
+        bias_relu_tile(y + b * out_size, pixels, s.out_channels, int64_t(oy0) * wo, tile, bias, relu);
       }
     }
-    if (bias) Y.colwise() += Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>(bias, s.out_channels);
   }
+}
+
+}  // namespace
+
+bool conv2d_uses_winograd(const Conv2dShape& s) {
+  return s.kernel == 3 && s.stride == 1 && s.padding == 1 && s.in_channels >= 8 && s.out_channels >= 8;
+}
+
+template <class T>
+void conv2d_forward(const T* x, const T* weight, const T* bias, T* y, const Conv2dShape& s, std::vector<T>& workspace) {
+  conv2d_forward_epilogue(x, weight, bias, y, s, false, workspace);
+}
+
+template <class T>
+void conv2d_relu_forward(const T* x, const T* weight, const T* bias, T* y, const Conv2dShape& s,
+                         std::vector<T>& workspace) {
+  conv2d_forward_epilogue(x, weight, bias, y, s, true, workspace);
 }
 
 template <class T>
@@ -217,9 +446,10 @@ void conv2d_backward(const T* x, const T* weight, const T* dy, T* dx, T* dweight
 
 // ---- conv-transpose 2x2 stride 2 -----------------------------------------------------------------
 
+namespace {
 template <class T>
-void conv_transpose_forward(const T* x, const T* weight, const T* bias, T* y, const ConvTransposeShape& s,
-                            std::vector<T>& workspace) {
+void conv_transpose_epilogue(const T* x, const T* weight, const T* bias, T* y, const ConvTransposeShape& s, bool relu,
+                             std::vector<T>& workspace) {
   const int k = s.stride, kk = k * k;
   const int64_t pixels = int64_t(s.height) * s.width, taps = int64_t(s.out_channels) * kk;
   const int out_w = k * s.width;
@@ -237,10 +467,24 @@ void conv_transpose_forward(const T* x, const T* weight, const T* bias, T* y, co
         const T* src = workspace.data() + (int64_t(o) * kk + pq) * pixels;
         for (int i = 0; i < s.height; ++i)
           for (int j = 0; j < s.width; ++j)
-            yb[(int64_t(o) * k * s.height + k * i + p) * out_w + k * j + q] = src[int64_t(i) * s.width + j] + bo;
+            yb[(int64_t(o) * k * s.height + k * i + p) * out_w + k * j + q] =
+                relu ? std::max(src[int64_t(i) * s.width + j] + bo, T(0)) : src[int64_t(i) * s.width + j] + bo;
       }
     }
   }
+}
+}  // namespace
+
+template <class T>
+void conv_transpose_forward(const T* x, const T* weight, const T* bias, T* y, const ConvTransposeShape& s,
+                            std::vector<T>& workspace) {
+  conv_transpose_epilogue(x, weight, bias, y, s, false, workspace);
+}
+
+template <class T>
+void conv_transpose_relu_forward(const T* x, const T* weight, const T* bias, T* y, const ConvTransposeShape& s,
+                                 std::vector<T>& workspace) {
+  conv_transpose_epilogue(x, weight, bias, y, s, true, workspace);
 }
 
 template <class T>
@@ -591,6 +835,50 @@ void devoxelize_backward(const T* dfeatures, const CellIndexView& index, int cha
   rows_to_grid(current.data(), index, channels, cells_per_map, dgrid);
 }
 
+template <class T>
+void devoxelize_head_forward(const T* grid, const CellIndexView& index, const T* point_features, const T* w1,
+                             const T* b1, const T* w2, const T* b2, const PointHeadShape& s, T* logits) {
+  const int cg = s.grid_channels, cp = s.point_channels, hidden = s.hidden, classes = s.classes;
+  // w1's two halves as matrices of their own.
+  RowMatrix<T> w1_grid(hidden, cg), w1_point(hidden, cp);
+  for (int j = 0; j < hidden; ++j) {
+    std::copy(w1 + int64_t(j) * (cg + cp), w1 + int64_t(j) * (cg + cp) + cg, &w1_grid(j, 0));
+    std::copy(w1 + int64_t(j) * (cg + cp) + cg, w1 + int64_t(j + 1) * (cg + cp), &w1_point(j, 0));
+  }
+  // The grid half once per occupied cell.
+  const int64_t occupied = index.occupied;
+  std::vector<T> cell_rows(size_t(occupied * cg)), cell_hidden(size_t(occupied * hidden));
+  grid_to_rows(grid, index, cg, s.cells_per_map, cell_rows.data());
+  const int64_t cell_blocks = (occupied + kPointBlock - 1) / kPointBlock;
+#pragma omp parallel for schedule(static)
+  for (int64_t block = 0; block < cell_blocks; ++block) {
+    const int64_t m0 = block * kPointBlock, n = std::min(kPointBlock, occupied - m0);
+    MatrixMap<T>(cell_hidden.data() + m0 * hidden, n, hidden).noalias() =
+        ConstMatrixMap<T>(cell_rows.data() + m0 * cg, n, cg) * w1_grid.transpose();
+  }
+  ConstMatrixMap<T> W2(w2, classes, hidden);
+  const int64_t points = index.num_points, blocks = (points + kPointBlock - 1) / kPointBlock;
+#pragma omp parallel
+  {
+    RowMatrix<T> h(kPointBlock, hidden);
+#pragma omp for schedule(static)
+    for (int64_t block = 0; block < blocks; ++block) {
+      const int64_t p0 = block * kPointBlock, n = std::min(kPointBlock, points - p0);
+      auto hb = h.topRows(n);
+      hb.noalias() = ConstMatrixMap<T>(point_features + p0 * cp, n, cp) * w1_point.transpose();
+      for (int64_t r = 0; r < n; ++r) {
+        const int64_t m = index.point_slot[size_t(p0 + r)];
+        const T* from_cell = m >= 0 ? &cell_hidden[size_t(m * hidden)] : nullptr;
+        T* row = &h(r, 0);
+        for (int j = 0; j < hidden; ++j) row[j] = std::max(row[j] + (from_cell ? from_cell[j] : T(0)) + b1[j], T(0));
+      }
+      MatrixMap<T> out(logits + p0 * classes, n, classes);
+      out.noalias() = hb * W2.transpose();
+      out.rowwise() += Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(b2, classes);
+    }
+  }
+}
+
 // ---- loss -------------------------------------------------------------------------------
 
 template <class T>
@@ -716,6 +1004,12 @@ void max_pool3x3(const T* x, T* y, int64_t maps, int height, int width) {
   template void linear_forward<T>(const T*, const T*, const T*, T*, int64_t, int, int);                              \
   template void linear_backward<T>(const T*, const T*, const T*, T*, T*, T*, int64_t, int, int);                     \
   template void conv2d_forward<T>(const T*, const T*, const T*, T*, const Conv2dShape&, std::vector<T>&);            \
+  template void linear_relu_forward<T>(const T*, const T*, const T*, T*, int64_t, int, int);                         \
+  template void conv2d_relu_forward<T>(const T*, const T*, const T*, T*, const Conv2dShape&, std::vector<T>&);       \
+  template void conv_transpose_relu_forward<T>(const T*, const T*, const T*, T*, const ConvTransposeShape&,          \
+                                               std::vector<T>&);                                                     \
+  template void devoxelize_head_forward<T>(const T*, const CellIndexView&, const T*, const T*, const T*, const T*,   \
+                                           const T*, const PointHeadShape&, T*);                                     \
   template void conv2d_backward<T>(const T*, const T*, const T*, T*, T*, T*, const Conv2dShape&, std::vector<T>&);   \
   template void conv_transpose_forward<T>(const T*, const T*, const T*, T*, const ConvTransposeShape&,               \
                                           std::vector<T>&);                                                          \

@@ -23,6 +23,11 @@ template <class T>
 void linear_backward(const T* x, const T* weight, const T* dy, T* dx, T* dweight, T* dbias, int64_t rows, int in,
                      int out);
 
+// y = relu(x Wᵀ + b): the point MLPs' layers with BatchNorm folded into W and b (inference). Row blocks
+// of 256: each block's GEMM output gets its bias and ReLU while it is still in cache.
+template <class T>
+void linear_relu_forward(const T* x, const T* weight, const T* bias, T* y, int64_t rows, int in, int out);
+
 // ---- conv2d: square kernel 1 or 3, stride 1 or 2, zero padding ------------------------------
 struct Conv2dShape {
   int batch, in_channels, out_channels, height, width, kernel, stride, padding;
@@ -36,6 +41,14 @@ struct Conv2dShape {
 // `workspace` holds the im2col matrix (resized as needed; reuse it across calls).
 template <class T>
 void conv2d_forward(const T* x, const T* weight, const T* bias, T* y, const Conv2dShape& s, std::vector<T>& workspace);
+// y = relu(conv(x) + bias): a conv with BatchNorm folded into it (inference); bias and ReLU applied per
+// im2col (or Winograd) tile while it is in cache.
+template <class T>
+void conv2d_relu_forward(const T* x, const T* weight, const T* bias, T* y, const Conv2dShape& s,
+                         std::vector<T>& workspace);
+// Whether conv2d_forward takes the Winograd F(2×2, 3×3) path: 3×3, stride 1, padding 1, at least 8 input
+// and output channels (below that the transforms cost more than the 2.25× fewer multiplications save).
+bool conv2d_uses_winograd(const Conv2dShape& s);
 template <class T>
 void conv2d_backward(const T* x, const T* weight, const T* dy, T* dx, T* dweight, T* dbias, const Conv2dShape& s,
                      std::vector<T>& workspace);
@@ -50,6 +63,9 @@ struct ConvTransposeShape {
 template <class T>
 void conv_transpose_forward(const T* x, const T* weight, const T* bias, T* y, const ConvTransposeShape& s,
                             std::vector<T>& workspace);
+template <class T>
+void conv_transpose_relu_forward(const T* x, const T* weight, const T* bias, T* y, const ConvTransposeShape& s,
+                                 std::vector<T>& workspace);
 template <class T>
 void conv_transpose_backward(const T* x, const T* weight, const T* dy, T* dx, T* dweight, T* dbias,
                              const ConvTransposeShape& s, std::vector<T>& workspace);
@@ -140,6 +156,19 @@ void devoxelize_forward(const T* grid, const CellIndexView& index, int channels,
 // dgrid += Σ over each cell's points of dfeatures (cell by cell, points in order).
 template <class T>
 void devoxelize_backward(const T* dfeatures, const CellIndexView& index, int channels, int64_t cells_per_map, T* dgrid);
+
+// semseg's inference head with devoxelize and concat fused in (BatchNorm folded into w1, b1):
+//   logits[p] = w2 · relu(w1 · [grid at p's cell (0 outside the grid), point_features[p]] + b1) + b2
+// for grid (B, Cg, H, W), point_features (N, Cp), w1 (hidden, Cg + Cp), w2 (classes, hidden). The grid
+// half of w1 is applied once per occupied cell (M ≤ N rows), not once per point, and the concatenated
+// (N, Cg + Cp) features are never made.
+struct PointHeadShape {
+  int grid_channels, point_channels, hidden, classes;
+  int64_t cells_per_map;
+};
+template <class T>
+void devoxelize_head_forward(const T* grid, const CellIndexView& index, const T* point_features, const T* w1,
+                             const T* b1, const T* w2, const T* b2, const PointHeadShape& s, T* logits);
 
 // ---- loss -------------------------------------------------------------------------------
 // Cross-entropy of logits (N, K) against labels, points labelled `ignore_label` left out, weighted

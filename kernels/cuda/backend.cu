@@ -57,6 +57,10 @@ const Backend& backend() {
       sum_squares,
       scale,
       count_in_cost_range,
+      linear_relu_forward,
+      conv2d_relu_forward,
+      conv_transpose_relu_forward,
+      devoxelize_head_forward,
   };
   return table;
 }

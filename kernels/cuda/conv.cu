@@ -81,6 +81,20 @@ void add_channel_sums(const float* data, int64_t outer, int channels, int64_t in
   LT_LAUNCH(add_first_sums_kernel, blocks_for(channels), kThreads, nullptr)(sums, channels, out);
 }
 
+// y[o·inner + i] = max(y + bias[o], 0): the epilogue of the layers with BatchNorm folded in.
+__global__ void bias_relu_kernel(float* y, const float* bias, int64_t outer, int channels, int64_t inner) {
+  const int64_t n = outer * channels * inner;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
+    const float v = y[e] + bias[(e / inner) % channels];
+    y[e] = v > 0.f ? v : 0.f;
+  }
+}
+
+void bias_relu(float* y, const float* bias, int64_t outer, int channels, int64_t inner) {
+  const int64_t n = outer * channels * inner;
+  if (n > 0) LT_LAUNCH(bias_relu_kernel, blocks_for(n), kThreads, nullptr)(y, bias, outer, channels, inner);
+}
+
 void add_bias(float* y, const float* bias, int64_t outer, int channels, int64_t inner) {
   const int64_t n = outer * channels * inner;
   if (n > 0) LT_LAUNCH(add_bias_kernel, blocks_for(n), kThreads, nullptr)(y, bias, outer, channels, inner);
@@ -200,6 +214,28 @@ void conv_transpose_backward(const float* x, const float* weight, const float* d
     if (dx) gemm(false, false, s.in_channels, pixels, taps, 1.f, weight, dtaps, 0.f, dx + b * s.in_channels * pixels);
   }
   check(cudaGetLastError(), "conv_transpose_backward");
+}
+
+// ---- BatchNorm folded in (inference): the unfused op, then bias and ReLU in one pass ----
+
+void linear_relu_forward(const float* x, const float* weight, const float* bias, float* y, int64_t rows, int in,
+                         int out) {
+  gemm(false, true, rows, out, in, 1.f, x, weight, 0.f, y);
+  bias_relu(y, bias, rows, out, 1);
+  check(cudaGetLastError(), "linear_relu_forward");
+}
+
+void conv2d_relu_forward(const float* x, const float* weight, const float* bias, float* y, const ops::Conv2dShape& s) {
+  conv2d_forward(x, weight, nullptr, y, s);
+  bias_relu(y, bias, s.batch, s.out_channels, int64_t(s.out_height()) * s.out_width());
+  check(cudaGetLastError(), "conv2d_relu_forward");
+}
+
+void conv_transpose_relu_forward(const float* x, const float* weight, const float* bias, float* y,
+                                 const ops::ConvTransposeShape& s) {
+  conv_transpose_forward(x, weight, nullptr, y, s);
+  bias_relu(y, bias, s.batch, s.out_channels, int64_t(s.stride) * s.stride * s.height * s.width);
+  check(cudaGetLastError(), "conv_transpose_relu_forward");
 }
 
 }  // namespace lt::LT_CUDA_NS

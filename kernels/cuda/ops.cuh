@@ -43,6 +43,13 @@ void conv_transpose_forward(const float* x, const float* weight, const float* bi
 void conv_transpose_backward(const float* x, const float* weight, const float* dy, float* dx, float* dweight,
                              float* dbias, const ops::ConvTransposeShape& s);
 
+// BatchNorm folded in (inference): y = relu(op(x) + bias).
+void linear_relu_forward(const float* x, const float* weight, const float* bias, float* y, int64_t rows, int in,
+                         int out);
+void conv2d_relu_forward(const float* x, const float* weight, const float* bias, float* y, const ops::Conv2dShape& s);
+void conv_transpose_relu_forward(const float* x, const float* weight, const float* bias, float* y,
+                                 const ops::ConvTransposeShape& s);
+
 #if defined(__CUDACC__) && defined(LIDARTRAIN_HAVE_CUDNN)
 // ---- cudnn_conv.cu: the same ops' convolutions through cuDNN (bias and its gradient left to the caller);
 // false when cuDNN takes no such shape, and nothing was done ----
@@ -83,6 +90,9 @@ void devoxelize_forward(const float* grid, const ops::CellIndexView& index, int 
 void devoxelize_backward(const float* dfeatures, const ops::CellIndexView& index, int channels, int64_t cells_per_map,
                          float* dgrid);
 void count_in_cost_range(const float* xyzi, int64_t n, int64_t* count);
+void devoxelize_head_forward(const float* grid, const ops::CellIndexView& index, const float* point_features,
+                             const float* w1, const float* b1, const float* w2, const float* b2,
+                             const ops::PointHeadShape& s, float* logits);
 
 // ---- losses.cu ----
 void cross_entropy(const float* logits, const uint8_t* labels, int64_t rows, int classes, const float* class_weights,

@@ -86,6 +86,7 @@ int profile_main(int argc, char** argv, const Comm& comm) {
   std::vector<LayerProfile> training = model.profile();
   model.freeze_for_inference();  // as infer runs: the parameters stay on the device
   for (int i = 0; i <= repeat; ++i) {
+    if (i == 1) model.reset_profile_times();  // after the warm-up (which folds the BatchNorms)
     const auto t0 = std::chrono::steady_clock::now();
     if (auto* bevdet = dynamic_cast<Bevdet*>(&model))
       bevdet->detect(batch);
@@ -93,6 +94,7 @@ int profile_main(int argc, char** argv, const Comm& comm) {
       dynamic_cast<Semseg&>(model).forward(batch, false);
     if (i > 0) infer_s.push_back(seconds_since(t0));
   }
+  const std::vector<LayerProfile> inference = model.profile();
   std::sort(infer_s.begin(), infer_s.end());
   const double infer_p50_ms = 1e3 * infer_s[infer_s.size() / 2];
   if (!comm.is_root()) return kExitOk;
@@ -104,19 +106,26 @@ int profile_main(int argc, char** argv, const Comm& comm) {
   // GFLOP/s per layer (2 FLOPs a MAC, forward and backward's 2× the MACs over their time): what shows
   // where a device falls short of its peak.
   const auto gflops = [](double macs, double seconds) { return seconds > 0 ? 2 * macs / seconds * 1e-9 : 0.0; };
-  std::printf("%-14s %10s %12s %10s %10s %10s %10s\n", "layer", "params", "MMACs", "fwd ms", "bwd ms", "fwd GF/s",
-              "bwd GF/s");
-  int64_t total_params = 0, total_macs = 0;
-  double total_fwd = 0, total_bwd = 0;
-  for (const LayerProfile& layer : training) {
+  // Training forward and backward, then inference (eval mode, BatchNorm folded, fused ops: its MACs are
+  // those the fused ops do, e.g. semseg's head once per occupied cell for the BEV half).
+  std::printf("%-14s %10s %12s %10s %10s %10s %10s %12s %10s %10s\n", "layer", "params", "MMACs", "fwd ms", "bwd ms",
+              "fwd GF/s", "bwd GF/s", "infer MMACs", "infer ms", "infer GF/s");
+  int64_t total_params = 0, total_macs = 0, total_infer_macs = 0;
+  double total_fwd = 0, total_bwd = 0, total_infer = 0;
+  for (size_t l = 0; l < training.size(); ++l) {
+    const LayerProfile& layer = training[l];
     const double fwd = 1e3 * layer.forward_s / repeat, bwd = 1e3 * layer.backward_s / repeat;
-    std::printf("%-14s %10lld %12.1f %10.2f %10.2f %10.1f %10.1f\n", layer.name.c_str(),
+    const double inf = 1e3 * inference[l].forward_s / repeat;
+    std::printf("%-14s %10lld %12.1f %10.2f %10.2f %10.1f %10.1f %12.1f %10.2f %10.1f\n", layer.name.c_str(),
                 static_cast<long long>(layer.params), double(layer.macs) * 1e-6, fwd, bwd,
-                gflops(double(layer.macs), fwd * 1e-3), gflops(2 * double(layer.macs), bwd * 1e-3));
+                gflops(double(layer.macs), fwd * 1e-3), gflops(2 * double(layer.macs), bwd * 1e-3),
+                double(inference[l].macs) * 1e-6, inf, gflops(double(inference[l].macs), inf * 1e-3));
     total_params += layer.params, total_macs += layer.macs, total_fwd += fwd, total_bwd += bwd;
+    total_infer_macs += inference[l].macs, total_infer += inf;
   }
-  std::printf("%-14s %10lld %12.1f %10.2f %10.2f\n", "total", static_cast<long long>(total_params),
-              double(total_macs) * 1e-6, total_fwd, total_bwd);
+  std::printf("%-14s %10lld %12.1f %10.2f %10.2f %10s %10s %12.1f %10.2f\n", "total",
+              static_cast<long long>(total_params), double(total_macs) * 1e-6, total_fwd, total_bwd, "", "",
+              double(total_infer_macs) * 1e-6, total_infer);
   std::printf(
       "training step %.1f ms (of which input preparation %.2f ms); inference p50 %.1f ms; peak %s memory "
       "%.1f MB\n",
@@ -129,7 +138,8 @@ int profile_main(int argc, char** argv, const Comm& comm) {
     json.key("threads").value(omp_get_max_threads()).key("step_ms").value(1e3 * step_s / repeat);
     json.key("prepare_ms").value(1e3 * prepare_s / repeat).key("infer_p50_ms").value(infer_p50_ms);
     json.key("layers").begin_array();
-    for (const LayerProfile& layer : training)
+    for (size_t l = 0; l < training.size(); ++l) {
+      const LayerProfile& layer = training[l];
       json.begin_object()
           .key("name")
           .value(layer.name)
@@ -141,7 +151,12 @@ int profile_main(int argc, char** argv, const Comm& comm) {
           .value(1e3 * layer.forward_s / repeat)
           .key("backward_ms")
           .value(1e3 * layer.backward_s / repeat)
+          .key("infer_macs")
+          .value(inference[l].macs)
+          .key("infer_ms")
+          .value(1e3 * inference[l].forward_s / repeat)
           .end_object();
+    }
     json.end_array().key("params").value(total_params).key("macs").value(total_macs).end_object();
     write_text_file_atomically(values["json"].as<std::string>(), json.str() + "\n");
   }

@@ -238,9 +238,26 @@ void Bevdet::forward(BevdetInput input, bool training) {
   features_on_ = on_backend(be, features_, features_staging_);
   const int nx = config_.grid_x(), ny = config_.grid_y(), c = config_.pfn_channels, u = config_.upsample_channels;
   const int64_t pillars_per_map = int64_t(nx) * ny, plane = int64_t(config_.out_x()) * config_.out_y();
+  const bool fused = fused_inference(training);
+  if (fused && !folded()) {
+    pfn_.fold(be, params_, buffers_);
+    for (auto& block : blocks_)
+      for (ConvBnRelu& layer : block) layer.fold(be, params_, buffers_);
+    for (ConvBnRelu* layer : {&deblocks_[0], &deblocks_[1], &deblocks_[2], &shared_, &heatmap_hidden_, &reg_hidden_})
+      layer->fold(be, params_, buffers_);
+    folded_now();
+  }
+  // Each block exact (training, or eval of a model that is not frozen) or with its BN folded.
+  const auto map_block = [&](ConvBnRelu& block, const float* x, int height, int width) {
+    return fused ? block.forward_folded(be, x, frames_, height, width)
+                 : block.forward(p, x, frames_, height, width, training);
+  };
   {
     const PhaseTimer t = timer(kPfn, false);
-    pfn_.forward(p, features_on_, points_, training);
+    if (fused)
+      pfn_.forward_folded(be, features_on_, points_);
+    else
+      pfn_.forward(p, features_on_, points_, training);
   }
   {
     const PhaseTimer t = timer(kScatter, false);
@@ -253,7 +270,7 @@ void Bevdet::forward(BevdetInput input, bool training) {
   for (int b = 0; b < 3; ++b) {
     const PhaseTimer t = timer(size_t(kBlock0 + b), false);
     for (ConvBnRelu& layer : blocks_[b]) {
-      x = layer.forward(p, x, frames_, h, w, training);
+      x = map_block(layer, x, h, w);
       h = layer.out_height(), w = layer.out_width();
     }
   }
@@ -262,7 +279,7 @@ void Bevdet::forward(BevdetInput input, bool training) {
     cat_.resize(be, size_t(frames_) * 3 * u * plane);
     for (int b = 0; b < 3; ++b) {
       const ConvBnRelu& last = blocks_[b].back();
-      deblocks_[b].forward(p, last.out.data(), frames_, last.out_height(), last.out_width(), training);
+      map_block(deblocks_[b], last.out.data(), last.out_height(), last.out_width());
       for (int f = 0; f < frames_; ++f)
         be.copy(cat_.data() + (int64_t(f) * 3 + b) * u * plane, deblocks_[b].out.data() + int64_t(f) * u * plane,
                 sizeof(float) * size_t(u * plane));
@@ -270,12 +287,12 @@ void Bevdet::forward(BevdetInput input, bool training) {
   }
   {
     const PhaseTimer t = timer(kHead, false);
-    shared_.forward(p, cat_.data(), frames_, config_.out_y(), config_.out_x(), training);
+    map_block(shared_, cat_.data(), config_.out_y(), config_.out_x());
     const int ho = config_.out_y(), wo = config_.out_x();
-    heatmap_hidden_.forward(p, shared_.out.data(), frames_, ho, wo, training);
+    map_block(heatmap_hidden_, shared_.out.data(), ho, wo);
     conv_forward(p, heatmap_conv_, heatmap_hidden_.out.data(),
                  output(heatmap_, heatmap_on_, size_t(frames_) * kDetectionClasses * plane));
-    reg_hidden_.forward(p, shared_.out.data(), frames_, ho, wo, training);
+    map_block(reg_hidden_, shared_.out.data(), ho, wo);
     conv_forward(p, reg_conv_, reg_hidden_.out.data(), output(reg_, reg_on_, size_t(frames_) * kBoxCodeSize * plane));
     if (!be.host_memory) {
       heatmap_on_.download(heatmap_.data());

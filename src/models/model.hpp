@@ -83,17 +83,20 @@ class Model {
   // The optimizer, the all-reduce and checkpoints keep working on the host stores.
   void set_backend(const Backend& backend) {
     backend_ = &backend;
-    uploaded_ = false;
+    uploaded_ = folded_ = false;
   }
   // Inference (infer, eval, profile's inference pass): the parameters and BN buffers are uploaded once, at
   // the next forward, and kept on the device for every forward after it, which then copies only its
   // inputs. A training forward while frozen is a programming error; change the host values only after
   // thaw_parameters().
+  // A frozen model's eval forwards also fold each BatchNorm into the layer before it (once, at the first
+  // of them) and run the fused inference ops (Backend: linear_relu_forward, …); a forward that is not
+  // frozen keeps the exact BN of training, which the fused path agrees with to float rounding.
   void freeze_for_inference() {
     frozen_ = true;
-    uploaded_ = false;
+    uploaded_ = folded_ = false;
   }
-  void thaw_parameters() { frozen_ = uploaded_ = false; }
+  void thaw_parameters() { frozen_ = uploaded_ = folded_ = false; }
   const Backend& backend() const { return *backend_; }
   // Per-layer times that wait for the device at each layer's end (profile): without it a device's
   // layers are timed as they are queued.
@@ -130,6 +133,11 @@ class Model {
   // After backward on a device: its gradients added into the host's, then all reported final.
   void end_backward();
   DeviceParams device_params_;
+  // An eval forward of a frozen model: BN folded. The first such forward after freezing folds (the layers'
+  // fold()) and calls folded_now().
+  bool fused_inference(bool training) const { return frozen_ && !training; }
+  bool folded() const { return folded_; }
+  void folded_now() { folded_ = true; }
   // Parameters per profile entry: the tensors whose names start with the entry's name and a dot.
   void count_profile_params() {
     for (LayerProfile& layer : profile_) {
@@ -144,6 +152,7 @@ class Model {
   const Backend* backend_ = &cpu_backend();
   bool layer_sync_ = false;
   bool frozen_ = false, uploaded_ = false;  // freeze_for_inference: the device copies are current
+  bool folded_ = false;                     // the layers' folded weights are those of the current parameters
   Buffer<float> device_values_, device_grads_, device_buffers_;
 };
 

@@ -137,13 +137,28 @@ const std::vector<float>& Semseg::forward(SemsegInput input, bool training) {
   const int grid = config_.grid_size(), c2 = mlp2_.channels();
   const auto [a, bc, c] = config_.bev_channels;
   const int64_t cells_per_map = int64_t(grid) * grid;
+  const bool fused = fused_inference(training);
+  if (fused && !folded()) {
+    for (LinearBnRelu* block : {&mlp1_, &mlp2_, &head1_}) block->fold(b, params_, buffers_);
+    for (ConvBnRelu* block : {&enc1a_, &enc1b_, &enc2a_, &enc2b_, &enc3a_, &enc3b_, &up2_, &dec2_, &up1_, &dec1_})
+      block->fold(b, params_, buffers_);
+    folded_now();
+  }
+  // Each block exact (training, or eval of a model that is not frozen) or with its BN folded.
+  const auto point_block = [&](LinearBnRelu& block, const float* x) {
+    return fused ? block.forward_folded(b, x, points_) : block.forward(p, x, points_, training);
+  };
+  const auto map_block = [&](ConvBnRelu& block, const float* x, int height, int width) {
+    return fused ? block.forward_folded(b, x, frames_, height, width)
+                 : block.forward(p, x, frames_, height, width, training);
+  };
   {
     const PhaseTimer t = timer(0, false);
-    mlp1_.forward(p, features_on_, points_, training);
+    point_block(mlp1_, features_on_);
   }
   {
     const PhaseTimer t = timer(1, false);
-    mlp2_.forward(p, mlp1_.out.data(), points_, training);
+    point_block(mlp2_, mlp1_.out.data());
   }
   {
     const PhaseTimer t = timer(2, false);
@@ -153,53 +168,63 @@ const std::vector<float>& Semseg::forward(SemsegInput input, bool training) {
   }
   {
     const PhaseTimer t = timer(3, false);
-    enc1a_.forward(p, grid0_.data(), frames_, grid, grid, training);
-    enc1b_.forward(p, enc1a_.out.data(), frames_, grid, grid, training);
+    map_block(enc1a_, grid0_.data(), grid, grid);
+    map_block(enc1b_, enc1a_.out.data(), grid, grid);
   }
   {
     const PhaseTimer t = timer(4, false);
-    enc2a_.forward(p, enc1b_.out.data(), frames_, grid, grid, training);
-    enc2b_.forward(p, enc2a_.out.data(), frames_, enc2a_.out_height(), enc2a_.out_width(), training);
+    map_block(enc2a_, enc1b_.out.data(), grid, grid);
+    map_block(enc2b_, enc2a_.out.data(), enc2a_.out_height(), enc2a_.out_width());
   }
   {
     const PhaseTimer t = timer(5, false);
-    enc3a_.forward(p, enc2b_.out.data(), frames_, enc2b_.out_height(), enc2b_.out_width(), training);
-    enc3b_.forward(p, enc3a_.out.data(), frames_, enc3a_.out_height(), enc3a_.out_width(), training);
+    map_block(enc3a_, enc2b_.out.data(), enc2b_.out_height(), enc2b_.out_width());
+    map_block(enc3b_, enc3a_.out.data(), enc3a_.out_height(), enc3a_.out_width());
   }
   const int h2 = enc2b_.out_height(), w2 = enc2b_.out_width();
   {
     const PhaseTimer t = timer(6, false);
-    up2_.forward(p, enc3b_.out.data(), frames_, enc3b_.out_height(), enc3b_.out_width(), training);
+    map_block(up2_, enc3b_.out.data(), enc3b_.out_height(), enc3b_.out_width());
   }
   {
     const PhaseTimer t = timer(7, false);
     cat2_.resize(b, size_t(frames_) * 2 * bc * h2 * w2);
     b.concat_channels(up2_.out.data(), bc, enc2b_.out.data(), bc, frames_, int64_t(h2) * w2, cat2_.data());
-    dec2_.forward(p, cat2_.data(), frames_, h2, w2, training);
+    map_block(dec2_, cat2_.data(), h2, w2);
   }
   {
     const PhaseTimer t = timer(8, false);
-    up1_.forward(p, dec2_.out.data(), frames_, h2, w2, training);
+    map_block(up1_, dec2_.out.data(), h2, w2);
   }
   {
     const PhaseTimer t = timer(9, false);
     cat1_.resize(b, size_t(frames_) * 2 * a * cells_per_map);
     b.concat_channels(up1_.out.data(), a, enc1b_.out.data(), a, frames_, cells_per_map, cat1_.data());
-    dec1_.forward(p, cat1_.data(), frames_, grid, grid, training);
+    map_block(dec1_, cat1_.data(), grid, grid);
   }
-  {
-    const PhaseTimer t = timer(10, false);
-    point_bev_.resize(b, size_t(points_) * a);
-    b.devoxelize_forward(dec1_.out.data(), cells_view_, a, cells_per_map, point_bev_.data());
-    point_cat_.resize(b, size_t(points_) * (a + c2));
-    b.concat_channels(point_bev_.data(), a, mlp2_.out.data(), c2, points_, 1, point_cat_.data());
-  }
-  {
+  if (fused) {
+    // devoxelize + concat + head in one op: the per-point features are read once.
     const PhaseTimer t = timer(11, false);
-    head1_.forward(p, point_cat_.data(), points_, training);
     float* logits = logits_output(size_t(points_) * kNumSemanticClasses);
-    head2_.forward(p, head1_.out.data(), points_, logits);
+    const ops::PointHeadShape shape{a, c2, head1_.channels(), kNumSemanticClasses, cells_per_map};
+    b.devoxelize_head_forward(dec1_.out.data(), cells_view_, mlp2_.out.data(), head1_.folded.weight.data(),
+                              head1_.folded.bias.data(), p.value(head2_.weight), p.value(head2_.bias), shape, logits);
     if (!b.host_memory) logits_on_.download(logits_.data());
+  } else {
+    {
+      const PhaseTimer t = timer(10, false);
+      point_bev_.resize(b, size_t(points_) * a);
+      b.devoxelize_forward(dec1_.out.data(), cells_view_, a, cells_per_map, point_bev_.data());
+      point_cat_.resize(b, size_t(points_) * (a + c2));
+      b.concat_channels(point_bev_.data(), a, mlp2_.out.data(), c2, points_, 1, point_cat_.data());
+    }
+    {
+      const PhaseTimer t = timer(11, false);
+      head1_.forward(p, point_cat_.data(), points_, training);
+      float* logits = logits_output(size_t(points_) * kNumSemanticClasses);
+      head2_.forward(p, head1_.out.data(), points_, logits);
+      if (!b.host_memory) logits_on_.download(logits_.data());
+    }
   }
   end_forward(training);
   // MACs of this forward, per layer (profile).
@@ -213,7 +238,8 @@ const std::vector<float>& Semseg::forward(SemsegInput input, bool training) {
   profile_[7].macs = dec2_.macs();
   profile_[8].macs = up1_.macs();
   profile_[9].macs = dec1_.macs();
-  profile_[11].macs = head1_.linear.macs(n) + head2_.macs(n);
+  profile_[11].macs = fused ? (cells_.occupied() * a + n * c2) * head1_.channels() + head2_.macs(n)
+                            : head1_.linear.macs(n) + head2_.macs(n);
   count_profile_params();
   (void)c;
   return logits_;

@@ -36,8 +36,7 @@ void Linear::forward(const DeviceParams& p, const float* x, int64_t rows, float*
 }
 
 void Linear::backward(const DeviceParams& p, const float* x, const float* dy, int64_t rows, float* dx) const {
-  p.be().linear_backward(x, p.value(weight), dy, dx, p.grad(weight), bias >= 0 ? p.grad(bias) : nullptr, rows, in,
-                         out);
+  p.be().linear_backward(x, p.value(weight), dy, dx, p.grad(weight), bias >= 0 ? p.grad(bias) : nullptr, rows, in, out);
 }
 
 // ---- BatchNorm --------------------------------------------------------------------------------
@@ -102,6 +101,22 @@ void BatchNorm::backward(const DeviceParams& p, const float* x, const float* dy,
                               nullptr, shape);
 }
 
+void FoldedWeights::fold(const Backend& backend, const ParamStore& params, const ParamStore& buffers, int64_t offset,
+                         int64_t count, int64_t inner, const BatchNorm& bn) {
+  const int channels = bn.channels;
+  std::vector<double> scale(static_cast<size_t>(channels));
+  std::vector<float> b(static_cast<size_t>(channels)), w(static_cast<size_t>(count));
+  for (int c = 0; c < channels; ++c) {
+    const double var = double(buffers.value(bn.running_var)[c]), mean = double(buffers.value(bn.running_mean)[c]);
+    scale[size_t(c)] = double(params.value(bn.weight)[c]) / std::sqrt(var + 1e-5);
+    b[size_t(c)] = float(double(params.value(bn.bias)[c]) - scale[size_t(c)] * mean);
+  }
+  const float* source = params.value(offset);
+  for (int64_t i = 0; i < count; ++i) w[size_t(i)] = float(double(source[i]) * scale[size_t((i / inner) % channels)]);
+  weight.upload(backend, w);
+  bias.upload(backend, b);
+}
+
 // ---- convolutions -------------------------------------------------------------------------------
 
 void Conv2d::declare(ParamStore& params, const std::string& name, int in, int out, int kernel, int stride,
@@ -156,6 +171,16 @@ void LinearBnRelu::backward(const DeviceParams& p, const float* x, float* dout, 
   dpre.resize(p.be(), pre.size());
   bn.backward(p, pre.data(), dout, {rows, linear.out, 1}, dpre.data());
   linear.backward(p, x, dpre.data(), rows, dx);
+}
+
+void LinearBnRelu::fold(const Backend& backend, const ParamStore& params, const ParamStore& buffers) {
+  folded.fold(backend, params, buffers, linear.weight, int64_t(linear.out) * linear.in, linear.in, bn);
+}
+
+const float* LinearBnRelu::forward_folded(const Backend& backend, const float* x, int64_t rows) {
+  out.resize(backend, size_t(rows) * linear.out);
+  backend.linear_relu_forward(x, folded.weight.data(), folded.bias.data(), out.data(), rows, linear.in, linear.out);
+  return out.data();
 }
 
 void ConvBnRelu::declare(ParamStore& params, ParamStore& buffers, const std::string& name, int in, int out_channels,
@@ -235,6 +260,32 @@ void ConvBnRelu::backward(const DeviceParams& p, const float* x, float* dout, fl
     s.batch = batch, s.height = in_height, s.width = in_width;
     p.be().conv2d_backward(x, p.value(conv.weight), dpre.data(), dx, p.grad(conv.weight), nullptr, s);
   }
+}
+
+void ConvBnRelu::fold(const Backend& backend, const ParamStore& params, const ParamStore& buffers) {
+  if (transpose) {  // (in, out, k, k): the output channel is the second index
+    const int64_t kk = int64_t(deconv.shape.stride) * deconv.shape.stride;
+    folded.fold(backend, params, buffers, deconv.weight,
+                int64_t(deconv.shape.in_channels) * deconv.shape.out_channels * kk, kk, bn);
+  } else {
+    const int64_t per_output = int64_t(conv.shape.in_channels) * conv.shape.kernel * conv.shape.kernel;
+    folded.fold(backend, params, buffers, conv.weight, conv.shape.out_channels * per_output, per_output, bn);
+  }
+}
+
+const float* ConvBnRelu::forward_folded(const Backend& backend, const float* x, int batch_size, int height, int width) {
+  batch = batch_size, in_height = height, in_width = width;
+  out.resize(backend, size_t(batch) * out_channels() * out_height() * out_width());
+  if (transpose) {
+    auto s = deconv.shape;
+    s.batch = batch, s.height = height, s.width = width;
+    backend.conv_transpose_relu_forward(x, folded.weight.data(), folded.bias.data(), out.data(), s);
+  } else {
+    auto s = conv.shape;
+    s.batch = batch, s.height = height, s.width = width;
+    backend.conv2d_relu_forward(x, folded.weight.data(), folded.bias.data(), out.data(), s);
+  }
+  return out.data();
 }
 
 }  // namespace lt

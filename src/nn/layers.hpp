@@ -75,6 +75,16 @@ struct BatchNorm {
   void sum_over_ranks(const Backend& backend, bool with_count);
 };
 
+// A layer's weights with its eval-mode BatchNorm folded in (inference on a frozen model): with
+// s = γ / √(running_var + ε), W'[o, …] = s[o] · W[o, …] and b'[o] = β[o] − s[o] · running_mean[o], computed
+// in double from the host stores and kept in the backend's memory.
+struct FoldedWeights {
+  Buffer<float> weight, bias;
+  // `count` weights at params offset `weight`, output channel of element i = (i / inner) % channels.
+  void fold(const Backend& backend, const ParamStore& params, const ParamStore& buffers, int64_t weight, int64_t count,
+            int64_t inner, const BatchNorm& bn);
+};
+
 struct Conv2d {
   ops::Conv2dShape shape{};  // batch, height, width set per call
   int64_t weight = -1, bias = -1;
@@ -100,6 +110,10 @@ struct LinearBnRelu {
   const float* forward(const DeviceParams& p, const float* x, int64_t rows, bool training);
   // dx may be null. `dout` is overwritten (used as scratch).
   void backward(const DeviceParams& p, const float* x, float* dout, int64_t rows, float* dx);
+  // Inference with BN folded (fold() first, after the parameters last changed): out = relu(x W'ᵀ + b').
+  FoldedWeights folded;
+  void fold(const Backend& backend, const ParamStore& params, const ParamStore& buffers);
+  const float* forward_folded(const Backend& backend, const float* x, int64_t rows);
   int channels() const { return linear.out; }
   int64_t first_param() const { return linear.weight; }
 };
@@ -119,6 +133,10 @@ struct ConvBnRelu {
   const float* forward(const DeviceParams& p, const float* x, int batch_size, int height, int width, bool training);
   // `dout` is overwritten (used as scratch).
   void backward(const DeviceParams& p, const float* x, float* dout, float* dx);
+  // Inference with BN folded, as LinearBnRelu's.
+  FoldedWeights folded;
+  void fold(const Backend& backend, const ParamStore& params, const ParamStore& buffers);
+  const float* forward_folded(const Backend& backend, const float* x, int batch_size, int height, int width);
   int out_channels() const;
   int64_t first_param() const { return transpose ? deconv.weight : conv.weight; }
   int out_height() const;
