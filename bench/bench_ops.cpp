@@ -1,5 +1,7 @@
 // Speed of the CPU kernels. One core: OMP_NUM_THREADS=1 build/bench/bench_ops
-//   conv3x3 64->64 at 128x128: the GFLOP/s counter (2 flops per MAC)
+//   conv3x3 at 128x128 and 32x32, im2col against Winograd; with bias+ReLU fused; backward: the GFLOP/s
+//   counter (2 flops per MAC of the direct convolution; this machine's Eigen GEMM peak is ~40 GFLOP/s)
+//   linear+bias+ReLU over 120k points, fused and not; semseg's fused devoxelize+concat+head and not
 //   voxelize / devoxelize of 120k points x 64 channels on a 128x128 grid (/0 scan order, /1 random cells)
 //   pillarization of 120k points (bevdet: pillar index and the 10 pillar features)
 #include <benchmark/benchmark.h>
@@ -22,18 +24,47 @@ std::vector<float> random_floats(size_t n, uint64_t seed) {
   return v;
 }
 
+// 3×3 stride-1 convolution forward, /C/size/path: path 0 im2col + GEMM, 1 Winograd F(2×2, 3×3) (what
+// conv2d_forward takes at these shapes). GFLOP/s counts the direct convolution's 2 · MACs for both, so
+// Winograd's figure is its effective rate (it does 2.25× fewer multiplications in its GEMMs).
 void BM_Conv3x3Forward(benchmark::State& state) {
   const int channels = int(state.range(0)), size = int(state.range(1));
   const lt::ops::Conv2dShape s{1, channels, channels, size, size, 3, 1, 1};
   const auto x = random_floats(size_t(channels) * size * size, 1),
              w = random_floats(size_t(channels) * channels * 9, 2), b = random_floats(channels, 3);
   std::vector<float> y(x.size()), workspace;
-  for (auto _ : state) lt::ops::conv2d_forward(x.data(), w.data(), b.data(), y.data(), s, workspace);
+  for (auto _ : state) {
+    if (state.range(2) == 0)
+      lt::ops::conv2d_forward_im2col(x.data(), w.data(), b.data(), y.data(), s, workspace);
+    else
+      lt::ops::conv2d_forward(x.data(), w.data(), b.data(), y.data(), s, workspace);
+  }
   state.counters["GFLOP/s"] =
       benchmark::Counter(2.0 * double(s.macs()) * double(state.iterations()) * 1e-9, benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_Conv3x3Forward)->Args({64, 128})->Args({32, 128})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Conv3x3Forward)
+    ->Args({64, 128, 0})
+    ->Args({64, 128, 1})
+    ->Args({32, 128, 0})
+    ->Args({32, 128, 1})
+    ->Args({128, 32, 0})
+    ->Args({128, 32, 1})
+    ->Unit(benchmark::kMillisecond);
 
+// The same with BatchNorm folded in: bias and ReLU in the tiles' epilogue (inference).
+void BM_Conv3x3ReluForward(benchmark::State& state) {
+  const int channels = int(state.range(0)), size = int(state.range(1));
+  const lt::ops::Conv2dShape s{1, channels, channels, size, size, 3, 1, 1};
+  const auto x = random_floats(size_t(channels) * size * size, 1),
+             w = random_floats(size_t(channels) * channels * 9, 2), b = random_floats(channels, 3);
+  std::vector<float> y(x.size()), workspace;
+  for (auto _ : state) lt::ops::conv2d_relu_forward(x.data(), w.data(), b.data(), y.data(), s, workspace);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * double(s.macs()) * double(state.iterations()) * 1e-9, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_Conv3x3ReluForward)->Args({64, 128})->Args({32, 128})->Unit(benchmark::kMillisecond);
+
+// Backward (input gradient by Winograd at these shapes, weight gradient by im2col + GEMM).
 void BM_Conv3x3Backward(benchmark::State& state) {
   const int channels = int(state.range(0)), size = int(state.range(1));
   const lt::ops::Conv2dShape s{1, channels, channels, size, size, 3, 1, 1};
@@ -45,7 +76,33 @@ void BM_Conv3x3Backward(benchmark::State& state) {
   state.counters["GFLOP/s"] =
       benchmark::Counter(4.0 * double(s.macs()) * double(state.iterations()) * 1e-9, benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_Conv3x3Backward)->Args({64, 128})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Conv3x3Backward)->Args({64, 128})->Args({32, 128})->Unit(benchmark::kMillisecond);
+
+// Linear + bias + ReLU over 120k points, /in/out: /0 fused (linear_relu_forward), /1 the unfused
+// sequence it replaces (linear with bias, then a ReLU pass).
+void BM_LinearRelu120k(benchmark::State& state) {
+  const int in = int(state.range(0)), out = int(state.range(1));
+  constexpr int64_t kRows = 120000;
+  const auto x = random_floats(size_t(kRows) * in, 1), w = random_floats(size_t(in) * out, 2),
+             b = random_floats(size_t(out), 3);
+  std::vector<float> y(size_t(kRows) * out);
+  for (auto _ : state) {
+    if (state.range(2) == 0) {
+      lt::ops::linear_relu_forward(x.data(), w.data(), b.data(), y.data(), kRows, in, out);
+    } else {
+      lt::ops::linear_forward(x.data(), w.data(), b.data(), y.data(), kRows, in, out);
+      lt::ops::relu_forward(y.data(), y.data(), int64_t(y.size()));
+    }
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(kRows) * in * out * double(state.iterations()) * 1e-9,
+                                                 benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_LinearRelu120k)
+    ->Args({8, 32, 0})
+    ->Args({8, 32, 1})
+    ->Args({32, 32, 0})
+    ->Args({32, 32, 1})
+    ->Unit(benchmark::kMillisecond);
 
 struct PointsOnGrid {
   static constexpr int kGrid = 128, kChannels = 64;
@@ -92,6 +149,37 @@ void BM_Devoxelize120kx64(benchmark::State& state) {
                                 out.data());
 }
 BENCHMARK(BM_Devoxelize120kx64)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
+
+// semseg_small's head on 120k scan points (grid 128², 32 BEV + 32 point channels, hidden 32, 20 classes):
+// /0 devoxelize_head_forward, /1 the unfused sequence (devoxelize, concat, linear+bias+relu, linear).
+// GFLOP/s counts the unfused MACs for both (the fused op does the BEV half once per occupied cell).
+void BM_DevoxelizeHead120k(benchmark::State& state) {
+  PointsOnGrid data(true);
+  constexpr int kBev = 32, kPoint = 32, kHidden = 32, kClasses = 20;
+  const int64_t n = data.kPoints, cells = int64_t(data.kGrid) * data.kGrid;
+  const auto grid = random_floats(size_t(cells) * kBev, 6), point = random_floats(size_t(n) * kPoint, 7);
+  const auto w1 = random_floats(size_t(kHidden) * (kBev + kPoint), 8), b1 = random_floats(kHidden, 9);
+  const auto w2 = random_floats(size_t(kClasses) * kHidden, 10), b2 = random_floats(kClasses, 11);
+  std::vector<float> logits(size_t(n) * kClasses), gathered(size_t(n) * kBev), cat(size_t(n) * (kBev + kPoint)),
+      hidden(size_t(n) * kHidden);
+  const lt::ops::PointHeadShape shape{kBev, kPoint, kHidden, kClasses, cells};
+  for (auto _ : state) {
+    if (state.range(0) == 0) {
+      lt::ops::devoxelize_head_forward(grid.data(), data.index, point.data(), w1.data(), b1.data(), w2.data(),
+                                       b2.data(), shape, logits.data());
+    } else {
+      lt::ops::devoxelize_forward(grid.data(), data.index, kBev, cells, gathered.data());
+      lt::ops::concat_channels(gathered.data(), kBev, point.data(), kPoint, n, 1, cat.data());
+      lt::ops::linear_relu_forward(cat.data(), w1.data(), b1.data(), hidden.data(), n, kBev + kPoint, kHidden);
+      lt::ops::linear_forward(hidden.data(), w2.data(), b2.data(), logits.data(), n, kHidden, kClasses);
+    }
+  }
+  const double macs = double(n) * ((kBev + kPoint) * kHidden + kHidden * kClasses);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * macs * double(state.iterations()) * 1e-9, benchmark::Counter::kIsRate);
+  state.counters["occupied_cells"] = double(data.index.occupied());
+}
+BENCHMARK(BM_DevoxelizeHead120k)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 
 void BM_BuildCellIndex120k(benchmark::State& state) {
   PointsOnGrid data(true);

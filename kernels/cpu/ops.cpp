@@ -365,8 +365,8 @@ void winograd_conv3x3(const T* x, const T* weight, const T* bias, T* y, const Co
 
 template <class T>
 void conv2d_forward_epilogue(const T* x, const T* weight, const T* bias, T* y, const Conv2dShape& s, bool relu,
-                             std::vector<T>& workspace) {
-  if (conv2d_uses_winograd(s)) return winograd_conv3x3(x, weight, bias, y, s, relu, workspace);
+                             std::vector<T>& workspace, bool allow_winograd = true) {
+  if (allow_winograd && conv2d_uses_winograd(s)) return winograd_conv3x3(x, weight, bias, y, s, relu, workspace);
   const int ho = s.out_height(), wo = s.out_width(), rows_per_tile = tile_rows(s);
   const int64_t k_dim = int64_t(s.in_channels) * s.kernel * s.kernel, pixels = int64_t(ho) * wo;
   const int64_t in_size = int64_t(s.in_channels) * s.height * s.width, out_size = s.out_channels * pixels;
@@ -405,6 +405,12 @@ void conv2d_forward(const T* x, const T* weight, const T* bias, T* y, const Conv
 }
 
 template <class T>
+void conv2d_forward_im2col(const T* x, const T* weight, const T* bias, T* y, const Conv2dShape& s,
+                           std::vector<T>& workspace) {
+  conv2d_forward_epilogue(x, weight, bias, y, s, false, workspace, false);
+}
+
+template <class T>
 void conv2d_relu_forward(const T* x, const T* weight, const T* bias, T* y, const Conv2dShape& s,
                          std::vector<T>& workspace) {
   conv2d_forward_epilogue(x, weight, bias, y, s, true, workspace);
@@ -418,6 +424,19 @@ void conv2d_backward(const T* x, const T* weight, const T* dy, T* dx, T* dweight
   const int64_t in_size = int64_t(s.in_channels) * s.height * s.width, out_size = s.out_channels * pixels;
   ConstMatrixMap<T> W(weight, s.out_channels, k_dim);
   MatrixMap<T> DW(dweight, s.out_channels, k_dim);
+  // A stride-1 3×3 convolution's input gradient is the convolution of dy with the weights flipped and
+  // their channels swapped: Winograd too, instead of the GEMM and the col2im scatter.
+  if (dx && conv2d_uses_winograd(s)) {
+    const int C = s.in_channels, O = s.out_channels;
+    std::vector<T> flipped(size_t(O) * C * 9);
+    for (int o = 0; o < O; ++o)
+      for (int c = 0; c < C; ++c)
+        for (int tap = 0; tap < 9; ++tap)
+          flipped[(size_t(c) * O + o) * 9 + (8 - tap)] = weight[(size_t(o) * C + c) * 9 + tap];
+    winograd_conv3x3(dy, flipped.data(), static_cast<const T*>(nullptr), dx,
+                     Conv2dShape{s.batch, O, C, s.height, s.width, 3, 1, 1}, false, workspace);
+    dx = nullptr;  // done
+  }
   for (int b = 0; b < s.batch; ++b) {
     ConstMatrixMap<T> DY(dy + b * out_size, s.out_channels, pixels);
     if (dbias) add_row_sums(dy + b * out_size, s.out_channels, pixels, dbias);
@@ -1005,6 +1024,7 @@ void max_pool3x3(const T* x, T* y, int64_t maps, int height, int width) {
   template void linear_backward<T>(const T*, const T*, const T*, T*, T*, T*, int64_t, int, int);                     \
   template void conv2d_forward<T>(const T*, const T*, const T*, T*, const Conv2dShape&, std::vector<T>&);            \
   template void linear_relu_forward<T>(const T*, const T*, const T*, T*, int64_t, int, int);                         \
+  template void conv2d_forward_im2col<T>(const T*, const T*, const T*, T*, const Conv2dShape&, std::vector<T>&);     \
   template void conv2d_relu_forward<T>(const T*, const T*, const T*, T*, const Conv2dShape&, std::vector<T>&);       \
   template void conv_transpose_relu_forward<T>(const T*, const T*, const T*, T*, const ConvTransposeShape&,          \
                                                std::vector<T>&);                                                     \

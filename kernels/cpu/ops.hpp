@@ -49,6 +49,10 @@ void conv2d_relu_forward(const T* x, const T* weight, const T* bias, T* y, const
 // Whether conv2d_forward takes the Winograd F(2×2, 3×3) path: 3×3, stride 1, padding 1, at least 8 input
 // and output channels (below that the transforms cost more than the 2.25× fewer multiplications save).
 bool conv2d_uses_winograd(const Conv2dShape& s);
+// conv2d_forward's im2col + GEMM path whatever the shape (bench_ops compares the two paths with it).
+template <class T>
+void conv2d_forward_im2col(const T* x, const T* weight, const T* bias, T* y, const Conv2dShape& s,
+                           std::vector<T>& workspace);
 template <class T>
 void conv2d_backward(const T* x, const T* weight, const T* dy, T* dx, T* dweight, T* dbias, const Conv2dShape& s,
                      std::vector<T>& workspace);

@@ -211,16 +211,28 @@ const std::vector<float>& Semseg::forward(SemsegInput input, bool training) {
                               head1_.folded.bias.data(), p.value(head2_.weight), p.value(head2_.bias), shape, logits);
     if (!b.host_memory) logits_on_.download(logits_.data());
   } else {
+    // head.0 is a Linear over [the point's BEV feature, its point feature] (PyTorch's layout, one weight
+    // (h, a + c2)); its BEV half is applied as a 1×1 convolution over dec1's map (cells ≪ points) whose
+    // result is gathered to the points, its point half per point: the same sum, half the MACs, and no
+    // (N, a + c2) concatenation.
+    const int hidden = head1_.channels();
     {
       const PhaseTimer t = timer(10, false);
-      point_bev_.resize(b, size_t(points_) * a);
-      b.devoxelize_forward(dec1_.out.data(), cells_view_, a, cells_per_map, point_bev_.data());
-      point_cat_.resize(b, size_t(points_) * (a + c2));
-      b.concat_channels(point_bev_.data(), a, mlp2_.out.data(), c2, points_, 1, point_cat_.data());
+      head_weight_bev_.resize(b, size_t(hidden) * a);
+      head_weight_point_.resize(b, size_t(hidden) * c2);
+      b.split_channels(p.value(head1_.linear.weight), a, c2, hidden, 1, head_weight_bev_.data(),
+                       head_weight_point_.data());
+      head_bev_map_.resize(b, size_t(frames_) * hidden * cells_per_map);
+      b.conv2d_forward(dec1_.out.data(), head_weight_bev_.data(), nullptr, head_bev_map_.data(), head_bev_shape());
+      point_bev_.resize(b, size_t(points_) * hidden);
+      b.devoxelize_forward(head_bev_map_.data(), cells_view_, hidden, cells_per_map, point_bev_.data());
     }
     {
       const PhaseTimer t = timer(11, false);
-      head1_.forward(p, point_cat_.data(), points_, training);
+      head1_.pre.resize(b, size_t(points_) * hidden);
+      b.linear_forward(mlp2_.out.data(), head_weight_point_.data(), nullptr, head1_.pre.data(), points_, c2, hidden);
+      b.add(head1_.pre.data(), point_bev_.data(), points_ * hidden);
+      head1_.forward_after_linear(p, points_, training);
       float* logits = logits_output(size_t(points_) * kNumSemanticClasses);
       head2_.forward(p, head1_.out.data(), points_, logits);
       if (!b.host_memory) logits_on_.download(logits_.data());
@@ -238,8 +250,9 @@ const std::vector<float>& Semseg::forward(SemsegInput input, bool training) {
   profile_[7].macs = dec2_.macs();
   profile_[8].macs = up1_.macs();
   profile_[9].macs = dec1_.macs();
+  profile_[10].macs = fused ? 0 : int64_t(frames_) * cells_per_map * a * head1_.channels();
   profile_[11].macs = fused ? (cells_.occupied() * a + n * c2) * head1_.channels() + head2_.macs(n)
-                            : head1_.linear.macs(n) + head2_.macs(n);
+                            : n * c2 * head1_.channels() + head2_.macs(n);
   count_profile_params();
   (void)c;
   return logits_;
@@ -257,25 +270,35 @@ void Semseg::backward(const float* dlogits) {
   const auto [a, bc, c] = config_.bev_channels;
   const int64_t cells_per_map = int64_t(grid) * grid;
   const int h2 = enc2b_.out_height(), w2 = enc2b_.out_width();
-  Buffer<float> d_point_cat, d_point_bev, d_point;
-  d_point_cat.zeros(b, point_cat_.size());
-  d_point_bev.zeros(b, point_bev_.size());
-  d_point.zeros(b, mlp2_.out.size());
+  const int hidden = head1_.channels();
+  Buffer<float> d_point, d_weight_point, d_dec1;
+  d_point.resize(b, mlp2_.out.size());  // linear_backward writes it, voxelize's backward adds to it
+  d_dec1.resize(b, dec1_.out.size());   // written by the 1×1 convolution's backward
+  const float* dpre = nullptr;
   {
     const PhaseTimer t = timer(11, true);
     Buffer<float> d_head1;
-    d_head1.zeros(b, head1_.out.size());
+    d_head1.resize(b, head1_.out.size());
     head2_.backward(p, head1_.out.data(), dlogits, points_, d_head1.data());
-    head1_.backward(p, point_cat_.data(), d_head1.data(), points_, d_point_cat.data());
+    dpre = head1_.backward_to_linear(p, d_head1.data(), points_);
+    d_weight_point.zeros(b, size_t(hidden) * c2);
+    b.linear_backward(mlp2_.out.data(), head_weight_point_.data(), dpre, d_point.data(), d_weight_point.data(), nullptr,
+                      points_, c2, hidden);
   }
-  grads_ready(head1_.first_param());
-  Buffer<float> d_dec1;
-  d_dec1.zeros(b, dec1_.out.size());
   {
     const PhaseTimer t = timer(10, true);
-    b.split_channels(d_point_cat.data(), a, c2, points_, 1, d_point_bev.data(), d_point.data());
-    b.devoxelize_backward(d_point_bev.data(), cells_view_, a, cells_per_map, d_dec1.data());
+    Buffer<float> d_bev_map, d_weight_bev, d_weight;
+    d_bev_map.zeros(b, head_bev_map_.size());
+    b.devoxelize_backward(dpre, cells_view_, hidden, cells_per_map, d_bev_map.data());
+    d_weight_bev.zeros(b, size_t(hidden) * a);
+    b.conv2d_backward(dec1_.out.data(), head_weight_bev_.data(), d_bev_map.data(), d_dec1.data(), d_weight_bev.data(),
+                      nullptr, head_bev_shape());
+    // head.0's weight gradient: its two column blocks back into the (h, a + c2) layout.
+    d_weight.resize(b, size_t(hidden) * (a + c2));
+    b.concat_channels(d_weight_bev.data(), a, d_weight_point.data(), c2, hidden, 1, d_weight.data());
+    b.add(p.grad(head1_.linear.weight), d_weight.data(), int64_t(d_weight.size()));
   }
+  grads_ready(head1_.first_param());
   Buffer<float> d_up1, d_enc1, d_dec2;
   d_up1.zeros(b, up1_.out.size());
   d_enc1.zeros(b, enc1b_.out.size());

@@ -89,7 +89,13 @@ class Semseg : public Model {
   std::vector<float> features_;  // (N, 8)
   Buffer<float> features_staging_;
   const float* features_on_ = nullptr;
-  Buffer<float> grid0_, cat2_, cat1_, point_bev_, point_cat_, logits_on_;
+  Buffer<float> grid0_, cat2_, cat1_, point_bev_, logits_on_;
+  // head.0's weight split into its BEV and point columns, and its BEV half applied to dec1's map.
+  Buffer<float> head_weight_bev_, head_weight_point_, head_bev_map_;
+  ops::Conv2dShape head_bev_shape() const {
+    const int grid = config_.grid_size();
+    return {frames_, config_.bev_channels[0], head1_.channels(), grid, grid, 1, 1, 0};
+  }
   std::vector<float> logits_;  // on the host
   Buffer<int64_t> argmax_;
   Buffer<float> dlogits_;  // kept by forward_loss for backward()

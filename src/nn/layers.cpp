@@ -159,18 +159,26 @@ void LinearBnRelu::init(ParamStore& params, ParamStore& buffers, Rng& rng) const
 
 const float* LinearBnRelu::forward(const DeviceParams& p, const float* x, int64_t rows, bool training) {
   pre.resize(p.be(), size_t(rows) * linear.out);
-  out.resize(p.be(), pre.size());
   linear.forward(p, x, rows, pre.data());
+  return forward_after_linear(p, rows, training);
+}
+
+const float* LinearBnRelu::forward_after_linear(const DeviceParams& p, int64_t rows, bool training) {
+  out.resize(p.be(), pre.size());
   bn.forward(p, pre.data(), {rows, linear.out, 1}, training, out.data());
   p.be().relu_forward(out.data(), out.data(), int64_t(out.size()));
   return out.data();
 }
 
 void LinearBnRelu::backward(const DeviceParams& p, const float* x, float* dout, int64_t rows, float* dx) {
+  linear.backward(p, x, backward_to_linear(p, dout, rows), rows, dx);
+}
+
+const float* LinearBnRelu::backward_to_linear(const DeviceParams& p, float* dout, int64_t rows) {
   p.be().relu_backward(out.data(), dout, dout, int64_t(out.size()));
   dpre.resize(p.be(), pre.size());
   bn.backward(p, pre.data(), dout, {rows, linear.out, 1}, dpre.data());
-  linear.backward(p, x, dpre.data(), rows, dx);
+  return dpre.data();
 }
 
 void LinearBnRelu::fold(const Backend& backend, const ParamStore& params, const ParamStore& buffers) {

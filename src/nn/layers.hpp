@@ -110,6 +110,11 @@ struct LinearBnRelu {
   const float* forward(const DeviceParams& p, const float* x, int64_t rows, bool training);
   // dx may be null. `dout` is overwritten (used as scratch).
   void backward(const DeviceParams& p, const float* x, float* dout, int64_t rows, float* dx);
+  // The two halves of forward and backward around the linear layer, for a caller that computes the linear
+  // part its own way (semseg's head): BN and ReLU of `pre` (rows × channels, filled by the caller); and
+  // backward down to the gradient before BN (dpre, returned), the linear layer's gradients left to the caller.
+  const float* forward_after_linear(const DeviceParams& p, int64_t rows, bool training);
+  const float* backward_to_linear(const DeviceParams& p, float* dout, int64_t rows);
   // Inference with BN folded (fold() first, after the parameters last changed): out = relu(x W'ᵀ + b').
   FoldedWeights folded;
   void fold(const Backend& backend, const ParamStore& params, const ParamStore& buffers);
