@@ -143,10 +143,13 @@ struct Backend {
                               const ops::Conv2dShape& s);
   void (*conv_transpose_relu_forward)(const float* x, const float* weight, const float* bias, float* y,
                                       const ops::ConvTransposeShape& s);
-  // semseg's devoxelize + concat + head (ops::devoxelize_head_forward).
-  void (*devoxelize_head_forward)(const float* grid, const ops::CellIndexView& index, const float* point_features,
-                                  const float* w1, const float* b1, const float* w2, const float* b2,
-                                  const ops::PointHeadShape& s, float* logits);
+  // semseg's last BEV convolution at the occupied cells, and devoxelize + concat + head
+  // (ops::conv2d_relu_at_cells, ops::devoxelize_head_forward).
+  void (*conv2d_relu_at_cells)(const float* x, const float* weight, const float* bias, const ops::Conv2dShape& s,
+                               const ops::CellIndexView& index, float* rows);
+  void (*devoxelize_head_forward)(const float* cell_features, const ops::CellIndexView& index,
+                                  const float* point_features, const float* w1, const float* b1, const float* w2,
+                                  const float* b2, const ops::PointHeadShape& s, float* logits);
 };
 
 const Backend& cpu_backend();

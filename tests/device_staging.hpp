@@ -305,12 +305,20 @@ struct Staged {
     b.conv_transpose_relu_forward(dx.get(), dw.get(), dbias.get(), dy.get(), s);
     dy.to_host(y);
   }
-  void devoxelize_head_forward(const float* grid, const ops::CellIndexView& index, const float* point_features,
+  void conv2d_relu_at_cells(const float* x, const float* weight, const float* bias, const ops::Conv2dShape& s,
+                            const ops::CellIndexView& index, float* rows) const {
+    DeviceCellIndex di(b, index);
+    F dx(b, x, x_size(s)), dw(b, weight, w_size(s)), dbias(b, bias, size_t(s.out_channels)),
+        dr(b, size_t(index.occupied * s.out_channels));
+    b.conv2d_relu_at_cells(dx.get(), dw.get(), dbias.get(), s, di.view(), dr.get());
+    dr.to_host(rows);
+  }
+  void devoxelize_head_forward(const float* cell_features, const ops::CellIndexView& index, const float* point_features,
                                const float* w1, const float* b1, const float* w2, const float* b2,
                                const ops::PointHeadShape& s, float* logits) const {
     DeviceCellIndex di(b, index);
     const size_t width = size_t(s.grid_channels + s.point_channels);
-    F dg(b, grid, size_t(index.num_cells * s.grid_channels)),
+    F dg(b, cell_features, size_t(index.occupied * s.grid_channels)),
         dp(b, point_features, size_t(index.num_points * s.point_channels)), dw1(b, w1, size_t(s.hidden) * width),
         db1(b, b1, size_t(s.hidden)), dw2(b, w2, size_t(s.classes * s.hidden)), db2(b, b2, size_t(s.classes)),
         dl(b, size_t(index.num_points * s.classes));

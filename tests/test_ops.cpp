@@ -102,6 +102,7 @@ struct Cpu {
   LT_CPU_OP(conv2d_relu_forward)
   LT_CPU_OP(conv_transpose_relu_forward)
   LT_CPU_OP(devoxelize_head_forward)
+  LT_CPU_OP(conv2d_relu_at_cells)
 #undef LT_CPU_OP
   // The backends need the maps' size to copy them; the CPU does not.
   void gather_positions_forward(const T* maps, const int64_t* positions, int64_t k, int channels, int64_t plane,
@@ -746,10 +747,10 @@ FusedCase conv_transpose_relu_case(ConvTransposeShape s) {
                          [reference](const Tensors<double>& x) { return relu_of(reference(x)); });
 }
 
-// semseg's head: devoxelize, concat [grid feature, point feature], Linear+bias+ReLU, Linear+bias.
+// semseg's head: devoxelize, concat [cell feature, point feature], Linear+bias+ReLU, Linear+bias.
 FusedCase devoxelize_head_case(const std::string& what, std::vector<int64_t> point_cell) {
   const auto index = std::make_shared<CellIndex>(build_cell_index(point_cell, kMaps * kCellsPerMap));
-  const PointHeadShape shape{3, 2, 4, 5, kCellsPerMap};
+  const PointHeadShape shape{3, 2, 4, 5};
   const int cg = shape.grid_channels, cp = shape.point_channels, hidden = shape.hidden, classes = shape.classes;
   const int64_t n = int64_t(point_cell.size());
   auto forward = [=](const auto& k, const auto& x) {
@@ -762,8 +763,11 @@ FusedCase devoxelize_head_case(const std::string& what, std::vector<int64_t> poi
     Vec logits(size_t(n * classes));
     for (int64_t p = 0; p < n; ++p) {
       Vec features(size_t(cg + cp), 0.0);
-      for (int c = 0; c < cg && point_cell[p] >= 0; ++c)
-        features[c] = x[0][(point_cell[p] / kCellsPerMap * cg + c) * kCellsPerMap + point_cell[p] % kCellsPerMap];
+      // The cell's row: its place among the occupied cells in ascending order.
+      const auto& cells = index->cells;
+      const int64_t slot =
+          point_cell[p] < 0 ? -1 : int64_t(std::lower_bound(cells.begin(), cells.end(), point_cell[p]) - cells.begin());
+      for (int c = 0; c < cg && slot >= 0; ++c) features[c] = x[0][slot * cg + c];
       for (int c = 0; c < cp; ++c) features[cg + c] = x[1][p * cp + c];
       Vec h(static_cast<size_t>(hidden));
       for (int j = 0; j < hidden; ++j) {
@@ -780,10 +784,32 @@ FusedCase devoxelize_head_case(const std::string& what, std::vector<int64_t> poi
     return logits;
   };
   return make_fused_case("devoxelize+concat+head " + what,
-                         {random_vector(size_t(kMaps) * cg * kCellsPerMap, 30), random_vector(size_t(n * cp), 31),
+                         {random_vector(size_t(index->occupied()) * cg, 30), random_vector(size_t(n * cp), 31),
                           random_vector(size_t(hidden * (cg + cp)), 32), random_vector(hidden, 33),
                           random_vector(size_t(classes * hidden), 34), random_vector(classes, 35)},
                          forward, reference);
+}
+
+// The convolution at the occupied cells only: the full convolution's rows there.
+FusedCase conv_at_cells_case(Conv2dShape s, std::vector<int64_t> point_cell) {
+  const OpCase conv = conv_case(s);
+  const int64_t plane = int64_t(s.out_height()) * s.out_width();
+  const auto index = std::make_shared<CellIndex>(build_cell_index(point_cell, s.batch * plane));
+  auto forward = [=](const auto& k, const auto& x) {
+    std::vector<value_of<decltype(x)>> rows(size_t(index->occupied() * s.out_channels));
+    k.conv2d_relu_at_cells(x[0].data(), x[1].data(), x[2].data(), s, *index, rows.data());
+    return rows;
+  };
+  const auto reference = conv.reference;
+  return make_fused_case(conv.name + "+bias+relu at occupied cells", conv.inputs, forward,
+                         [=](const Tensors<double>& x) {
+                           const Vec y = relu_of(reference(x));
+                           Vec rows;
+                           for (int64_t cell : index->cells)
+                             for (int o = 0; o < s.out_channels; ++o)
+                               rows.push_back(y[size_t((cell / plane * s.out_channels + o) * plane + cell % plane)]);
+                           return rows;
+                         });
 }
 
 std::vector<FusedCase> fused_table() {
@@ -802,6 +828,10 @@ std::vector<FusedCase> fused_table() {
       devoxelize_head_case("scattered, points outside the grid", {0, 0, 1, 4, 4, 4, -1, 7, 11, 11, 6, -1, 2}),
       devoxelize_head_case("600 points", many),
       devoxelize_head_case("empty frame", {}),
+      // Cells at the corners and edges of both maps (5 × 7 each), interior ones, points outside the grid.
+      conv_at_cells_case({2, 8, 9, 5, 7, 3, 1, 1}, {0, 6, 6, 28, 34, 17, -1, 35, 41, 69, 50, 50, -1}),
+      conv_at_cells_case({1, 3, 4, 4, 5, 1, 1, 0}, {3, 3, 19, 0, 7}),
+      conv_at_cells_case({2, 3, 4, 5, 5, 3, 1, 1}, {}),
   };
 }
 

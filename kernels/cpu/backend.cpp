@@ -225,6 +225,7 @@ const Backend& cpu_backend() {
       ops::linear_relu_forward<float>,
       conv2d_relu_forward,
       conv_transpose_relu_forward,
+      ops::conv2d_relu_at_cells<float>,
       ops::devoxelize_head_forward<float>,
   };
   return backend;

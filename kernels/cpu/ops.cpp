@@ -855,7 +855,7 @@ void devoxelize_backward(const T* dfeatures, const CellIndexView& index, int cha
 }
 
 template <class T>
-void devoxelize_head_forward(const T* grid, const CellIndexView& index, const T* point_features, const T* w1,
+void devoxelize_head_forward(const T* cell_features, const CellIndexView& index, const T* point_features, const T* w1,
                              const T* b1, const T* w2, const T* b2, const PointHeadShape& s, T* logits) {
   const int cg = s.grid_channels, cp = s.point_channels, hidden = s.hidden, classes = s.classes;
   // w1's two halves as matrices of their own.
@@ -864,16 +864,16 @@ void devoxelize_head_forward(const T* grid, const CellIndexView& index, const T*
     std::copy(w1 + int64_t(j) * (cg + cp), w1 + int64_t(j) * (cg + cp) + cg, &w1_grid(j, 0));
     std::copy(w1 + int64_t(j) * (cg + cp) + cg, w1 + int64_t(j + 1) * (cg + cp), &w1_point(j, 0));
   }
-  // The grid half once per occupied cell.
+  // The BEV half once per occupied cell.
   const int64_t occupied = index.occupied;
-  std::vector<T> cell_rows(size_t(occupied * cg)), cell_hidden(size_t(occupied * hidden));
-  grid_to_rows(grid, index, cg, s.cells_per_map, cell_rows.data());
+  std::vector<T> cell_hidden(size_t(occupied * hidden));
+  const T* cell_rows = cell_features;
   const int64_t cell_blocks = (occupied + kPointBlock - 1) / kPointBlock;
 #pragma omp parallel for schedule(static)
   for (int64_t block = 0; block < cell_blocks; ++block) {
     const int64_t m0 = block * kPointBlock, n = std::min(kPointBlock, occupied - m0);
     MatrixMap<T>(cell_hidden.data() + m0 * hidden, n, hidden).noalias() =
-        ConstMatrixMap<T>(cell_rows.data() + m0 * cg, n, cg) * w1_grid.transpose();
+        ConstMatrixMap<T>(cell_rows + m0 * cg, n, cg) * w1_grid.transpose();
   }
   ConstMatrixMap<T> W2(w2, classes, hidden);
   const int64_t points = index.num_points, blocks = (points + kPointBlock - 1) / kPointBlock;
@@ -898,24 +898,75 @@ void devoxelize_head_forward(const T* grid, const CellIndexView& index, const T*
   }
 }
 
+template <class T>
+void conv2d_relu_at_cells(const T* x, const T* weight, const T* bias, const Conv2dShape& s, const CellIndexView& index,
+                          T* rows) {
+  const int k = s.kernel, ho = s.out_height(), wo = s.out_width();
+  const int64_t k_dim = int64_t(s.in_channels) * k * k, plane = int64_t(ho) * wo;
+  const int64_t in_size = int64_t(s.in_channels) * s.height * s.width, occupied = index.occupied;
+  constexpr int64_t kCellBlock = 128;
+  const int64_t blocks = (occupied + kCellBlock - 1) / kCellBlock;
+  ConstMatrixMap<T> W(weight, s.out_channels, k_dim);
+#pragma omp parallel
+  {
+    std::vector<T> col(size_t(kCellBlock * k_dim));
+#pragma omp for schedule(static)
+    for (int64_t block = 0; block < blocks; ++block) {
+      const int64_t m0 = block * kCellBlock, n = std::min(kCellBlock, occupied - m0);
+      for (int64_t r = 0; r < n; ++r) {
+        const int64_t cell = index.cells[size_t(m0 + r)], hw = cell % plane;
+        const T* image = x + (cell / plane) * in_size;
+        const int oy = int(hw / wo), ox = int(hw % wo);
+        T* patch = &col[size_t(r * k_dim)];
+        for (int c = 0; c < s.in_channels; ++c)
+          for (int ky = 0; ky < k; ++ky) {
+            const int iy = oy * s.stride - s.padding + ky;
+            for (int kx = 0; kx < k; ++kx) {
+              const int ix = ox * s.stride - s.padding + kx;
+              *patch++ = (iy >= 0 && iy < s.height && ix >= 0 && ix < s.width)
+                             ? image[(int64_t(c) * s.height + iy) * s.width + ix]
+                             : T(0);
+            }
+          }
+      }
+      MatrixMap<T> out(rows + m0 * s.out_channels, n, s.out_channels);
+      out.noalias() = ConstMatrixMap<T>(col.data(), n, k_dim) * W.transpose();
+      for (int64_t r = 0; r < n; ++r)
+        for (int o = 0; o < s.out_channels; ++o) out(r, o) = std::max(out(r, o) + bias[o], T(0));
+    }
+  }
+}
+
 // ---- loss -------------------------------------------------------------------------------
 
 template <class T>
 double cross_entropy(const T* logits, const uint8_t* labels, int64_t rows, int classes, const T* class_weights,
                      int ignore_label, T* dlogits) {
+  // One pass: each row's softmax (its exponentials once, in double) gives its loss and its gradient up to
+  // the 1 / Σ weight that only the total knows; a second pass over the gradient applies that.
   std::vector<double> point_loss(size_t(rows), 0.0), point_weight(size_t(rows), 0.0);
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    const int label = labels[r];
-    if (label == ignore_label || label >= classes) continue;
-    const T* z = logits + r * classes;
-    double max_logit = double(z[0]);
-    for (int k = 1; k < classes; ++k) max_logit = std::max(max_logit, double(z[k]));
-    double sum_exp = 0;
-    for (int k = 0; k < classes; ++k) sum_exp += std::exp(double(z[k]) - max_logit);
-    const double weight = class_weights ? double(class_weights[label]) : 1.0;
-    point_loss[size_t(r)] = weight * (std::log(sum_exp) + max_logit - double(z[label]));
-    point_weight[size_t(r)] = weight;
+#pragma omp parallel
+  {
+    std::vector<double> e(static_cast<size_t>(classes));
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      const int label = labels[r];
+      T* d = dlogits ? dlogits + r * classes : nullptr;
+      if (label == ignore_label || label >= classes) {
+        if (d) std::fill(d, d + classes, T(0));
+        continue;
+      }
+      const T* z = logits + r * classes;
+      double max_logit = double(z[0]);
+      for (int k = 1; k < classes; ++k) max_logit = std::max(max_logit, double(z[k]));
+      double sum_exp = 0;
+      for (int k = 0; k < classes; ++k) sum_exp += e[size_t(k)] = std::exp(double(z[k]) - max_logit);
+      const double weight = class_weights ? double(class_weights[label]) : 1.0;
+      point_loss[size_t(r)] = weight * (std::log(sum_exp) + max_logit - double(z[label]));
+      point_weight[size_t(r)] = weight;
+      if (d)
+        for (int k = 0; k < classes; ++k) d[k] = T(weight * (e[size_t(k)] / sum_exp - (k == label ? 1.0 : 0.0)));
+    }
   }
   double total_loss = 0, total_weight = 0;
   for (int64_t r = 0; r < rows; ++r) {
@@ -924,23 +975,10 @@ double cross_entropy(const T* logits, const uint8_t* labels, int64_t rows, int c
   }
   const double loss = total_weight > 0 ? total_loss / total_weight : 0.0;
   if (dlogits) {
+    const T scale = total_weight > 0 ? T(1.0 / total_weight) : T(0);
+    const int64_t n = rows * classes;
 #pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-      T* d = dlogits + r * classes;
-      const int label = labels[r];
-      if (label == ignore_label || label >= classes || total_weight <= 0) {
-        std::fill(d, d + classes, T(0));
-        continue;
-      }
-      const T* z = logits + r * classes;
-      double max_logit = double(z[0]);
-      for (int k = 1; k < classes; ++k) max_logit = std::max(max_logit, double(z[k]));
-      double sum_exp = 0;
-      for (int k = 0; k < classes; ++k) sum_exp += std::exp(double(z[k]) - max_logit);
-      const double scale = point_weight[size_t(r)] / total_weight;
-      for (int k = 0; k < classes; ++k)
-        d[k] = T(scale * (std::exp(double(z[k]) - max_logit) / sum_exp - (k == label ? 1.0 : 0.0)));
-    }
+    for (int64_t i = 0; i < n; ++i) dlogits[i] *= scale;
   }
   return loss;
 }
@@ -1028,6 +1066,7 @@ void max_pool3x3(const T* x, T* y, int64_t maps, int height, int width) {
   template void conv2d_relu_forward<T>(const T*, const T*, const T*, T*, const Conv2dShape&, std::vector<T>&);       \
   template void conv_transpose_relu_forward<T>(const T*, const T*, const T*, T*, const ConvTransposeShape&,          \
                                                std::vector<T>&);                                                     \
+  template void conv2d_relu_at_cells<T>(const T*, const T*, const T*, const Conv2dShape&, const CellIndexView&, T*); \
   template void devoxelize_head_forward<T>(const T*, const CellIndexView&, const T*, const T*, const T*, const T*,   \
                                            const T*, const PointHeadShape&, T*);                                     \
   template void conv2d_backward<T>(const T*, const T*, const T*, T*, T*, T*, const Conv2dShape&, std::vector<T>&);   \

@@ -162,17 +162,22 @@ template <class T>
 void devoxelize_backward(const T* dfeatures, const CellIndexView& index, int channels, int64_t cells_per_map, T* dgrid);
 
 // semseg's inference head with devoxelize and concat fused in (BatchNorm folded into w1, b1):
-//   logits[p] = w2 · relu(w1 · [grid at p's cell (0 outside the grid), point_features[p]] + b1) + b2
-// for grid (B, Cg, H, W), point_features (N, Cp), w1 (hidden, Cg + Cp), w2 (classes, hidden). The grid
-// half of w1 is applied once per occupied cell (M ≤ N rows), not once per point, and the concatenated
-// (N, Cg + Cp) features are never made.
+//   logits[p] = w2 · relu(w1 · [BEV feature of p's cell (0 outside the grid), point_features[p]] + b1) + b2
+// for cell_features (M, Cg) (each occupied cell's BEV feature, in the index's order), point_features
+// (N, Cp), w1 (hidden, Cg + Cp), w2 (classes, hidden). The BEV half of w1 is applied once per occupied
+// cell (M ≤ N rows), not once per point, and the concatenated (N, Cg + Cp) features are never made.
 struct PointHeadShape {
   int grid_channels, point_channels, hidden, classes;
-  int64_t cells_per_map;
 };
 template <class T>
-void devoxelize_head_forward(const T* grid, const CellIndexView& index, const T* point_features, const T* w1,
+void devoxelize_head_forward(const T* cell_features, const CellIndexView& index, const T* point_features, const T* w1,
                              const T* b1, const T* w2, const T* b2, const PointHeadShape& s, T* logits);
+// rows (M, O) = relu(conv(x) + bias) at the index's occupied cells only (cell b·Ho·Wo + oy·Wo + ox of the
+// output map): semseg's last BEV convolution, whose output only the points read (inference: the cells no
+// point falls in are never computed). The cells' patches (M, C·k·k) are gathered in blocks, then one GEMM.
+template <class T>
+void conv2d_relu_at_cells(const T* x, const T* weight, const T* bias, const Conv2dShape& s, const CellIndexView& index,
+                          T* rows);
 
 // ---- loss -------------------------------------------------------------------------------
 // Cross-entropy of logits (N, K) against labels, points labelled `ignore_label` left out, weighted

@@ -60,6 +60,7 @@ const Backend& backend() {
       linear_relu_forward,
       conv2d_relu_forward,
       conv_transpose_relu_forward,
+      conv2d_relu_at_cells,
       devoxelize_head_forward,
   };
   return table;

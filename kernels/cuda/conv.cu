@@ -90,6 +90,23 @@ __global__ void bias_relu_kernel(float* y, const float* bias, int64_t outer, int
   }
 }
 
+// col (M, C·k·k): the patch of each occupied output cell (zero outside the image).
+__global__ void cells_im2col_kernel(const float* x, const int64_t* cells, int64_t occupied, ops::Conv2dShape s,
+                                    float* col) {
+  const int k = s.kernel;
+  const int64_t k_dim = int64_t(s.in_channels) * k * k, n = occupied * k_dim;
+  const int64_t plane = int64_t(s.out_height()) * s.out_width();
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t m = e / k_dim, tap = e % k_dim, cell = cells[m], hw = cell % plane;
+    const int c = int(tap / (k * k)), ky = int(tap / k % k), kx = int(tap % k);
+    const int iy = int(hw / s.out_width()) * s.stride - s.padding + ky;
+    const int ix = int(hw % s.out_width()) * s.stride - s.padding + kx;
+    col[e] = (iy >= 0 && iy < s.height && ix >= 0 && ix < s.width)
+                 ? x[((cell / plane * s.in_channels + c) * s.height + iy) * int64_t(s.width) + ix]
+                 : 0.f;
+  }
+}
+
 void bias_relu(float* y, const float* bias, int64_t outer, int channels, int64_t inner) {
   const int64_t n = outer * channels * inner;
   if (n > 0) LT_LAUNCH(bias_relu_kernel, blocks_for(n), kThreads, nullptr)(y, bias, outer, channels, inner);
@@ -236,6 +253,17 @@ void conv_transpose_relu_forward(const float* x, const float* weight, const floa
   conv_transpose_forward(x, weight, nullptr, y, s);
   bias_relu(y, bias, s.batch, s.out_channels, int64_t(s.stride) * s.stride * s.height * s.width);
   check(cudaGetLastError(), "conv_transpose_relu_forward");
+}
+
+void conv2d_relu_at_cells(const float* x, const float* weight, const float* bias, const ops::Conv2dShape& s,
+                          const ops::CellIndexView& index, float* rows) {
+  const int64_t occupied = index.occupied, k_dim = int64_t(s.in_channels) * s.kernel * s.kernel;
+  if (occupied == 0) return;
+  float* col = static_cast<float*>(scratch(1, sizeof(float) * size_t(occupied * k_dim)));
+  LT_LAUNCH(cells_im2col_kernel, blocks_for(occupied * k_dim), kThreads, nullptr)(x, index.cells, occupied, s, col);
+  gemm(false, true, occupied, s.out_channels, k_dim, 1.f, col, weight, 0.f, rows);
+  bias_relu(rows, bias, occupied, s.out_channels, 1);
+  check(cudaGetLastError(), "conv2d_relu_at_cells");
 }
 
 }  // namespace lt::LT_CUDA_NS

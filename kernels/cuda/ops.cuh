@@ -90,7 +90,9 @@ void devoxelize_forward(const float* grid, const ops::CellIndexView& index, int 
 void devoxelize_backward(const float* dfeatures, const ops::CellIndexView& index, int channels, int64_t cells_per_map,
                          float* dgrid);
 void count_in_cost_range(const float* xyzi, int64_t n, int64_t* count);
-void devoxelize_head_forward(const float* grid, const ops::CellIndexView& index, const float* point_features,
+void conv2d_relu_at_cells(const float* x, const float* weight, const float* bias, const ops::Conv2dShape& s,
+                          const ops::CellIndexView& index, float* rows);
+void devoxelize_head_forward(const float* cell_features, const ops::CellIndexView& index, const float* point_features,
                              const float* w1, const float* b1, const float* w2, const float* b2,
                              const ops::PointHeadShape& s, float* logits);
 

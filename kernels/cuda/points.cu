@@ -115,16 +115,6 @@ __global__ void devoxelize_backward_kernel(const float* dfeatures, const int64_t
   }
 }
 
-// rows[m, c] = grid's channel c at occupied cell m.
-__global__ void cell_rows_kernel(const float* grid, const int64_t* cells, int64_t occupied, int channels,
-                                 int64_t cells_per_map, float* rows) {
-  const int64_t n = occupied * channels;
-  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t cell = cells[e / channels], c = e % channels;
-    rows[e] = grid[(cell / cells_per_map * channels + c) * cells_per_map + cell % cells_per_map];
-  }
-}
-
 // hidden[p, j] = max(hidden[p, j] + cell_hidden[slot of p, j] (0 outside the grid) + b1[j], 0).
 __global__ void head_hidden_kernel(float* hidden, const float* cell_hidden, const int64_t* point_slot, const float* b1,
                                    int64_t points, int width) {
@@ -224,9 +214,9 @@ void count_in_cost_range(const float* xyzi, int64_t n, int64_t* count) {
   check(cudaGetLastError(), "count_in_cost_range");
 }
 
-// The grid half of w1 once per occupied cell (a GEMM over the cells' rows), the point half per point,
+// The BEV half of w1 once per occupied cell (a GEMM over the cells' rows), the point half per point,
 // then the ReLU and the classes' GEMM.
-void devoxelize_head_forward(const float* grid, const ops::CellIndexView& index, const float* point_features,
+void devoxelize_head_forward(const float* cell_features, const ops::CellIndexView& index, const float* point_features,
                              const float* w1, const float* b1, const float* w2, const float* b2,
                              const ops::PointHeadShape& s, float* logits) {
   const int64_t points = index.num_points, occupied = index.occupied;
@@ -235,13 +225,8 @@ void devoxelize_head_forward(const float* grid, const ops::CellIndexView& index,
   float* w1_grid = static_cast<float*>(scratch(0, sizeof(float) * size_t(hidden) * size_t(cg + cp)));
   float* w1_point = w1_grid + int64_t(hidden) * cg;
   split_channels(w1, cg, cp, hidden, 1, w1_grid, w1_point);
-  float* cell_rows = static_cast<float*>(scratch(1, sizeof(float) * size_t(occupied) * size_t(cg + hidden) + 1));
-  float* cell_hidden = cell_rows + occupied * cg;
-  if (occupied > 0) {
-    LT_LAUNCH(cell_rows_kernel, blocks_for(occupied * cg), kThreads, nullptr)
-    (grid, index.cells, occupied, cg, s.cells_per_map, cell_rows);
-    gemm(false, true, occupied, hidden, cg, 1.f, cell_rows, w1_grid, 0.f, cell_hidden);
-  }
+  float* cell_hidden = static_cast<float*>(scratch(1, sizeof(float) * size_t(occupied) * size_t(hidden) + 1));
+  if (occupied > 0) gemm(false, true, occupied, hidden, cg, 1.f, cell_features, w1_grid, 0.f, cell_hidden);
   float* point_hidden = static_cast<float*>(scratch(2, sizeof(float) * size_t(points) * size_t(hidden)));
   gemm(false, true, points, hidden, cp, 1.f, point_features, w1_point, 0.f, point_hidden);
   LT_LAUNCH(head_hidden_kernel, blocks_for(points * hidden), kThreads, nullptr)

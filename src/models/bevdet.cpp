@@ -349,13 +349,13 @@ void Bevdet::backward() {
   const int nx = config_.grid_x(), ny = config_.grid_y(), c = config_.pfn_channels, u = config_.upsample_channels;
   const int64_t pillars_per_map = int64_t(nx) * ny, plane = int64_t(config_.out_x()) * config_.out_y();
   Buffer<float> d_cat;
-  d_cat.zeros(be, cat_.size());
+  d_cat.resize(be, cat_.size());
   {
     const PhaseTimer t = timer(kHead, true);
     Buffer<float> d_shared, d_from_reg, d_hidden;
-    d_shared.zeros(be, shared_.out.size());
-    d_from_reg.zeros(be, shared_.out.size());
-    d_hidden.zeros(be, shared_.out.size());
+    d_shared.resize(be, shared_.out.size());
+    d_from_reg.resize(be, shared_.out.size());
+    d_hidden.resize(be, shared_.out.size());
     conv_backward(p, reg_conv_, reg_hidden_.out.data(), dreg_.data(), d_hidden.data());
     reg_hidden_.backward(p, shared_.out.data(), d_hidden.data(), d_from_reg.data());
     grads_ready(reg_hidden_.first_param());
@@ -372,11 +372,11 @@ void Bevdet::backward() {
     const PhaseTimer t = timer(kDeblocks, true);
     for (int b = 2; b >= 0; --b) {
       Buffer<float> d_up;
-      d_up.zeros(be, deblocks_[b].out.size());
+      d_up.resize(be, deblocks_[b].out.size());
       for (int f = 0; f < frames_; ++f)
         be.copy(d_up.data() + int64_t(f) * u * plane, d_cat.data() + (int64_t(f) * 3 + b) * u * plane,
                 sizeof(float) * size_t(u * plane));
-      d_block_out[b].zeros(be, blocks_[b].back().out.size());
+      d_block_out[b].resize(be, blocks_[b].back().out.size());
       deblocks_[b].backward(p, blocks_[b].back().out.data(), d_up.data(), d_block_out[b].data());
       grads_ready(deblocks_[b].first_param());
     }
@@ -388,7 +388,7 @@ void Bevdet::backward() {
     for (size_t l = blocks_[b].size(); l-- > 0;) {
       const Buffer<float>& input = l > 0 ? blocks_[b][l - 1].out : (b > 0 ? blocks_[b - 1].back().out : pseudo_image_);
       Buffer<float> dx;
-      dx.zeros(be, input.size());
+      dx.resize(be, input.size());
       blocks_[b][l].backward(p, input.data(), d.data(), dx.data());
       grads_ready(blocks_[b][l].first_param());
       d = std::move(dx);
@@ -399,7 +399,7 @@ void Bevdet::backward() {
       d_pseudo = std::move(d);
   }
   Buffer<float> d_point;
-  d_point.zeros(be, pfn_.out.size());
+  d_point.zeros(be, pfn_.out.size());  // voxelize's backward adds to it
   {
     const PhaseTimer t = timer(kScatter, true);
     be.voxelize_max_backward(d_pseudo.data(), cells_view_, argmax_.data(), c, pillars_per_map, d_point.data());

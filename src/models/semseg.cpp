@@ -200,14 +200,21 @@ const std::vector<float>& Semseg::forward(SemsegInput input, bool training) {
     const PhaseTimer t = timer(9, false);
     cat1_.resize(b, size_t(frames_) * 2 * a * cells_per_map);
     b.concat_channels(up1_.out.data(), a, enc1b_.out.data(), a, frames_, cells_per_map, cat1_.data());
-    map_block(dec1_, cat1_.data(), grid, grid);
+    if (fused) {
+      // Only the points read dec1's output: it is computed at the occupied cells alone.
+      dec1_rows_.resize(b, size_t(cells_.occupied()) * a);
+      b.conv2d_relu_at_cells(cat1_.data(), dec1_.folded.weight.data(), dec1_.folded.bias.data(),
+                             ops::Conv2dShape{frames_, 2 * a, a, grid, grid, 3, 1, 1}, cells_view_, dec1_rows_.data());
+    } else {
+      map_block(dec1_, cat1_.data(), grid, grid);
+    }
   }
   if (fused) {
     // devoxelize + concat + head in one op: the per-point features are read once.
     const PhaseTimer t = timer(11, false);
     float* logits = logits_output(size_t(points_) * kNumSemanticClasses);
-    const ops::PointHeadShape shape{a, c2, head1_.channels(), kNumSemanticClasses, cells_per_map};
-    b.devoxelize_head_forward(dec1_.out.data(), cells_view_, mlp2_.out.data(), head1_.folded.weight.data(),
+    const ops::PointHeadShape shape{a, c2, head1_.channels(), kNumSemanticClasses};
+    b.devoxelize_head_forward(dec1_rows_.data(), cells_view_, mlp2_.out.data(), head1_.folded.weight.data(),
                               head1_.folded.bias.data(), p.value(head2_.weight), p.value(head2_.bias), shape, logits);
     if (!b.host_memory) logits_on_.download(logits_.data());
   } else {
@@ -249,7 +256,7 @@ const std::vector<float>& Semseg::forward(SemsegInput input, bool training) {
   profile_[6].macs = up2_.macs();
   profile_[7].macs = dec2_.macs();
   profile_[8].macs = up1_.macs();
-  profile_[9].macs = dec1_.macs();
+  profile_[9].macs = fused ? cells_.occupied() * a * 2 * a * 9 : dec1_.macs();
   profile_[10].macs = fused ? 0 : int64_t(frames_) * cells_per_map * a * head1_.channels();
   profile_[11].macs = fused ? (cells_.occupied() * a + n * c2) * head1_.channels() + head2_.macs(n)
                             : n * c2 * head1_.channels() + head2_.macs(n);
@@ -299,14 +306,15 @@ void Semseg::backward(const float* dlogits) {
     b.add(p.grad(head1_.linear.weight), d_weight.data(), int64_t(d_weight.size()));
   }
   grads_ready(head1_.first_param());
+  // Input gradients are written, not added to (kernels/backend.hpp): no buffer below needs zeros first.
   Buffer<float> d_up1, d_enc1, d_dec2;
-  d_up1.zeros(b, up1_.out.size());
-  d_enc1.zeros(b, enc1b_.out.size());
-  d_dec2.zeros(b, dec2_.out.size());
+  d_up1.resize(b, up1_.out.size());
+  d_enc1.resize(b, enc1b_.out.size());
+  d_dec2.resize(b, dec2_.out.size());
   {
     const PhaseTimer t = timer(9, true);
     Buffer<float> d_cat1;
-    d_cat1.zeros(b, cat1_.size());
+    d_cat1.resize(b, cat1_.size());
     dec1_.backward(p, cat1_.data(), d_dec1.data(), d_cat1.data());
     b.split_channels(d_cat1.data(), a, a, frames_, cells_per_map, d_up1.data(), d_enc1.data());
   }
@@ -317,13 +325,13 @@ void Semseg::backward(const float* dlogits) {
   }
   grads_ready(up1_.first_param());
   Buffer<float> d_up2, d_enc2, d_enc3;
-  d_up2.zeros(b, up2_.out.size());
-  d_enc2.zeros(b, enc2b_.out.size());
-  d_enc3.zeros(b, enc3b_.out.size());
+  d_up2.resize(b, up2_.out.size());
+  d_enc2.resize(b, enc2b_.out.size());
+  d_enc3.resize(b, enc3b_.out.size());
   {
     const PhaseTimer t = timer(7, true);
     Buffer<float> d_cat2;
-    d_cat2.zeros(b, cat2_.size());
+    d_cat2.resize(b, cat2_.size());
     dec2_.backward(p, cat2_.data(), d_dec2.data(), d_cat2.data());
     b.split_channels(d_cat2.data(), bc, bc, frames_, int64_t(h2) * w2, d_up2.data(), d_enc2.data());
   }
@@ -336,8 +344,8 @@ void Semseg::backward(const float* dlogits) {
   {
     const PhaseTimer t = timer(5, true);
     Buffer<float> d_enc3a, d_from3;
-    d_enc3a.zeros(b, enc3a_.out.size());
-    d_from3.zeros(b, enc2b_.out.size());
+    d_enc3a.resize(b, enc3a_.out.size());
+    d_from3.resize(b, enc2b_.out.size());
     enc3b_.backward(p, enc3a_.out.data(), d_enc3.data(), d_enc3a.data());
     enc3a_.backward(p, enc2b_.out.data(), d_enc3a.data(), d_from3.data());
     b.add(d_enc2.data(), d_from3.data(), int64_t(d_enc2.size()));
@@ -346,19 +354,19 @@ void Semseg::backward(const float* dlogits) {
   {
     const PhaseTimer t = timer(4, true);
     Buffer<float> d_enc2a, d_from2;
-    d_enc2a.zeros(b, enc2a_.out.size());
-    d_from2.zeros(b, enc1b_.out.size());
+    d_enc2a.resize(b, enc2a_.out.size());
+    d_from2.resize(b, enc1b_.out.size());
     enc2b_.backward(p, enc2a_.out.data(), d_enc2.data(), d_enc2a.data());
     enc2a_.backward(p, enc1b_.out.data(), d_enc2a.data(), d_from2.data());
     b.add(d_enc1.data(), d_from2.data(), int64_t(d_enc1.size()));
   }
   grads_ready(enc2a_.first_param());
   Buffer<float> d_grid0;
-  d_grid0.zeros(b, grid0_.size());
+  d_grid0.resize(b, grid0_.size());
   {
     const PhaseTimer t = timer(3, true);
     Buffer<float> d_enc1a;
-    d_enc1a.zeros(b, enc1a_.out.size());
+    d_enc1a.resize(b, enc1a_.out.size());
     enc1b_.backward(p, enc1a_.out.data(), d_enc1.data(), d_enc1a.data());
     enc1a_.backward(p, grid0_.data(), d_enc1a.data(), d_grid0.data());
   }
@@ -368,7 +376,7 @@ void Semseg::backward(const float* dlogits) {
     b.voxelize_max_backward(d_grid0.data(), cells_view_, argmax_.data(), c2, cells_per_map, d_point.data());
   }
   Buffer<float> d_mlp1;
-  d_mlp1.zeros(b, mlp1_.out.size());
+  d_mlp1.resize(b, mlp1_.out.size());
   {
     const PhaseTimer t = timer(1, true);
     mlp2_.backward(p, mlp1_.out.data(), d_point.data(), points_, d_mlp1.data());

@@ -92,6 +92,7 @@ class Semseg : public Model {
   Buffer<float> grid0_, cat2_, cat1_, point_bev_, logits_on_;
   // head.0's weight split into its BEV and point columns, and its BEV half applied to dec1's map.
   Buffer<float> head_weight_bev_, head_weight_point_, head_bev_map_;
+  Buffer<float> dec1_rows_;  // inference: dec1's output at the occupied cells (M, a)
   ops::Conv2dShape head_bev_shape() const {
     const int grid = config_.grid_size();
     return {frames_, config_.bev_channels[0], head1_.channels(), grid, grid, 1, 1, 0};
