@@ -135,6 +135,16 @@ struct Backend {
   // *count = points of (N, 4) xyzi inside the cost range (kernels/common/points.hpp).
   void (*count_in_cost_range)(const float* xyzi, int64_t n, int64_t* count);
 
+  // ---- BatchNorm with its ReLU fused in (training; ops::batchnorm_relu_*) ----
+  void (*batchnorm_relu_apply)(const float* x, const float* mean, const float* invstd, const float* gamma,
+                               const float* beta, float* y, const ops::BatchNormShape& s);
+  void (*batchnorm_relu_backward_sums)(const float* x, const float* dy, const float* mean, const float* invstd,
+                                       const float* gamma, const float* beta, const ops::BatchNormShape& s,
+                                       double* sums);
+  void (*batchnorm_relu_backward_apply)(const float* x, const float* dy, const float* mean, const float* invstd,
+                                        const float* gamma, const float* beta, const double* sums, double count,
+                                        float* dx, float* dgamma, float* dbeta, const ops::BatchNormShape& s);
+
   // ---- inference with BatchNorm folded into the weights (a frozen model; kernels/cpu/ops.hpp) ----
   // y = relu(op(x) + bias), in one pass over the output where the backend can.
   void (*linear_relu_forward)(const float* x, const float* weight, const float* bias, float* y, int64_t rows, int in,

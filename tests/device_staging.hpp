@@ -283,6 +283,37 @@ struct Staged {
     b.gather_positions_backward(dr.get(), dpos.get(), k, channels, plane, dm.get());
     dm.to_host(dmaps);
   }
+  // ---- BatchNorm with its ReLU fused in ----
+  void batchnorm_relu_apply(const float* x, const float* mean, const float* invstd, const float* gamma,
+                            const float* beta, float* y, const ops::BatchNormShape& s) const {
+    const size_t n = size_t(s.count() * s.channels), c = size_t(s.channels);
+    F dx(b, x, n), dm(b, mean, c), di(b, invstd, c), dg(b, gamma, c), dbeta(b, beta, c), dy(b, n);
+    b.batchnorm_relu_apply(dx.get(), dm.get(), di.get(), dg.get(), dbeta.get(), dy.get(), s);
+    dy.to_host(y);
+  }
+  void batchnorm_relu_backward_sums(const float* x, const float* dy, const float* mean, const float* invstd,
+                                    const float* gamma, const float* beta, const ops::BatchNormShape& s,
+                                    double* sums) const {
+    const size_t n = size_t(s.count() * s.channels), c = size_t(s.channels);
+    F dx(b, x, n), ddy(b, dy, n), dm(b, mean, c), di(b, invstd, c), dg(b, gamma, c), dbeta(b, beta, c);
+    D dsums(b, 2 * c);
+    b.batchnorm_relu_backward_sums(dx.get(), ddy.get(), dm.get(), di.get(), dg.get(), dbeta.get(), s, dsums.get());
+    dsums.to_host(sums);
+  }
+  void batchnorm_relu_backward_apply(const float* x, const float* dy, const float* mean, const float* invstd,
+                                     const float* gamma, const float* beta, const double* sums, double count, float* dx,
+                                     float* dgamma, float* dbeta, const ops::BatchNormShape& s) const {
+    const size_t n = size_t(s.count() * s.channels), c = size_t(s.channels);
+    F devx(b, x, n), ddy(b, dy, n), dm(b, mean, c), di(b, invstd, c), dg(b, gamma, c), db(b, beta, c), ddx(b, n),
+        ddg(b, dgamma, c), ddb(b, dbeta, c);
+    D dsums(b, sums, 2 * c);
+    b.batchnorm_relu_backward_apply(devx.get(), ddy.get(), dm.get(), di.get(), dg.get(), db.get(), dsums.get(), count,
+                                    dx ? ddx.get() : nullptr, dgamma ? ddg.get() : nullptr, dbeta ? ddb.get() : nullptr,
+                                    s);
+    ddx.to_host(dx);
+    ddg.to_host(dgamma);
+    ddb.to_host(dbeta);
+  }
   // ---- inference with BatchNorm folded ----
   void linear_relu_forward(const float* x, const float* weight, const float* bias, float* y, int64_t rows, int in,
                            int out) const {

@@ -641,6 +641,40 @@ void batchnorm_backward_apply(const T* x, const T* dy, const T* mean, const T* i
   });
 }
 
+template <class T>
+void batchnorm_relu_apply(const T* x, const T* mean, const T* invstd, const T* gamma, const T* beta, T* y,
+                          const BatchNormShape& s) {
+  for_each_element(
+      s, [&](int64_t i, int c) { y[i] = relu(lt::batchnorm_apply(x[i], mean[c], invstd[c], gamma[c], beta[c])); });
+}
+
+template <class T>
+void batchnorm_relu_backward_sums(const T* x, const T* dy, const T* mean, const T* invstd, const T* gamma,
+                                  const T* beta, const BatchNormShape& s, double* sums) {
+  const auto g = [&](int64_t i, int c) {
+    return lt::batchnorm_apply(x[i], mean[c], invstd[c], gamma[c], beta[c]) > T(0) ? double(dy[i]) : 0.0;
+  };
+  channel_sums(x, s, sums, g,
+               [&](int64_t i, int c) { return g(i, c) * (double(x[i]) - double(mean[c])) * double(invstd[c]); });
+}
+
+template <class T>
+void batchnorm_relu_backward_apply(const T* x, const T* dy, const T* mean, const T* invstd, const T* gamma,
+                                   const T* beta, const double* sums, double count, T* dx, T* dgamma, T* dbeta,
+                                   const BatchNormShape& s) {
+  const int C = s.channels;
+  if (dgamma && dbeta)
+    for (int c = 0; c < C; ++c) {
+      dbeta[c] += T(sums[c]);
+      dgamma[c] += T(sums[C + c]);
+    }
+  if (!dx) return;
+  for_each_element(s, [&](int64_t i, int c) {
+    const T g = lt::batchnorm_apply(x[i], mean[c], invstd[c], gamma[c], beta[c]) > T(0) ? dy[i] : T(0);
+    dx[i] = batchnorm_grad_input(x[i], g, mean[c], invstd[c], gamma[c], T(sums[c]), T(sums[C + c]), T(count));
+  });
+}
+
 // ---- element-wise and layout ------------------------------------------------------------------
 
 template <class T>
@@ -1057,43 +1091,48 @@ void max_pool3x3(const T* x, T* y, int64_t maps, int height, int width) {
 
 // ---- instantiations -------------------------------------------------------------------------
 
-#define LT_INSTANTIATE(T)                                                                                            \
-  template void linear_forward<T>(const T*, const T*, const T*, T*, int64_t, int, int);                              \
-  template void linear_backward<T>(const T*, const T*, const T*, T*, T*, T*, int64_t, int, int);                     \
-  template void conv2d_forward<T>(const T*, const T*, const T*, T*, const Conv2dShape&, std::vector<T>&);            \
-  template void linear_relu_forward<T>(const T*, const T*, const T*, T*, int64_t, int, int);                         \
-  template void conv2d_forward_im2col<T>(const T*, const T*, const T*, T*, const Conv2dShape&, std::vector<T>&);     \
-  template void conv2d_relu_forward<T>(const T*, const T*, const T*, T*, const Conv2dShape&, std::vector<T>&);       \
-  template void conv_transpose_relu_forward<T>(const T*, const T*, const T*, T*, const ConvTransposeShape&,          \
-                                               std::vector<T>&);                                                     \
-  template void conv2d_relu_at_cells<T>(const T*, const T*, const T*, const Conv2dShape&, const CellIndexView&, T*); \
-  template void devoxelize_head_forward<T>(const T*, const CellIndexView&, const T*, const T*, const T*, const T*,   \
-                                           const T*, const PointHeadShape&, T*);                                     \
-  template void conv2d_backward<T>(const T*, const T*, const T*, T*, T*, T*, const Conv2dShape&, std::vector<T>&);   \
-  template void conv_transpose_forward<T>(const T*, const T*, const T*, T*, const ConvTransposeShape&,               \
-                                          std::vector<T>&);                                                          \
-  template void conv_transpose_backward<T>(const T*, const T*, const T*, T*, T*, T*, const ConvTransposeShape&,      \
-                                           std::vector<T>&);                                                         \
-  template void batchnorm_sums<T>(const T*, const BatchNormShape&, double*);                                         \
-  template void batchnorm_apply<T>(const T*, const T*, const T*, const T*, const T*, T*, const BatchNormShape&);     \
-  template void batchnorm_backward_sums<T>(const T*, const T*, const T*, const T*, const BatchNormShape&, double*);  \
-  template void batchnorm_backward_apply<T>(const T*, const T*, const T*, const T*, const T*, const double*, double, \
-                                            T*, T*, T*, const BatchNormShape&);                                      \
-  template void relu_forward<T>(const T*, T*, int64_t);                                                              \
-  template void relu_backward<T>(const T*, const T*, T*, int64_t);                                                   \
-  template void concat_channels<T>(const T*, int, const T*, int, int64_t, int64_t, T*);                              \
-  template void split_channels<T>(const T*, int, int, int64_t, int64_t, T*, T*);                                     \
-  template void voxelize_max_forward<T>(const T*, const CellIndexView&, int, int64_t, T*, int64_t*);                 \
-  template void voxelize_max_backward<T>(const T*, const CellIndexView&, const int64_t*, int, int64_t, T*);          \
-  template void scatter_mean_forward<T>(const T*, const CellIndexView&, int, T*);                                    \
-  template void scatter_mean_backward<T>(const T*, const CellIndexView&, int, T*);                                   \
-  template void devoxelize_forward<T>(const T*, const CellIndexView&, int, int64_t, T*);                             \
-  template void devoxelize_backward<T>(const T*, const CellIndexView&, int, int64_t, T*);                            \
-  template double cross_entropy<T>(const T*, const uint8_t*, int64_t, int, const T*, int, T*);                       \
-  template double focal_loss<T>(const T*, const T*, int64_t, T*);                                                    \
-  template void gather_positions_forward<T>(const T*, const int64_t*, int64_t, int, int64_t, T*);                    \
-  template void gather_positions_backward<T>(const T*, const int64_t*, int64_t, int, int64_t, T*);                   \
-  template double l1_loss<T>(const T*, const T*, int64_t, int, T*);                                                  \
+#define LT_INSTANTIATE(T)                                                                                             \
+  template void linear_forward<T>(const T*, const T*, const T*, T*, int64_t, int, int);                               \
+  template void linear_backward<T>(const T*, const T*, const T*, T*, T*, T*, int64_t, int, int);                      \
+  template void conv2d_forward<T>(const T*, const T*, const T*, T*, const Conv2dShape&, std::vector<T>&);             \
+  template void batchnorm_relu_apply<T>(const T*, const T*, const T*, const T*, const T*, T*, const BatchNormShape&); \
+  template void batchnorm_relu_backward_sums<T>(const T*, const T*, const T*, const T*, const T*, const T*,           \
+                                                const BatchNormShape&, double*);                                      \
+  template void batchnorm_relu_backward_apply<T>(const T*, const T*, const T*, const T*, const T*, const T*,          \
+                                                 const double*, double, T*, T*, T*, const BatchNormShape&);           \
+  template void linear_relu_forward<T>(const T*, const T*, const T*, T*, int64_t, int, int);                          \
+  template void conv2d_forward_im2col<T>(const T*, const T*, const T*, T*, const Conv2dShape&, std::vector<T>&);      \
+  template void conv2d_relu_forward<T>(const T*, const T*, const T*, T*, const Conv2dShape&, std::vector<T>&);        \
+  template void conv_transpose_relu_forward<T>(const T*, const T*, const T*, T*, const ConvTransposeShape&,           \
+                                               std::vector<T>&);                                                      \
+  template void conv2d_relu_at_cells<T>(const T*, const T*, const T*, const Conv2dShape&, const CellIndexView&, T*);  \
+  template void devoxelize_head_forward<T>(const T*, const CellIndexView&, const T*, const T*, const T*, const T*,    \
+                                           const T*, const PointHeadShape&, T*);                                      \
+  template void conv2d_backward<T>(const T*, const T*, const T*, T*, T*, T*, const Conv2dShape&, std::vector<T>&);    \
+  template void conv_transpose_forward<T>(const T*, const T*, const T*, T*, const ConvTransposeShape&,                \
+                                          std::vector<T>&);                                                           \
+  template void conv_transpose_backward<T>(const T*, const T*, const T*, T*, T*, T*, const ConvTransposeShape&,       \
+                                           std::vector<T>&);                                                          \
+  template void batchnorm_sums<T>(const T*, const BatchNormShape&, double*);                                          \
+  template void batchnorm_apply<T>(const T*, const T*, const T*, const T*, const T*, T*, const BatchNormShape&);      \
+  template void batchnorm_backward_sums<T>(const T*, const T*, const T*, const T*, const BatchNormShape&, double*);   \
+  template void batchnorm_backward_apply<T>(const T*, const T*, const T*, const T*, const T*, const double*, double,  \
+                                            T*, T*, T*, const BatchNormShape&);                                       \
+  template void relu_forward<T>(const T*, T*, int64_t);                                                               \
+  template void relu_backward<T>(const T*, const T*, T*, int64_t);                                                    \
+  template void concat_channels<T>(const T*, int, const T*, int, int64_t, int64_t, T*);                               \
+  template void split_channels<T>(const T*, int, int, int64_t, int64_t, T*, T*);                                      \
+  template void voxelize_max_forward<T>(const T*, const CellIndexView&, int, int64_t, T*, int64_t*);                  \
+  template void voxelize_max_backward<T>(const T*, const CellIndexView&, const int64_t*, int, int64_t, T*);           \
+  template void scatter_mean_forward<T>(const T*, const CellIndexView&, int, T*);                                     \
+  template void scatter_mean_backward<T>(const T*, const CellIndexView&, int, T*);                                    \
+  template void devoxelize_forward<T>(const T*, const CellIndexView&, int, int64_t, T*);                              \
+  template void devoxelize_backward<T>(const T*, const CellIndexView&, int, int64_t, T*);                             \
+  template double cross_entropy<T>(const T*, const uint8_t*, int64_t, int, const T*, int, T*);                        \
+  template double focal_loss<T>(const T*, const T*, int64_t, T*);                                                     \
+  template void gather_positions_forward<T>(const T*, const int64_t*, int64_t, int, int64_t, T*);                     \
+  template void gather_positions_backward<T>(const T*, const int64_t*, int64_t, int, int64_t, T*);                    \
+  template double l1_loss<T>(const T*, const T*, int64_t, int, T*);                                                   \
   template void max_pool3x3<T>(const T*, T*, int64_t, int, int);
 
 LT_INSTANTIATE(float)

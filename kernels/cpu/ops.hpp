@@ -100,6 +100,20 @@ template <class T>
 void batchnorm_backward_apply(const T* x, const T* dy, const T* mean, const T* invstd, const T* gamma,
                               const double* sums, double count, T* dx, T* dgamma, T* dbeta, const BatchNormShape& s);
 
+// BatchNorm followed by ReLU, the ReLU fused in (training): y = max(bn(x), 0); backward from dy at y, the
+// ReLU's mask recomputed from x (bn(x) > 0, the same float expression as forward), so neither the ReLU's
+// output pass nor its gradient pass is made. Same contracts as the three ops above.
+template <class T>
+void batchnorm_relu_apply(const T* x, const T* mean, const T* invstd, const T* gamma, const T* beta, T* y,
+                          const BatchNormShape& s);
+template <class T>
+void batchnorm_relu_backward_sums(const T* x, const T* dy, const T* mean, const T* invstd, const T* gamma,
+                                  const T* beta, const BatchNormShape& s, double* sums);
+template <class T>
+void batchnorm_relu_backward_apply(const T* x, const T* dy, const T* mean, const T* invstd, const T* gamma,
+                                   const T* beta, const double* sums, double count, T* dx, T* dgamma, T* dbeta,
+                                   const BatchNormShape& s);
+
 // ---- element-wise and layout ------------------------------------------------------------------
 template <class T>
 void relu_forward(const T* x, T* y, int64_t n);

@@ -13,8 +13,10 @@ __device__ inline int64_t channel_element(int64_t j, int c, int channels, int64_
 
 // partial[(0|1)·C·chunks + c·chunks + chunk] = the block's two sums over its chunk of channel c (grid:
 // chunks × C). Without dy: Σx, Σx². With dy: Σdy, Σdy·x̂.
+// With gamma (and beta) too: dy masked by the ReLU after the BN (bn(x) > 0), for the fused BN + ReLU.
 __global__ void channel_partial_sums_kernel(const float* x, const float* dy, const float* mean, const float* invstd,
-                                            int64_t outer, int channels, int64_t inner, double* partial) {
+                                            const float* gamma, const float* beta, int64_t outer, int channels,
+                                            int64_t inner, double* partial) {
   __shared__ double scratch[kThreads + 1];
   const int c = int(blockIdx.y);
   const int64_t chunks = gridDim.x, count = outer * inner;
@@ -24,7 +26,8 @@ __global__ void channel_partial_sums_kernel(const float* x, const float* dy, con
   for (int64_t j = begin + threadIdx.x; j < end; j += blockDim.x) {
     const int64_t i = channel_element(j, c, channels, inner);
     if (dy) {
-      const double g = dy[i];
+      const bool masked = gamma && !(::lt::batchnorm_apply(x[i], mean[c], invstd[c], gamma[c], beta[c]) > 0.f);
+      const double g = masked ? 0.0 : double(dy[i]);
       first += g;
       second += g * (double(x[i]) - double(mean[c])) * double(invstd[c]);
     } else {
@@ -50,8 +53,8 @@ __global__ void row_sums_kernel(const double* partial, int64_t rows, int64_t col
   out[r] = total;
 }
 
-void channel_sums(const float* x, const float* dy, const float* mean, const float* invstd, const ops::BatchNormShape& s,
-                  double* sums) {
+void channel_sums(const float* x, const float* dy, const float* mean, const float* invstd, const float* gamma,
+                  const float* beta, const ops::BatchNormShape& s, double* sums) {
   const int64_t chunks = (s.count() + kReduceChunk - 1) / kReduceChunk;
   if (chunks == 0 || s.channels == 0) {
     fill_zero(sums, sizeof(double) * 2 * size_t(s.channels));
@@ -59,26 +62,30 @@ void channel_sums(const float* x, const float* dy, const float* mean, const floa
   }
   double* partial = static_cast<double*>(scratch(0, sizeof(double) * 2 * size_t(s.channels) * size_t(chunks)));
   LT_LAUNCH(channel_partial_sums_kernel, dim3(unsigned(chunks), unsigned(s.channels)), kThreads, nullptr)
-  (x, dy, mean, invstd, s.outer, s.channels, s.inner, partial);
+  (x, dy, mean, invstd, gamma, beta, s.outer, s.channels, s.inner, partial);
   LT_LAUNCH(row_sums_kernel, blocks_for(2 * s.channels), kThreads, nullptr)(partial, 2 * s.channels, chunks, sums);
   check(cudaGetLastError(), "batchnorm sums");
 }
 
 __global__ void batchnorm_apply_kernel(const float* x, const float* mean, const float* invstd, const float* gamma,
-                                       const float* beta, float* y, int channels, int64_t inner, int64_t n) {
+                                       const float* beta, float* y, int channels, int64_t inner, int64_t n,
+                                       bool with_relu) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int c = int((i / inner) % channels);
-    y[i] = ::lt::batchnorm_apply(x[i], mean[c], invstd[c], gamma[c], beta[c]);
+    const float v = ::lt::batchnorm_apply(x[i], mean[c], invstd[c], gamma[c], beta[c]);
+    y[i] = with_relu ? relu(v) : v;
   }
 }
 
+// beta non-null: dy masked by the ReLU after the BN (the fused BN + ReLU).
 __global__ void batchnorm_grad_input_kernel(const float* x, const float* dy, const float* mean, const float* invstd,
-                                            const float* gamma, const double* sums, float count, float* dx,
-                                            int channels, int64_t inner, int64_t n) {
+                                            const float* gamma, const float* beta, const double* sums, float count,
+                                            float* dx, int channels, int64_t inner, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int c = int((i / inner) % channels);
-    dx[i] = batchnorm_grad_input(x[i], dy[i], mean[c], invstd[c], gamma[c], float(sums[c]), float(sums[channels + c]),
-                                 count);
+    const bool masked = beta && !(::lt::batchnorm_apply(x[i], mean[c], invstd[c], gamma[c], beta[c]) > 0.f);
+    dx[i] = batchnorm_grad_input(x[i], masked ? 0.f : dy[i], mean[c], invstd[c], gamma[c], float(sums[c]),
+                                 float(sums[channels + c]), count);
   }
 }
 
@@ -128,7 +135,7 @@ __global__ void concat_kernel(float* a, int64_t a_row, float* b, int64_t b_row, 
 }  // namespace
 
 void batchnorm_sums(const float* x, const ops::BatchNormShape& s, double* sums) {
-  channel_sums(x, nullptr, nullptr, nullptr, s, sums);
+  channel_sums(x, nullptr, nullptr, nullptr, nullptr, nullptr, s, sums);
 }
 
 void batchnorm_apply(const float* x, const float* mean, const float* invstd, const float* gamma, const float* beta,
@@ -136,13 +143,13 @@ void batchnorm_apply(const float* x, const float* mean, const float* invstd, con
   const int64_t n = s.count() * s.channels;
   if (n == 0) return;
   LT_LAUNCH(batchnorm_apply_kernel, blocks_for(n), kThreads, nullptr)
-  (x, mean, invstd, gamma, beta, y, s.channels, s.inner, n);
+  (x, mean, invstd, gamma, beta, y, s.channels, s.inner, n, false);
   check(cudaGetLastError(), "batchnorm_apply");
 }
 
 void batchnorm_backward_sums(const float* x, const float* dy, const float* mean, const float* invstd,
                              const ops::BatchNormShape& s, double* sums) {
-  channel_sums(x, dy, mean, invstd, s, sums);
+  channel_sums(x, dy, mean, invstd, nullptr, nullptr, s, sums);
 }
 
 void batchnorm_backward_apply(const float* x, const float* dy, const float* mean, const float* invstd,
@@ -152,8 +159,33 @@ void batchnorm_backward_apply(const float* x, const float* dy, const float* mean
     LT_LAUNCH(batchnorm_param_grads_kernel, blocks_for(s.channels), kThreads, nullptr)(sums, s.channels, dgamma, dbeta);
   const int64_t n = s.count() * s.channels;
   if (dx && n > 0) LT_LAUNCH(batchnorm_grad_input_kernel, blocks_for(n), kThreads, nullptr)
-  (x, dy, mean, invstd, gamma, sums, float(count), dx, s.channels, s.inner, n);
+  (x, dy, mean, invstd, gamma, nullptr, sums, float(count), dx, s.channels, s.inner, n);
   check(cudaGetLastError(), "batchnorm_backward_apply");
+}
+
+void batchnorm_relu_apply(const float* x, const float* mean, const float* invstd, const float* gamma, const float* beta,
+                          float* y, const ops::BatchNormShape& s) {
+  const int64_t n = s.count() * s.channels;
+  if (n == 0) return;
+  LT_LAUNCH(batchnorm_apply_kernel, blocks_for(n), kThreads, nullptr)
+  (x, mean, invstd, gamma, beta, y, s.channels, s.inner, n, true);
+  check(cudaGetLastError(), "batchnorm_relu_apply");
+}
+
+void batchnorm_relu_backward_sums(const float* x, const float* dy, const float* mean, const float* invstd,
+                                  const float* gamma, const float* beta, const ops::BatchNormShape& s, double* sums) {
+  channel_sums(x, dy, mean, invstd, gamma, beta, s, sums);
+}
+
+void batchnorm_relu_backward_apply(const float* x, const float* dy, const float* mean, const float* invstd,
+                                   const float* gamma, const float* beta, const double* sums, double count, float* dx,
+                                   float* dgamma, float* dbeta, const ops::BatchNormShape& s) {
+  if (dgamma && dbeta && s.channels > 0)
+    LT_LAUNCH(batchnorm_param_grads_kernel, blocks_for(s.channels), kThreads, nullptr)(sums, s.channels, dgamma, dbeta);
+  const int64_t n = s.count() * s.channels;
+  if (dx && n > 0) LT_LAUNCH(batchnorm_grad_input_kernel, blocks_for(n), kThreads, nullptr)
+  (x, dy, mean, invstd, gamma, beta, sums, float(count), dx, s.channels, s.inner, n);
+  check(cudaGetLastError(), "batchnorm_relu_backward_apply");
 }
 
 void batchnorm_stats(const double* sums, int channels, double count, bool training, float* mean, float* invstd,

@@ -73,6 +73,13 @@ void batchnorm_backward_sums(const float* x, const float* dy, const float* mean,
 void batchnorm_backward_apply(const float* x, const float* dy, const float* mean, const float* invstd,
                               const float* gamma, const double* sums, double count, float* dx, float* dgamma,
                               float* dbeta, const ops::BatchNormShape& s);
+void batchnorm_relu_apply(const float* x, const float* mean, const float* invstd, const float* gamma, const float* beta,
+                          float* y, const ops::BatchNormShape& s);
+void batchnorm_relu_backward_sums(const float* x, const float* dy, const float* mean, const float* invstd,
+                                  const float* gamma, const float* beta, const ops::BatchNormShape& s, double* sums);
+void batchnorm_relu_backward_apply(const float* x, const float* dy, const float* mean, const float* invstd,
+                                   const float* gamma, const float* beta, const double* sums, double count, float* dx,
+                                   float* dgamma, float* dbeta, const ops::BatchNormShape& s);
 void relu_forward(const float* x, float* y, int64_t n);
 void relu_backward(const float* y, const float* dy, float* dx, int64_t n);
 void concat_channels(const float* a, int ca, const float* b, int cb, int64_t outer, int64_t inner, float* out);

@@ -67,7 +67,7 @@ void BatchNorm::sum_over_ranks(const Backend& backend, bool with_count) {
 }
 
 void BatchNorm::forward(const DeviceParams& p, const float* x, const ops::BatchNormShape& shape, bool training,
-                        float* y) {
+                        float* y, bool with_relu) {
   const Backend& be = p.be();
   mean.resize(be, size_t(channels));
   invstd.resize(be, size_t(channels));
@@ -79,26 +79,38 @@ void BatchNorm::forward(const DeviceParams& p, const float* x, const ops::BatchN
   }
   be.batchnorm_stats(sums.data(), channels, count, training, mean.data(), invstd.data(), p.buffer(running_mean),
                      p.buffer(running_var));
-  be.batchnorm_apply(x, mean.data(), invstd.data(), p.value(weight), p.value(bias), y, shape);
+  if (with_relu)
+    be.batchnorm_relu_apply(x, mean.data(), invstd.data(), p.value(weight), p.value(bias), y, shape);
+  else
+    be.batchnorm_apply(x, mean.data(), invstd.data(), p.value(weight), p.value(bias), y, shape);
 }
 
 void BatchNorm::backward(const DeviceParams& p, const float* x, const float* dy, const ops::BatchNormShape& shape,
-                         float* dx) {
+                         float* dx, bool with_relu) {
   const Backend& be = p.be();
+  const float *gamma = p.value(weight), *beta = p.value(bias);
   sums.resize(be, 2 * size_t(channels));
-  be.batchnorm_backward_sums(x, dy, mean.data(), invstd.data(), shape, sums.data());
+  const auto apply = [&](float* input_grad, float* dgamma, float* dbeta) {
+    if (with_relu)
+      be.batchnorm_relu_backward_apply(x, dy, mean.data(), invstd.data(), gamma, beta, sums.data(), count, input_grad,
+                                       dgamma, dbeta, shape);
+    else
+      be.batchnorm_backward_apply(x, dy, mean.data(), invstd.data(), gamma, sums.data(), count, input_grad, dgamma,
+                                  dbeta, shape);
+  };
+  if (with_relu)
+    be.batchnorm_relu_backward_sums(x, dy, mean.data(), invstd.data(), gamma, beta, shape, sums.data());
+  else
+    be.batchnorm_backward_sums(x, dy, mean.data(), invstd.data(), shape, sums.data());
   if (!sync) {
-    be.batchnorm_backward_apply(x, dy, mean.data(), invstd.data(), p.value(weight), sums.data(), count, dx,
-                                p.grad(weight), p.grad(bias), shape);
+    apply(dx, p.grad(weight), p.grad(bias));
     return;
   }
   // The parameter gradients keep this rank's sums (the gradient all-reduce adds the others'); dx takes
   // the sums over all ranks.
-  be.batchnorm_backward_apply(x, dy, mean.data(), invstd.data(), p.value(weight), sums.data(), count, nullptr,
-                              p.grad(weight), p.grad(bias), shape);
+  apply(nullptr, p.grad(weight), p.grad(bias));
   sum_over_ranks(be, false);
-  be.batchnorm_backward_apply(x, dy, mean.data(), invstd.data(), p.value(weight), sums.data(), count, dx, nullptr,
-                              nullptr, shape);
+  apply(dx, nullptr, nullptr);
 }
 
 void FoldedWeights::fold(const Backend& backend, const ParamStore& params, const ParamStore& buffers, int64_t offset,
@@ -165,8 +177,7 @@ const float* LinearBnRelu::forward(const DeviceParams& p, const float* x, int64_
 
 const float* LinearBnRelu::forward_after_linear(const DeviceParams& p, int64_t rows, bool training) {
   out.resize(p.be(), pre.size());
-  bn.forward(p, pre.data(), {rows, linear.out, 1}, training, out.data());
-  p.be().relu_forward(out.data(), out.data(), int64_t(out.size()));
+  bn.forward(p, pre.data(), {rows, linear.out, 1}, training, out.data(), true);
   return out.data();
 }
 
@@ -175,9 +186,8 @@ void LinearBnRelu::backward(const DeviceParams& p, const float* x, float* dout, 
 }
 
 const float* LinearBnRelu::backward_to_linear(const DeviceParams& p, float* dout, int64_t rows) {
-  p.be().relu_backward(out.data(), dout, dout, int64_t(out.size()));
   dpre.resize(p.be(), pre.size());
-  bn.backward(p, pre.data(), dout, {rows, linear.out, 1}, dpre.data());
+  bn.backward(p, pre.data(), dout, {rows, linear.out, 1}, dpre.data(), true);
   return dpre.data();
 }
 
@@ -249,16 +259,14 @@ const float* ConvBnRelu::forward(const DeviceParams& p, const float* x, int batc
     s.batch = batch, s.height = height, s.width = width;
     p.be().conv2d_forward(x, p.value(conv.weight), nullptr, pre.data(), s);
   }
-  bn.forward(p, pre.data(), {batch, out_channels(), plane}, training, out.data());
-  p.be().relu_forward(out.data(), out.data(), int64_t(out.size()));
+  bn.forward(p, pre.data(), {batch, out_channels(), plane}, training, out.data(), true);
   return out.data();
 }
 
 void ConvBnRelu::backward(const DeviceParams& p, const float* x, float* dout, float* dx) {
   const int64_t plane = int64_t(out_height()) * out_width();
-  p.be().relu_backward(out.data(), dout, dout, int64_t(out.size()));
   dpre.resize(p.be(), pre.size());
-  bn.backward(p, pre.data(), dout, {batch, out_channels(), plane}, dpre.data());
+  bn.backward(p, pre.data(), dout, {batch, out_channels(), plane}, dpre.data(), true);
   if (transpose) {
     auto s = deconv.shape;
     s.batch = batch, s.height = in_height, s.width = in_width;

@@ -67,8 +67,12 @@ struct BatchNorm {
   double count = 0;
   void declare(ParamStore& params, ParamStore& buffers, const std::string& name, int num_channels);
   void init(ParamStore& params, ParamStore& buffers) const;
-  void forward(const DeviceParams& p, const float* x, const ops::BatchNormShape& shape, bool training, float* y);
-  void backward(const DeviceParams& p, const float* x, const float* dy, const ops::BatchNormShape& shape, float* dx);
+  // with_relu: a ReLU after the BN, fused in (forward writes max(bn(x), 0); backward takes dy at that output
+  // and masks it with bn(x) > 0 itself).
+  void forward(const DeviceParams& p, const float* x, const ops::BatchNormShape& shape, bool training, float* y,
+               bool with_relu = false);
+  void backward(const DeviceParams& p, const float* x, const float* dy, const ops::BatchNormShape& shape, float* dx,
+                bool with_relu = false);
 
  private:
   // sync over sums (2C values, + the count when with_count), wherever the backend keeps them.
@@ -108,7 +112,7 @@ struct LinearBnRelu {
   void declare(ParamStore& params, ParamStore& buffers, const std::string& name, int in, int out_features);
   void init(ParamStore& params, ParamStore& buffers, Rng& rng) const;
   const float* forward(const DeviceParams& p, const float* x, int64_t rows, bool training);
-  // dx may be null. `dout` is overwritten (used as scratch).
+  // dx may be null.
   void backward(const DeviceParams& p, const float* x, float* dout, int64_t rows, float* dx);
   // The two halves of forward and backward around the linear layer, for a caller that computes the linear
   // part its own way (semseg's head): BN and ReLU of `pre` (rows × channels, filled by the caller); and
@@ -136,7 +140,6 @@ struct ConvBnRelu {
                          int stride = 2);
   void init(ParamStore& params, ParamStore& buffers, Rng& rng) const;
   const float* forward(const DeviceParams& p, const float* x, int batch_size, int height, int width, bool training);
-  // `dout` is overwritten (used as scratch).
   void backward(const DeviceParams& p, const float* x, float* dout, float* dx);
   // Inference with BN folded, as LinearBnRelu's.
   FoldedWeights folded;
