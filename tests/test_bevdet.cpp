@@ -289,6 +289,18 @@ double loss_of(Bevdet& model, const PointBatch& batch) {
   return model.forward_loss(std::move(input), normaliser);
 }
 
+// `steps` AdamW steps at lr 3e-3 on one batch; returns the loss of the last.
+double train(Bevdet& model, Optimizer& optimizer, const PointBatch& batch, int steps) {
+  double loss = 0;
+  for (int s = 0; s < steps; ++s) {
+    model.params().zero_grads();
+    loss = loss_of(model, batch);
+    model.backward();
+    optimizer.step(model.params(), 3e-3);
+  }
+  return loss;
+}
+
 TEST(Bevdet, ParameterNamesAndShapes) {
   Bevdet model(tiny_config());
   EXPECT_EQ(model.params().find("pfn.0.weight")->shape, (std::vector<int64_t>{8, 10}));
@@ -408,14 +420,7 @@ TEST(Bevdet, LearnsToFindTheObjectsOfABatch) {
   Bevdet model(c);
   model.init(4);
   Optimizer optimizer(OptimizerConfig{}, model.params().size());
-  double first = 0, last = 0;
-  for (int s = 0; s < 150; ++s) {
-    model.params().zero_grads();
-    last = loss_of(model, batch);
-    if (s == 0) first = last;
-    model.backward();
-    optimizer.step(model.params(), 3e-3);
-  }
+  const double first = train(model, optimizer, batch, 1), last = train(model, optimizer, batch, 149);
   EXPECT_LT(last, 0.2 * first);
   const std::vector<Detection> found = model.detect(batch).front();
   ASSERT_FALSE(found.empty());
@@ -441,12 +446,7 @@ TEST(Bevdet, FrozenInferenceWithBatchNormFoldedAgreesWithTheExactForward) {
   Bevdet model(c);
   model.init(4);
   Optimizer optimizer(OptimizerConfig{}, model.params().size());
-  for (int s = 0; s < 10; ++s) {  // running statistics away from their initial 0 and 1
-    model.params().zero_grads();
-    loss_of(model, batch);
-    model.backward();
-    optimizer.step(model.params(), 3e-3);
-  }
+  train(model, optimizer, batch, 10);  // running statistics away from their initial 0 and 1
   const std::vector<std::vector<Detection>> exact_boxes = model.detect(batch);
   const std::vector<float> exact_heatmap = model.heatmap_logits(), exact_reg = model.regression();
   model.freeze_for_inference();

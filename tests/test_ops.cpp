@@ -260,7 +260,8 @@ OpCase conv_transpose_case(ConvTransposeShape s) {
 }
 
 // Training-mode batch norm as a layer does it: sums, mean/invstd, apply; backward: sums, apply.
-OpCase batchnorm_case(BatchNormShape s, const std::string& what) {
+// with_relu: BN with its ReLU fused in (batchnorm_relu_*), the reference BN's then max(·, 0).
+OpCase batchnorm_case(BatchNormShape s, const std::string& what, bool with_relu = false) {
   const size_t n = size_t(s.outer * s.channels * s.inner);
   constexpr double kEps = 1e-5;
   auto statistics = [=](const auto& k, const auto& x) {
@@ -279,17 +280,27 @@ OpCase batchnorm_case(BatchNormShape s, const std::string& what) {
     using T = typename std::decay_t<decltype(x[0])>::value_type;
     const auto [mean, invstd] = statistics(k, x[0]);
     std::vector<T> y(n);
-    k.batchnorm_apply(x[0].data(), mean.data(), invstd.data(), x[1].data(), x[2].data(), y.data(), s);
+    if (with_relu)
+      k.batchnorm_relu_apply(x[0].data(), mean.data(), invstd.data(), x[1].data(), x[2].data(), y.data(), s);
+    else
+      k.batchnorm_apply(x[0].data(), mean.data(), invstd.data(), x[1].data(), x[2].data(), y.data(), s);
     return y;
   };
   auto backward = [=](const auto& k, const auto& x, const auto& dy) {
     using T = typename std::decay_t<decltype(dy)>::value_type;
     const auto [mean, invstd] = statistics(k, x[0]);
     std::vector<double> sums(2 * s.channels);
-    k.batchnorm_backward_sums(x[0].data(), dy.data(), mean.data(), invstd.data(), s, sums.data());
     Tensors<T> d = {zeros_like(x[0]), zeros_like(x[1]), zeros_like(x[2])};
-    k.batchnorm_backward_apply(x[0].data(), dy.data(), mean.data(), invstd.data(), x[1].data(), sums.data(),
-                               double(s.count()), d[0].data(), d[1].data(), d[2].data(), s);
+    if (with_relu) {
+      k.batchnorm_relu_backward_sums(x[0].data(), dy.data(), mean.data(), invstd.data(), x[1].data(), x[2].data(), s,
+                                     sums.data());
+      k.batchnorm_relu_backward_apply(x[0].data(), dy.data(), mean.data(), invstd.data(), x[1].data(), x[2].data(),
+                                      sums.data(), double(s.count()), d[0].data(), d[1].data(), d[2].data(), s);
+    } else {
+      k.batchnorm_backward_sums(x[0].data(), dy.data(), mean.data(), invstd.data(), s, sums.data());
+      k.batchnorm_backward_apply(x[0].data(), dy.data(), mean.data(), invstd.data(), x[1].data(), sums.data(),
+                                 double(s.count()), d[0].data(), d[1].data(), d[2].data(), s);
+    }
     return d;
   };
   auto reference = [=](const Tensors<double>& x) {
@@ -306,70 +317,13 @@ OpCase batchnorm_case(BatchNormShape s, const std::string& what) {
         for (int64_t i = 0; i < s.inner; ++i) {
           const size_t k = (o * s.channels + c) * s.inner + i;
           y[k] = x[1][c] * (x[0][k] - mean) / std::sqrt(var + kEps) + x[2][c];
+          if (with_relu) y[k] = std::max(y[k], 0.0);
         }
     }
     return y;
   };
   return make_device_case(
-      "batchnorm " + what,
-      {random_vector(n, 10, -2, 3), random_vector(s.channels, 11, 0.5, 1.5), random_vector(s.channels, 12)}, forward,
-      backward, reference);
-}
-
-// BatchNorm with its ReLU fused in: the reference is BN's, then max(·, 0).
-OpCase batchnorm_relu_case(BatchNormShape s, const std::string& what) {
-  const size_t n = size_t(s.outer * s.channels * s.inner);
-  constexpr double kEps = 1e-5;
-  auto statistics = [=](const auto& k, const auto& x) {
-    using T = typename std::decay_t<decltype(x)>::value_type;
-    std::vector<double> sums(2 * s.channels);
-    k.batchnorm_sums(x.data(), s, sums.data());
-    std::vector<T> mean(s.channels), invstd(s.channels);
-    for (int c = 0; c < s.channels; ++c) {
-      const double m = sums[c] / double(s.count()), var = sums[s.channels + c] / double(s.count()) - m * m;
-      mean[c] = T(m);
-      invstd[c] = T(1.0 / std::sqrt(var + kEps));
-    }
-    return std::make_pair(mean, invstd);
-  };
-  auto forward = [=](const auto& k, const auto& x) {
-    using T = typename std::decay_t<decltype(x[0])>::value_type;
-    const auto [mean, invstd] = statistics(k, x[0]);
-    std::vector<T> y(n);
-    k.batchnorm_relu_apply(x[0].data(), mean.data(), invstd.data(), x[1].data(), x[2].data(), y.data(), s);
-    return y;
-  };
-  auto backward = [=](const auto& k, const auto& x, const auto& dy) {
-    using T = typename std::decay_t<decltype(dy)>::value_type;
-    const auto [mean, invstd] = statistics(k, x[0]);
-    std::vector<double> sums(2 * s.channels);
-    k.batchnorm_relu_backward_sums(x[0].data(), dy.data(), mean.data(), invstd.data(), x[1].data(), x[2].data(), s,
-                                   sums.data());
-    Tensors<T> d = {zeros_like(x[0]), zeros_like(x[1]), zeros_like(x[2])};
-    k.batchnorm_relu_backward_apply(x[0].data(), dy.data(), mean.data(), invstd.data(), x[1].data(), x[2].data(),
-                                    sums.data(), double(s.count()), d[0].data(), d[1].data(), d[2].data(), s);
-    return d;
-  };
-  auto reference = [=](const Tensors<double>& x) {
-    Vec y(n);
-    for (int c = 0; c < s.channels; ++c) {
-      double mean = 0, var = 0;
-      for (int64_t o = 0; o < s.outer; ++o)
-        for (int64_t i = 0; i < s.inner; ++i) mean += x[0][(o * s.channels + c) * s.inner + i];
-      mean /= double(s.count());
-      for (int64_t o = 0; o < s.outer; ++o)
-        for (int64_t i = 0; i < s.inner; ++i) var += std::pow(x[0][(o * s.channels + c) * s.inner + i] - mean, 2);
-      var /= double(s.count());
-      for (int64_t o = 0; o < s.outer; ++o)
-        for (int64_t i = 0; i < s.inner; ++i) {
-          const size_t k = (o * s.channels + c) * s.inner + i;
-          y[k] = std::max(x[1][c] * (x[0][k] - mean) / std::sqrt(var + kEps) + x[2][c], 0.0);
-        }
-    }
-    return y;
-  };
-  return make_device_case(
-      "batchnorm+relu " + what,
+      (with_relu ? "batchnorm+relu " : "batchnorm ") + what,
       {random_vector(n, 10, -2, 3), random_vector(s.channels, 11, 0.5, 1.5), random_vector(s.channels, 12)}, forward,
       backward, reference);
 }
@@ -660,8 +614,8 @@ std::vector<OpCase> op_table() {
       conv_transpose_case({1, 2, 3, 2, 3, 4}),
       batchnorm_case({9, 3, 1}, "over points (N, C)"),
       batchnorm_case({2, 3, 20}, "over maps (B, C, H·W)"),
-      batchnorm_relu_case({9, 3, 1}, "over points (N, C)"),
-      batchnorm_relu_case({2, 3, 20}, "over maps (B, C, H·W)"),
+      batchnorm_case({9, 3, 1}, "over points (N, C)", true),
+      batchnorm_case({2, 3, 20}, "over maps (B, C, H·W)", true),
       relu_case(),
       concat_case(),
       voxelize_case("scattered, with empty cells", scattered, 3),

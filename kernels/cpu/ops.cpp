@@ -604,6 +604,16 @@ void for_each_element(const BatchNormShape& s, Body body) {
 
 }  // namespace
 
+// dbeta += Σdy, dgamma += Σdy·x̂ (the sums of the backward), unless they are null.
+template <class T>
+void add_batchnorm_param_grads(const double* sums, int channels, T* dgamma, T* dbeta) {
+  if (!dgamma || !dbeta) return;
+  for (int c = 0; c < channels; ++c) {
+    dbeta[c] += T(sums[c]);
+    dgamma[c] += T(sums[channels + c]);
+  }
+}
+
 template <class T>
 void batchnorm_sums(const T* x, const BatchNormShape& s, double* sums) {
   channel_sums(
@@ -630,11 +640,7 @@ template <class T>
 void batchnorm_backward_apply(const T* x, const T* dy, const T* mean, const T* invstd, const T* gamma,
                               const double* sums, double count, T* dx, T* dgamma, T* dbeta, const BatchNormShape& s) {
   const int C = s.channels;
-  if (dgamma && dbeta)
-    for (int c = 0; c < C; ++c) {
-      dbeta[c] += T(sums[c]);
-      dgamma[c] += T(sums[C + c]);
-    }
+  add_batchnorm_param_grads(sums, C, dgamma, dbeta);
   if (!dx) return;
   for_each_element(s, [&](int64_t i, int c) {
     dx[i] = batchnorm_grad_input(x[i], dy[i], mean[c], invstd[c], gamma[c], T(sums[c]), T(sums[C + c]), T(count));
@@ -663,11 +669,7 @@ void batchnorm_relu_backward_apply(const T* x, const T* dy, const T* mean, const
                                    const T* beta, const double* sums, double count, T* dx, T* dgamma, T* dbeta,
                                    const BatchNormShape& s) {
   const int C = s.channels;
-  if (dgamma && dbeta)
-    for (int c = 0; c < C; ++c) {
-      dbeta[c] += T(sums[c]);
-      dgamma[c] += T(sums[C + c]);
-    }
+  add_batchnorm_param_grads(sums, C, dgamma, dbeta);
   if (!dx) return;
   for_each_element(s, [&](int64_t i, int c) {
     const T g = lt::batchnorm_apply(x[i], mean[c], invstd[c], gamma[c], beta[c]) > T(0) ? dy[i] : T(0);
