@@ -1,7 +1,8 @@
 // Speed of the CPU kernels. One core: OMP_NUM_THREADS=1 build/bench/bench_ops
 //   conv3x3 at 128x128 and 32x32, im2col against Winograd; with bias+ReLU fused; backward: the GFLOP/s
 //   counter (2 flops per MAC of the direct convolution; this machine's Eigen GEMM peak is ~40 GFLOP/s)
-//   linear+bias+ReLU over 120k points, fused and not; semseg's fused devoxelize+concat+head and not
+//   linear+bias+ReLU over 120k points, fused and not; BN+ReLU fused and not (GB/s); semseg's fused
+//   devoxelize+concat+head and not; the last BEV conv at the occupied cells against the whole map
 //   voxelize / devoxelize of 120k points x 64 channels on a 128x128 grid (/0 scan order, /1 random cells)
 //   pillarization of 120k points (bevdet: pillar index and the 10 pillar features)
 #include <benchmark/benchmark.h>
@@ -149,6 +150,41 @@ void BM_Devoxelize120kx64(benchmark::State& state) {
                                 out.data());
 }
 BENCHMARK(BM_Devoxelize120kx64)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
+
+// BatchNorm + ReLU over 120k points × 32 channels (training), forward (apply) and backward (sums and
+// input gradient): /0 fused (batchnorm_relu_*), /1 the unfused passes (BN, then a ReLU pass; the ReLU's
+// gradient pass, then BN's). GB/s counts the unfused passes' bytes for both.
+void BM_BatchNormRelu120kx32(benchmark::State& state) {
+  constexpr int64_t kRows = 120000;
+  constexpr int kChannels = 32;
+  const lt::ops::BatchNormShape s{kRows, kChannels, 1};
+  const auto x = random_floats(size_t(kRows) * kChannels, 1), dy = random_floats(x.size(), 2);
+  const auto gamma = random_floats(kChannels, 3), beta = random_floats(kChannels, 4);
+  std::vector<float> mean(kChannels, 0.1f), invstd(kChannels, 1.2f), y(x.size()), g(x.size()), dx(x.size());
+  std::vector<float> dgamma(kChannels), dbeta(kChannels);
+  std::vector<double> sums(2 * kChannels);
+  const bool fused = state.range(0) == 0;
+  for (auto _ : state) {
+    if (fused) {
+      lt::ops::batchnorm_relu_apply(x.data(), mean.data(), invstd.data(), gamma.data(), beta.data(), y.data(), s);
+      lt::ops::batchnorm_relu_backward_sums(x.data(), dy.data(), mean.data(), invstd.data(), gamma.data(), beta.data(),
+                                            s, sums.data());
+      lt::ops::batchnorm_relu_backward_apply(x.data(), dy.data(), mean.data(), invstd.data(), gamma.data(), beta.data(),
+                                             sums.data(), double(kRows), dx.data(), dgamma.data(), dbeta.data(), s);
+    } else {
+      lt::ops::batchnorm_apply(x.data(), mean.data(), invstd.data(), gamma.data(), beta.data(), y.data(), s);
+      lt::ops::relu_forward(y.data(), y.data(), int64_t(y.size()));
+      lt::ops::relu_backward(y.data(), dy.data(), g.data(), int64_t(g.size()));
+      lt::ops::batchnorm_backward_sums(x.data(), g.data(), mean.data(), invstd.data(), s, sums.data());
+      lt::ops::batchnorm_backward_apply(x.data(), g.data(), mean.data(), invstd.data(), gamma.data(), sums.data(),
+                                        double(kRows), dx.data(), dgamma.data(), dbeta.data(), s);
+    }
+  }
+  // Unfused: apply 2 arrays, relu 2, relu backward 3, sums 2, input gradient 3.
+  const double bytes = 12.0 * sizeof(float) * double(x.size());
+  state.counters["GB/s"] = benchmark::Counter(bytes * double(state.iterations()) * 1e-9, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_BatchNormRelu120kx32)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 
 // semseg_small's head on 120k scan points (grid 128², 32 BEV + 32 point channels, hidden 32, 20 classes):
 // /0 devoxelize_head_forward, /1 the unfused sequence (devoxelize, concat, linear+bias+relu, linear).

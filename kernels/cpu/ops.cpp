@@ -657,11 +657,17 @@ void batchnorm_relu_apply(const T* x, const T* mean, const T* invstd, const T* g
 template <class T>
 void batchnorm_relu_backward_sums(const T* x, const T* dy, const T* mean, const T* invstd, const T* gamma,
                                   const T* beta, const BatchNormShape& s, double* sums) {
-  const auto g = [&](int64_t i, int c) {
-    return lt::batchnorm_apply(x[i], mean[c], invstd[c], gamma[c], beta[c]) > T(0) ? double(dy[i]) : 0.0;
-  };
-  channel_sums(x, s, sums, g,
-               [&](int64_t i, int c) { return g(i, c) * (double(x[i]) - double(mean[c])) * double(invstd[c]); });
+  // dy masked by the ReLU (bn(x) > 0) into a scratch array, then BN's own sums over it. dy is loaded
+  // whatever the mask (a select, not a conditional load, so the loop vectorizes); the mask inside the
+  // double sums' loops measured 2.4× slower, a conditional load 3× (bench_ops BM_BatchNormRelu120kx32).
+  thread_local std::vector<T> masked;
+  masked.resize(size_t(s.outer * s.channels * s.inner));
+  T* g = masked.data();
+  for_each_element(s, [&](int64_t i, int c) {
+    const T d = dy[i];
+    g[i] = lt::batchnorm_apply(x[i], mean[c], invstd[c], gamma[c], beta[c]) > T(0) ? d : T(0);
+  });
+  batchnorm_backward_sums(x, g, mean, invstd, s, sums);
 }
 
 template <class T>
@@ -672,7 +678,8 @@ void batchnorm_relu_backward_apply(const T* x, const T* dy, const T* mean, const
   add_batchnorm_param_grads(sums, C, dgamma, dbeta);
   if (!dx) return;
   for_each_element(s, [&](int64_t i, int c) {
-    const T g = lt::batchnorm_apply(x[i], mean[c], invstd[c], gamma[c], beta[c]) > T(0) ? dy[i] : T(0);
+    const T d = dy[i];  // a select, not a conditional load (see batchnorm_relu_backward_sums)
+    const T g = lt::batchnorm_apply(x[i], mean[c], invstd[c], gamma[c], beta[c]) > T(0) ? d : T(0);
     dx[i] = batchnorm_grad_input(x[i], g, mean[c], invstd[c], gamma[c], T(sums[c]), T(sums[C + c]), T(count));
   });
 }
