@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -31,8 +32,16 @@ TEST(LearningMap, KnownEntries) {
   EXPECT_EQ(map.to_train(70000), LearningMap::kUnknownRawId);
 }
 
+// A directory of this test process's own: ctest runs tests (and the sanitizer build's copies of them) in
+// parallel, and two of them writing the same file in /tmp read each other's contents.
+std::filesystem::path scratch_dir() {
+  const auto dir = std::filesystem::temp_directory_path() / ("lt_label_map_test." + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
 TEST(LearningMap, MalformedYamlLineIsNamed) {
-  const auto path = (std::filesystem::temp_directory_path() / "lt_bad_map.yaml").string();
+  const auto path = (scratch_dir() / "lt_bad_map.yaml").string();
   std::ofstream(path) << "labels:\n  0: x\nlearning_map:\n  0 : 0\n  10: car\n";
   try {
     LearningMap::from_yaml_file(path);
@@ -43,13 +52,13 @@ TEST(LearningMap, MalformedYamlLineIsNamed) {
 }
 
 TEST(LearningMap, TrainingIdOutOfRangeIsAnError) {
-  const auto path = (std::filesystem::temp_directory_path() / "lt_bad_map2.yaml").string();
+  const auto path = (scratch_dir() / "lt_bad_map2.yaml").string();
   std::ofstream(path) << "learning_map:\n  0 : 0\n  10: 20\n";
   EXPECT_THROW(LearningMap::from_yaml_file(path), InputError);
 }
 
 std::string error_of(const std::string& yaml_text) {
-  const auto path = (std::filesystem::temp_directory_path() / "lt_fuzzed_map.yaml").string();
+  const auto path = (scratch_dir() / "lt_fuzzed_map.yaml").string();
   std::ofstream(path, std::ios::binary) << yaml_text;
   try {
     LearningMap::from_yaml_file(path);
@@ -76,7 +85,7 @@ TEST(LearningMap, FuzzFindingOverlongNumbersAreInputErrors) {
 
 // The line grammar is the regex it replaced: "^\s+(\d+)\s*:\s*(\d+)\s*(#.*)?$" for entries.
 TEST(LearningMap, EntryGrammarAndLongLines) {
-  const auto path = (std::filesystem::temp_directory_path() / "lt_grammar_map.yaml").string();
+  const auto path = (scratch_dir() / "lt_grammar_map.yaml").string();
   std::ofstream(path) << "labels:\n  10: car\nlearning_map:\n\t10:1 # car\n   11 :  2\n\n  # comment\n  13 : 5  \n"
                       << "learning_map_inv:\n  0 : 0\n";
   const LearningMap map = LearningMap::from_yaml_file(path);
