@@ -188,7 +188,8 @@ void devoxelize_head_forward(const T* cell_features, const CellIndexView& index,
                              const T* b1, const T* w2, const T* b2, const PointHeadShape& s, T* logits);
 // rows (M, O) = relu(conv(x) + bias) at the index's occupied cells only (cell b·Ho·Wo + oy·Wo + ox of the
 // output map): semseg's last BEV convolution, whose output only the points read (inference: the cells no
-// point falls in are never computed). The cells' patches (M, C·k·k) are gathered in blocks, then one GEMM.
+// point falls in are never computed). The cells' patches (M, k·k·C), read from a channels-last copy of x, are
+// gathered in blocks, then one GEMM.
 template <class T>
 void conv2d_relu_at_cells(const T* x, const T* weight, const T* bias, const Conv2dShape& s, const CellIndexView& index,
                           T* rows);

@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <iostream>
 
+#include "io/dataset.hpp"
+#include "io/raw_formats.hpp"
 #include "kernels/cpu/ops.hpp"
 #include "src/cli/options.hpp"
 #include "src/commands/commands.hpp"
@@ -26,7 +28,10 @@ namespace lt {
 int profile_main(int argc, char** argv, const Comm& comm) {
   po::options_description run("Profile");
   run.add_options()("points", po::value<int64_t>()->default_value(120000), "points in the profiled frame")(
-      "repeat", po::value<int>()->default_value(3), "timed steps (after one warm-up step)")(
+      "input", po::value<std::string>()->value_name("FRAME.bin"),
+      "profile a real scan (float32 x, y, z, intensity per point) instead of synthetic points; its training "
+      "step labels every point as class 1 (timing only)")("repeat", po::value<int>()->default_value(3),
+                                                          "timed steps (after one warm-up step)")(
       "device", po::value<std::string>()->value_name("DEV"),
       "auto | cpu | cuda (default: the config's train.device); on a GPU each layer is timed to its end")(
       "json", po::value<std::string>()->value_name("FILE"), "also write the table as JSON");
@@ -35,7 +40,8 @@ int profile_main(int argc, char** argv, const Comm& comm) {
   const ParsedCommand parsed = parse_command("profile", options, {}, argc, argv);
   if (parsed.help) {
     if (comm.is_root())
-      std::cout << usage_text("profile", "--config CFG [--points N] [--repeat R] [--device DEV] [--json FILE]",
+      std::cout << usage_text("profile",
+                              "--config CFG [--points N | --input FRAME.bin] [--repeat R] [--device DEV] [--json FILE]",
                               "Per-layer parameters, MACs and forward/backward time of one training step.", options);
     return kExitOk;
   }
@@ -47,9 +53,18 @@ int profile_main(int argc, char** argv, const Comm& comm) {
   const int64_t wanted = values["points"].as<int64_t>();
   const int repeat = values["repeat"].as<int>();
 
-  // One frame of `wanted` points in scan order, from synthetic scans (dense city scenes first).
+  // One frame of `wanted` points in scan order, from synthetic scans (dense city scenes first), or the
+  // real scan of --input.
   Frame frame;
-  for (int64_t f = 1; frame.num_points() < wanted; ++f) {
+  if (values.count("input")) {
+    require(values["points"].defaulted(), "--points and --input: give one of them");
+    const std::string input = values["input"].as<std::string>();
+    frame.id = input;
+    frame.points = read_point_file(input, 4, 1.f);
+    validate_frame(frame, DatasetKind{}, input);
+    frame.labels.assign(frame.points.size() / 4, 1);
+  }
+  for (int64_t f = 1; !values.count("input") && frame.num_points() < wanted; ++f) {
     const Frame scan = synth::synth_frame(1, f, 1.0, synth::SensorModel{});
     const int64_t take = std::min(scan.num_points(), wanted - frame.num_points());
     frame.points.insert(frame.points.end(), scan.points.begin(), scan.points.begin() + 4 * take);
