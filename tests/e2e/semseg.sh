@@ -45,6 +45,13 @@ PY
 grep -q "^bev.enc1" "$WORK/profile.log" && pass "profile table" || fail "profile: $(cat "$WORK/profile.log")"
 [ "$(json_get "$WORK/profile.json" "j['params'] > 0 and j['macs'] > 0")" = "True" ] && pass "profile json" || fail "profile json"
 
+"$LT" profile --config "$(dirname "$0")/../../configs/semseg_small.ini" "${TINY[@]}" --input "$BIN" --repeat 1 \
+  >"$WORK/profile_real.log"
+grep -q "^profile: semseg on cpu, $(($(stat -c %s "$BIN") / 16)) points" "$WORK/profile_real.log" &&
+  pass "profile --input: the real scan's points" || fail "profile --input: $(cat "$WORK/profile_real.log")"
+expect_error "profile with --points and --input" "--points and --input: give one of them" \
+  "$LT" profile "${TINY[@]}" --input "$BIN" --points 100
+
 head -c 100 "$BIN" >"$WORK/short.bin"
 expect_error "infer on a truncated .bin" "short.bin: 100 bytes is not a whole number" \
   "$LT" infer --checkpoint "$CKPT" --input "$WORK/short.bin" --out "$WORK/x.label"
