@@ -7,6 +7,7 @@
 //   pillarization of 120k points (bevdet: pillar index and the 10 pillar features)
 #include <benchmark/benchmark.h>
 
+#include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
 
@@ -103,6 +104,41 @@ BENCHMARK(BM_LinearRelu120k)
     ->Args({8, 32, 1})
     ->Args({32, 32, 0})
     ->Args({32, 32, 1})
+    ->Unit(benchmark::kMillisecond);
+
+// The point layers' products, 120k × in → out: /0 linear_forward (the register-tiled skinny kernel), /1
+// Eigen's GEMM (what linear_forward did before), /2 linear_backward's input gradient dy · W through
+// the skinny kernel and its weight gradient x^T · dy (Eigen), timed together.
+void BM_PointLinear120k(benchmark::State& state) {
+  const int in = int(state.range(0)), out = int(state.range(1));
+  constexpr int64_t kRows = 120000;
+  const auto x = random_floats(size_t(kRows) * in, 1), w = random_floats(size_t(in) * out, 2),
+             b = random_floats(size_t(out), 3), dy = random_floats(size_t(kRows) * out, 4);
+  std::vector<float> y(size_t(kRows) * out), dx(x.size()), dw(w.size()), db(b.size());
+  using Rows = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  for (auto _ : state) {
+    if (state.range(2) == 0) {
+      lt::ops::linear_forward(x.data(), w.data(), b.data(), y.data(), kRows, in, out);
+    } else if (state.range(2) == 1) {
+      Eigen::Map<Rows> Y(y.data(), kRows, out);
+      Y.noalias() = Eigen::Map<const Rows>(x.data(), kRows, in) * Eigen::Map<const Rows>(w.data(), out, in).transpose();
+      Y.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(b.data(), out);
+    } else {
+      lt::ops::linear_backward(x.data(), w.data(), dy.data(), dx.data(), dw.data(), db.data(), kRows, in, out);
+    }
+    benchmark::DoNotOptimize(y.data());
+  }
+  const double passes = state.range(2) == 2 ? 2 : 1;  // backward: dx and dW
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      2.0 * passes * double(kRows) * in * out * double(state.iterations()) * 1e-9, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_PointLinear120k)
+    ->ArgsProduct({{8, 32}, {32}, {0, 1, 2}})
+    ->Args({32, 20, 0})
+    ->Args({32, 20, 1})
+    ->Args({64, 32, 0})
+    ->Args({64, 32, 1})
+    ->Args({64, 32, 2})
     ->Unit(benchmark::kMillisecond);
 
 struct PointsOnGrid {

@@ -356,9 +356,11 @@ TEST(Bevdet, GradientMatchesFiniteDifferencesInEveryLayer) {
       const float h = 2e-4f * std::max(1.f, std::abs(params.values()[size_t(i)]));
       const double coarse = difference(i, h), fine = difference(i, h / 3), finer = difference(i, h / 9);
       // A kink within the step: the quotients still move as the step shrinks (with many pillars' maxima
-      // near each other, h and h/3 can agree and both be off, which h/9 shows).
+      // near each other, h and h/3 can agree and both be off, which h/9 shows). The absolute slack is the
+      // float loss's rounding in the quotient, which grows as 1/h: 1e-3 at h/3, 3e-3 at h/9 (with 1e-3
+      // there, the kernels' summation order alone moved entries of 0.1 across the line).
       if (std::abs(coarse - fine) > 0.01 * std::abs(fine) + 1e-3 ||
-          std::abs(fine - finer) > 0.015 * std::abs(finer) + 1e-3)
+          std::abs(fine - finer) > 0.015 * std::abs(finer) + 3e-3)
         continue;
       EXPECT_NEAR(fine, analytic, 0.02 * std::abs(analytic) + 1e-3) << view.name << "[" << order[size_t(k)] << "]";
       ++checked;
