@@ -36,7 +36,7 @@ constexpr int64_t kReductionChunk = 2048;
 // tile of R rows × M outputs in vector registers across the whole K loop (one broadcast of x and M / 16
 // vector loads of the weights per k), 1.6–1.8× faster at these widths (bench BM_LinearRelu120k), and its
 // summation order (bias, then k ascending) is fixed. float only (the double build is the tests' reference).
-typedef float SimdFloats __attribute__((vector_size(64), aligned(4)));
+typedef float SimdFloats __attribute__((vector_size(64), aligned(4), __may_alias__));
 constexpr int kSimdWidth = 16;
 #if defined(__AVX512F__)
 constexpr int kAccumulatorRegisters = 16;
