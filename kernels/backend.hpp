@@ -160,6 +160,10 @@ struct Backend {
   void (*devoxelize_head_forward)(const float* cell_features, const ops::CellIndexView& index,
                                   const float* point_features, const float* w1, const float* b1, const float* w2,
                                   const float* b2, const ops::PointHeadShape& s, float* logits);
+  // A point layer and voxelize in one pass (ops::linear_relu_voxelize_max_forward; y may be null).
+  void (*linear_relu_voxelize_max_forward)(const float* x, const float* weight, const float* bias, float* y,
+                                           int64_t rows, int in, int out, const ops::CellIndexView& index,
+                                           int64_t cells_per_map, float* grid);
 };
 
 const Backend& cpu_backend();

@@ -344,6 +344,17 @@ struct Staged {
     b.conv2d_relu_at_cells(dx.get(), dw.get(), dbias.get(), s, di.view(), dr.get());
     dr.to_host(rows);
   }
+  void linear_relu_voxelize_max_forward(const float* x, const float* weight, const float* bias, float* y, int64_t rows,
+                                        int in, int out, const ops::CellIndexView& index, int64_t cells_per_map,
+                                        float* grid) const {
+    DeviceCellIndex di(b, index);
+    F dx(b, x, size_t(rows * in)), dw(b, weight, size_t(out * in)), dbias(b, bias, size_t(out)),
+        dy(b, y ? size_t(rows * out) : 0), dgrid(b, size_t(index.num_cells * out));
+    b.linear_relu_voxelize_max_forward(dx.get(), dw.get(), dbias.get(), y ? dy.get() : nullptr, rows, in, out,
+                                       di.view(), cells_per_map, dgrid.get());
+    if (y) dy.to_host(y);
+    dgrid.to_host(grid);
+  }
   void devoxelize_head_forward(const float* cell_features, const ops::CellIndexView& index, const float* point_features,
                                const float* w1, const float* b1, const float* w2, const float* b2,
                                const ops::PointHeadShape& s, float* logits) const {

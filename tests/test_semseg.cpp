@@ -306,6 +306,27 @@ TEST(Metrics, IouFromAHandMadeConfusionMatrix) {
   EXPECT_DOUBLE_EQ(m.accuracy, 38.0 / 44.0);
 }
 
+TEST(Metrics, PredictedLabelIsTheFirstArgMaxOverIds1To19) {
+  // 37 points (two full blocks of 16 and a partial one): random logits with ties (values on a coarse
+  // grid), id 0 the largest in some rows (never predicted), NaNs (never win).
+  constexpr int K = kNumSemanticClasses;
+  const int64_t points = 37;
+  Rng rng(7);
+  std::vector<float> logits(size_t(points) * K);
+  for (float& z : logits) z = float(std::floor(rng.uniform(0, 4)));
+  for (int64_t p = 0; p < points; p += 5) logits[size_t(p) * K] = 100.f;
+  for (int64_t p = 3; p < points; p += 7) logits[size_t(p) * K + 1 + p % 19] = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<uint8_t> labels = predict_labels(logits, points);
+  ASSERT_EQ(labels.size(), size_t(points));
+  for (int64_t p = 0; p < points; ++p) {
+    const float* z = &logits[size_t(p) * K];
+    int expected = 1;
+    for (int k = 2; k < K; ++k)
+      if (z[k] > z[expected]) expected = k;
+    EXPECT_EQ(labels[size_t(p)], expected) << "point " << p;
+  }
+  EXPECT_EQ(predict_labels(std::vector<float>(), 0).size(), 0u);
+}
 TEST(DataOrder, EpochPermutationIsAPermutationThatChangesWithTheEpoch) {
   const auto a = epoch_permutation(1, 0, 100), b = epoch_permutation(1, 1, 100);
   EXPECT_EQ(std::set<int64_t>(a.begin(), a.end()).size(), 100u);

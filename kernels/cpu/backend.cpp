@@ -230,6 +230,7 @@ const Backend& cpu_backend() {
       conv_transpose_relu_forward,
       ops::conv2d_relu_at_cells<float>,
       ops::devoxelize_head_forward<float>,
+      ops::linear_relu_voxelize_max_forward<float>,
   };
   return backend;
 }

@@ -945,6 +945,51 @@ void voxelize_max_forward(const T* features, const CellIndexView& index, int cha
 }
 
 template <class T>
+void linear_relu_voxelize_max_forward(const T* x, const T* weight, const T* bias, T* y, int64_t rows, int in, int out,
+                                      const CellIndexView& index, int64_t cells_per_map, T* grid) {
+  const int64_t occupied = index.occupied;
+  if constexpr (std::is_same_v<T, float>) {
+    if (skinny(in, out)) {
+      const SkinnyWeights weights = SkinnyWeights::transposed(weight, bias, out, in);
+      // Running maxima per thread (threads take row blocks, so they share cells), merged after.
+      const int threads = omp_get_max_threads();
+      const int64_t per_thread = occupied * out;
+      std::vector<float> cell_max(size_t(threads * per_thread), -std::numeric_limits<float>::infinity());
+      const int64_t blocks = (rows + kPointBlock - 1) / kPointBlock;
+#pragma omp parallel
+      {
+        float* mine = cell_max.data() + omp_get_thread_num() * per_thread;
+#pragma omp for schedule(static)
+        for (int64_t block = 0; block < blocks; ++block)
+          skinny_rows(x, block * kPointBlock, std::min(rows, (block + 1) * kPointBlock), weights,
+                      [&](int64_t r, const float* acc) {
+                        const int64_t m = index.point_slot[size_t(r)];
+                        float* row = y ? y + r * out : nullptr;
+                        float* best = m >= 0 ? mine + m * out : nullptr;
+                        for (int o = 0; o < out; ++o) {
+                          const float v = std::max(acc[o], 0.f);
+                          if (row) row[o] = v;
+                          if (best) best[o] = v > best[o] ? v : best[o];
+                        }
+                      });
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < per_thread; ++i)
+          for (int t = 1; t < threads; ++t)
+            cell_max[size_t(i)] = std::max(cell_max[size_t(i)], cell_max[size_t(t * per_thread + i)]);
+      }
+      std::fill(grid, grid + index.num_cells * out, 0.f);
+      rows_to_grid(cell_max.data(), index, out, cells_per_map, grid);
+      return;
+    }
+  }
+  std::vector<T> scratch(y ? 0 : size_t(rows * out));
+  T* point_out = y ? y : scratch.data();
+  linear_relu_forward(x, weight, bias, point_out, rows, in, out);
+  std::vector<int64_t> argmax(size_t(occupied * out));
+  voxelize_max_forward(point_out, index, out, cells_per_map, grid, argmax.data());
+}
+
+template <class T>
 void voxelize_max_backward(const T* dgrid, const CellIndexView& index, const int64_t* argmax, int channels,
                            int64_t cells_per_map, T* dfeatures) {
   const int64_t occupied = index.occupied;
@@ -1306,6 +1351,8 @@ void max_pool3x3(const T* x, T* y, int64_t maps, int height, int width) {
   template void split_channels<T>(const T*, int, int, int64_t, int64_t, T*, T*);                                      \
   template void voxelize_max_forward<T>(const T*, const CellIndexView&, int, int64_t, T*, int64_t*);                  \
   template void voxelize_max_backward<T>(const T*, const CellIndexView&, const int64_t*, int, int64_t, T*);           \
+  template void linear_relu_voxelize_max_forward<T>(const T*, const T*, const T*, T*, int64_t, int, int,              \
+                                                    const CellIndexView&, int64_t, T*);                               \
   template void scatter_mean_forward<T>(const T*, const CellIndexView&, int, T*);                                     \
   template void scatter_mean_backward<T>(const T*, const CellIndexView&, int, T*);                                    \
   template void devoxelize_forward<T>(const T*, const CellIndexView&, int, int64_t, T*);                              \

@@ -194,6 +194,16 @@ template <class T>
 void conv2d_relu_at_cells(const T* x, const T* weight, const T* bias, const Conv2dShape& s, const CellIndexView& index,
                           T* rows);
 
+// Point layer + voxelize in one pass (inference, BatchNorm folded into weight and bias):
+//   y (N, O) = relu(x (N, I) · weightᵀ + bias) where y is not null (semseg's head reads it; bevdet's does
+//   not), and grid (B, O, H, W) = each occupied cell's channel-wise max of its points' y, 0 elsewhere.
+// Each row goes into its cell's running max while it is still in registers: the (N, O) output is not read
+// back, and not written at all for y null. The same grid as linear_relu_forward then voxelize_max_forward
+// (a max is exact in any order, so also for any thread count).
+template <class T>
+void linear_relu_voxelize_max_forward(const T* x, const T* weight, const T* bias, T* y, int64_t rows, int in, int out,
+                                      const CellIndexView& index, int64_t cells_per_map, T* grid);
+
 // ---- loss -------------------------------------------------------------------------------
 // Cross-entropy of logits (N, K) against labels, points labelled `ignore_label` left out, weighted
 // mean as torch.nn.CrossEntropyLoss(weight, ignore_index). Returns the loss; writes dlogits (if not

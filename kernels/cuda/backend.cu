@@ -65,6 +65,7 @@ const Backend& backend() {
       conv_transpose_relu_forward,
       conv2d_relu_at_cells,
       devoxelize_head_forward,
+      linear_relu_voxelize_max_forward,
   };
   return table;
 }

@@ -102,6 +102,9 @@ void conv2d_relu_at_cells(const float* x, const float* weight, const float* bias
 void devoxelize_head_forward(const float* cell_features, const ops::CellIndexView& index, const float* point_features,
                              const float* w1, const float* b1, const float* w2, const float* b2,
                              const ops::PointHeadShape& s, float* logits);
+void linear_relu_voxelize_max_forward(const float* x, const float* weight, const float* bias, float* y, int64_t rows,
+                                      int in, int out, const ops::CellIndexView& index, int64_t cells_per_map,
+                                      float* grid);
 
 // ---- losses.cu ----
 void cross_entropy(const float* logits, const uint8_t* labels, int64_t rows, int classes, const float* class_weights,

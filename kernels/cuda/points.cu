@@ -23,7 +23,7 @@ __device__ inline void atomic_max_float(float* address, float value) {
 __global__ void fill_cell_rows_kernel(float* cell_max, unsigned long long* argmax, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     cell_max[i] = -INFINITY;
-    argmax[i] = kNoPoint;
+    if (argmax) argmax[i] = kNoPoint;
   }
 }
 
@@ -153,8 +153,10 @@ void voxelize_max_forward(const float* features, const ops::CellIndexView& index
   LT_LAUNCH(fill_cell_rows_kernel, blocks_for(rows), kThreads, nullptr)(cell_max, best, rows);
   LT_LAUNCH(scatter_max_kernel, blocks_for(elements), kThreads, nullptr)
   (features, index.point_slot, index.num_points, channels, cell_max);
-  LT_LAUNCH(scatter_argmax_kernel, blocks_for(elements), kThreads, nullptr)
-  (features, index.point_slot, index.num_points, channels, cell_max, best);
+  if (best) {  // inference passes none
+    LT_LAUNCH(scatter_argmax_kernel, blocks_for(elements), kThreads, nullptr)
+    (features, index.point_slot, index.num_points, channels, cell_max, best);
+  }
   LT_LAUNCH(move_cell_rows_kernel, blocks_for(rows), kThreads, nullptr)
   (cell_max, index.cells, index.occupied, channels, cells_per_map, grid, true);
   check(cudaGetLastError(), "voxelize_max_forward");
@@ -233,6 +235,17 @@ void devoxelize_head_forward(const float* cell_features, const ops::CellIndexVie
   (point_hidden, cell_hidden, index.point_slot, b1, points, hidden);
   linear_forward(point_hidden, w2, b2, logits, points, hidden, s.classes);
   check(cudaGetLastError(), "devoxelize_head_forward");
+}
+
+// The point layer (cuBLAS and the bias+ReLU kernel), then the max without its arg-max: two passes where the
+// CPU makes one, the same grid.
+void linear_relu_voxelize_max_forward(const float* x, const float* weight, const float* bias, float* y, int64_t rows,
+                                      int in, int out, const ops::CellIndexView& index, int64_t cells_per_map,
+                                      float* grid) {
+  float* point_out = y ? y : static_cast<float*>(scratch(3, sizeof(float) * size_t(rows) * size_t(out) + 1));
+  linear_relu_forward(x, weight, bias, point_out, rows, in, out);
+  voxelize_max_forward(point_out, index, out, cells_per_map, grid, nullptr);
+  check(cudaGetLastError(), "linear_relu_voxelize_max_forward");
 }
 
 }  // namespace lt::LT_CUDA_NS

@@ -252,14 +252,16 @@ void Bevdet::forward(BevdetInput input, bool training) {
     return fused ? block.forward_folded(be, x, frames_, height, width)
                  : block.forward(p, x, frames_, height, width, training);
   };
-  {
+  if (fused) {
+    // The PFN and its scatter to the pseudo-image in one pass; the per-point output is never kept (the
+    // scatter row of the profile stays empty).
     const PhaseTimer t = timer(kPfn, false);
-    if (fused)
-      pfn_.forward_folded(be, features_on_, points_);
-    else
+    pfn_.forward_folded_voxelize(be, features_on_, points_, cells_view_, pillars_per_map, pseudo_image_, false);
+  } else {
+    {
+      const PhaseTimer t = timer(kPfn, false);
       pfn_.forward(p, features_on_, points_, training);
-  }
-  {
+    }
     const PhaseTimer t = timer(kScatter, false);
     pseudo_image_.resize(be, size_t(frames_) * c * pillars_per_map);
     argmax_.resize(be, size_t(cells_.occupied()) * c);

@@ -201,6 +201,16 @@ const float* LinearBnRelu::forward_folded(const Backend& backend, const float* x
   return out.data();
 }
 
+void LinearBnRelu::forward_folded_voxelize(const Backend& backend, const float* x, int64_t rows,
+                                           const ops::CellIndexView& cells, int64_t cells_per_map, Buffer<float>& grid,
+                                           bool keep_points) {
+  if (keep_points) out.resize(backend, size_t(rows) * linear.out);
+  grid.resize(backend, size_t(cells.num_cells) * linear.out);
+  backend.linear_relu_voxelize_max_forward(x, folded.weight.data(), folded.bias.data(),
+                                           keep_points ? out.data() : nullptr, rows, linear.in, linear.out, cells,
+                                           cells_per_map, grid.data());
+}
+
 void ConvBnRelu::declare(ParamStore& params, ParamStore& buffers, const std::string& name, int in, int out_channels,
                          int stride) {
   transpose = false;

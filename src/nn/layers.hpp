@@ -123,6 +123,10 @@ struct LinearBnRelu {
   FoldedWeights folded;
   void fold(const Backend& backend, const ParamStore& params, const ParamStore& buffers);
   const float* forward_folded(const Backend& backend, const float* x, int64_t rows);
+  // The same voxelized in the same pass: grid (B, out, H, W) = the per-cell max of out's rows (0 in empty
+  // cells); `out` itself is kept only with keep_points (semseg's head reads it, bevdet's does not).
+  void forward_folded_voxelize(const Backend& backend, const float* x, int64_t rows, const ops::CellIndexView& cells,
+                               int64_t cells_per_map, Buffer<float>& grid, bool keep_points);
   int channels() const { return linear.out; }
   int64_t first_param() const { return linear.weight; }
 };

@@ -1,5 +1,6 @@
 #include "src/train/evaluate.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -40,14 +41,28 @@ SegmentationMetrics metrics_from_confusion(std::vector<int64_t> confusion, int64
 }
 
 std::vector<uint8_t> predict_labels(const std::vector<float>& logits, int64_t points) {
+  constexpr int K = kNumSemanticClasses;
+  constexpr int64_t kBlock = 16;
   std::vector<uint8_t> labels(static_cast<size_t>(points));
+  // Branch-free, 16 points at a time (each k a select per point: the branchy scan mispredicted about
+  // once per point and took 3.5 ms of a 120k-point frame's 80). Strictly greater: the first id wins ties,
+  // and a NaN never wins.
+  const int64_t blocks = (points + kBlock - 1) / kBlock;
 #pragma omp parallel for schedule(static)
-  for (int64_t p = 0; p < points; ++p) {
-    const float* z = &logits[size_t(p) * kNumSemanticClasses];
-    int best = 1;
-    for (int k = 2; k < kNumSemanticClasses; ++k)
-      if (z[k] > z[best]) best = k;
-    labels[size_t(p)] = uint8_t(best);
+  for (int64_t block = 0; block < blocks; ++block) {
+    const int64_t p0 = block * kBlock, n = std::min(kBlock, points - p0);
+    const float* z = &logits[size_t(p0) * K];
+    float best[kBlock];
+    uint8_t id[kBlock];
+    for (int64_t i = 0; i < n; ++i) best[i] = z[i * K + 1], id[i] = 1;
+    for (int k = 2; k < K; ++k)
+      for (int64_t i = 0; i < n; ++i) {
+        const float v = z[i * K + k];
+        const bool greater = v > best[i];
+        best[i] = greater ? v : best[i];
+        id[i] = greater ? uint8_t(k) : id[i];
+      }
+    std::copy(id, id + n, &labels[size_t(p0)]);
   }
   return labels;
 }
