@@ -315,11 +315,13 @@ void bias_relu_tile(T* y, int64_t pixels, int channels, int64_t p0, int64_t coun
 // summed over input channels are 16 GEMMs (O × C) · (C × tiles).
 //   Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1], G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1], Aᵀ = [1 1 1 0; 0 1 −1 −1]
 
-// Tile rows per chunk: about 2048 / C tiles, so the chunk's transformed input and products
-// (16 · (C + O) · tiles floats) stay within L2 (budgets of 2048 … 32768 measured alike within noise with
-// bench_ops BM_Conv3x3Forward; the smallest footprint kept).
+// Tile rows per chunk: about 16384 / C tiles, so that each chunk's 16 GEMMs are large enough to amortize
+// Eigen's packing (with 2048, the budget first chosen on an AMD EPYC where 2048 … 32768 measured alike, a
+// 128×128 map with 32 channels made 16 GEMMs of 32×32×64 per tile row and this Xeon spent 12 % of the
+// convolution packing them; 16384 and 32768 were 15–40 % faster here than 2048, 131072 slower: bench_ops
+// BM_Conv3x3Forward). A fixed budget, so the chunks (and the sums) do not depend on the thread count.
 int winograd_chunk_rows(int channels, int tiles_x) {
-  return std::max(1, 2048 / std::max(1, channels * tiles_x));
+  return std::max(1, 16384 / std::max(1, channels * tiles_x));
 }
 
 // u (16, O, C): the transformed weights.
@@ -381,9 +383,20 @@ void winograd_input(const T* image, int channels, int height, int width, int til
           std::fill(even_columns, even_columns + n, T(0));
           continue;
         }
-        const T* line = src + int64_t(y) * width;
-        for (int k = 0; k < n; ++k) {
-          odd_columns[k] = (k > 0 && 2 * k - 1 < width) ? line[2 * k - 1] : T(0);
+        const T* __restrict line = src + int64_t(y) * width;
+        // k = 0 (column −1 is padding), the columns inside the image without a test (a loop the compiler
+        // vectorizes: per input row this was the transform's hottest loop), then the right edge.
+        const int inside = (width - 1) / 2;  // k ≤ inside: columns 2k − 1 and 2k are both in the image
+        odd_columns[0] = T(0);
+        even_columns[0] = width > 0 ? line[0] : T(0);
+        T* __restrict odd_out = odd_columns;
+        T* __restrict even_out = even_columns;
+        for (int k = 1; k <= inside; ++k) {
+          odd_out[k] = line[2 * k - 1];
+          even_out[k] = line[2 * k];
+        }
+        for (int k = std::max(1, inside + 1); k < n; ++k) {
+          odd_columns[k] = 2 * k - 1 < width ? line[2 * k - 1] : T(0);
           even_columns[k] = 2 * k < width ? line[2 * k] : T(0);
         }
       }
@@ -415,8 +428,6 @@ void winograd_output(const T* m, int out_channels, int height, int width, int ti
   const int64_t count = int64_t(ty1 - ty0) * tiles_x, plane = int64_t(out_channels) * count;
   const T floor = relu ? T(0) : -std::numeric_limits<T>::infinity();
   T* s[4] = {row + 2 * tiles_x, row + 3 * tiles_x, row + 4 * tiles_x, row + 5 * tiles_x};
-  T* even = row + 6 * tiles_x;  // each tile's left output column, then its right one
-  T* odd = row + 7 * tiles_x;
   for (int o = 0; o < out_channels; ++o) {
     const T b = bias ? bias[o] : T(0);
     T* dst = y + int64_t(o) * height * width;
@@ -433,17 +444,15 @@ void winograd_output(const T* m, int out_channels, int height, int width, int ti
         const T* __restrict s1 = s[1];
         const T* __restrict s2 = s[2];
         const T* __restrict s3 = s[3];
-        T* __restrict left = even;
-        T* __restrict right = odd;
-        for (int tx = 0; tx < tiles_x; ++tx) {
-          left[tx] = std::max(s0[tx] + s1[tx] + s2[tx] + b, floor);
-          right[tx] = std::max(s1[tx] - s2[tx] - s3[tx] + b, floor);
+        // Each tile's left and right output columns straight into the output row (interleaved stores the
+        // compiler vectorizes), the last column of an odd width alone.
+        T* __restrict out = dst + int64_t(2 * ty + i) * width;
+        const int pairs = width / 2;
+        for (int tx = 0; tx < pairs; ++tx) {
+          out[2 * tx] = std::max(s0[tx] + s1[tx] + s2[tx] + b, floor);
+          out[2 * tx + 1] = std::max(s1[tx] - s2[tx] - s3[tx] + b, floor);
         }
-        T* out = dst + int64_t(2 * ty + i) * width;
-        for (int tx = 0; 2 * tx < width; ++tx) {
-          out[2 * tx] = left[tx];
-          if (2 * tx + 1 < width) out[2 * tx + 1] = right[tx];
-        }
+        if (width % 2) out[2 * pairs] = std::max(s0[pairs] + s1[pairs] + s2[pairs] + b, floor);
       }
     }
   }
