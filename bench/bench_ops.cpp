@@ -4,6 +4,7 @@
 //   linear+bias+ReLU over 120k points, fused and not; BN+ReLU fused and not (GB/s); semseg's fused
 //   devoxelize+concat+head and not; the last BEV conv at the occupied cells against the whole map
 //   voxelize / devoxelize of 120k points x 64 channels on a 128x128 grid (/0 scan order, /1 random cells)
+//   a point layer and voxelize fused (inference) against the two ops
 //   pillarization of 120k points (bevdet: pillar index and the 10 pillar features)
 #include <benchmark/benchmark.h>
 
@@ -177,6 +178,32 @@ void BM_VoxelizeMax120kx64(benchmark::State& state) {
   state.counters["occupied_cells"] = double(data.index.occupied());
 }
 BENCHMARK(BM_VoxelizeMax120kx64)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
+
+// A point layer and voxelize in one pass (inference), 120k points of synthetic scans × in → 64 channels:
+// /in/0 linear_relu_voxelize_max_forward keeping the points' output (semseg), /in/1 without it (bevdet's
+// PFN), /in/2 the two ops it replaces (linear_relu_forward, then voxelize_max_forward with its arg-max).
+// GFLOP/s of the layer's 2 · N · in · out.
+void BM_LinearReluVoxelize120k(benchmark::State& state) {
+  PointsOnGrid data(true);
+  const int in = int(state.range(0)), out = data.kChannels;
+  const int64_t rows = data.kPoints, cells_per_map = int64_t(data.kGrid) * data.kGrid;
+  const auto x = random_floats(size_t(rows) * in, 6), w = random_floats(size_t(out) * in, 7),
+             b = random_floats(size_t(out), 8);
+  std::vector<float> y(size_t(rows) * out);
+  for (auto _ : state) {
+    if (state.range(1) == 2) {
+      lt::ops::linear_relu_forward(x.data(), w.data(), b.data(), y.data(), rows, in, out);
+      lt::ops::voxelize_max_forward(y.data(), data.index, out, cells_per_map, data.grid.data(), data.argmax.data());
+    } else {
+      lt::ops::linear_relu_voxelize_max_forward(x.data(), w.data(), b.data(), state.range(1) == 0 ? y.data() : nullptr,
+                                                rows, in, out, data.index, cells_per_map, data.grid.data());
+    }
+    benchmark::DoNotOptimize(data.grid.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(rows) * in * out * double(state.iterations()) * 1e-9,
+                                                 benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_LinearReluVoxelize120k)->ArgsProduct({{10, 32}, {0, 1, 2}})->Unit(benchmark::kMillisecond);
 
 void BM_Devoxelize120kx64(benchmark::State& state) {
   PointsOnGrid data(state.range(0) == 0);
