@@ -1,6 +1,7 @@
 #include "src/models/semseg.hpp"
 
 #include <cmath>
+#include <utility>
 
 #include "src/common/clock.hpp"
 #include "src/common/rng.hpp"
@@ -57,11 +58,16 @@ SemsegInput Semseg::prepare(const SemsegConfig& config, const PointBatch& batch)
   SemsegInput input;
   input.frames = batch.frames;
   const int64_t points = input.points = batch.num_points();
+  // A point's BEV column and row (the cell index and the cell-centre features both take them from here:
+  // recomputed, not divided out of the cell number, whose three 64-bit divisions a point were a third of
+  // this function's time).
+  const auto column_row = [&](const float* q) {
+    return std::pair<int, int>{int(std::floor((q[0] + range) / voxel)), int(std::floor((q[1] + range) / voxel))};
+  };
   std::vector<int64_t> point_cell(static_cast<size_t>(points));
 #pragma omp parallel for schedule(static)
   for (int64_t p = 0; p < points; ++p) {
-    const float* q = &batch.points[4 * p];
-    const int ix = int(std::floor((q[0] + range) / voxel)), iy = int(std::floor((q[1] + range) / voxel));
+    const auto [ix, iy] = column_row(&batch.points[4 * p]);
     point_cell[p] =
         (ix >= 0 && ix < grid && iy >= 0 && iy < grid) ? (int64_t(batch.frame_of[p]) * grid + iy) * grid + ix : -1;
   }
@@ -75,9 +81,7 @@ SemsegInput Semseg::prepare(const SemsegConfig& config, const PointBatch& batch)
     const float* q = &batch.points[4 * p];
     float* f = &input.features[size_t(p) * kPointFeatures];
     const int64_t m = input.cells.point_slot[p];
-    // The cell's column and row as the cell index computed them (not from the cell number: three 64-bit
-    // divisions a point were a third of this function's time).
-    const int ix = int(std::floor((q[0] + range) / voxel)), iy = int(std::floor((q[1] + range) / voxel));
+    const auto [ix, iy] = column_row(q);
     const float cx = -range + (float(ix) + 0.5f) * voxel, cy = -range + (float(iy) + 0.5f) * voxel;
     f[0] = q[0], f[1] = q[1], f[2] = q[2], f[3] = q[3];
     f[4] = m < 0 ? 0.f : q[0] - cx;
