@@ -36,13 +36,22 @@ constexpr int64_t kReductionChunk = 2048;
 // tile of R rows × M outputs in vector registers across the whole K loop (one broadcast of x and M / 16
 // vector loads of the weights per k), 1.6–1.8× faster at these widths (bench BM_LinearRelu120k), and its
 // summation order (bias, then k ascending) is fixed. float only (the double build is the tests' reference).
-typedef float SimdFloats __attribute__((vector_size(64), aligned(4), __may_alias__));
-constexpr int kSimdWidth = 16;
+// The vector is the machine's own width: a 16-float GCC vector on an AVX2 machine is lowered piece by
+// piece through the stack (measured on a Zen 3: the point layers at 2 GFLOP/s against Eigen's 34).
+// Accumulators per tile: a tile also holds V weight vectors and one broadcast in registers; AVX-512 has
+// 32 registers (16 + 4 + 1 at most), AVX2 16 (8 + V + 1, a little spill only at V = 8); SSE (a
+// portable build, LIDARTRAIN_NATIVE=OFF) 16 of 4 floats.
 #if defined(__AVX512F__)
+constexpr int kSimdWidth = 16;
 constexpr int kAccumulatorRegisters = 16;
-#else
-constexpr int kAccumulatorRegisters = 8;  // AVX2's 16 registers hold 8 of these 16-float vectors
+#elif defined(__AVX__)
+constexpr int kSimdWidth = 8;
+constexpr int kAccumulatorRegisters = 8;
+#else  // SSE: 16 registers of 4 floats
+constexpr int kSimdWidth = 4;
+constexpr int kAccumulatorRegisters = 8;
 #endif
+typedef float SimdFloats __attribute__((vector_size(4 * kSimdWidth), aligned(4), __may_alias__));
 constexpr int kSkinnyMaxOut = 64, kSkinnyMaxIn = 128;
 
 bool skinny(int in, int out) {
@@ -115,15 +124,17 @@ void skinny_rows_of(const float* x, int64_t r0, int64_t r1, const SkinnyWeights&
 // floats, the first weights.out of them meant).
 template <class Epilogue>
 void skinny_rows(const float* x, int64_t r0, int64_t r1, const SkinnyWeights& weights, Epilogue&& epilogue) {
-  switch (weights.padded / kSimdWidth) {
+  // padded is a multiple of 16 floats, at most kSkinnyMaxOut: 1 to 4 groups of 16.
+  constexpr int kPerGroup = 16 / kSimdWidth;
+  switch (weights.padded / 16) {
     case 1:
-      return skinny_rows_of<1>(x, r0, r1, weights, epilogue);
+      return skinny_rows_of<kPerGroup>(x, r0, r1, weights, epilogue);
     case 2:
-      return skinny_rows_of<2>(x, r0, r1, weights, epilogue);
+      return skinny_rows_of<2 * kPerGroup>(x, r0, r1, weights, epilogue);
     case 3:
-      return skinny_rows_of<3>(x, r0, r1, weights, epilogue);
+      return skinny_rows_of<3 * kPerGroup>(x, r0, r1, weights, epilogue);
     default:
-      return skinny_rows_of<4>(x, r0, r1, weights, epilogue);
+      return skinny_rows_of<4 * kPerGroup>(x, r0, r1, weights, epilogue);
   }
 }
 
