@@ -602,6 +602,13 @@ std::vector<OpCase> op_table() {
   const std::vector<int64_t> empty_frame = {};
   return {
       linear_case(7, 4, 3),
+      // The register-tiled float kernel at each vector count it dispatches to (outputs padded to 4, 8 or
+      // 16 lanes by the machine's width), rows that leave a partial tile, and past its limits (Eigen).
+      linear_case(37, 40, 20),
+      linear_case(23, 9, 47),
+      linear_case(13, 33, 64),
+      linear_case(5, 130, 12),
+      linear_case(6, 7, 70),
       linear_case(0, 4, 3),  // an empty frame
       conv_case({2, 3, 4, 5, 6, 3, 1, 1}),
       conv_case({2, 3, 4, 7, 6, 3, 2, 1}),
@@ -873,6 +880,8 @@ std::vector<FusedCase> fused_table() {
   return {
       linear_relu_case(7, 4, 3),
       linear_relu_case(300, 5, 6),
+      linear_relu_case(37, 32, 20),
+      linear_relu_case(19, 16, 56),
       linear_relu_case(0, 4, 3),
       conv_relu_case({2, 3, 4, 7, 6, 3, 2, 1}),
       conv_relu_case({2, 3, 4, 4, 5, 1, 1, 0}),
@@ -1013,8 +1022,9 @@ TEST_P(DeviceOpTable, ResultsDoNotDependOnTheThreadSchedule) {
   ASSERT_EQ(first.size(), second.size());
   for (size_t t = 0; t < first.size(); ++t) {
     ASSERT_EQ(first[t].size(), second[t].size());
-    if (!first[t].empty())
+    if (!first[t].empty()) {
       EXPECT_EQ(0, std::memcmp(first[t].data(), second[t].data(), sizeof(float) * first[t].size())) << "tensor " << t;
+    }
   }
 }
 
@@ -1065,7 +1075,9 @@ TEST_P(DeviceFusedOps, ForwardMatchesTheCpu) {
     const std::vector<float> second = c.forward_on(testing::Staged{*backend}, inputs);
     emu::set_thread_order(emu::Order::forward);
     ASSERT_EQ(first.size(), second.size());
-    if (!first.empty()) EXPECT_EQ(0, std::memcmp(first.data(), second.data(), sizeof(float) * first.size()));
+    if (!first.empty()) {
+      EXPECT_EQ(0, std::memcmp(first.data(), second.data(), sizeof(float) * first.size()));
+    }
   }
 }
 
