@@ -33,23 +33,20 @@ constexpr int64_t kReductionChunk = 2048;
 // ---- skinny products ------------------------------------------------------------------------
 // The point layers' products, (N ≈ 120k, K) · (K, M) with K and M of 8 to 64: Eigen's GEMM, built for
 // large products, packs and blocks them and reaches 14–30 GFLOP/s here; this register-tiled kernel keeps a
-// tile of R rows × M outputs in vector registers across the whole K loop (one broadcast of x and M / 16
+// tile of R rows × M outputs in vector registers across the whole K loop (one broadcast of x and M / kSimdWidth
 // vector loads of the weights per k), 1.6–1.8× faster at these widths (bench BM_LinearRelu120k), and its
 // summation order (bias, then k ascending) is fixed. float only (the double build is the tests' reference).
 // The vector is the machine's own width: a 16-float GCC vector on an AVX2 machine is lowered piece by
 // piece through the stack (measured on a Zen 3: the point layers at 2 GFLOP/s against Eigen's 34).
 // Accumulators per tile: a tile also holds V weight vectors and one broadcast in registers; AVX-512 has
-// 32 registers (16 + 4 + 1 at most), AVX2 16 (8 + V + 1, a little spill only at V = 8); SSE (a
-// portable build, LIDARTRAIN_NATIVE=OFF) 16 of 4 floats.
+// 32 registers (16 + 4 + 1 at most), AVX2 and SSE (a portable build, LIDARTRAIN_NATIVE=OFF) 16 (8 + V +
+// 1, a little spill only at the widest V).
 #if defined(__AVX512F__)
-constexpr int kSimdWidth = 16;
-constexpr int kAccumulatorRegisters = 16;
+constexpr int kSimdWidth = 16, kAccumulatorRegisters = 16;
 #elif defined(__AVX__)
-constexpr int kSimdWidth = 8;
-constexpr int kAccumulatorRegisters = 8;
-#else  // SSE: 16 registers of 4 floats
-constexpr int kSimdWidth = 4;
-constexpr int kAccumulatorRegisters = 8;
+constexpr int kSimdWidth = 8, kAccumulatorRegisters = 8;
+#else
+constexpr int kSimdWidth = 4, kAccumulatorRegisters = 8;
 #endif
 typedef float SimdFloats __attribute__((vector_size(4 * kSimdWidth), aligned(4), __may_alias__));
 constexpr int kSkinnyMaxOut = 64, kSkinnyMaxIn = 128;
@@ -59,7 +56,7 @@ bool skinny(int in, int out) {
 }
 
 // A weight matrix as the kernel reads it: (K, MP), MP = M rounded up to the vector width, zero padded;
-// bias (MP). (Rounded up to 16 on AVX2 as well, the head's 20 classes cost 32 lanes instead of 24.)
+// bias (MP). (On AVX2 the head's 20 classes take 24 lanes; rounded up to 16 they took 32.)
 struct SkinnyWeights {
   int in = 0, out = 0, padded = 0;
   std::vector<float> w, bias;
@@ -84,7 +81,7 @@ struct SkinnyWeights {
   }
 };
 
-// tile (R, V·16) = bias + x (R rows, stride ldx, K columns) · w.
+// tile (R, V·kSimdWidth) = bias + x (R rows, stride ldx, K columns) · w.
 template <int V, int R>
 inline void skinny_tile(const float* __restrict x, int64_t ldx, const SkinnyWeights& weights, float* __restrict tile) {
   SimdFloats acc[R][V];
@@ -122,8 +119,7 @@ void skinny_rows_of(const float* x, int64_t r0, int64_t r1, const SkinnyWeights&
   }
 }
 
-// epilogue(row, acc) for rows [r0, r1) of x (rows, weights.in), acc = bias + x[row] · w (weights.padded
-// floats, the first weights.out of them meant).
+// skinny_rows_of<V> with V = weights.padded / kSimdWidth.
 template <int V, class Epilogue>
 void skinny_rows_dispatch(const float* x, int64_t r0, int64_t r1, const SkinnyWeights& weights, Epilogue& epilogue) {
   if constexpr (V < kSkinnyMaxOut / kSimdWidth)
@@ -131,6 +127,8 @@ void skinny_rows_dispatch(const float* x, int64_t r0, int64_t r1, const SkinnyWe
   skinny_rows_of<V>(x, r0, r1, weights, epilogue);
 }
 
+// epilogue(row, acc) for rows [r0, r1) of x (rows, weights.in), acc = bias + x[row] · w (weights.padded
+// floats, the first weights.out of them meant).
 template <class Epilogue>
 void skinny_rows(const float* x, int64_t r0, int64_t r1, const SkinnyWeights& weights, Epilogue&& epilogue) {
   skinny_rows_dispatch<1>(x, r0, r1, weights, epilogue);
