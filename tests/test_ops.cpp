@@ -895,6 +895,8 @@ std::vector<FusedCase> fused_table() {
       conv_at_cells_case({2, 8, 9, 5, 7, 3, 1, 1}, {0, 6, 6, 28, 34, 17, -1, 35, 41, 69, 50, 50, -1}),
       conv_at_cells_case({1, 3, 4, 4, 5, 1, 1, 0}, {3, 3, 19, 0, 7}),
       conv_at_cells_case({2, 3, 4, 5, 5, 3, 1, 1}, {}),
+      // 37 channels: the channels-last copy's two full 16-channel blocks and a partial one.
+      conv_at_cells_case({2, 37, 5, 4, 6, 3, 1, 1}, {0, 5, 9, 23, 24, 30, -1, 47, 13}),
       linear_voxelize_case("scattered, points outside the grid", {0, 0, 1, 4, 4, 4, -1, 7, 11, 11, 6, -1, 2}, 5, 6,
                            true),
       linear_voxelize_case("600 points", many, 8, 20, true),
