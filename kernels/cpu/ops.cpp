@@ -1175,30 +1175,31 @@ void conv2d_relu_at_cells(const T* x, const T* weight, const T* bias, const Conv
   constexpr int64_t kCellBlock = 128;
   const int64_t blocks = (occupied + kCellBlock - 1) / kCellBlock;
   ConstMatrixMap<T> W(w_last.data(), s.out_channels, k_dim);
+  // The channels-last copy goes 16 channels at a time, through a copy of their 16 rows: read in place, the
+  // 16 planes (64 KB apart on a 128² map) share an L1 set and evict each other; channel by channel, every
+  // store was a cache line of its own. Either way the transposition was half of the op.
+  constexpr int kChannelBlock = 16;
 #pragma omp parallel
   {
-    std::vector<T> rows_copy(size_t(16) * s.width);
+    std::vector<T> rows_copy(size_t(kChannelBlock) * s.width);
 #pragma omp for schedule(static)
     for (int64_t row = 0; row < int64_t(s.batch) * s.height; ++row) {
       const int64_t b = row / s.height, y = row % s.height;
       T* to = &x_last[size_t(row * s.width * C)];
       const T* from = x + (b * C * s.height + y) * s.width;
-      // 16 channels at a time, through a copy of their 16 rows: read in place, the 16 planes (64 KB apart
-      // on a 128² map) share an L1 set and evict each other; channel by channel, every store was a cache line
-      // of its own. Either way the transposition was half of the op.
-      constexpr int kChannelBlock = 16;
       for (int c0 = 0; c0 < C; c0 += kChannelBlock) {
         const int n = std::min(kChannelBlock, C - c0);
         for (int cc = 0; cc < n; ++cc)
           std::copy_n(from + int64_t(c0 + cc) * in_plane, s.width, &rows_copy[size_t(cc) * s.width]);
-        if (n == kChannelBlock) {
+        // A full block's count as a constant: its inner loop is unrolled (a third faster).
+        const auto interleave = [&](auto count) {
           for (int w = 0; w < s.width; ++w)
-            for (int cc = 0; cc < kChannelBlock; ++cc)
-              to[int64_t(w) * C + c0 + cc] = rows_copy[size_t(cc) * s.width + w];
-        } else {
-          for (int w = 0; w < s.width; ++w)
-            for (int cc = 0; cc < n; ++cc) to[int64_t(w) * C + c0 + cc] = rows_copy[size_t(cc) * s.width + w];
-        }
+            for (int cc = 0; cc < int(count); ++cc) to[int64_t(w) * C + c0 + cc] = rows_copy[size_t(cc) * s.width + w];
+        };
+        if (n == kChannelBlock)
+          interleave(std::integral_constant<int, kChannelBlock>{});
+        else
+          interleave(n);
       }
     }
     std::vector<T> col(size_t(kCellBlock * k_dim));
