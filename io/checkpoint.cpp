@@ -2,10 +2,8 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <optional>
 
 #include "io/hdf5_util.hpp"
-#include "mpi/native.hpp"
 #include "src/common/error.hpp"
 
 namespace lt {
@@ -54,69 +52,67 @@ void write_checkpoint(const std::string& path, const CheckpointMeta& meta, const
                       const ParamStore& buffers, const OptimizerState& optimizer_state, const CheckpointState& state,
                       const Comm* comm) {
   const std::lock_guard<std::recursive_mutex> lock(h5::library_mutex());
-  std::optional<h5::Collective> collective;
-  // One rank writes through the POSIX driver: MPI-IO buys nothing there.
-  if (comm && comm->size() > 1) collective = h5::Collective{world_communicator(), comm->rank(), comm->size()};
-  const auto write = [&](hid_t group, const std::string& name, hid_t mem_type, hid_t file_type,
-                         const std::vector<hsize_t>& dims, hsize_t chunk_rows, const void* data,
-                         const std::string& where) {
-    if (collective)
-      h5::write_array(group, name, mem_type, file_type, dims, chunk_rows, data, *collective, where);
-    else
-      h5::write_array(group, name, mem_type, file_type, dims, chunk_rows, data, where);
-  };
   const auto write_tensors = [&](hid_t group, const ParamStore& store, const std::vector<float>& values,
                                  const std::string& where) {
     for (const TensorView& view : store.views())
-      write(group, view.name, H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, dims_of(view), dims_of(view)[0],
+      h5::write_array(group, view.name, H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, dims_of(view), dims_of(view)[0],
             values.data() + view.offset, where);
   };
-  const auto fill = [&](hid_t f, const std::string& tmp) {
-    h5::write_attr_string(f, "schema", kSchema, tmp);
-    h5::write_attr_int(f, "version", kVersion, tmp);
-    h5::write_attr_string(f, "model", meta.model, tmp);
-    h5::write_attr_int(f, "step", meta.step, tmp);
-    h5::write_attr_int(f, "epoch", meta.epoch, tmp);
-    h5::write_attr_int(f, "samples_seen", meta.samples_seen, tmp);
-    h5::write_attr_int(f, "world_size", meta.world_size, tmp);
-    h5::write_attr_int(f, "seed", int64_t(meta.seed), tmp);
-    h5::write_attr_string(f, "git_sha", meta.git_sha, tmp);
-    h5::write_attr_string(f, "created", meta.created, tmp);
-    h5::write_attr_string(f, "config", meta.config, tmp);
-    h5::write_attr_string(f, "git_diff", meta.git_diff, tmp);
-    h5::write_attr_string(f, "dataset", meta.dataset, tmp);
-    h5::write_attr_string(f, "dataset_id", meta.dataset_id, tmp);
-    h5::write_attr_string(f, "provenance", meta.provenance, tmp);
+  const auto fill = [&](hid_t f, const std::string& where) {
+    h5::write_attr_string(f, "schema", kSchema, where);
+    h5::write_attr_int(f, "version", kVersion, where);
+    h5::write_attr_string(f, "model", meta.model, where);
+    h5::write_attr_int(f, "step", meta.step, where);
+    h5::write_attr_int(f, "epoch", meta.epoch, where);
+    h5::write_attr_int(f, "samples_seen", meta.samples_seen, where);
+    h5::write_attr_int(f, "world_size", meta.world_size, where);
+    h5::write_attr_int(f, "seed", int64_t(meta.seed), where);
+    h5::write_attr_string(f, "git_sha", meta.git_sha, where);
+    h5::write_attr_string(f, "created", meta.created, where);
+    h5::write_attr_string(f, "config", meta.config, where);
+    h5::write_attr_string(f, "git_diff", meta.git_diff, where);
+    h5::write_attr_string(f, "dataset", meta.dataset, where);
+    h5::write_attr_string(f, "dataset_id", meta.dataset_id, where);
+    h5::write_attr_string(f, "provenance", meta.provenance, where);
     {
-      h5::Handle model = create_group(f, "model", tmp);
-      write_tensors(model.get(), params, params.values(), tmp);
-      h5::Handle buffer_group = create_group(f, "buffers", tmp);
-      write_tensors(buffer_group.get(), buffers, buffers.values(), tmp);
+      h5::Handle model = create_group(f, "model", where);
+      write_tensors(model.get(), params, params.values(), where);
+      h5::Handle buffer_group = create_group(f, "buffers", where);
+      write_tensors(buffer_group.get(), buffers, buffers.values(), where);
     }
     if (!optimizer_state.empty()) {
-      h5::Handle optimizer = create_group(f, "optimizer", tmp);
-      h5::write_attr_string(optimizer.get(), "type", meta.optimizer_type, tmp);
-      h5::write_attr_int(optimizer.get(), "steps", meta.optimizer_steps, tmp);
+      h5::Handle optimizer = create_group(f, "optimizer", where);
+      h5::write_attr_string(optimizer.get(), "type", meta.optimizer_type, where);
+      h5::write_attr_int(optimizer.get(), "steps", meta.optimizer_steps, where);
       for (const TensorView& view : params.views()) {
-        h5::Handle group = create_group(optimizer.get(), view.name, tmp);
+        h5::Handle group = create_group(optimizer.get(), view.name, where);
         for (const auto& [name, values] : optimizer_state)
-          write(group.get(), name, H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, dims_of(view), dims_of(view)[0],
-                values->data() + view.offset, tmp);
+          h5::write_array(group.get(), name, H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, dims_of(view), dims_of(view)[0],
+                values->data() + view.offset, where);
       }
     }
-    h5::Handle state_group = create_group(f, "state", tmp);
+    h5::Handle state_group = create_group(f, "state", where);
     const int64_t position[3] = {state.step, state.samples_seen, state.global_batch};
-    write(state_group.get(), "position", H5T_NATIVE_INT64, H5T_STD_I64LE, {3}, 3, position, tmp);
-    require(state.cost_model_sums.size() == 5 && state.cost_model_history.size() % 3 == 0, tmp + ": bad state");
-    write(state_group.get(), "cost_model_sums", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, {5}, 5, state.cost_model_sums.data(),
-          tmp);
-    write(state_group.get(), "cost_model_history", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE,
-          {hsize_t(state.cost_model_history.size() / 3), 3}, 64, state.cost_model_history.data(), tmp);
+    h5::write_array(state_group.get(), "position", H5T_NATIVE_INT64, H5T_STD_I64LE, {3}, 3, position, where);
+    require(state.cost_model_sums.size() == 5 && state.cost_model_history.size() % 3 == 0, where + ": bad state");
+    h5::write_array(state_group.get(), "cost_model_sums", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, {5}, 5, state.cost_model_sums.data(),
+          where);
+    h5::write_array(state_group.get(), "cost_model_history", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE,
+          {hsize_t(state.cost_model_history.size() / 3), 3}, 64, state.cost_model_history.data(), where);
   };
-  if (collective)
-    h5::create_file_atomically(path, *collective, fill);
+  // The raw bytes, and a few KB of metadata per tensor.
+  const size_t tensors = params.views().size() * (1 + optimizer_state.size()) + buffers.views().size();
+  const size_t expected_bytes =
+      sizeof(float) * (size_t(params.size()) * (1 + optimizer_state.size()) + size_t(buffers.size())) +
+      4096 * tensors + meta.config.size() + meta.provenance.size();
+  // Every rank holds the same parameters and state: rank 0 writes the file and every rank learns the
+  // outcome (a WriteError on each of them when it failed), so none is left waiting in a collective.
+  if (comm)
+    run_agreed(*comm, [&] {
+      if (comm->is_root()) h5::create_file_atomically(path, fill, expected_bytes);
+    });
   else
-    h5::create_file_atomically(path, fill);
+    h5::create_file_atomically(path, fill, expected_bytes);
 }
 
 CheckpointState read_checkpoint_state(const std::string& path) {

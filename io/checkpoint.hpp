@@ -13,7 +13,8 @@
 //   The random numbers are counter-based, keyed by (seed, epoch, frame): the seed is all their state.
 // Every dataset is Fletcher32-checksummed and the file's metadata is checksummed too (HDF5's 1.10
 // format), so a flipped bit anywhere is a read error. Written to PATH.tmp, fsynced, renamed and the
-// directory fsynced, so a checkpoint exists whole or not at all.
+// directory fsynced, so a checkpoint exists whole or not at all; a write that fails (full disk, no
+// permission, I/O error) removes PATH.tmp and is a WriteError naming it and the OS error.
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -46,10 +47,10 @@ struct CheckpointState {
   std::vector<double> cost_model_history;  // (K, 3)
 };
 
-// With `comm`, every rank of it calls this with the same arguments (the replicated parameters and state)
-// and the file is written with parallel HDF5: rank r writes rows [r·n/R, (r+1)·n/R) of every dataset in
-// collective writes, attributes and metadata collectively; rank 0 puts the finished file into place.
-// Without, this process writes it alone.
+// With `comm`, every rank of it calls this with the same arguments (the replicated parameters and state):
+// rank 0 builds the file in memory and writes it (io/hdf5_util.hpp: why HDF5 does not write it itself),
+// and every rank learns the outcome, so a failure is a WriteError on every rank and none is left waiting
+// in a collective. Without, this process writes it alone.
 void write_checkpoint(const std::string& path, const CheckpointMeta& meta, const ParamStore& params,
                       const ParamStore& buffers, const OptimizerState& optimizer_state,
                       const CheckpointState& state = {}, const Comm* comm = nullptr);

@@ -1,15 +1,15 @@
 #include "io/hdf5_util.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
 
+#include "io/atomic_file.hpp"
 #include "src/common/error.hpp"
 
 namespace lt::h5 {
@@ -95,54 +95,78 @@ void check_string_form(hid_t file_type, Strings strings, const std::string& what
 }
 }  // namespace
 
-namespace {
-// fsync of a file or directory; InputError naming it on failure.
-void sync_path(const std::string& path, bool directory) {
-  const int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-  require(fd >= 0, path + ": cannot open to sync: " + std::strerror(errno));
-  const int status = ::fsync(fd);
-  const int error = errno;
-  ::close(fd);
-  require(status == 0, path + ": fsync failed: " + std::strerror(error));
-}
-}  // namespace
+// The core driver's memory, allocated through these callbacks so that the buffer it frees at the file's
+// close (H5FD_FILE_IMAGE_OP_FILE_CLOSE), which then holds the finished file, is kept instead.
+struct MemoryFile::Image {
+  void* closed_bytes = nullptr;
+  ~Image() { std::free(closed_bytes); }
+  static void* allocate(size_t size, H5FD_file_image_op_t, void*) { return std::malloc(size); }
+  static void* copy(void* to, const void* from, size_t size, H5FD_file_image_op_t, void*) {
+    return std::memcpy(to, from, size);
+  }
+  static void* reallocate(void* bytes, size_t size, H5FD_file_image_op_t, void*) { return std::realloc(bytes, size); }
+  static herr_t release(void* bytes, H5FD_file_image_op_t op, void* self) {
+    if (op == H5FD_FILE_IMAGE_OP_FILE_CLOSE) {
+      auto* image = static_cast<Image*>(self);
+      std::free(image->closed_bytes);
+      image->closed_bytes = bytes;
+    } else {
+      std::free(bytes);
+    }
+    return 0;
+  }
+  static void* share(void* self) { return self; }
+  static herr_t unshare(void*) { return 0; }
+};
 
-void commit_file(Handle file, const std::string& tmp, const std::string& path) {
-  try {
-    require(H5Fflush(file.get(), H5F_SCOPE_GLOBAL) >= 0, tmp + ": flush failed (disk full?)");
-    // Closed here, not by the Handle: the close writes the metadata, and its failure matters.
-    require(H5Fclose(file.release()) >= 0, tmp + ": close failed (disk full?)");
-    sync_path(tmp, false);
-  } catch (...) {
-    file.reset();
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
-    throw;
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
-    throw InputError(path + ": cannot rename into place: " + ec.message());
-  }
-  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
-  sync_path(parent.empty() ? "." : parent.string(), true);
+MemoryFile::MemoryFile(size_t expected_bytes) : image_(std::make_unique<Image>()) {
+  silence_library_errors();
+  // The memory grows in steps of `increment`: one step when the size is known, else 16 MiB.
+  const size_t increment = expected_bytes > 0 ? expected_bytes + (expected_bytes >> 4) + (64 << 10) : size_t(16) << 20;
+  Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  check(H5Pset_fapl_core(fapl.get(), increment, /*backing_store=*/false), "(memory)", "cannot set the core driver");
+  check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V110, H5F_LIBVER_V110), "(memory)", "cannot set the file format");
+  H5FD_file_image_callbacks_t callbacks = {Image::allocate, Image::copy,  Image::reallocate, Image::release,
+                                           Image::share,    Image::unshare, image_.get()};
+  check(H5Pset_file_image_callbacks(fapl.get(), &callbacks), "(memory)", "cannot set the file image callbacks");
+  // A name of its own: the core driver takes two files of one name for the same file.
+  static std::atomic<uint64_t> files_made{0};
+  const std::string name = "lidartrain-in-memory-" + std::to_string(files_made++) + ".h5";
+  file_ = make(H5Fcreate(name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose, "(memory)",
+               "cannot create an HDF5 file in memory");
 }
 
-void create_file_atomically(const std::string& path, const std::function<void(hid_t, const std::string&)>& fill) {
-  const std::string tmp = path + ".tmp";
-  Handle file;
-  try {
-    file = create_file(tmp);
-    fill(file.get(), tmp);
-  } catch (...) {
-    file.reset();
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
-    throw;
-  }
-  commit_file(std::move(file), tmp, path);
+MemoryFile::MemoryFile(MemoryFile&&) noexcept = default;
+MemoryFile& MemoryFile::operator=(MemoryFile&& other) noexcept {
+  file_.reset();  // closed while its memory's keeper is still ours
+  image_ = std::move(other.image_);
+  file_ = std::move(other.file_);
+  return *this;
+}
+MemoryFile::~MemoryFile() {
+  file_.reset();
+}
+
+std::vector<char> MemoryFile::close_to_image(const std::string& where) {
+  check(H5Fflush(file_.get(), H5F_SCOPE_GLOBAL), where, "cannot flush the file in memory");
+  const ssize_t size = H5Fget_file_image(file_.get(), nullptr, 0);  // its end of allocation
+  require(size > 0, where + ": cannot size the file in memory");
+  check(H5Fclose(file_.release()), where, "cannot close the file in memory");
+  require(image_->closed_bytes != nullptr, where + ": an object of the file in memory is still open (a bug)");
+  const char* bytes = static_cast<const char*>(image_->closed_bytes);
+  return std::vector<char>(bytes, bytes + size);
+}
+
+void commit_file(MemoryFile file, const std::string& path) {
+  const std::vector<char> image = file.close_to_image(path);
+  write_file_atomically(path, image.data(), image.size());
+}
+
+void create_file_atomically(const std::string& path, const std::function<void(hid_t, const std::string&)>& fill,
+                            size_t expected_bytes) {
+  MemoryFile file(expected_bytes);
+  fill(file.get(), path);
+  commit_file(std::move(file), path);
 }
 
 Appender::Appender(hid_t file, const std::string& name, hid_t file_type, hsize_t columns, hsize_t chunk_rows,
@@ -164,97 +188,13 @@ void Appender::append(hid_t mem_type, const void* data, hsize_t rows) {
   if (rows == 0) return;
   const int rank = columns_ > 0 ? 2 : 1;
   const hsize_t dims[2] = {rows_ + rows, columns_}, start[2] = {rows_, 0}, count[2] = {rows, columns_};
-  check(H5Dset_extent(dataset_.get(), dims), where_, "cannot extend (disk full?)");
+  check(H5Dset_extent(dataset_.get(), dims), where_, "cannot extend");
   Handle file_space(H5Dget_space(dataset_.get()), H5Sclose);
   check(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr), where_, "bad selection");
   Handle memory_space(H5Screate_simple(rank, count, nullptr), H5Sclose);
   check(H5Dwrite(dataset_.get(), mem_type, memory_space.get(), file_space.get(), H5P_DEFAULT, data), where_,
-        "cannot write (disk full?)");
+        "cannot write");
   rows_ += rows;
-}
-
-void create_file_atomically(const std::string& path, const Collective& collective,
-                            const std::function<void(hid_t, const std::string&)>& fill) {
-  const std::string tmp = path + ".tmp";
-  const auto agree = [&](bool ok) {
-    int mine = ok ? 1 : 0, all = 0;
-    MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_LAND, collective.comm);
-    return all != 0;
-  };
-  std::string error;
-  silence_library_errors();
-  {
-    Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
-    H5Pset_fapl_mpio(fapl.get(), collective.comm, MPI_INFO_NULL);
-    H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V110, H5F_LIBVER_V110);
-    H5Pset_all_coll_metadata_ops(fapl.get(), true);
-    H5Pset_coll_metadata_write(fapl.get(), true);
-    const hid_t id = H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
-    if (!agree(id >= 0)) {
-      if (id >= 0) H5Fclose(id);
-      throw InputError(tmp + ": cannot create HDF5 file (disk full, or the directory not writable?)");
-    }
-    try {
-      fill(id, tmp);
-      require(H5Fflush(id, H5F_SCOPE_GLOBAL) >= 0, tmp + ": flush failed (disk full?)");
-    } catch (const InputError& e) {
-      error = e.what();
-    }
-    // A rank whose part failed cannot take part in what follows: the others learn it here. (A failure
-    // inside a collective call is seen by every rank, so none is left waiting in one.)
-    const bool written = agree(error.empty());
-    const bool closed = H5Fclose(id) >= 0;
-    if (!written || !agree(closed)) {
-      if (collective.rank == 0) {
-        std::error_code ignored;
-        std::filesystem::remove(tmp, ignored);
-      }
-      throw InputError(error.empty() ? tmp + ": writing failed on another rank, or the close did (disk full?)" : error);
-    }
-  }
-  if (collective.rank == 0) {
-    try {
-      sync_path(tmp, false);
-      std::error_code ec;
-      std::filesystem::rename(tmp, path, ec);
-      require(!ec, path + ": cannot rename into place: " + ec.message());
-      const std::filesystem::path parent = std::filesystem::path(path).parent_path();
-      sync_path(parent.empty() ? "." : parent.string(), true);
-    } catch (const InputError& e) {
-      error = e.what();
-      std::error_code ignored;
-      std::filesystem::remove(tmp, ignored);
-    }
-  }
-  if (!agree(error.empty())) throw InputError(error.empty() ? path + ": rank 0 could not put it into place" : error);
-}
-
-void write_array(hid_t file, const std::string& name, hid_t mem_type, hid_t file_type, const std::vector<hsize_t>& dims,
-                 hsize_t chunk_rows, const void* data, const Collective& collective, const std::string& where) {
-  const int rank = int(dims.size());
-  Handle dataset = create_chunked_dataset(file, name, file_type, dims, chunk_rows, true, where);
-  // This rank's rows.
-  const hsize_t first = dims[0] * hsize_t(collective.rank) / hsize_t(collective.size);
-  const hsize_t end = dims[0] * hsize_t(collective.rank + 1) / hsize_t(collective.size);
-  hsize_t row_elements = 1;
-  for (int d = 1; d < rank; ++d) row_elements *= dims[size_t(d)];
-  std::vector<hsize_t> start(size_t(rank), 0), count = dims;
-  start[0] = first;
-  count[0] = end - first;
-  Handle file_space(H5Dget_space(dataset.get()), H5Sclose);
-  Handle memory_space(H5Screate_simple(rank, count.data(), nullptr), H5Sclose);
-  if (end > first) {
-    check(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr), where,
-          "bad selection");
-  } else {
-    H5Sselect_none(file_space.get());
-    H5Sselect_none(memory_space.get());
-  }
-  Handle dxpl(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
-  H5Pset_dxpl_mpio(dxpl.get(), H5FD_MPIO_COLLECTIVE);
-  const char* mine = static_cast<const char*>(data) + first * row_elements * H5Tget_size(mem_type);
-  check(H5Dwrite(dataset.get(), mem_type, memory_space.get(), file_space.get(), dxpl.get(), mine), where,
-        "cannot write " + name);
 }
 
 void read_every_dataset(hid_t file, const std::string& where, bool require_finite) {
@@ -299,14 +239,6 @@ Handle open_file_readonly(const std::string& path) {
   silence_library_errors();
   return make(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, path,
               "cannot open as HDF5 (not an HDF5 file, truncated or corrupt)");
-}
-
-Handle create_file(const std::string& path) {
-  silence_library_errors();
-  Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
-  check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V110, H5F_LIBVER_V110), path, "cannot set the file format");
-  return make(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose, path,
-              "cannot create HDF5 file (disk full, or the directory not writable?)");
 }
 
 bool has_link(hid_t file, const std::string& name) {

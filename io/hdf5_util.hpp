@@ -3,6 +3,7 @@
 #include <hdf5.h>
 
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -53,17 +54,43 @@ class Handle {
   Closer closer_ = nullptr;
 };
 
-// Creates `path` through `path.tmp`: `fill(file, tmp_path)` writes the contents, the file is flushed,
-// closed, fsynced and renamed into place, and the directory fsynced; on any failure the temporary file
-// is removed and the error rethrown. So the file at `path` is always whole, and durable once this
-// returns. Every file is in HDF5's 1.10 format, whose superblock, object headers and chunk indexes carry
-// checksums (the oldest format's do not, and fuzzing found libhdf5 1.10.8 reading freed memory in a
-// damaged one's object header): with Fletcher32 on every dataset, a damaged byte is a read error.
-void create_file_atomically(const std::string& path, const std::function<void(hid_t, const std::string&)>& fill);
+// HDF5 never writes an output file itself: a file is built in memory (the core driver, no backing store)
+// and its bytes are written by write_file_atomically (io/atomic_file.hpp), through PATH.tmp, fsync and
+// rename. So a full disk, a missing permission or an I/O error is an OS error in our own code, reported
+// as a WriteError with its errno, and never a failure inside libhdf5: 1.10.8 cannot close a file whose
+// flush failed (its metadata cache is left in a state where every later flush fails too), and the file
+// ID it keeps open then crashes the library's own clean-up at MPI_Finalize.
+//
+// Creates `path`: `fill(file, path)` writes the contents into a file in memory, which is then written
+// whole (commit_file). `expected_bytes`, the file's size if known, saves regrowing the memory.
+void create_file_atomically(const std::string& path, const std::function<void(hid_t, const std::string&)>& fill,
+                            size_t expected_bytes = 0);
 
-// The end of create_file_atomically, for a file filled by the caller (created with create_file(tmp)):
-// flush, close, fsync, rename to `path`, fsync the directory; on failure `tmp` is removed.
-void commit_file(Handle file, const std::string& tmp, const std::string& path);
+// A new, empty HDF5 file in memory (1.10 format), for commit_file. Its bytes are taken when it closes:
+// H5Fget_file_image of 1.10.8 returns a version-3 superblock whose status flags are cleared but whose
+// checksum is not recomputed (no reader opens it), while the close writes the superblock right.
+class MemoryFile {
+ public:
+  explicit MemoryFile(size_t expected_bytes = 0);
+  MemoryFile(MemoryFile&&) noexcept;
+  MemoryFile& operator=(MemoryFile&&) noexcept;
+  ~MemoryFile();
+  hid_t get() const { return file_.get(); }
+  bool valid() const { return file_.valid(); }
+  // Flushes and closes the file (every object in it must be closed by now) and returns its bytes.
+  std::vector<char> close_to_image(const std::string& where);
+
+  struct Image;  // the memory the core driver fills, kept past the close
+
+ private:
+  std::unique_ptr<Image> image_;  // declared first: outlives file_
+  Handle file_;
+};
+
+// The end of create_file_atomically, for a file filled by the caller: the file is closed (in memory: the
+// close cannot fail on a disk) and its bytes written to `path` atomically; WriteError naming the file and
+// the OS error otherwise.
+void commit_file(MemoryFile file, const std::string& path);
 
 // A dataset that grows as rows come (for outputs streamed to disk): chunked by `chunk_rows`, unlimited
 // first dimension, Fletcher32-checksummed, no times. `columns` 0: rank 1; else (rows, columns).
@@ -81,29 +108,12 @@ class Appender {
   std::string where_;
 };
 
-// Parallel HDF5 over MPI-IO: every rank of `comm` takes part in every call, with the same arguments,
-// and writes its own share of each dataset's rows.
-struct Collective {
-  MPI_Comm comm;
-  int rank = 0, size = 1;
-};
-// As create_file_atomically (always the checksummed 1.10 format), created, filled and closed by every
-// rank together; rank 0 then fsyncs, renames and fsyncs the directory, and the ranks agree on the
-// outcome. A failure on any rank is an InputError on every rank, and the temporary file is removed.
-void create_file_atomically(const std::string& path, const Collective& collective,
-                            const std::function<void(hid_t, const std::string&)>& fill);
-// write_array, collectively: rank r writes rows [r·n/R, (r+1)·n/R) of `data` (the whole array, the same
-// on every rank), in one collective H5Dwrite per dataset (filters need collective writes).
-void write_array(hid_t file, const std::string& name, hid_t mem_type, hid_t file_type, const std::vector<hsize_t>& dims,
-                 hsize_t chunk_rows, const void* data, const Collective& collective, const std::string& where);
-
 // Reads every dataset in the file in full (so that every checksum is verified) and, with require_finite,
 // checks every floating-point value is finite; InputError naming the file and dataset otherwise.
 void read_every_dataset(hid_t file, const std::string& where, bool require_finite = false);
 
 // Each throws InputError("<where>: <what>") when HDF5 reports a failure.
 Handle open_file_readonly(const std::string& path);
-Handle create_file(const std::string& path);  // in the 1.10 format
 Handle open_dataset(hid_t file, const std::string& name, const std::string& where);
 bool has_link(hid_t file, const std::string& name);
 

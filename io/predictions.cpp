@@ -27,9 +27,9 @@ bool is_semseg(const std::string& model) {
 // ---- writing -----------------------------------------------------------------------------------
 
 struct PredictionsWriter::Impl {
-  std::string path, tmp;
+  std::string path;
   PredictionsHeader header;
-  h5::Handle file;
+  h5::MemoryFile file;
   h5::Appender labels, boxes, box_labels, scores;
   std::vector<int64_t> frame_index, offsets{0};
   std::vector<std::string> ids;
@@ -42,40 +42,36 @@ PredictionsWriter::PredictionsWriter(const std::string& path, const PredictionsH
   require(header.model == "semseg" || header.model == "bevdet", path + ": unknown model '" + header.model + "'");
   Impl& m = *impl_;
   m.path = path;
-  m.tmp = path + ".tmp";
   m.header = header;
-  m.file = h5::create_file(m.tmp);
+  m.file = h5::MemoryFile();  // written to `path` whole by commit()
   const hid_t f = m.file.get();
-  h5::write_attr_string(f, "schema", kSchema, m.tmp);
-  h5::write_attr_int(f, "version", kVersion, m.tmp);
-  h5::write_attr_string(f, "model", header.model, m.tmp);
-  h5::write_attr_string(f, "checkpoint_identity", header.checkpoint_identity, m.tmp);
-  h5::write_attr_string(f, "dataset_id", header.dataset_id, m.tmp);
-  h5::write_attr_int(f, "rank", header.rank, m.tmp);
-  h5::write_attr_int(f, "ranks", header.ranks, m.tmp);
+  h5::write_attr_string(f, "schema", kSchema, m.path);
+  h5::write_attr_int(f, "version", kVersion, m.path);
+  h5::write_attr_string(f, "model", header.model, m.path);
+  h5::write_attr_string(f, "checkpoint_identity", header.checkpoint_identity, m.path);
+  h5::write_attr_string(f, "dataset_id", header.dataset_id, m.path);
+  h5::write_attr_int(f, "rank", header.rank, m.path);
+  h5::write_attr_int(f, "ranks", header.ranks, m.path);
   if (is_semseg(header.model)) {
-    m.labels = h5::Appender(f, "labels", H5T_STD_U8LE, 0, kLabelChunkRows, m.tmp);
+    m.labels = h5::Appender(f, "labels", H5T_STD_U8LE, 0, kLabelChunkRows, m.path);
   } else {
-    m.boxes = h5::Appender(f, "boxes", H5T_IEEE_F32LE, 7, kBoxChunkRows, m.tmp);
-    m.box_labels = h5::Appender(f, "box_labels", H5T_STD_U8LE, 0, kBoxChunkRows, m.tmp);
-    m.scores = h5::Appender(f, "scores", H5T_IEEE_F32LE, 0, kBoxChunkRows, m.tmp);
-    h5::write_array(f, "point_range", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, {6}, 6, header.point_range.data(), m.tmp);
+    m.boxes = h5::Appender(f, "boxes", H5T_IEEE_F32LE, 7, kBoxChunkRows, m.path);
+    m.box_labels = h5::Appender(f, "box_labels", H5T_STD_U8LE, 0, kBoxChunkRows, m.path);
+    m.scores = h5::Appender(f, "scores", H5T_IEEE_F32LE, 0, kBoxChunkRows, m.path);
+    h5::write_array(f, "point_range", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, {6}, 6, header.point_range.data(), m.path);
   }
 }
 
 PredictionsWriter::~PredictionsWriter() {
   if (!impl_ || impl_->committed) return;
   const std::lock_guard<std::recursive_mutex> lock(h5::library_mutex());
-  impl_->labels = {}, impl_->boxes = {}, impl_->box_labels = {}, impl_->scores = {};
-  impl_->file.reset();
-  std::error_code ignored;
-  fs::remove(impl_->tmp, ignored);
+  impl_.reset();  // its datasets, then the file in memory: nothing on disk to remove
 }
 
 void PredictionsWriter::add(const FramePrediction& p) {
   const std::lock_guard<std::recursive_mutex> lock(h5::library_mutex());
   Impl& m = *impl_;
-  const std::string at = m.tmp + ": frame " + p.id;
+  const std::string at = m.path + ": frame " + p.id;
   if (is_semseg(m.header.model)) {
     require(p.boxes.empty() && p.box_labels.empty() && p.scores.empty(), at + ": boxes in a semseg prediction");
     for (uint8_t label : p.labels) require(label < kNumSemanticClasses, at + ": label is not a training id");
@@ -99,15 +95,15 @@ void PredictionsWriter::commit() {
   const std::lock_guard<std::recursive_mutex> lock(h5::library_mutex());
   Impl& m = *impl_;
   const hid_t f = m.file.get();
-  h5::write_attr_int(f, "frames", int64_t(m.ids.size()), m.tmp);
+  h5::write_attr_int(f, "frames", int64_t(m.ids.size()), m.path);
   h5::write_array(f, "frame_index", H5T_NATIVE_INT64, H5T_STD_I64LE, {hsize_t(m.ids.size())}, kIndexChunkRows,
-                  m.frame_index.data(), m.tmp);
-  h5::write_strings(f, "frame_ids", m.ids, m.tmp);
+                  m.frame_index.data(), m.path);
+  h5::write_strings(f, "frame_ids", m.ids, m.path);
   h5::write_array(f, is_semseg(m.header.model) ? "point_offsets" : "box_offsets", H5T_NATIVE_INT64, H5T_STD_I64LE,
-                  {hsize_t(m.offsets.size())}, kIndexChunkRows, m.offsets.data(), m.tmp);
+                  {hsize_t(m.offsets.size())}, kIndexChunkRows, m.offsets.data(), m.path);
   m.labels = {}, m.boxes = {}, m.box_labels = {}, m.scores = {};
-  m.committed = true;  // commit_file removes the temporary file itself if it fails
-  h5::commit_file(std::move(m.file), m.tmp, m.path);
+  m.committed = true;  // commit_file closes the file and removes its temporary file if the write fails
+  h5::commit_file(std::move(m.file), m.path);
 }
 
 // ---- reading -----------------------------------------------------------------------------------

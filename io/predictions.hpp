@@ -11,8 +11,9 @@
 //           /scores float32 (B); /box_offsets int64 (F+1); /point_range float64 (6) the model's range
 //
 // Frame f (row f of the index) owns rows [offsets[f], offsets[f+1]) of its per-point or per-box arrays.
-// A writer streams frames to `path.tmp` (chunked, Fletcher32) and renames it into place when it commits:
-// a file at `path` is whole. Readers check everything they read: schema, shapes, offsets, ids and values.
+// A writer appends frames to the file in memory (chunked, Fletcher32) and writes it whole when it commits,
+// through `path.tmp` and a rename (io/hdf5_util.hpp): a file at `path` is whole. The memory it holds is
+// the file's size: one byte per point for semseg, 36 per box for bevdet. Readers check everything they read: schema, shapes, offsets, ids and values.
 #include <array>
 #include <cstdint>
 #include <map>

@@ -151,13 +151,32 @@ void Comm::abort(int exit_code, const std::string& message) const {
 
 void run_agreed(const Comm& comm, const std::function<void()>& step, const std::function<void()>& on_failure) {
   std::optional<std::string> error;
+  bool write_error = false;
   try {
     step();
+  } catch (const WriteError& e) {
+    error = e.what();
+    write_error = true;
   } catch (const InputError& e) {
     error = e.what();
   }
   const int lowest_failing = comm.min(error ? comm.rank() : comm.size());
   if (lowest_failing == comm.size()) return;
+  if (comm.max(write_error ? 1.0 : 0.0) > 0) {
+    // An output that could not be written: rank 0 reports it, with the ranks that saw it, whichever
+    // they were; every rank exits with kExitWriteFailed.
+    const std::vector<std::string> messages = comm.gather_text(write_error ? *error : "", 0);
+    if (on_failure) on_failure();
+    if (!comm.is_root()) throw PeerFailed(kExitWriteFailed);
+    std::string first, ranks;
+    int count = 0;
+    for (int r = 0; r < comm.size(); ++r) {
+      if (messages[size_t(r)].empty()) continue;
+      if (first.empty()) first = messages[size_t(r)];
+      ranks += (count++ ? ", " : "") + std::to_string(r);
+    }
+    throw WriteError(first, (count > 1 ? "ranks " : "rank ") + ranks);
+  }
   // Do the failing ranks agree on the message? (A hash of it: its minimum and maximum over them.)
   const int64_t hash = error ? int64_t(std::hash<std::string>{}(*error) >> 2) : -1;
   const Comm::Spread spread = comm.spread({double(hash), double(error ? hash : INT64_MAX >> 2)});

@@ -66,6 +66,8 @@ class Comm {
 // everywhere) the lowest of them rethrows it as a RankError and the rest throw PeerFailed, so the job
 // prints one line; when they differ (a dataset missing on rank 1 only, a frame of one rank's batch)
 // every failing rank rethrows its own as a RankError. Ranks that did not fail throw PeerFailed.
+// A WriteError on any rank (a full disk, say) takes precedence: rank 0 throws a WriteError with the first
+// such message and the ranks that saw one, every other rank PeerFailed(kExitWriteFailed).
 void run_agreed(const Comm& comm, const std::function<void()>& step, const std::function<void()>& on_failure = {});
 
 }  // namespace lt

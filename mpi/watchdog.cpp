@@ -41,11 +41,15 @@ void Watchdog::run() {
   std::unique_lock<std::mutex> lock(mutex_);
   while (!stop_.wait_for(lock, period, [&] { return stopping_; })) {
     if (phase_start_s_ < 0 || now_s() - phase_start_s_ <= timeout_s_) continue;
-    char message[512];
+    // A phase that writes a file ("writing checkpoint …/ckpt-00000012.h5") names it; a stall there is
+    // more often the file system than a peer.
+    const bool writing = phase_.rfind("writing ", 0) == 0;
+    char message[1024];
     std::snprintf(message, sizeof message,
-                  "watchdog: %s of step %lld has not finished after %.0f s (--timeout %g); a peer rank may have "
-                  "died or stopped: aborting the job",
-                  phase_.c_str(), static_cast<long long>(step_), now_s() - phase_start_s_, timeout_s_);
+                  "watchdog: %s of step %lld has not finished after %.0f s (--timeout %g); %s: aborting the job",
+                  phase_.c_str(), static_cast<long long>(step_), now_s() - phase_start_s_, timeout_s_,
+                  writing ? "the file system may be hung or very slow, or a peer rank may have died or stopped"
+                          : "a peer rank may have died or stopped");
     lock.unlock();
     comm_.abort(kExitHung, message);
   }

@@ -46,13 +46,22 @@ int run_command(const Command& command, int argc, char** argv, const lt::Comm& c
   const std::string prefix = std::string("lidartrain ") + command.name + ": ";
   try {
     return command.run(argc, argv, comm);
+  } catch (const lt::WriteError& e) {
+    // Agreed: rank 0 alone holds it, with the ranks that saw it; else the rank that met it.
+    const std::string who = e.agreed() ? e.ranks : "rank " + std::to_string(comm.rank());
+    if (comm.size() > 1)
+      std::fprintf(stderr, "%serror: [%s] %s\n", prefix.c_str(), who.c_str(), e.what());
+    else
+      std::fprintf(stderr, "%serror: %s\n", prefix.c_str(), e.what());
+    return lt::kExitWriteFailed;
   } catch (const lt::RankError& e) {
     if (comm.size() > 1)
       std::fprintf(stderr, "%serror: [rank %d] %s\n", prefix.c_str(), e.rank, e.what());
     else
       std::fprintf(stderr, "%serror: %s\n", prefix.c_str(), e.what());
-  } catch (const lt::PeerFailed&) {
+  } catch (const lt::PeerFailed& e) {
     // Another rank printed the error.
+    return e.exit_code;
   } catch (const lt::InputError& e) {
     if (comm.is_root()) std::fprintf(stderr, "%serror: %s\n", prefix.c_str(), e.what());
   } catch (const boost::program_options::error& e) {

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "io/atomic_file.hpp"
 #include "io/dataset.hpp"
 #include "src/cli/options.hpp"
 #include "src/commands/commands.hpp"

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "io/atomic_file.hpp"
 #include "io/checkpoint.hpp"
 #include "io/predictions.hpp"
 #include "src/cli/options.hpp"

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <optional>
 
+#include "io/atomic_file.hpp"
 #include "io/raw_formats.hpp"
 #include "src/cli/options.hpp"
 #include "src/commands/commands.hpp"

@@ -13,6 +13,7 @@
 #include <optional>
 #include <sstream>
 
+#include "io/atomic_file.hpp"
 #include "io/checkpoint.hpp"
 #include "io/dataset.hpp"
 #include "io/label_map.hpp"
@@ -50,10 +51,8 @@ std::string safe_relative(const std::string& id) {
 
 // Writes through path.tmp and a rename: a file at `path` is always whole.
 void write_whole(const std::string& path, const std::string& bytes) {
-  std::error_code ec;
-  fs::create_directories(fs::path(path).parent_path(), ec);
-  require(!ec, fs::path(path).parent_path().string() + ": cannot create the output directory: " + ec.message());
-  write_text_file_atomically(path, bytes);
+  create_directories(fs::path(path).parent_path().string(), "output directory");
+  write_file_atomically(path, bytes);
 }
 
 std::string checkpoint_identity(const std::string& path) {
@@ -191,9 +190,7 @@ bool read_back(const FrameOutputs& outputs, bool semseg, int64_t f, const Datase
   }
 }
 
-}  // namespace
-
-int infer_dataset(const DatasetInference& job, const Comm& comm) {
+int infer_every_frame(const DatasetInference& job, const Comm& comm) {
   const auto t0 = std::chrono::steady_clock::now();
   require(job.boxes == "auto" || job.boxes == "label_2" || job.boxes == "lidar",
           "--boxes: '" + job.boxes + "' is not auto, label_2 or lidar");
@@ -231,10 +228,7 @@ int infer_dataset(const DatasetInference& job, const Comm& comm) {
     } else if (fs::exists(out) && !fs::is_empty(out, ec)) {
       require(job.force, job.out + ": not empty and not an inference output (--force to use it)");
     }
-    fs::create_directories(out / "predictions", ec);
-    require(!ec && fs::is_directory(out / "predictions"),
-            job.out + ": cannot create the output directory" +
-                (ec ? ": " + ec.message() : std::string(" (a file is in the way)")));
+    create_directories((out / "predictions").string(), "output directory");
     // The per-rank files are made from the per-frame outputs at the end of every run: those of an earlier
     // run (another rank count, perhaps) go now, so that the directory never holds a mixed set.
     for (const auto& entry : fs::directory_iterator(out / "predictions")) fs::remove(entry.path(), ec);
@@ -374,6 +368,18 @@ int infer_dataset(const DatasetInference& job, const Comm& comm) {
                 static_cast<long long>(total_done), static_cast<long long>(total_skipped), wall_s, job.out.c_str());
   });
   return kExitOk;
+}
+
+}  // namespace
+
+int infer_dataset(const DatasetInference& job, const Comm& comm) {
+  try {
+    return infer_every_frame(job, comm);
+  } catch (const WriteError& e) {
+    // Every frame's files were written whole before the next began: a rerun keeps them.
+    throw e.with_context("the frames written so far are whole and kept; rerun the same command, once there is "
+                         "room, to make the rest");
+  }
 }
 
 }  // namespace lt

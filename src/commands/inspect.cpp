@@ -5,6 +5,7 @@
 #include <map>
 #include <sstream>
 
+#include "io/atomic_file.hpp"
 #include "io/checkpoint.hpp"
 #include "io/dataset.hpp"
 #include "io/label_map.hpp"

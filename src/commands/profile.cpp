@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "io/atomic_file.hpp"
 #include "io/dataset.hpp"
 #include "io/raw_formats.hpp"
 #include "kernels/cpu/ops.hpp"

@@ -5,6 +5,7 @@
 // turn it into "lidartrain <cmd>: error: <line>" and a non-zero exit.
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace lt {
 
@@ -19,10 +20,28 @@ struct RankError : InputError {
   int rank;
 };
 
+// An output could not be written: a full disk, a directory without write permission, an I/O error.
+// The message names the file, the operation and the OS error ("…/ckpt-00000012.h5.tmp: write failed:
+// No space left on device"); whoever knows what is still good adds it (`with_context`). Once the ranks
+// have agreed on it (run_agreed), `ranks` says which of them saw it and rank 0 alone prints it; the
+// process exits kExitWriteFailed, whatever rank it is.
+struct WriteError : InputError {
+  explicit WriteError(const std::string& message, std::string ranks = "")
+      : InputError(message), ranks(std::move(ranks)) {}
+  // "<path>: <operation> failed: <strerror(errnum)>".
+  static WriteError os(const std::string& path, const std::string& operation, int errnum);
+  // The same error with "; <context>" after it.
+  WriteError with_context(const std::string& context) const;
+  bool agreed() const { return !ranks.empty(); }
+  std::string ranks;  // "rank 0", "ranks 0, 1": who saw it; empty until the ranks agreed on it
+};
+
 // Thrown on the ranks that did nothing wrong when another rank reported an InputError during a
-// collective phase: that rank prints the one error line, these exit non-zero quietly.
+// collective phase: that rank prints the one error line, these exit non-zero quietly, with the exit
+// code of the failure (kExitWriteFailed for a WriteError).
 struct PeerFailed : std::runtime_error {
-  PeerFailed() : std::runtime_error("another rank failed") {}
+  explicit PeerFailed(int exit_code = 1) : std::runtime_error("another rank failed"), exit_code(exit_code) {}
+  int exit_code;
 };
 
 // Throws InputError(message) when the condition does not hold.
@@ -34,6 +53,8 @@ enum ExitCode : int {
   kExitInputError = 1,  // bad file, config, command line
   kExitHung = 3,        // the watchdog ended the job: a phase outlasted train --timeout
   kExitDiverged = 4,    // a step's loss or gradient norm was not finite (train.on_nonfinite): no checkpoint written
+  kExitWriteFailed = 74,  // an output could not be written (disk full, permission, I/O error): nothing half-written,
+                          // LATEST untouched (EX_IOERR)
   kExitRequeue = 75,    // train checkpointed on SIGUSR1/SIGTERM or train.max_time: please requeue (EX_TEMPFAIL)
 };
 

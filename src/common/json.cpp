@@ -1,12 +1,7 @@
 #include "src/common/json.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 
 #include "src/common/error.hpp"
 
@@ -111,35 +106,6 @@ JsonWriter& JsonWriter::raw(const std::string& json) {
   separate();
   out_ += json;
   return *this;
-}
-
-void write_text_file_atomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    require(bool(out), path + ": cannot open for writing");
-    out << text;
-    out.flush();
-    if (!out) {
-      out.close();
-      std::filesystem::remove(tmp);
-      throw InputError(path + ": write failed");
-    }
-  }
-  // Durable before it replaces the old one (LATEST must never name a checkpoint that is not there).
-  const int fd = ::open(tmp.c_str(), O_RDONLY);
-  const bool synced = fd >= 0 && ::fsync(fd) == 0;
-  if (fd >= 0) ::close(fd);
-  std::error_code ec;
-  if (!synced) {
-    std::filesystem::remove(tmp, ec);
-    throw InputError(path + ": fsync failed");
-  }
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    throw InputError(path + ": cannot rename into place: " + ec.message());
-  }
 }
 
 }  // namespace lt

@@ -33,7 +33,5 @@ class JsonWriter {
 
 std::string json_escape(const std::string& text);
 
-// Writes `text` to `path` atomically (temporary name, then rename), or throws InputError naming path.
-void write_text_file_atomically(const std::string& path, const std::string& text);
 
 }  // namespace lt

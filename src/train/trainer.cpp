@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "io/atomic_file.hpp"
 #include "io/checkpoint.hpp"
 #include "io/dataset.hpp"
 #include "io/prefetch.hpp"
@@ -67,10 +68,7 @@ std::string save_checkpoint(const TrainRun& run, Model& model, Optimizer& optimi
   const fs::path dir = fs::path(run.run_dir) / "checkpoints";
   std::error_code ec;
   run_agreed(comm, [&] {
-    if (!comm.is_root()) return;
-    fs::create_directories(dir, ec);
-    require(!ec && fs::is_directory(dir, ec), dir.string() + ": cannot create the checkpoint directory" +
-                                                  (ec ? ": " + ec.message() : std::string(" (a file is in the way)")));
+    if (comm.is_root()) create_directories(dir.string(), "checkpoint directory");
   });
   char name[64];
   std::snprintf(name, sizeof name, "ckpt-%08lld.h5", static_cast<long long>(step));
@@ -383,11 +381,11 @@ class Trainer {
                     static_cast<long long>(start_step_), static_cast<long long>(c_.steps), resume_from_.c_str());
       return kExitOk;
     }
-    open_run_dir();
-    start_loader();
-    print_start();
     bool stopping = false;
     try {
+      open_run_dir();
+      start_loader();
+      print_start();
       for (int64_t step = start_step_; step < c_.steps && !stopping; ++step) {
         const StepOutcome outcome = run_step(step);
         stopping = outcome.stopping;
@@ -395,12 +393,27 @@ class Trainer {
         if ((c_.checkpoint_every > 0 && (step + 1) % c_.checkpoint_every == 0) || step + 1 == c_.steps || stopping)
           checkpoint(step, stopping);
       }
+      watchdog_->idle();
+      return finish(stopping);
     } catch (const Diverged& d) {
       watchdog_->idle();
       return report_divergence(d);
+    } catch (const WriteError& e) {
+      // Rank 0 (the agreed error) says what is still good; nothing of the failed write is left.
+      watchdog_->idle();
+      throw e.with_context("the last good checkpoint is " + last_good_checkpoint());
     }
-    watchdog_->idle();
-    return finish(stopping);
+  }
+
+  // LATEST's checkpoint, as a path with "(LATEST)" after it, or "none written yet".
+  std::string last_good_checkpoint() const {
+    std::error_code ec;
+    const fs::path latest = fs::path(run_.run_dir) / "checkpoints" / "LATEST";
+    std::string name;
+    if (!fs::is_regular_file(latest, ec)) return "none written yet";
+    std::ifstream in(latest);
+    std::getline(in, name);
+    return (latest.parent_path() / name).string() + " (LATEST)";
   }
 
   // "parameters <name>" (or buffers, optimizer state) of the first tensor holding a NaN or infinity.
@@ -422,14 +435,7 @@ class Trainer {
   // One line on rank 0: the step, what was not finite, and the checkpoint to go back to; nothing written.
   int report_divergence(const Diverged& d) {
     if (comm_.is_root()) {
-      std::error_code ec;
-      const fs::path latest = fs::path(run_.run_dir) / "checkpoints" / "LATEST";
-      std::string last_good = "none written yet";
-      if (fs::is_regular_file(latest, ec)) {
-        std::ifstream in(latest);
-        std::getline(in, last_good);
-        last_good = (latest.parent_path() / last_good).string() + " (LATEST)";
-      }
+      const std::string last_good = last_good_checkpoint();
       const std::string skips =
           d.skips > 1 ? " (" + std::to_string(d.skips) + " steps in a row, more than train.max_nonfinite_skips)" : "";
       std::fprintf(stderr,
@@ -523,14 +529,11 @@ class Trainer {
   void open_run_dir() {
     run_agreed(comm_, [&] {
       if (!comm_.is_root()) return;
-      std::error_code ec;
-      fs::create_directories(run_.run_dir, ec);
-      require(!ec, run_.run_dir + ": cannot create the run directory: " + ec.message());
+      create_directories(run_.run_dir, "run directory");
       write_text_file_atomically((fs::path(run_.run_dir) / "config.ini").string(), run_.config_ini);
       const std::string metrics_path = (fs::path(run_.run_dir) / "metrics.jsonl").string();
       if (!resume_from_.empty()) trim_metrics(metrics_path, start_step_);
-      metrics_.open(metrics_path, resume_from_.empty() ? std::ios::trunc : std::ios::app);
-      require(bool(metrics_), metrics_path + ": cannot open for writing");
+      metrics_.open(metrics_path, /*truncate=*/resume_from_.empty());
       if (!resume_from_.empty()) {
         JsonWriter line;
         line.begin_object()
@@ -548,12 +551,14 @@ class Trainer {
             .value(read_s_)
             .end_object()
             .end_object();
-        metrics_ << line.str() << "\n";
+        metrics_.append(line.str() + "\n");
       }
     });
     if (comm_.size() > 1) {
       const AllreduceBench bench = bench_allreduce(*reduce_, model_->params().size());
-      if (comm_.is_root()) metrics_ << allreduce_bench_json(bench, comm_.size()) << "\n";
+      run_agreed(comm_, [&] {
+        if (comm_.is_root()) metrics_.append(allreduce_bench_json(bench, comm_.size()) + "\n");
+      });
     }
   }
 
@@ -752,6 +757,21 @@ class Trainer {
 
   // ---- metrics.jsonl, the progress line, the Prometheus file ----
   void record_step(int64_t step, const StepOutcome& out) {
+    // Rank 0 writes; every rank learns whether it could (a full disk ends the job here, on every rank).
+    watchdog_->enter("writing " + metrics_path(), step);
+    run_agreed(comm_, [&] { write_step_outputs(step, out); });
+    loss_sum_since_log_ += out.loss;
+    imbalance_sum_since_log_ += out.imbalance;
+    ++steps_since_log_;
+    if ((step + 1) % c_.log_every == 0 || step + 1 == c_.steps)
+      loss_sum_since_log_ = imbalance_sum_since_log_ = 0, steps_since_log_ = 0;
+  }
+
+  std::string metrics_path() const { return (fs::path(run_.run_dir) / "metrics.jsonl").string(); }
+
+  // Rank 0: the step's metrics.jsonl line, and every log.every steps the progress line and the
+  // Prometheus file (the means since the last progress line).
+  void write_step_outputs(int64_t step, const StepOutcome& out) {
     if (comm_.is_root()) {
       const PoolStats memory = model_->memory();
       JsonWriter line;
@@ -787,17 +807,13 @@ class Trainer {
           .key("elapsed_s")
           .value(out.end_s - start_s_)
           .end_object();
-      metrics_ << line.str() << "\n";
-      metrics_.flush();
+      metrics_.append(line.str() + "\n");
     }
-    loss_sum_since_log_ += out.loss;
-    imbalance_sum_since_log_ += out.imbalance;
-    ++steps_since_log_;
     const bool log_now = (step + 1) % c_.log_every == 0 || step + 1 == c_.steps;
     if (comm_.is_root() && log_now) {
       const double elapsed = out.end_s - start_s_, per_step = elapsed / double(step + 1 - start_step_);
-      const double mean_loss = loss_sum_since_log_ / double(steps_since_log_);
-      const double mean_imbalance = imbalance_sum_since_log_ / double(steps_since_log_);
+      const double mean_loss = (loss_sum_since_log_ + out.loss) / double(steps_since_log_ + 1);
+      const double mean_imbalance = (imbalance_sum_since_log_ + out.imbalance) / double(steps_since_log_ + 1);
       std::printf("step %lld/%lld  loss %.4f  lr %.2e  %.2f samples/s  imbalance %.2f  elapsed %s  ETA %s\n",
                   static_cast<long long>(step + 1), static_cast<long long>(c_.steps), mean_loss, out.lr,
                   double(global_batch_) / per_step, mean_imbalance, duration_text(elapsed).c_str(),
@@ -808,13 +824,14 @@ class Trainer {
             c_.prom_file, prometheus_text(step + 1, c_.steps, mean_loss, out.lr, double(global_batch_) / per_step,
                                           mean_imbalance, out.spread, elapsed));
     }
-    if (log_now) loss_sum_since_log_ = imbalance_sum_since_log_ = 0, steps_since_log_ = 0;
   }
 
   // ---- checkpoint after `step` (and, when stopping, the requeue message) ----
   void checkpoint(int64_t step, bool stopping) {
     // Parameters, buffers and optimizer state are the same on every rank: each writes its share.
-    watchdog_->enter("checkpoint", step);
+    char name[64];
+    std::snprintf(name, sizeof name, "ckpt-%08lld.h5", static_cast<long long>(step + 1));
+    watchdog_->enter("writing checkpoint " + (fs::path(run_.run_dir) / "checkpoints" / name).string(), step);
     // Never a checkpoint that could not be resumed from (the same decision on every rank).
     const std::string non_finite = first_non_finite_tensor();
     if (!non_finite.empty()) throw Diverged{step + 1, non_finite, std::nan(""), 0};
@@ -828,7 +845,9 @@ class Trainer {
     const int64_t epoch = samples_before(step) / num_frames_;
     const std::string path = save_checkpoint(run_, *model_, *optimizer_, state, epoch, comm_);
     const double write_s = comm_.max(now_s() - write_start);
-    if (comm_.is_root()) {
+    watchdog_->enter("writing " + metrics_path(), step);
+    run_agreed(comm_, [&] {
+      if (!comm_.is_root()) return;
       JsonWriter line;
       line.begin_object()
           .key("checkpoint")
@@ -843,8 +862,8 @@ class Trainer {
           .value(write_s)
           .end_object()
           .end_object();
-      metrics_ << line.str() << "\n";
-    }
+      metrics_.append(line.str() + "\n");
+    });
     if (stopping && comm_.is_root()) {
       std::printf(
           "train: stopping after step %lld (%s): checkpoint written; resume with --resume auto "
@@ -871,9 +890,11 @@ class Trainer {
     line.begin_object().key("eval").value(c_.val_data).key("step").value(c_.steps);
     const std::string table = evaluate_model(*model_, *val, comm_, line);
     line.end_object();
-    if (!comm_.is_root()) return kExitOk;
-    std::printf("validation on %s:\n%s", c_.val_data.c_str(), table.c_str());
-    metrics_ << line.str() << "\n";
+    run_agreed(comm_, [&] {
+      if (!comm_.is_root()) return;
+      std::printf("validation on %s:\n%s", c_.val_data.c_str(), table.c_str());
+      metrics_.append(line.str() + "\n");
+    });
     return kExitOk;
   }
 
@@ -898,7 +919,7 @@ class Trainer {
   double read_s_ = 0;
   int64_t start_step_ = 0;
   // run directory and loader
-  std::ofstream metrics_;
+  AppendFile metrics_;  // rank 0's metrics.jsonl
   std::optional<FrameSampler> sampler_;
   std::optional<PrefetchLoader<PreparedStep>> loader_;
   // steps
