@@ -41,7 +41,7 @@ struct PredictionsHeader {
 class PredictionsWriter {
  public:
   PredictionsWriter(const std::string& path, const PredictionsHeader& header);
-  ~PredictionsWriter();  // without commit(): the temporary file is removed
+  ~PredictionsWriter();  // without commit(): nothing is written
   PredictionsWriter(const PredictionsWriter&) = delete;
   PredictionsWriter& operator=(const PredictionsWriter&) = delete;
   void add(const FramePrediction& frame);  // InputError for a frame that does not fit the model

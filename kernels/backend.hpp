@@ -12,8 +12,19 @@
 //   device step need not wait for them;
 // - every op is deterministic: fixed reduction orders, and no float atomics whose order could change a
 //   sum (the float atomicMax of voxelize is order-independent).
+//
+// Adding an op, e.g. `foo` of the convolutions (an op's CPU and CUDA bodies are found by the same file name):
+//   1. kernels/cpu/ops.hpp: its declaration, with what it computes; kernels/cpu/conv.cpp: its body and its
+//      instantiation for float and double (the reference, and the finite-difference tests' precision);
+//   2. here: its slot in the conv group, and its name in LT_BACKEND_OPS (the static_assert insists);
+//   3. kernels/cpu/backend.cpp and kernels/cuda/backend.cu: `.foo = …` in the same place of the group
+//      (designated initializers in declaration order: a slot out of place does not compile);
+//      kernels/cuda/ops.cuh and kernels/cuda/conv.cu: the kernel (or list "foo" in `unsupported`);
+//   4. tests/test_ops.cpp: its cases, run on the CPU against finite differences and on every backend
+//      against the CPU (a backend's null slot that is not listed as unsupported fails OpTable.EveryOp…).
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "kernels/cpu/ops.hpp"
 
@@ -38,8 +49,12 @@ struct Backend {
   // Its memory is the host's (the CPU): callers may then hand it host arrays without copies. The emulated
   // CUDA build says false although its memory is the host's, so tests go through the copies a GPU needs.
   bool host_memory;
+  // The ops this backend does not implement, by name (LT_BACKEND_OPS), null-terminated; their slots are
+  // null, and supports_op() says false (ggml's supports_op). Every other slot is set: tests/test_ops.cpp
+  // checks both for every backend.
+  const char* const* unsupported;
 
-  // ---- memory ----
+  // ---- memory (kernels/cuda/memory.cu; the CPU's in kernels/cpu/backend.cpp) ----
   void* (*alloc)(size_t bytes);  // null when the memory is not there
   void (*release)(void* pointer);
   void (*upload)(void* dst, const void* host_src, size_t bytes);
@@ -48,14 +63,21 @@ struct Backend {
   void (*fill_zero)(void* pointer, size_t bytes);
   void (*synchronize)();
 
-  // ---- dense layers (the CPU: Eigen; CUDA: cuBLAS GEMMs around hand-written layout kernels) ----
+  // ---- GEMM (the CPU: Eigen; CUDA: cuBLAS; gemm.cu) ----
   // Row-major C (m×n) = α op(A) op(B) + β C; op(A) = Aᵀ with trans_a (A stored k×m), likewise B.
   void (*gemm)(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
                float beta, float* c);
+
+  // ---- linear (linear.cpp, linear.cu) ----
   void (*linear_forward)(const float* x, const float* weight, const float* bias, float* y, int64_t rows, int in,
                          int out);
   void (*linear_backward)(const float* x, const float* weight, const float* dy, float* dx, float* dweight, float* dbias,
                           int64_t rows, int in, int out);
+  // Inference with BatchNorm folded into the weights (a frozen model): y = relu(x Wᵀ + bias) in one pass.
+  void (*linear_relu_forward)(const float* x, const float* weight, const float* bias, float* y, int64_t rows, int in,
+                              int out);
+
+  // ---- convolutions (conv.cpp, conv.cu) ----
   void (*conv2d_forward)(const float* x, const float* weight, const float* bias, float* y, const ops::Conv2dShape& s);
   void (*conv2d_backward)(const float* x, const float* weight, const float* dy, float* dx, float* dweight, float* dbias,
                           const ops::Conv2dShape& s);
@@ -63,8 +85,16 @@ struct Backend {
                                  const ops::ConvTransposeShape& s);
   void (*conv_transpose_backward)(const float* x, const float* weight, const float* dy, float* dx, float* dweight,
                                   float* dbias, const ops::ConvTransposeShape& s);
+  // Inference, BatchNorm folded: y = relu(op(x) + bias), in one pass over the output where the backend can.
+  void (*conv2d_relu_forward)(const float* x, const float* weight, const float* bias, float* y,
+                              const ops::Conv2dShape& s);
+  void (*conv_transpose_relu_forward)(const float* x, const float* weight, const float* bias, float* y,
+                                      const ops::ConvTransposeShape& s);
+  // semseg's last BEV convolution at the occupied cells only (ops::conv2d_relu_at_cells).
+  void (*conv2d_relu_at_cells)(const float* x, const float* weight, const float* bias, const ops::Conv2dShape& s,
+                               const ops::CellIndexView& index, float* rows);
 
-  // ---- batch norm: sums (double, 2C: Σ, then the second sum) in backend memory ----
+  // ---- batch norm: sums (double, 2C: Σ, then the second sum) in backend memory (batchnorm.cpp, .cu) ----
   void (*batchnorm_sums)(const float* x, const ops::BatchNormShape& s, double* sums);
   // mean, invstd (C) from the sums over `count` elements, and the running statistics updated; with
   // training false or count 0, mean and invstd from the running statistics (batchnorm_statistics).
@@ -77,15 +107,24 @@ struct Backend {
   void (*batchnorm_backward_apply)(const float* x, const float* dy, const float* mean, const float* invstd,
                                    const float* gamma, const double* sums, double count, float* dx, float* dgamma,
                                    float* dbeta, const ops::BatchNormShape& s);
+  // With its ReLU fused in (training; ops::batchnorm_relu_*).
+  void (*batchnorm_relu_apply)(const float* x, const float* mean, const float* invstd, const float* gamma,
+                               const float* beta, float* y, const ops::BatchNormShape& s);
+  void (*batchnorm_relu_backward_sums)(const float* x, const float* dy, const float* mean, const float* invstd,
+                                       const float* gamma, const float* beta, const ops::BatchNormShape& s,
+                                       double* sums);
+  void (*batchnorm_relu_backward_apply)(const float* x, const float* dy, const float* mean, const float* invstd,
+                                        const float* gamma, const float* beta, const double* sums, double count,
+                                        float* dx, float* dgamma, float* dbeta, const ops::BatchNormShape& s);
 
-  // ---- element-wise and layout ----
+  // ---- element-wise and layout (elementwise.cpp, elementwise.cu) ----
   void (*add)(float* y, const float* x, int64_t n);  // y += x
   void (*relu_forward)(const float* x, float* y, int64_t n);
   void (*relu_backward)(const float* y, const float* dy, float* dx, int64_t n);
   void (*concat_channels)(const float* a, int ca, const float* b, int cb, int64_t outer, int64_t inner, float* out);
   void (*split_channels)(const float* in, int ca, int cb, int64_t outer, int64_t inner, float* a, float* b);
 
-  // ---- points <-> BEV cells ----
+  // ---- points <-> BEV cells (points.cpp, points.cu) ----
   void (*voxelize_max_forward)(const float* features, const ops::CellIndexView& index, int channels,
                                int64_t cells_per_map, float* grid, int64_t* argmax);
   void (*voxelize_max_backward)(const float* dgrid, const ops::CellIndexView& index, const int64_t* argmax,
@@ -96,14 +135,24 @@ struct Backend {
                              float* features);
   void (*devoxelize_backward)(const float* dfeatures, const ops::CellIndexView& index, int channels,
                               int64_t cells_per_map, float* dgrid);
+  // Inference: devoxelize + concat + head (ops::devoxelize_head_forward), and a point layer and voxelize
+  // in one pass (ops::linear_relu_voxelize_max_forward; y may be null).
+  void (*devoxelize_head_forward)(const float* cell_features, const ops::CellIndexView& index,
+                                  const float* point_features, const float* w1, const float* b1, const float* w2,
+                                  const float* b2, const ops::PointHeadShape& s, float* logits);
+  void (*linear_relu_voxelize_max_forward)(const float* x, const float* weight, const float* bias, float* y,
+                                           int64_t rows, int in, int out, const ops::CellIndexView& index,
+                                           int64_t cells_per_map, float* grid);
+  // *count = points of (N, 4) xyzi inside the cost range (kernels/common/points.hpp).
+  void (*count_in_cost_range)(const float* xyzi, int64_t n, int64_t* count);
 
-  // ---- losses: the value to *loss (one double) ----
+  // ---- losses: the value to *loss (one double) (losses.cpp, losses.cu) ----
   void (*cross_entropy)(const float* logits, const uint8_t* labels, int64_t rows, int classes,
                         const float* class_weights, int ignore_label, float* dlogits, double* loss);
   void (*focal_loss)(const float* logits, const float* targets, int64_t n, float* dlogits, double* loss);
   void (*l1_loss)(const float* pred, const float* target, int64_t rows, int channels, float* dpred, double* loss);
 
-  // ---- detection ----
+  // ---- detection (detection.cpp, detection.cu) ----
   void (*gather_positions_forward)(const float* maps, const int64_t* positions, int64_t k, int channels, int64_t plane,
                                    float* rows);
   void (*gather_positions_backward)(const float* drows, const int64_t* positions, int64_t k, int channels,
@@ -123,48 +172,41 @@ struct Backend {
   // scratch (the GPU's suppression mask; the CPU needs none).
   void (*rotated_nms)(const float* boxes, const int32_t* labels, int64_t n, double iou, uint64_t* work, uint8_t* keep);
 
-  // ---- optimizer over a range of the flat buffers ----
+  // ---- optimizer over a range of the flat buffers (optimizer.cpp, optimizer.cu) ----
   void (*adamw_update)(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,
                        const OptimizerStep& step);
   void (*sgd_update)(float* param, const float* grad, float* momentum_buffer, int64_t n, const OptimizerStep& step);
   // *sum = Σ x² in double (the gradient norm's square); scale: x *= factor.
   void (*sum_squares)(const float* x, int64_t n, double* sum);
   void (*scale)(float* x, int64_t n, float factor);
-
-  // ---- data ----
-  // *count = points of (N, 4) xyzi inside the cost range (kernels/common/points.hpp).
-  void (*count_in_cost_range)(const float* xyzi, int64_t n, int64_t* count);
-
-  // ---- BatchNorm with its ReLU fused in (training; ops::batchnorm_relu_*) ----
-  void (*batchnorm_relu_apply)(const float* x, const float* mean, const float* invstd, const float* gamma,
-                               const float* beta, float* y, const ops::BatchNormShape& s);
-  void (*batchnorm_relu_backward_sums)(const float* x, const float* dy, const float* mean, const float* invstd,
-                                       const float* gamma, const float* beta, const ops::BatchNormShape& s,
-                                       double* sums);
-  void (*batchnorm_relu_backward_apply)(const float* x, const float* dy, const float* mean, const float* invstd,
-                                        const float* gamma, const float* beta, const double* sums, double count,
-                                        float* dx, float* dgamma, float* dbeta, const ops::BatchNormShape& s);
-
-  // ---- inference with BatchNorm folded into the weights (a frozen model; kernels/cpu/ops.hpp) ----
-  // y = relu(op(x) + bias), in one pass over the output where the backend can.
-  void (*linear_relu_forward)(const float* x, const float* weight, const float* bias, float* y, int64_t rows, int in,
-                              int out);
-  void (*conv2d_relu_forward)(const float* x, const float* weight, const float* bias, float* y,
-                              const ops::Conv2dShape& s);
-  void (*conv_transpose_relu_forward)(const float* x, const float* weight, const float* bias, float* y,
-                                      const ops::ConvTransposeShape& s);
-  // semseg's last BEV convolution at the occupied cells, and devoxelize + concat + head
-  // (ops::conv2d_relu_at_cells, ops::devoxelize_head_forward).
-  void (*conv2d_relu_at_cells)(const float* x, const float* weight, const float* bias, const ops::Conv2dShape& s,
-                               const ops::CellIndexView& index, float* rows);
-  void (*devoxelize_head_forward)(const float* cell_features, const ops::CellIndexView& index,
-                                  const float* point_features, const float* w1, const float* b1, const float* w2,
-                                  const float* b2, const ops::PointHeadShape& s, float* logits);
-  // A point layer and voxelize in one pass (ops::linear_relu_voxelize_max_forward; y may be null).
-  void (*linear_relu_voxelize_max_forward)(const float* x, const float* weight, const float* bias, float* y,
-                                           int64_t rows, int in, int out, const ops::CellIndexView& index,
-                                           int64_t cells_per_map, float* grid);
 };
+
+// Every op of the table by name, in declaration order: what the completeness test and supports_op walk,
+// and what `unsupported` names. An op declared above and not named here fails the static_assert below.
+#define LT_BACKEND_OPS(X)                                                                                         \
+  X(alloc) X(release) X(upload) X(download) X(copy) X(fill_zero) X(synchronize) X(gemm) X(linear_forward)        \
+  X(linear_backward) X(linear_relu_forward) X(conv2d_forward) X(conv2d_backward) X(conv_transpose_forward)        \
+  X(conv_transpose_backward) X(conv2d_relu_forward) X(conv_transpose_relu_forward) X(conv2d_relu_at_cells)        \
+  X(batchnorm_sums) X(batchnorm_stats) X(batchnorm_apply) X(batchnorm_backward_sums) X(batchnorm_backward_apply)  \
+  X(batchnorm_relu_apply) X(batchnorm_relu_backward_sums) X(batchnorm_relu_backward_apply) X(add) X(relu_forward) \
+  X(relu_backward) X(concat_channels) X(split_channels) X(voxelize_max_forward) X(voxelize_max_backward)          \
+  X(scatter_mean_forward) X(scatter_mean_backward) X(devoxelize_forward) X(devoxelize_backward)                    \
+  X(devoxelize_head_forward) X(linear_relu_voxelize_max_forward) X(count_in_cost_range) X(cross_entropy)           \
+  X(focal_loss) X(l1_loss) X(gather_positions_forward) X(gather_positions_backward) X(max_pool3x3)                 \
+  X(bev_iou_matrix) X(heatmap_top_k) X(rotated_nms) X(adamw_update) X(sgd_update) X(sum_squares) X(scale)
+
+#define LT_COUNT_OP(op) +1
+inline constexpr int kBackendOps = 0 LT_BACKEND_OPS(LT_COUNT_OP);
+#undef LT_COUNT_OP
+static_assert(sizeof(Backend) == offsetof(Backend, alloc) + kBackendOps * sizeof(void (*)()),
+              "an op of Backend is not named in LT_BACKEND_OPS (or a member that is not an op was added after them)");
+
+// False for an op this backend lists as unsupported (its slot is null); the device test suites skip it.
+inline bool supports_op(const Backend& backend, const char* op) {
+  for (const char* const* name = backend.unsupported; name && *name; ++name)
+    if (std::strcmp(*name, op) == 0) return false;
+  return true;
+}
 
 const Backend& cpu_backend();
 // The CUDA kernels on the current GPU; null when the build has no CUDA or no device is usable.

@@ -149,6 +149,21 @@ void Comm::abort(int exit_code, const std::string& message) const {
   std::abort();
 }
 
+std::string mpi_library_version() {
+  char text[MPI_MAX_LIBRARY_VERSION_STRING];
+  int length = 0;
+  MPI_Get_library_version(text, &length);
+  const std::string version(text, size_t(length));
+  return version.substr(0, version.find_first_of(",\n"));
+}
+
+std::string processor_name() {
+  char host[MPI_MAX_PROCESSOR_NAME];
+  int length = 0;
+  MPI_Get_processor_name(host, &length);
+  return std::string(host, size_t(length));
+}
+
 void run_agreed(const Comm& comm, const std::function<void()>& step, const std::function<void()>& on_failure) {
   std::optional<std::string> error;
   bool write_error = false;

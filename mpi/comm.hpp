@@ -60,6 +60,11 @@ class Comm {
   int local_rank_ = 0, local_size_ = 1;
 };
 
+// "Open MPI v4.1.4": the MPI library this process runs with (provenance).
+std::string mpi_library_version();
+// The name of this rank's host, as MPI knows it (provenance).
+std::string processor_name();
+
 // Runs `step` on every rank, then agrees (one all-reduce) whether it succeeded everywhere. If not,
 // `on_failure` runs on every rank and every rank leaves with an exception, so a bad frame or file ends
 // every rank, never a hang: when all failing ranks failed with the same message (a config error seen

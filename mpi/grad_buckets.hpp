@@ -10,7 +10,8 @@
 //     Each bucket lying wholly above it is posted then, so every rank posts the same buckets in the same
 //     order (the layer sequence is the same on every rank).
 //   - Each call also tests the posted buckets, which is what drives their progress while backward
-//     computes; the optimizer then waits for each bucket just before it updates that bucket's range.
+//     computes. The optimizer starts once every bucket has arrived (wait_all): gradient clipping and the
+//     non-finite guard need the global gradient norm, which needs every bucket.
 #include <cstdint>
 #include <vector>
 

@@ -19,26 +19,35 @@ using CommandMain = int (*)(int, char**, const lt::Comm&);
 struct Command {
   const char* name;
   CommandMain run;
-  const char* synopsis;
   const char* summary;
+  const char* modes[3];  // its synopses, one per way of calling it (unused ones null)
 };
 
 constexpr Command kCommands[] = {
-    {"synth", lt::synth_main, "--out DIR --frames N [--shards K] [--seed S] [--skew X]", "procedural LiDAR scenes"},
-    {"convert", lt::convert_main, "--format semantickitti|kitti|nuscenes --in RAW --out DIR",
-     "raw frames to a dataset"},
-    {"train", lt::train_main, "--config CFG [--data DIR] [--run-dir DIR] [--resume auto|none|PATH]", "train a model"},
-    {"eval", lt::eval_main, "--checkpoint CKPT --data DIR [--json FILE]", "mIoU / AP of a checkpoint"},
-    {"infer", lt::infer_main, "--checkpoint CKPT --input FRAME.bin [--out FILE] [--bench N]",
-     "run a model on one frame"},
-    {"inspect", lt::inspect_main, "DATASET_DIR [--json FILE]", "human summary of a dataset"},
-    {"profile", lt::profile_main, "--config CFG", "params, MACs, fwd/bwd time per layer"},
-    {"balance", lt::balance_main, "--data DIR --ranks R[,R…] [--batch B]", "predicted imbalance per strategy"},
+    {"synth", lt::synth_main, "procedural LiDAR scenes", {"--out DIR --frames N [--shards K] [--seed S] [--skew X]"}},
+    {"convert", lt::convert_main, "raw frames to a dataset",
+     {"--format semantickitti|kitti|nuscenes --in RAW --out DIR [--shards K] [--label-map FILE]"}},
+    {"train", lt::train_main, "train a model",
+     {"--config CFG [--data DIR] [--run-dir DIR] [--resume auto|none|CKPT] [--timeout S]"}},
+    {"eval", lt::eval_main, "mIoU / AP of a checkpoint, or of stored predictions",
+     {"--checkpoint CKPT --data DIR [--iou T] [--json FILE]", "--predictions OUT --data DIR [--iou T] [--json FILE]"}},
+    {"infer", lt::infer_main, "a model on one frame, or on a whole dataset",
+     {"--checkpoint CKPT --input FRAME.bin [--out FILE] [--calib CALIB.txt] [--bench N]",
+      "--checkpoint CKPT --data DIR --out OUT [--boxes auto|label_2|lidar] [--force]"}},
+    {"inspect", lt::inspect_main, "human summary of a dataset or a checkpoint",
+     {"DATASET_DIR|SHARD.h5 [--json FILE]", "CKPT.h5 [--json FILE]"}},
+    {"profile", lt::profile_main, "params, MACs, fwd/bwd time per layer",
+     {"--config CFG [--points N | --input FRAME.bin] [--repeat R]"}},
+    {"balance", lt::balance_main, "predicted imbalance per strategy", {"--data DIR --ranks R[,R…] [--batch B]"}},
 };
 
 void print_usage(FILE* out) {
   std::fprintf(out, "Usage: lidartrain <command> [options]   (lidartrain <command> --help for its options)\n\n");
-  for (const Command& c : kCommands) std::fprintf(out, "  %-8s %-72s %s\n", c.name, c.synopsis, c.summary);
+  for (const Command& c : kCommands) {
+    std::fprintf(out, "  %-8s %s\n", c.name, c.summary);
+    for (const char* mode : c.modes)
+      if (mode) std::fprintf(out, "    lidartrain %s %s\n", c.name, mode);
+  }
   std::fprintf(out, "\n  --version   version, git SHA and CUDA status\n");
 }
 

@@ -1,6 +1,7 @@
 // Tests that need several ranks; ctest runs this binary under `mpirun -np 2` and `-np 4 --oversubscribe`.
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <functional>
 
@@ -156,7 +157,9 @@ TEST(Comm, EveryFailingRankReportsItsOwnError) {
   const int failing = comm.size() - comm.size() / 2;
   EXPECT_EQ(reports.reported, failing);
   EXPECT_EQ(reports.quiet, comm.size() - failing);
-  if (comm.rank() >= comm.size() / 2) EXPECT_EQ(message, "bad on rank " + std::to_string(comm.rank()));
+  if (comm.rank() >= comm.size() / 2) {
+    EXPECT_EQ(message, "bad on rank " + std::to_string(comm.rank()));
+  }
 }
 
 TEST(Comm, AnErrorEveryFailingRankSharesIsReportedOnce) {
@@ -166,7 +169,9 @@ TEST(Comm, AnErrorEveryFailingRankSharesIsReportedOnce) {
       comm, [](int) { return std::string("bad config key"); }, &message);
   EXPECT_EQ(reports.reported, 1);
   EXPECT_EQ(reports.quiet, comm.size() - 1);
-  if (comm.rank() == comm.size() / 2) EXPECT_EQ(message, "bad config key");
+  if (comm.rank() == comm.size() / 2) {
+    EXPECT_EQ(message, "bad config key");
+  }
 }
 
 TEST(Comm, CollectivesAgree) {
@@ -273,7 +278,7 @@ TEST(SyncBatchNorm, RanksSlicesMatchOneBatchNormOverTheWholeBatch) {
 
 // A checkpoint written with parallel HDF5 (each rank its share of every dataset's rows) reads back whole
 // and equal, including datasets with fewer rows than ranks and an empty one.
-TEST(Checkpoint, ParallelWriteOfEveryRanksShareReadsBackWhole) {
+TEST(Checkpoint, EveryRankWritesTheReplicatedStateOnceAndItReadsBackWhole) {
   const Comm comm = Comm::world();
   // Tensors of 7 and 130 rows and one of a single row (fewer rows than ranks).
   const auto declare = [](ParamStore& params, ParamStore& buffers) {
@@ -314,6 +319,64 @@ TEST(Checkpoint, ParallelWriteOfEveryRanksShareReadsBackWhole) {
   EXPECT_TRUE(read_state.cost_model_history.empty());
   comm.barrier();
   if (comm.is_root()) fs::remove(path);
+}
+
+// A write error on one rank (a full disk under rank 1's shard, say) is a WriteError on rank 0 naming
+// that rank, and PeerFailed with kExitWriteFailed on every other: the job exits 74 with one line.
+TEST(Comm, AWriteErrorOnAnyRankIsReportedByRankZeroWithTheRanksThatSawIt) {
+  const Comm comm = Comm::world();
+  const int failing = comm.size() - 1;
+  std::string message, ranks;
+  int exit_code = 0;
+  try {
+    run_agreed(comm, [&] {
+      if (comm.rank() == failing) throw WriteError::os("shard-00001.h5.tmp", "write", ENOSPC);
+      if (comm.rank() == 0 && comm.size() > 2) throw InputError("a plain error elsewhere");
+    });
+  } catch (const WriteError& e) {
+    message = e.what();
+    ranks = e.ranks;
+    exit_code = kExitWriteFailed;
+  } catch (const PeerFailed& e) {
+    exit_code = e.exit_code;
+  }
+  EXPECT_EQ(exit_code, kExitWriteFailed);
+  if (comm.is_root()) {
+    EXPECT_EQ(message, "shard-00001.h5.tmp: write failed: No space left on device");
+    EXPECT_EQ(ranks, "rank " + std::to_string(failing));
+  }
+}
+
+// The checkpoint's temporary file is /dev/full: rank 0's write fails with ENOSPC; every rank leaves with
+// the error (none waits in a collective), nothing is left at the path, and the ranks go on together.
+TEST(Checkpoint, AFullDiskIsAWriteErrorOnEveryRankAndNoRankWaits) {
+  const Comm comm = Comm::world();
+  ParamStore params, buffers;
+  params.add("w", {64, 3});
+  params.allocate(true);
+  buffers.allocate(false);
+  CheckpointMeta meta;
+  meta.model = "test";
+  const std::string path = shared_dir("full_ckpt") + ".h5";
+  if (comm.is_root()) fs::create_symlink("/dev/full", path + ".tmp");
+  comm.barrier();
+  std::string message;
+  int exit_code = 0;
+  try {
+    write_checkpoint(path, meta, params, buffers, {}, {}, &comm);
+  } catch (const WriteError& e) {
+    message = e.what();
+    exit_code = kExitWriteFailed;
+  } catch (const PeerFailed& e) {
+    exit_code = e.exit_code;
+  }
+  EXPECT_EQ(exit_code, kExitWriteFailed);
+  if (comm.is_root()) {
+    EXPECT_EQ(message, path + ".tmp: write failed: No space left on device");
+  }
+  EXPECT_EQ(comm.sum(int64_t(1)), comm.size());  // every rank is here
+  EXPECT_FALSE(fs::exists(path));
+  EXPECT_FALSE(fs::is_symlink(path + ".tmp"));
 }
 
 // Every rank observes its own steps of a known cost law; after one refit every rank has the same

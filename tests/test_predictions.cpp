@@ -93,7 +93,7 @@ TEST(Predictions, SemsegLabelsRoundTripAndAnUncommittedWriterLeavesNothing) {
   bad.labels[7] = 20;
   PredictionsWriter w(dir + "/t.h5", header_of("semseg"));
   EXPECT_EQ(input_error_of([&] { w.add(bad); }),
-            dir + "/t.h5.tmp: frame sequences/08/000000: label is not a training id");
+            dir + "/t.h5: frame sequences/08/000000: label is not a training id");
 }
 
 TEST(PredictionsRead, AFrameInTwoFilesOrFilesOfTwoCheckpointsAreRefused) {

@@ -126,12 +126,16 @@ std::string usage_text(const std::string& command, const std::string& synopsis, 
 
 void require_choice(const po::variables_map& values, const std::string& key,
                     std::initializer_list<const char*> choices) {
+  require_choice(values, key, std::vector<std::string>(choices.begin(), choices.end()));
+}
+
+void require_choice(const po::variables_map& values, const std::string& key, const std::vector<std::string>& choices) {
   if (!values.count(key)) return;
   const std::string value = values[key].as<std::string>();
   std::string list;
-  for (const char* choice : choices) {
+  for (const std::string& choice : choices) {
     if (value == choice) return;
-    list += (list.empty() ? "" : ", ") + std::string(choice);
+    list += (list.empty() ? "" : ", ") + choice;
   }
   throw InputError("--" + key + ": '" + value + "' is not one of " + list);
 }

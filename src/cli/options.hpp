@@ -36,6 +36,7 @@ std::string usage_text(const std::string& command, const std::string& synopsis, 
 // InputError "--<key>: '<value>' is not one of a, b, c" unless the option's value is one of `choices`.
 void require_choice(const po::variables_map& values, const std::string& key,
                     std::initializer_list<const char*> choices);
+void require_choice(const po::variables_map& values, const std::string& key, const std::vector<std::string>& choices);
 // InputError "--<key>: must be > 0 (got ...)" etc.
 void require_positive(const po::variables_map& values, const std::string& key);
 void require_non_negative(const po::variables_map& values, const std::string& key);

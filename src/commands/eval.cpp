@@ -13,7 +13,7 @@
 #include "src/train/device.hpp"
 #include "src/train/evaluate.hpp"
 #include "src/train/provenance.hpp"
-#include "src/train/trainer.hpp"
+#include "src/models/registry.hpp"
 
 namespace lt {
 namespace fs = std::filesystem;

@@ -18,7 +18,7 @@
 #include "src/train/data.hpp"
 #include "src/train/device.hpp"
 #include "src/train/evaluate.hpp"
-#include "src/train/trainer.hpp"
+#include "src/models/registry.hpp"
 
 namespace lt {
 

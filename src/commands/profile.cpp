@@ -22,7 +22,7 @@
 #include "src/train/config.hpp"
 #include "src/train/data.hpp"
 #include "src/train/device.hpp"
-#include "src/train/trainer.hpp"
+#include "src/models/registry.hpp"
 
 namespace lt {
 

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "src/common/error.hpp"
+#include "src/models/registry.hpp"
 
 namespace lt {
 
@@ -11,7 +12,7 @@ po::options_description config_options() {
   po::options_description options("Config keys ([section] key = value in --config, or --section.key=value)");
   options.add_options()("data.train", po::value<std::string>()->default_value(""), "training dataset directory")(
       "data.val", po::value<std::string>()->default_value(""), "validation dataset directory (evaluated at the end)")(
-      "model.name", po::value<std::string>()->default_value("semseg"), "semseg | bevdet")(
+      "model.name", po::value<std::string>()->default_value("semseg"), model_names().c_str())(
       "model.voxel_size", po::value<double>()->default_value(0.8), "semseg: BEV cell size, m")(
       "model.range", po::value<double>()->default_value(51.2), "semseg: the grid covers x, y in [-range, range), m")(
       "model.point_channels", po::value<std::string>()->default_value("32,32"), "semseg: point MLP widths C1,C2")(
@@ -80,7 +81,9 @@ po::options_description config_options() {
 }
 
 TrainConfig train_config_from(const po::variables_map& v) {
-  require_choice(v, "model.name", {"semseg", "bevdet"});
+  std::vector<std::string> models;
+  for (const ModelEntry& entry : model_registry()) models.push_back(entry.name);
+  require_choice(v, "model.name", models);
   require_choice(v, "train.optimizer", {"adamw", "sgd"});
   require_choice(v, "train.schedule", {"onecycle", "cosine"});
   require_choice(v, "train.balance", {"lpt", "bucket", "none"});

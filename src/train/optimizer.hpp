@@ -22,8 +22,9 @@ class Optimizer {
   Optimizer(const OptimizerConfig& config, int64_t num_params);
   // One step at learning rate `lr`; weight decay only on views with decay set.
   void step(ParamStore& params, double lr);
-  // The same step in pieces, as gradient buckets arrive: begin_step() once, then update() for ranges
-  // that together cover the buffer, each a whole number of tensors.
+  // The same step in pieces: begin_step() once, then update() for ranges that together cover the
+  // buffer, each a whole number of tensors (step() is one range: the trainer updates once every gradient
+  // bucket has arrived, since clipping and the non-finite guard need the global norm).
   void begin_step() { ++steps_; }
   void update(ParamStore& params, double lr, int64_t begin, int64_t end);
   int64_t steps_taken() const { return steps_; }

@@ -1,7 +1,5 @@
 #include "src/train/provenance.hpp"
 
-#include <mpi.h>
-
 #include <Eigen/Core>
 #include <boost/version.hpp>
 #include <cstdio>
@@ -32,14 +30,6 @@ std::string shell_quoted(const std::string& arg) {
   return quoted + "'";
 }
 
-std::string open_mpi_version() {
-  char text[MPI_MAX_LIBRARY_VERSION_STRING];
-  int length = 0;
-  MPI_Get_library_version(text, &length);
-  std::string version(text, size_t(length));
-  return version.substr(0, version.find_first_of(",\n"));  // "Open MPI v4.1.4"
-}
-
 }  // namespace
 
 void set_command_line(int argc, char** argv) {
@@ -68,17 +58,14 @@ std::string code_identity(const std::string& git_sha, const std::string& git_dif
 }
 
 std::string provenance_json(const Comm& comm, const std::string& dataset_dir, const std::string& dataset_id) {
-  char host[MPI_MAX_PROCESSOR_NAME];
-  int length = 0;
-  MPI_Get_processor_name(host, &length);
-  const std::vector<std::string> hosts = comm.gather_text(std::string(host, size_t(length)), 0);
+  const std::vector<std::string> hosts = comm.gather_text(processor_name(), 0);
   const std::set<std::string> unique(hosts.begin(), hosts.end());
   JsonWriter json;
   json.begin_object().key("git_sha").value(kGitSha).key("git_diff").value(kGitDiff);
   json.key("version").value(kVersion).key("command_line").value(command_line());
   json.key("compiler").value(kCompiler).key("build_type").value(kBuildType).key("flags").value(kCompilerFlags);
   json.key("libraries").begin_object();
-  json.key("open_mpi").value(open_mpi_version()).key("hdf5").value(hdf5_library_version());
+  json.key("open_mpi").value(mpi_library_version()).key("hdf5").value(hdf5_library_version());
   json.key("eigen").value(std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
                           std::to_string(EIGEN_MINOR_VERSION));
   json.key("boost").value(std::to_string(BOOST_VERSION / 100000) + "." + std::to_string(BOOST_VERSION / 100 % 1000) +

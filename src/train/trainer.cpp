@@ -30,134 +30,22 @@
 #include "src/common/json.hpp"
 #include "src/common/stop_signal.hpp"
 #include "src/common/timeline.hpp"
+#include "src/models/registry.hpp"
 #include "src/train/data.hpp"
 #include "src/train/device.hpp"
 #include "src/train/evaluate.hpp"
 #include "src/train/optimizer.hpp"
+#include "src/train/allreduce_bench.hpp"
+#include "src/train/checkpointing.hpp"
+#include "src/train/metrics.hpp"
 #include "src/train/provenance.hpp"
+#include "src/train/threads.hpp"
 #include "version.hpp"
 
 namespace lt {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string utc_now() {
-  const std::time_t t = std::time(nullptr);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return text;
-}
-
-std::string duration_text(double seconds) {
-  char text[32];
-  const int s = int(seconds + 0.5);
-  if (s >= 3600)
-    std::snprintf(text, sizeof text, "%dh%02dm", s / 3600, (s % 3600) / 60);
-  else
-    std::snprintf(text, sizeof text, "%dm%02ds", s / 60, s % 60);
-  return text;
-}
-
-// Every rank: writes checkpoints/ckpt-<step>.h5 with parallel HDF5 (each rank its share of every
-// dataset; durable once written), then rank 0 points LATEST at it and deletes the oldest beyond `keep`:
-// at every moment LATEST names a whole checkpoint. A failure anywhere is an error on every rank.
-std::string save_checkpoint(const TrainRun& run, Model& model, Optimizer& optimizer,
-                            const CheckpointState& state_of_run, int64_t epoch, const Comm& comm) {
-  const int64_t step = state_of_run.step;
-  const fs::path dir = fs::path(run.run_dir) / "checkpoints";
-  std::error_code ec;
-  run_agreed(comm, [&] {
-    if (comm.is_root()) create_directories(dir.string(), "checkpoint directory");
-  });
-  char name[64];
-  std::snprintf(name, sizeof name, "ckpt-%08lld.h5", static_cast<long long>(step));
-  CheckpointMeta meta;
-  meta.model = run.config.model_name;
-  meta.step = step;
-  meta.epoch = epoch;
-  meta.samples_seen = state_of_run.samples_seen;
-  meta.world_size = comm.size();
-  meta.seed = run.config.seed;
-  meta.git_sha = kGitSha;
-  meta.git_diff = kGitDiff;
-  meta.dataset = fs::absolute(run.config.train_data).string();
-  meta.dataset_id = run.dataset_id;
-  meta.provenance = run.provenance;
-  meta.created = comm.broadcast_text(utc_now(), 0);  // every rank writes the same attributes
-  meta.config = run.config_ini;
-  meta.optimizer_type = optimizer.config().type;
-  meta.optimizer_steps = optimizer.steps_taken();
-  OptimizerState state;
-  for (auto& [state_name, values] : optimizer.state()) state.emplace_back(state_name, values);
-  write_checkpoint((dir / name).string(), meta, model.params(), model.buffers(), state, state_of_run, &comm);
-  run_agreed(comm, [&] {
-    if (!comm.is_root()) return;
-    write_text_file_atomically((dir / "LATEST").string(), std::string(name) + "\n");
-    std::vector<fs::path> existing;
-    for (const auto& entry : fs::directory_iterator(dir, ec))
-      if (entry.path().extension() == ".h5" && entry.path().filename().string().rfind("ckpt-", 0) == 0)
-        existing.push_back(entry.path());
-    std::sort(existing.begin(), existing.end());
-    for (size_t i = 0; i + size_t(run.config.checkpoint_keep) < existing.size(); ++i) fs::remove(existing[i], ec);
-  });
-  return (dir / name).string();
-}
-
-// The checkpoint to continue from, chosen on rank 0 and the same on every rank: none for --resume none;
-// PATH, verified, for --resume PATH; for auto the newest in RUN_DIR/checkpoints whose checksums verify
-// (damaged ones and .tmp files left by a killed writer reported and passed over), or none.
-std::string choose_resume_checkpoint(const TrainRun& run, const Comm& comm) {
-  std::string chosen;
-  run_agreed(comm, [&] {
-    if (!comm.is_root() || run.resume == "none") return;
-    if (run.resume != "auto") {
-      verify_checkpoint(run.resume);
-      chosen = run.resume;
-      return;
-    }
-    std::vector<std::string> skipped;
-    chosen = find_resume_checkpoint((fs::path(run.run_dir) / "checkpoints").string(), skipped);
-    for (const std::string& line : skipped) std::fprintf(stderr, "lidartrain train: warning: %s\n", line.c_str());
-  });
-  return comm.broadcast_text(chosen, 0);
-}
-
-// The [model] section of a resolved config (config_to_ini's format: one "key = value" per line).
-std::vector<std::string> model_section(const std::string& ini) {
-  std::vector<std::string> lines;
-  std::istringstream in(ini);
-  bool inside = false;
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty() && line[0] == '[')
-      inside = line == "[model]";
-    else if (inside && !line.empty())
-      lines.push_back(line);
-  }
-  return lines;
-}
-
-// A checkpoint continues only the same model: every [model] key must agree.
-void require_same_model(const std::string& checkpoint_config, const std::string& run_config, const std::string& path) {
-  const std::vector<std::string> stored = model_section(checkpoint_config), now = model_section(run_config);
-  for (size_t i = 0; i < std::max(stored.size(), now.size()); ++i) {
-    const std::string a = i < stored.size() ? stored[i] : "(none)", b = i < now.size() ? now[i] : "(none)";
-    require(a == b, path + ": written by a different model: [model] " + a + " in the checkpoint, " + b +
-                        " in this run's config");
-  }
-}
-
-// Keeps the lines of metrics.jsonl up to step `step` (a resumed run writes the steps after it again).
-void trim_metrics(const std::string& path, int64_t step) {
-  std::ifstream in(path);
-  std::string kept;
-  for (std::string line; std::getline(in, line);) {
-    const size_t at = line.find("\"step\":");
-    if (at != std::string::npos && std::strtoll(line.c_str() + at + 7, nullptr, 10) > step) continue;
-    kept += line + "\n";
-  }
-  write_text_file_atomically(path, kept);
-}
 
 // The loader keeps this many steps ready ahead of the one computing.
 constexpr int kPrefetchDepth = 2;
@@ -168,36 +56,6 @@ struct PreparedStep {
   std::vector<std::vector<int64_t>> slot_frames;
   std::vector<std::unique_ptr<ModelInput>> inputs;
 };
-
-// The CPUs this process may run on (mpirun binds each rank to one core when ranks <= cores).
-int cpus_allowed() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof set, &set) != 0) return int(std::max(1u, std::thread::hardware_concurrency()));
-  return std::max(1, CPU_COUNT(&set));
-}
-
-// train.threads, or OMP_NUM_THREADS, or the node's cores shared by the ranks on it, at most the CPUs
-// this rank may use (so that 2 ranks on a 2-core node do not run 4 threads): more threads than those CPUs
-// are capped, with a warning (OpenMP threads spinning at barriers on one core can be 50× slower).
-void set_threads_per_rank(int threads, const Comm& comm) {
-  const int allowed = cpus_allowed();
-  if (threads > 0) {
-    omp_set_num_threads(threads);
-  } else if (!std::getenv("OMP_NUM_THREADS")) {
-    const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
-    omp_set_num_threads(std::max(1, std::min(allowed, cores / comm.local_size())));
-  }
-  const int wanted = omp_get_max_threads();
-  if (wanted > allowed) {
-    std::fprintf(stderr,
-                 "lidartrain train: warning: [rank %d] %d OpenMP threads asked for (train.threads or "
-                 "OMP_NUM_THREADS) but this rank may use %d CPU(s): using %d; for more, start it with "
-                 "mpirun --bind-to none (or --map-by slot:PE=%d)\n",
-                 comm.rank(), wanted, allowed, allowed, wanted);
-    omp_set_num_threads(allowed);
-  }
-}
 
 // Rank 0's shard fingerprints, compared on every rank: a rank whose copy differs names the shard.
 void require_same_dataset(const Comm& comm, const DatasetReader& reader, const std::string& path) {
@@ -223,128 +81,7 @@ std::string layer_name(const ParamStore& params, int64_t offset) {
   return "?";
 }
 
-// Phase times of one step on this rank; metrics.jsonl shows each as min/mean/max over ranks.
-struct StepTimes {
-  double data_wait_s = 0, sync_s = 0, forward_s = 0, backward_s = 0, allreduce_wait_s = 0, optimizer_s = 0,
-         allreduce_span_s = 0, step_s = 0;
-  enum Index {
-    kDataWait,
-    kSync,
-    kForward,
-    kBackward,
-    kAllreduceWait,
-    kOptimizer,
-    kAllreduce,
-    kStep,
-    kCompute,
-    kLoss,
-    kStop
-  };
-  static constexpr const char* kNames[] = {"data_wait_s", "sync_s",      "forward_s", "backward_s", "allreduce_wait_s",
-                                           "optimizer_s", "allreduce_s", "step_s",    "compute_s"};
-  // The phases, then compute (forward + backward), then this rank's Σ loss·weight (summed, not timed),
-  // then 1 when this rank wants to stop (a signal, or the time budget), else 0.
-  std::vector<double> as_vector(double compute_s, double loss_share, bool stop) const {
-    return {data_wait_s,      sync_s, forward_s, backward_s, allreduce_wait_s, optimizer_s,
-            allreduce_span_s, step_s, compute_s, loss_share, stop ? 1.0 : 0.0};
-  }
-  static void write_spread(JsonWriter& line, const Comm::Spread& spread) {
-    for (int i = 0; i <= kCompute; ++i)
-      line.key(kNames[i])
-          .begin_object()
-          .key("min")
-          .value(spread.min[size_t(i)])
-          .key("mean")
-          .value(spread.mean[size_t(i)])
-          .key("max")
-          .value(spread.max[size_t(i)])
-          .end_object();
-  }
-};
-
-// A blocking all-reduce of the whole gradient buffer, timed: the figure the scaling study reports as
-// bus bandwidth (NCCL-tests' definition: 2 (n − 1) / n · bytes / time).
-struct AllreduceBench {
-  int64_t bytes = 0;
-  double seconds = 0;
-};
-AllreduceBench bench_allreduce(ReduceBackend& backend, int64_t floats) {
-  std::vector<float> buffer(size_t(floats), 1.f);
-  constexpr int kRepeats = 5;
-  backend.wait(backend.start_sum(buffer.data(), floats));  // warm-up
-  const double start = now_s();
-  for (int i = 0; i < kRepeats; ++i) backend.wait(backend.start_sum(buffer.data(), floats));
-  return AllreduceBench{floats * int64_t(sizeof(float)), (now_s() - start) / kRepeats};
-}
-std::string allreduce_bench_json(const AllreduceBench& bench, int ranks) {
-  const double bus_bytes = 2.0 * (ranks - 1) / ranks * double(bench.bytes);
-  JsonWriter line;
-  line.begin_object()
-      .key("allreduce_bench")
-      .begin_object()
-      .key("bytes")
-      .value(bench.bytes)
-      .key("ranks")
-      .value(ranks)
-      .key("seconds")
-      .value(bench.seconds)
-      .key("busbw_GBps")
-      .value(bench.seconds > 0 ? bus_bytes / bench.seconds / 1e9 : 0.0)
-      .end_object()
-      .end_object();
-  return line.str();
-}
-
-// Prometheus text exposition (node_exporter's textfile collector reads it).
-std::string prometheus_text(int64_t step, int64_t steps, double loss, double lr, double samples_per_s, double imbalance,
-                            const Comm::Spread& spread, double elapsed_s) {
-  std::string out;
-  char line[256];
-  const auto gauge = [&](const char* name, const char* help, double value) {
-    std::snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s gauge\n%s %.9g\n", name, help, name, name, value);
-    out += line;
-  };
-  gauge("lidartrain_step", "Optimizer steps done.", double(step));
-  gauge("lidartrain_steps_total", "Optimizer steps the run will make.", double(steps));
-  gauge("lidartrain_loss", "Training loss, mean since the previous report.", loss);
-  gauge("lidartrain_learning_rate", "Learning rate of the last step.", lr);
-  gauge("lidartrain_samples_per_second", "Training frames per second, all ranks.", samples_per_s);
-  gauge("lidartrain_imbalance", "Straggler imbalance: max / mean over ranks of compute time.", imbalance);
-  gauge("lidartrain_elapsed_seconds", "Seconds since training started.", elapsed_s);
-  out += "# HELP lidartrain_phase_seconds Seconds per phase of the last step, over ranks.\n";
-  out += "# TYPE lidartrain_phase_seconds gauge\n";
-  for (int i = 0; i <= StepTimes::kCompute; ++i) {
-    std::string phase = StepTimes::kNames[i];
-    phase.resize(phase.size() - 2);  // without "_s"
-    const double values[3] = {spread.min[size_t(i)], spread.mean[size_t(i)], spread.max[size_t(i)]};
-    const char* stats[3] = {"min", "mean", "max"};
-    for (int k = 0; k < 3; ++k) {
-      std::snprintf(line, sizeof line, "lidartrain_phase_seconds{phase=\"%s\",over_ranks=\"%s\"} %.9g\n", phase.c_str(),
-                    stats[k], values[k]);
-      out += line;
-    }
-  }
-  return out;
-}
-
 }  // namespace
-
-std::unique_ptr<Model> make_model(const TrainConfig& config) {
-  if (config.model_name == "bevdet") return std::make_unique<Bevdet>(config.bevdet);
-  return std::make_unique<Semseg>(config.semseg, config.class_weights);
-}
-
-std::unique_ptr<Model> load_model(const std::string& checkpoint_path) {
-  const CheckpointMeta meta = read_checkpoint_meta(checkpoint_path);
-  require(meta.model == "semseg" || meta.model == "bevdet",
-          checkpoint_path + ": model '" + meta.model + "' is not semseg or bevdet");
-  const TrainConfig config = train_config_from(parse_config_text(meta.config, checkpoint_path));
-  require(config.model_name == meta.model,
-          checkpoint_path + ": stored config names model " + config.model_name + ", the file " + meta.model);
-  std::unique_ptr<Model> model = make_model(config);
-  read_checkpoint_tensors(checkpoint_path, model->params(), model->buffers(), {});
-  return model;
-}
 
 namespace {
 
@@ -401,19 +138,8 @@ class Trainer {
     } catch (const WriteError& e) {
       // Rank 0 (the agreed error) says what is still good; nothing of the failed write is left.
       watchdog_->idle();
-      throw e.with_context("the last good checkpoint is " + last_good_checkpoint());
+      throw e.with_context("the last good checkpoint is " + last_good_checkpoint(run_.run_dir));
     }
-  }
-
-  // LATEST's checkpoint, as a path with "(LATEST)" after it, or "none written yet".
-  std::string last_good_checkpoint() const {
-    std::error_code ec;
-    const fs::path latest = fs::path(run_.run_dir) / "checkpoints" / "LATEST";
-    std::string name;
-    if (!fs::is_regular_file(latest, ec)) return "none written yet";
-    std::ifstream in(latest);
-    std::getline(in, name);
-    return (latest.parent_path() / name).string() + " (LATEST)";
   }
 
   // "parameters <name>" (or buffers, optimizer state) of the first tensor holding a NaN or infinity.
@@ -435,7 +161,7 @@ class Trainer {
   // One line on rank 0: the step, what was not finite, and the checkpoint to go back to; nothing written.
   int report_divergence(const Diverged& d) {
     if (comm_.is_root()) {
-      const std::string last_good = last_good_checkpoint();
+      const std::string last_good = last_good_checkpoint(run_.run_dir);
       const std::string skips =
           d.skips > 1 ? " (" + std::to_string(d.skips) + " steps in a row, more than train.max_nonfinite_skips)" : "";
       std::fprintf(stderr,
@@ -455,10 +181,11 @@ class Trainer {
     // step: a directory missing on one rank, or a shard that differs, ends every rank, never a hang.
     run_agreed(comm_, [&] {
       reader_.emplace(c_.train_data);
-      if (c_.model_name == "semseg")
-        require(reader_->kind().has_labels, c_.train_data + ": dataset has no point labels to train semseg on");
-      else
-        require(reader_->kind().has_boxes, c_.train_data + ": dataset has no boxes to train bevdet on");
+      const ModelEntry& entry = model_entry(c_.model_name, "model.name");
+      require(!entry.needs_point_labels || reader_->kind().has_labels,
+              c_.train_data + ": dataset has no point labels to train " + entry.name + " on");
+      require(!entry.needs_boxes || reader_->kind().has_boxes,
+              c_.train_data + ": dataset has no boxes to train " + entry.name + " on");
     });
     run_agreed(comm_, [&] { require_same_dataset(comm_, *reader_, c_.train_data); });
     run_.dataset_id = dataset_identity(*reader_);

@@ -24,9 +24,4 @@ struct TrainRun {
 // code: kExitOk, or kExitRequeue when it stopped early with a checkpoint.
 int train(const TrainRun& run, const Comm& comm);
 
-// The model a config names (semseg or bevdet), uninitialised.
-std::unique_ptr<Model> make_model(const TrainConfig& config);
-// Builds the model a checkpoint's stored config names and loads its tensors.
-std::unique_ptr<Model> load_model(const std::string& checkpoint_path);
-
 }  // namespace lt

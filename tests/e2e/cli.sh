@@ -4,6 +4,11 @@ LT=$1
 source "$(dirname "$0")/lib.sh"
 
 "$LT" --help | grep -q "synth" && pass "--help lists commands" || fail "--help"
+"$LT" --help >"$WORK/usage"
+for mode in "infer --checkpoint CKPT --data DIR --out OUT" "eval --predictions OUT --data DIR" "inspect CKPT.h5" \
+  "infer --checkpoint CKPT --input FRAME.bin" "eval --checkpoint CKPT --data DIR"; do
+  grep -qF "lidartrain $mode" "$WORK/usage" && pass "--help lists 'lidartrain $mode'" || fail "--help lacks '$mode'"
+done
 for cmd in synth convert train eval infer inspect profile balance; do
   "$LT" "$cmd" --help >"$WORK/help" && grep -q "Usage: lidartrain $cmd" "$WORK/help" && pass "$cmd --help" ||
     fail "$cmd --help"

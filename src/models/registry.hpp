@@ -1,0 +1,36 @@
+#pragma once
+// The models lidartrain knows, by name, in one place (LAMMPS' style of registry): `[model] name = …` in a
+// config and a checkpoint's `model` attribute are looked up here, and nothing else compares a model's name
+// to decide what it is. Adding a model: its own files (src/models/<name>.{hpp,cpp}: a Model), its
+// [model] keys (src/train/config.cpp), one line in kModels (registry.cpp), and its tests.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "src/models/model.hpp"
+#include "src/train/config.hpp"
+
+namespace lt {
+
+struct ModelEntry {
+  const char* name;     // [model] name, a checkpoint's model attribute
+  const char* summary;  // for --help and errors
+  // The model a config describes, uninitialised (Model::init or a checkpoint fills its parameters).
+  std::unique_ptr<Model> (*make)(const TrainConfig& config);
+  // What its training and evaluation datasets must hold.
+  bool needs_point_labels, needs_boxes;
+};
+
+// Every model, in the order --help lists them.
+const std::vector<ModelEntry>& model_registry();
+// The entry of `name`; InputError naming the models there are when it is none of them.
+const ModelEntry& model_entry(const std::string& name, const std::string& where);
+// "semseg | bevdet": the names, for help texts.
+std::string model_names();
+
+// The model a config names, uninitialised.
+std::unique_ptr<Model> make_model(const TrainConfig& config);
+// Builds the model a checkpoint's stored config names and loads its tensors.
+std::unique_ptr<Model> load_model(const std::string& checkpoint_path);
+
+}  // namespace lt
