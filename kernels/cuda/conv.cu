@@ -1,4 +1,4 @@
-// Linear, conv2d and conv-transpose on the GPU: convolutions through cuDNN where the build has it
+// conv2d and conv-transpose on the GPU (kernels/cpu/conv.cpp is the CPU side; linear: linear.cu): convolutions through cuDNN where the build has it
 // (cudnn_conv.cu), else, and always in the emulated build, GEMMs (gemm.cu: cuBLAS, or the tiled kernel in
 // the emulated build) around hand-written layout kernels: bias, im2col, col2im as a gather (each input
 // element sums its taps in a fixed order: no atomics, the same bits every run), the conv-transpose's tap
@@ -74,12 +74,6 @@ __global__ void output_to_taps_kernel(const float* dy, ops::ConvTransposeShape s
   }
 }
 
-// out[c] += Σ over (outer, inner) of data's channel c (the bias gradient).
-void add_channel_sums(const float* data, int64_t outer, int channels, int64_t inner, float* out) {
-  auto* sums = static_cast<double*>(scratch(2, sizeof(double) * 2 * size_t(channels)));
-  batchnorm_sums(data, ops::BatchNormShape{outer, channels, inner}, sums);
-  LT_LAUNCH(add_first_sums_kernel, blocks_for(channels), kThreads, nullptr)(sums, channels, out);
-}
 
 // y[o·inner + i] = max(y + bias[o], 0): the epilogue of the layers with BatchNorm folded in.
 __global__ void bias_relu_kernel(float* y, const float* bias, int64_t outer, int channels, int64_t inner) {
@@ -107,6 +101,21 @@ __global__ void cells_im2col_kernel(const float* x, const int64_t* cells, int64_
   }
 }
 
+
+
+bool is_pointwise(const ops::Conv2dShape& s) {
+  return s.kernel == 1 && s.stride == 1 && s.padding == 0;
+}
+
+}  // namespace
+
+// out[c] += Σ over (outer, inner) of data's channel c (the bias gradient).
+void add_channel_sums(const float* data, int64_t outer, int channels, int64_t inner, float* out) {
+  auto* sums = static_cast<double*>(scratch(2, sizeof(double) * 2 * size_t(channels)));
+  batchnorm_sums(data, ops::BatchNormShape{outer, channels, inner}, sums);
+  LT_LAUNCH(add_first_sums_kernel, blocks_for(channels), kThreads, nullptr)(sums, channels, out);
+}
+
 void bias_relu(float* y, const float* bias, int64_t outer, int channels, int64_t inner) {
   const int64_t n = outer * channels * inner;
   if (n > 0) LT_LAUNCH(bias_relu_kernel, blocks_for(n), kThreads, nullptr)(y, bias, outer, channels, inner);
@@ -115,26 +124,6 @@ void bias_relu(float* y, const float* bias, int64_t outer, int channels, int64_t
 void add_bias(float* y, const float* bias, int64_t outer, int channels, int64_t inner) {
   const int64_t n = outer * channels * inner;
   if (n > 0) LT_LAUNCH(add_bias_kernel, blocks_for(n), kThreads, nullptr)(y, bias, outer, channels, inner);
-}
-
-bool is_pointwise(const ops::Conv2dShape& s) {
-  return s.kernel == 1 && s.stride == 1 && s.padding == 0;
-}
-
-}  // namespace
-
-void linear_forward(const float* x, const float* weight, const float* bias, float* y, int64_t rows, int in, int out) {
-  gemm(false, true, rows, out, in, 1.f, x, weight, 0.f, y);
-  if (bias) add_bias(y, bias, rows, out, 1);
-  check(cudaGetLastError(), "linear_forward");
-}
-
-void linear_backward(const float* x, const float* weight, const float* dy, float* dx, float* dweight, float* dbias,
-                     int64_t rows, int in, int out) {
-  if (dx) gemm(false, false, rows, in, out, 1.f, dy, weight, 0.f, dx);
-  gemm(true, false, out, in, rows, 1.f, dy, x, 1.f, dweight);
-  if (dbias) add_channel_sums(dy, rows, out, 1, dbias);
-  check(cudaGetLastError(), "linear_backward");
 }
 
 void conv2d_forward(const float* x, const float* weight, const float* bias, float* y, const ops::Conv2dShape& s) {
@@ -234,13 +223,6 @@ void conv_transpose_backward(const float* x, const float* weight, const float* d
 }
 
 // ---- BatchNorm folded in (inference): the unfused op, then bias and ReLU in one pass ----
-
-void linear_relu_forward(const float* x, const float* weight, const float* bias, float* y, int64_t rows, int in,
-                         int out) {
-  gemm(false, true, rows, out, in, 1.f, x, weight, 0.f, y);
-  bias_relu(y, bias, rows, out, 1);
-  check(cudaGetLastError(), "linear_relu_forward");
-}
 
 void conv2d_relu_forward(const float* x, const float* weight, const float* bias, float* y, const ops::Conv2dShape& s) {
   conv2d_forward(x, weight, nullptr, y, s);

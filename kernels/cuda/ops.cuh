@@ -31,10 +31,20 @@ void sum_doubles(const double* values, int64_t n, double* out);
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
           float beta, float* c);
 
-// ---- conv.cu ----
+// ---- linear.cu ----
 void linear_forward(const float* x, const float* weight, const float* bias, float* y, int64_t rows, int in, int out);
 void linear_backward(const float* x, const float* weight, const float* dy, float* dx, float* dweight, float* dbias,
                      int64_t rows, int in, int out);
+// BatchNorm folded in (inference): y = relu(x Wᵀ + bias).
+void linear_relu_forward(const float* x, const float* weight, const float* bias, float* y, int64_t rows, int in,
+                         int out);
+
+// ---- conv.cu ----
+// Epilogues the layer files share (linear.cu too): y += bias per channel of (outer, C, inner); y = max(y +
+// bias, 0); out[c] += Σ of data's channel c (a bias gradient, in a fixed order).
+void add_bias(float* y, const float* bias, int64_t outer, int channels, int64_t inner);
+void bias_relu(float* y, const float* bias, int64_t outer, int channels, int64_t inner);
+void add_channel_sums(const float* data, int64_t outer, int channels, int64_t inner, float* out);
 void conv2d_forward(const float* x, const float* weight, const float* bias, float* y, const ops::Conv2dShape& s);
 void conv2d_backward(const float* x, const float* weight, const float* dy, float* dx, float* dweight, float* dbias,
                      const ops::Conv2dShape& s);
@@ -42,13 +52,13 @@ void conv_transpose_forward(const float* x, const float* weight, const float* bi
                             const ops::ConvTransposeShape& s);
 void conv_transpose_backward(const float* x, const float* weight, const float* dy, float* dx, float* dweight,
                              float* dbias, const ops::ConvTransposeShape& s);
-
 // BatchNorm folded in (inference): y = relu(op(x) + bias).
-void linear_relu_forward(const float* x, const float* weight, const float* bias, float* y, int64_t rows, int in,
-                         int out);
 void conv2d_relu_forward(const float* x, const float* weight, const float* bias, float* y, const ops::Conv2dShape& s);
 void conv_transpose_relu_forward(const float* x, const float* weight, const float* bias, float* y,
                                  const ops::ConvTransposeShape& s);
+// semseg's last BEV convolution at the occupied cells only.
+void conv2d_relu_at_cells(const float* x, const float* weight, const float* bias, const ops::Conv2dShape& s,
+                          const ops::CellIndexView& index, float* rows);
 
 #if defined(__CUDACC__) && defined(LIDARTRAIN_HAVE_CUDNN)
 // ---- cudnn_conv.cu: the same ops' convolutions through cuDNN (bias and its gradient left to the caller);
@@ -61,11 +71,10 @@ bool cudnn_conv_transpose_backward(const float* x, const float* weight, const fl
                                    const ops::ConvTransposeShape& s);
 #endif
 
-// ---- layers.cu ----
+// ---- batchnorm.cu ----
 void batchnorm_sums(const float* x, const ops::BatchNormShape& s, double* sums);
 void batchnorm_stats(const double* sums, int channels, double count, bool training, float* mean, float* invstd,
                      float* running_mean, float* running_var);
-void add(float* y, const float* x, int64_t n);
 void batchnorm_apply(const float* x, const float* mean, const float* invstd, const float* gamma, const float* beta,
                      float* y, const ops::BatchNormShape& s);
 void batchnorm_backward_sums(const float* x, const float* dy, const float* mean, const float* invstd,
@@ -80,6 +89,9 @@ void batchnorm_relu_backward_sums(const float* x, const float* dy, const float* 
 void batchnorm_relu_backward_apply(const float* x, const float* dy, const float* mean, const float* invstd,
                                    const float* gamma, const float* beta, const double* sums, double count, float* dx,
                                    float* dgamma, float* dbeta, const ops::BatchNormShape& s);
+
+// ---- elementwise.cu ----
+void add(float* y, const float* x, int64_t n);
 void relu_forward(const float* x, float* y, int64_t n);
 void relu_backward(const float* y, const float* dy, float* dx, int64_t n);
 void concat_channels(const float* a, int ca, const float* b, int cb, int64_t outer, int64_t inner, float* out);
@@ -97,8 +109,6 @@ void devoxelize_forward(const float* grid, const ops::CellIndexView& index, int 
 void devoxelize_backward(const float* dfeatures, const ops::CellIndexView& index, int channels, int64_t cells_per_map,
                          float* dgrid);
 void count_in_cost_range(const float* xyzi, int64_t n, int64_t* count);
-void conv2d_relu_at_cells(const float* x, const float* weight, const float* bias, const ops::Conv2dShape& s,
-                          const ops::CellIndexView& index, float* rows);
 void devoxelize_head_forward(const float* cell_features, const ops::CellIndexView& index, const float* point_features,
                              const float* w1, const float* b1, const float* w2, const float* b2,
                              const ops::PointHeadShape& s, float* logits);

@@ -9,6 +9,25 @@
 namespace lt {
 namespace {
 constexpr int kPointFeatures = 8;
+// Profile entries (`lidartrain profile`'s rows), in the order of the layers; kProfileNames their names.
+enum Profile {
+  kPointMlp0,
+  kPointMlp1,
+  kVoxelize,
+  kEnc1,
+  kEnc2,
+  kEnc3,
+  kUp2,
+  kDec2,
+  kUp1,
+  kDec1,
+  kDevoxelize,
+  kHead,
+  kProfileEntries
+};
+constexpr const char* kProfileNames[kProfileEntries] = {"point_mlp.0", "point_mlp.1", "voxelize", "bev.enc1",
+                                                        "bev.enc2",    "bev.enc3",    "bev.up2",  "bev.dec2",
+                                                        "bev.up1",     "bev.dec1",    "devoxelize", "head"};
 }  // namespace
 
 Semseg::Semseg(const SemsegConfig& config, std::vector<float> class_weights)
@@ -31,16 +50,14 @@ Semseg::Semseg(const SemsegConfig& config, std::vector<float> class_weights)
   head2_.declare(params_, "head.1", config.head_channels, kNumSemanticClasses, true);
   params_.allocate(true);
   buffers_.allocate(false);
-  for (const char* name : {"point_mlp.0", "point_mlp.1", "voxelize", "bev.enc1", "bev.enc2", "bev.enc3", "bev.up2",
-                           "bev.dec2", "bev.up1", "bev.dec1", "devoxelize", "head"})
-    profile_.push_back(LayerProfile{name});
+  for (const char* name : kProfileNames) profile_.push_back(LayerProfile{name});
 }
 
 void Semseg::init(uint64_t seed) {
   Rng rng(stream_key(seed, 0x5E95E6));
   mlp1_.init(params_, buffers_, rng);
   mlp2_.init(params_, buffers_, rng);
-  for (ConvBnRelu* block : {&enc1a_, &enc1b_, &enc2a_, &enc2b_, &enc3a_, &enc3b_, &up2_, &dec2_, &up1_, &dec1_})
+  for (ConvBnRelu* block : conv_blocks())
     block->init(params_, buffers_, rng);
   head1_.init(params_, buffers_, rng);
   head2_.init(params_, rng);
@@ -48,7 +65,7 @@ void Semseg::init(uint64_t seed) {
 
 void Semseg::set_sync_bn(const SumOverRanks& sum) {
   for (LinearBnRelu* block : {&mlp1_, &mlp2_, &head1_}) block->bn.sync = sum;
-  for (ConvBnRelu* block : {&enc1a_, &enc1b_, &enc2a_, &enc2b_, &enc3a_, &enc3b_, &up2_, &dec2_, &up1_, &dec1_})
+  for (ConvBnRelu* block : conv_blocks())
     block->bn.sync = sum;
 }
 
@@ -146,7 +163,7 @@ const std::vector<float>& Semseg::forward(SemsegInput input, bool training) {
   const bool fused = fused_inference(training);
   if (fused && !folded()) {
     for (LinearBnRelu* block : {&mlp1_, &mlp2_, &head1_}) block->fold(b, params_, buffers_);
-    for (ConvBnRelu* block : {&enc1a_, &enc1b_, &enc2a_, &enc2b_, &enc3a_, &enc3b_, &up2_, &dec2_, &up1_, &dec1_})
+    for (ConvBnRelu* block : conv_blocks())
       block->fold(b, params_, buffers_);
     folded_now();
   }
@@ -159,55 +176,55 @@ const std::vector<float>& Semseg::forward(SemsegInput input, bool training) {
                  : block.forward(p, x, frames_, height, width, training);
   };
   {
-    const PhaseTimer t = timer(0, false);
+    const PhaseTimer t = timer(kPointMlp0, false);
     point_block(mlp1_, features_on_);
   }
   if (fused) {
     // point_mlp.1 and voxelize in one pass (the voxelize row of the profile stays empty).
-    const PhaseTimer t = timer(1, false);
+    const PhaseTimer t = timer(kPointMlp1, false);
     mlp2_.forward_folded_voxelize(b, mlp1_.out.data(), points_, cells_view_, cells_per_map, grid0_, true);
   } else {
     {
-      const PhaseTimer t = timer(1, false);
+      const PhaseTimer t = timer(kPointMlp1, false);
       point_block(mlp2_, mlp1_.out.data());
     }
-    const PhaseTimer t = timer(2, false);
+    const PhaseTimer t = timer(kVoxelize, false);
     grid0_.resize(b, size_t(frames_) * c2 * cells_per_map);
     argmax_.resize(b, size_t(cells_.occupied()) * c2);
     b.voxelize_max_forward(mlp2_.out.data(), cells_view_, c2, cells_per_map, grid0_.data(), argmax_.data());
   }
   {
-    const PhaseTimer t = timer(3, false);
+    const PhaseTimer t = timer(kEnc1, false);
     map_block(enc1a_, grid0_.data(), grid, grid);
     map_block(enc1b_, enc1a_.out.data(), grid, grid);
   }
   {
-    const PhaseTimer t = timer(4, false);
+    const PhaseTimer t = timer(kEnc2, false);
     map_block(enc2a_, enc1b_.out.data(), grid, grid);
     map_block(enc2b_, enc2a_.out.data(), enc2a_.out_height(), enc2a_.out_width());
   }
   {
-    const PhaseTimer t = timer(5, false);
+    const PhaseTimer t = timer(kEnc3, false);
     map_block(enc3a_, enc2b_.out.data(), enc2b_.out_height(), enc2b_.out_width());
     map_block(enc3b_, enc3a_.out.data(), enc3a_.out_height(), enc3a_.out_width());
   }
   const int h2 = enc2b_.out_height(), w2 = enc2b_.out_width();
   {
-    const PhaseTimer t = timer(6, false);
+    const PhaseTimer t = timer(kUp2, false);
     map_block(up2_, enc3b_.out.data(), enc3b_.out_height(), enc3b_.out_width());
   }
   {
-    const PhaseTimer t = timer(7, false);
+    const PhaseTimer t = timer(kDec2, false);
     cat2_.resize(b, size_t(frames_) * 2 * bc * h2 * w2);
     b.concat_channels(up2_.out.data(), bc, enc2b_.out.data(), bc, frames_, int64_t(h2) * w2, cat2_.data());
     map_block(dec2_, cat2_.data(), h2, w2);
   }
   {
-    const PhaseTimer t = timer(8, false);
+    const PhaseTimer t = timer(kUp1, false);
     map_block(up1_, dec2_.out.data(), h2, w2);
   }
   {
-    const PhaseTimer t = timer(9, false);
+    const PhaseTimer t = timer(kDec1, false);
     cat1_.resize(b, size_t(frames_) * 2 * a * cells_per_map);
     b.concat_channels(up1_.out.data(), a, enc1b_.out.data(), a, frames_, cells_per_map, cat1_.data());
     if (fused) {
@@ -221,7 +238,7 @@ const std::vector<float>& Semseg::forward(SemsegInput input, bool training) {
   }
   if (fused) {
     // devoxelize + concat + head in one op: the per-point features are read once.
-    const PhaseTimer t = timer(11, false);
+    const PhaseTimer t = timer(kHead, false);
     float* logits = logits_output(size_t(points_) * kNumSemanticClasses);
     const ops::PointHeadShape shape{a, c2, head1_.channels(), kNumSemanticClasses};
     b.devoxelize_head_forward(dec1_rows_.data(), cells_view_, mlp2_.out.data(), head1_.folded.weight.data(),
@@ -234,7 +251,7 @@ const std::vector<float>& Semseg::forward(SemsegInput input, bool training) {
     // (N, a + c2) concatenation.
     const int hidden = head1_.channels();
     {
-      const PhaseTimer t = timer(10, false);
+      const PhaseTimer t = timer(kDevoxelize, false);
       head_weight_bev_.resize(b, size_t(hidden) * a);
       head_weight_point_.resize(b, size_t(hidden) * c2);
       b.split_channels(p.value(head1_.linear.weight), a, c2, hidden, 1, head_weight_bev_.data(),
@@ -245,7 +262,7 @@ const std::vector<float>& Semseg::forward(SemsegInput input, bool training) {
       b.devoxelize_forward(head_bev_map_.data(), cells_view_, hidden, cells_per_map, point_bev_.data());
     }
     {
-      const PhaseTimer t = timer(11, false);
+      const PhaseTimer t = timer(kHead, false);
       head1_.pre.resize(b, size_t(points_) * hidden);
       b.linear_forward(mlp2_.out.data(), head_weight_point_.data(), nullptr, head1_.pre.data(), points_, c2, hidden);
       b.add(head1_.pre.data(), point_bev_.data(), points_ * hidden);
@@ -258,17 +275,17 @@ const std::vector<float>& Semseg::forward(SemsegInput input, bool training) {
   end_forward(training);
   // MACs of this forward, per layer (profile).
   const int64_t n = points_;
-  profile_[0].macs = mlp1_.linear.macs(n);
-  profile_[1].macs = mlp2_.linear.macs(n);
-  profile_[3].macs = enc1a_.macs() + enc1b_.macs();
-  profile_[4].macs = enc2a_.macs() + enc2b_.macs();
-  profile_[5].macs = enc3a_.macs() + enc3b_.macs();
-  profile_[6].macs = up2_.macs();
-  profile_[7].macs = dec2_.macs();
-  profile_[8].macs = up1_.macs();
-  profile_[9].macs = fused ? cells_.occupied() * a * 2 * a * 9 : dec1_.macs();
-  profile_[10].macs = fused ? 0 : int64_t(frames_) * cells_per_map * a * head1_.channels();
-  profile_[11].macs = fused ? (cells_.occupied() * a + n * c2) * head1_.channels() + head2_.macs(n)
+  profile_[kPointMlp0].macs = mlp1_.linear.macs(n);
+  profile_[kPointMlp1].macs = mlp2_.linear.macs(n);
+  profile_[kEnc1].macs = enc1a_.macs() + enc1b_.macs();
+  profile_[kEnc2].macs = enc2a_.macs() + enc2b_.macs();
+  profile_[kEnc3].macs = enc3a_.macs() + enc3b_.macs();
+  profile_[kUp2].macs = up2_.macs();
+  profile_[kDec2].macs = dec2_.macs();
+  profile_[kUp1].macs = up1_.macs();
+  profile_[kDec1].macs = fused ? cells_.occupied() * a * 2 * a * 9 : dec1_.macs();
+  profile_[kDevoxelize].macs = fused ? 0 : int64_t(frames_) * cells_per_map * a * head1_.channels();
+  profile_[kHead].macs = fused ? (cells_.occupied() * a + n * c2) * head1_.channels() + head2_.macs(n)
                             : n * c2 * head1_.channels() + head2_.macs(n);
   count_profile_params();
   (void)c;
@@ -293,7 +310,7 @@ void Semseg::backward(const float* dlogits) {
   d_dec1.resize(b, dec1_.out.size());   // written by the 1×1 convolution's backward
   const float* dpre = nullptr;
   {
-    const PhaseTimer t = timer(11, true);
+    const PhaseTimer t = timer(kHead, true);
     Buffer<float> d_head1;
     d_head1.resize(b, head1_.out.size());
     head2_.backward(p, head1_.out.data(), dlogits, points_, d_head1.data());
@@ -303,7 +320,7 @@ void Semseg::backward(const float* dlogits) {
                       points_, c2, hidden);
   }
   {
-    const PhaseTimer t = timer(10, true);
+    const PhaseTimer t = timer(kDevoxelize, true);
     Buffer<float> d_bev_map, d_weight_bev, d_weight;
     d_bev_map.zeros(b, head_bev_map_.size());
     b.devoxelize_backward(dpre, cells_view_, hidden, cells_per_map, d_bev_map.data());
@@ -322,7 +339,7 @@ void Semseg::backward(const float* dlogits) {
   d_enc1.resize(b, enc1b_.out.size());
   d_dec2.resize(b, dec2_.out.size());
   {
-    const PhaseTimer t = timer(9, true);
+    const PhaseTimer t = timer(kDec1, true);
     Buffer<float> d_cat1;
     d_cat1.resize(b, cat1_.size());
     dec1_.backward(p, cat1_.data(), d_dec1.data(), d_cat1.data());
@@ -330,7 +347,7 @@ void Semseg::backward(const float* dlogits) {
   }
   grads_ready(dec1_.first_param());
   {
-    const PhaseTimer t = timer(8, true);
+    const PhaseTimer t = timer(kUp1, true);
     up1_.backward(p, dec2_.out.data(), d_up1.data(), d_dec2.data());
   }
   grads_ready(up1_.first_param());
@@ -339,7 +356,7 @@ void Semseg::backward(const float* dlogits) {
   d_enc2.resize(b, enc2b_.out.size());
   d_enc3.resize(b, enc3b_.out.size());
   {
-    const PhaseTimer t = timer(7, true);
+    const PhaseTimer t = timer(kDec2, true);
     Buffer<float> d_cat2;
     d_cat2.resize(b, cat2_.size());
     dec2_.backward(p, cat2_.data(), d_dec2.data(), d_cat2.data());
@@ -347,12 +364,12 @@ void Semseg::backward(const float* dlogits) {
   }
   grads_ready(dec2_.first_param());
   {
-    const PhaseTimer t = timer(6, true);
+    const PhaseTimer t = timer(kUp2, true);
     up2_.backward(p, enc3b_.out.data(), d_up2.data(), d_enc3.data());
   }
   grads_ready(up2_.first_param());
   {
-    const PhaseTimer t = timer(5, true);
+    const PhaseTimer t = timer(kEnc3, true);
     Buffer<float> d_enc3a, d_from3;
     d_enc3a.resize(b, enc3a_.out.size());
     d_from3.resize(b, enc2b_.out.size());
@@ -362,7 +379,7 @@ void Semseg::backward(const float* dlogits) {
   }
   grads_ready(enc3a_.first_param());
   {
-    const PhaseTimer t = timer(4, true);
+    const PhaseTimer t = timer(kEnc2, true);
     Buffer<float> d_enc2a, d_from2;
     d_enc2a.resize(b, enc2a_.out.size());
     d_from2.resize(b, enc1b_.out.size());
@@ -374,7 +391,7 @@ void Semseg::backward(const float* dlogits) {
   Buffer<float> d_grid0;
   d_grid0.resize(b, grid0_.size());
   {
-    const PhaseTimer t = timer(3, true);
+    const PhaseTimer t = timer(kEnc1, true);
     Buffer<float> d_enc1a;
     d_enc1a.resize(b, enc1a_.out.size());
     enc1b_.backward(p, enc1a_.out.data(), d_enc1.data(), d_enc1a.data());
@@ -382,18 +399,18 @@ void Semseg::backward(const float* dlogits) {
   }
   grads_ready(enc1a_.first_param());
   {
-    const PhaseTimer t = timer(2, true);
+    const PhaseTimer t = timer(kVoxelize, true);
     b.voxelize_max_backward(d_grid0.data(), cells_view_, argmax_.data(), c2, cells_per_map, d_point.data());
   }
   Buffer<float> d_mlp1;
   d_mlp1.resize(b, mlp1_.out.size());
   {
-    const PhaseTimer t = timer(1, true);
+    const PhaseTimer t = timer(kPointMlp1, true);
     mlp2_.backward(p, mlp1_.out.data(), d_point.data(), points_, d_mlp1.data());
   }
   grads_ready(mlp2_.first_param());
   {
-    const PhaseTimer t = timer(0, true);
+    const PhaseTimer t = timer(kPointMlp0, true);
     mlp1_.backward(p, features_on_, d_mlp1.data(), points_, nullptr);
   }
   grads_ready(0);

@@ -76,6 +76,10 @@ class Semseg : public Model {
   std::vector<float> class_weights_;
   LinearBnRelu mlp1_, mlp2_;
   ConvBnRelu enc1a_, enc1b_, enc2a_, enc2b_, enc3a_, enc3b_, up2_, dec2_, up1_, dec1_;
+  // The BEV U-Net's blocks in declaration order (init, SyncBN, folding walk them all).
+  std::array<ConvBnRelu*, 10> conv_blocks() {
+    return {&enc1a_, &enc1b_, &enc2a_, &enc2b_, &enc3a_, &enc3b_, &up2_, &dec2_, &up1_, &dec1_};
+  }
   LinearBnRelu head1_;
   Linear head2_;
 
