@@ -19,9 +19,6 @@ constexpr hsize_t kBoxChunkRows = 4096;
 constexpr hsize_t kIndexChunkRows = 4096;
 constexpr hsize_t kMaxRowsPerFrame = hsize_t(1) << 24;
 
-bool is_semseg(const std::string& model) {
-  return model == "semseg";
-}
 }  // namespace
 
 // ---- writing -----------------------------------------------------------------------------------
@@ -39,7 +36,7 @@ struct PredictionsWriter::Impl {
 PredictionsWriter::PredictionsWriter(const std::string& path, const PredictionsHeader& header)
     : impl_(std::make_unique<Impl>()) {
   const std::lock_guard<std::recursive_mutex> lock(h5::library_mutex());
-  require(header.model == "semseg" || header.model == "bevdet", path + ": unknown model '" + header.model + "'");
+  require(!header.model.empty(), path + ": no model name");
   Impl& m = *impl_;
   m.path = path;
   m.header = header;
@@ -52,7 +49,7 @@ PredictionsWriter::PredictionsWriter(const std::string& path, const PredictionsH
   h5::write_attr_string(f, "dataset_id", header.dataset_id, m.path);
   h5::write_attr_int(f, "rank", header.rank, m.path);
   h5::write_attr_int(f, "ranks", header.ranks, m.path);
-  if (is_semseg(header.model)) {
+  if (header.point_labels) {
     m.labels = h5::Appender(f, "labels", H5T_STD_U8LE, 0, kLabelChunkRows, m.path);
   } else {
     m.boxes = h5::Appender(f, "boxes", H5T_IEEE_F32LE, 7, kBoxChunkRows, m.path);
@@ -72,7 +69,7 @@ void PredictionsWriter::add(const FramePrediction& p) {
   const std::lock_guard<std::recursive_mutex> lock(h5::library_mutex());
   Impl& m = *impl_;
   const std::string at = m.path + ": frame " + p.id;
-  if (is_semseg(m.header.model)) {
+  if (m.header.point_labels) {
     require(p.boxes.empty() && p.box_labels.empty() && p.scores.empty(), at + ": boxes in a semseg prediction");
     for (uint8_t label : p.labels) require(label < kNumSemanticClasses, at + ": label is not a training id");
     m.labels.append(H5T_NATIVE_UINT8, p.labels.data(), p.labels.size());
@@ -99,7 +96,7 @@ void PredictionsWriter::commit() {
   h5::write_array(f, "frame_index", H5T_NATIVE_INT64, H5T_STD_I64LE, {hsize_t(m.ids.size())}, kIndexChunkRows,
                   m.frame_index.data(), m.path);
   h5::write_strings(f, "frame_ids", m.ids, m.path);
-  h5::write_array(f, is_semseg(m.header.model) ? "point_offsets" : "box_offsets", H5T_NATIVE_INT64, H5T_STD_I64LE,
+  h5::write_array(f, m.header.point_labels ? "point_offsets" : "box_offsets", H5T_NATIVE_INT64, H5T_STD_I64LE,
                   {hsize_t(m.offsets.size())}, kIndexChunkRows, m.offsets.data(), m.path);
   m.labels = {}, m.boxes = {}, m.box_labels = {}, m.scores = {};
   m.committed = true;  // commit_file closes the file and removes its temporary file if the write fails
@@ -172,7 +169,10 @@ PredictionsReader::PredictionsReader(const std::string& dir) : impl_(std::make_u
     h.dataset_id = h5::read_attr_string(f, "dataset_id", path);
     h.rank = h5::read_attr_int(f, "rank", path);
     h.ranks = h5::read_attr_int(f, "ranks", path);
-    require(h.model == "semseg" || h.model == "bevdet", path + ": unknown model '" + h.model + "'");
+    // Point labels or boxes: the file says which by the offsets it holds (exactly one of them).
+    h.point_labels = h5::has_link(f, "point_offsets");
+    require(h.point_labels != h5::has_link(f, "box_offsets"),
+            path + ": holds " + (h.point_labels ? "both /point_offsets and /box_offsets" : "neither /point_offsets nor /box_offsets"));
     const int64_t frames = h5::read_attr_int(f, "frames", path);
     require(frames >= 0, path + ": negative frame count");
     const std::vector<int64_t> index = read_int64s(f, "frame_index", hsize_t(frames), path);
@@ -181,7 +181,7 @@ PredictionsReader::PredictionsReader(const std::string& dir) : impl_(std::make_u
     require(int64_t(p.ids.size()) == frames, path + ": /frame_ids has " + std::to_string(p.ids.size()) +
                                                  " entries for " + std::to_string(frames) + " frames");
     hsize_t rows = 0;
-    if (is_semseg(h.model)) {
+    if (h.point_labels) {
       rows = open_rows(f, "labels", H5T_INTEGER, 1, false, 0, p.labels, path);
       p.offsets = read_int64s(f, "point_offsets", hsize_t(frames) + 1, path);
     } else {
@@ -266,7 +266,7 @@ FramePrediction PredictionsReader::read(int64_t frame_index) const {
   const hsize_t first = hsize_t(p.offsets[size_t(row)]);
   const hsize_t n = hsize_t(p.offsets[size_t(row) + 1]) - first;
   require(n <= kMaxRowsPerFrame, at + ": " + std::to_string(n) + " rows exceeds the limit per frame");
-  if (is_semseg(impl_->header.model)) {
+  if (impl_->header.point_labels) {
     out.labels.resize(n);
     h5::read_rows(p.labels.get(), H5T_NATIVE_UINT8, first, n, out.labels.data(), at + ": /labels");
     for (uint8_t label : out.labels) require(label < kNumSemanticClasses, at + ": a label is not a training id");

@@ -34,8 +34,11 @@ struct FramePrediction {
 
 struct PredictionsHeader {
   std::string model, checkpoint_identity, dataset_id;
+  // What the model predicts: a training id per point (/labels, /point_offsets), else boxes (/boxes,
+  // /box_labels, /scores, /box_offsets, /point_range). A reader takes it from the datasets the file holds.
+  bool point_labels = true;
   int64_t rank = 0, ranks = 1;
-  std::array<double, 6> point_range{};  // bevdet
+  std::array<double, 6> point_range{};  // boxes
 };
 
 class PredictionsWriter {

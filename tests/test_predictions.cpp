@@ -22,6 +22,7 @@ using testing::input_error_of;
 PredictionsHeader header_of(const std::string& model, int64_t rank = 0, int64_t ranks = 1) {
   PredictionsHeader h;
   h.model = model;
+  h.point_labels = model == "semseg";
   h.checkpoint_identity = "semseg step 7 abc";
   h.dataset_id = "0123456789abcdef";
   h.rank = rank;

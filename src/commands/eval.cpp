@@ -59,7 +59,8 @@ int eval_main(int argc, char** argv, const Comm& comm) {
     const std::string dir = parsed.values["predictions"].as<std::string>();
     const fs::path files = fs::path(dir) / "predictions";
     const PredictionsReader predictions(files.string());
-    require(iou.empty() || predictions.header().model == "bevdet", "--iou: only for bevdet predictions");
+    require(iou.empty() || !predictions.header().point_labels,
+            "--iou: only for " + model_names(ModelOutput::boxes) + " predictions");
     const DatasetReader reader(data);
     JsonWriter json;
     json.begin_object().key("predictions").value(dir).key("data").value(data);
@@ -86,7 +87,8 @@ int eval_main(int argc, char** argv, const Comm& comm) {
     model->set_backend(choose_device(parsed.values["device"].as<std::string>(), comm.local_rank(), "--device"));
   });
   model->freeze_for_inference();
-  require(iou.empty() || model->name() == "bevdet", "--iou: only for a bevdet checkpoint");
+  require(iou.empty() || model->output() == ModelOutput::boxes,
+          "--iou: only for a " + model_names(ModelOutput::boxes) + " checkpoint");
   const DatasetReader reader(data);
   JsonWriter json;
   json.begin_object().key("checkpoint").value(checkpoint).key("data").value(data).key("model").value(model->name());

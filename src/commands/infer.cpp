@@ -14,7 +14,7 @@
 #include "src/commands/infer_dataset.hpp"
 #include "src/common/error.hpp"
 #include "src/common/stats.hpp"
-#include "src/models/bevdet.hpp"
+#include "src/models/model.hpp"
 #include "src/train/data.hpp"
 #include "src/train/device.hpp"
 #include "src/train/evaluate.hpp"
@@ -79,10 +79,9 @@ int infer_main(int argc, char** argv, const Comm& comm) {
     model->set_backend(choose_device(values["device"].as<std::string>(), comm.local_rank(), "--device"));
   });
   model->freeze_for_inference();
-  auto* bevdet = dynamic_cast<Bevdet*>(model.get());
-  auto* semseg = dynamic_cast<Semseg*>(model.get());
-  require(bevdet || !values.count("calib"),
-          "--calib: only for a bevdet checkpoint (this one is " + model->name() + ")");
+  const bool boxes = model->output() == ModelOutput::boxes;
+  require(boxes || !values.count("calib"), "--calib: only for a " + model_names(ModelOutput::boxes) +
+                                               " checkpoint (this one is " + model->name() + ")");
   std::optional<KittiCalib> calib;
   if (values.count("calib")) calib = read_kitti_calib(values["calib"].as<std::string>());
   Frame frame;
@@ -91,27 +90,23 @@ int infer_main(int argc, char** argv, const Comm& comm) {
   validate_frame(frame, DatasetKind{}, input);
   const PointBatch batch = make_batch({frame});
   // One run: what --bench times.
-  std::vector<uint8_t> predicted;
-  std::vector<Detection> detections;
-  const auto run = [&] {
-    if (semseg)
-      predicted = predict_labels(semseg->forward(batch, false), batch.num_points());
-    else
-      detections = bevdet->detect(batch).front();
-  };
+  Prediction prediction;
+  const auto run = [&] { prediction = model->predict(batch).front(); };
   run();
   if (!comm.is_root()) return kExitOk;
 
-  if (semseg && values.count("out")) {
+  const std::vector<Detection>& detections = prediction.detections;
+  if (!boxes && values.count("out")) {
     const std::array<uint32_t, kNumSemanticClasses> raw_of = learning_map_inverse();
-    std::vector<uint32_t> raw(predicted.size());
-    std::transform(predicted.begin(), predicted.end(), raw.begin(), [&](uint8_t id) { return raw_of[id]; });
+    std::vector<uint32_t> raw(prediction.labels.size());
+    std::transform(prediction.labels.begin(), prediction.labels.end(), raw.begin(),
+                   [&](uint8_t id) { return raw_of[id]; });
     const std::string out = values["out"].as<std::string>();
     write_text_file_atomically(out,
                                std::string(reinterpret_cast<const char*>(raw.data()), raw.size() * sizeof(uint32_t)));
     std::printf("infer: %lld points -> %s\n", static_cast<long long>(batch.num_points()), out.c_str());
   }
-  if (bevdet) {
+  if (boxes) {
     const std::string text = boxes_text(detections, calib ? &*calib : nullptr);
     if (values.count("out")) {
       write_text_file_atomically(values["out"].as<std::string>(), text);

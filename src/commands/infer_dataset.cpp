@@ -23,8 +23,6 @@
 #include "src/common/error.hpp"
 #include "src/common/json.hpp"
 #include "src/common/stop_signal.hpp"
-#include "src/models/bevdet.hpp"
-#include "src/models/semseg.hpp"
 #include "src/train/data.hpp"
 #include "src/train/device.hpp"
 #include "src/train/evaluate.hpp"
@@ -121,9 +119,9 @@ std::string predictions_file_path(const std::string& out, int rank, int ranks) {
   return (fs::path(out) / "predictions" / name).string();
 }
 
-std::string prediction_path(const std::string& out, const std::string& model, const std::string& id) {
+std::string prediction_path(const std::string& out, ModelOutput output, const std::string& id) {
   const std::string rel = safe_relative(id);
-  if (model == "semseg") {
+  if (output == ModelOutput::point_labels) {
     const fs::path p(rel);
     std::string seq = p.parent_path().string(), name = p.filename().string();
     if (seq.rfind("sequences/", 0) == 0 && seq.find('/', 10) == std::string::npos) seq = seq.substr(10);
@@ -155,15 +153,15 @@ namespace {
 // Frame f's outputs, made now or read back from an earlier run's files; false when they are not all
 // there whole (then the frame is made again).
 struct FrameOutputs {
-  std::string main;    // .label (semseg) or boxes/<id>.txt (bevdet): written last, so it marks done
-  std::string label2;  // bevdet with --boxes label_2: label_2/<frame>.txt
+  std::string main;    // .label (point labels) or boxes/<id>.txt (boxes): written last, so it marks done
+  std::string label2;  // boxes with --boxes label_2: label_2/<frame>.txt
 };
 
-bool read_back(const FrameOutputs& outputs, bool semseg, int64_t f, const DatasetReader& reader,
+bool read_back(const FrameOutputs& outputs, ModelOutput output, int64_t f, const DatasetReader& reader,
                const LearningMap& learning_map, FramePrediction& prediction) {
   if (!fs::exists(outputs.main) || (!outputs.label2.empty() && !fs::exists(outputs.label2))) return false;
   try {
-    if (semseg) {
+    if (output == ModelOutput::point_labels) {
       const std::vector<uint32_t> raw = read_label_file(outputs.main);
       require(int64_t(raw.size()) == reader.points_per_frame()[size_t(f)],
               outputs.main + ": " + std::to_string(raw.size()) + " labels for " +
@@ -201,8 +199,8 @@ int infer_every_frame(const DatasetInference& job, const Comm& comm) {
   bool label2 = false;
   run_agreed(comm, [&] {
     model = load_model(job.checkpoint);
-    require(model->name() == "bevdet" || job.boxes == "auto",
-            "--boxes: only for a bevdet checkpoint (this one is " + model->name() + ")");
+    require(model->output() == ModelOutput::boxes || job.boxes == "auto",
+            "--boxes: only for a " + model_names(ModelOutput::boxes) + " checkpoint (this one is " + model->name() + ")");
     model->set_backend(choose_device(job.device, comm.local_rank(), "--device"));
     model->freeze_for_inference();
     reader.emplace(job.data);
@@ -210,7 +208,7 @@ int infer_every_frame(const DatasetInference& job, const Comm& comm) {
             job.data +
                 ": no calibrations in this dataset (convert --format kitti stores them from calib/), which "
                 "--boxes label_2 needs");
-    label2 = model->name() == "bevdet" && job.boxes != "lidar" && reader->kind().has_calib;
+    label2 = model->output() == ModelOutput::boxes && job.boxes != "lidar" && reader->kind().has_calib;
     identity = checkpoint_identity(job.checkpoint);
     dataset_id = dataset_identity(*reader);
   });
@@ -237,8 +235,7 @@ int infer_every_frame(const DatasetInference& job, const Comm& comm) {
 
   const std::vector<std::vector<int64_t>> split = lpt_split(reader->costs(), comm.size());
   const std::vector<int64_t>& mine = split[size_t(comm.rank())];
-  auto* semseg = dynamic_cast<Semseg*>(model.get());
-  auto* bevdet = dynamic_cast<Bevdet*>(model.get());
+  const ModelOutput output = model->output();
   const std::array<uint32_t, kNumSemanticClasses> raw_of = learning_map_inverse();
   const LearningMap learning_map = LearningMap::semantic_kitti();
   PredictionsHeader header;
@@ -247,7 +244,8 @@ int infer_every_frame(const DatasetInference& job, const Comm& comm) {
   header.dataset_id = dataset_id;
   header.rank = comm.rank();
   header.ranks = comm.size();
-  if (bevdet) header.point_range = bevdet->config().point_range;
+  header.point_labels = output == ModelOutput::point_labels;
+  if (!header.point_labels) header.point_range = model->point_range();
   int64_t done = 0, skipped = 0;
   double compute_s = 0;
   bool stopped = false;
@@ -259,7 +257,7 @@ int infer_every_frame(const DatasetInference& job, const Comm& comm) {
     std::vector<int64_t> to_make;
     for (size_t i = 0; i < mine.size(); ++i) {
       const std::string& id = reader->frame_id(mine[i]);
-      outputs[i] = {prediction_path(job.out, model->name(), id), label2 ? label2_path(job.out, id) : ""};
+      outputs[i] = {prediction_path(job.out, output, id), label2 ? label2_path(job.out, id) : ""};
       if (!fs::exists(outputs[i].main) || (label2 && !fs::exists(outputs[i].label2))) to_make.push_back(mine[i]);
     }
     struct Loaded {
@@ -282,7 +280,7 @@ int infer_every_frame(const DatasetInference& job, const Comm& comm) {
       const std::string& id = reader->frame_id(f);
       FramePrediction prediction;
       const bool make = next_made < to_make.size() && to_make[next_made] == f;
-      if (!make && read_back(outputs[i], semseg != nullptr, f, *reader, learning_map, prediction)) {
+      if (!make && read_back(outputs[i], output, f, *reader, learning_map, prediction)) {
         predictions.add(prediction);
         ++skipped;
         continue;
@@ -292,17 +290,18 @@ int infer_every_frame(const DatasetInference& job, const Comm& comm) {
       const Frame& frame = loaded.frame;
       const PointBatch& batch = loaded.batch;
       const auto start = std::chrono::steady_clock::now();
-      if (semseg) {
+      Prediction predicted = model->predict(batch).front();
+      if (output == ModelOutput::point_labels) {
         prediction.frame_index = f;
         prediction.id = id;
-        prediction.labels = predict_labels(semseg->forward(batch, false), batch.num_points());
+        prediction.labels = std::move(predicted.labels);
         std::vector<uint32_t> raw(prediction.labels.size());
         std::transform(prediction.labels.begin(), prediction.labels.end(), raw.begin(),
                        [&](uint8_t label) { return raw_of[label]; });
         write_whole(outputs[i].main,
                     std::string(reinterpret_cast<const char*>(raw.data()), raw.size() * sizeof(uint32_t)));
       } else {
-        const std::vector<Detection> detections = bevdet->detect(batch).front();
+        const std::vector<Detection>& detections = predicted.detections;
         if (label2) {
           const KittiCalib calib = calib_from_values(frame.calib);
           write_whole(outputs[i].label2, boxes_text(detections, &calib));
@@ -343,7 +342,7 @@ int infer_every_frame(const DatasetInference& job, const Comm& comm) {
     json.begin_object().key("checkpoint").value(job.checkpoint).key("checkpoint_identity").value(identity);
     json.key("model").value(model->name()).key("dataset").value(fs::absolute(job.data).string());
     json.key("dataset_id").value(dataset_id).key("frames").value(reader->num_frames());
-    json.key("outputs").value(semseg ? "semantickitti_label" : label2 ? "kitti_label_2+lidar_boxes" : "lidar_boxes");
+    json.key("outputs").value(output == ModelOutput::point_labels ? "semantickitti_label" : label2 ? "kitti_label_2+lidar_boxes" : "lidar_boxes");
     json.key("predictions").begin_array();
     for (int r = 0; r < comm.size(); ++r)
       json.value(fs::relative(predictions_file_path(job.out, r, comm.size()), out).string());

@@ -17,7 +17,7 @@
 #include "io/predictions.hpp"
 #include "io/raw_formats.hpp"
 #include "mpi/comm.hpp"
-#include "src/models/bevdet.hpp"
+#include "src/models/model.hpp"
 
 namespace lt {
 
@@ -40,8 +40,9 @@ std::vector<Detection> parse_boxes_text(const std::string& text, const std::stri
 std::string label2_path(const std::string& out, const std::string& id);
 std::string predictions_file_path(const std::string& out, int rank, int ranks);
 
-// Frame f's output path under `out` for model `model` ("semseg" | "bevdet") and frame id `id`.
-std::string prediction_path(const std::string& out, const std::string& model, const std::string& id);
+// Frame f's output path under `out` for a model that predicts `output` and frame id `id`: a SemanticKITTI
+// .label for point labels, a box text for boxes.
+std::string prediction_path(const std::string& out, ModelOutput output, const std::string& id);
 
 // Frames of `costs` per rank: longest first (ties by index) to the least-loaded rank (ties: the lowest),
 // each rank's frames then in index order. The same for every rank count's computation on every rank.

@@ -17,7 +17,7 @@
 #include "src/commands/commands.hpp"
 #include "src/common/error.hpp"
 #include "src/common/json.hpp"
-#include "src/models/bevdet.hpp"
+#include "src/models/model.hpp"
 #include "src/synth/scene.hpp"
 #include "src/train/config.hpp"
 #include "src/train/data.hpp"
@@ -104,10 +104,7 @@ int profile_main(int argc, char** argv, const Comm& comm) {
   for (int i = 0; i <= repeat; ++i) {
     if (i == 1) model.reset_profile_times();  // after the warm-up (which folds the BatchNorms)
     const auto t0 = std::chrono::steady_clock::now();
-    if (auto* bevdet = dynamic_cast<Bevdet*>(&model))
-      bevdet->detect(batch);
-    else
-      dynamic_cast<Semseg&>(model).forward(batch, false);
+    model.predict(batch);
     if (i > 0) infer_s.push_back(seconds_since(t0));
   }
   const std::vector<LayerProfile> inference = model.profile();

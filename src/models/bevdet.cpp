@@ -500,4 +500,10 @@ std::vector<std::vector<Detection>> Bevdet::detect(const PointBatch& batch) {
   return decode();
 }
 
+std::vector<Prediction> Bevdet::predict(const PointBatch& batch) {
+  std::vector<Prediction> predictions;
+  for (std::vector<Detection>& frame : detect(batch)) predictions.push_back(Prediction{{}, std::move(frame)});
+  return predictions;
+}
+
 }  // namespace lt

@@ -76,12 +76,6 @@ struct BevdetInput : ModelInput {
   BevdetTargets targets;        // training only
 };
 
-struct Detection {
-  std::array<float, 7> box;  // x, y, z, dx, dy, dz, heading (LiDAR frame)
-  int label = 0;             // 1 Car, 2 Pedestrian, 3 Cyclist
-  float score = 0;
-};
-
 // Greedy NMS per class: boxes sorted by score; one overlapping a kept box of its class with BEV IoU
 // above `iou` is dropped. Returns the kept detections, by score.
 std::vector<Detection> rotated_nms(std::vector<Detection> detections, double iou);
@@ -90,6 +84,7 @@ class Bevdet : public Model {
  public:
   explicit Bevdet(const BevdetConfig& config);
   std::string name() const override { return "bevdet"; }
+  ModelOutput output() const override { return ModelOutput::boxes; }
   void init(uint64_t seed) override;
 
   static BevdetInput prepare(const BevdetConfig& config, const PointBatch& batch, bool with_targets);
@@ -117,6 +112,8 @@ class Bevdet : public Model {
                                                             int frames);
   // prepare + forward (eval mode) + decode.
   std::vector<std::vector<Detection>> detect(const PointBatch& batch);
+  std::vector<Prediction> predict(const PointBatch& batch) override;
+  std::array<double, 6> point_range() const override { return config_.point_range; }
 
   const BevdetConfig& config() const { return config_; }
   const std::vector<float>& heatmap_logits() const { return heatmap_; }

@@ -3,6 +3,7 @@
 // both implement it. A micro-batch's input is prepared from its frames on the loader thread (features,
 // BEV cell index, training targets), then forward computes the loss and keeps what backward needs;
 // backward walks the layers in reverse and reports, after each, which gradients are final.
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -37,6 +38,23 @@ struct ModelInput {
   double loss_weight = 0;
 };
 
+// An object a model found: a box in the LiDAR frame (z at its centre), its class and score.
+struct Detection {
+  std::array<float, 7> box;  // x, y, z, dx, dy, dz, heading (LiDAR frame)
+  int label = 0;             // 1 Car, 2 Pedestrian, 3 Cyclist
+  float score = 0;
+};
+
+// What a model predicts of a frame, which decides its outputs (a .label file or box texts and label_2)
+// and its evaluation (IoU over points or AP over boxes).
+enum class ModelOutput { point_labels, boxes };
+
+// One frame's prediction: a training id per point (point_labels) or its detections (boxes).
+struct Prediction {
+  std::vector<uint8_t> labels;
+  std::vector<Detection> detections;
+};
+
 // Per-layer figures for `lidartrain profile`.
 struct LayerProfile {
   std::string name;
@@ -62,6 +80,8 @@ class Model {
  public:
   virtual ~Model() = default;
   virtual std::string name() const = 0;
+  // What it predicts of a frame (src/models/registry.cpp lists it too).
+  virtual ModelOutput output() const = 0;
   virtual void init(uint64_t seed) = 0;
   // Depends on the config only (thread-safe): the loader calls it while the previous step computes.
   // with_targets: the training targets too (the batch must have labels or boxes).
@@ -75,6 +95,12 @@ class Model {
   virtual void backward() = 0;
   // SyncBN: every BN layer sums its statistics over ranks with `sum` (empty: per-rank statistics).
   virtual void set_sync_bn(const SumOverRanks& sum) = 0;
+  // Eval mode (infer, eval, profile's inference): the prediction of each frame of `batch`, in frame order
+  // (point labels in the frame's point order).
+  virtual std::vector<Prediction> predict(const PointBatch& batch) = 0;
+  // x0, y0, z0, x1, y1, z1: where the model sees; objects outside it are not counted against it (box
+  // evaluation) and a predictions file records it.
+  virtual std::array<double, 6> point_range() const = 0;
 
   // Where the layers run: the CPU (default) or a device backend (kernels/backend.hpp). On a backend without
   // host memory the model keeps device copies of the flat buffers: each forward uploads the parameters

@@ -17,8 +17,10 @@ struct ModelEntry {
   const char* summary;  // for --help and errors
   // The model a config describes, uninitialised (Model::init or a checkpoint fills its parameters).
   std::unique_ptr<Model> (*make)(const TrainConfig& config);
-  // What its training and evaluation datasets must hold.
-  bool needs_point_labels, needs_boxes;
+  // What it predicts of a frame; its datasets must hold the same (labels per point, or boxes).
+  ModelOutput output;
+  // Its rules for the config's keys beyond their types and ranges; InputError naming the key otherwise.
+  void (*check_config)(const TrainConfig& config);
 };
 
 // Every model, in the order --help lists them.
@@ -27,6 +29,10 @@ const std::vector<ModelEntry>& model_registry();
 const ModelEntry& model_entry(const std::string& name, const std::string& where);
 // "semseg | bevdet": the names, for help texts.
 std::string model_names();
+// "bevdet": the names of the models that predict `output`, joined by " or " (for errors).
+std::string model_names(ModelOutput output);
+// What `name` predicts; InputError naming `where` for an unknown model.
+ModelOutput model_output(const std::string& name, const std::string& where);
 
 // The model a config names, uninitialised.
 std::unique_ptr<Model> make_model(const TrainConfig& config);

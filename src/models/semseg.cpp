@@ -1,6 +1,8 @@
 #include "src/models/semseg.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <utility>
 
 #include "src/common/clock.hpp"
@@ -416,6 +418,60 @@ void Semseg::backward(const float* dlogits) {
   grads_ready(0);
   end_backward();
   (void)c;
+}
+
+namespace {
+
+constexpr int64_t kArgmaxBlock = 16;
+
+// labels[i] for the 16 points of z (16 · K logits): 16 independent select chains, one per point, over a
+// constant trip count, so the loop over the points vectorizes.
+void block_argmax(const float* z, uint8_t* labels) {
+  constexpr int K = kNumSemanticClasses;
+  float best[kArgmaxBlock];
+  uint8_t id[kArgmaxBlock];
+  for (int64_t i = 0; i < kArgmaxBlock; ++i) best[i] = z[i * K + 1], id[i] = 1;
+  for (int k = 2; k < K; ++k)
+    for (int64_t i = 0; i < kArgmaxBlock; ++i) {
+      const float v = z[i * K + k];
+      const bool greater = v > best[i];
+      best[i] = greater ? v : best[i];
+      id[i] = greater ? uint8_t(k) : id[i];
+    }
+  std::copy(id, id + kArgmaxBlock, labels);
+}
+
+}  // namespace
+
+std::vector<uint8_t> predict_labels(const std::vector<float>& logits, int64_t points) {
+  constexpr int K = kNumSemanticClasses;
+  std::vector<uint8_t> labels(static_cast<size_t>(points));
+  // Branch-free (a select per point and id: the branchy scan mispredicted about once a point and took
+  // 3.5 ms of a 120k-point frame's 80). Strictly greater: the first id wins ties, and a NaN never wins.
+  const int64_t full = points / kArgmaxBlock, rest = points - full * kArgmaxBlock;
+#pragma omp parallel for schedule(static)
+  for (int64_t block = 0; block < full; ++block)
+    block_argmax(&logits[size_t(block * kArgmaxBlock * K)], &labels[size_t(block * kArgmaxBlock)]);
+  if (rest > 0) {  // the last points through a padded copy
+    std::vector<float> z(size_t(kArgmaxBlock * K), 0.f);
+    std::copy(logits.begin() + full * kArgmaxBlock * K, logits.begin() + points * K, z.begin());
+    uint8_t id[kArgmaxBlock];
+    block_argmax(z.data(), id);
+    std::copy(id, id + rest, &labels[size_t(full * kArgmaxBlock)]);
+  }
+  return labels;
+}
+
+std::vector<Prediction> Semseg::predict(const PointBatch& batch) {
+  const std::vector<uint8_t> labels = predict_labels(forward(batch, false), batch.num_points());
+  std::vector<Prediction> predictions(size_t(batch.frames));
+  for (int64_t p = 0; p < batch.num_points(); ++p) predictions[size_t(batch.frame_of[size_t(p)])].labels.push_back(labels[size_t(p)]);
+  return predictions;
+}
+
+std::array<double, 6> Semseg::point_range() const {
+  const double r = config_.range_m, inf = std::numeric_limits<double>::infinity();
+  return {-r, -r, -inf, r, r, inf};
 }
 
 }  // namespace lt

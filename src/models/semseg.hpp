@@ -41,11 +41,20 @@ struct SemsegInput : ModelInput {
   std::vector<uint8_t> labels;  // (N), training only
 };
 
+// The training id of each point from (N, 20) logits: arg-max over ids 1..19 (0 is never predicted; the
+// first id wins ties, and a NaN never wins).
+std::vector<uint8_t> predict_labels(const std::vector<float>& logits, int64_t points);
+
 class Semseg : public Model {
  public:
   // class_weights: the cross-entropy weight per training id (empty: all 1).
   explicit Semseg(const SemsegConfig& config, std::vector<float> class_weights = {});
   std::string name() const override { return "semseg"; }
+  ModelOutput output() const override { return ModelOutput::point_labels; }
+  // Arg-max labels of forward(batch, false), split by frame.
+  std::vector<Prediction> predict(const PointBatch& batch) override;
+  // The BEV grid's square (z unbounded).
+  std::array<double, 6> point_range() const override;
   void init(uint64_t seed) override;
 
   static SemsegInput prepare(const SemsegConfig& config, const PointBatch& batch);

@@ -113,11 +113,6 @@ TrainConfig train_config_from(const po::variables_map& v) {
   c.semseg.point_channels = {point[0], point[1]};
   c.semseg.bev_channels = {bev[0], bev[1], bev[2]};
   c.semseg.head_channels = v["model.head_channels"].as<int>();
-  const int grid = c.semseg.grid_size();
-  require(c.model_name != "semseg" ||
-              (grid % 4 == 0 && std::abs(grid * c.semseg.voxel_size_m - 2 * c.semseg.range_m) < 1e-6),
-          "--model.range/--model.voxel_size: 2·range / voxel_size must be a whole multiple of 4 cells (got " +
-              std::to_string(2 * c.semseg.range_m / c.semseg.voxel_size_m) + ")");
   const auto range = parse_finite_doubles(v["model.point_range"].as<std::string>(), "model.point_range");
   require(range.size() == 6 && range[0] < range[3] && range[1] < range[4] && range[2] < range[5],
           "--model.point_range: expected x_min,y_min,z_min,x_max,y_max,z_max with each min below its max");
@@ -138,13 +133,6 @@ TrainConfig train_config_from(const po::variables_map& v) {
   c.bevdet.top_k = v["model.top_k"].as<int>();
   c.bevdet.score_threshold = v["model.score_threshold"].as<double>();
   c.bevdet.nms_iou = v["model.nms_iou"].as<double>();
-  if (c.model_name == "bevdet") {
-    const double nx = (range[3] - range[0]) / c.bevdet.pillar_m, ny = (range[4] - range[1]) / c.bevdet.pillar_m;
-    require(std::abs(nx - std::round(nx)) < 1e-6 && std::abs(ny - std::round(ny)) < 1e-6 &&
-                int(std::lround(nx)) % 8 == 0 && int(std::lround(ny)) % 8 == 0,
-            "--model.point_range/--model.pillar_size: the x and y extents must be whole multiples of 8 pillars (got " +
-                std::to_string(nx) + " × " + std::to_string(ny) + ")");
-  }
   c.steps = v["train.steps"].as<int64_t>();
   c.device = v["train.device"].as<std::string>();
   c.deterministic = v["train.deterministic"].as<bool>();
@@ -164,8 +152,6 @@ TrainConfig train_config_from(const po::variables_map& v) {
   c.schedule.warmup_fraction = warmup;
   c.grad_clip = v["train.grad_clip"].as<double>();
   c.class_weights = parse_non_negative_floats(v["train.class_weights"].as<std::string>(), "train.class_weights");
-  require(c.class_weights.empty() || c.model_name == "semseg",
-          "--train.class_weights: semseg only (bevdet's focal loss has no class weights)");
   require(
       c.class_weights.empty() || c.class_weights.size() == size_t(kNumSemanticClasses),
       "--train.class_weights: expected 20 values (one per training id), got " + std::to_string(c.class_weights.size()));
@@ -181,6 +167,7 @@ TrainConfig train_config_from(const po::variables_map& v) {
   c.log_every = v["log.every"].as<int64_t>();
   c.timeline = v["log.timeline"].as<std::string>();
   c.prom_file = v["log.prom_file"].as<std::string>();
+  model_entry(c.model_name, "model.name").check_config(c);  // the model's own rules for its keys
   return c;
 }
 

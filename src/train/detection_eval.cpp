@@ -180,10 +180,11 @@ void gather_detection_matches(DetectionMetrics& m, const Comm& comm) {
   m = std::move(merged);
 }
 
-DetectionMetrics evaluate_bevdet(Bevdet& model, const DatasetReader& reader, const Comm& comm,
-                                 const std::array<double, kDetectionClasses>& iou_thresholds) {
-  return evaluate_detections(reader, comm, iou_thresholds, model.config().point_range,
-                             [&](int64_t, const Frame& frame) { return model.detect(make_batch({frame})).front(); });
+DetectionMetrics evaluate_boxes(Model& model, const DatasetReader& reader, const Comm& comm,
+                                const std::array<double, kDetectionClasses>& iou_thresholds) {
+  return evaluate_detections(reader, comm, iou_thresholds, model.point_range(), [&](int64_t, const Frame& frame) {
+    return model.predict(make_batch({frame})).front().detections;
+  });
 }
 
 DetectionMetrics evaluate_detections(const DatasetReader& reader, const Comm& comm,

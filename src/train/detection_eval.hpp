@@ -19,7 +19,7 @@
 #include "io/dataset.hpp"
 #include "mpi/comm.hpp"
 #include "src/common/json.hpp"
-#include "src/models/bevdet.hpp"
+#include "src/models/bevdet.hpp"  // the box classes (kDetectionClasses)
 
 namespace lt {
 
@@ -58,10 +58,10 @@ void finish_detection_metrics(DetectionMetrics& metrics);
 // The matches of every rank, on rank 0 (concatenated in rank order), and the frame count.
 void gather_detection_matches(DetectionMetrics& metrics, const Comm& comm);
 
-// Runs `model` on every frame of `reader` (split over ranks) and computes the metrics on rank 0. Ground
-// truth: the frame's boxes whose centre lies in the model's point range.
-DetectionMetrics evaluate_bevdet(Bevdet& model, const DatasetReader& reader, const Comm& comm,
-                                 const std::array<double, kDetectionClasses>& iou_thresholds = kBevIouThresholds);
+// Runs `model` (one that predicts boxes) on every frame of `reader` (split over ranks) and computes the
+// metrics on rank 0. Ground truth: the frame's boxes whose centre lies in the model's point range.
+DetectionMetrics evaluate_boxes(Model& model, const DatasetReader& reader, const Comm& comm,
+                                const std::array<double, kDetectionClasses>& iou_thresholds = kBevIouThresholds);
 // The same with the detections of each frame from `detect(frame index, frame)` and the ground truth in
 // `point_range` (x0, y0, z0, x1, y1, z1: the model's): frames split over ranks as above.
 DetectionMetrics evaluate_detections(const DatasetReader& reader, const Comm& comm,

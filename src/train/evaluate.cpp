@@ -40,49 +40,7 @@ SegmentationMetrics metrics_from_confusion(std::vector<int64_t> confusion, int64
   return m;
 }
 
-namespace {
-
-constexpr int64_t kArgmaxBlock = 16;
-
-// labels[i] for the 16 points of z (16 · K logits): 16 independent select chains, one per point, over a
-// constant trip count, so the loop over the points vectorizes.
-void block_argmax(const float* z, uint8_t* labels) {
-  constexpr int K = kNumSemanticClasses;
-  float best[kArgmaxBlock];
-  uint8_t id[kArgmaxBlock];
-  for (int64_t i = 0; i < kArgmaxBlock; ++i) best[i] = z[i * K + 1], id[i] = 1;
-  for (int k = 2; k < K; ++k)
-    for (int64_t i = 0; i < kArgmaxBlock; ++i) {
-      const float v = z[i * K + k];
-      const bool greater = v > best[i];
-      best[i] = greater ? v : best[i];
-      id[i] = greater ? uint8_t(k) : id[i];
-    }
-  std::copy(id, id + kArgmaxBlock, labels);
-}
-
-}  // namespace
-
-std::vector<uint8_t> predict_labels(const std::vector<float>& logits, int64_t points) {
-  constexpr int K = kNumSemanticClasses;
-  std::vector<uint8_t> labels(static_cast<size_t>(points));
-  // Branch-free (a select per point and id: the branchy scan mispredicted about once a point and took
-  // 3.5 ms of a 120k-point frame's 80). Strictly greater: the first id wins ties, and a NaN never wins.
-  const int64_t full = points / kArgmaxBlock, rest = points - full * kArgmaxBlock;
-#pragma omp parallel for schedule(static)
-  for (int64_t block = 0; block < full; ++block)
-    block_argmax(&logits[size_t(block * kArgmaxBlock * K)], &labels[size_t(block * kArgmaxBlock)]);
-  if (rest > 0) {  // the last points through a padded copy
-    std::vector<float> z(size_t(kArgmaxBlock * K), 0.f);
-    std::copy(logits.begin() + full * kArgmaxBlock * K, logits.begin() + points * K, z.begin());
-    uint8_t id[kArgmaxBlock];
-    block_argmax(z.data(), id);
-    std::copy(id, id + rest, &labels[size_t(full * kArgmaxBlock)]);
-  }
-  return labels;
-}
-
-SegmentationMetrics evaluate_semseg(Semseg& model, const DatasetReader& reader, const Comm& comm) {
+SegmentationMetrics evaluate_point_labels(Model& model, const DatasetReader& reader, const Comm& comm) {
   constexpr int K = kNumSemanticClasses;
   require(reader.kind().has_labels, reader.shard_paths().front() + ": dataset has no point labels to evaluate against");
   std::vector<int64_t> confusion(K * K, 0);
@@ -91,7 +49,7 @@ SegmentationMetrics evaluate_semseg(Semseg& model, const DatasetReader& reader, 
     for (int64_t f = comm.rank(); f < reader.num_frames(); f += comm.size()) {
       const Frame frame = reader.read(f);
       const PointBatch batch = make_batch({frame});
-      const std::vector<uint8_t> predicted = predict_labels(model.forward(batch, false), batch.num_points());
+      const std::vector<uint8_t> predicted = model.predict(batch).front().labels;
       for (int64_t p = 0; p < batch.num_points(); ++p) confusion[batch.labels[p] * K + predicted[p]] += 1;
       ++frames;
     }
@@ -173,7 +131,7 @@ std::string evaluate_predictions(const PredictionsReader& predictions, const std
     require(predictions.id(f) == reader.frame_id(f), where + ": frame " + std::to_string(f) + " is " +
                                                          predictions.id(f) + " there and " + reader.frame_id(f) +
                                                          " in the dataset");
-    require(header.model != "semseg" || predictions.count(f) == reader.points_per_frame()[size_t(f)],
+    require(!header.point_labels || predictions.count(f) == reader.points_per_frame()[size_t(f)],
             where + ": frame " + reader.frame_id(f) + ": " + std::to_string(predictions.count(f)) + " labels for " +
                 std::to_string(reader.points_per_frame()[size_t(f)]) + " points");
   }
@@ -181,7 +139,7 @@ std::string evaluate_predictions(const PredictionsReader& predictions, const std
                                                                " predictions for " +
                                                                std::to_string(reader.num_frames()) + " frames");
   json.key("model").value(header.model).key("checkpoint_identity").value(header.checkpoint_identity);
-  if (header.model == "semseg") {
+  if (header.point_labels) {
     constexpr int K = kNumSemanticClasses;
     require(reader.kind().has_labels, data + ": dataset has no point labels to evaluate against");
     std::vector<int64_t> confusion(K * K, 0);
@@ -209,14 +167,14 @@ std::string evaluate_predictions(const PredictionsReader& predictions, const std
 
 std::string evaluate_model(Model& model, const DatasetReader& reader, const Comm& comm, JsonWriter& json,
                            const std::vector<double>& iou_thresholds) {
-  if (auto* semseg = dynamic_cast<Semseg*>(&model)) {
-    const SegmentationMetrics m = evaluate_semseg(*semseg, reader, comm);
+  if (model.output() == ModelOutput::point_labels) {
+    const SegmentationMetrics m = evaluate_point_labels(model, reader, comm);
     write_metrics(json, m);
     return iou_table(m);
   }
   std::array<double, kDetectionClasses> thresholds = kBevIouThresholds;
   if (!iou_thresholds.empty()) std::copy(iou_thresholds.begin(), iou_thresholds.end(), thresholds.begin());
-  const DetectionMetrics m = evaluate_bevdet(dynamic_cast<Bevdet&>(model), reader, comm, thresholds);
+  const DetectionMetrics m = evaluate_boxes(model, reader, comm, thresholds);
   write_metrics(json, m);
   return detection_table(m);
 }

@@ -6,12 +6,11 @@
 #include <vector>
 
 #include "io/dataset.hpp"
+#include "io/label_map.hpp"
 #include "io/predictions.hpp"
 #include "mpi/comm.hpp"
 #include "src/common/json.hpp"
-#include "src/models/bevdet.hpp"
 #include "src/models/model.hpp"
-#include "src/models/semseg.hpp"
 
 namespace lt {
 
@@ -25,10 +24,9 @@ struct SegmentationMetrics {
 };
 
 SegmentationMetrics metrics_from_confusion(std::vector<int64_t> confusion, int64_t frames);
-// The training id of each point: arg-max over ids 1..19 (0 is never predicted).
-std::vector<uint8_t> predict_labels(const std::vector<float>& logits, int64_t points);
-// Runs `model` in eval mode on every frame of `reader` (split over ranks) and reduces the confusion.
-SegmentationMetrics evaluate_semseg(Semseg& model, const DatasetReader& reader, const Comm& comm);
+// Runs `model` (one that predicts point labels) in eval mode on every frame of `reader` (split over ranks)
+// and reduces the confusion.
+SegmentationMetrics evaluate_point_labels(Model& model, const DatasetReader& reader, const Comm& comm);
 std::string iou_table(const SegmentationMetrics& metrics);
 void write_metrics(JsonWriter& json, const SegmentationMetrics& metrics);
 

@@ -182,9 +182,9 @@ class Trainer {
     run_agreed(comm_, [&] {
       reader_.emplace(c_.train_data);
       const ModelEntry& entry = model_entry(c_.model_name, "model.name");
-      require(!entry.needs_point_labels || reader_->kind().has_labels,
+      require(entry.output != ModelOutput::point_labels || reader_->kind().has_labels,
               c_.train_data + ": dataset has no point labels to train " + entry.name + " on");
-      require(!entry.needs_boxes || reader_->kind().has_boxes,
+      require(entry.output != ModelOutput::boxes || reader_->kind().has_boxes,
               c_.train_data + ": dataset has no boxes to train " + entry.name + " on");
     });
     run_agreed(comm_, [&] { require_same_dataset(comm_, *reader_, c_.train_data); });
