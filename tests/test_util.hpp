@@ -44,14 +44,18 @@ inline std::vector<char> read_bytes(const std::string& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-// The InputError message `f` throws, or "" when it throws none.
-inline std::string input_error_of(const std::function<void()>& f) {
+// The message of the `Error` that `f` throws, or "" when it throws none.
+template <class Error>
+std::string error_of(const std::function<void()>& f) {
   try {
     f();
-  } catch (const InputError& e) {
+  } catch (const Error& e) {
     return e.what();
   }
   return "";
+}
+inline std::string input_error_of(const std::function<void()>& f) {
+  return error_of<InputError>(f);
 }
 
 }  // namespace lt::testing

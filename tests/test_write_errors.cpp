@@ -31,14 +31,9 @@ std::string on_full_disk(const std::string& dir, const std::string& name) {
   return path;
 }
 
-// The WriteError `f` throws ("" when it throws none, or another error).
+// The WriteError `f` throws ("" when it throws none).
 std::string write_error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const WriteError& e) {
-    return e.what();
-  }
-  return "";
+  return testing::error_of<WriteError>(f);
 }
 
 TEST(WriteErrors, ACheckpointOnAFullDiskNamesItsFileAndLeavesNothingOpen) {
