@@ -152,6 +152,7 @@ TrainConfig train_config_from(const po::variables_map& v) {
   c.schedule.warmup_fraction = warmup;
   c.grad_clip = v["train.grad_clip"].as<double>();
   c.class_weights = parse_non_negative_floats(v["train.class_weights"].as<std::string>(), "train.class_weights");
+  model_entry(c.model_name, "model.name").check_config(c);  // the model's own rules for its keys
   require(
       c.class_weights.empty() || c.class_weights.size() == size_t(kNumSemanticClasses),
       "--train.class_weights: expected 20 values (one per training id), got " + std::to_string(c.class_weights.size()));
@@ -167,7 +168,6 @@ TrainConfig train_config_from(const po::variables_map& v) {
   c.log_every = v["log.every"].as<int64_t>();
   c.timeline = v["log.timeline"].as<std::string>();
   c.prom_file = v["log.prom_file"].as<std::string>();
-  model_entry(c.model_name, "model.name").check_config(c);  // the model's own rules for its keys
   return c;
 }
 
