@@ -56,7 +56,7 @@ void write_checkpoint(const std::string& path, const CheckpointMeta& meta, const
                                  const std::string& where) {
     for (const TensorView& view : store.views())
       h5::write_array(group, view.name, H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, dims_of(view), dims_of(view)[0],
-            values.data() + view.offset, where);
+                      values.data() + view.offset, where);
   };
   const auto fill = [&](hid_t f, const std::string& where) {
     h5::write_attr_string(f, "schema", kSchema, where);
@@ -88,23 +88,23 @@ void write_checkpoint(const std::string& path, const CheckpointMeta& meta, const
         h5::Handle group = create_group(optimizer.get(), view.name, where);
         for (const auto& [name, values] : optimizer_state)
           h5::write_array(group.get(), name, H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, dims_of(view), dims_of(view)[0],
-                values->data() + view.offset, where);
+                          values->data() + view.offset, where);
       }
     }
     h5::Handle state_group = create_group(f, "state", where);
     const int64_t position[3] = {state.step, state.samples_seen, state.global_batch};
     h5::write_array(state_group.get(), "position", H5T_NATIVE_INT64, H5T_STD_I64LE, {3}, 3, position, where);
     require(state.cost_model_sums.size() == 5 && state.cost_model_history.size() % 3 == 0, where + ": bad state");
-    h5::write_array(state_group.get(), "cost_model_sums", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, {5}, 5, state.cost_model_sums.data(),
-          where);
+    h5::write_array(state_group.get(), "cost_model_sums", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, {5}, 5,
+                    state.cost_model_sums.data(), where);
     h5::write_array(state_group.get(), "cost_model_history", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE,
-          {hsize_t(state.cost_model_history.size() / 3), 3}, 64, state.cost_model_history.data(), where);
+                    {hsize_t(state.cost_model_history.size() / 3), 3}, 64, state.cost_model_history.data(), where);
   };
   // The raw bytes, and a few KB of metadata per tensor.
   const size_t tensors = params.views().size() * (1 + optimizer_state.size()) + buffers.views().size();
   const size_t expected_bytes =
-      sizeof(float) * (size_t(params.size()) * (1 + optimizer_state.size()) + size_t(buffers.size())) +
-      4096 * tensors + meta.config.size() + meta.provenance.size();
+      sizeof(float) * (size_t(params.size()) * (1 + optimizer_state.size()) + size_t(buffers.size())) + 4096 * tensors +
+      meta.config.size() + meta.provenance.size();
   // Every rank holds the same parameters and state: rank 0 writes the file and every rank learns the
   // outcome (a WriteError on each of them when it failed), so none is left waiting in a collective.
   if (comm)

@@ -109,38 +109,43 @@ void write_shard(const std::string& path, const std::vector<Frame>& frames, cons
     calib.insert(calib.end(), frame.calib.begin(), frame.calib.end());
   }
 
-  h5::create_file_atomically(path, [&](hid_t f, const std::string& where) {
-    const hsize_t num_points = hsize_t(point_offsets.back()), num_boxes = hsize_t(box_offsets.back());
-    const hsize_t num_offsets = frames.size() + 1;
-    h5::write_attr_string(f, "schema", kSchema, where);
-    h5::write_attr_int(f, "version", kVersion, where);
-    h5::write_attr_string(f, "source", source, where);
-    h5::write_attr_int(f, "frames", int64_t(frames.size()), where);
-    h5::write_attr_strings(f, "class_names", {kSemanticClassNames.begin(), kSemanticClassNames.end()}, where);
-    h5::write_attr_strings(f, "box_class_names", {kBoxClassNames.begin(), kBoxClassNames.end()}, where);
-    h5::write_array(f, "points", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, {num_points, 4}, kPointChunkRows, points.data(),
-                    where);
-    h5::write_array(f, "point_offsets", H5T_NATIVE_INT64, H5T_STD_I64LE, {num_offsets}, kSmallChunkRows,
-                    point_offsets.data(), where);
-    if (kind.has_labels) {
-      h5::write_array(f, "labels", H5T_NATIVE_UINT8, H5T_STD_U8LE, {num_points}, kLabelChunkRows, labels.data(), where);
-    }
-    if (kind.has_boxes) {
-      h5::write_array(f, "boxes", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, {num_boxes, 7}, kSmallChunkRows, boxes.data(), where);
-      h5::write_array(f, "box_labels", H5T_NATIVE_UINT8, H5T_STD_U8LE, {num_boxes}, kSmallChunkRows, box_labels.data(),
-                      where);
-      h5::write_array(f, "box_offsets", H5T_NATIVE_INT64, H5T_STD_I64LE, {num_offsets}, kSmallChunkRows,
-                      box_offsets.data(), where);
-    }
-    if (kind.has_calib) {
-      h5::write_array(f, "calib", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, {hsize_t(frames.size()), kCalibValues},
-                      kSmallChunkRows, calib.data(), where);
-    }
-    h5::write_strings(f, "frame_ids", ids, where);
-    h5::write_array(f, "cost", H5T_NATIVE_INT64, H5T_STD_I64LE, {hsize_t(frames.size())}, kSmallChunkRows, costs.data(),
-                    where);
-  }, /*expected_bytes=*/sizeof(float) * (points.size() + boxes.size()) + labels.size() + box_labels.size() +
-                              sizeof(double) * calib.size() + 64 * ids.size() + (256 << 10));
+  h5::create_file_atomically(
+      path,
+      [&](hid_t f, const std::string& where) {
+        const hsize_t num_points = hsize_t(point_offsets.back()), num_boxes = hsize_t(box_offsets.back());
+        const hsize_t num_offsets = frames.size() + 1;
+        h5::write_attr_string(f, "schema", kSchema, where);
+        h5::write_attr_int(f, "version", kVersion, where);
+        h5::write_attr_string(f, "source", source, where);
+        h5::write_attr_int(f, "frames", int64_t(frames.size()), where);
+        h5::write_attr_strings(f, "class_names", {kSemanticClassNames.begin(), kSemanticClassNames.end()}, where);
+        h5::write_attr_strings(f, "box_class_names", {kBoxClassNames.begin(), kBoxClassNames.end()}, where);
+        h5::write_array(f, "points", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, {num_points, 4}, kPointChunkRows, points.data(),
+                        where);
+        h5::write_array(f, "point_offsets", H5T_NATIVE_INT64, H5T_STD_I64LE, {num_offsets}, kSmallChunkRows,
+                        point_offsets.data(), where);
+        if (kind.has_labels) {
+          h5::write_array(f, "labels", H5T_NATIVE_UINT8, H5T_STD_U8LE, {num_points}, kLabelChunkRows, labels.data(),
+                          where);
+        }
+        if (kind.has_boxes) {
+          h5::write_array(f, "boxes", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, {num_boxes, 7}, kSmallChunkRows, boxes.data(),
+                          where);
+          h5::write_array(f, "box_labels", H5T_NATIVE_UINT8, H5T_STD_U8LE, {num_boxes}, kSmallChunkRows,
+                          box_labels.data(), where);
+          h5::write_array(f, "box_offsets", H5T_NATIVE_INT64, H5T_STD_I64LE, {num_offsets}, kSmallChunkRows,
+                          box_offsets.data(), where);
+        }
+        if (kind.has_calib) {
+          h5::write_array(f, "calib", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, {hsize_t(frames.size()), kCalibValues},
+                          kSmallChunkRows, calib.data(), where);
+        }
+        h5::write_strings(f, "frame_ids", ids, where);
+        h5::write_array(f, "cost", H5T_NATIVE_INT64, H5T_STD_I64LE, {hsize_t(frames.size())}, kSmallChunkRows,
+                        costs.data(), where);
+      },
+      /*expected_bytes=*/sizeof(float) * (points.size() + boxes.size()) + labels.size() + box_labels.size() +
+          sizeof(double) * calib.size() + 64 * ids.size() + (256 << 10));
 }
 
 // ---- reading -----------------------------------------------------------------------------------

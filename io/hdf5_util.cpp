@@ -126,7 +126,7 @@ MemoryFile::MemoryFile(size_t expected_bytes) : image_(std::make_unique<Image>()
   Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
   check(H5Pset_fapl_core(fapl.get(), increment, /*backing_store=*/false), "(memory)", "cannot set the core driver");
   check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V110, H5F_LIBVER_V110), "(memory)", "cannot set the file format");
-  H5FD_file_image_callbacks_t callbacks = {Image::allocate, Image::copy,  Image::reallocate, Image::release,
+  H5FD_file_image_callbacks_t callbacks = {Image::allocate, Image::copy,    Image::reallocate, Image::release,
                                            Image::share,    Image::unshare, image_.get()};
   check(H5Pset_file_image_callbacks(fapl.get(), &callbacks), "(memory)", "cannot set the file image callbacks");
   // A name of its own: the core driver takes two files of one name for the same file.

@@ -172,7 +172,8 @@ PredictionsReader::PredictionsReader(const std::string& dir) : impl_(std::make_u
     // Point labels or boxes: the file says which by the offsets it holds (exactly one of them).
     h.point_labels = h5::has_link(f, "point_offsets");
     require(h.point_labels != h5::has_link(f, "box_offsets"),
-            path + ": holds " + (h.point_labels ? "both /point_offsets and /box_offsets" : "neither /point_offsets nor /box_offsets"));
+            path + ": holds " +
+                (h.point_labels ? "both /point_offsets and /box_offsets" : "neither /point_offsets nor /box_offsets"));
     const int64_t frames = h5::read_attr_int(f, "frames", path);
     require(frames >= 0, path + ": negative frame count");
     const std::vector<int64_t> index = read_int64s(f, "frame_index", hsize_t(frames), path);

@@ -13,7 +13,8 @@
 // Frame f (row f of the index) owns rows [offsets[f], offsets[f+1]) of its per-point or per-box arrays.
 // A writer appends frames to the file in memory (chunked, Fletcher32) and writes it whole when it commits,
 // through `path.tmp` and a rename (io/hdf5_util.hpp): a file at `path` is whole. The memory it holds is
-// the file's size: one byte per point for semseg, 36 per box for bevdet. Readers check everything they read: schema, shapes, offsets, ids and values.
+// the file's size: one byte per point for semseg, 36 per box for bevdet. Readers check everything they read: schema,
+// shapes, offsets, ids and values.
 #include <array>
 #include <cstdint>
 #include <map>

@@ -1,6 +1,4 @@
 // The CPU's batchnorm ops (kernels/cpu/ops.hpp; the CUDA side: kernels/cuda/batchnorm.cu).
-#include "kernels/cpu/ops.hpp"
-
 #include <omp.h>
 
 #include <Eigen/Dense>
@@ -12,6 +10,7 @@
 #include <vector>
 
 #include "kernels/common/elementwise.hpp"
+#include "kernels/cpu/ops.hpp"
 #include "kernels/cpu/ops_common.hpp"
 
 namespace lt::ops {
@@ -160,14 +159,17 @@ void batchnorm_relu_backward_apply(const T* x, const T* dy, const T* mean, const
 
 // ---- instantiations -------------------------------------------------------------------------
 
-#define LT_INSTANTIATE(T) \
+#define LT_INSTANTIATE(T)                                                                                             \
   template void batchnorm_relu_apply<T>(const T*, const T*, const T*, const T*, const T*, T*, const BatchNormShape&); \
-  template void batchnorm_relu_backward_sums<T>(const T*, const T*, const T*, const T*, const T*, const T*, const BatchNormShape&, double*); \
-  template void batchnorm_relu_backward_apply<T>(const T*, const T*, const T*, const T*, const T*, const T*, const double*, double, T*, T*, T*, const BatchNormShape&); \
-  template void batchnorm_sums<T>(const T*, const BatchNormShape&, double*); \
-  template void batchnorm_apply<T>(const T*, const T*, const T*, const T*, const T*, T*, const BatchNormShape&); \
-  template void batchnorm_backward_sums<T>(const T*, const T*, const T*, const T*, const BatchNormShape&, double*); \
-  template void batchnorm_backward_apply<T>(const T*, const T*, const T*, const T*, const T*, const double*, double, T*, T*, T*, const BatchNormShape&);
+  template void batchnorm_relu_backward_sums<T>(const T*, const T*, const T*, const T*, const T*, const T*,           \
+                                                const BatchNormShape&, double*);                                      \
+  template void batchnorm_relu_backward_apply<T>(const T*, const T*, const T*, const T*, const T*, const T*,          \
+                                                 const double*, double, T*, T*, T*, const BatchNormShape&);           \
+  template void batchnorm_sums<T>(const T*, const BatchNormShape&, double*);                                          \
+  template void batchnorm_apply<T>(const T*, const T*, const T*, const T*, const T*, T*, const BatchNormShape&);      \
+  template void batchnorm_backward_sums<T>(const T*, const T*, const T*, const T*, const BatchNormShape&, double*);   \
+  template void batchnorm_backward_apply<T>(const T*, const T*, const T*, const T*, const T*, const double*, double,  \
+                                            T*, T*, T*, const BatchNormShape&);
 
 LT_INSTANTIATE(float)
 LT_INSTANTIATE(double)

@@ -1,6 +1,4 @@
 // The CPU's conv ops (kernels/cpu/ops.hpp; the CUDA side: kernels/cuda/conv.cu).
-#include "kernels/cpu/ops.hpp"
-
 #include <omp.h>
 
 #include <Eigen/Dense>
@@ -12,6 +10,7 @@
 #include <vector>
 
 #include "kernels/common/elementwise.hpp"
+#include "kernels/cpu/ops.hpp"
 #include "kernels/cpu/ops_common.hpp"
 
 namespace lt::ops {
@@ -551,15 +550,18 @@ void conv2d_relu_at_cells(const T* x, const T* weight, const T* bias, const Conv
 
 // ---- instantiations -------------------------------------------------------------------------
 
-#define LT_INSTANTIATE(T) \
-  template void conv2d_forward<T>(const T*, const T*, const T*, T*, const Conv2dShape&, std::vector<T>&); \
-  template void conv2d_forward_im2col<T>(const T*, const T*, const T*, T*, const Conv2dShape&, std::vector<T>&); \
-  template void conv2d_relu_forward<T>(const T*, const T*, const T*, T*, const Conv2dShape&, std::vector<T>&); \
-  template void conv_transpose_relu_forward<T>(const T*, const T*, const T*, T*, const ConvTransposeShape&, std::vector<T>&); \
+#define LT_INSTANTIATE(T)                                                                                            \
+  template void conv2d_forward<T>(const T*, const T*, const T*, T*, const Conv2dShape&, std::vector<T>&);            \
+  template void conv2d_forward_im2col<T>(const T*, const T*, const T*, T*, const Conv2dShape&, std::vector<T>&);     \
+  template void conv2d_relu_forward<T>(const T*, const T*, const T*, T*, const Conv2dShape&, std::vector<T>&);       \
+  template void conv_transpose_relu_forward<T>(const T*, const T*, const T*, T*, const ConvTransposeShape&,          \
+                                               std::vector<T>&);                                                     \
   template void conv2d_relu_at_cells<T>(const T*, const T*, const T*, const Conv2dShape&, const CellIndexView&, T*); \
-  template void conv2d_backward<T>(const T*, const T*, const T*, T*, T*, T*, const Conv2dShape&, std::vector<T>&); \
-  template void conv_transpose_forward<T>(const T*, const T*, const T*, T*, const ConvTransposeShape&, std::vector<T>&); \
-  template void conv_transpose_backward<T>(const T*, const T*, const T*, T*, T*, T*, const ConvTransposeShape&, std::vector<T>&);
+  template void conv2d_backward<T>(const T*, const T*, const T*, T*, T*, T*, const Conv2dShape&, std::vector<T>&);   \
+  template void conv_transpose_forward<T>(const T*, const T*, const T*, T*, const ConvTransposeShape&,               \
+                                          std::vector<T>&);                                                          \
+  template void conv_transpose_backward<T>(const T*, const T*, const T*, T*, T*, T*, const ConvTransposeShape&,      \
+                                           std::vector<T>&);
 
 LT_INSTANTIATE(float)
 LT_INSTANTIATE(double)

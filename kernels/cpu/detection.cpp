@@ -1,6 +1,4 @@
 // The CPU's detection ops (kernels/cpu/ops.hpp; the CUDA side: kernels/cuda/detection.cu).
-#include "kernels/cpu/ops.hpp"
-
 #include <omp.h>
 
 #include <Eigen/Dense>
@@ -12,12 +10,12 @@
 #include <vector>
 
 #include "kernels/common/elementwise.hpp"
+#include "kernels/cpu/ops.hpp"
 #include "kernels/cpu/ops_common.hpp"
 
 namespace lt::ops {
 
 // ---- detection (CenterPoint) ---------------------------------------------------------------------
-
 
 template <class T>
 void gather_positions_forward(const T* maps, const int64_t* positions, int64_t k, int channels, int64_t plane,
@@ -36,7 +34,6 @@ void gather_positions_backward(const T* drows, const int64_t* positions, int64_t
     for (int c = 0; c < channels; ++c) dmaps[(b * channels + c) * plane + hw] += drows[r * channels + c];
   }
 }
-
 
 template <class T>
 void max_pool3x3(const T* x, T* y, int64_t maps, int height, int width) {
@@ -59,8 +56,8 @@ void max_pool3x3(const T* x, T* y, int64_t maps, int height, int width) {
 
 // ---- instantiations -------------------------------------------------------------------------
 
-#define LT_INSTANTIATE(T) \
-  template void gather_positions_forward<T>(const T*, const int64_t*, int64_t, int, int64_t, T*); \
+#define LT_INSTANTIATE(T)                                                                          \
+  template void gather_positions_forward<T>(const T*, const int64_t*, int64_t, int, int64_t, T*);  \
   template void gather_positions_backward<T>(const T*, const int64_t*, int64_t, int, int64_t, T*); \
   template void max_pool3x3<T>(const T*, T*, int64_t, int, int);
 

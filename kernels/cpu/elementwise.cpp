@@ -1,5 +1,5 @@
 // The CPU's elementwise ops (kernels/cpu/ops.hpp; the CUDA side: kernels/cuda/elementwise.cu).
-#include "kernels/cpu/ops.hpp"
+#include "kernels/common/elementwise.hpp"
 
 #include <omp.h>
 
@@ -11,7 +11,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "kernels/common/elementwise.hpp"
+#include "kernels/cpu/ops.hpp"
 #include "kernels/cpu/ops_common.hpp"
 
 namespace lt::ops {
@@ -50,9 +50,9 @@ void split_channels(const T* in, int ca, int cb, int64_t outer, int64_t inner, T
 
 // ---- instantiations -------------------------------------------------------------------------
 
-#define LT_INSTANTIATE(T) \
-  template void relu_forward<T>(const T*, T*, int64_t); \
-  template void relu_backward<T>(const T*, const T*, T*, int64_t); \
+#define LT_INSTANTIATE(T)                                                               \
+  template void relu_forward<T>(const T*, T*, int64_t);                                 \
+  template void relu_backward<T>(const T*, const T*, T*, int64_t);                      \
   template void concat_channels<T>(const T*, int, const T*, int, int64_t, int64_t, T*); \
   template void split_channels<T>(const T*, int, int, int64_t, int64_t, T*, T*);
 

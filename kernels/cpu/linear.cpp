@@ -1,6 +1,4 @@
 // The CPU's linear ops (kernels/cpu/ops.hpp; the CUDA side: kernels/cuda/linear.cu).
-#include "kernels/cpu/ops.hpp"
-
 #include <omp.h>
 
 #include <Eigen/Dense>
@@ -12,6 +10,7 @@
 #include <vector>
 
 #include "kernels/common/elementwise.hpp"
+#include "kernels/cpu/ops.hpp"
 #include "kernels/cpu/ops_common.hpp"
 #include "kernels/cpu/skinny.hpp"
 
@@ -81,8 +80,8 @@ void linear_relu_forward(const T* x, const T* weight, const T* bias, T* y, int64
 
 // ---- instantiations -------------------------------------------------------------------------
 
-#define LT_INSTANTIATE(T) \
-  template void linear_forward<T>(const T*, const T*, const T*, T*, int64_t, int, int); \
+#define LT_INSTANTIATE(T)                                                                        \
+  template void linear_forward<T>(const T*, const T*, const T*, T*, int64_t, int, int);          \
   template void linear_backward<T>(const T*, const T*, const T*, T*, T*, T*, int64_t, int, int); \
   template void linear_relu_forward<T>(const T*, const T*, const T*, T*, int64_t, int, int);
 

@@ -1,6 +1,4 @@
 // The CPU's losses ops (kernels/cpu/ops.hpp; the CUDA side: kernels/cuda/losses.cu).
-#include "kernels/cpu/ops.hpp"
-
 #include <omp.h>
 
 #include <Eigen/Dense>
@@ -12,6 +10,7 @@
 #include <vector>
 
 #include "kernels/common/elementwise.hpp"
+#include "kernels/cpu/ops.hpp"
 #include "kernels/cpu/ops_common.hpp"
 
 namespace lt::ops {
@@ -97,9 +96,9 @@ double l1_loss(const T* pred, const T* target, int64_t rows, int channels, T* dp
 
 // ---- instantiations -------------------------------------------------------------------------
 
-#define LT_INSTANTIATE(T) \
+#define LT_INSTANTIATE(T)                                                                      \
   template double cross_entropy<T>(const T*, const uint8_t*, int64_t, int, const T*, int, T*); \
-  template double focal_loss<T>(const T*, const T*, int64_t, T*); \
+  template double focal_loss<T>(const T*, const T*, int64_t, T*);                              \
   template double l1_loss<T>(const T*, const T*, int64_t, int, T*);
 
 LT_INSTANTIATE(float)

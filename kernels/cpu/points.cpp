@@ -1,5 +1,4 @@
 // The CPU's points ops (kernels/cpu/ops.hpp; the CUDA side: kernels/cuda/points.cu).
-#include "kernels/cpu/ops.hpp"
 #include "kernels/cpu/points.hpp"
 
 #include <omp.h>
@@ -14,6 +13,7 @@
 
 #include "kernels/common/elementwise.hpp"
 #include "kernels/common/points.hpp"
+#include "kernels/cpu/ops.hpp"
 #include "kernels/cpu/ops_common.hpp"
 #include "kernels/cpu/skinny.hpp"
 
@@ -328,14 +328,16 @@ void devoxelize_head_forward(const T* cell_features, const CellIndexView& index,
 
 // ---- instantiations -------------------------------------------------------------------------
 
-#define LT_INSTANTIATE(T) \
-  template void devoxelize_head_forward<T>(const T*, const CellIndexView&, const T*, const T*, const T*, const T*, const T*, const PointHeadShape&, T*); \
-  template void voxelize_max_forward<T>(const T*, const CellIndexView&, int, int64_t, T*, int64_t*); \
-  template void voxelize_max_backward<T>(const T*, const CellIndexView&, const int64_t*, int, int64_t, T*); \
-  template void linear_relu_voxelize_max_forward<T>(const T*, const T*, const T*, T*, int64_t, int, int, const CellIndexView&, int64_t, T*); \
-  template void scatter_mean_forward<T>(const T*, const CellIndexView&, int, T*); \
-  template void scatter_mean_backward<T>(const T*, const CellIndexView&, int, T*); \
-  template void devoxelize_forward<T>(const T*, const CellIndexView&, int, int64_t, T*); \
+#define LT_INSTANTIATE(T)                                                                                          \
+  template void devoxelize_head_forward<T>(const T*, const CellIndexView&, const T*, const T*, const T*, const T*, \
+                                           const T*, const PointHeadShape&, T*);                                   \
+  template void voxelize_max_forward<T>(const T*, const CellIndexView&, int, int64_t, T*, int64_t*);               \
+  template void voxelize_max_backward<T>(const T*, const CellIndexView&, const int64_t*, int, int64_t, T*);        \
+  template void linear_relu_voxelize_max_forward<T>(const T*, const T*, const T*, T*, int64_t, int, int,           \
+                                                    const CellIndexView&, int64_t, T*);                            \
+  template void scatter_mean_forward<T>(const T*, const CellIndexView&, int, T*);                                  \
+  template void scatter_mean_backward<T>(const T*, const CellIndexView&, int, T*);                                 \
+  template void devoxelize_forward<T>(const T*, const CellIndexView&, int, int64_t, T*);                           \
   template void devoxelize_backward<T>(const T*, const CellIndexView&, int, int64_t, T*);
 
 LT_INSTANTIATE(float)

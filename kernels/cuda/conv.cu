@@ -1,6 +1,6 @@
-// conv2d and conv-transpose on the GPU (kernels/cpu/conv.cpp is the CPU side; linear: linear.cu): convolutions through cuDNN where the build has it
-// (cudnn_conv.cu), else, and always in the emulated build, GEMMs (gemm.cu: cuBLAS, or the tiled kernel in
-// the emulated build) around hand-written layout kernels: bias, im2col, col2im as a gather (each input
+// conv2d and conv-transpose on the GPU (kernels/cpu/conv.cpp is the CPU side; linear: linear.cu): convolutions through
+// cuDNN where the build has it (cudnn_conv.cu), else, and always in the emulated build, GEMMs (gemm.cu: cuBLAS, or the
+// tiled kernel in the emulated build) around hand-written layout kernels: bias, im2col, col2im as a gather (each input
 // element sums its taps in a fixed order: no atomics, the same bits every run), the conv-transpose's tap
 // scatter and gather. Bias gradients through the batch-norm channel sums (fixed order).
 #include "kernels/cuda/ops.cuh"
@@ -74,7 +74,6 @@ __global__ void output_to_taps_kernel(const float* dy, ops::ConvTransposeShape s
   }
 }
 
-
 // y[o·inner + i] = max(y + bias[o], 0): the epilogue of the layers with BatchNorm folded in.
 __global__ void bias_relu_kernel(float* y, const float* bias, int64_t outer, int channels, int64_t inner) {
   const int64_t n = outer * channels * inner;
@@ -100,8 +99,6 @@ __global__ void cells_im2col_kernel(const float* x, const int64_t* cells, int64_
                  : 0.f;
   }
 }
-
-
 
 bool is_pointwise(const ops::Conv2dShape& s) {
   return s.kernel == 1 && s.stride == 1 && s.padding == 0;

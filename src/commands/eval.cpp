@@ -10,10 +10,10 @@
 #include "src/cli/options.hpp"
 #include "src/commands/commands.hpp"
 #include "src/common/error.hpp"
+#include "src/models/registry.hpp"
 #include "src/train/device.hpp"
 #include "src/train/evaluate.hpp"
 #include "src/train/provenance.hpp"
-#include "src/models/registry.hpp"
 
 namespace lt {
 namespace fs = std::filesystem;

@@ -15,10 +15,10 @@
 #include "src/common/error.hpp"
 #include "src/common/stats.hpp"
 #include "src/models/model.hpp"
+#include "src/models/registry.hpp"
 #include "src/train/data.hpp"
 #include "src/train/device.hpp"
 #include "src/train/evaluate.hpp"
-#include "src/models/registry.hpp"
 
 namespace lt {
 
@@ -80,8 +80,8 @@ int infer_main(int argc, char** argv, const Comm& comm) {
   });
   model->freeze_for_inference();
   const bool boxes = model->output() == ModelOutput::boxes;
-  require(boxes || !values.count("calib"), "--calib: only for a " + model_names(ModelOutput::boxes) +
-                                               " checkpoint (this one is " + model->name() + ")");
+  require(boxes || !values.count("calib"),
+          "--calib: only for a " + model_names(ModelOutput::boxes) + " checkpoint (this one is " + model->name() + ")");
   std::optional<KittiCalib> calib;
   if (values.count("calib")) calib = read_kitti_calib(values["calib"].as<std::string>());
   Frame frame;

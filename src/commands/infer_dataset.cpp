@@ -23,11 +23,11 @@
 #include "src/common/error.hpp"
 #include "src/common/json.hpp"
 #include "src/common/stop_signal.hpp"
+#include "src/models/registry.hpp"
 #include "src/train/data.hpp"
 #include "src/train/device.hpp"
 #include "src/train/evaluate.hpp"
 #include "src/train/provenance.hpp"
-#include "src/models/registry.hpp"
 
 namespace lt {
 namespace fs = std::filesystem;
@@ -199,8 +199,9 @@ int infer_every_frame(const DatasetInference& job, const Comm& comm) {
   bool label2 = false;
   run_agreed(comm, [&] {
     model = load_model(job.checkpoint);
-    require(model->output() == ModelOutput::boxes || job.boxes == "auto",
-            "--boxes: only for a " + model_names(ModelOutput::boxes) + " checkpoint (this one is " + model->name() + ")");
+    require(
+        model->output() == ModelOutput::boxes || job.boxes == "auto",
+        "--boxes: only for a " + model_names(ModelOutput::boxes) + " checkpoint (this one is " + model->name() + ")");
     model->set_backend(choose_device(job.device, comm.local_rank(), "--device"));
     model->freeze_for_inference();
     reader.emplace(job.data);
@@ -342,7 +343,9 @@ int infer_every_frame(const DatasetInference& job, const Comm& comm) {
     json.begin_object().key("checkpoint").value(job.checkpoint).key("checkpoint_identity").value(identity);
     json.key("model").value(model->name()).key("dataset").value(fs::absolute(job.data).string());
     json.key("dataset_id").value(dataset_id).key("frames").value(reader->num_frames());
-    json.key("outputs").value(output == ModelOutput::point_labels ? "semantickitti_label" : label2 ? "kitti_label_2+lidar_boxes" : "lidar_boxes");
+    json.key("outputs").value(output == ModelOutput::point_labels ? "semantickitti_label"
+                              : label2                            ? "kitti_label_2+lidar_boxes"
+                                                                  : "lidar_boxes");
     json.key("predictions").begin_array();
     for (int r = 0; r < comm.size(); ++r)
       json.value(fs::relative(predictions_file_path(job.out, r, comm.size()), out).string());
@@ -376,8 +379,9 @@ int infer_dataset(const DatasetInference& job, const Comm& comm) {
     return infer_every_frame(job, comm);
   } catch (const WriteError& e) {
     // Every frame's files were written whole before the next began: a rerun keeps them.
-    throw e.with_context("the frames written so far are whole and kept; rerun the same command, once there is "
-                         "room, to make the rest");
+    throw e.with_context(
+        "the frames written so far are whole and kept; rerun the same command, once there is "
+        "room, to make the rest");
   }
 }
 

@@ -18,11 +18,11 @@
 #include "src/common/error.hpp"
 #include "src/common/json.hpp"
 #include "src/models/model.hpp"
+#include "src/models/registry.hpp"
 #include "src/synth/scene.hpp"
 #include "src/train/config.hpp"
 #include "src/train/data.hpp"
 #include "src/train/device.hpp"
-#include "src/models/registry.hpp"
 
 namespace lt {
 

@@ -50,12 +50,12 @@ void require(bool condition, const std::string& message);
 // Exit codes that scripts (and Slurm) rely on; documented in README.md.
 enum ExitCode : int {
   kExitOk = 0,
-  kExitInputError = 1,  // bad file, config, command line
-  kExitHung = 3,        // the watchdog ended the job: a phase outlasted train --timeout
-  kExitDiverged = 4,    // a step's loss or gradient norm was not finite (train.on_nonfinite): no checkpoint written
+  kExitInputError = 1,    // bad file, config, command line
+  kExitHung = 3,          // the watchdog ended the job: a phase outlasted train --timeout
+  kExitDiverged = 4,      // a step's loss or gradient norm was not finite (train.on_nonfinite): no checkpoint written
   kExitWriteFailed = 74,  // an output could not be written (disk full, permission, I/O error): nothing half-written,
                           // LATEST untouched (EX_IOERR)
-  kExitRequeue = 75,    // train checkpointed on SIGUSR1/SIGTERM or train.max_time: please requeue (EX_TEMPFAIL)
+  kExitRequeue = 75,      // train checkpointed on SIGUSR1/SIGTERM or train.max_time: please requeue (EX_TEMPFAIL)
 };
 
 }  // namespace lt

@@ -33,5 +33,4 @@ class JsonWriter {
 
 std::string json_escape(const std::string& text);
 
-
 }  // namespace lt
