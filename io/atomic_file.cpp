@@ -45,18 +45,17 @@ void write_file_atomically(const std::string& path, const void* data, size_t siz
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw WriteError::os(tmp, "create", errno);
   const char* failed = nullptr;
+  int error = 0;
   if (!write_all(fd, static_cast<const char*>(data), size))
-    failed = "write";
+    failed = "write", error = errno;
   else if (::fsync(fd) != 0 && errno != EINVAL)  // EINVAL: a special file such as /dev/full (tests)
-    failed = "fsync";
-  const int error = errno;
+    failed = "fsync", error = errno;
   // close() can report a delayed write error (NFS): it counts as a failed write.
-  if (::close(fd) != 0 && !failed) failed = "close";
+  if (::close(fd) != 0 && !failed) failed = "close", error = errno;
   if (failed) {
-    const int reported = error != 0 ? error : errno;
     std::error_code ignored;
     fs::remove(tmp, ignored);
-    throw WriteError::os(tmp, failed, reported);
+    throw WriteError::os(tmp, failed, error);
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     const int rename_error = errno;
@@ -90,8 +89,10 @@ void AppendFile::append(const std::string& text) {
   const off_t before = ::lseek(fd_, 0, SEEK_END);
   if (write_all(fd_, text.data(), text.size())) return;
   const int error = errno;
-  if (before >= 0 && ::ftruncate(fd_, before) != 0) {
-    // The part written stays; a resumed run's trim_metrics drops a line without its end.
+  // The part written goes, so the file keeps whole lines (should that fail too, a resumed run's
+  // trim_metrics drops a line without its end).
+  if (before >= 0) {
+    [[maybe_unused]] const int truncated = ::ftruncate(fd_, before);
   }
   throw WriteError::os(path_, "write", error);
 }

@@ -92,7 +92,7 @@ class MemoryFile {
 // the OS error otherwise.
 void commit_file(MemoryFile file, const std::string& path);
 
-// A dataset that grows as rows come (for outputs streamed to disk): chunked by `chunk_rows`, unlimited
+// A dataset that grows as rows come (predictions files, frame after frame): chunked by `chunk_rows`, unlimited
 // first dimension, Fletcher32-checksummed, no times. `columns` 0: rank 1; else (rows, columns).
 class Appender {
  public:

@@ -183,21 +183,24 @@ struct Backend {
 
 // Every op of the table by name, in declaration order: what the completeness test and supports_op walk,
 // and what `unsupported` names. An op declared above and not named here fails the static_assert below.
+// clang-format off
 #define LT_BACKEND_OPS(X)                                                                                              \
-  X(alloc)                                                                                                             \
-  X(release) X(upload) X(download) X(copy) X(fill_zero) X(synchronize) X(gemm) X(linear_forward) X(linear_backward)    \
-      X(linear_relu_forward) X(conv2d_forward) X(conv2d_backward) X(conv_transpose_forward) X(conv_transpose_backward) \
-          X(conv2d_relu_forward) X(conv_transpose_relu_forward) X(conv2d_relu_at_cells) X(batchnorm_sums)              \
-              X(batchnorm_stats) X(batchnorm_apply) X(batchnorm_backward_sums) X(batchnorm_backward_apply)             \
-                  X(batchnorm_relu_apply) X(batchnorm_relu_backward_sums) X(batchnorm_relu_backward_apply) X(add)      \
-                      X(relu_forward) X(relu_backward) X(concat_channels) X(split_channels) X(voxelize_max_forward)    \
-                          X(voxelize_max_backward) X(scatter_mean_forward) X(scatter_mean_backward)                    \
-                              X(devoxelize_forward) X(devoxelize_backward) X(devoxelize_head_forward)                  \
-                                  X(linear_relu_voxelize_max_forward) X(count_in_cost_range) X(cross_entropy)          \
-                                      X(focal_loss) X(l1_loss) X(gather_positions_forward)                             \
-                                          X(gather_positions_backward) X(max_pool3x3) X(bev_iou_matrix)                \
-                                              X(heatmap_top_k) X(rotated_nms) X(adamw_update) X(sgd_update)            \
-                                                  X(sum_squares) X(scale)
+  X(alloc) X(release) X(upload) X(download) X(copy) X(fill_zero) X(synchronize)                                        \
+  X(gemm)                                                                                                              \
+  X(linear_forward) X(linear_backward) X(linear_relu_forward)                                                          \
+  X(conv2d_forward) X(conv2d_backward) X(conv_transpose_forward) X(conv_transpose_backward) X(conv2d_relu_forward)     \
+  X(conv_transpose_relu_forward) X(conv2d_relu_at_cells)                                                               \
+  X(batchnorm_sums) X(batchnorm_stats) X(batchnorm_apply) X(batchnorm_backward_sums) X(batchnorm_backward_apply)       \
+  X(batchnorm_relu_apply) X(batchnorm_relu_backward_sums) X(batchnorm_relu_backward_apply)                             \
+  X(add) X(relu_forward) X(relu_backward) X(concat_channels) X(split_channels)                                         \
+  X(voxelize_max_forward) X(voxelize_max_backward) X(scatter_mean_forward) X(scatter_mean_backward)                    \
+  X(devoxelize_forward) X(devoxelize_backward) X(devoxelize_head_forward) X(linear_relu_voxelize_max_forward)          \
+  X(count_in_cost_range)                                                                                               \
+  X(cross_entropy) X(focal_loss) X(l1_loss)                                                                            \
+  X(gather_positions_forward) X(gather_positions_backward) X(max_pool3x3) X(bev_iou_matrix) X(heatmap_top_k)           \
+  X(rotated_nms)                                                                                                       \
+  X(adamw_update) X(sgd_update) X(sum_squares) X(scale)
+// clang-format on
 
 #define LT_COUNT_OP(op) +1
 inline constexpr int kBackendOps = 0 LT_BACKEND_OPS(LT_COUNT_OP);

@@ -91,7 +91,7 @@ int infer_main(int argc, char** argv, const Comm& comm) {
   const PointBatch batch = make_batch({frame});
   // One run: what --bench times.
   Prediction prediction;
-  const auto run = [&] { prediction = model->predict(batch).front(); };
+  const auto run = [&] { prediction = std::move(model->predict(batch).front()); };
   run();
   if (!comm.is_root()) return kExitOk;
 

@@ -291,7 +291,7 @@ int infer_every_frame(const DatasetInference& job, const Comm& comm) {
       const Frame& frame = loaded.frame;
       const PointBatch& batch = loaded.batch;
       const auto start = std::chrono::steady_clock::now();
-      Prediction predicted = model->predict(batch).front();
+      Prediction predicted = std::move(model->predict(batch).front());
       if (output == ModelOutput::point_labels) {
         prediction.frame_index = f;
         prediction.id = id;

@@ -27,8 +27,8 @@ enum Profile {
   kHead,
   kProfileEntries
 };
-constexpr const char* kProfileNames[kProfileEntries] = {"point_mlp.0", "point_mlp.1", "voxelize", "bev.enc1",
-                                                        "bev.enc2",    "bev.enc3",    "bev.up2",  "bev.dec2",
+constexpr const char* kProfileNames[kProfileEntries] = {"point_mlp.0", "point_mlp.1", "voxelize",   "bev.enc1",
+                                                        "bev.enc2",    "bev.enc3",    "bev.up2",    "bev.dec2",
                                                         "bev.up1",     "bev.dec1",    "devoxelize", "head"};
 }  // namespace
 
@@ -59,16 +59,14 @@ void Semseg::init(uint64_t seed) {
   Rng rng(stream_key(seed, 0x5E95E6));
   mlp1_.init(params_, buffers_, rng);
   mlp2_.init(params_, buffers_, rng);
-  for (ConvBnRelu* block : conv_blocks())
-    block->init(params_, buffers_, rng);
+  for (ConvBnRelu* block : conv_blocks()) block->init(params_, buffers_, rng);
   head1_.init(params_, buffers_, rng);
   head2_.init(params_, rng);
 }
 
 void Semseg::set_sync_bn(const SumOverRanks& sum) {
   for (LinearBnRelu* block : {&mlp1_, &mlp2_, &head1_}) block->bn.sync = sum;
-  for (ConvBnRelu* block : conv_blocks())
-    block->bn.sync = sum;
+  for (ConvBnRelu* block : conv_blocks()) block->bn.sync = sum;
 }
 
 SemsegInput Semseg::prepare(const SemsegConfig& config, const PointBatch& batch) {
@@ -165,8 +163,7 @@ const std::vector<float>& Semseg::forward(SemsegInput input, bool training) {
   const bool fused = fused_inference(training);
   if (fused && !folded()) {
     for (LinearBnRelu* block : {&mlp1_, &mlp2_, &head1_}) block->fold(b, params_, buffers_);
-    for (ConvBnRelu* block : conv_blocks())
-      block->fold(b, params_, buffers_);
+    for (ConvBnRelu* block : conv_blocks()) block->fold(b, params_, buffers_);
     folded_now();
   }
   // Each block exact (training, or eval of a model that is not frozen) or with its BN folded.
@@ -288,7 +285,7 @@ const std::vector<float>& Semseg::forward(SemsegInput input, bool training) {
   profile_[kDec1].macs = fused ? cells_.occupied() * a * 2 * a * 9 : dec1_.macs();
   profile_[kDevoxelize].macs = fused ? 0 : int64_t(frames_) * cells_per_map * a * head1_.channels();
   profile_[kHead].macs = fused ? (cells_.occupied() * a + n * c2) * head1_.channels() + head2_.macs(n)
-                            : n * c2 * head1_.channels() + head2_.macs(n);
+                               : n * c2 * head1_.channels() + head2_.macs(n);
   count_profile_params();
   (void)c;
   return logits_;
@@ -463,9 +460,21 @@ std::vector<uint8_t> predict_labels(const std::vector<float>& logits, int64_t po
 }
 
 std::vector<Prediction> Semseg::predict(const PointBatch& batch) {
-  const std::vector<uint8_t> labels = predict_labels(forward(batch, false), batch.num_points());
+  std::vector<uint8_t> labels = predict_labels(forward(batch, false), batch.num_points());
   std::vector<Prediction> predictions(size_t(batch.frames));
-  for (int64_t p = 0; p < batch.num_points(); ++p) predictions[size_t(batch.frame_of[size_t(p)])].labels.push_back(labels[size_t(p)]);
+  if (batch.frames == 1) {
+    predictions[0].labels = std::move(labels);
+    return predictions;
+  }
+  // A batch is its frames' points one frame after another (make_batch).
+  for (size_t p = 0; p < labels.size();) {
+    const int32_t frame = batch.frame_of[p];
+    const size_t end = size_t(std::find_if(batch.frame_of.begin() + std::ptrdiff_t(p), batch.frame_of.end(),
+                                           [&](int32_t f) { return f != frame; }) -
+                              batch.frame_of.begin());
+    predictions[size_t(frame)].labels.assign(labels.begin() + std::ptrdiff_t(p), labels.begin() + std::ptrdiff_t(end));
+    p = end;
+  }
   return predictions;
 }
 

@@ -41,6 +41,12 @@ std::vector<std::string> model_section(const std::string& ini) {
 
 }  // namespace
 
+std::string checkpoint_path(const std::string& run_dir, int64_t step) {
+  char name[64];
+  std::snprintf(name, sizeof name, "ckpt-%08lld.h5", static_cast<long long>(step));
+  return (fs::path(run_dir) / "checkpoints" / name).string();
+}
+
 std::string save_checkpoint(const TrainRun& run, Model& model, Optimizer& optimizer,
                             const CheckpointState& state_of_run, int64_t epoch, const Comm& comm) {
   const int64_t step = state_of_run.step;
@@ -49,8 +55,7 @@ std::string save_checkpoint(const TrainRun& run, Model& model, Optimizer& optimi
   run_agreed(comm, [&] {
     if (comm.is_root()) create_directories(dir.string(), "checkpoint directory");
   });
-  char name[64];
-  std::snprintf(name, sizeof name, "ckpt-%08lld.h5", static_cast<long long>(step));
+  const fs::path path = checkpoint_path(run.run_dir, step);
   CheckpointMeta meta;
   meta.model = run.config.model_name;
   meta.step = step;
@@ -69,10 +74,10 @@ std::string save_checkpoint(const TrainRun& run, Model& model, Optimizer& optimi
   meta.optimizer_steps = optimizer.steps_taken();
   OptimizerState state;
   for (auto& [state_name, values] : optimizer.state()) state.emplace_back(state_name, values);
-  write_checkpoint((dir / name).string(), meta, model.params(), model.buffers(), state, state_of_run, &comm);
+  write_checkpoint(path.string(), meta, model.params(), model.buffers(), state, state_of_run, &comm);
   run_agreed(comm, [&] {
     if (!comm.is_root()) return;
-    write_text_file_atomically((dir / "LATEST").string(), std::string(name) + "\n");
+    write_text_file_atomically((dir / "LATEST").string(), path.filename().string() + "\n");
     std::vector<fs::path> existing;
     for (const auto& entry : fs::directory_iterator(dir, ec))
       if (entry.path().extension() == ".h5" && entry.path().filename().string().rfind("ckpt-", 0) == 0)
@@ -80,7 +85,7 @@ std::string save_checkpoint(const TrainRun& run, Model& model, Optimizer& optimi
     std::sort(existing.begin(), existing.end());
     for (size_t i = 0; i + size_t(run.config.checkpoint_keep) < existing.size(); ++i) fs::remove(existing[i], ec);
   });
-  return (dir / name).string();
+  return path.string();
 }
 
 std::string choose_resume_checkpoint(const TrainRun& run, const Comm& comm) {

@@ -12,6 +12,9 @@
 
 namespace lt {
 
+// RUN_DIR/checkpoints/ckpt-<8-digit step>.h5.
+std::string checkpoint_path(const std::string& run_dir, int64_t step);
+
 // Every rank: RUN_DIR/checkpoints/ckpt-<step>.h5 written (rank 0 writes the replicated state; durable
 // once written), then rank 0 points LATEST at it and deletes the oldest beyond checkpoint.keep: at every
 // moment LATEST names a whole checkpoint. A failure anywhere is an error on every rank (a WriteError for

@@ -49,7 +49,7 @@ SegmentationMetrics evaluate_point_labels(Model& model, const DatasetReader& rea
     for (int64_t f = comm.rank(); f < reader.num_frames(); f += comm.size()) {
       const Frame frame = reader.read(f);
       const PointBatch batch = make_batch({frame});
-      const std::vector<uint8_t> predicted = model.predict(batch).front().labels;
+      const std::vector<uint8_t> predicted = std::move(model.predict(batch).front().labels);
       for (int64_t p = 0; p < batch.num_points(); ++p) confusion[batch.labels[p] * K + predicted[p]] += 1;
       ++frames;
     }

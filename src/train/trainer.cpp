@@ -31,13 +31,13 @@
 #include "src/common/stop_signal.hpp"
 #include "src/common/timeline.hpp"
 #include "src/models/registry.hpp"
+#include "src/train/allreduce_bench.hpp"
+#include "src/train/checkpointing.hpp"
 #include "src/train/data.hpp"
 #include "src/train/device.hpp"
 #include "src/train/evaluate.hpp"
-#include "src/train/optimizer.hpp"
-#include "src/train/allreduce_bench.hpp"
-#include "src/train/checkpointing.hpp"
 #include "src/train/metrics.hpp"
+#include "src/train/optimizer.hpp"
 #include "src/train/provenance.hpp"
 #include "src/train/threads.hpp"
 #include "version.hpp"
@@ -258,9 +258,8 @@ class Trainer {
       if (!comm_.is_root()) return;
       create_directories(run_.run_dir, "run directory");
       write_text_file_atomically((fs::path(run_.run_dir) / "config.ini").string(), run_.config_ini);
-      const std::string metrics_path = (fs::path(run_.run_dir) / "metrics.jsonl").string();
-      if (!resume_from_.empty()) trim_metrics(metrics_path, start_step_);
-      metrics_.open(metrics_path, /*truncate=*/resume_from_.empty());
+      if (!resume_from_.empty()) trim_metrics(metrics_path(), start_step_);
+      metrics_.open(metrics_path(), /*truncate=*/resume_from_.empty());
       if (!resume_from_.empty()) {
         JsonWriter line;
         line.begin_object()
@@ -556,9 +555,7 @@ class Trainer {
   // ---- checkpoint after `step` (and, when stopping, the requeue message) ----
   void checkpoint(int64_t step, bool stopping) {
     // Parameters, buffers and optimizer state are the same on every rank: each writes its share.
-    char name[64];
-    std::snprintf(name, sizeof name, "ckpt-%08lld.h5", static_cast<long long>(step + 1));
-    watchdog_->enter("writing checkpoint " + (fs::path(run_.run_dir) / "checkpoints" / name).string(), step);
+    watchdog_->enter("writing checkpoint " + checkpoint_path(run_.run_dir, step + 1), step);
     // Never a checkpoint that could not be resumed from (the same decision on every rank).
     const std::string non_finite = first_non_finite_tensor();
     if (!non_finite.empty()) throw Diverged{step + 1, non_finite, std::nan(""), 0};
