@@ -20,8 +20,11 @@
 //   3. kernels/cpu/backend.cpp and kernels/cuda/backend.cu: `.foo = …` in the same place of the group
 //      (designated initializers in declaration order: a slot out of place does not compile);
 //      kernels/cuda/ops.cuh and kernels/cuda/conv.cu: the kernel (or list "foo" in `unsupported`);
-//   4. tests/test_ops.cpp: its cases, run on the CPU against finite differences and on every backend
-//      against the CPU (a backend's null slot that is not listed as unsupported fails OpTable.EveryOp…).
+//   4. tests/test_ops.cpp: `LT_CPU_OP(foo)` in Cpu<T>, its cases (written once, k.foo(…) with this table's
+//      signature and host arrays as ro/wr/rw) and their line in the table: each runs on the CPU against
+//      finite differences and on every backend against the CPU (tests/device_staging.hpp stages any op of
+//      LT_BACKEND_OPS, no wrapper to write). A backend's null slot that is not listed as unsupported fails
+//      OpTable.EveryOpOfEveryBackendIsSetOrListedUnsupported.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
