@@ -1,8 +1,9 @@
 #pragma once
 // The models lidartrain knows, by name, in one place (LAMMPS' style of registry): `[model] name = …` in a
 // config and a checkpoint's `model` attribute are looked up here, and nothing else compares a model's name
-// to decide what it is. Adding a model: its own files (src/models/<name>.{hpp,cpp}: a Model), its
-// [model] keys (src/train/config.cpp), one line in kModels (registry.cpp), and its tests.
+// to decide what it is. Adding a model: its own files (src/models/<name>.{hpp,cpp}: a Model), its config
+// struct in TrainConfig (src/train/config.hpp), its entry in kModels (registry.cpp: factory, [model] keys,
+// rules), and its tests.
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,7 +20,12 @@ struct ModelEntry {
   std::unique_ptr<Model> (*make)(const TrainConfig& config);
   // What it predicts of a frame; its datasets must hold the same (labels per point, or boxes).
   ModelOutput output;
-  // Its rules for the config's keys beyond their types and ranges; InputError naming the key otherwise.
+  // Its [model] keys (beyond model.name and model.head_channels, which every model has): declared with
+  // their defaults and help, and read into its part of a TrainConfig with their types and ranges checked
+  // (InputError naming the key).
+  void (*declare_keys)(po::options_description& options);
+  void (*read_keys)(const po::variables_map& values, TrainConfig& config);
+  // Its rules across keys, once the whole config is read; InputError naming the keys otherwise.
   void (*check_config)(const TrainConfig& config);
 };
 

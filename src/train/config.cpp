@@ -13,26 +13,10 @@ po::options_description config_options() {
   options.add_options()("data.train", po::value<std::string>()->default_value(""), "training dataset directory")(
       "data.val", po::value<std::string>()->default_value(""), "validation dataset directory (evaluated at the end)")(
       "model.name", po::value<std::string>()->default_value("semseg"), model_names().c_str())(
-      "model.voxel_size", po::value<double>()->default_value(0.8), "semseg: BEV cell size, m")(
-      "model.range", po::value<double>()->default_value(51.2), "semseg: the grid covers x, y in [-range, range), m")(
-      "model.point_channels", po::value<std::string>()->default_value("32,32"), "semseg: point MLP widths C1,C2")(
-      "model.bev_channels", po::value<std::string>()->default_value("32,64,128"), "semseg: U-Net widths per stage")(
-      "model.head_channels", po::value<int>()->default_value(32), "head hidden width (bevdet: the shared conv's)")(
-      "model.point_range", po::value<std::string>()->default_value("-40.96,-40.96,-3,40.96,40.96,1"),
-      "bevdet: x_min,y_min,z_min,x_max,y_max,z_max of the points and objects used, m")(
-      "model.pillar_size", po::value<double>()->default_value(0.32), "bevdet: pillar size in x and y, m")(
-      "model.pfn_channels", po::value<int>()->default_value(32), "bevdet: pillar feature width")(
-      "model.backbone_layers", po::value<std::string>()->default_value("1,2,2"),
-      "bevdet: Conv3x3 layers per block after its stride-2 conv")(
-      "model.backbone_channels", po::value<std::string>()->default_value("32,64,128"), "bevdet: widths per block")(
-      "model.upsample_channels", po::value<int>()->default_value(64), "bevdet: width per upsampled block")(
-      "model.min_overlap", po::value<double>()->default_value(0.1), "bevdet: CornerNet radius min overlap")(
-      "model.min_radius", po::value<int>()->default_value(2), "bevdet: smallest heatmap Gaussian radius, cells")(
-      "model.top_k", po::value<int>()->default_value(100), "bevdet: detections kept per frame before NMS")(
-      "model.score_threshold", po::value<double>()->default_value(0.1), "bevdet: lowest detection score kept")(
-      "model.nms_iou", po::value<double>()->default_value(0.0),
-      "bevdet: rotated BEV NMS per class above this IoU (0: none)")(
-      "train.steps", po::value<int64_t>()->default_value(1000), "optimizer steps")(
+      "model.head_channels", po::value<int>()->default_value(32), "head hidden width (bevdet: the shared conv's)");
+  // Each model's own [model] keys (src/models/registry.cpp).
+  for (const ModelEntry& entry : model_registry()) entry.declare_keys(options);
+  options.add_options()("train.steps", po::value<int64_t>()->default_value(1000), "optimizer steps")(
       "train.batch_size", po::value<int>()->default_value(2), "frames per rank per micro-batch")(
       "train.accumulate", po::value<int>()->default_value(1),
       "micro-batches per rank per step, gradients accumulated (global batch = ranks × accumulate × batch_size)")(
@@ -89,14 +73,11 @@ TrainConfig train_config_from(const po::variables_map& v) {
   require_choice(v, "train.balance", {"lpt", "bucket", "none"});
   require_choice(v, "train.device", {"auto", "cpu", "cuda"});
   require_choice(v, "train.on_nonfinite", {"stop", "skip"});
-  for (const char* key :
-       {"train.steps", "train.batch_size", "train.accumulate", "train.lr", "train.bucket_mb", "checkpoint.keep",
-        "log.every", "model.voxel_size", "model.range", "model.head_channels", "model.pillar_size",
-        "model.pfn_channels", "model.upsample_channels", "model.min_radius", "model.top_k"})
+  for (const char* key : {"train.steps", "train.batch_size", "train.accumulate", "train.lr", "train.bucket_mb",
+                          "checkpoint.keep", "log.every", "model.head_channels"})
     require_positive(v, key);
   for (const char* key : {"train.weight_decay", "train.grad_clip", "train.threads", "train.max_nonfinite_skips",
-                          "checkpoint.every", "train.momentum", "train.cost_refit", "train.max_time", "train.rotation",
-                          "model.score_threshold", "model.nms_iou"})
+                          "checkpoint.every", "train.momentum", "train.cost_refit", "train.max_time", "train.rotation"})
     require_non_negative(v, key);
   const double warmup = v["train.warmup"].as<double>();
   require(warmup > 0 && warmup < 1, "--train.warmup: must be in (0, 1)");
@@ -104,35 +85,9 @@ TrainConfig train_config_from(const po::variables_map& v) {
   c.train_data = v["data.train"].as<std::string>();
   c.val_data = v["data.val"].as<std::string>();
   c.model_name = v["model.name"].as<std::string>();
-  c.semseg.voxel_size_m = v["model.voxel_size"].as<double>();
-  c.semseg.range_m = v["model.range"].as<double>();
-  const auto point = parse_positive_ints(v["model.point_channels"].as<std::string>(), "model.point_channels");
-  const auto bev = parse_positive_ints(v["model.bev_channels"].as<std::string>(), "model.bev_channels");
-  require(point.size() == 2, "--model.point_channels: expected 2 comma-separated values");
-  require(bev.size() == 3, "--model.bev_channels: expected 3 comma-separated values");
-  c.semseg.point_channels = {point[0], point[1]};
-  c.semseg.bev_channels = {bev[0], bev[1], bev[2]};
-  c.semseg.head_channels = v["model.head_channels"].as<int>();
-  const auto range = parse_finite_doubles(v["model.point_range"].as<std::string>(), "model.point_range");
-  require(range.size() == 6 && range[0] < range[3] && range[1] < range[4] && range[2] < range[5],
-          "--model.point_range: expected x_min,y_min,z_min,x_max,y_max,z_max with each min below its max");
-  std::copy(range.begin(), range.end(), c.bevdet.point_range.begin());
-  c.bevdet.pillar_m = v["model.pillar_size"].as<double>();
-  c.bevdet.pfn_channels = v["model.pfn_channels"].as<int>();
-  const auto layers = parse_positive_ints(v["model.backbone_layers"].as<std::string>(), "model.backbone_layers");
-  const auto widths = parse_positive_ints(v["model.backbone_channels"].as<std::string>(), "model.backbone_channels");
-  require(layers.size() == 3, "--model.backbone_layers: expected 3 comma-separated values");
-  require(widths.size() == 3, "--model.backbone_channels: expected 3 comma-separated values");
-  std::copy(layers.begin(), layers.end(), c.bevdet.layers.begin());
-  std::copy(widths.begin(), widths.end(), c.bevdet.channels.begin());
-  c.bevdet.upsample_channels = v["model.upsample_channels"].as<int>();
-  c.bevdet.head_channels = v["model.head_channels"].as<int>();
-  c.bevdet.min_overlap = v["model.min_overlap"].as<double>();
-  require(c.bevdet.min_overlap > 0 && c.bevdet.min_overlap < 1, "--model.min_overlap: must be in (0, 1)");
-  c.bevdet.min_radius = v["model.min_radius"].as<int>();
-  c.bevdet.top_k = v["model.top_k"].as<int>();
-  c.bevdet.score_threshold = v["model.score_threshold"].as<double>();
-  c.bevdet.nms_iou = v["model.nms_iou"].as<double>();
+  // Every model's keys are read and checked, the chosen one's and the others' (a bad value is an error
+  // whichever model a config names).
+  for (const ModelEntry& entry : model_registry()) entry.read_keys(v, c);
   c.steps = v["train.steps"].as<int64_t>();
   c.device = v["train.device"].as<std::string>();
   c.deterministic = v["train.deterministic"].as<bool>();
