@@ -188,6 +188,73 @@ bool read_back(const FrameOutputs& outputs, ModelOutput output, int64_t f, const
   }
 }
 
+// Writes frame f's outputs (read_back's counterpart) and returns what its predictions file records: a
+// .label file of raw SemanticKITTI ids (point labels), or the boxes as text in the LiDAR frame and, with
+// label_2, KITTI label_2 lines through the frame's calibration (boxes). The main file goes last: it marks
+// the frame done.
+FramePrediction write_outputs(const FrameOutputs& outputs, ModelOutput output, Prediction predicted, const Frame& frame,
+                              int64_t f, const std::string& id) {
+  if (output == ModelOutput::point_labels) {
+    static const std::array<uint32_t, kNumSemanticClasses> raw_of = learning_map_inverse();
+    std::vector<uint32_t> raw(predicted.labels.size());
+    std::transform(predicted.labels.begin(), predicted.labels.end(), raw.begin(),
+                   [&](uint8_t label) { return raw_of[label]; });
+    write_whole(outputs.main, std::string(reinterpret_cast<const char*>(raw.data()), raw.size() * sizeof(uint32_t)));
+    FramePrediction prediction;
+    prediction.frame_index = f;
+    prediction.id = id;
+    prediction.labels = std::move(predicted.labels);
+    return prediction;
+  }
+  const std::vector<Detection>& detections = predicted.detections;
+  if (!outputs.label2.empty()) {
+    const KittiCalib calib = calib_from_values(frame.calib);
+    write_whole(outputs.label2, boxes_text(detections, &calib));
+  }
+  write_whole(outputs.main, boxes_text(detections, nullptr));
+  return prediction_of(f, id, detections);
+}
+
+// manifest.json: what was inferred with what, per rank's frames and throughput (rank 0 writes it).
+struct ManifestFacts {
+  std::string identity, dataset_id, outputs, provenance;
+  int64_t frames = 0;
+  double wall_s = 0;
+  std::vector<std::vector<int64_t>> split;  // the frames of each rank
+  std::vector<std::string> rates;           // per rank: "done skipped compute_s"
+};
+
+void write_manifest(const DatasetInference& job, const Model& model, const ManifestFacts& facts) {
+  const fs::path out(job.out);
+  JsonWriter json;
+  json.begin_object().key("checkpoint").value(job.checkpoint).key("checkpoint_identity").value(facts.identity);
+  json.key("model").value(model.name()).key("dataset").value(fs::absolute(job.data).string());
+  json.key("dataset_id").value(facts.dataset_id).key("frames").value(facts.frames);
+  json.key("outputs").value(facts.outputs);
+  const int ranks = int(facts.rates.size());
+  json.key("predictions").begin_array();
+  for (int r = 0; r < ranks; ++r) json.value(fs::relative(predictions_file_path(job.out, r, ranks), out).string());
+  json.end_array();
+  json.key("command_line").value(command_line()).key("wall_s").value(facts.wall_s);
+  json.key("provenance").raw(facts.provenance);  // this binary, its libraries, the ranks' hosts
+  json.key("ranks").begin_array();
+  int64_t total_done = 0, total_skipped = 0;
+  for (size_t r = 0; r < facts.rates.size(); ++r) {
+    long long d = 0, s = 0;
+    double c = 0;
+    std::sscanf(facts.rates[r].c_str(), "%lld %lld %lf", &d, &s, &c);
+    total_done += d, total_skipped += s;
+    json.begin_object().key("rank").value(int64_t(r)).key("frames").value(int64_t(facts.split[r].size()));
+    json.key("done").value(int64_t(d)).key("skipped").value(int64_t(s)).key("compute_s").value(c);
+    json.key("frames_per_s").value(c > 0 ? double(d) / c : 0.0).end_object();
+  }
+  json.end_array().key("done").value(total_done).key("skipped").value(total_skipped).end_object();
+  write_text_file_atomically((out / "manifest.json").string(), json.str() + "\n");
+  std::printf("infer: %lld frames of %s through %s on %d rank(s): %lld made, %lld already there, %.1f s -> %s\n",
+              static_cast<long long>(facts.frames), job.data.c_str(), job.checkpoint.c_str(), ranks,
+              static_cast<long long>(total_done), static_cast<long long>(total_skipped), facts.wall_s, job.out.c_str());
+}
+
 int infer_every_frame(const DatasetInference& job, const Comm& comm) {
   const auto t0 = std::chrono::steady_clock::now();
   require(job.boxes == "auto" || job.boxes == "label_2" || job.boxes == "lidar",
@@ -237,7 +304,6 @@ int infer_every_frame(const DatasetInference& job, const Comm& comm) {
   const std::vector<std::vector<int64_t>> split = lpt_split(reader->costs(), comm.size());
   const std::vector<int64_t>& mine = split[size_t(comm.rank())];
   const ModelOutput output = model->output();
-  const std::array<uint32_t, kNumSemanticClasses> raw_of = learning_map_inverse();
   const LearningMap learning_map = LearningMap::semantic_kitti();
   PredictionsHeader header;
   header.model = model->name();
@@ -278,7 +344,6 @@ int infer_every_frame(const DatasetInference& job, const Comm& comm) {
         return;
       }
       const int64_t f = mine[i];
-      const std::string& id = reader->frame_id(f);
       FramePrediction prediction;
       const bool make = next_made < to_make.size() && to_make[next_made] == f;
       if (!make && read_back(outputs[i], output, f, *reader, learning_map, prediction)) {
@@ -288,28 +353,9 @@ int infer_every_frame(const DatasetInference& job, const Comm& comm) {
       }
       // Made by the loader, or (outputs there but damaged: read_back warned) here.
       const Loaded loaded = make ? (++next_made, loader.next()) : load(f);
-      const Frame& frame = loaded.frame;
-      const PointBatch& batch = loaded.batch;
       const auto start = std::chrono::steady_clock::now();
-      Prediction predicted = std::move(model->predict(batch).front());
-      if (output == ModelOutput::point_labels) {
-        prediction.frame_index = f;
-        prediction.id = id;
-        prediction.labels = std::move(predicted.labels);
-        std::vector<uint32_t> raw(prediction.labels.size());
-        std::transform(prediction.labels.begin(), prediction.labels.end(), raw.begin(),
-                       [&](uint8_t label) { return raw_of[label]; });
-        write_whole(outputs[i].main,
-                    std::string(reinterpret_cast<const char*>(raw.data()), raw.size() * sizeof(uint32_t)));
-      } else {
-        const std::vector<Detection>& detections = predicted.detections;
-        if (label2) {
-          const KittiCalib calib = calib_from_values(frame.calib);
-          write_whole(outputs[i].label2, boxes_text(detections, &calib));
-        }
-        write_whole(outputs[i].main, boxes_text(detections, nullptr));
-        prediction = prediction_of(f, id, detections);
-      }
+      prediction = write_outputs(outputs[i], output, std::move(model->predict(loaded.batch).front()), loaded.frame, f,
+                                 reader->frame_id(f));
       predictions.add(prediction);
       compute_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       ++done;
@@ -337,37 +383,18 @@ int infer_every_frame(const DatasetInference& job, const Comm& comm) {
       comm.gather_text(std::to_string(done) + " " + std::to_string(skipped) + " " + std::to_string(compute_s), 0);
   const std::string provenance = provenance_json(comm, fs::absolute(job.data).string(), dataset_id);  // collective
   const double wall_s = comm.max(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  ManifestFacts facts{identity,
+                      dataset_id,
+                      output == ModelOutput::point_labels ? "semantickitti_label"
+                      : label2                            ? "kitti_label_2+lidar_boxes"
+                                                          : "lidar_boxes",
+                      provenance,
+                      reader->num_frames(),
+                      wall_s,
+                      split,
+                      rates};
   run_agreed(comm, [&] {
-    if (!comm.is_root()) return;
-    JsonWriter json;
-    json.begin_object().key("checkpoint").value(job.checkpoint).key("checkpoint_identity").value(identity);
-    json.key("model").value(model->name()).key("dataset").value(fs::absolute(job.data).string());
-    json.key("dataset_id").value(dataset_id).key("frames").value(reader->num_frames());
-    json.key("outputs").value(output == ModelOutput::point_labels ? "semantickitti_label"
-                              : label2                            ? "kitti_label_2+lidar_boxes"
-                                                                  : "lidar_boxes");
-    json.key("predictions").begin_array();
-    for (int r = 0; r < comm.size(); ++r)
-      json.value(fs::relative(predictions_file_path(job.out, r, comm.size()), out).string());
-    json.end_array();
-    json.key("command_line").value(command_line()).key("wall_s").value(wall_s);
-    json.key("provenance").raw(provenance);  // this binary, its libraries, the ranks' hosts
-    json.key("ranks").begin_array();
-    int64_t total_done = 0, total_skipped = 0;
-    for (size_t r = 0; r < rates.size(); ++r) {
-      long long d = 0, s = 0;
-      double c = 0;
-      std::sscanf(rates[r].c_str(), "%lld %lld %lf", &d, &s, &c);
-      total_done += d, total_skipped += s;
-      json.begin_object().key("rank").value(int64_t(r)).key("frames").value(int64_t(split[r].size()));
-      json.key("done").value(int64_t(d)).key("skipped").value(int64_t(s)).key("compute_s").value(c);
-      json.key("frames_per_s").value(c > 0 ? double(d) / c : 0.0).end_object();
-    }
-    json.end_array().key("done").value(total_done).key("skipped").value(total_skipped).end_object();
-    write_text_file_atomically((out / "manifest.json").string(), json.str() + "\n");
-    std::printf("infer: %lld frames of %s through %s on %d rank(s): %lld made, %lld already there, %.1f s -> %s\n",
-                static_cast<long long>(reader->num_frames()), job.data.c_str(), job.checkpoint.c_str(), comm.size(),
-                static_cast<long long>(total_done), static_cast<long long>(total_skipped), wall_s, job.out.c_str());
+    if (comm.is_root()) write_manifest(job, *model, facts);
   });
   return kExitOk;
 }
