@@ -16,7 +16,8 @@
 // - atomics (atomicAdd, atomicMax, atomicMin, atomicCAS, atomicExch) on int, unsigned, unsigned long
 //   long, float and double: plain read-modify-writes, since only one thread runs at a time;
 // - __float_as_int and friends, and the runtime calls the kernels' host code makes (cudaMalloc, cudaFree,
-//   cudaMemcpy, cudaMemset, cudaGetLastError, cudaDeviceSynchronize…) on host memory.
+//   cudaMemcpy, cudaMemset, cudaGetLastError, cudaDeviceSynchronize…) on host memory, with streams, events
+//   and pinned host memory whose ordering is adversarial (below, and runtime.cpp).
 //
 // What it cannot show: timing and occupancy; warp-synchronous behaviour (warp shuffles and votes are not
 // provided: kernels reduce through __shared__ memory and __syncthreads instead); races that the sequential
@@ -49,7 +50,13 @@ struct dim3 {
   constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
 };
 
+using cudaStream_t = struct CUstream_emu*;
+
 namespace lt::emu {
+
+// Queues `work` on `stream` (the null stream: runs it now, after the blocking streams' queued work;
+// kernels/cuda/emu/runtime.cpp).
+void submit(cudaStream_t stream, std::function<void()> work);
 
 // The indices of the thread that runs now.
 struct ThreadState {
@@ -64,18 +71,22 @@ void syncthreads();
 // in the same order), which is much faster; should such a launch reach a barrier after all, it aborts.
 void run_grid(dim3 grid, dim3 block, const void* kernel, const std::function<void()>& body);
 
+// A launch is queued on its stream with copies of its arguments, as CUDA takes them.
 template <class Kernel>
 struct Launch {
   dim3 grid, block;
   Kernel* kernel;
+  cudaStream_t stream;
   template <class... Args>
   void operator()(Args... args) const {
-    run_grid(grid, block, reinterpret_cast<const void*>(kernel), [&] { kernel(args...); });
+    submit(stream, [grid = grid, block = block, kernel = kernel, args...] {
+      run_grid(grid, block, reinterpret_cast<const void*>(kernel), [&] { kernel(args...); });
+    });
   }
 };
 template <class Kernel>
-Launch<Kernel> launch(dim3 grid, dim3 block, Kernel* kernel) {
-  return {grid, block, kernel};
+Launch<Kernel> launch(dim3 grid, dim3 block, Kernel* kernel, cudaStream_t stream) {
+  return {grid, block, kernel, stream};
 }
 inline dim3 to_dim3(dim3 d) {
   return d;
@@ -92,7 +103,7 @@ inline dim3 to_dim3(int64_t x) {
 #define gridDim (::lt::emu::current.grid_dim)
 #define __syncthreads() ::lt::emu::syncthreads()
 #define LT_LAUNCH(kernel, grid, block, stream) \
-  ((void)(stream), ::lt::emu::launch(::lt::emu::to_dim3(grid), ::lt::emu::to_dim3(block), &kernel))
+  ::lt::emu::launch(::lt::emu::to_dim3(grid), ::lt::emu::to_dim3(block), &kernel, (stream))
 
 // ---- bit casts ------------------------------------------------------------------------------------
 inline int __float_as_int(float f) {
@@ -148,8 +159,13 @@ T atomicExch(T* address, T value) {
   return old;
 }
 
-// ---- the runtime subset, on host memory ---------------------------------------------------------------
-enum cudaError_t { cudaSuccess = 0, cudaErrorMemoryAllocation = 2 };
+// ---- the runtime subset, on host memory (kernels/cuda/emu/runtime.cpp) -------------------------------
+// Streams are queues that run their work as late as they may (see runtime.cpp): on the legacy null stream
+// (stream 0) work runs at once, after every blocking stream's queued work, as CUDA orders it; on a stream
+// of one's own it waits until something needs it done (a synchronisation, an event, a copy to pageable
+// memory, a null-stream call for a blocking stream, cudaFree). A missing event wait then leaves a kernel
+// reading what an unfinished copy or kernel of another stream has not written yet.
+enum cudaError_t { cudaSuccess = 0, cudaErrorMemoryAllocation = 2, cudaErrorInvalidValue = 1, cudaErrorNotReady = 600 };
 enum cudaMemcpyKind {
   cudaMemcpyHostToHost = 0,
   cudaMemcpyHostToDevice = 1,
@@ -157,7 +173,10 @@ enum cudaMemcpyKind {
   cudaMemcpyDeviceToDevice = 3,
   cudaMemcpyDefault = 4
 };
-using cudaStream_t = struct CUstream_emu*;
+using cudaEvent_t = struct CUevent_emu*;
+constexpr unsigned cudaStreamDefault = 0, cudaStreamNonBlocking = 1;
+constexpr unsigned cudaEventDefault = 0, cudaEventBlockingSync = 1, cudaEventDisableTiming = 2;
+constexpr unsigned cudaHostAllocDefault = 0;
 
 cudaError_t cudaMalloc(void** pointer, size_t bytes);
 template <class T>
@@ -165,12 +184,31 @@ cudaError_t cudaMalloc(T** pointer, size_t bytes) {
   return cudaMalloc(reinterpret_cast<void**>(pointer), bytes);
 }
 cudaError_t cudaFree(void* pointer);
+// Pinned (page-locked) host memory: asynchronous copies to and from it run in stream order, at the copy's
+// turn; to and from pageable memory the host waits (device to host) or the source is staged at the call
+// (host to device), as CUDA does.
+cudaError_t cudaHostAlloc(void** pointer, size_t bytes, unsigned flags);
+cudaError_t cudaMallocHost(void** pointer, size_t bytes);
+cudaError_t cudaFreeHost(void* pointer);
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind);
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
                             cudaStream_t stream = nullptr);
 cudaError_t cudaMemset(void* pointer, int value, size_t bytes);
 cudaError_t cudaMemsetAsync(void* pointer, int value, size_t bytes, cudaStream_t stream = nullptr);
+cudaError_t cudaStreamCreate(cudaStream_t* stream);
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags);
+cudaError_t cudaStreamDestroy(cudaStream_t stream);
+cudaError_t cudaStreamSynchronize(cudaStream_t stream);
+cudaError_t cudaStreamQuery(cudaStream_t stream);
+cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned flags = 0);
+cudaError_t cudaEventCreate(cudaEvent_t* event);
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned flags);
+cudaError_t cudaEventDestroy(cudaEvent_t event);
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream = nullptr);
+cudaError_t cudaEventQuery(cudaEvent_t event);
+cudaError_t cudaEventSynchronize(cudaEvent_t event);
+// Milliseconds between the two events' completions on the host's clock (the emulation has no GPU time).
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end);
 cudaError_t cudaGetLastError();
 cudaError_t cudaDeviceSynchronize();
-cudaError_t cudaStreamSynchronize(cudaStream_t stream);
 const char* cudaGetErrorString(cudaError_t status);

@@ -17,4 +17,10 @@ void set_thread_order(Order order);
 Order thread_order();
 // Kernel launches so far (tests check that a path really ran its kernels).
 int64_t launch_count();
+// When the work queued on streams runs (kernels/cuda/emu/runtime.cpp): lazy (default) as late as the
+// streams and events allow, so that a missing dependency reads stale data; eager at once, when queued.
+enum class StreamSchedule { lazy, eager };
+void set_stream_schedule(StreamSchedule schedule);
+// Pieces of work queued on streams and not run yet.
+int64_t queued_work();
 }  // namespace lt::emu

@@ -1,0 +1,363 @@
+// The emulated CUDA runtime: device memory (host memory with the device's accounting), pinned host memory,
+// streams and events.
+//
+// Ordering. CUDA promises only what streams and events say: work of one stream runs in order; work after
+// cudaStreamWaitEvent(s, e) runs after the work e recorded; the legacy null stream (0) runs after all
+// earlier work of the blocking streams, and their later work after it. A GPU is free to run anything else
+// in any order, and a missing dependency shows up only when the timing happens to expose it. Here each
+// stream is a queue that runs as late as it may (StreamSchedule::lazy, the default): its work runs only
+// when something needs it done — a synchronisation of it or of an event it recorded, a wait on such an
+// event by work that runs, a copy to pageable host memory, a null-stream call (for blocking streams), or
+// cudaFree/cudaFreeHost/cudaDeviceSynchronize. So a kernel that reads a buffer another stream is still
+// filling, without the event wait between them, reads the old contents, every time; a test sees it.
+// StreamSchedule::eager runs each piece of work when it is queued (the opposite order, for hazards the other
+// way round: a copy that overwrites a buffer a queued kernel has yet to read).
+//
+// Copies follow CUDA's rules for pageable memory: cudaMemcpyAsync host to device stages the source at the
+// call (it may be reused at once), device to host returns when the copy is done (the stream is run up to
+// it). To and from pinned memory (cudaHostAlloc) the copy runs at its turn in the stream, reading or
+// writing the host buffer then: a buffer refilled before the copy's event completes gives the device the
+// new contents, as on a GPU.
+//
+// The runtime is thread-safe (one lock; the loader thread may queue copies while the main thread runs).
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "kernels/cuda/emu/cuda_emu.hpp"
+
+struct CUstream_emu {
+  struct Work {
+    std::function<void()> run;            // null for a wait
+    CUstream_emu* wait_stream = nullptr;  // a wait: that stream's work up to wait_target first
+    int64_t wait_target = 0;
+  };
+  bool blocking = true;  // ordered with the legacy null stream
+  std::deque<Work> queue;
+  int64_t queued = 0, done = 0;  // pieces of work queued and run since creation
+};
+
+struct CUevent_emu {
+  CUstream_emu* stream = nullptr;  // where it was last recorded (null: the null stream, or never)
+  int64_t target = 0;              // complete once stream->done reaches it
+  double completed_at_s = 0;       // host clock when the record ran
+};
+
+namespace lt::emu {
+namespace {
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+struct Runtime {
+  std::recursive_mutex lock;
+  std::vector<CUstream_emu*> streams;  // in creation order
+  StreamSchedule schedule = StreamSchedule::lazy;
+  // Device memory: what is allocated, and the cap LIDARTRAIN_CUDA_EMULATION_MEMORY sets (bytes; none by
+  // default), so that tests can run a device out of memory.
+  std::unordered_map<void*, size_t> device_sizes;
+  size_t in_use = 0, limit = 0;
+  std::map<const char*, size_t> pinned;  // pinned host allocations: start -> bytes
+  Runtime() {
+    if (const char* text = std::getenv("LIDARTRAIN_CUDA_EMULATION_MEMORY"))
+      limit = size_t(std::strtoull(text, nullptr, 10));
+  }
+};
+Runtime& runtime() {
+  static Runtime* r = new Runtime;  // never destroyed: streams may be released at exit
+  return *r;
+}
+
+void run_until(CUstream_emu* stream, int64_t target);
+
+// Runs the oldest queued piece of work of `stream` (its waits first).
+void run_next(CUstream_emu* stream) {
+  CUstream_emu::Work work = std::move(stream->queue.front());
+  stream->queue.pop_front();
+  if (work.wait_stream) run_until(work.wait_stream, work.wait_target);
+  if (work.run) work.run();
+  ++stream->done;
+}
+
+void run_until(CUstream_emu* stream, int64_t target) {
+  while (stream && stream->done < target) run_next(stream);
+}
+
+// Everything queued on the streams (blocking ones only: what a null-stream call orders itself after).
+void run_all(bool blocking_only) {
+  for (CUstream_emu* stream : runtime().streams)
+    if (!blocking_only || stream->blocking) run_until(stream, stream->queued);
+}
+
+bool is_pinned(const void* pointer) {
+  const auto& pinned = runtime().pinned;
+  const char* p = static_cast<const char*>(pointer);
+  auto it = pinned.upper_bound(p);
+  if (it == pinned.begin()) return false;
+  --it;
+  return p < it->first + it->second;
+}
+
+}  // namespace
+
+void set_stream_schedule(StreamSchedule schedule) {
+  std::lock_guard<std::recursive_mutex> guard(runtime().lock);
+  runtime().schedule = schedule;
+}
+
+int64_t queued_work() {
+  std::lock_guard<std::recursive_mutex> guard(runtime().lock);
+  int64_t pending = 0;
+  for (CUstream_emu* stream : runtime().streams) pending += stream->queued - stream->done;
+  return pending;
+}
+
+void submit(cudaStream_t stream, std::function<void()> work) {
+  Runtime& r = runtime();
+  std::lock_guard<std::recursive_mutex> guard(r.lock);
+  if (!stream) {
+    run_all(true);
+    work();
+    return;
+  }
+  stream->queue.push_back({std::move(work)});
+  ++stream->queued;
+  if (r.schedule == StreamSchedule::eager) run_until(stream, stream->queued);
+}
+
+}  // namespace lt::emu
+
+using lt::emu::runtime;
+
+cudaError_t cudaMalloc(void** pointer, size_t bytes) {
+  auto& r = runtime();
+  std::lock_guard<std::recursive_mutex> guard(r.lock);
+  const size_t size = (bytes + 255) / 256 * 256 + 256;  // 256-byte alignment, as cudaMalloc guarantees
+  *pointer = nullptr;
+  if (r.limit > 0 && r.in_use + size > r.limit) return cudaErrorMemoryAllocation;
+  *pointer = std::aligned_alloc(256, size);
+  if (!*pointer) return cudaErrorMemoryAllocation;
+  r.device_sizes[*pointer] = size;
+  r.in_use += size;
+  return cudaSuccess;
+}
+
+cudaError_t cudaFree(void* pointer) {
+  if (!pointer) return cudaSuccess;
+  auto& r = runtime();
+  std::lock_guard<std::recursive_mutex> guard(r.lock);
+  lt::emu::run_all(false);  // cudaFree waits for the device
+  const auto it = r.device_sizes.find(pointer);
+  if (it != r.device_sizes.end()) {
+    r.in_use -= it->second;
+    r.device_sizes.erase(it);
+  }
+  std::free(pointer);
+  return cudaSuccess;
+}
+
+cudaError_t cudaHostAlloc(void** pointer, size_t bytes, unsigned) {
+  auto& r = runtime();
+  std::lock_guard<std::recursive_mutex> guard(r.lock);
+  *pointer = std::aligned_alloc(4096, (bytes + 4095) / 4096 * 4096 + 4096);
+  if (!*pointer) return cudaErrorMemoryAllocation;
+  r.pinned[static_cast<const char*>(*pointer)] = bytes;
+  return cudaSuccess;
+}
+
+cudaError_t cudaMallocHost(void** pointer, size_t bytes) {
+  return cudaHostAlloc(pointer, bytes, cudaHostAllocDefault);
+}
+
+cudaError_t cudaFreeHost(void* pointer) {
+  if (!pointer) return cudaSuccess;
+  auto& r = runtime();
+  std::lock_guard<std::recursive_mutex> guard(r.lock);
+  lt::emu::run_all(false);  // queued copies may still read or write it
+  if (r.pinned.erase(static_cast<const char*>(pointer)) == 0) return cudaErrorInvalidValue;
+  std::free(pointer);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind) {
+  lt::emu::submit(nullptr, [=] {
+    if (bytes) std::memmove(dst, src, bytes);
+  });
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream) {
+  if (!stream || bytes == 0) return cudaMemcpy(dst, src, bytes, kind);
+  auto& r = runtime();
+  std::lock_guard<std::recursive_mutex> guard(r.lock);
+  if (kind == cudaMemcpyHostToDevice && !lt::emu::is_pinned(src)) {
+    // Pageable source: staged now, so the caller may reuse it when the call returns.
+    auto staged =
+        std::make_shared<std::vector<char>>(static_cast<const char*>(src), static_cast<const char*>(src) + bytes);
+    lt::emu::submit(stream, [=] { std::memcpy(dst, staged->data(), bytes); });
+  } else if (kind == cudaMemcpyDeviceToHost && !lt::emu::is_pinned(dst)) {
+    // Pageable destination: the call returns once the copy is done.
+    lt::emu::submit(stream, [=] { std::memmove(dst, src, bytes); });
+    lt::emu::run_until(stream, stream->queued);
+  } else {
+    lt::emu::submit(stream, [=] { std::memmove(dst, src, bytes); });
+  }
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemset(void* pointer, int value, size_t bytes) {
+  lt::emu::submit(nullptr, [=] {
+    if (bytes) std::memset(pointer, value, bytes);
+  });
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemsetAsync(void* pointer, int value, size_t bytes, cudaStream_t stream) {
+  lt::emu::submit(stream, [=] {
+    if (bytes) std::memset(pointer, value, bytes);
+  });
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamCreate(cudaStream_t* stream) {
+  return cudaStreamCreateWithFlags(stream, cudaStreamDefault);
+}
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags) {
+  auto& r = runtime();
+  std::lock_guard<std::recursive_mutex> guard(r.lock);
+  *stream = new CUstream_emu;
+  (*stream)->blocking = (flags & cudaStreamNonBlocking) == 0;
+  r.streams.push_back(*stream);
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamDestroy(cudaStream_t stream) {
+  if (!stream) return cudaErrorInvalidValue;
+  auto& r = runtime();
+  std::lock_guard<std::recursive_mutex> guard(r.lock);
+  lt::emu::run_until(stream, stream->queued);  // its queued work still completes
+  r.streams.erase(std::find(r.streams.begin(), r.streams.end(), stream));
+  delete stream;
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
+  auto& r = runtime();
+  std::lock_guard<std::recursive_mutex> guard(r.lock);
+  if (!stream)
+    lt::emu::run_all(true);
+  else
+    lt::emu::run_until(stream, stream->queued);
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamQuery(cudaStream_t stream) {
+  auto& r = runtime();
+  std::lock_guard<std::recursive_mutex> guard(r.lock);
+  if (!stream || stream->done == stream->queued) return cudaSuccess;
+  lt::emu::run_next(stream);  // not yet; one piece of work runs, so a polling loop ends
+  return cudaErrorNotReady;
+}
+
+cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned) {
+  if (!event) return cudaErrorInvalidValue;
+  auto& r = runtime();
+  std::lock_guard<std::recursive_mutex> guard(r.lock);
+  if (!event->stream) return cudaSuccess;  // never recorded, or on the null stream: complete
+  if (!stream) {
+    lt::emu::run_all(true);
+    lt::emu::run_until(event->stream, event->target);
+    return cudaSuccess;
+  }
+  stream->queue.push_back({nullptr, event->stream, event->target});
+  ++stream->queued;
+  if (r.schedule == lt::emu::StreamSchedule::eager) lt::emu::run_until(stream, stream->queued);
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventCreate(cudaEvent_t* event) {
+  *event = new CUevent_emu;
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned) {
+  return cudaEventCreate(event);
+}
+
+cudaError_t cudaEventDestroy(cudaEvent_t event) {
+  if (!event) return cudaErrorInvalidValue;
+  std::lock_guard<std::recursive_mutex> guard(runtime().lock);
+  lt::emu::run_until(event->stream, event->target);  // its queued record still runs
+  delete event;
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
+  if (!event) return cudaErrorInvalidValue;
+  auto& r = runtime();
+  std::lock_guard<std::recursive_mutex> guard(r.lock);
+  if (!stream) {
+    lt::emu::run_all(true);
+    event->stream = nullptr;
+    event->completed_at_s = lt::emu::now_s();
+    return cudaSuccess;
+  }
+  lt::emu::submit(stream, [event] { event->completed_at_s = lt::emu::now_s(); });
+  event->stream = stream;
+  event->target = stream->queued;
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventQuery(cudaEvent_t event) {
+  auto& r = runtime();
+  std::lock_guard<std::recursive_mutex> guard(r.lock);
+  if (!event->stream || event->stream->done >= event->target) return cudaSuccess;
+  lt::emu::run_next(event->stream);  // not yet; one piece of work runs, so a polling loop ends
+  return cudaErrorNotReady;
+}
+
+cudaError_t cudaEventSynchronize(cudaEvent_t event) {
+  auto& r = runtime();
+  std::lock_guard<std::recursive_mutex> guard(r.lock);
+  lt::emu::run_until(event->stream, event->target);
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+  cudaEventSynchronize(start);
+  cudaEventSynchronize(end);
+  *ms = float((end->completed_at_s - start->completed_at_s) * 1e3);
+  return cudaSuccess;
+}
+
+cudaError_t cudaGetLastError() {
+  return cudaSuccess;
+}
+
+cudaError_t cudaDeviceSynchronize() {
+  auto& r = runtime();
+  std::lock_guard<std::recursive_mutex> guard(r.lock);
+  lt::emu::run_all(false);
+  return cudaSuccess;
+}
+
+const char* cudaGetErrorString(cudaError_t status) {
+  switch (status) {
+    case cudaSuccess:
+      return "no error";
+    case cudaErrorMemoryAllocation:
+      return "out of memory (emulated)";
+    case cudaErrorNotReady:
+      return "device not ready";
+    default:
+      return "invalid argument";
+  }
+}

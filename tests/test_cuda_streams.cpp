@@ -1,0 +1,159 @@
+// The emulated CUDA runtime's streams, events and pinned memory (kernels/cuda/emu/runtime.cpp): work runs in
+// the order CUDA promises and no more, so that a dependency the code forgets to state is a wrong result
+// here, every run, and not a race that shows on one GPU in a thousand steps.
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "kernels/cuda/emu/cuda_emu.hpp"
+
+namespace {
+
+__global__ void add_one_kernel(const float* x, float* y, int n) {
+  const int i = int(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i < n) y[i] = x[i] + 1.f;
+}
+
+constexpr int kN = 300;
+
+struct DeviceBuffer {
+  explicit DeviceBuffer(size_t n) : bytes(n * sizeof(float)) {
+    EXPECT_EQ(cudaMalloc(&data, bytes), cudaSuccess);
+    EXPECT_EQ(cudaMemset(data, 0, bytes), cudaSuccess);
+  }
+  ~DeviceBuffer() { cudaFree(data); }
+  std::vector<float> to_host() const {
+    std::vector<float> host(bytes / sizeof(float));
+    cudaMemcpy(host.data(), data, bytes, cudaMemcpyDeviceToHost);
+    return host;
+  }
+  float* data = nullptr;
+  size_t bytes;
+};
+
+struct PinnedBuffer {
+  explicit PinnedBuffer(size_t n) : count(n) {
+    EXPECT_EQ(cudaHostAlloc(reinterpret_cast<void**>(&data), n * sizeof(float), 0), cudaSuccess);
+  }
+  ~PinnedBuffer() { cudaFreeHost(data); }
+  float* data = nullptr;
+  size_t count;
+};
+
+class Streams : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cudaStreamCreateWithFlags(&copy_, cudaStreamNonBlocking);
+    cudaStreamCreateWithFlags(&compute_, cudaStreamNonBlocking);
+    cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming);
+  }
+  void TearDown() override {
+    cudaEventDestroy(ready_);
+    cudaStreamDestroy(copy_);
+    cudaStreamDestroy(compute_);
+    lt::emu::set_stream_schedule(lt::emu::StreamSchedule::lazy);
+  }
+  // An upload of 1, 2, 3, … on the copy stream, then y = x + 1 on the compute stream, with or without the
+  // event that orders them; y as the host reads it after synchronising the compute stream.
+  std::vector<float> upload_then_compute(bool wait) {
+    PinnedBuffer host(kN);
+    for (int i = 0; i < kN; ++i) host.data[i] = float(i + 1);
+    DeviceBuffer x(kN), y(kN);
+    cudaMemcpyAsync(x.data, host.data, x.bytes, cudaMemcpyHostToDevice, copy_);
+    cudaEventRecord(ready_, copy_);
+    if (wait) cudaStreamWaitEvent(compute_, ready_, 0);
+    LT_LAUNCH(add_one_kernel, (kN + 127) / 128, 128, compute_)(x.data, y.data, kN);
+    cudaStreamSynchronize(compute_);
+    std::vector<float> result(kN);
+    cudaMemcpyAsync(result.data(), y.data, y.bytes, cudaMemcpyDeviceToHost, compute_);
+    return result;
+  }
+  cudaStream_t copy_ = nullptr, compute_ = nullptr;
+  cudaEvent_t ready_ = nullptr;
+};
+
+TEST_F(Streams, AnEventWaitOrdersACopyBeforeTheKernelThatReadsIt) {
+  const std::vector<float> y = upload_then_compute(true);
+  for (int i = 0; i < kN; ++i) ASSERT_EQ(y[size_t(i)], float(i + 2)) << i;
+}
+
+TEST_F(Streams, WithoutTheWaitTheKernelReadsTheBufferBeforeTheCopy) {
+  // The dependency the code forgot: on a GPU a race, here the stale zeros every time.
+  const std::vector<float> y = upload_then_compute(false);
+  for (int i = 0; i < kN; ++i) ASSERT_EQ(y[size_t(i)], 1.f) << i;
+}
+
+TEST_F(Streams, WorkOfAStreamWaitsUntilSomethingNeedsIt) {
+  DeviceBuffer x(kN), y(kN);
+  const int64_t before = lt::emu::queued_work();
+  cudaMemsetAsync(x.data, 0, x.bytes, copy_);
+  LT_LAUNCH(add_one_kernel, (kN + 127) / 128, 128, compute_)(x.data, y.data, kN);
+  EXPECT_EQ(lt::emu::queued_work(), before + 2);
+  // A query of an unfinished stream says not ready and lets one piece of work run: a polling loop ends.
+  int polls = 0;
+  while (cudaStreamQuery(compute_) == cudaErrorNotReady) ++polls;
+  EXPECT_EQ(polls, 1);
+  EXPECT_EQ(lt::emu::queued_work(), before + 1);  // the copy stream's memset is still queued
+  cudaDeviceSynchronize();
+  EXPECT_EQ(lt::emu::queued_work(), before);
+}
+
+TEST_F(Streams, AnEventCompletesTheWorkBeforeItsRecordAndNoMore) {
+  DeviceBuffer x(kN), y(kN);
+  std::vector<float> ones(kN, 1.f);
+  cudaMemcpyAsync(x.data, ones.data(), x.bytes, cudaMemcpyHostToDevice, copy_);  // pageable: staged now
+  cudaEventRecord(ready_, copy_);
+  cudaMemsetAsync(x.data, 0, x.bytes, copy_);  // after the record
+  std::fill(ones.begin(), ones.end(), 7.f);    // the staged source is not read again
+  EXPECT_EQ(cudaEventQuery(ready_), cudaErrorNotReady);
+  cudaEventSynchronize(ready_);
+  EXPECT_EQ(cudaEventQuery(ready_), cudaSuccess);
+  // Reading x on the compute stream after the event: the upload is there, the later memset is not.
+  cudaStreamWaitEvent(compute_, ready_, 0);
+  LT_LAUNCH(add_one_kernel, (kN + 127) / 128, 128, compute_)(x.data, y.data, kN);
+  std::vector<float> result(kN);
+  cudaMemcpyAsync(result.data(), y.data, y.bytes, cudaMemcpyDeviceToHost, compute_);  // pageable: waits
+  for (float v : result) ASSERT_EQ(v, 2.f);
+  cudaStreamSynchronize(copy_);
+  for (float v : x.to_host()) ASSERT_EQ(v, 0.f);
+}
+
+TEST_F(Streams, APinnedSourceIsReadWhenTheCopyRunsAPageableOneAtTheCall) {
+  PinnedBuffer pinned(kN);
+  std::vector<float> pageable(kN, 5.f);
+  for (size_t i = 0; i < pinned.count; ++i) pinned.data[i] = 5.f;
+  DeviceBuffer a(kN), b(kN);
+  cudaMemcpyAsync(a.data, pinned.data, a.bytes, cudaMemcpyHostToDevice, copy_);
+  cudaMemcpyAsync(b.data, pageable.data(), b.bytes, cudaMemcpyHostToDevice, copy_);
+  // The host refills both before the copies' event: a loader that does not wait for it.
+  for (size_t i = 0; i < pinned.count; ++i) pinned.data[i] = 9.f;
+  std::fill(pageable.begin(), pageable.end(), 9.f);
+  cudaStreamSynchronize(copy_);
+  for (float v : a.to_host()) ASSERT_EQ(v, 9.f);  // the overwritten buffer reached the device
+  for (float v : b.to_host()) ASSERT_EQ(v, 5.f);
+}
+
+TEST_F(Streams, TheNullStreamOrdersItselfAfterBlockingStreamsOnly) {
+  cudaStream_t blocking = nullptr;
+  cudaStreamCreate(&blocking);
+  DeviceBuffer x(kN), y(kN);
+  std::vector<float> twos(kN, 2.f);
+  cudaMemcpyAsync(x.data, twos.data(), x.bytes, cudaMemcpyHostToDevice, blocking);
+  cudaMemcpyAsync(y.data, twos.data(), y.bytes, cudaMemcpyHostToDevice, compute_);  // non-blocking
+  // A synchronous copy runs on the null stream: after the blocking stream's upload, not the other one's.
+  for (float v : x.to_host()) ASSERT_EQ(v, 2.f);
+  for (float v : y.to_host()) ASSERT_EQ(v, 0.f);
+  cudaStreamSynchronize(compute_);
+  for (float v : y.to_host()) ASSERT_EQ(v, 2.f);
+  cudaStreamDestroy(blocking);
+}
+
+TEST_F(Streams, EagerScheduleRunsWorkWhenQueued) {
+  // The other adversarial order: with every piece of work run at once, the missing wait goes unnoticed —
+  // which is why the lazy order is the default, and eager is there for hazards the other way round.
+  lt::emu::set_stream_schedule(lt::emu::StreamSchedule::eager);
+  const std::vector<float> y = upload_then_compute(false);
+  for (int i = 0; i < kN; ++i) ASSERT_EQ(y[size_t(i)], float(i + 2)) << i;
+}
+
+}  // namespace
