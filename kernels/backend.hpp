@@ -47,6 +47,16 @@ inline int64_t heatmap_top_k_work(int64_t cells) {
   return 2 * cells + cells / 4096 + 2;
 }
 
+// What crossed between the host and a backend's memory since the process began: bytes each way through
+// upload/download, and the times the host waited for the device (synchronize, and every download, which
+// returns only with the data). The CPU backend moves nothing. metrics.jsonl reports a step's difference.
+struct TransferLedger {
+  int64_t h2d_bytes = 0, d2h_bytes = 0, syncs = 0;
+  TransferLedger operator-(const TransferLedger& earlier) const {
+    return {h2d_bytes - earlier.h2d_bytes, d2h_bytes - earlier.d2h_bytes, syncs - earlier.syncs};
+  }
+};
+
 struct Backend {
   const char* name;
   // Its memory is the host's (the CPU): callers may then hand it host arrays without copies. The emulated
@@ -65,6 +75,7 @@ struct Backend {
   void (*copy)(void* dst, const void* src, size_t bytes);  // within the backend's memory
   void (*fill_zero)(void* pointer, size_t bytes);
   void (*synchronize)();
+  TransferLedger (*transfers)();  // the ledger so far
 
   // ---- GEMM (the CPU: Eigen; CUDA: cuBLAS; gemm.cu) ----
   // Row-major C (m×n) = α op(A) op(B) + β C; op(A) = Aᵀ with trans_a (A stored k×m), likewise B.
@@ -188,7 +199,7 @@ struct Backend {
 // and what `unsupported` names. An op declared above and not named here fails the static_assert below.
 // clang-format off
 #define LT_BACKEND_OPS(X)                                                                                              \
-  X(alloc) X(release) X(upload) X(download) X(copy) X(fill_zero) X(synchronize)                                        \
+  X(alloc) X(release) X(upload) X(download) X(copy) X(fill_zero) X(synchronize) X(transfers)                          \
   X(gemm)                                                                                                              \
   X(linear_forward) X(linear_backward) X(linear_relu_forward)                                                          \
   X(conv2d_forward) X(conv2d_backward) X(conv_transpose_forward) X(conv_transpose_backward) X(conv2d_relu_forward)     \

@@ -1323,6 +1323,27 @@ TEST_P(BackendOps, VoxelizeArgmaxIsTheFirstOfTiedPoints) {
   emu::set_thread_order(emu::Order::forward);
 }
 
+TEST_P(BackendOps, TheLedgerCountsWhatCrossesAndEveryWait) {
+  const std::vector<float> x(1000, 1.f);
+  std::vector<float> y(1000);
+  void* device = backend_->alloc(4000);
+  const TransferLedger before = backend_->transfers();
+  backend_->upload(device, x.data(), 4000);
+  backend_->copy(device, device, 0);
+  backend_->download(y.data(), device, 4000);
+  backend_->synchronize();
+  const TransferLedger moved = backend_->transfers() - before;
+  backend_->release(device);
+  EXPECT_EQ(moved.h2d_bytes, 4000);
+  EXPECT_EQ(moved.d2h_bytes, 4000);
+  EXPECT_EQ(moved.syncs, 2);  // the download waits for the device, and so does synchronize
+  EXPECT_EQ(y, x);
+  // The CPU backend's memory is the host's: nothing crosses, nothing waits.
+  const TransferLedger cpu_before = cpu_backend().transfers();
+  cpu_backend().synchronize();
+  EXPECT_EQ(cpu_backend().transfers().syncs, cpu_before.syncs);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, BackendOps, ::testing::Values(BackendKind::emulated, BackendKind::cuda),
                          [](const ::testing::TestParamInfo<BackendKind>& info) { return backend_label(info.param); });
 

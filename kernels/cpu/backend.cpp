@@ -31,6 +31,9 @@ void host_fill_zero(void* pointer, size_t bytes) {
   if (bytes) std::memset(pointer, 0, bytes);
 }
 void host_synchronize() {}
+TransferLedger host_transfers() {
+  return {};  // host memory: nothing crosses
+}
 
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
           float beta, float* c) {
@@ -187,6 +190,7 @@ const Backend& cpu_backend() {
       .copy = host_copy_within,
       .fill_zero = host_fill_zero,
       .synchronize = host_synchronize,
+      .transfers = host_transfers,
       // GEMM
       .gemm = gemm,
       // linear

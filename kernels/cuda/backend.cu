@@ -22,6 +22,7 @@ const Backend& backend() {
       .copy = copy,
       .fill_zero = fill_zero,
       .synchronize = synchronize,
+      .transfers = transfers,
       // GEMM
       .gemm = gemm,
       // linear

@@ -1,7 +1,18 @@
 // Device memory and copies for the CUDA backend, and the scratch buffer of the ops' temporaries.
+#include <atomic>
+
 #include "kernels/cuda/ops.cuh"
 
 namespace lt::LT_CUDA_NS {
+
+namespace {
+// The transfer ledger (kernels/backend.hpp: TransferLedger); copies may come from the loader thread too.
+std::atomic<int64_t> h2d_bytes{0}, d2h_bytes{0}, syncs{0};
+}  // namespace
+
+TransferLedger transfers() {
+  return {h2d_bytes.load(), d2h_bytes.load(), syncs.load()};
+}
 
 void* alloc(size_t bytes) {
   void* pointer = nullptr;
@@ -17,11 +28,16 @@ void release(void* pointer) {
 }
 
 void upload(void* dst, const void* host_src, size_t bytes) {
-  if (bytes) check(cudaMemcpy(dst, host_src, bytes, cudaMemcpyHostToDevice), "cudaMemcpy to device");
+  if (!bytes) return;
+  h2d_bytes += int64_t(bytes);
+  check(cudaMemcpy(dst, host_src, bytes, cudaMemcpyHostToDevice), "cudaMemcpy to device");
 }
 
 void download(void* host_dst, const void* src, size_t bytes) {
-  if (bytes) check(cudaMemcpy(host_dst, src, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy to host");
+  if (!bytes) return;
+  d2h_bytes += int64_t(bytes);
+  ++syncs;  // the host has the data only once the device is done
+  check(cudaMemcpy(host_dst, src, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy to host");
 }
 
 void copy(void* dst, const void* src, size_t bytes) {
@@ -33,6 +49,7 @@ void fill_zero(void* pointer, size_t bytes) {
 }
 
 void synchronize() {
+  ++syncs;
   check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
 }
 

@@ -16,6 +16,7 @@ void download(void* host_dst, const void* src, size_t bytes);
 void copy(void* dst, const void* src, size_t bytes);
 void fill_zero(void* pointer, size_t bytes);
 void synchronize();
+TransferLedger transfers();
 // Scratch memory for one op's temporaries: `slot` 0…2 for the op itself, 3 is sum_doubles'. A slot's
 // memory is valid until the next request for that slot (ops run in stream order, so the next op's use
 // cannot overtake this one's). Grows, never shrinks.

@@ -97,7 +97,8 @@ class Trainer {
     int64_t epoch = 0, points = 0;
     double loss = 0, lr = 0, grad_norm = 0, imbalance = 1, end_s = 0;
     bool stopping = false;
-    std::string nonfinite;  // "loss" or "gradient norm" when the step was skipped
+    std::string nonfinite;     // "loss" or "gradient norm" when the step was skipped
+    TransferLedger transfers;  // what this rank's step moved between host and device
   };
   // A step whose loss or gradient norm was not finite, with train.on_nonfinite stop (or too many skips).
   struct Diverged {
@@ -354,6 +355,7 @@ class Trainer {
     Timeline& timeline = *timeline_;
     Model& model = *model_;
     const double step_start = now_s();
+    const TransferLedger transfers_before = device_->transfers();
     double t = step_start;
     const auto phase_done = [&](const char* name, double& seconds) {
       const double now = now_s();
@@ -460,6 +462,7 @@ class Trainer {
     }
     times.allreduce_span_s = buckets_->buckets().back().done_s - buckets_->buckets().front().posted_s;
     times.step_s = now_s() - step_start;
+    out.transfers = device_->transfers() - transfers_before;
 
     // Straggler imbalance: max / mean over ranks of the compute time (forward + backward).
     watchdog_->enter("metrics all-reduce", step);
@@ -526,6 +529,12 @@ class Trainer {
           .end_array()
           .key("device_peak_bytes")
           .value(int64_t(memory.peak_bytes))
+          .key("h2d_bytes")
+          .value(out.transfers.h2d_bytes)
+          .key("d2h_bytes")
+          .value(out.transfers.d2h_bytes)
+          .key("syncs")
+          .value(out.transfers.syncs)
           .key("skipped")
           .value(!out.nonfinite.empty())
           .key("skipped_steps")

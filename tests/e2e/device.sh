@@ -43,6 +43,16 @@ grep -q "device cuda-emulated" "$WORK/gpu.log" && pass "trains on the (emulated)
 close "$(losses "$WORK/gpu/metrics.jsonl")" "$(losses "$WORK/cpu/metrics.jsonl")" 1e-3 &&
   pass "GPU losses follow the CPU's to 1e-3: $(losses "$WORK/gpu/metrics.jsonl") vs $(losses "$WORK/cpu/metrics.jsonl")" ||
   fail "losses: $(losses "$WORK/gpu/metrics.jsonl") vs $(losses "$WORK/cpu/metrics.jsonl")"
+# The transfer ledger per step: the device's copies each way and the host's waits; the CPU moves nothing.
+ledger() { python3 -c "import json,sys
+rows=[json.loads(l) for l in open(sys.argv[1]) if '\"step\"' in l]
+print(' '.join('%d/%d/%d' % (r['h2d_bytes'], r['d2h_bytes'], r['syncs']) for r in rows))" "$1"; }
+python3 -c "import sys; steps=[[int(v) for v in s.split('/')] for s in sys.argv[1].split()]
+sys.exit(0 if steps and all(u > 0 and d > 0 and n > 0 for u, d, n in steps) else 1)" "$(ledger "$WORK/gpu/metrics.jsonl")" &&
+  pass "the ledger per step (h2d/d2h bytes/syncs): $(ledger "$WORK/gpu/metrics.jsonl")" ||
+  fail "ledger: $(ledger "$WORK/gpu/metrics.jsonl")"
+[ "$(ledger "$WORK/cpu/metrics.jsonl")" = "0/0/0 0/0/0 0/0/0 0/0/0" ] && pass "the CPU moves nothing" ||
+  fail "CPU ledger: $(ledger "$WORK/cpu/metrics.jsonl")"
 # (AdamW's normalised update amplifies the rounding in near-zero gradients: the overall difference.)
 $COMPARE --rtol 1e-3 "$WORK/gpu/checkpoints/ckpt-00000004.h5" \
   "$WORK/cpu/checkpoints/ckpt-00000004.h5" >"$WORK/cmp.txt" 2>&1 && pass "GPU and CPU checkpoints agree to 1e-3" ||
