@@ -2,13 +2,19 @@
 # A throwaway one-node Slurm cluster on this host, for the tests and for trying the sbatch scripts
 # without a cluster (Debian's slurm-wlm and munge; munged, slurmctld and slurmd run as daemons here).
 #   slurm/local-cluster.sh start     writes /etc/slurm/slurm.conf (CPUs and memory from this machine,
-#                                    select/cons_tres, MpiDefault=pmix), starts munged, slurmctld,
-#                                    slurmd, and waits until the node is idle
+#                                    select/cons_tres, MpiDefault=pmix) and gres.conf (4 GPUs as GRES
+#                                    `gpu`, on /dev/tty0-3 as Slurm's own test suite declares them, so
+#                                    that --gpus-per-task / --gres=gpu:N are scheduled and set
+#                                    CUDA_VISIBLE_DEVICES per task; the ranks run on emulated GPUs,
+#                                    LIDARTRAIN_CUDA_EMULATION=1), starts munged, slurmctld, slurmd, and
+#                                    waits until the node is idle
 #   slurm/local-cluster.sh stop      stops the daemons and removes what start wrote
 #   slurm/local-cluster.sh status    sinfo
 # It refuses to touch a Slurm configuration it did not write. Needs root (as CI and these machines are).
 set -euo pipefail
 CONF=/etc/slurm/slurm.conf
+GRES_CONF=/etc/slurm/gres.conf
+GPU_FILES=/dev/tty[0-3]
 MARK="# written by lidartrain slurm/local-cluster.sh"
 STATE=/var/spool/lidartrain-slurm
 LOGS=/var/log/lidartrain-slurm
@@ -38,16 +44,18 @@ ReturnToService=2
 JobRequeue=1
 KillWait=30
 SchedulerType=sched/backfill
+GresTypes=gpu
 StateSaveLocation=$STATE/ctld
 SlurmdSpoolDir=$STATE/d
 SlurmctldPidFile=$STATE/slurmctld.pid
 SlurmdPidFile=$STATE/slurmd.pid
 SlurmctldLogFile=$LOGS/slurmctld.log
 SlurmdLogFile=$LOGS/slurmd.log
-NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
+NodeName=$host CPUs=$cpus RealMemory=$mem Gres=gpu:4 State=UNKNOWN
 PartitionName=local Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
 CONFEOF
   mv "$CONF.tmp" "$CONF"
+  printf '%s\nName=gpu File=%s\n' "$MARK" "$GPU_FILES" >"$GRES_CONF"
 }
 
 start_munge() {
@@ -106,7 +114,7 @@ case "${1:-}" in
   stop)
     ours || die "$CONF exists and was not written by this script: not touching it"
     stop_daemons
-    rm -f "$CONF"
+    rm -f "$CONF" "$GRES_CONF"
     rm -rf "$STATE"
     echo "local-cluster: stopped"
     ;;

@@ -5,6 +5,8 @@
 #   slurm/submit_scaling.sh OUT_DIR DATA [CONFIG]      (CONFIG default configs/semseg_small.ini)
 #   SCALING_RANKS ("1 2 4")  SCALING_CPUS_PER_NODE (cores per node; default: this machine's)
 #   SCALING_STEPS (20)  SCALING_GLOBAL_BATCH (4, strong)  SCALING_BATCH (2 per rank, weak)
+#   SCALING_SBATCH: more sbatch options for every point, e.g. on GPUs
+#     "--gpus-per-task=1 --cpus-per-gpu=8 --gpu-bind=closest" (and train.device = cuda in CONFIG)
 # Threads per rank = max(1, cores per node / ranks per node), ranks filling nodes one after another.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +19,7 @@ PER_RANK=${SCALING_BATCH:-2}
 mkdir -p "$OUT"
 printf 'mode\tranks\tthreads\tcores\tbatch_per_rank\toversubscribed\trun_dir\n' >"$OUT/runs.tsv"
 dependency=()
+read -r -a extra <<<"${SCALING_SBATCH:-}"
 for mode in strong weak; do
   for ranks in $RANKS; do
     if [ "$mode" = strong ]; then
@@ -29,7 +32,7 @@ for mode in strong weak; do
     [ "$threads" -ge 1 ] || threads=1
     over=()
     [ $((ranks * threads)) -le "$CPUS" ] || over=(--overcommit)  # more ranks than cores: oversubscribed
-    id=$(sbatch --parsable "${dependency[@]}" "${over[@]}" --ntasks="$ranks" --cpus-per-task="$threads" \
+    id=$(sbatch --parsable "${dependency[@]}" "${over[@]}" "${extra[@]}" --ntasks="$ranks" --cpus-per-task="$threads" \
       --output="$OUT/slurm-%j.out" \
       slurm/scaling.sbatch "$OUT" "$mode" "$batch" "$CONFIG" "$DATA" "$STEPS")
     dependency=(--dependency=afterany:"$id")

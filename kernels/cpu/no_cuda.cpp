@@ -18,6 +18,10 @@ std::string cuda_current_device_name() {
   return "no CUDA";
 }
 
+std::string cuda_current_device_identity() {
+  return "no CUDA";
+}
+
 namespace {
 bool deterministic = true;
 }

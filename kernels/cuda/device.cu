@@ -71,6 +71,16 @@ std::string cuda_current_device_name() {
   return std::string(properties.name) + ", " + memory;
 }
 
+std::string cuda_current_device_identity() {
+  int index = 0;
+  char bus_id[64] = {};
+  if (cudaGetDevice(&index) != cudaSuccess || cudaDeviceGetPCIBusId(bus_id, sizeof bus_id, index) != cudaSuccess) {
+    cudaGetLastError();
+    return "unknown device";
+  }
+  return bus_id;
+}
+
 const Backend* cuda_backend() {
   return cuda_device_count() > 0 ? &cuda::backend() : nullptr;
 }

@@ -19,6 +19,9 @@ std::string cuda_summary();
 void cuda_select_device(int index);
 // The current device's name and memory ("NVIDIA H100 80GB HBM3, 79.1 GiB").
 std::string cuda_current_device_name();
+// The current device's PCI bus id ("0000:3b:00.0"): the same physical GPU gives the same text in every
+// process of a host, whatever CUDA_VISIBLE_DEVICES numbers it.
+std::string cuda_current_device_identity();
 
 // Convolutions on the GPU use only cuDNN's deterministic algorithms while this is on (train.deterministic,
 // the default); off, the fastest its heuristics propose. The emulated kernels and the CPU are always

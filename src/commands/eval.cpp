@@ -86,6 +86,7 @@ int eval_main(int argc, char** argv, const Comm& comm) {
   run_agreed(comm, [&] {
     model->set_backend(choose_device(parsed.values["device"].as<std::string>(), comm.local_rank(), "--device"));
   });
+  require_one_rank_per_gpu(comm, model->backend());
   model->freeze_for_inference();
   require(iou.empty() || model->output() == ModelOutput::boxes,
           "--iou: only for a " + model_names(ModelOutput::boxes) + " checkpoint");

@@ -78,6 +78,7 @@ int infer_main(int argc, char** argv, const Comm& comm) {
   run_agreed(comm, [&] {
     model->set_backend(choose_device(values["device"].as<std::string>(), comm.local_rank(), "--device"));
   });
+  require_one_rank_per_gpu(comm, model->backend());
   model->freeze_for_inference();
   const bool boxes = model->output() == ModelOutput::boxes;
   require(boxes || !values.count("calib"),

@@ -280,6 +280,7 @@ int infer_every_frame(const DatasetInference& job, const Comm& comm) {
     identity = checkpoint_identity(job.checkpoint);
     dataset_id = dataset_identity(*reader);
   });
+  require_one_rank_per_gpu(comm, model->backend());
   // The output directory: new, or holding this checkpoint's outputs (a rerun), or --force.
   const fs::path out(job.out), mark = out / "CHECKPOINT";
   run_agreed(comm, [&] {

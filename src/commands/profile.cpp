@@ -78,6 +78,7 @@ int profile_main(int argc, char** argv, const Comm& comm) {
   Model& model = *model_ptr;
   const std::string device = values.count("device") ? values["device"].as<std::string>() : config.device;
   run_agreed(comm, [&] { model.set_backend(choose_device(device, comm.local_rank(), "--device")); });
+  require_one_rank_per_gpu(comm, model.backend());
   model.set_layer_sync(true);
   model.init(config.seed);
   const auto seconds_since = [](std::chrono::steady_clock::time_point t0) {

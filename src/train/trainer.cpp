@@ -202,6 +202,7 @@ class Trainer {
                 ": use fewer ranks or a smaller train.batch_size");
     // The device: every rank must have its own (a rank without is an error on every rank).
     run_agreed(comm_, [&] { device_ = &choose_device(c_.device, comm_.local_rank(), "train.device"); });
+    rank_devices_ = require_one_rank_per_gpu(comm_, *device_);
     set_deterministic_convolutions(c_.deterministic);
 
     model_ = make_model(c_);
@@ -342,6 +343,12 @@ class Trainer {
         c_.sync_bn ? ", SyncBN" : "",
         slots_per_rank_ > 1 ? (", " + std::to_string(slots_per_rank_) + " micro-batches").c_str() : "",
         omp_get_max_threads(), buckets_->buckets().size(), describe_device(*device_).c_str());
+    if (!device_->host_memory) {
+      std::string gpus;
+      for (size_t r = 0; r < rank_devices_.size(); ++r)
+        gpus += (r ? ", " : "") + std::to_string(r) + ": " + rank_devices_[r];
+      std::printf("train: GPU of each rank: %s\n", gpus.c_str());
+    }
     if (!resume_from_.empty())
       std::printf("train: resumed from %s at step %lld (%lld frames seen)\n", resume_from_.c_str(),
                   static_cast<long long>(start_step_), static_cast<long long>(resumed_.samples_seen));
@@ -652,7 +659,8 @@ class Trainer {
   double read_s_ = 0;
   int64_t start_step_ = 0;
   // run directory and loader
-  AppendFile metrics_;  // rank 0's metrics.jsonl
+  AppendFile metrics_;                     // rank 0's metrics.jsonl
+  std::vector<std::string> rank_devices_;  // rank 0: each rank's GPU (device_identity)
   std::optional<FrameSampler> sampler_;
   std::optional<PrefetchLoader<PreparedStep>> loader_;
   // steps

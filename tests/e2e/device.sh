@@ -102,6 +102,22 @@ $COMPARE --rtol 1e-4 "$WORK/gpu_np2/checkpoints/ckpt-00000002.h5" \
   "$WORK/cpu_np2/checkpoints/ckpt-00000002.h5" >"$WORK/cmp.txt" 2>&1 && pass "2 ranks with SyncBN on GPUs = on CPUs" ||
   fail "np2: $(tail -3 "$WORK/cmp.txt")"
 
+# GPUs per rank: a rank takes the one GPU it is given, else that of its node-local rank; two ranks on one
+# GPU, or a list of none, is one clear error. (The emulated node has the GPUs CUDA_VISIBLE_DEVICES lists.)
+"$MPIEXEC" -np 2 -x CUDA_VISIBLE_DEVICES=2,5 "$LT" train --config "$CFG" "${TINY[@]}" --data "$WORK/train" \
+  --train.steps 1 --train.batch_size 1 --train.device cuda --run-dir "$WORK/gpus25" >"$WORK/gpus25.log" 2>&1
+grep -q "GPU of each rank: 0: emulated 2, 1: emulated 5" "$WORK/gpus25.log" &&
+  pass "2 ranks, 2 visible GPUs: $(grep -o 'GPU of each rank: .*' "$WORK/gpus25.log")" || fail "$(cat "$WORK/gpus25.log")"
+CUDA_VISIBLE_DEVICES=3 run_train onegpu 1 --train.device cuda
+grep -q "GPU of each rank: 0: emulated 3" "$WORK/onegpu.log" && pass "1 rank given GPU 3: it takes it" ||
+  fail "$(cat "$WORK/onegpu.log")"
+expect_error "2 ranks, 1 GPU" "ranks 0 and 1 on .* would share GPU emulated 0: start at most one rank per GPU" \
+  "$MPIEXEC" -np 2 -x CUDA_VISIBLE_DEVICES=0 "$LT" train --config "$CFG" "${TINY[@]}" --data "$WORK/train" \
+  --train.steps 1 --train.batch_size 1 --train.device cuda --run-dir "$WORK/shared"
+[ ! -e "$WORK/shared/checkpoints" ] && pass "nothing trained on a shared GPU" || fail "$(ls -R "$WORK/shared")"
+CUDA_VISIBLE_DEVICES= expect_error "no GPU listed" "train.device=cuda: no CUDA device is usable here" \
+  run_train nonelisted 1 --train.device cuda
+
 # Out of device memory: one line naming the step and the bytes, exit 1, no checkpoint.
 LIDARTRAIN_CUDA_EMULATION_MEMORY=3000000 expect_error "out of device memory" \
   "step 1: out of memory on cuda-emulated: asked for [0-9]+ bytes" run_train oom 4 --train.device cuda

@@ -82,6 +82,41 @@ grep -q "requeueing job $inf" "$out" && grep -q "restart 1" "$out" && grep -q "l
   pass "infer.sbatch, USR1: stopped (exit 75), requeued, finished with the uninterrupted run's files ($(grep -o '[0-9]* made, [0-9]* already there' "$out" | tail -1))" ||
   fail "preempted infer job: $(cat "$out")"
 
+# GPUs as GRES (local-cluster.sh declares 4 on /dev/tty0-3; the ranks run on emulated GPUs): with
+# --gpus-per-task=1 Slurm gives each task its own CUDA_VISIBLE_DEVICES, each rank takes the one GPU it sees,
+# and the result is the mpirun run's (same kernels, same ranks), bit for bit. Two tasks given one GPU
+# between them is one clear error.
+cat >"$WORK/gpu.ini" <<'INI'
+[model]
+voxel_size = 3.2
+point_channels = 4,8
+bev_channels = 4,8,8
+head_channels = 4
+[train]
+steps = 2
+batch_size = 1
+device = cuda
+INI
+gpu=$(LIDARTRAIN_CUDA_EMULATION=1 submit --gpus-per-task=1 "$ROOT/slurm/train.sbatch" "$WORK/gpu.ini" \
+  --data "$WORK/train" --run-dir "$WORK/gpu")
+LIDARTRAIN_CUDA_EMULATION=1 OMP_NUM_THREADS=1 $MPIEXEC -np 2 "$LT" train --config "$WORK/gpu.ini" --data "$WORK/train" \
+  --run-dir "$WORK/gpu_mpirun" >"$WORK/gpu_mpirun.log" 2>&1 || fail "mpirun on emulated GPUs: $(cat "$WORK/gpu_mpirun.log")"
+wait_job "$gpu"
+out="$WORK/job-$gpu.out"
+grep -q "GPU of each rank: 0: emulated 0, 1: emulated 1" "$out" && grep -q "lidartrain exited 0" "$out" &&
+  pass "sbatch --gpus-per-task=1, 2 tasks: $(grep -o 'GPU of each rank: .*' "$out")" || fail "GPU job: $(cat "$out")"
+result=$($COMPARE "$WORK/gpu/checkpoints/ckpt-00000002.h5" "$WORK/gpu_mpirun/checkpoints/ckpt-00000002.h5" --rtol 0 \
+  --groups model buffers optimizer state) && pass "the Slurm GPU job = the mpirun run, bit for bit: $result" ||
+  fail "Slurm GPU job against mpirun: $result"
+shared=$(LIDARTRAIN_CUDA_EMULATION=1 submit --gres=gpu:1 "$ROOT/slurm/train.sbatch" "$WORK/gpu.ini" \
+  --data "$WORK/train" --run-dir "$WORK/gpu_shared")
+wait_job "$shared"
+out="$WORK/job-$shared.out"
+grep -q "ranks 0 and 1 on .* would share GPU emulated 0: start at most one rank per GPU" "$out" &&
+  ! grep -q "lidartrain exited 0" "$out" && [ ! -e "$WORK/gpu_shared/checkpoints" ] &&
+  pass "2 tasks on one GPU (--gres=gpu:1): $(grep -o 'ranks 0 and 1 .*per GPU' "$out" | head -1)" ||
+  fail "2 tasks on one GPU: $(cat "$out")"
+
 plot=$(SCALING_RANKS="1 2" SCALING_STEPS=4 bash "$ROOT/slurm/submit_scaling.sh" "$WORK/scaling" "$WORK/train" "$WORK/tiny.ini")
 wait_job "$plot"
 [ "$(grep -c '^| strong\|^| weak' "$WORK/scaling/scaling.md" 2>/dev/null)" = 4 ] && [ -s "$WORK/scaling/scaling.png" ] &&
