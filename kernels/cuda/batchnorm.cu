@@ -62,9 +62,9 @@ void channel_sums(const float* x, const float* dy, const float* mean, const floa
     return;
   }
   double* partial = static_cast<double*>(scratch(0, sizeof(double) * 2 * size_t(s.channels) * size_t(chunks)));
-  LT_LAUNCH(channel_partial_sums_kernel, dim3(unsigned(chunks), unsigned(s.channels)), kThreads, nullptr)
+  LT_LAUNCH(channel_partial_sums_kernel, dim3(unsigned(chunks), unsigned(s.channels)), kThreads, stream())
   (x, dy, mean, invstd, gamma, beta, s.outer, s.channels, s.inner, partial);
-  LT_LAUNCH(row_sums_kernel, blocks_for(2 * s.channels), kThreads, nullptr)(partial, 2 * s.channels, chunks, sums);
+  LT_LAUNCH(row_sums_kernel, blocks_for(2 * s.channels), kThreads, stream())(partial, 2 * s.channels, chunks, sums);
   check(cudaGetLastError(), "batchnorm sums");
 }
 
@@ -113,7 +113,7 @@ void batchnorm_apply(const float* x, const float* mean, const float* invstd, con
                      float* y, const ops::BatchNormShape& s) {
   const int64_t n = s.count() * s.channels;
   if (n == 0) return;
-  LT_LAUNCH(batchnorm_apply_kernel, blocks_for(n), kThreads, nullptr)
+  LT_LAUNCH(batchnorm_apply_kernel, blocks_for(n), kThreads, stream())
   (x, mean, invstd, gamma, beta, y, s.channels, s.inner, n, false);
   check(cudaGetLastError(), "batchnorm_apply");
 }
@@ -127,9 +127,10 @@ void batchnorm_backward_apply(const float* x, const float* dy, const float* mean
                               const float* gamma, const double* sums, double count, float* dx, float* dgamma,
                               float* dbeta, const ops::BatchNormShape& s) {
   if (dgamma && dbeta && s.channels > 0)
-    LT_LAUNCH(batchnorm_param_grads_kernel, blocks_for(s.channels), kThreads, nullptr)(sums, s.channels, dgamma, dbeta);
+    LT_LAUNCH(batchnorm_param_grads_kernel, blocks_for(s.channels), kThreads, stream())
+    (sums, s.channels, dgamma, dbeta);
   const int64_t n = s.count() * s.channels;
-  if (dx && n > 0) LT_LAUNCH(batchnorm_grad_input_kernel, blocks_for(n), kThreads, nullptr)
+  if (dx && n > 0) LT_LAUNCH(batchnorm_grad_input_kernel, blocks_for(n), kThreads, stream())
   (x, dy, mean, invstd, gamma, nullptr, sums, float(count), dx, s.channels, s.inner, n);
   check(cudaGetLastError(), "batchnorm_backward_apply");
 }
@@ -138,7 +139,7 @@ void batchnorm_relu_apply(const float* x, const float* mean, const float* invstd
                           float* y, const ops::BatchNormShape& s) {
   const int64_t n = s.count() * s.channels;
   if (n == 0) return;
-  LT_LAUNCH(batchnorm_apply_kernel, blocks_for(n), kThreads, nullptr)
+  LT_LAUNCH(batchnorm_apply_kernel, blocks_for(n), kThreads, stream())
   (x, mean, invstd, gamma, beta, y, s.channels, s.inner, n, true);
   check(cudaGetLastError(), "batchnorm_relu_apply");
 }
@@ -152,9 +153,10 @@ void batchnorm_relu_backward_apply(const float* x, const float* dy, const float*
                                    const float* gamma, const float* beta, const double* sums, double count, float* dx,
                                    float* dgamma, float* dbeta, const ops::BatchNormShape& s) {
   if (dgamma && dbeta && s.channels > 0)
-    LT_LAUNCH(batchnorm_param_grads_kernel, blocks_for(s.channels), kThreads, nullptr)(sums, s.channels, dgamma, dbeta);
+    LT_LAUNCH(batchnorm_param_grads_kernel, blocks_for(s.channels), kThreads, stream())
+    (sums, s.channels, dgamma, dbeta);
   const int64_t n = s.count() * s.channels;
-  if (dx && n > 0) LT_LAUNCH(batchnorm_grad_input_kernel, blocks_for(n), kThreads, nullptr)
+  if (dx && n > 0) LT_LAUNCH(batchnorm_grad_input_kernel, blocks_for(n), kThreads, stream())
   (x, dy, mean, invstd, gamma, beta, sums, float(count), dx, s.channels, s.inner, n);
   check(cudaGetLastError(), "batchnorm_relu_backward_apply");
 }
@@ -162,7 +164,7 @@ void batchnorm_relu_backward_apply(const float* x, const float* dy, const float*
 void batchnorm_stats(const double* sums, int channels, double count, bool training, float* mean, float* invstd,
                      float* running_mean, float* running_var) {
   if (channels == 0) return;
-  LT_LAUNCH(batchnorm_stats_kernel, blocks_for(channels), kThreads, nullptr)
+  LT_LAUNCH(batchnorm_stats_kernel, blocks_for(channels), kThreads, stream())
   (sums, channels, count, training, mean, invstd, running_mean, running_var);
   check(cudaGetLastError(), "batchnorm_stats");
 }

@@ -110,17 +110,17 @@ bool is_pointwise(const ops::Conv2dShape& s) {
 void add_channel_sums(const float* data, int64_t outer, int channels, int64_t inner, float* out) {
   auto* sums = static_cast<double*>(scratch(2, sizeof(double) * 2 * size_t(channels)));
   batchnorm_sums(data, ops::BatchNormShape{outer, channels, inner}, sums);
-  LT_LAUNCH(add_first_sums_kernel, blocks_for(channels), kThreads, nullptr)(sums, channels, out);
+  LT_LAUNCH(add_first_sums_kernel, blocks_for(channels), kThreads, stream())(sums, channels, out);
 }
 
 void bias_relu(float* y, const float* bias, int64_t outer, int channels, int64_t inner) {
   const int64_t n = outer * channels * inner;
-  if (n > 0) LT_LAUNCH(bias_relu_kernel, blocks_for(n), kThreads, nullptr)(y, bias, outer, channels, inner);
+  if (n > 0) LT_LAUNCH(bias_relu_kernel, blocks_for(n), kThreads, stream())(y, bias, outer, channels, inner);
 }
 
 void add_bias(float* y, const float* bias, int64_t outer, int channels, int64_t inner) {
   const int64_t n = outer * channels * inner;
-  if (n > 0) LT_LAUNCH(add_bias_kernel, blocks_for(n), kThreads, nullptr)(y, bias, outer, channels, inner);
+  if (n > 0) LT_LAUNCH(add_bias_kernel, blocks_for(n), kThreads, stream())(y, bias, outer, channels, inner);
 }
 
 void conv2d_forward(const float* x, const float* weight, const float* bias, float* y, const ops::Conv2dShape& s) {
@@ -137,7 +137,7 @@ void conv2d_forward(const float* x, const float* weight, const float* bias, floa
   for (int b = 0; b < s.batch; ++b) {
     const float* input = x + b * in_size;
     if (col) {
-      LT_LAUNCH(im2col_kernel, blocks_for(k_dim * pixels), kThreads, nullptr)(input, s, col);
+      LT_LAUNCH(im2col_kernel, blocks_for(k_dim * pixels), kThreads, stream())(input, s, col);
       input = col;
     }
     gemm(false, false, s.out_channels, pixels, k_dim, 1.f, weight, input, 0.f, y + b * out_size);
@@ -163,7 +163,7 @@ void conv2d_backward(const float* x, const float* weight, const float* dy, float
   for (int b = 0; b < s.batch; ++b) {
     const float* input = x + b * in_size;
     if (!pointwise) {
-      LT_LAUNCH(im2col_kernel, blocks_for(k_dim * pixels), kThreads, nullptr)(input, s, col);
+      LT_LAUNCH(im2col_kernel, blocks_for(k_dim * pixels), kThreads, stream())(input, s, col);
       input = col;
     }
     gemm(false, true, s.out_channels, k_dim, pixels, 1.f, dy + b * out_size, input, 1.f, dweight);
@@ -172,7 +172,7 @@ void conv2d_backward(const float* x, const float* weight, const float* dy, float
       gemm(true, false, k_dim, pixels, s.out_channels, 1.f, weight, dy + b * out_size, 0.f, dx + b * in_size);
     } else {
       gemm(true, false, k_dim, pixels, s.out_channels, 1.f, weight, dy + b * out_size, 0.f, dcol);
-      LT_LAUNCH(col2im_kernel, blocks_for(in_size), kThreads, nullptr)(dcol, s, dx + b * in_size);
+      LT_LAUNCH(col2im_kernel, blocks_for(in_size), kThreads, stream())(dcol, s, dx + b * in_size);
     }
   }
   check(cudaGetLastError(), "conv2d_backward");
@@ -192,7 +192,7 @@ void conv_transpose_forward(const float* x, const float* weight, const float* bi
   auto* tap_values = static_cast<float*>(scratch(1, sizeof(float) * size_t(taps * pixels)));
   for (int b = 0; b < s.batch; ++b) {
     gemm(true, false, taps, pixels, s.in_channels, 1.f, weight, x + b * s.in_channels * pixels, 0.f, tap_values);
-    LT_LAUNCH(taps_to_output_kernel, blocks_for(taps * pixels), kThreads, nullptr)
+    LT_LAUNCH(taps_to_output_kernel, blocks_for(taps * pixels), kThreads, stream())
     (tap_values, bias, s, y + b * taps * pixels);
   }
   check(cudaGetLastError(), "conv_transpose_forward");
@@ -211,7 +211,7 @@ void conv_transpose_backward(const float* x, const float* weight, const float* d
 #endif
   auto* dtaps = static_cast<float*>(scratch(1, sizeof(float) * size_t(taps * pixels)));
   for (int b = 0; b < s.batch; ++b) {
-    LT_LAUNCH(output_to_taps_kernel, blocks_for(taps * pixels), kThreads, nullptr)(dy + b * taps * pixels, s, dtaps);
+    LT_LAUNCH(output_to_taps_kernel, blocks_for(taps * pixels), kThreads, stream())(dy + b * taps * pixels, s, dtaps);
     const float* xb = x + b * s.in_channels * pixels;
     gemm(false, true, s.in_channels, taps, pixels, 1.f, xb, dtaps, 1.f, dweight);
     if (dx) gemm(false, false, s.in_channels, pixels, taps, 1.f, weight, dtaps, 0.f, dx + b * s.in_channels * pixels);
@@ -239,7 +239,7 @@ void conv2d_relu_at_cells(const float* x, const float* weight, const float* bias
   const int64_t occupied = index.occupied, k_dim = int64_t(s.in_channels) * s.kernel * s.kernel;
   if (occupied == 0) return;
   float* col = static_cast<float*>(scratch(1, sizeof(float) * size_t(occupied * k_dim)));
-  LT_LAUNCH(cells_im2col_kernel, blocks_for(occupied * k_dim), kThreads, nullptr)(x, index.cells, occupied, s, col);
+  LT_LAUNCH(cells_im2col_kernel, blocks_for(occupied * k_dim), kThreads, stream())(x, index.cells, occupied, s, col);
   gemm(false, true, occupied, s.out_channels, k_dim, 1.f, col, weight, 0.f, rows);
   bias_relu(rows, bias, occupied, s.out_channels, 1);
   check(cudaGetLastError(), "conv2d_relu_at_cells");

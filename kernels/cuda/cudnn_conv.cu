@@ -31,7 +31,7 @@ cudnnHandle_t handle() {
   static cudnnHandle_t h = [] {
     cudnnHandle_t created = nullptr;
     check_cudnn(cudnnCreate(&created), "cudnnCreate");
-    check_cudnn(cudnnSetStream(created, nullptr), "cudnnSetStream");  // the stream every kernel runs on
+    check_cudnn(cudnnSetStream(created, stream()), "cudnnSetStream");  // the stream every op runs on
     return created;
   }();
   return h;

@@ -189,15 +189,15 @@ void heatmap_top_k(const float* logits, int64_t maps, int height, int width, flo
   float* peak_scores = reinterpret_cast<float*>(work + n);
   int64_t* chunk_counts = work + 2 * n;
   if (n == 0 || top_k <= 0) {
-    check(cudaMemsetAsync(count, 0, sizeof(int64_t), nullptr), "heatmap_top_k");
+    check(cudaMemsetAsync(count, 0, sizeof(int64_t), stream()), "heatmap_top_k");
     return;
   }
-  LT_LAUNCH(peak_count_kernel, unsigned(chunks), kThreads, nullptr)
+  LT_LAUNCH(peak_count_kernel, unsigned(chunks), kThreads, stream())
   (logits, n, plane, height, width, threshold, chunk_counts);
-  LT_LAUNCH(peak_offsets_kernel, 1, 1, nullptr)(chunk_counts, chunks);
-  LT_LAUNCH(peak_write_kernel, unsigned(chunks), kThreads, nullptr)
+  LT_LAUNCH(peak_offsets_kernel, 1, 1, stream())(chunk_counts, chunks);
+  LT_LAUNCH(peak_write_kernel, unsigned(chunks), kThreads, stream())
   (logits, n, plane, height, width, threshold, chunk_counts, peak_cells, peak_scores);
-  LT_LAUNCH(peak_rank_kernel, blocks_for(n), kThreads, nullptr)
+  LT_LAUNCH(peak_rank_kernel, blocks_for(n), kThreads, stream())
   (peak_cells, peak_scores, chunk_counts + chunks, top_k, cells, scores, count);
   check(cudaGetLastError(), "heatmap_top_k");
 }
@@ -205,15 +205,15 @@ void heatmap_top_k(const float* logits, int64_t maps, int height, int width, flo
 void rotated_nms(const float* boxes, const int32_t* labels, int64_t n, double iou, uint64_t* work, uint8_t* keep) {
   if (n == 0) return;
   const int64_t words = (n + 63) / 64;
-  LT_LAUNCH(nms_mask_kernel, blocks_for(n * words), kThreads, nullptr)(boxes, labels, n, words, iou, work);
-  LT_LAUNCH(nms_pass_kernel, 1, 1, nullptr)(work, n, words, keep);
+  LT_LAUNCH(nms_mask_kernel, blocks_for(n * words), kThreads, stream())(boxes, labels, n, words, iou, work);
+  LT_LAUNCH(nms_pass_kernel, 1, 1, stream())(work, n, words, keep);
   check(cudaGetLastError(), "rotated_nms");
 }
 
 void gather_positions_forward(const float* maps, const int64_t* positions, int64_t k, int channels, int64_t plane,
                               float* rows) {
   if (k * channels == 0) return;
-  LT_LAUNCH(gather_positions_forward_kernel, blocks_for(k * channels), kThreads, nullptr)
+  LT_LAUNCH(gather_positions_forward_kernel, blocks_for(k * channels), kThreads, stream())
   (maps, positions, k, channels, plane, rows);
   check(cudaGetLastError(), "gather_positions_forward");
 }
@@ -221,7 +221,7 @@ void gather_positions_forward(const float* maps, const int64_t* positions, int64
 void gather_positions_backward(const float* drows, const int64_t* positions, int64_t k, int channels, int64_t plane,
                                float* dmaps) {
   if (k * channels == 0) return;
-  LT_LAUNCH(gather_positions_backward_kernel, blocks_for(channels), kThreads, nullptr)
+  LT_LAUNCH(gather_positions_backward_kernel, blocks_for(channels), kThreads, stream())
   (drows, positions, k, channels, plane, dmaps);
   check(cudaGetLastError(), "gather_positions_backward");
 }
@@ -229,13 +229,13 @@ void gather_positions_backward(const float* drows, const int64_t* positions, int
 void max_pool3x3(const float* x, float* y, int64_t maps, int height, int width) {
   const int64_t n = maps * height * width;
   if (n == 0) return;
-  LT_LAUNCH(max_pool3x3_kernel, blocks_for(n), kThreads, nullptr)(x, y, maps, height, width);
+  LT_LAUNCH(max_pool3x3_kernel, blocks_for(n), kThreads, stream())(x, y, maps, height, width);
   check(cudaGetLastError(), "max_pool3x3");
 }
 
 void bev_iou_matrix(const float* a, int64_t n, const float* b, int64_t m, double* iou) {
   if (n * m == 0) return;
-  LT_LAUNCH(bev_iou_kernel, blocks_for(n * m), kThreads, nullptr)(a, n, b, m, iou);
+  LT_LAUNCH(bev_iou_kernel, blocks_for(n * m), kThreads, stream())(a, n, b, m, iou);
   check(cudaGetLastError(), "bev_iou_matrix");
 }
 

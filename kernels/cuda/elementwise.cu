@@ -40,26 +40,26 @@ __global__ void concat_kernel(float* a, int64_t a_row, float* b, int64_t b_row, 
 
 void add(float* y, const float* x, int64_t n) {
   if (n == 0) return;
-  LT_LAUNCH(add_kernel, blocks_for(n), kThreads, nullptr)(y, x, n);
+  LT_LAUNCH(add_kernel, blocks_for(n), kThreads, stream())(y, x, n);
   check(cudaGetLastError(), "add");
 }
 
 void relu_forward(const float* x, float* y, int64_t n) {
   if (n == 0) return;
-  LT_LAUNCH(relu_forward_kernel, blocks_for(n), kThreads, nullptr)(x, y, n);
+  LT_LAUNCH(relu_forward_kernel, blocks_for(n), kThreads, stream())(x, y, n);
   check(cudaGetLastError(), "relu_forward");
 }
 
 void relu_backward(const float* y, const float* dy, float* dx, int64_t n) {
   if (n == 0) return;
-  LT_LAUNCH(relu_backward_kernel, blocks_for(n), kThreads, nullptr)(y, dy, dx, n);
+  LT_LAUNCH(relu_backward_kernel, blocks_for(n), kThreads, stream())(y, dy, dx, n);
   check(cudaGetLastError(), "relu_backward");
 }
 
 void concat_channels(const float* a, int ca, const float* b, int cb, int64_t outer, int64_t inner, float* out) {
   const int64_t n = outer * (ca + cb) * inner;
   if (n == 0) return;
-  LT_LAUNCH(concat_kernel, blocks_for(n), kThreads, nullptr)
+  LT_LAUNCH(concat_kernel, blocks_for(n), kThreads, stream())
   (const_cast<float*>(a), ca * inner, const_cast<float*>(b), cb * inner, out, outer, false);
   check(cudaGetLastError(), "concat_channels");
 }
@@ -67,7 +67,7 @@ void concat_channels(const float* a, int ca, const float* b, int cb, int64_t out
 void split_channels(const float* in, int ca, int cb, int64_t outer, int64_t inner, float* a, float* b) {
   const int64_t n = outer * (ca + cb) * inner;
   if (n == 0) return;
-  LT_LAUNCH(concat_kernel, blocks_for(n), kThreads, nullptr)
+  LT_LAUNCH(concat_kernel, blocks_for(n), kThreads, stream())
   (a, ca * inner, b, cb * inner, const_cast<float*>(in), outer, true);
   check(cudaGetLastError(), "split_channels");
 }

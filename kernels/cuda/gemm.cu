@@ -32,7 +32,7 @@ __global__ void gemm_kernel(bool trans_a, bool trans_b, int64_t m, int64_t n, in
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
           float beta, float* c) {
   if (m == 0 || n == 0) return;
-  LT_LAUNCH(gemm_kernel, blocks_for(m * n), kThreads, nullptr)(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
+  LT_LAUNCH(gemm_kernel, blocks_for(m * n), kThreads, stream())(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
   check(cudaGetLastError(), "gemm (emulated)");
 }
 #endif
@@ -47,6 +47,7 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
       std::fprintf(stderr, "lidartrain: cublasCreate failed\n");
       std::abort();
     }
+    cublasSetStream(h, stream());  // the stream every op runs on
     return h;
   }();
   const ColumnMajorGemm g = column_major_gemm(trans_a, trans_b, m, n, k);

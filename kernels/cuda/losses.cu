@@ -103,12 +103,12 @@ void cross_entropy(const float* logits, const uint8_t* labels, int64_t rows, int
   double* row_loss = row_values;
   double* row_weight = row_values + rows;
   auto* totals = static_cast<double*>(scratch(1, sizeof(double) * 2));
-  if (rows > 0) LT_LAUNCH(cross_entropy_rows_kernel, blocks_for(rows), kThreads, nullptr)
+  if (rows > 0) LT_LAUNCH(cross_entropy_rows_kernel, blocks_for(rows), kThreads, stream())
   (logits, labels, rows, classes, class_weights, ignore_label, row_loss, row_weight);
   sum_doubles(row_loss, rows, totals);
   sum_doubles(row_weight, rows, totals + 1);
-  LT_LAUNCH(cross_entropy_finish_kernel, 1, 1, nullptr)(totals, loss);
-  if (dlogits && rows > 0) LT_LAUNCH(cross_entropy_grad_kernel, blocks_for(rows), kThreads, nullptr)
+  LT_LAUNCH(cross_entropy_finish_kernel, 1, 1, stream())(totals, loss);
+  if (dlogits && rows > 0) LT_LAUNCH(cross_entropy_grad_kernel, blocks_for(rows), kThreads, stream())
   (logits, labels, rows, classes, row_weight, totals, ignore_label, dlogits);
   check(cudaGetLastError(), "cross_entropy");
 }
@@ -116,7 +116,7 @@ void cross_entropy(const float* logits, const uint8_t* labels, int64_t rows, int
 void focal_loss(const float* logits, const float* targets, int64_t n, float* dlogits, double* loss) {
   const int64_t chunks = reduce_chunks(n);
   auto* partial = static_cast<double*>(scratch(0, sizeof(double) * size_t(chunks)));
-  LT_LAUNCH(focal_loss_kernel, unsigned(chunks), kThreads, nullptr)(logits, targets, n, dlogits, partial);
+  LT_LAUNCH(focal_loss_kernel, unsigned(chunks), kThreads, stream())(logits, targets, n, dlogits, partial);
   sum_doubles(partial, chunks, loss);
   check(cudaGetLastError(), "focal_loss");
 }
@@ -124,7 +124,7 @@ void focal_loss(const float* logits, const float* targets, int64_t n, float* dlo
 void l1_loss(const float* pred, const float* target, int64_t rows, int channels, float* dpred, double* loss) {
   const int64_t n = rows * channels, chunks = reduce_chunks(n);
   auto* partial = static_cast<double*>(scratch(0, sizeof(double) * size_t(chunks)));
-  LT_LAUNCH(l1_loss_kernel, unsigned(chunks), kThreads, nullptr)(pred, target, n, dpred, partial);
+  LT_LAUNCH(l1_loss_kernel, unsigned(chunks), kThreads, stream())(pred, target, n, dpred, partial);
   sum_doubles(partial, chunks, loss);
   check(cudaGetLastError(), "l1_loss");
 }

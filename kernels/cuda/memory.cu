@@ -10,6 +10,15 @@ namespace {
 std::atomic<int64_t> h2d_bytes{0}, d2h_bytes{0}, syncs{0};
 }  // namespace
 
+cudaStream_t stream() {
+  static const cudaStream_t compute = [] {
+    cudaStream_t created = nullptr;
+    check(cudaStreamCreateWithFlags(&created, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+    return created;
+  }();
+  return compute;
+}
+
 TransferLedger transfers() {
   return {h2d_bytes.load(), d2h_bytes.load(), syncs.load()};
 }
@@ -30,27 +39,30 @@ void release(void* pointer) {
 void upload(void* dst, const void* host_src, size_t bytes) {
   if (!bytes) return;
   h2d_bytes += int64_t(bytes);
-  check(cudaMemcpy(dst, host_src, bytes, cudaMemcpyHostToDevice), "cudaMemcpy to device");
+  // From pageable memory the source is staged at the call: the caller may reuse it at once.
+  check(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, stream()), "cudaMemcpyAsync to device");
 }
 
 void download(void* host_dst, const void* src, size_t bytes) {
   if (!bytes) return;
   d2h_bytes += int64_t(bytes);
   ++syncs;  // the host has the data only once the device is done
-  check(cudaMemcpy(host_dst, src, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy to host");
+  check(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream()), "cudaMemcpyAsync to host");
+  check(cudaStreamSynchronize(stream()), "cudaStreamSynchronize");
 }
 
 void copy(void* dst, const void* src, size_t bytes) {
-  if (bytes) check(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice), "cudaMemcpy on the device");
+  if (bytes)
+    check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream()), "cudaMemcpyAsync on the device");
 }
 
 void fill_zero(void* pointer, size_t bytes) {
-  if (bytes) check(cudaMemset(pointer, 0, bytes), "cudaMemset");
+  if (bytes) check(cudaMemsetAsync(pointer, 0, bytes, stream()), "cudaMemsetAsync");
 }
 
 void synchronize() {
   ++syncs;
-  check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+  check(cudaStreamSynchronize(stream()), "cudaStreamSynchronize");
 }
 
 void* scratch(int slot, size_t bytes) {

@@ -40,27 +40,27 @@ __global__ void scale_kernel(float* x, int64_t n, float factor) {
 void adamw_update(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,
                   const OptimizerStep& step) {
   if (n == 0) return;
-  LT_LAUNCH(adamw_kernel, blocks_for(n), kThreads, nullptr)(param, grad, exp_avg, exp_avg_sq, n, step);
+  LT_LAUNCH(adamw_kernel, blocks_for(n), kThreads, stream())(param, grad, exp_avg, exp_avg_sq, n, step);
   check(cudaGetLastError(), "adamw_update");
 }
 
 void sgd_update(float* param, const float* grad, float* momentum_buffer, int64_t n, const OptimizerStep& step) {
   if (n == 0) return;
-  LT_LAUNCH(sgd_kernel, blocks_for(n), kThreads, nullptr)(param, grad, momentum_buffer, n, step);
+  LT_LAUNCH(sgd_kernel, blocks_for(n), kThreads, stream())(param, grad, momentum_buffer, n, step);
   check(cudaGetLastError(), "sgd_update");
 }
 
 void sum_squares(const float* x, int64_t n, double* sum) {
   const int64_t chunks = reduce_chunks(n);
   auto* partial = static_cast<double*>(scratch(0, sizeof(double) * size_t(chunks)));
-  LT_LAUNCH(sum_squares_kernel, unsigned(chunks), kThreads, nullptr)(x, n, partial);
+  LT_LAUNCH(sum_squares_kernel, unsigned(chunks), kThreads, stream())(x, n, partial);
   sum_doubles(partial, chunks, sum);
   check(cudaGetLastError(), "sum_squares");
 }
 
 void scale(float* x, int64_t n, float factor) {
   if (n == 0) return;
-  LT_LAUNCH(scale_kernel, blocks_for(n), kThreads, nullptr)(x, n, factor);
+  LT_LAUNCH(scale_kernel, blocks_for(n), kThreads, stream())(x, n, factor);
   check(cudaGetLastError(), "scale");
 }
 

@@ -150,14 +150,14 @@ void voxelize_max_forward(const float* features, const ops::CellIndexView& index
   float* cell_max = static_cast<float*>(scratch(0, sizeof(float) * size_t(rows)));
   auto* best = reinterpret_cast<unsigned long long*>(argmax);
   const int64_t elements = index.num_points * channels;
-  LT_LAUNCH(fill_cell_rows_kernel, blocks_for(rows), kThreads, nullptr)(cell_max, best, rows);
-  LT_LAUNCH(scatter_max_kernel, blocks_for(elements), kThreads, nullptr)
+  LT_LAUNCH(fill_cell_rows_kernel, blocks_for(rows), kThreads, stream())(cell_max, best, rows);
+  LT_LAUNCH(scatter_max_kernel, blocks_for(elements), kThreads, stream())
   (features, index.point_slot, index.num_points, channels, cell_max);
   if (best) {  // inference passes none
-    LT_LAUNCH(scatter_argmax_kernel, blocks_for(elements), kThreads, nullptr)
+    LT_LAUNCH(scatter_argmax_kernel, blocks_for(elements), kThreads, stream())
     (features, index.point_slot, index.num_points, channels, cell_max, best);
   }
-  LT_LAUNCH(move_cell_rows_kernel, blocks_for(rows), kThreads, nullptr)
+  LT_LAUNCH(move_cell_rows_kernel, blocks_for(rows), kThreads, stream())
   (cell_max, index.cells, index.occupied, channels, cells_per_map, grid, true);
   check(cudaGetLastError(), "voxelize_max_forward");
 }
@@ -167,9 +167,9 @@ void voxelize_max_backward(const float* dgrid, const ops::CellIndexView& index, 
   const int64_t rows = index.occupied * channels;
   if (rows == 0) return;
   float* dcell = static_cast<float*>(scratch(0, sizeof(float) * size_t(rows)));
-  LT_LAUNCH(move_cell_rows_kernel, blocks_for(rows), kThreads, nullptr)
+  LT_LAUNCH(move_cell_rows_kernel, blocks_for(rows), kThreads, stream())
   (dcell, index.cells, index.occupied, channels, cells_per_map, const_cast<float*>(dgrid), false);
-  LT_LAUNCH(voxelize_max_backward_kernel, blocks_for(rows), kThreads, nullptr)
+  LT_LAUNCH(voxelize_max_backward_kernel, blocks_for(rows), kThreads, stream())
   (dcell, argmax, index.occupied, channels, dfeatures);
   check(cudaGetLastError(), "voxelize_max_backward");
 }
@@ -177,7 +177,7 @@ void voxelize_max_backward(const float* dgrid, const ops::CellIndexView& index, 
 void scatter_mean_forward(const float* features, const ops::CellIndexView& index, int channels, float* mean) {
   const int64_t rows = index.occupied * channels;
   if (rows == 0) return;
-  LT_LAUNCH(scatter_mean_forward_kernel, blocks_for(rows), kThreads, nullptr)
+  LT_LAUNCH(scatter_mean_forward_kernel, blocks_for(rows), kThreads, stream())
   (features, index.cell_start, index.sorted_points, index.occupied, channels, mean);
   check(cudaGetLastError(), "scatter_mean_forward");
 }
@@ -185,7 +185,7 @@ void scatter_mean_forward(const float* features, const ops::CellIndexView& index
 void scatter_mean_backward(const float* dmean, const ops::CellIndexView& index, int channels, float* dfeatures) {
   const int64_t elements = index.num_points * channels;
   if (elements == 0) return;
-  LT_LAUNCH(scatter_mean_backward_kernel, blocks_for(elements), kThreads, nullptr)
+  LT_LAUNCH(scatter_mean_backward_kernel, blocks_for(elements), kThreads, stream())
   (dmean, index.point_slot, index.cell_start, index.num_points, channels, dfeatures);
   check(cudaGetLastError(), "scatter_mean_backward");
 }
@@ -194,7 +194,7 @@ void devoxelize_forward(const float* grid, const ops::CellIndexView& index, int 
                         float* features) {
   const int64_t elements = index.num_points * channels;
   if (elements == 0) return;
-  LT_LAUNCH(devoxelize_forward_kernel, blocks_for(elements), kThreads, nullptr)
+  LT_LAUNCH(devoxelize_forward_kernel, blocks_for(elements), kThreads, stream())
   (grid, index.point_cell, index.num_points, channels, cells_per_map, features);
   check(cudaGetLastError(), "devoxelize_forward");
 }
@@ -203,7 +203,7 @@ void devoxelize_backward(const float* dfeatures, const ops::CellIndexView& index
                          float* dgrid) {
   const int64_t rows = index.occupied * channels;
   if (rows == 0) return;
-  LT_LAUNCH(devoxelize_backward_kernel, blocks_for(rows), kThreads, nullptr)
+  LT_LAUNCH(devoxelize_backward_kernel, blocks_for(rows), kThreads, stream())
   (dfeatures, index.cells, index.cell_start, index.sorted_points, index.occupied, channels, cells_per_map, dgrid);
   check(cudaGetLastError(), "devoxelize_backward");
 }
@@ -211,7 +211,7 @@ void devoxelize_backward(const float* dfeatures, const ops::CellIndexView& index
 void count_in_cost_range(const float* xyzi, int64_t n, int64_t* count) {
   fill_zero(count, sizeof(int64_t));
   if (n == 0) return;
-  LT_LAUNCH(count_in_cost_range_kernel, blocks_for(n) < 120 ? blocks_for(n) : 120u, kThreads, nullptr)
+  LT_LAUNCH(count_in_cost_range_kernel, blocks_for(n) < 120 ? blocks_for(n) : 120u, kThreads, stream())
   (xyzi, n, reinterpret_cast<unsigned long long*>(count));
   check(cudaGetLastError(), "count_in_cost_range");
 }
@@ -231,7 +231,7 @@ void devoxelize_head_forward(const float* cell_features, const ops::CellIndexVie
   if (occupied > 0) gemm(false, true, occupied, hidden, cg, 1.f, cell_features, w1_grid, 0.f, cell_hidden);
   float* point_hidden = static_cast<float*>(scratch(2, sizeof(float) * size_t(points) * size_t(hidden)));
   gemm(false, true, points, hidden, cp, 1.f, point_features, w1_point, 0.f, point_hidden);
-  LT_LAUNCH(head_hidden_kernel, blocks_for(points * hidden), kThreads, nullptr)
+  LT_LAUNCH(head_hidden_kernel, blocks_for(points * hidden), kThreads, stream())
   (point_hidden, cell_hidden, index.point_slot, b1, points, hidden);
   linear_forward(point_hidden, w2, b2, logits, points, hidden, s.classes);
   check(cudaGetLastError(), "devoxelize_head_forward");

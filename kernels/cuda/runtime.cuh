@@ -31,6 +31,11 @@ inline void check(cudaError_t status, const char* what) {
   }
 }
 
+// The stream every op of the backend runs on, in order (created at first use, non-blocking: it does not
+// wait for the legacy null stream, nor it for it). Copies to and from the host go on it too, so the host's
+// reads (downloads) see every op before them; nothing on it waits for the device as a whole.
+cudaStream_t stream();
+
 constexpr int kThreads = 256;  // threads per block of the element-wise and reduction kernels
 
 // Blocks for one thread per element, capped; kernels loop with a grid stride past the cap.
