@@ -296,7 +296,7 @@ void Bevdet::forward(BevdetInput input, bool training) {
                  output(heatmap_, heatmap_on_, size_t(frames_) * kDetectionClasses * plane));
     map_block(reg_hidden_, shared_.out.data(), ho, wo);
     conv_forward(p, reg_conv_, reg_hidden_.out.data(), output(reg_, reg_on_, size_t(frames_) * kBoxCodeSize * plane));
-    if (!be.host_memory) {
+    if (!be.host_memory && !training) {  // training: the losses are the device's
       heatmap_on_.download(heatmap_.data());
       reg_on_.download(reg_.data());
     }

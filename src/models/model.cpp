@@ -11,28 +11,56 @@ const DeviceParams& Model::begin_forward() {
     return device_params_;
   }
   const Backend& b = *backend_;
-  if (frozen_ && uploaded_) return device_params_;
+  if ((frozen_ || resident_) && uploaded_) return device_params_;
   device_values_.upload(b, params_.values());
   device_buffers_.upload(b, buffers_.values());
   uploaded_ = true;
-  if (device_grads_.size() != params_.values().size()) device_grads_.zeros(b, params_.values().size());
+  // Resident training starts from zero gradients on the device (zero_grads keeps them so).
+  if (resident_ || device_grads_.size() != params_.values().size()) device_grads_.zeros(b, params_.values().size());
   device_params_ = {&b, device_values_.data(), device_grads_.data(), device_buffers_.data()};
   return device_params_;
 }
 
 void Model::end_forward(bool training) {
   if (training && frozen_) throw std::logic_error("a training forward of a model frozen for inference");
-  if (backend_->host_memory || !training) return;
+  if (backend_->host_memory || !training || resident_) return;
   device_buffers_.download(buffers_.values().data());
 }
 
 void Model::end_backward() {
   if (backend_->host_memory) return;
+  if (resident_) {  // the gradients stay where they are, all final now
+    if (grads_ready_) grads_ready_(0);
+    return;
+  }
   const std::vector<float> grads = device_grads_.to_host();
   std::vector<float>& host = params_.grads();
   for (size_t i = 0; i < host.size(); ++i) host[i] += grads[i];
   device_grads_.zeros(*backend_, host.size());
   if (grads_ready_) grads_ready_(0);
+}
+
+void Model::zero_grads() {
+  params_.zero_grads();
+  if (resident_ && uploaded_) backend_->fill_zero(device_grads_.data(), sizeof(float) * device_grads_.size());
+}
+
+void Model::pull_to_host(bool grads) {
+  if (!resident_ || !uploaded_) return;
+  device_values_.download(params_.values().data());
+  device_buffers_.download(buffers_.values().data());
+  if (grads) device_grads_.download(params_.grads().data());
+}
+
+void Model::push_to_device(bool grads_only) {
+  if (!resident_ || !uploaded_) return;
+  const Backend& b = *backend_;
+  if (grads_only) {
+    b.upload(device_grads_.data(), params_.grads().data(), sizeof(float) * params_.grads().size());
+    return;
+  }
+  b.upload(device_values_.data(), params_.values().data(), sizeof(float) * params_.values().size());
+  b.upload(device_buffers_.data(), buffers_.values().data(), sizeof(float) * buffers_.values().size());
 }
 
 }  // namespace lt

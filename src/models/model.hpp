@@ -103,14 +103,32 @@ class Model {
   virtual std::array<double, 6> point_range() const = 0;
 
   // Where the layers run: the CPU (default) or a device backend (kernels/backend.hpp). On a backend without
-  // host memory the model keeps device copies of the flat buffers: each forward uploads the parameters
-  // and BN buffers and a training forward brings the BN running statistics back; backward adds the device
-  // gradients into params().grads() at its end and reports them all final then (grads-ready offset 0).
-  // The optimizer, the all-reduce and checkpoints keep working on the host stores.
+  // host memory the model keeps device copies of the flat buffers; unless resident (below) or frozen, each
+  // forward uploads the parameters and BN buffers and a training forward brings the BN running statistics
+  // back, and backward adds the device gradients into params().grads() at its end. Either way backward
+  // reports every gradient final at its end (grads-ready offset 0).
   void set_backend(const Backend& backend) {
     backend_ = &backend;
-    uploaded_ = folded_ = false;
+    uploaded_ = folded_ = resident_ = false;
   }
+  // Training with the state resident on a device (the trainer, on a backend without host memory): the
+  // parameters, gradients and BN buffers are uploaded at the next forward and from then on live in the
+  // backend's memory; forward and backward use them in place, gradients accumulate there (zero_grads),
+  // and nothing comes back to the host by itself. The host stores are current only after pull_to_host();
+  // push_to_device() sends host values (changed by a resume or a broadcast) back. Not with a frozen model.
+  void set_resident(bool on) {
+    resident_ = on && !backend_->host_memory;
+    uploaded_ = false;
+  }
+  bool resident() const { return resident_; }
+  // Resident: the backend's flat buffers (uploaded first if they are not there yet).
+  const DeviceParams& resident_state() { return begin_forward(); }
+  // The host's gradients zeroed, and, resident, the backend's.
+  void zero_grads();
+  // Resident: the parameters and BN buffers (and with `grads` the gradients) into the host stores.
+  void pull_to_host(bool grads = false);
+  // Resident: the host's values back to the backend (parameters and buffers, or the gradients alone).
+  void push_to_device(bool grads_only = false);
   // Inference (infer, eval, profile's inference pass): the parameters and BN buffers are uploaded once, at
   // the next forward, and kept on the device for every forward after it, which then copies only its
   // inputs. A training forward while frozen is a programming error; change the host values only after
@@ -119,8 +137,9 @@ class Model {
   // of them) and run the fused inference ops (Backend: linear_relu_forward, …); a forward that is not
   // frozen keeps the exact BN of training, which the fused path agrees with to float rounding.
   void freeze_for_inference() {
+    if (resident_ && uploaded_) pull_to_host();
     frozen_ = true;
-    uploaded_ = folded_ = false;
+    resident_ = uploaded_ = folded_ = false;
   }
   void thaw_parameters() { frozen_ = uploaded_ = folded_ = false; }
   const Backend& backend() const { return *backend_; }
@@ -177,8 +196,9 @@ class Model {
   std::function<void(int64_t)> grads_ready_;
   const Backend* backend_ = &cpu_backend();
   bool layer_sync_ = false;
-  bool frozen_ = false, uploaded_ = false;  // freeze_for_inference: the device copies are current
-  bool folded_ = false;                     // the layers' folded weights are those of the current parameters
+  bool frozen_ = false, uploaded_ = false;  // freeze_for_inference or resident: the device copies are current
+  bool resident_ = false;
+  bool folded_ = false;  // the layers' folded weights are those of the current parameters
   Buffer<float> device_values_, device_grads_, device_buffers_;
 };
 

@@ -242,7 +242,7 @@ const std::vector<float>& Semseg::forward(SemsegInput input, bool training) {
     const ops::PointHeadShape shape{a, c2, head1_.channels(), kNumSemanticClasses};
     b.devoxelize_head_forward(dec1_rows_.data(), cells_view_, mlp2_.out.data(), head1_.folded.weight.data(),
                               head1_.folded.bias.data(), p.value(head2_.weight), p.value(head2_.bias), shape, logits);
-    if (!b.host_memory) logits_on_.download(logits_.data());
+    if (!b.host_memory && !training) logits_on_.download(logits_.data());  // training: the device's loss
   } else {
     // head.0 is a Linear over [the point's BEV feature, its point feature] (PyTorch's layout, one weight
     // (h, a + c2)); its BEV half is applied as a 1×1 convolution over dec1's map (cells ≪ points) whose
@@ -268,7 +268,7 @@ const std::vector<float>& Semseg::forward(SemsegInput input, bool training) {
       head1_.forward_after_linear(p, points_, training);
       float* logits = logits_output(size_t(points_) * kNumSemanticClasses);
       head2_.forward(p, head1_.out.data(), points_, logits);
-      if (!b.host_memory) logits_on_.download(logits_.data());
+      if (!b.host_memory && !training) logits_on_.download(logits_.data());  // training: the device's loss
     }
   }
   end_forward(training);

@@ -16,12 +16,41 @@ void Optimizer::step(ParamStore& params, double lr) {
 }
 
 // Per tensor (weight decay is per tensor), through the CPU backend's fused update over the range.
-void Optimizer::update(ParamStore& params, double lr, int64_t begin, int64_t end) {
+OptimizerStep Optimizer::step_hyper_parameters(double lr) const {
   OptimizerStep step;
   step.lr = float(lr), step.beta1 = float(config_.beta1), step.beta2 = float(config_.beta2);
   step.eps = float(config_.eps), step.momentum = float(config_.momentum), step.first_step = steps_ == 1;
   step.bias1 = float(1 - std::pow(config_.beta1, double(steps_)));
   step.bias2 = float(1 - std::pow(config_.beta2, double(steps_)));
+  return step;
+}
+
+void Optimizer::update_on(const Backend& b, const ParamStore& params, float* values, const float* grads, double lr) {
+  if (!on_device_) {
+    device_first_.upload(b, first_);
+    if (config_.type == "adamw") device_second_.upload(b, second_);
+    on_device_ = true;
+  }
+  OptimizerStep step = step_hyper_parameters(lr);
+  for (const TensorView& view : params.views()) {
+    step.weight_decay = view.decay ? float(config_.weight_decay) : 0.f;
+    float* m = device_first_.data() + view.offset;
+    if (config_.type == "adamw")
+      b.adamw_update(values + view.offset, grads + view.offset, m, device_second_.data() + view.offset, view.size,
+                     step);
+    else
+      b.sgd_update(values + view.offset, grads + view.offset, m, view.size, step);
+  }
+}
+
+void Optimizer::pull_state_to_host() {
+  if (!on_device_) return;
+  device_first_.download(first_.data());
+  if (config_.type == "adamw") device_second_.download(second_.data());
+}
+
+void Optimizer::update(ParamStore& params, double lr, int64_t begin, int64_t end) {
+  OptimizerStep step = step_hyper_parameters(lr);
   const Backend& cpu = cpu_backend();
   for (const TensorView& view : params.views()) {
     if (view.offset < begin || view.offset >= end) continue;

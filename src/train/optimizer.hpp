@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/buffer.hpp"
 #include "src/common/params.hpp"
 
 namespace lt {
@@ -27,6 +28,12 @@ class Optimizer {
   // bucket has arrived, since clipping and the non-finite guard need the global norm).
   void begin_step() { ++steps_; }
   void update(ParamStore& params, double lr, int64_t begin, int64_t end);
+  // The whole update on a backend's memory (resident training): `values` and `grads` are its flat
+  // buffers laid out as `params`' views. The state (as resumed, or zeros) is uploaded at the first call
+  // and stays there; pull_state_to_host() brings it back for state() (checkpoints). The same per-element
+  // bodies as update(), one fused launch per tensor.
+  void update_on(const Backend& backend, const ParamStore& params, float* values, const float* grads, double lr);
+  void pull_state_to_host();
   int64_t steps_taken() const { return steps_; }
   const OptimizerConfig& config() const { return config_; }
   // State by name as checkpoints store it: "exp_avg", "exp_avg_sq" (adamw) or "momentum_buffer" (sgd).
@@ -34,9 +41,12 @@ class Optimizer {
   void set_steps_taken(int64_t steps) { steps_ = steps; }
 
  private:
+  OptimizerStep step_hyper_parameters(double lr) const;
   OptimizerConfig config_;
   std::vector<float> first_, second_;  // exp_avg, exp_avg_sq  |  momentum_buffer, (unused)
   int64_t steps_ = 0;
+  Buffer<float> device_first_, device_second_;  // update_on's state, current while on_device_
+  bool on_device_ = false;
 };
 
 struct ScheduleConfig {

@@ -143,6 +143,16 @@ class Trainer {
     }
   }
 
+  // Resident on a device: the global gradient norm, summed there in a fixed order (the backend's
+  // sum_squares); the host reads one double.
+  double device_gradient_norm() {
+    norm_on_device_.resize(*device_, 1);
+    device_->sum_squares(model_->resident_state().grads, model_->params().size(), norm_on_device_.data());
+    double sum = 0;
+    device_->download(&sum, norm_on_device_.data(), sizeof sum);
+    return std::sqrt(sum);
+  }
+
   // "parameters <name>" (or buffers, optimizer state) of the first tensor holding a NaN or infinity.
   std::string first_non_finite_tensor() {
     const auto finite = [](const float* v, int64_t n) {
@@ -207,6 +217,7 @@ class Trainer {
 
     model_ = make_model(c_);
     model_->set_backend(*device_);
+    model_->set_resident(true);  // on a device: parameters, gradients, buffers and optimizer state stay there
     model_->init(c_.seed);
     optimizer_.emplace(c_.optimizer, model_->params().size());
     reduce_ = make_mpi_reduce_backend(comm_);
@@ -391,10 +402,20 @@ class Trainer {
     comm_.sum_in_place(weight_sum, 1);
     const double normaliser = model.loss_normaliser(weight_sum[0]);
     // Without SyncBN, BN running statistics follow rank 0's, as DDP's broadcast_buffers does.
-    if (comm_.size() > 1 && !c_.sync_bn)
+    const bool resident = model.resident();
+    if (comm_.size() > 1 && !c_.sync_bn) {
+      model.pull_to_host();
       comm_.broadcast_in_place(model.buffers().values().data(), model.buffers().size(), 0);
-    model.params().zero_grads();
-    buffers_before_ = model.buffers().values();
+      model.push_to_device();
+    }
+    model.zero_grads();
+    if (resident) {
+      const DeviceParams& state = model.resident_state();
+      buffers_before_on_device_.resize(*device_, model.buffers().size());
+      device_->copy(buffers_before_on_device_.data(), state.buffers, sizeof(float) * model.buffers().size());
+    } else {
+      buffers_before_ = model.buffers().values();
+    }
     phase_done("sync", times.sync_s);
 
     double loss_share = 0;
@@ -419,10 +440,11 @@ class Trainer {
       phase_done("forward", times.forward_s);
       // Buckets are posted during the last micro-batch's backward only (earlier ones accumulate).
       watchdog_->enter("backward", step);
-      if (last) buckets_->begin_step(model.params().grads().data());
+      // Resident on a device, the gradients are summed over ranks after backward (below).
+      if (last && !resident) buckets_->begin_step(model.params().grads().data());
       double layer_start = t;
       model.set_grads_ready_hook([&](int64_t first_final) {
-        if (last) buckets_->grads_ready(first_final);
+        if (last && !resident) buckets_->grads_ready(first_final);
         if (!timeline.enabled()) return;
         const double now = now_s();
         timeline.add(TimelineTrack::compute, "backward " + layer_name(model.params(), first_final), layer_start, now,
@@ -440,18 +462,40 @@ class Trainer {
     // on every rank, and every rank decides the same.
     watchdog_->enter("gradient all-reduce", step);
     out.lr = learning_rate(c_.schedule, step);
-    buckets_->wait_all();
+    if (resident) {
+      // Over MPI the gradients go through the host (one copy each way); alone, nothing moves.
+      buckets_->begin_step(model.params().grads().data());
+      if (comm_.size() > 1) model.pull_to_host(true);
+      buckets_->grads_ready(0);
+      buckets_->wait_all();
+      if (comm_.size() > 1) model.push_to_device(true);
+    } else {
+      buckets_->wait_all();
+    }
     double global_loss[1] = {loss_share};
     comm_.sum_in_place(global_loss, 1);
-    out.grad_norm = gradient_norm(model.params().grads());
+    out.grad_norm = resident ? device_gradient_norm() : gradient_norm(model.params().grads());
     out.nonfinite = !std::isfinite(global_loss[0]) ? "loss" : !std::isfinite(out.grad_norm) ? "gradient norm" : "";
-    if (out.nonfinite.empty()) {
+    if (out.nonfinite.empty() && resident) {
+      // Clipping and the update on the device: the host has only the norm (one scalar, read above).
+      consecutive_skips_ = 0;
+      const DeviceParams& state = model.resident_state();
+      const int64_t n = model.params().size();
+      if (c_.grad_clip > 0 && out.grad_norm > c_.grad_clip)
+        device_->scale(state.grads, n, float(c_.grad_clip / (out.grad_norm + 1e-6)));
+      optimizer_->begin_step();
+      optimizer_->update_on(*device_, model.params(), state.values, state.grads, out.lr);
+    } else if (out.nonfinite.empty()) {
       consecutive_skips_ = 0;
       clip_to_norm(model.params().grads(), out.grad_norm, c_.grad_clip);
       optimizer_->step(model.params(), out.lr);
     } else {
       // Parameters and optimizer state untouched; the BN running statistics as they were before it.
-      model.buffers().values() = buffers_before_;
+      if (resident)
+        device_->copy(model.resident_state().buffers, buffers_before_on_device_.data(),
+                      sizeof(float) * model.buffers().size());
+      else
+        model.buffers().values() = buffers_before_;
       ++consecutive_skips_, ++skipped_steps_;
       if (c_.on_nonfinite == "stop" || consecutive_skips_ > c_.max_nonfinite_skips)
         throw Diverged{step + 1, out.nonfinite, out.nonfinite == "loss" ? global_loss[0] : out.grad_norm,
@@ -572,6 +616,9 @@ class Trainer {
   void checkpoint(int64_t step, bool stopping) {
     // Parameters, buffers and optimizer state are the same on every rank: each writes its share.
     watchdog_->enter("writing checkpoint " + checkpoint_path(run_.run_dir, step + 1), step);
+    // Resident on a device: the state comes to the host for the file (and only for it).
+    model_->pull_to_host();
+    optimizer_->pull_state_to_host();
     // Never a checkpoint that could not be resumed from (the same decision on every rank).
     const std::string non_finite = first_non_finite_tensor();
     if (!non_finite.empty()) throw Diverged{step + 1, non_finite, std::nan(""), 0};
@@ -580,8 +627,10 @@ class Trainer {
     const double write_start = now_s();
     // Without SyncBN the ranks' BN running statistics differ until the next step's broadcast; the
     // checkpoint holds rank 0's (as DDP's).
-    if (comm_.size() > 1 && !c_.sync_bn)
+    if (comm_.size() > 1 && !c_.sync_bn) {
       comm_.broadcast_in_place(model_->buffers().values().data(), model_->buffers().size(), 0);
+      model_->push_to_device();
+    }
     const int64_t epoch = samples_before(step) / num_frames_;
     const std::string path = save_checkpoint(run_, *model_, *optimizer_, state, epoch, comm_);
     const double write_s = comm_.max(now_s() - write_start);
@@ -666,7 +715,9 @@ class Trainer {
   // steps
   double start_s_ = 0, loss_sum_since_log_ = 0, imbalance_sum_since_log_ = 0;
   int64_t steps_since_log_ = 0;
-  std::vector<float> buffers_before_;  // the BN buffers before this step (a skipped step restores them)
+  std::vector<float> buffers_before_;       // the BN buffers before this step (a skipped step restores them)
+  Buffer<float> buffers_before_on_device_;  // the same, resident on a device
+  Buffer<double> norm_on_device_;           // the gradient norm's square, resident on a device
   int64_t consecutive_skips_ = 0, skipped_steps_ = 0;
 };
 

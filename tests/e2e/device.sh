@@ -43,14 +43,20 @@ grep -q "device cuda-emulated" "$WORK/gpu.log" && pass "trains on the (emulated)
 close "$(losses "$WORK/gpu/metrics.jsonl")" "$(losses "$WORK/cpu/metrics.jsonl")" 1e-3 &&
   pass "GPU losses follow the CPU's to 1e-3: $(losses "$WORK/gpu/metrics.jsonl") vs $(losses "$WORK/cpu/metrics.jsonl")" ||
   fail "losses: $(losses "$WORK/gpu/metrics.jsonl") vs $(losses "$WORK/cpu/metrics.jsonl")"
-# The transfer ledger per step: the device's copies each way and the host's waits; the CPU moves nothing.
+# The transfer ledger per step (metrics.jsonl): resident on the device, a step after the first moves its
+# inputs up and a few scalars down (losses, the gradient norm), whatever the model's size: a model 4× as
+# wide moves the same bytes. The CPU moves nothing.
 ledger() { python3 -c "import json,sys
 rows=[json.loads(l) for l in open(sys.argv[1]) if '\"step\"' in l]
 print(' '.join('%d/%d/%d' % (r['h2d_bytes'], r['d2h_bytes'], r['syncs']) for r in rows))" "$1"; }
+WIDE=(--model.point_channels 32,64 --model.bev_channels 32,64,64 --model.head_channels 32)
+run_train wide 4 --train.device cuda "${WIDE[@]}"
+narrow=$(ledger "$WORK/gpu/metrics.jsonl" | cut -d' ' -f2-) wide=$(ledger "$WORK/wide/metrics.jsonl" | cut -d' ' -f2-)
 python3 -c "import sys; steps=[[int(v) for v in s.split('/')] for s in sys.argv[1].split()]
-sys.exit(0 if steps and all(u > 0 and d > 0 and n > 0 for u, d, n in steps) else 1)" "$(ledger "$WORK/gpu/metrics.jsonl")" &&
-  pass "the ledger per step (h2d/d2h bytes/syncs): $(ledger "$WORK/gpu/metrics.jsonl")" ||
-  fail "ledger: $(ledger "$WORK/gpu/metrics.jsonl")"
+sys.exit(0 if len(steps) == 3 and all(u > 0 and d <= 64 and n <= 3 for u, d, n in steps) else 1)" "$narrow" &&
+  [ "$narrow" = "$wide" ] &&
+  pass "steps 2-4 move the inputs up and a few scalars down (h2d/d2h bytes/syncs): $narrow; 4× wider: the same" ||
+  fail "ledger: narrow $narrow, wide $wide"
 [ "$(ledger "$WORK/cpu/metrics.jsonl")" = "0/0/0 0/0/0 0/0/0 0/0/0" ] && pass "the CPU moves nothing" ||
   fail "CPU ledger: $(ledger "$WORK/cpu/metrics.jsonl")"
 # (AdamW's normalised update amplifies the rounding in near-zero gradients: the overall difference.)
