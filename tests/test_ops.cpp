@@ -139,11 +139,11 @@ struct Cpu {
   }
 };
 
-// A case whose forward(k, inputs) and backward(k, inputs, dout) are written against a kernel set k: the
-// CPU reference in double and float, and every backend through testing::Staged.
-template <class Forward, class Backward>
-OpCase make_device_case(std::string name, Tensors<double> inputs, Forward forward, Backward backward,
-                        std::function<Vec(const Tensors<double>&)> reference) {
+// A case whose forward(k, inputs) is written against a kernel set k: the CPU reference in double and
+// float, and every backend through testing::Staged.
+template <class Forward>
+OpCase make_forward_case(std::string name, Tensors<double> inputs, Forward forward,
+                         std::function<Vec(const Tensors<double>&)> reference) {
   OpCase c;
   c.name = std::move(name);
   c.inputs = std::move(inputs);
@@ -151,6 +151,14 @@ OpCase make_device_case(std::string name, Tensors<double> inputs, Forward forwar
   c.forward = [forward](const Tensors<double>& in) { return forward(Cpu<double>{}, in); };
   c.forward_float = [forward](const Tensors<float>& in) { return forward(Cpu<float>{}, in); };
   c.forward_on = [forward](const testing::Staged& k, const Tensors<float>& in) { return forward(k, in); };
+  return c;
+}
+
+// A training op's case: its backward(k, inputs, dout) too, checked against finite differences.
+template <class Forward, class Backward>
+OpCase make_device_case(std::string name, Tensors<double> inputs, Forward forward, Backward backward,
+                        std::function<Vec(const Tensors<double>&)> reference) {
+  OpCase c = make_forward_case(std::move(name), std::move(inputs), forward, std::move(reference));
   c.backward = [backward](const Tensors<double>& in, const Vec& d) { return backward(Cpu<double>{}, in, d); };
   c.backward_float = [backward](const Tensors<float>& in, const std::vector<float>& d) {
     return backward(Cpu<float>{}, in, d);
@@ -165,13 +173,7 @@ OpCase make_device_case(std::string name, Tensors<double> inputs, Forward forwar
 template <class Forward>
 OpCase make_inference_case(std::string name, Tensors<double> inputs, Forward forward,
                            std::function<Vec(const Tensors<double>&)> reference) {
-  OpCase c;
-  c.name = std::move(name);
-  c.inputs = std::move(inputs);
-  c.reference = std::move(reference);
-  c.forward = [forward](const Tensors<double>& in) { return forward(Cpu<double>{}, in); };
-  c.forward_float = [forward](const Tensors<float>& in) { return forward(Cpu<float>{}, in); };
-  c.forward_on = [forward](const testing::Staged& k, const Tensors<float>& in) { return forward(k, in); };
+  OpCase c = make_forward_case(std::move(name), std::move(inputs), forward, std::move(reference));
   c.float_tolerance = 1e-5;
   return c;
 }

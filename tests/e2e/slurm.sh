@@ -86,12 +86,8 @@ grep -q "requeueing job $inf" "$out" && grep -q "restart 1" "$out" && grep -q "l
 # --gpus-per-task=1 Slurm gives each task its own CUDA_VISIBLE_DEVICES, each rank takes the one GPU it sees,
 # and the result is the mpirun run's (same kernels, same ranks), bit for bit. Two tasks given one GPU
 # between them is one clear error.
-cat >"$WORK/gpu.ini" <<'INI'
-[model]
-voxel_size = 3.2
-point_channels = 4,8
-bev_channels = 4,8,8
-head_channels = 4
+write_tiny_model_ini "$WORK/gpu.ini"
+cat >>"$WORK/gpu.ini" <<'INI'
 [train]
 steps = 2
 batch_size = 1
