@@ -462,45 +462,7 @@ class Trainer {
     // on every rank, and every rank decides the same.
     watchdog_->enter("gradient all-reduce", step);
     out.lr = learning_rate(c_.schedule, step);
-    if (resident) {
-      // Over MPI the gradients go through the host (one copy each way); alone, nothing moves.
-      buckets_->begin_step(model.params().grads().data());
-      if (comm_.size() > 1) model.pull_to_host(true);
-      buckets_->grads_ready(0);
-      buckets_->wait_all();
-      if (comm_.size() > 1) model.push_to_device(true);
-    } else {
-      buckets_->wait_all();
-    }
-    double global_loss[1] = {loss_share};
-    comm_.sum_in_place(global_loss, 1);
-    out.grad_norm = resident ? device_gradient_norm() : gradient_norm(model.params().grads());
-    out.nonfinite = !std::isfinite(global_loss[0]) ? "loss" : !std::isfinite(out.grad_norm) ? "gradient norm" : "";
-    if (out.nonfinite.empty() && resident) {
-      // Clipping and the update on the device: the host has only the norm (one scalar, read above).
-      consecutive_skips_ = 0;
-      const DeviceParams& state = model.resident_state();
-      const int64_t n = model.params().size();
-      if (c_.grad_clip > 0 && out.grad_norm > c_.grad_clip)
-        device_->scale(state.grads, n, float(c_.grad_clip / (out.grad_norm + 1e-6)));
-      optimizer_->begin_step();
-      optimizer_->update_on(*device_, model.params(), state.values, state.grads, out.lr);
-    } else if (out.nonfinite.empty()) {
-      consecutive_skips_ = 0;
-      clip_to_norm(model.params().grads(), out.grad_norm, c_.grad_clip);
-      optimizer_->step(model.params(), out.lr);
-    } else {
-      // Parameters and optimizer state untouched; the BN running statistics as they were before it.
-      if (resident)
-        device_->copy(model.resident_state().buffers, buffers_before_on_device_.data(),
-                      sizeof(float) * model.buffers().size());
-      else
-        model.buffers().values() = buffers_before_;
-      ++consecutive_skips_, ++skipped_steps_;
-      if (c_.on_nonfinite == "stop" || consecutive_skips_ > c_.max_nonfinite_skips)
-        throw Diverged{step + 1, out.nonfinite, out.nonfinite == "loss" ? global_loss[0] : out.grad_norm,
-                       consecutive_skips_};
-    }
+    update_parameters(step, loss_share, out);
     times.allreduce_wait_s = buckets_->wait_s();
     phase_done("optimizer", times.optimizer_s);
     times.optimizer_s -= times.allreduce_wait_s;
@@ -533,6 +495,51 @@ class Trainer {
       sampler_->set_cost_model(step + 1 + kPrefetchDepth, cost_model_.per_point, cost_model_.per_frame);
     out.end_s = now_s();
     return out;
+  }
+
+  // The gradients summed over ranks, then, if the step is finite, clipped and applied (out: grad_norm,
+  // nonfinite). Resident on a device, all of it runs there and the host reads only the norm; a step that
+  // is not finite leaves the parameters and optimizer state untouched and the BN buffers as before it.
+  void update_parameters(int64_t step, double loss_share, StepOutcome& out) {
+    Model& model = *model_;
+    const bool resident = model.resident();
+    if (resident) {
+      // Over MPI the gradients go through the host (one copy each way); alone, nothing moves.
+      buckets_->begin_step(model.params().grads().data());
+      if (comm_.size() > 1) model.pull_to_host(true);
+      buckets_->grads_ready(0);
+      buckets_->wait_all();
+      if (comm_.size() > 1) model.push_to_device(true);
+    } else {
+      buckets_->wait_all();
+    }
+    double global_loss[1] = {loss_share};
+    comm_.sum_in_place(global_loss, 1);
+    out.grad_norm = resident ? device_gradient_norm() : gradient_norm(model.params().grads());
+    out.nonfinite = !std::isfinite(global_loss[0]) ? "loss" : !std::isfinite(out.grad_norm) ? "gradient norm" : "";
+    if (out.nonfinite.empty() && resident) {
+      consecutive_skips_ = 0;
+      const DeviceParams& state = model.resident_state();
+      const int64_t n = model.params().size();
+      if (c_.grad_clip > 0 && out.grad_norm > c_.grad_clip)
+        device_->scale(state.grads, n, float(c_.grad_clip / (out.grad_norm + 1e-6)));
+      optimizer_->begin_step();
+      optimizer_->update_on(*device_, model.params(), state.values, state.grads, out.lr);
+    } else if (out.nonfinite.empty()) {
+      consecutive_skips_ = 0;
+      clip_to_norm(model.params().grads(), out.grad_norm, c_.grad_clip);
+      optimizer_->step(model.params(), out.lr);
+    } else {
+      if (resident)
+        device_->copy(model.resident_state().buffers, buffers_before_on_device_.data(),
+                      sizeof(float) * model.buffers().size());
+      else
+        model.buffers().values() = buffers_before_;
+      ++consecutive_skips_, ++skipped_steps_;
+      if (c_.on_nonfinite == "stop" || consecutive_skips_ > c_.max_nonfinite_skips)
+        throw Diverged{step + 1, out.nonfinite, out.nonfinite == "loss" ? global_loss[0] : out.grad_norm,
+                       consecutive_skips_};
+    }
   }
 
   // ---- metrics.jsonl, the progress line, the Prometheus file ----
