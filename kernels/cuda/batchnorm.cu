@@ -128,7 +128,7 @@ void batchnorm_backward_apply(const float* x, const float* dy, const float* mean
                               float* dbeta, const ops::BatchNormShape& s) {
   if (dgamma && dbeta && s.channels > 0)
     LT_LAUNCH(batchnorm_param_grads_kernel, blocks_for(s.channels), kThreads, stream())
-    (sums, s.channels, dgamma, dbeta);
+  (sums, s.channels, dgamma, dbeta);
   const int64_t n = s.count() * s.channels;
   if (dx && n > 0) LT_LAUNCH(batchnorm_grad_input_kernel, blocks_for(n), kThreads, stream())
   (x, dy, mean, invstd, gamma, nullptr, sums, float(count), dx, s.channels, s.inner, n);
@@ -154,7 +154,7 @@ void batchnorm_relu_backward_apply(const float* x, const float* dy, const float*
                                    float* dgamma, float* dbeta, const ops::BatchNormShape& s) {
   if (dgamma && dbeta && s.channels > 0)
     LT_LAUNCH(batchnorm_param_grads_kernel, blocks_for(s.channels), kThreads, stream())
-    (sums, s.channels, dgamma, dbeta);
+  (sums, s.channels, dgamma, dbeta);
   const int64_t n = s.count() * s.channels;
   if (dx && n > 0) LT_LAUNCH(batchnorm_grad_input_kernel, blocks_for(n), kThreads, stream())
   (x, dy, mean, invstd, gamma, beta, sums, float(count), dx, s.channels, s.inner, n);
