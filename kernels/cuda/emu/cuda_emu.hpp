@@ -12,7 +12,8 @@
 //   until it reaches the barrier or returns, then the next; the blocks of a grid run one after another,
 //   so a block's threads share function-static storage (that is what __shared__ becomes). A barrier that
 //   some threads of a block skip (divergent __syncthreads, undefined in CUDA) aborts with a message. A
-//   kernel whose first launch reached no barrier runs later launches as plain calls (no fibers);
+//   kernel whose first block reached no barrier runs the rest of the grid, and later launches, as plain
+//   calls (no fibers);
 // - atomics (atomicAdd, atomicMax, atomicMin, atomicCAS, atomicExch) on int, unsigned, unsigned long
 //   long, float and double: plain read-modify-writes, since only one thread runs at a time;
 // - __float_as_int and friends, and the runtime calls the kernels' host code makes (cudaMalloc, cudaFree,
@@ -67,8 +68,9 @@ extern ThreadState current;
 
 void syncthreads();
 // Runs body once per thread of the grid, with the indices set. `kernel` identifies the kernel: one whose
-// first launch reached no __syncthreads runs its later launches without fibers (each thread a plain call,
-// in the same order), which is much faster; should such a launch reach a barrier after all, it aborts.
+// first block reached no __syncthreads runs its other blocks and later launches without fibers (each
+// thread a plain call, in the same order), which is much faster; should such a block reach a barrier
+// after all, it aborts.
 void run_grid(dim3 grid, dim3 block, const void* kernel, const std::function<void()>& body);
 
 // A launch is queued on its stream with copies of its arguments, as CUDA takes them.
@@ -209,6 +211,10 @@ cudaError_t cudaEventQuery(cudaEvent_t event);
 cudaError_t cudaEventSynchronize(cudaEvent_t event);
 // Milliseconds between the two events' completions on the host's clock (the emulation has no GPU time).
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end);
+// `fn(data)` on the host at its turn in the stream (CUDA runs it on a thread of its own; here the thread
+// that runs the stream's work).
+using cudaHostFn_t = void (*)(void*);
+cudaError_t cudaLaunchHostFunc(cudaStream_t stream, cudaHostFn_t fn, void* data);
 cudaError_t cudaGetLastError();
 cudaError_t cudaDeviceSynchronize();
 const char* cudaGetErrorString(cudaError_t status);
