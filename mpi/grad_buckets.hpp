@@ -10,9 +10,13 @@
 //     Each bucket lying wholly above it is posted then, so every rank posts the same buckets in the same
 //     order (the layer sequence is the same on every rank).
 //   - Each call also tests the posted buckets, which is what drives their progress while backward
-//     computes. The optimizer starts once every bucket has arrived (wait_all): gradient clipping and the
-//     non-finite guard need the global gradient norm, which needs every bucket.
+//     computes (on the host: a device's sums progress by themselves, and are not tested). The optimizer starts once
+//     every bucket has arrived (wait_all): gradient clipping and the non-finite guard need the global gradient norm,
+//     which needs every bucket. On a device (nccl) the buffer is the device's and wait_all orders the compute stream
+//     after every bucket: the host does not wait for them; it reads the gradient norm, queued after them.
+#include <atomic>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "mpi/reduce_backend.hpp"
@@ -40,8 +44,12 @@ class GradientBuckets {
   void wait_all();
 
   const std::vector<GradBucket>& buckets() const { return buckets_; }
-  // Seconds spent inside wait() this step: the all-reduce time backward did not hide.
+  // Seconds spent inside wait() this step: the all-reduce time backward did not hide (on the host; with
+  // nccl the host does not wait there).
   double wait_s() const { return wait_s_; }
+  // From any thread (the watchdog's): the bucket this step waits for — "bucket 3 of 5 (2.10 MB)" — or ""
+  // when every posted bucket has arrived.
+  std::string pending() const;
 
  private:
   void post_ready(int64_t first_final);
@@ -49,7 +57,8 @@ class GradientBuckets {
   std::vector<GradBucket> buckets_;
   std::vector<ReduceBackend::Handle> handles_;
   float* grads_ = nullptr;
-  int posted_ = 0;
+  std::atomic<int> posted_{0};
+  std::atomic<int64_t> finished_before_{0};  // the backend's finished_sums() when this step began
   double wait_s_ = 0;
 };
 

@@ -1,16 +1,23 @@
 #pragma once
-// What data parallelism needs from a communication backend (DESIGN.md §7), and nothing of MPI's types,
-// so that the NCCL backend (a side stream, ncclAllReduce) implements the same interface:
+// What data parallelism needs from a communication backend (DESIGN.md §7), and nothing of MPI's or
+// NCCL's types:
 //   - non-blocking in-place sums of gradient buckets, posted in the same order on every rank;
-//   - blocking in-place sums of small statistics (SyncBN's per-channel sums).
-// The MPI backend posts MPI_Iallreduce on a communicator of its own (a duplicate of the world), so
-// gradient buckets never interleave with other collectives; MPI_Test drives their progress.
+//   - blocking in-place sums of small statistics (SyncBN's per-channel sums, host doubles).
+// The kinds, registered by name in reduce_backend.cpp (train.comm):
+//   mpi   host arrays: MPI_Iallreduce on a communicator of its own (a duplicate of the world), so gradient
+//         buckets never interleave with other collectives; MPI_Test drives their progress. On a GPU the
+//         gradients are staged through the host.
+//   nccl  device arrays of the rank's GPU (mpi/nccl_backend.cu): ncclAllReduce on a communication stream,
+//         ordered with the compute stream by events; the host never waits for a bucket.
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "mpi/comm.hpp"
 
 namespace lt {
+
+struct Backend;
 
 class ReduceBackend {
  public:
@@ -18,15 +25,33 @@ class ReduceBackend {
   virtual ~ReduceBackend() = default;
   virtual const char* name() const = 0;
   virtual int ranks() const = 0;
-  // Starts summing `count` floats over ranks, in place. The buffer is not to be touched until done.
+  // True: start_sum takes device arrays of the rank's device (whose compute stream orders them).
+  virtual bool sums_device_memory() const { return false; }
+  // Starts summing `count` floats over ranks, in place. The buffer is not to be touched until done;
+  // on the device, the sum starts after the work queued so far.
   virtual Handle start_sum(float* values, int64_t count) = 0;
   // True once the sum has arrived; also lets the backend make progress on every pending sum.
   virtual bool test(Handle handle) = 0;
+  // After it, what the caller does next sees the sum: the host (mpi), or the work it queues on the
+  // device (nccl: the compute stream waits for the sum's event; the host does not).
   virtual void wait(Handle handle) = 0;
   // Sums in place and returns when done.
   virtual void sum(double* values, int64_t count) = 0;
+  // Rank `root`'s `count` floats to every rank, in place; ordered like wait() (nccl: on the device, the
+  // host goes on).
+  virtual void broadcast(float* values, int64_t count, int root) = 0;
+  // Sums finished since the backend was made (in the order started). Safe from any thread: the watchdog
+  // reads it to name the bucket a hung step waits for.
+  virtual int64_t finished_sums() const = 0;
+  // From any thread, when the job is to end: unblocks what waits on a peer (ncclCommAbort). MPI has
+  // nothing of its own to abort (MPI_Abort ends the job).
+  virtual void abort() {}
 };
 
+// train.comm's values: "auto" (nccl on a GPU where this build has NCCL, else mpi) or a kind's name.
+// The kind for the rank's device, or an InputError naming `key` (nccl without a GPU or without NCCL).
+std::string resolve_reduce_backend(const std::string& name, const Backend& device, const std::string& key);
+std::unique_ptr<ReduceBackend> make_reduce_backend(const std::string& name, const Comm& comm, const Backend& device);
 std::unique_ptr<ReduceBackend> make_mpi_reduce_backend(const Comm& comm);
 
 }  // namespace lt

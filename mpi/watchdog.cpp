@@ -44,10 +44,12 @@ void Watchdog::run() {
     // A phase that writes a file ("writing checkpoint …/ckpt-00000012.h5") names it; a stall there is
     // more often the file system than a peer.
     const bool writing = phase_.rfind("writing ", 0) == 0;
+    const std::string detail = on_timeout_ ? on_timeout_() : "";
     char message[1024];
     std::snprintf(message, sizeof message,
-                  "watchdog: %s of step %lld has not finished after %.0f s (--timeout %g); %s: aborting the job",
+                  "watchdog: %s of step %lld has not finished after %.0f s (--timeout %g)%s%s; %s: aborting the job",
                   phase_.c_str(), static_cast<long long>(step_), now_s() - phase_start_s_, timeout_s_,
+                  detail.empty() ? "" : ": ", detail.c_str(),
                   writing ? "the file system may be hung or very slow, or a peer rank may have died or stopped"
                           : "a peer rank may have died or stopped");
     lock.unlock();

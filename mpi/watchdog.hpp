@@ -6,6 +6,7 @@
 // allocation.
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -26,6 +27,10 @@ class Watchdog {
   void enter(const std::string& phase, int64_t step);
   // No phase is being timed (e.g. between runs of work with no deadline).
   void idle();
+  // Called on the watchdog's thread when a phase times out, before the job is aborted: says more about
+  // what is stuck (appended to the message) and unblocks what it can (ncclCommAbort). Set before the
+  // first phase.
+  void on_timeout(std::function<std::string()> describe_and_abort) { on_timeout_ = std::move(describe_and_abort); }
 
  private:
   void run();
@@ -37,6 +42,7 @@ class Watchdog {
   std::string phase_;
   int64_t step_ = 0;
   double phase_start_s_ = -1;
+  std::function<std::string()> on_timeout_;
   std::thread thread_;
 };
 

@@ -31,6 +31,10 @@ struct RecordingBackend final : ReduceBackend {
     posted[size_t(h)].done = true;
   }
   void sum(double*, int64_t) override {}
+  void broadcast(float*, int64_t, int) override {}
+  int64_t finished_sums() const override {
+    return std::count_if(posted.begin(), posted.end(), [](const Posted& p) { return p.done; });
+  }
 };
 
 // Tensors of 10, 30, 5, 40, 15 floats: offsets 0, 10, 40, 45, 85; total 100.
@@ -110,6 +114,24 @@ TEST(GradBuckets, TestingDrivesCompletionDuringBackward) {
   EXPECT_LT(buckets.buckets()[1].done_s, 0);
   buckets.wait_all();
   EXPECT_EQ(buckets.wait_s() >= 0, true);
+}
+
+// What the watchdog names when a step hangs: the first bucket posted and not arrived, counted from this
+// step's start (the backend's count runs on across steps).
+TEST(GradBuckets, PendingNamesTheFirstBucketNotArrived) {
+  RecordingBackend backend;
+  GradientBuckets buckets(backend, kStarts, kTotal, 1);  // 5 buckets, one tensor each
+  std::vector<float> grads(kTotal, 1.f);
+  buckets.begin_step(grads.data());
+  buckets.wait_all();  // a first step: 5 sums finished
+  buckets.begin_step(grads.data());
+  EXPECT_EQ(buckets.pending(), "");  // nothing posted yet
+  buckets.grads_ready(40);           // buckets 0-2 (tensors 4, 3, 2) posted
+  EXPECT_EQ(buckets.pending(), "bucket 0 of 5 (0.00 MB)");
+  backend.wait(5), backend.wait(6);  // the first two arrive
+  EXPECT_EQ(buckets.pending(), "bucket 2 of 5 (0.00 MB)");
+  backend.wait(7);
+  EXPECT_EQ(buckets.pending(), "");
 }
 
 }  // namespace

@@ -45,22 +45,21 @@ void Model::zero_grads() {
   if (resident_ && uploaded_) backend_->fill_zero(device_grads_.data(), sizeof(float) * device_grads_.size());
 }
 
-void Model::pull_to_host(bool grads) {
+void Model::pull_to_host(unsigned stores) {
   if (!resident_ || !uploaded_) return;
-  device_values_.download(params_.values().data());
-  device_buffers_.download(buffers_.values().data());
-  if (grads) device_grads_.download(params_.grads().data());
+  if (stores & kValues) device_values_.download(params_.values().data());
+  if (stores & kBuffers) device_buffers_.download(buffers_.values().data());
+  if (stores & kGrads) device_grads_.download(params_.grads().data());
 }
 
-void Model::push_to_device(bool grads_only) {
+void Model::push_to_device(unsigned stores) {
   if (!resident_ || !uploaded_) return;
   const Backend& b = *backend_;
-  if (grads_only) {
-    b.upload(device_grads_.data(), params_.grads().data(), sizeof(float) * params_.grads().size());
-    return;
-  }
-  b.upload(device_values_.data(), params_.values().data(), sizeof(float) * params_.values().size());
-  b.upload(device_buffers_.data(), buffers_.values().data(), sizeof(float) * buffers_.values().size());
+  if (stores & kValues)
+    b.upload(device_values_.data(), params_.values().data(), sizeof(float) * params_.values().size());
+  if (stores & kBuffers)
+    b.upload(device_buffers_.data(), buffers_.values().data(), sizeof(float) * buffers_.values().size());
+  if (stores & kGrads) b.upload(device_grads_.data(), params_.grads().data(), sizeof(float) * params_.grads().size());
 }
 
 }  // namespace lt

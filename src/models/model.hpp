@@ -125,10 +125,12 @@ class Model {
   const DeviceParams& resident_state() { return begin_forward(); }
   // The host's gradients zeroed, and, resident, the backend's.
   void zero_grads();
-  // Resident: the parameters and BN buffers (and with `grads` the gradients) into the host stores.
-  void pull_to_host(bool grads = false);
-  // Resident: the host's values back to the backend (parameters and buffers, or the gradients alone).
-  void push_to_device(bool grads_only = false);
+  // Which of the resident state a copy moves (flags, or'ed).
+  enum Stores : unsigned { kValues = 1, kBuffers = 2, kGrads = 4, kValuesAndBuffers = kValues | kBuffers };
+  // Resident: those stores of the backend into the host's.
+  void pull_to_host(unsigned stores = kValuesAndBuffers);
+  // Resident: the host's stores back to the backend.
+  void push_to_device(unsigned stores = kValuesAndBuffers);
   // Inference (infer, eval, profile's inference pass): the parameters and BN buffers are uploaded once, at
   // the next forward, and kept on the device for every forward after it, which then copies only its
   // inputs. A training forward while frozen is a programming error; change the host values only after

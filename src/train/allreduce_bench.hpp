@@ -14,7 +14,8 @@ struct AllreduceBench {
   double seconds = 0;
 };
 // Times a blocking all-reduce of `floats` floats through `backend` (a warm-up, then the mean of 5).
-AllreduceBench bench_allreduce(ReduceBackend& backend, int64_t floats);
+// `buffer`: `floats` values where the backend sums (host or device memory); its contents change.
+AllreduceBench bench_allreduce(ReduceBackend& backend, float* buffer, int64_t floats);
 // Its metrics.jsonl line, with the bus bandwidth.
 std::string allreduce_bench_json(const AllreduceBench& bench, int ranks);
 

@@ -49,6 +49,8 @@ po::options_description config_options() {
       "with on_nonfinite skip: stop after more than this many skipped steps in a row")(
       "train.device", po::value<std::string>()->default_value("auto"),
       "auto | cpu | cuda (auto: this rank's GPU when it has one; one GPU per rank, by node-local rank)")(
+      "train.comm", po::value<std::string>()->default_value("auto"),
+      "auto | mpi | nccl: the gradient all-reduce (auto: nccl on a GPU where the build has NCCL, else mpi)")(
       "train.deterministic", po::value<bool>()->default_value(true),
       "cuda: only deterministic cuDNN convolution algorithms (the same bits every run); false: the fastest "
       "cuDNN's heuristics propose (the CPU is always deterministic)")(
@@ -90,6 +92,9 @@ TrainConfig train_config_from(const po::variables_map& v) {
   for (const ModelEntry& entry : model_registry()) entry.read_keys(v, c);
   c.steps = v["train.steps"].as<int64_t>();
   c.device = v["train.device"].as<std::string>();
+  c.comm = v["train.comm"].as<std::string>();
+  require(c.comm == "auto" || c.comm == "mpi" || c.comm == "nccl",
+          "--train.comm: '" + c.comm + "' is not one of auto, mpi, nccl");
   c.deterministic = v["train.deterministic"].as<bool>();
   c.on_nonfinite = v["train.on_nonfinite"].as<std::string>();
   c.max_nonfinite_skips = v["train.max_nonfinite_skips"].as<int>();

@@ -32,6 +32,7 @@ struct TrainConfig {
   std::string balance = "lpt";
   bool sync_bn = false;
   uint64_t seed = 1;
+  std::string comm = "auto";          // auto | mpi | nccl (mpi/reduce_backend.hpp)
   std::string device = "auto";        // auto | cpu | cuda (src/train/device.hpp)
   bool deterministic = true;          // cuda: deterministic cuDNN convolution algorithms only
   std::string on_nonfinite = "stop";  // stop | skip: a step whose loss or gradient norm is not finite

@@ -8,6 +8,7 @@
 #include "build_info.hpp"
 #include "io/checkpoint.hpp"
 #include "kernels/cuda/device.hpp"
+#include "mpi/nccl_backend.hpp"
 #include "src/common/json.hpp"
 #include "src/common/rng.hpp"
 #include "version.hpp"
@@ -70,7 +71,12 @@ std::string provenance_json(const Comm& comm, const std::string& dataset_dir, co
                           std::to_string(EIGEN_MINOR_VERSION));
   json.key("boost").value(std::to_string(BOOST_VERSION / 100000) + "." + std::to_string(BOOST_VERSION / 100 % 1000) +
                           "." + std::to_string(BOOST_VERSION % 100));
-  json.key("cuda").value(cuda_summary()).key("cudnn").value(cudnn_summary()).key("nccl").value("not built");
+#if defined(LIDARTRAIN_HAVE_NCCL)
+  const std::string nccl = cuda::nccl_version();
+#else
+  const std::string nccl = "not built";
+#endif
+  json.key("cuda").value(cuda_summary()).key("cudnn").value(cudnn_summary()).key("nccl").value(nccl);
   json.end_object();
   json.key("world_size").value(comm.size()).key("hosts").begin_array();
   for (const std::string& name : unique) json.value(name);

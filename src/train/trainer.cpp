@@ -8,6 +8,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -153,6 +154,18 @@ class Trainer {
     return std::sqrt(sum);
   }
 
+  // A fault for tests (tests/e2e/nccl.sh): LIDARTRAIN_TEST_STALL=<rank>:<step> stops that rank before
+  // that step's last backward for good, as a hung GPU or process would; its peers wait in the gradient
+  // all-reduce and the watchdog is what ends the job.
+  void stall_if_asked(int64_t step) const {
+    const char* text = std::getenv("LIDARTRAIN_TEST_STALL");
+    int rank = -1;
+    long long at_step = -1;
+    if (!text || std::sscanf(text, "%d:%lld", &rank, &at_step) != 2 || rank != comm_.rank() || at_step != step + 1)
+      return;
+    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+
   // "parameters <name>" (or buffers, optimizer state) of the first tensor holding a NaN or infinity.
   std::string first_non_finite_tensor() {
     const auto finite = [](const float* v, int64_t n) {
@@ -220,13 +233,20 @@ class Trainer {
     model_->set_resident(true);  // on a device: parameters, gradients, buffers and optimizer state stay there
     model_->init(c_.seed);
     optimizer_.emplace(c_.optimizer, model_->params().size());
-    reduce_ = make_mpi_reduce_backend(comm_);
+    run_agreed(comm_, [&] { comm_name_ = resolve_reduce_backend(c_.comm, *device_, "train.comm"); });
+    reduce_ = make_reduce_backend(comm_name_, comm_, *device_);
     if (c_.sync_bn) model_->set_sync_bn([&](double* values, int64_t count) { reduce_->sum(values, count); });
     std::vector<int64_t> tensor_starts;
     for (const TensorView& view : model_->params().views()) tensor_starts.push_back(view.offset);
     buckets_.emplace(*reduce_, tensor_starts, model_->params().size(), c_.bucket_bytes);
     timeline_.emplace(!c_.timeline.empty());
     watchdog_.emplace(comm_, run_.timeout_s);
+    // A hung all-reduce: the bucket it waits for, and (nccl) the communicator aborted first.
+    watchdog_->on_timeout([this] {
+      std::string pending = buckets_->pending();
+      reduce_->abort();
+      return pending.empty() ? std::string() : "waiting for gradient " + pending + " over " + reduce_->name();
+    });
     install_stop_signals();
   }
 
@@ -294,7 +314,10 @@ class Trainer {
       }
     });
     if (comm_.size() > 1) {
-      const AllreduceBench bench = bench_allreduce(*reduce_, model_->params().size());
+      // On the device (nccl) over the gradient buffer itself (zeroed before the first step).
+      std::vector<float> host_buffer(reduce_->sums_device_memory() ? 0 : size_t(model_->params().size()), 1.f);
+      float* buffer = reduce_->sums_device_memory() ? model_->resident_state().grads : host_buffer.data();
+      const AllreduceBench bench = bench_allreduce(*reduce_, buffer, model_->params().size());
       run_agreed(comm_, [&] {
         if (comm_.is_root()) metrics_.append(allreduce_bench_json(bench, comm_.size()) + "\n");
       });
@@ -348,12 +371,12 @@ class Trainer {
     if (!comm_.is_root()) return;
     std::printf(
         "train: %s, %lld parameters, %lld frames, %lld steps of %lld frames on %d rank(s) (balance %s%s%s), "
-        "%d threads per rank, %zu all-reduce bucket(s), device %s\n",
+        "%d threads per rank, %zu all-reduce bucket(s) over %s, device %s\n",
         model_->name().c_str(), static_cast<long long>(model_->params().size()), static_cast<long long>(num_frames_),
         static_cast<long long>(c_.steps), static_cast<long long>(global_batch_), comm_.size(), c_.balance.c_str(),
         c_.sync_bn ? ", SyncBN" : "",
         slots_per_rank_ > 1 ? (", " + std::to_string(slots_per_rank_) + " micro-batches").c_str() : "",
-        omp_get_max_threads(), buckets_->buckets().size(), describe_device(*device_).c_str());
+        omp_get_max_threads(), buckets_->buckets().size(), reduce_->name(), describe_device(*device_).c_str());
     if (!device_->host_memory) {
       std::string gpus;
       for (size_t r = 0; r < rank_devices_.size(); ++r)
@@ -403,10 +426,12 @@ class Trainer {
     const double normaliser = model.loss_normaliser(weight_sum[0]);
     // Without SyncBN, BN running statistics follow rank 0's, as DDP's broadcast_buffers does.
     const bool resident = model.resident();
-    if (comm_.size() > 1 && !c_.sync_bn) {
-      model.pull_to_host();
+    if (comm_.size() > 1 && !c_.sync_bn && reduce_->sums_device_memory()) {
+      reduce_->broadcast(model.resident_state().buffers, model.buffers().size(), 0);  // on the device
+    } else if (comm_.size() > 1 && !c_.sync_bn) {
+      model.pull_to_host(Model::kBuffers);  // resident over mpi: the buffers alone through the host
       comm_.broadcast_in_place(model.buffers().values().data(), model.buffers().size(), 0);
-      model.push_to_device();
+      model.push_to_device(Model::kBuffers);
     }
     model.zero_grads();
     if (resident) {
@@ -440,11 +465,13 @@ class Trainer {
       phase_done("forward", times.forward_s);
       // Buckets are posted during the last micro-batch's backward only (earlier ones accumulate).
       watchdog_->enter("backward", step);
-      // Resident on a device, the gradients are summed over ranks after backward (below).
-      if (last && !resident) buckets_->begin_step(model.params().grads().data());
+      if (last) stall_if_asked(step);
+      // Resident on a device over mpi, the gradients are summed after backward, through the host (below).
+      const bool overlap = last && (!resident || reduce_->sums_device_memory());
+      if (overlap) buckets_->begin_step(resident ? model.resident_state().grads : model.params().grads().data());
       double layer_start = t;
       model.set_grads_ready_hook([&](int64_t first_final) {
-        if (last && !resident) buckets_->grads_ready(first_final);
+        if (overlap) buckets_->grads_ready(first_final);
         if (!timeline.enabled()) return;
         const double now = now_s();
         timeline.add(TimelineTrack::compute, "backward " + layer_name(model.params(), first_final), layer_start, now,
@@ -503,15 +530,15 @@ class Trainer {
   void update_parameters(int64_t step, double loss_share, StepOutcome& out) {
     Model& model = *model_;
     const bool resident = model.resident();
-    if (resident) {
+    if (resident && !reduce_->sums_device_memory()) {
       // Over MPI the gradients go through the host (one copy each way); alone, nothing moves.
       buckets_->begin_step(model.params().grads().data());
-      if (comm_.size() > 1) model.pull_to_host(true);
+      if (comm_.size() > 1) model.pull_to_host(Model::kGrads);
       buckets_->grads_ready(0);
       buckets_->wait_all();
-      if (comm_.size() > 1) model.push_to_device(true);
+      if (comm_.size() > 1) model.push_to_device(Model::kGrads);
     } else {
-      buckets_->wait_all();
+      buckets_->wait_all();  // nccl: the compute stream waits for every bucket, the host goes on
     }
     double global_loss[1] = {loss_share};
     comm_.sum_in_place(global_loss, 1);
@@ -704,6 +731,7 @@ class Trainer {
   const Backend* device_ = nullptr;
   std::unique_ptr<Model> model_;
   std::optional<Optimizer> optimizer_;
+  std::string comm_name_;  // train.comm resolved: mpi | nccl
   std::unique_ptr<ReduceBackend> reduce_;
   std::optional<GradientBuckets> buckets_;
   std::optional<Timeline> timeline_;

@@ -338,6 +338,12 @@ cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) 
   return cudaSuccess;
 }
 
+cudaError_t cudaLaunchHostFunc(cudaStream_t stream, cudaHostFn_t fn, void* data) {
+  if (!fn) return cudaErrorInvalidValue;
+  lt::emu::submit(stream, [fn, data] { fn(data); });
+  return cudaSuccess;
+}
+
 cudaError_t cudaGetLastError() {
   return cudaSuccess;
 }
