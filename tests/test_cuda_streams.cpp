@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/cuda/emu/cuda_emu.hpp"
+#include "kernels/cuda/emu/emulated.hpp"
 
 namespace {
 
@@ -154,6 +155,28 @@ TEST_F(Streams, EagerScheduleRunsWorkWhenQueued) {
   lt::emu::set_stream_schedule(lt::emu::StreamSchedule::eager);
   const std::vector<float> y = upload_then_compute(false);
   for (int i = 0; i < kN; ++i) ASSERT_EQ(y[size_t(i)], float(i + 2)) << i;
+}
+
+// The backend's uploads (kernels/cuda/memory.cu): staged in pinned memory and copied on a stream of their
+// own, the host not waiting for the copy, the source reusable at once; the backend's next op (on the
+// compute stream) reads what was uploaded: the copy→compute event. Without that wait the scale below
+// would run on the buffer's old contents (zeros), and the values read back would be 0.
+TEST(BackendUploads, RunOnACopyStreamAndTheNextOpReadsThem) {
+  const lt::Backend& b = lt::cuda_emu::backend();
+  std::vector<float> host(kN), back(kN);
+  for (int i = 0; i < kN; ++i) host[size_t(i)] = float(i + 1);
+  const size_t bytes = kN * sizeof(float);
+  float* x = static_cast<float*>(b.alloc(bytes));
+  b.fill_zero(x, bytes);
+  b.synchronize();
+  const int64_t queued = lt::emu::queued_work();
+  b.upload(x, host.data(), bytes);
+  EXPECT_GT(lt::emu::queued_work(), queued);  // the copy is queued, not done: the host went on
+  std::fill(host.begin(), host.end(), -1.f);  // the source may be reused at once
+  b.scale(x, kN, 2.f);
+  b.download(back.data(), x, bytes);
+  for (int i = 0; i < kN; ++i) ASSERT_EQ(back[size_t(i)], 2.f * float(i + 1)) << i;
+  b.release(x);
 }
 
 }  // namespace

@@ -32,8 +32,9 @@ inline void check(cudaError_t status, const char* what) {
 }
 
 // The stream every op of the backend runs on, in order (created at first use, non-blocking: it does not
-// wait for the legacy null stream, nor it for it). Copies to and from the host go on it too, so the host's
-// reads (downloads) see every op before them; nothing on it waits for the device as a whole.
+// wait for the legacy null stream, nor it for it). Downloads go on it too, so the host's reads see every op
+// before them; uploads go on a copy stream, ordered with this one by events (memory.cu). Nothing waits for
+// the device as a whole.
 cudaStream_t stream();
 
 constexpr int kThreads = 256;  // threads per block of the element-wise and reduction kernels
