@@ -100,7 +100,7 @@ def main():
         f.write(table)
     print(table, end="")
 
-    fig, (ax_throughput, ax_efficiency) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax_throughput, ax_efficiency, ax_busbw) = plt.subplots(1, 3, figsize=(15, 4))
     for mode, marker in (("strong", "o"), ("weak", "s")):
         mine = sorted((r for r in rows if r["mode"] == mode), key=lambda r: r["ranks"])
         if not mine:
@@ -108,10 +108,14 @@ def main():
         ranks = [r["ranks"] for r in mine]
         ax_throughput.plot(ranks, [r["samples_per_s"] for r in mine], marker=marker, label=mode)
         ax_efficiency.plot(ranks, [r["efficiency"] or 0 for r in mine], marker=marker, label=mode)
+        # The all-reduce's bus bandwidth (none at 1 rank): what the interconnect (NVLink, InfiniBand) gives.
+        with_bw = [r for r in mine if r["busbw_GBps"] is not None]
+        ax_busbw.plot([r["ranks"] for r in with_bw], [r["busbw_GBps"] for r in with_bw], marker=marker, label=mode)
         for r in mine:
             if r["oversubscribed"]:
                 ax_throughput.annotate("oversubscribed", (r["ranks"], r["samples_per_s"]), fontsize=7)
-    for ax, label in ((ax_throughput, "samples/s"), (ax_efficiency, "efficiency (samples/s per core vs 1 rank)")):
+    for ax, label in ((ax_throughput, "samples/s"), (ax_efficiency, "efficiency (samples/s per core vs 1 rank)"),
+                      (ax_busbw, "all-reduce bus bandwidth, GB/s")):
         ax.set_xlabel("ranks")
         ax.set_ylabel(label)
         ax.set_xscale("log", base=2)
