@@ -39,6 +39,14 @@ struct OptimizerStep {
   float lr = 0, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0, momentum = 0;
   float bias1 = 1, bias2 = 1;  // 1 − β₁ᵗ, 1 − β₂ᵗ
   bool first_step = false;     // SGD: the momentum buffer starts as the gradient
+  // Null, or two floats in the backend's memory that gradient_gate wrote: {clip factor, open}. Each
+  // gradient is multiplied by the factor first (as clip_to_norm would have scaled it), and a closed gate
+  // (open = 0) leaves everything untouched: clipping and the non-finite guard without the host.
+  const float* gate = nullptr;
+  // Null (weight_decay applies to every element), or one byte per element of the range in the backend's
+  // memory: weight_decay applies where it is 1, none where 0 — so one launch covers a flat buffer of
+  // tensors with and without decay (BN and biases have none).
+  const uint8_t* decays = nullptr;
 };
 
 // Scratch int64 that heatmap_top_k needs for `cells` heatmap cells: the peaks' cells and scores, and the
@@ -193,6 +201,9 @@ struct Backend {
   // *sum = Σ x² in double (the gradient norm's square); scale: x *= factor.
   void (*sum_squares)(const float* x, int64_t n, double* sum);
   void (*scale)(float* x, int64_t n, float factor);
+  // gate[0], gate[1] = the clip factor and whether the norm √norm_sq is finite (common/elementwise.hpp's
+  // gradient_gate), for OptimizerStep::gate: what lets the update follow the norm on the device.
+  void (*gradient_gate)(const double* norm_sq, double max_norm, float* gate);
 };
 
 // Every op of the table by name, in declaration order: what the completeness test and supports_op walk,
@@ -213,7 +224,7 @@ struct Backend {
   X(cross_entropy) X(focal_loss) X(l1_loss)                                                                            \
   X(gather_positions_forward) X(gather_positions_backward) X(max_pool3x3) X(bev_iou_matrix) X(heatmap_top_k)           \
   X(rotated_nms)                                                                                                       \
-  X(adamw_update) X(sgd_update) X(sum_squares) X(scale)
+  X(adamw_update) X(sgd_update) X(sum_squares) X(scale) X(gradient_gate)
 // clang-format on
 
 #define LT_COUNT_OP(op) +1

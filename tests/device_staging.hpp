@@ -161,6 +161,34 @@ template <>
 struct StagedArg<ops::CellIndex> : StagedArg<ops::CellIndexView> {
   StagedArg(const Backend& b, const ops::CellIndex& index) : StagedArg<ops::CellIndexView>(b, index) {}
 };
+// An optimizer step whose gate (OptimizerStep::gate) and weight-decay flags (::decays) are held on the
+// host: they are uploaded and the step handed over pointing at them.
+struct StepWithArrays {
+  OptimizerStep step;
+  const std::vector<float>* gate = nullptr;
+  const std::vector<uint8_t>* decays = nullptr;
+};
+inline StepWithArrays with_gate(const OptimizerStep& step, const std::vector<float>& gate) {
+  return {step, &gate, nullptr};
+}
+inline StepWithArrays with_decays(const OptimizerStep& step, const std::vector<uint8_t>& decays) {
+  return {step, nullptr, &decays};
+}
+template <>
+struct StagedArg<StepWithArrays> {
+  StagedArg(const Backend& b, const StepWithArrays& a)
+      : gate(b, a.gate ? a.gate->data() : nullptr, a.gate ? a.gate->size() : 0),
+        decays(b, a.decays ? a.decays->data() : nullptr, a.decays ? a.decays->size() : 0),
+        step(a.step) {
+    step.gate = a.gate ? gate.get() : nullptr;
+    step.decays = a.decays ? decays.get() : nullptr;
+  }
+  const OptimizerStep& arg() const { return step; }
+  void finish() const {}
+  DeviceArray<float> gate;
+  DeviceArray<uint8_t> decays;
+  OptimizerStep step;
+};
 
 // Stages `first`, then the rest, calls `op` with every staged argument in order, and copies the outputs
 // back (after the op, in reverse order of staging; they do not overlap).

@@ -27,6 +27,7 @@
 #include "kernels/cuda/device.hpp"
 #include "kernels/cuda/emu/emulated.hpp"
 #include "src/common/rng.hpp"
+#include "src/train/optimizer.hpp"
 #include "tests/device_staging.hpp"
 
 namespace lt::ops {
@@ -1258,6 +1259,95 @@ TEST_P(BackendOps, OptimizerUpdatesMatchTheCpu) {
       expect_close(params[1], params[0], adamw ? "adamw" : "sgd");
       expect_close(exp_avg[1], exp_avg[0], "first moment");
       expect_close(exp_avg_sq[1], exp_avg_sq[0], "second moment");
+    }
+  }
+}
+
+// The optimizer gated on the device (OptimizerStep::gate, gradient_gate): an open gate with a clip factor
+// is the CPU's clip_to_norm then update, bit for bit on the emulated build; a closed one (a non-finite
+// norm) leaves parameters and moments untouched.
+TEST_P(BackendOps, GatedOptimizerUpdateIsClipThenUpdateOrNothing) {
+  SKIP_UNLESS_SUPPORTED("gradient_gate");
+  SKIP_UNLESS_SUPPORTED("adamw_update");
+  SKIP_UNLESS_SUPPORTED("sum_squares");
+  const int64_t n = 5000;
+  const Vec p = random_vector(n, 51), g = random_vector(n, 52), m = random_vector(n, 53),
+            v = random_vector(n, 54, 0, 1);
+  const std::vector<float> grad(g.begin(), g.end());
+  double norm_sq = 0;
+  cpu_backend().sum_squares(grad.data(), n, &norm_sq);
+  const double norm = std::sqrt(norm_sq);
+  OptimizerStep step;
+  step.lr = 1e-3f, step.weight_decay = 0.01f, step.bias1 = 0.1f, step.bias2 = 0.001f;
+  for (double max_norm : {0.0, norm * 2, norm / 3}) {  // off, not reached, clipping
+    std::vector<float> want_p(p.begin(), p.end()), want_m(m.begin(), m.end()), want_v(v.begin(), v.end());
+    std::vector<float> clipped = grad;
+    clip_to_norm(clipped, norm, max_norm);
+    cpu_backend().adamw_update(want_p.data(), clipped.data(), want_m.data(), want_v.data(), n, step);
+    std::vector<float> got_p(p.begin(), p.end()), got_m(m.begin(), m.end()), got_v(v.begin(), v.end()), gate(2);
+    std::vector<double> sq = {norm_sq};
+    staged().gradient_gate(ro(sq), max_norm, wr(gate));
+    EXPECT_EQ(gate[1], 1.f);
+    EXPECT_EQ(gate[0], max_norm > 0 && norm > max_norm ? float(max_norm / (norm + 1e-6)) : 1.f) << max_norm;
+    // The gate stays where gradient_gate put it: staged again (its values) for the update.
+    OptimizerStep gated = step;
+    staged().adamw_update(rw(got_p), ro(grad), rw(got_m), rw(got_v), n, testing::with_gate(gated, gate));
+    if (GetParam() == BackendKind::emulated) {
+      EXPECT_EQ(got_p, want_p) << max_norm;
+      EXPECT_EQ(got_m, want_m) << max_norm;
+    } else {
+      expect_close(got_p, want_p, "gated adamw");
+    }
+  }
+  for (double bad : {std::numeric_limits<double>::infinity(), std::numeric_limits<double>::quiet_NaN()}) {
+    std::vector<float> gate(2), got_p(p.begin(), p.end()), got_m(m.begin(), m.end()), got_v(v.begin(), v.end());
+    std::vector<double> sq = {bad};
+    staged().gradient_gate(ro(sq), 10.0, wr(gate));
+    EXPECT_EQ(gate[1], 0.f) << bad;
+    OptimizerStep gated = step;
+    staged().adamw_update(rw(got_p), ro(grad), rw(got_m), rw(got_v), n, testing::with_gate(gated, gate));
+    EXPECT_EQ(got_p, std::vector<float>(p.begin(), p.end())) << "a closed gate changes nothing";
+    EXPECT_EQ(got_v, std::vector<float>(v.begin(), v.end()));
+  }
+}
+
+// One launch over a flat buffer of tensors with and without weight decay (OptimizerStep::decays), as
+// resident training updates, = the CPU's update tensor by tensor: bit for bit on the emulated build.
+TEST_P(BackendOps, OneOptimizerLaunchWithDecayFlagsIsTheUpdatePerTensor) {
+  SKIP_UNLESS_SUPPORTED("adamw_update");
+  SKIP_UNLESS_SUPPORTED("sgd_update");
+  const std::vector<std::pair<int64_t, bool>> tensors = {{700, true}, {30, false}, {1200, true}, {64, false}};
+  int64_t n = 0;
+  std::vector<uint8_t> decays;
+  for (const auto& [size, decay] : tensors) n += size, decays.insert(decays.end(), size_t(size), decay ? 1 : 0);
+  const Vec p = random_vector(n, 61), g = random_vector(n, 62), m = random_vector(n, 63),
+            v = random_vector(n, 64, 0, 1);
+  const std::vector<float> grad(g.begin(), g.end());
+  OptimizerStep step;
+  step.lr = 1e-3f, step.weight_decay = 0.05f, step.bias1 = 0.1f, step.bias2 = 0.001f, step.momentum = 0.9f;
+  for (bool adamw : {true, false}) {
+    std::vector<float> want_p(p.begin(), p.end()), want_m(m.begin(), m.end()), want_v(v.begin(), v.end());
+    int64_t at = 0;
+    for (const auto& [size, decay] : tensors) {
+      OptimizerStep per_tensor = step;
+      per_tensor.weight_decay = decay ? step.weight_decay : 0.f;
+      if (adamw)
+        cpu_backend().adamw_update(&want_p[size_t(at)], &grad[size_t(at)], &want_m[size_t(at)], &want_v[size_t(at)],
+                                   size, per_tensor);
+      else
+        cpu_backend().sgd_update(&want_p[size_t(at)], &grad[size_t(at)], &want_m[size_t(at)], size, per_tensor);
+      at += size;
+    }
+    std::vector<float> got_p(p.begin(), p.end()), got_m(m.begin(), m.end()), got_v(v.begin(), v.end());
+    if (adamw)
+      staged().adamw_update(rw(got_p), ro(grad), rw(got_m), rw(got_v), n, testing::with_decays(step, decays));
+    else
+      staged().sgd_update(rw(got_p), ro(grad), rw(got_m), n, testing::with_decays(step, decays));
+    if (GetParam() == BackendKind::emulated) {
+      EXPECT_EQ(got_p, want_p) << (adamw ? "adamw" : "sgd");
+      EXPECT_EQ(got_m, want_m);
+    } else {
+      expect_close(got_p, want_p, adamw ? "adamw" : "sgd");
     }
   }
 }

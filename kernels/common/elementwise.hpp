@@ -61,6 +61,18 @@ LT_HD void adamw_update(float& param, float grad, float& exp_avg, float& exp_avg
   param -= lr * (exp_avg / bias1) / denom;
 }
 
+// The gate of an optimizer step run on a device without the host (OptimizerStep::gate), from the global
+// gradient norm's square: factor = the clipping factor for max_norm (max_norm / (norm + 1e-6) in double
+// when max_norm > 0 and norm > max_norm, as clip_to_norm, else 1); open = 1 when the norm is finite, else
+// 0 (the step is skipped: parameters and moments untouched).
+LT_HD void gradient_gate(double norm_sq, double max_norm, float& factor, float& open) {
+  using std::isfinite;
+  using std::sqrt;
+  const double norm = sqrt(norm_sq);
+  open = isfinite(norm) ? 1.f : 0.f;
+  factor = max_norm > 0 && norm > max_norm ? float(max_norm / (norm + 1e-6)) : 1.f;
+}
+
 // One SGD-with-momentum step for one element (torch.optim.SGD, dampening 0, not Nesterov): weight
 // decay is added to the gradient; the first step sets the buffer to the gradient.
 LT_HD void sgd_update(float& param, float grad, float& momentum_buffer, float lr, float momentum, float weight_decay,

@@ -106,15 +106,21 @@ void l1_loss(const float* pred, const float* target, int64_t rows, int channels,
 
 void adamw_update(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,
                   const OptimizerStep& s) {
+  if (s.gate && s.gate[1] == 0.f) return;
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i)
-    lt::adamw_update(param[i], grad[i], exp_avg[i], exp_avg_sq[i], s.lr, s.beta1, s.beta2, s.eps, s.weight_decay,
-                     s.bias1, s.bias2);
+    lt::adamw_update(param[i], s.gate ? grad[i] * s.gate[0] : grad[i], exp_avg[i], exp_avg_sq[i], s.lr, s.beta1,
+                     s.beta2, s.eps, s.decays && !s.decays[i] ? 0.f : s.weight_decay, s.bias1, s.bias2);
 }
 void sgd_update(float* param, const float* grad, float* momentum_buffer, int64_t n, const OptimizerStep& s) {
+  if (s.gate && s.gate[1] == 0.f) return;
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i)
-    lt::sgd_update(param[i], grad[i], momentum_buffer[i], s.lr, s.momentum, s.weight_decay, s.first_step);
+    lt::sgd_update(param[i], s.gate ? grad[i] * s.gate[0] : grad[i], momentum_buffer[i], s.lr, s.momentum,
+                   s.decays && !s.decays[i] ? 0.f : s.weight_decay, s.first_step);
+}
+void gradient_gate(const double* norm_sq, double max_norm, float* gate) {
+  lt::gradient_gate(*norm_sq, max_norm, gate[0], gate[1]);
 }
 void sum_squares(const float* x, int64_t n, double* sum) {
   constexpr int64_t kChunk = 1 << 14;  // fixed chunks summed in order: the same bits for any thread count
@@ -246,6 +252,7 @@ const Backend& cpu_backend() {
       .sgd_update = sgd_update,
       .sum_squares = sum_squares,
       .scale = scale,
+      .gradient_gate = gradient_gate,
   };
   return backend;
 }

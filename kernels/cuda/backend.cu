@@ -78,6 +78,7 @@ const Backend& backend() {
       .sgd_update = sgd_update,
       .sum_squares = sum_squares,
       .scale = scale,
+      .gradient_gate = gradient_gate,
   };
   return table;
 }

@@ -10,14 +10,16 @@ namespace lt::LT_CUDA_NS {
 namespace {
 // The transfer ledger (kernels/backend.hpp: TransferLedger); copies may come from the loader thread too.
 std::atomic<int64_t> h2d_bytes{0}, d2h_bytes{0}, syncs{0};
+
+cudaStream_t new_non_blocking_stream() {
+  cudaStream_t created = nullptr;
+  check(cudaStreamCreateWithFlags(&created, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+  return created;
+}
 }  // namespace
 
 cudaStream_t stream() {
-  static const cudaStream_t compute = [] {
-    cudaStream_t created = nullptr;
-    check(cudaStreamCreateWithFlags(&created, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
-    return created;
-  }();
+  static const cudaStream_t compute = new_non_blocking_stream();
   return compute;
 }
 
@@ -38,11 +40,7 @@ struct StagingSlot {
 constexpr int kStagingSlots = 4;
 
 cudaStream_t copy_stream() {
-  static const cudaStream_t copies = [] {
-    cudaStream_t created = nullptr;
-    check(cudaStreamCreateWithFlags(&created, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
-    return created;
-  }();
+  static const cudaStream_t copies = new_non_blocking_stream();
   return copies;
 }
 

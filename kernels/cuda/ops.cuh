@@ -140,5 +140,6 @@ void adamw_update(float* param, const float* grad, float* exp_avg, float* exp_av
 void sgd_update(float* param, const float* grad, float* momentum_buffer, int64_t n, const OptimizerStep& step);
 void sum_squares(const float* x, int64_t n, double* sum);
 void scale(float* x, int64_t n, float factor);
+void gradient_gate(const double* norm_sq, double max_norm, float* gate);
 
 }  // namespace lt::LT_CUDA_NS

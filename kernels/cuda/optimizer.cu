@@ -8,16 +8,25 @@
 namespace lt::LT_CUDA_NS {
 namespace {
 
+// A closed gate (OptimizerStep::gate) returns at once; an open one scales each gradient by its factor.
+// OptimizerStep::decays says per element whether weight decay applies (one launch over many tensors).
 __global__ void adamw_kernel(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,
                              OptimizerStep s) {
+  if (s.gate && s.gate[1] == 0.f) return;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    ::lt::adamw_update(param[i], grad[i], exp_avg[i], exp_avg_sq[i], s.lr, s.beta1, s.beta2, s.eps, s.weight_decay,
-                       s.bias1, s.bias2);
+    ::lt::adamw_update(param[i], s.gate ? grad[i] * s.gate[0] : grad[i], exp_avg[i], exp_avg_sq[i], s.lr, s.beta1,
+                       s.beta2, s.eps, s.decays && !s.decays[i] ? 0.f : s.weight_decay, s.bias1, s.bias2);
 }
 
 __global__ void sgd_kernel(float* param, const float* grad, float* momentum_buffer, int64_t n, OptimizerStep s) {
+  if (s.gate && s.gate[1] == 0.f) return;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    ::lt::sgd_update(param[i], grad[i], momentum_buffer[i], s.lr, s.momentum, s.weight_decay, s.first_step);
+    ::lt::sgd_update(param[i], s.gate ? grad[i] * s.gate[0] : grad[i], momentum_buffer[i], s.lr, s.momentum,
+                     s.decays && !s.decays[i] ? 0.f : s.weight_decay, s.first_step);
+}
+
+__global__ void gradient_gate_kernel(const double* norm_sq, double max_norm, float* gate) {
+  if (blockIdx.x == 0 && threadIdx.x == 0) ::lt::gradient_gate(*norm_sq, max_norm, gate[0], gate[1]);
 }
 
 __global__ void sum_squares_kernel(const float* x, int64_t n, double* partial) {
@@ -56,6 +65,11 @@ void sum_squares(const float* x, int64_t n, double* sum) {
   LT_LAUNCH(sum_squares_kernel, unsigned(chunks), kThreads, stream())(x, n, partial);
   sum_doubles(partial, chunks, sum);
   check(cudaGetLastError(), "sum_squares");
+}
+
+void gradient_gate(const double* norm_sq, double max_norm, float* gate) {
+  LT_LAUNCH(gradient_gate_kernel, 1, 1, stream())(norm_sq, max_norm, gate);
+  check(cudaGetLastError(), "gradient_gate");
 }
 
 void scale(float* x, int64_t n, float factor) {

@@ -15,7 +15,7 @@ void Optimizer::step(ParamStore& params, double lr) {
   update(params, lr, 0, params.size());
 }
 
-// Per tensor (weight decay is per tensor), through the CPU backend's fused update over the range.
+// This step's hyper-parameters (AdamW's bias corrections from the steps taken); weight decay is the caller's.
 OptimizerStep Optimizer::step_hyper_parameters(double lr) const {
   OptimizerStep step;
   step.lr = float(lr), step.beta1 = float(config_.beta1), step.beta2 = float(config_.beta2);
@@ -25,22 +25,28 @@ OptimizerStep Optimizer::step_hyper_parameters(double lr) const {
   return step;
 }
 
-void Optimizer::update_on(const Backend& b, const ParamStore& params, float* values, const float* grads, double lr) {
+void Optimizer::update_on(const Backend& b, const ParamStore& params, float* values, const float* grads, double lr,
+                          const float* gate) {
   if (!on_device_) {
     device_first_.upload(b, first_);
     if (config_.type == "adamw") device_second_.upload(b, second_);
     on_device_ = true;
   }
-  OptimizerStep step = step_hyper_parameters(lr);
-  for (const TensorView& view : params.views()) {
-    step.weight_decay = view.decay ? float(config_.weight_decay) : 0.f;
-    float* m = device_first_.data() + view.offset;
-    if (config_.type == "adamw")
-      b.adamw_update(values + view.offset, grads + view.offset, m, device_second_.data() + view.offset, view.size,
-                     step);
-    else
-      b.sgd_update(values + view.offset, grads + view.offset, m, view.size, step);
+  if (device_decays_.size() != size_t(params.size())) {
+    std::vector<uint8_t> decays(size_t(params.size()), 0);
+    for (const TensorView& view : params.views())
+      std::fill_n(decays.begin() + view.offset, view.size, uint8_t(view.decay ? 1 : 0));
+    device_decays_.upload(b, decays);
   }
+  // One launch over the flat buffer: weight decay per element from the tensors' flags.
+  OptimizerStep step = step_hyper_parameters(lr);
+  step.gate = gate;
+  step.weight_decay = float(config_.weight_decay);
+  step.decays = device_decays_.data();
+  if (config_.type == "adamw")
+    b.adamw_update(values, grads, device_first_.data(), device_second_.data(), params.size(), step);
+  else
+    b.sgd_update(values, grads, device_first_.data(), params.size(), step);
 }
 
 void Optimizer::pull_state_to_host() {
@@ -49,6 +55,7 @@ void Optimizer::pull_state_to_host() {
   if (config_.type == "adamw") device_second_.download(second_.data());
 }
 
+// Per tensor (weight decay is per tensor), through the CPU backend's fused update over the range.
 void Optimizer::update(ParamStore& params, double lr, int64_t begin, int64_t end) {
   OptimizerStep step = step_hyper_parameters(lr);
   const Backend& cpu = cpu_backend();

@@ -27,12 +27,15 @@ class Optimizer {
   // buffer, each a whole number of tensors (step() is one range: the trainer updates once every gradient
   // bucket has arrived, since clipping and the non-finite guard need the global norm).
   void begin_step() { ++steps_; }
+  void undo_step() { --steps_; }  // a step whose gate turned out closed (update_on)
   void update(ParamStore& params, double lr, int64_t begin, int64_t end);
   // The whole update on a backend's memory (resident training): `values` and `grads` are its flat
   // buffers laid out as `params`' views. The state (as resumed, or zeros) is uploaded at the first call
   // and stays there; pull_state_to_host() brings it back for state() (checkpoints). The same per-element
-  // bodies as update(), one fused launch per tensor.
-  void update_on(const Backend& backend, const ParamStore& params, float* values, const float* grads, double lr);
+  // bodies as update(), in one launch over the whole flat buffer (OptimizerStep::decays).
+  // `gate` (OptimizerStep::gate): clipping and the skip of a non-finite step decided on the device.
+  void update_on(const Backend& backend, const ParamStore& params, float* values, const float* grads, double lr,
+                 const float* gate = nullptr);
   void pull_state_to_host();
   int64_t steps_taken() const { return steps_; }
   const OptimizerConfig& config() const { return config_; }
@@ -46,6 +49,7 @@ class Optimizer {
   std::vector<float> first_, second_;  // exp_avg, exp_avg_sq  |  momentum_buffer, (unused)
   int64_t steps_ = 0;
   Buffer<float> device_first_, device_second_;  // update_on's state, current while on_device_
+  Buffer<uint8_t> device_decays_;               // update_on's weight-decay flag per element (uploaded once)
   bool on_device_ = false;
 };
 

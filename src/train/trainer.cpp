@@ -144,14 +144,26 @@ class Trainer {
     }
   }
 
-  // Resident on a device: the global gradient norm, summed there in a fixed order (the backend's
-  // sum_squares); the host reads one double.
-  double device_gradient_norm() {
+  // Resident on a device, after the gradients are summed: the global norm's square (the backend's
+  // fixed-order sum_squares) and from it the gate (clip factor, finite), then — unless the loss is already
+  // known not to be finite — the optimizer, gated, all queued on the device with no host round trip in
+  // between. Then the host reads the norm (one double) and returns it.
+  double update_on_device(double lr, bool loss_finite) {
+    Model& model = *model_;
+    const DeviceParams& state = model.resident_state();
     norm_on_device_.resize(*device_, 1);
-    device_->sum_squares(model_->resident_state().grads, model_->params().size(), norm_on_device_.data());
+    gate_on_device_.resize(*device_, 2);
+    device_->sum_squares(state.grads, model.params().size(), norm_on_device_.data());
+    device_->gradient_gate(norm_on_device_.data(), c_.grad_clip, gate_on_device_.data());
+    if (loss_finite) {
+      optimizer_->begin_step();
+      optimizer_->update_on(*device_, model.params(), state.values, state.grads, lr, gate_on_device_.data());
+    }
     double sum = 0;
     device_->download(&sum, norm_on_device_.data(), sizeof sum);
-    return std::sqrt(sum);
+    const double norm = std::sqrt(sum);
+    if (loss_finite && !std::isfinite(norm)) optimizer_->undo_step();  // the closed gate skipped it
+    return norm;
   }
 
   // A fault for tests (tests/e2e/nccl.sh): LIDARTRAIN_TEST_STALL=<rank>:<step> stops that rank before
@@ -525,8 +537,9 @@ class Trainer {
   }
 
   // The gradients summed over ranks, then, if the step is finite, clipped and applied (out: grad_norm,
-  // nonfinite). Resident on a device, all of it runs there and the host reads only the norm; a step that
-  // is not finite leaves the parameters and optimizer state untouched and the BN buffers as before it.
+  // nonfinite). Resident on a device, all of it runs there, the update gated there by the norm, and the
+  // host reads only the norm, once the update is queued; a step that is not finite leaves the parameters
+  // and optimizer state untouched and the BN buffers as before it.
   void update_parameters(int64_t step, double loss_share, StepOutcome& out) {
     Model& model = *model_;
     const bool resident = model.resident();
@@ -542,16 +555,11 @@ class Trainer {
     }
     double global_loss[1] = {loss_share};
     comm_.sum_in_place(global_loss, 1);
-    out.grad_norm = resident ? device_gradient_norm() : gradient_norm(model.params().grads());
+    out.grad_norm =
+        resident ? update_on_device(out.lr, std::isfinite(global_loss[0])) : gradient_norm(model.params().grads());
     out.nonfinite = !std::isfinite(global_loss[0]) ? "loss" : !std::isfinite(out.grad_norm) ? "gradient norm" : "";
     if (out.nonfinite.empty() && resident) {
-      consecutive_skips_ = 0;
-      const DeviceParams& state = model.resident_state();
-      const int64_t n = model.params().size();
-      if (c_.grad_clip > 0 && out.grad_norm > c_.grad_clip)
-        device_->scale(state.grads, n, float(c_.grad_clip / (out.grad_norm + 1e-6)));
-      optimizer_->begin_step();
-      optimizer_->update_on(*device_, model.params(), state.values, state.grads, out.lr);
+      consecutive_skips_ = 0;  // updated on the device already
     } else if (out.nonfinite.empty()) {
       consecutive_skips_ = 0;
       clip_to_norm(model.params().grads(), out.grad_norm, c_.grad_clip);
@@ -753,6 +761,7 @@ class Trainer {
   std::vector<float> buffers_before_;       // the BN buffers before this step (a skipped step restores them)
   Buffer<float> buffers_before_on_device_;  // the same, resident on a device
   Buffer<double> norm_on_device_;           // the gradient norm's square, resident on a device
+  Buffer<float> gate_on_device_;            // its gate for the optimizer: {clip factor, finite}
   int64_t consecutive_skips_ = 0, skipped_steps_ = 0;
 };
 
