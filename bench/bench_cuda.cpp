@@ -141,11 +141,10 @@ void BM_CudaBatchNorm(benchmark::State& state) {
     if (x.empty()) {
       x = random_buffer(be, n, 1), y.resize(be, n), gamma = random_buffer(be, 64, 2), beta = random_buffer(be, 64, 3);
       mean.resize(be, 64), invstd.resize(be, 64), running_mean.zeros(be, 64), running_var.zeros(be, 64);
-      sums.resize(be, 128);
+      sums.resize(be, 129);
     }
     be.batchnorm_sums(x.data(), s, sums.data());
-    be.batchnorm_stats(sums.data(), 64, double(s.count()), true, mean.data(), invstd.data(), running_mean.data(),
-                       running_var.data());
+    be.batchnorm_stats(sums.data(), 64, true, mean.data(), invstd.data(), running_mean.data(), running_var.data());
     be.batchnorm_apply(x.data(), mean.data(), invstd.data(), gamma.data(), beta.data(), y.data(), s);
   });
 }

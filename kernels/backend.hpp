@@ -116,19 +116,22 @@ struct Backend {
   void (*conv2d_relu_at_cells)(const float* x, const float* weight, const float* bias, const ops::Conv2dShape& s,
                                const ops::CellIndexView& index, float* rows);
 
-  // ---- batch norm: sums (double, 2C: Σ, then the second sum) in backend memory (batchnorm.cpp, .cu) ----
+  // ---- batch norm: sums (double, 2C + 1: Σ, then the second sum, then the count of elements per channel)
+  // in backend memory (batchnorm.cpp, .cu); SyncBN sums all 2C + 1 over ranks where they are, and the ops
+  // after read the count from there, so no count crosses to the host ----
   void (*batchnorm_sums)(const float* x, const ops::BatchNormShape& s, double* sums);
-  // mean, invstd (C) from the sums over `count` elements, and the running statistics updated; with
-  // training false or count 0, mean and invstd from the running statistics (batchnorm_statistics).
-  void (*batchnorm_stats)(const double* sums, int channels, double count, bool training, float* mean, float* invstd,
+  // mean, invstd (C) from the sums over sums[2C] elements, and the running statistics updated; with
+  // training false or a count of 0, mean and invstd from the running statistics (batchnorm_statistics).
+  void (*batchnorm_stats)(const double* sums, int channels, bool training, float* mean, float* invstd,
                           float* running_mean, float* running_var);
   void (*batchnorm_apply)(const float* x, const float* mean, const float* invstd, const float* gamma, const float* beta,
                           float* y, const ops::BatchNormShape& s);
+  // Writes sums[0, 2C) and leaves sums[2C] (the forward's count) for batchnorm_backward_apply.
   void (*batchnorm_backward_sums)(const float* x, const float* dy, const float* mean, const float* invstd,
                                   const ops::BatchNormShape& s, double* sums);
   void (*batchnorm_backward_apply)(const float* x, const float* dy, const float* mean, const float* invstd,
-                                   const float* gamma, const double* sums, double count, float* dx, float* dgamma,
-                                   float* dbeta, const ops::BatchNormShape& s);
+                                   const float* gamma, const double* sums, float* dx, float* dgamma, float* dbeta,
+                                   const ops::BatchNormShape& s);
   // With its ReLU fused in (training; ops::batchnorm_relu_*).
   void (*batchnorm_relu_apply)(const float* x, const float* mean, const float* invstd, const float* gamma,
                                const float* beta, float* y, const ops::BatchNormShape& s);
@@ -136,8 +139,8 @@ struct Backend {
                                        const float* gamma, const float* beta, const ops::BatchNormShape& s,
                                        double* sums);
   void (*batchnorm_relu_backward_apply)(const float* x, const float* dy, const float* mean, const float* invstd,
-                                        const float* gamma, const float* beta, const double* sums, double count,
-                                        float* dx, float* dgamma, float* dbeta, const ops::BatchNormShape& s);
+                                        const float* gamma, const float* beta, const double* sums, float* dx,
+                                        float* dgamma, float* dbeta, const ops::BatchNormShape& s);
 
   // ---- element-wise and layout (elementwise.cpp, elementwise.cu) ----
   void (*add)(float* y, const float* x, int64_t n);  // y += x

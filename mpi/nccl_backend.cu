@@ -27,22 +27,23 @@ namespace {
 
 class NcclReduceBackend final : public ReduceBackend {
  public:
-  explicit NcclReduceBackend(const NcclSetup& setup) : rank_(setup.rank), ranks_(setup.ranks), fatal_(setup.fatal) {
+  explicit NcclReduceBackend(const NcclSetup& setup) : ranks_(setup.ranks), fatal_(setup.fatal) {
     ncclUniqueId id;
     std::memset(&id, 0, sizeof id);
-    if (rank_ == 0) check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
+    if (setup.rank == 0) check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
     setup.broadcast_from_root(&id, sizeof id);
-    check_nccl(ncclCommInitRank(&comm_, ranks_, id, rank_), "ncclCommInitRank");
+    check_nccl(ncclCommInitRank(&comm_, ranks_, id, setup.rank), "ncclCommInitRank");
     check(cudaStreamCreateWithFlags(&comm_stream_, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
     broadcast_ = make_sum();
+    statistics_ = make_sum();
   }
 
   ~NcclReduceBackend() override {
     if (aborted_) return;  // the job is ending; the communicator went with ncclCommAbort
     cudaStreamSynchronize(comm_stream_);
     sums_.push_back(broadcast_);
+    sums_.push_back(statistics_);
     for (Sum& sum : sums_) cudaEventDestroy(sum.ready), cudaEventDestroy(sum.done);
-    if (scratch_) cudaFree(scratch_);
     ncclCommDestroy(comm_);
     cudaStreamDestroy(comm_stream_);
   }
@@ -89,19 +90,15 @@ class NcclReduceBackend final : public ReduceBackend {
     poll_async_error();
   }
 
-  // Host doubles (SyncBN's per-channel sums): through a device buffer, on the communication stream.
+  // Device doubles (SyncBN's sums), after the compute stream's work so far; the compute stream's next work
+  // sees the sums, the host goes on.
   void sum(double* values, int64_t count) override {
-    const size_t bytes = sizeof(double) * size_t(count);
-    if (bytes > scratch_bytes_) {
-      if (scratch_) check(cudaFree(scratch_), "cudaFree");
-      check(cudaMalloc(reinterpret_cast<void**>(&scratch_), bytes), "cudaMalloc");
-      scratch_bytes_ = bytes;
-    }
-    check(cudaMemcpyAsync(scratch_, values, bytes, cudaMemcpyHostToDevice, comm_stream_), "cudaMemcpyAsync");
-    check_nccl(ncclAllReduce(scratch_, scratch_, size_t(count), ncclFloat64, ncclSum, comm_, comm_stream_),
+    check(cudaEventRecord(statistics_.ready, stream()), "cudaEventRecord");
+    check(cudaStreamWaitEvent(comm_stream_, statistics_.ready, 0), "cudaStreamWaitEvent");
+    check_nccl(ncclAllReduce(values, values, size_t(count), ncclFloat64, ncclSum, comm_, comm_stream_),
                "ncclAllReduce");
-    check(cudaMemcpyAsync(values, scratch_, bytes, cudaMemcpyDeviceToHost, comm_stream_), "cudaMemcpyAsync");
-    check(cudaStreamSynchronize(comm_stream_), "cudaStreamSynchronize");
+    check(cudaEventRecord(statistics_.done, comm_stream_), "cudaEventRecord");
+    check(cudaStreamWaitEvent(stream(), statistics_.done, 0), "cudaStreamWaitEvent");
     poll_async_error();
   }
 
@@ -149,16 +146,15 @@ class NcclReduceBackend final : public ReduceBackend {
       fatal_(std::string("NCCL collective failed: ") + ncclGetErrorString(status));
   }
 
-  int rank_, ranks_;
+  int ranks_;
   std::function<void(const std::string&)> fatal_;
   ncclComm_t comm_ = nullptr;
   cudaStream_t comm_stream_ = nullptr;
   std::vector<Sum> sums_;  // a handle indexes these
   Sum broadcast_;          // the events of broadcast()
+  Sum statistics_;         // the events of sum()
   std::atomic<int64_t> finished_{0};
   std::atomic<bool> aborted_{false};
-  double* scratch_ = nullptr;
-  size_t scratch_bytes_ = 0;
 };
 
 }  // namespace

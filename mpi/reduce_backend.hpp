@@ -2,7 +2,7 @@
 // What data parallelism needs from a communication backend (DESIGN.md §7), and nothing of MPI's or
 // NCCL's types:
 //   - non-blocking in-place sums of gradient buckets, posted in the same order on every rank;
-//   - blocking in-place sums of small statistics (SyncBN's per-channel sums, host doubles).
+//   - in-place sums of small statistics (SyncBN's per-channel sums, doubles in the memory start_sum takes).
 // The kinds, registered by name in reduce_backend.cpp (train.comm):
 //   mpi   host arrays: MPI_Iallreduce on a communicator of its own (a duplicate of the world), so gradient
 //         buckets never interleave with other collectives; MPI_Test drives their progress. On a GPU the
@@ -35,7 +35,8 @@ class ReduceBackend {
   // After it, what the caller does next sees the sum: the host (mpi), or the work it queues on the
   // device (nccl: the compute stream waits for the sum's event; the host does not).
   virtual void wait(Handle handle) = 0;
-  // Sums in place and returns when done.
+  // Sums in place, in the memory start_sum takes; what the caller does next sees the sums, as after wait()
+  // (mpi: returns when done; nccl: the compute stream waits, the host goes on).
   virtual void sum(double* values, int64_t count) = 0;
   // Rank `root`'s `count` floats to every rank, in place; ordered like wait() (nccl: on the device, the
   // host goes on).

@@ -308,8 +308,9 @@ OpCase batchnorm_case(BatchNormShape s, const std::string& what, bool with_relu 
   constexpr double kEps = 1e-5;
   auto statistics = [=](const auto& k, const auto& x) {
     using T = typename std::decay_t<decltype(x)>::value_type;
-    std::vector<double> sums(2 * s.channels);
+    std::vector<double> sums(2 * s.channels + 1);
     k.batchnorm_sums(ro(x), s, wr(sums));
+    EXPECT_EQ(sums[size_t(2 * s.channels)], double(s.count()));
     std::vector<T> mean(s.channels), invstd(s.channels);
     for (int c = 0; c < s.channels; ++c) {
       const double m = sums[c] / double(s.count()), var = sums[s.channels + c] / double(s.count()) - m * m;
@@ -331,17 +332,20 @@ OpCase batchnorm_case(BatchNormShape s, const std::string& what, bool with_relu 
   auto backward = [=](const auto& k, const auto& x, const auto& dy) {
     using T = typename std::decay_t<decltype(dy)>::value_type;
     const auto [mean, invstd] = statistics(k, x[0]);
-    std::vector<double> sums(2 * s.channels);
+    // The count where the forward's sums leave it (backward sums keep it: rw).
+    std::vector<double> sums(2 * s.channels + 1);
+    sums.back() = double(s.count());
     Tensors<T> d = {zeros_like(x[0]), zeros_like(x[1]), zeros_like(x[2])};
     if (with_relu) {
-      k.batchnorm_relu_backward_sums(ro(x[0]), ro(dy), ro(mean), ro(invstd), ro(x[1]), ro(x[2]), s, wr(sums));
-      k.batchnorm_relu_backward_apply(ro(x[0]), ro(dy), ro(mean), ro(invstd), ro(x[1]), ro(x[2]), ro(sums),
-                                      double(s.count()), wr(d[0]), rw(d[1]), rw(d[2]), s);
+      k.batchnorm_relu_backward_sums(ro(x[0]), ro(dy), ro(mean), ro(invstd), ro(x[1]), ro(x[2]), s, rw(sums));
+      k.batchnorm_relu_backward_apply(ro(x[0]), ro(dy), ro(mean), ro(invstd), ro(x[1]), ro(x[2]), ro(sums), wr(d[0]),
+                                      rw(d[1]), rw(d[2]), s);
     } else {
-      k.batchnorm_backward_sums(ro(x[0]), ro(dy), ro(mean), ro(invstd), s, wr(sums));
-      k.batchnorm_backward_apply(ro(x[0]), ro(dy), ro(mean), ro(invstd), ro(x[1]), ro(sums), double(s.count()),
-                                 wr(d[0]), rw(d[1]), rw(d[2]), s);
+      k.batchnorm_backward_sums(ro(x[0]), ro(dy), ro(mean), ro(invstd), s, rw(sums));
+      k.batchnorm_backward_apply(ro(x[0]), ro(dy), ro(mean), ro(invstd), ro(x[1]), ro(sums), wr(d[0]), rw(d[1]),
+                                 rw(d[2]), s);
     }
+    EXPECT_EQ(sums.back(), double(s.count()));
     return d;
   };
   auto reference = [=](const Tensors<double>& x) {
@@ -1390,10 +1394,11 @@ TEST_P(BackendOps, BatchNormSumsOfAFullSizedFrameMatchTheCpu) {
   const BatchNormShape s{120000, 16, 1};
   const Vec x = random_vector(size_t(s.count() * s.channels), 46, -2, 3);
   const std::vector<float> xf(x.begin(), x.end());
-  std::vector<double> want(32), got(32);
+  std::vector<double> want(33), got(33);
   batchnorm_sums(xf.data(), s, want.data());
   staged().batchnorm_sums(ro(xf), s, wr(got));
   for (size_t c = 0; c < 32; ++c) EXPECT_NEAR(got[c], want[c], 1e-9 * (1 + std::abs(want[c]))) << c;
+  EXPECT_EQ(got[32], 120000.0);  // the count
 }
 
 TEST_P(BackendOps, VoxelizeArgmaxIsTheFirstOfTiedPoints) {
@@ -1507,7 +1512,7 @@ TEST(MaxPool3x3, KeepsEachPixelsNeighbourhoodMaximumAndItsPeaks) {
 TEST(Determinism, ReductionsAreBitIdenticalAcrossRuns) {
   const Vec x = random_vector(50000 * 16, 3);
   std::vector<float> xf(x.begin(), x.end());
-  double first[32], second[32];
+  double first[33], second[33];
   batchnorm_sums(xf.data(), BatchNormShape{50000, 16, 1}, first);
   batchnorm_sums(xf.data(), BatchNormShape{50000, 16, 1}, second);
   EXPECT_EQ(0, std::memcmp(first, second, sizeof first));

@@ -83,8 +83,9 @@ void conv_transpose_relu_forward(const float* x, const float* weight, const floa
   ops::conv_transpose_relu_forward(x, weight, bias, y, s, workspace());
 }
 
-void batchnorm_stats(const double* sums, int channels, double count, bool training, float* mean, float* invstd,
-                     float* running_mean, float* running_var) {
+void batchnorm_stats(const double* sums, int channels, bool training, float* mean, float* invstd, float* running_mean,
+                     float* running_var) {
+  const double count = training ? sums[2 * channels] : 0.0;  // eval: no sums were made
   for (int c = 0; c < channels; ++c)
     batchnorm_statistics(sums, channels, c, count, training, mean, invstd, running_mean, running_var);
 }

@@ -92,6 +92,7 @@ void batchnorm_sums(const T* x, const BatchNormShape& s, double* sums) {
   channel_sums(
       x, s, sums, [&](int64_t i, int) { return double(x[i]); },
       [&](int64_t i, int) { return double(x[i]) * double(x[i]); });
+  sums[2 * s.channels] = double(s.count());
 }
 
 template <class T>
@@ -111,12 +112,13 @@ void batchnorm_backward_sums(const T* x, const T* dy, const T* mean, const T* in
 
 template <class T>
 void batchnorm_backward_apply(const T* x, const T* dy, const T* mean, const T* invstd, const T* gamma,
-                              const double* sums, double count, T* dx, T* dgamma, T* dbeta, const BatchNormShape& s) {
+                              const double* sums, T* dx, T* dgamma, T* dbeta, const BatchNormShape& s) {
   const int C = s.channels;
   add_batchnorm_param_grads(sums, C, dgamma, dbeta);
   if (!dx) return;
+  const T count = T(sums[2 * C]);
   for_each_element(s, [&](int64_t i, int c) {
-    dx[i] = batchnorm_grad_input(x[i], dy[i], mean[c], invstd[c], gamma[c], T(sums[c]), T(sums[C + c]), T(count));
+    dx[i] = batchnorm_grad_input(x[i], dy[i], mean[c], invstd[c], gamma[c], T(sums[c]), T(sums[C + c]), count);
   });
 }
 
@@ -145,15 +147,16 @@ void batchnorm_relu_backward_sums(const T* x, const T* dy, const T* mean, const 
 
 template <class T>
 void batchnorm_relu_backward_apply(const T* x, const T* dy, const T* mean, const T* invstd, const T* gamma,
-                                   const T* beta, const double* sums, double count, T* dx, T* dgamma, T* dbeta,
+                                   const T* beta, const double* sums, T* dx, T* dgamma, T* dbeta,
                                    const BatchNormShape& s) {
   const int C = s.channels;
   add_batchnorm_param_grads(sums, C, dgamma, dbeta);
   if (!dx) return;
+  const T count = T(sums[2 * C]);
   for_each_element(s, [&](int64_t i, int c) {
     const T d = dy[i];  // a select, not a conditional load (see batchnorm_relu_backward_sums)
     const T g = lt::batchnorm_apply(x[i], mean[c], invstd[c], gamma[c], beta[c]) > T(0) ? d : T(0);
-    dx[i] = batchnorm_grad_input(x[i], g, mean[c], invstd[c], gamma[c], T(sums[c]), T(sums[C + c]), T(count));
+    dx[i] = batchnorm_grad_input(x[i], g, mean[c], invstd[c], gamma[c], T(sums[c]), T(sums[C + c]), count);
   });
 }
 
@@ -164,12 +167,12 @@ void batchnorm_relu_backward_apply(const T* x, const T* dy, const T* mean, const
   template void batchnorm_relu_backward_sums<T>(const T*, const T*, const T*, const T*, const T*, const T*,           \
                                                 const BatchNormShape&, double*);                                      \
   template void batchnorm_relu_backward_apply<T>(const T*, const T*, const T*, const T*, const T*, const T*,          \
-                                                 const double*, double, T*, T*, T*, const BatchNormShape&);           \
+                                                 const double*, T*, T*, T*, const BatchNormShape&);                   \
   template void batchnorm_sums<T>(const T*, const BatchNormShape&, double*);                                          \
   template void batchnorm_apply<T>(const T*, const T*, const T*, const T*, const T*, T*, const BatchNormShape&);      \
   template void batchnorm_backward_sums<T>(const T*, const T*, const T*, const T*, const BatchNormShape&, double*);   \
-  template void batchnorm_backward_apply<T>(const T*, const T*, const T*, const T*, const T*, const double*, double,  \
-                                            T*, T*, T*, const BatchNormShape&);
+  template void batchnorm_backward_apply<T>(const T*, const T*, const T*, const T*, const T*, const double*, T*, T*,  \
+                                            T*, const BatchNormShape&);
 
 LT_INSTANTIATE(float)
 LT_INSTANTIATE(double)

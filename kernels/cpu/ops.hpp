@@ -82,23 +82,26 @@ struct BatchNormShape {
   int64_t inner;
   int64_t count() const { return outer * inner; }  // elements per channel
 };
-// sums[c] = Σ x, sums[C + c] = Σ x² over channel c (double, fixed order).
+// BatchNorm's sums are 2C + 1 doubles: two per channel, then the element count per channel, which
+// travels with them (SyncBN sums all 2C + 1 over ranks, so the count over all ranks is there too, in the
+// backend's memory; the ops below read it from there).
+// sums[c] = Σ x, sums[C + c] = Σ x² over channel c (fixed order), sums[2C] = s.count().
 template <class T>
 void batchnorm_sums(const T* x, const BatchNormShape& s, double* sums);
 // y = gamma (x - mean) invstd + beta, per channel.
 template <class T>
 void batchnorm_apply(const T* x, const T* mean, const T* invstd, const T* gamma, const T* beta, T* y,
                      const BatchNormShape& s);
-// sums[c] = Σ dy, sums[C + c] = Σ dy·x̂ (double, fixed order).
+// sums[c] = Σ dy, sums[C + c] = Σ dy·x̂ (fixed order); sums[2C], the forward's count, left as it is.
 template <class T>
 void batchnorm_backward_sums(const T* x, const T* dy, const T* mean, const T* invstd, const BatchNormShape& s,
                              double* sums);
-// dx (training mode, batch statistics; `count` elements per channel over all ranks); dgamma, dbeta +=
+// dx (training mode, batch statistics; sums[2C] elements per channel over all ranks); dgamma, dbeta +=
 // the sums. dx, or dgamma and dbeta, may be null (SyncBN: the parameter gradients take this rank's sums,
 // dx the sums over all ranks).
 template <class T>
 void batchnorm_backward_apply(const T* x, const T* dy, const T* mean, const T* invstd, const T* gamma,
-                              const double* sums, double count, T* dx, T* dgamma, T* dbeta, const BatchNormShape& s);
+                              const double* sums, T* dx, T* dgamma, T* dbeta, const BatchNormShape& s);
 
 // BatchNorm followed by ReLU, the ReLU fused in (training): y = max(bn(x), 0); backward from dy at y, the
 // ReLU's mask recomputed from x (bn(x) > 0, the same float expression as forward), so neither the ReLU's
@@ -111,7 +114,7 @@ void batchnorm_relu_backward_sums(const T* x, const T* dy, const T* mean, const 
                                   const T* beta, const BatchNormShape& s, double* sums);
 template <class T>
 void batchnorm_relu_backward_apply(const T* x, const T* dy, const T* mean, const T* invstd, const T* gamma,
-                                   const T* beta, const double* sums, double count, T* dx, T* dgamma, T* dbeta,
+                                   const T* beta, const double* sums, T* dx, T* dgamma, T* dbeta,
                                    const BatchNormShape& s);
 
 // ---- element-wise and layout ------------------------------------------------------------------

@@ -45,26 +45,32 @@ __global__ void channel_partial_sums_kernel(const float* x, const float* dy, con
   }
 }
 
-// out[r] = Σ_k partial[r·cols + k], k in order.
-__global__ void row_sums_kernel(const double* partial, int64_t rows, int64_t cols, double* out) {
+// out[r] = Σ_k partial[r·cols + k], k in order; with a count (≥ 0), out[rows] = count.
+__global__ void row_sums_kernel(const double* partial, int64_t rows, int64_t cols, double count, double* out) {
   const int64_t r = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (r == rows && count >= 0) out[r] = count;
   if (r >= rows) return;
   double total = 0;
   for (int64_t k = 0; k < cols; ++k) total += partial[r * cols + k];
   out[r] = total;
 }
 
+// The two sums per channel into sums[0, 2C); without dy (the forward's), the count into sums[2C].
 void channel_sums(const float* x, const float* dy, const float* mean, const float* invstd, const float* gamma,
                   const float* beta, const ops::BatchNormShape& s, double* sums) {
   const int64_t chunks = (s.count() + kReduceChunk - 1) / kReduceChunk;
-  if (chunks == 0 || s.channels == 0) {
-    fill_zero(sums, sizeof(double) * 2 * size_t(s.channels));
+  const double count = dy == nullptr ? double(s.count()) : -1.0;
+  if (chunks == 0 || s.channels == 0) {  // zeros (no partial sums to add), and the count
+    LT_LAUNCH(row_sums_kernel, blocks_for(2 * s.channels + 1), kThreads, stream())
+    (nullptr, 2 * s.channels, 0, count, sums);
+    check(cudaGetLastError(), "batchnorm sums");
     return;
   }
   double* partial = static_cast<double*>(scratch(0, sizeof(double) * 2 * size_t(s.channels) * size_t(chunks)));
   LT_LAUNCH(channel_partial_sums_kernel, dim3(unsigned(chunks), unsigned(s.channels)), kThreads, stream())
   (x, dy, mean, invstd, gamma, beta, s.outer, s.channels, s.inner, partial);
-  LT_LAUNCH(row_sums_kernel, blocks_for(2 * s.channels), kThreads, stream())(partial, 2 * s.channels, chunks, sums);
+  LT_LAUNCH(row_sums_kernel, blocks_for(2 * s.channels + 1), kThreads, stream())
+  (partial, 2 * s.channels, chunks, count, sums);
   check(cudaGetLastError(), "batchnorm sums");
 }
 
@@ -80,8 +86,9 @@ __global__ void batchnorm_apply_kernel(const float* x, const float* mean, const 
 
 // beta non-null: dy masked by the ReLU after the BN (the fused BN + ReLU).
 __global__ void batchnorm_grad_input_kernel(const float* x, const float* dy, const float* mean, const float* invstd,
-                                            const float* gamma, const float* beta, const double* sums, float count,
-                                            float* dx, int channels, int64_t inner, int64_t n) {
+                                            const float* gamma, const float* beta, const double* sums, float* dx,
+                                            int channels, int64_t inner, int64_t n) {
+  const float count = float(sums[2 * channels]);
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int c = int((i / inner) % channels);
     const bool masked = beta && !(::lt::batchnorm_apply(x[i], mean[c], invstd[c], gamma[c], beta[c]) > 0.f);
@@ -97,9 +104,10 @@ __global__ void batchnorm_param_grads_kernel(const double* sums, int channels, f
   dgamma[c] += float(sums[channels + c]);
 }
 
-__global__ void batchnorm_stats_kernel(const double* sums, int channels, double count, bool training, float* mean,
-                                       float* invstd, float* running_mean, float* running_var) {
+__global__ void batchnorm_stats_kernel(const double* sums, int channels, bool training, float* mean, float* invstd,
+                                       float* running_mean, float* running_var) {
   const int c = int(blockIdx.x * blockDim.x + threadIdx.x);
+  const double count = training ? sums[2 * channels] : 0.0;  // eval: no sums were made
   if (c < channels) batchnorm_statistics(sums, channels, c, count, training, mean, invstd, running_mean, running_var);
 }
 
@@ -124,14 +132,14 @@ void batchnorm_backward_sums(const float* x, const float* dy, const float* mean,
 }
 
 void batchnorm_backward_apply(const float* x, const float* dy, const float* mean, const float* invstd,
-                              const float* gamma, const double* sums, double count, float* dx, float* dgamma,
-                              float* dbeta, const ops::BatchNormShape& s) {
+                              const float* gamma, const double* sums, float* dx, float* dgamma, float* dbeta,
+                              const ops::BatchNormShape& s) {
   if (dgamma && dbeta && s.channels > 0)
     LT_LAUNCH(batchnorm_param_grads_kernel, blocks_for(s.channels), kThreads, stream())
   (sums, s.channels, dgamma, dbeta);
   const int64_t n = s.count() * s.channels;
   if (dx && n > 0) LT_LAUNCH(batchnorm_grad_input_kernel, blocks_for(n), kThreads, stream())
-  (x, dy, mean, invstd, gamma, nullptr, sums, float(count), dx, s.channels, s.inner, n);
+  (x, dy, mean, invstd, gamma, nullptr, sums, dx, s.channels, s.inner, n);
   check(cudaGetLastError(), "batchnorm_backward_apply");
 }
 
@@ -150,22 +158,22 @@ void batchnorm_relu_backward_sums(const float* x, const float* dy, const float* 
 }
 
 void batchnorm_relu_backward_apply(const float* x, const float* dy, const float* mean, const float* invstd,
-                                   const float* gamma, const float* beta, const double* sums, double count, float* dx,
-                                   float* dgamma, float* dbeta, const ops::BatchNormShape& s) {
+                                   const float* gamma, const float* beta, const double* sums, float* dx, float* dgamma,
+                                   float* dbeta, const ops::BatchNormShape& s) {
   if (dgamma && dbeta && s.channels > 0)
     LT_LAUNCH(batchnorm_param_grads_kernel, blocks_for(s.channels), kThreads, stream())
   (sums, s.channels, dgamma, dbeta);
   const int64_t n = s.count() * s.channels;
   if (dx && n > 0) LT_LAUNCH(batchnorm_grad_input_kernel, blocks_for(n), kThreads, stream())
-  (x, dy, mean, invstd, gamma, beta, sums, float(count), dx, s.channels, s.inner, n);
+  (x, dy, mean, invstd, gamma, beta, sums, dx, s.channels, s.inner, n);
   check(cudaGetLastError(), "batchnorm_relu_backward_apply");
 }
 
-void batchnorm_stats(const double* sums, int channels, double count, bool training, float* mean, float* invstd,
-                     float* running_mean, float* running_var) {
+void batchnorm_stats(const double* sums, int channels, bool training, float* mean, float* invstd, float* running_mean,
+                     float* running_var) {
   if (channels == 0) return;
   LT_LAUNCH(batchnorm_stats_kernel, blocks_for(channels), kThreads, stream())
-  (sums, channels, count, training, mean, invstd, running_mean, running_var);
+  (sums, channels, training, mean, invstd, running_mean, running_var);
   check(cudaGetLastError(), "batchnorm_stats");
 }
 

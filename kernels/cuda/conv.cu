@@ -108,7 +108,7 @@ bool is_pointwise(const ops::Conv2dShape& s) {
 
 // out[c] += Σ over (outer, inner) of data's channel c (the bias gradient).
 void add_channel_sums(const float* data, int64_t outer, int channels, int64_t inner, float* out) {
-  auto* sums = static_cast<double*>(scratch(2, sizeof(double) * 2 * size_t(channels)));
+  auto* sums = static_cast<double*>(scratch(2, sizeof(double) * (2 * size_t(channels) + 1)));  // + the count
   batchnorm_sums(data, ops::BatchNormShape{outer, channels, inner}, sums);
   LT_LAUNCH(add_first_sums_kernel, blocks_for(channels), kThreads, stream())(sums, channels, out);
 }

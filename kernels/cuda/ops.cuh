@@ -74,22 +74,22 @@ bool cudnn_conv_transpose_backward(const float* x, const float* weight, const fl
 
 // ---- batchnorm.cu ----
 void batchnorm_sums(const float* x, const ops::BatchNormShape& s, double* sums);
-void batchnorm_stats(const double* sums, int channels, double count, bool training, float* mean, float* invstd,
-                     float* running_mean, float* running_var);
+void batchnorm_stats(const double* sums, int channels, bool training, float* mean, float* invstd, float* running_mean,
+                     float* running_var);
 void batchnorm_apply(const float* x, const float* mean, const float* invstd, const float* gamma, const float* beta,
                      float* y, const ops::BatchNormShape& s);
 void batchnorm_backward_sums(const float* x, const float* dy, const float* mean, const float* invstd,
                              const ops::BatchNormShape& s, double* sums);
 void batchnorm_backward_apply(const float* x, const float* dy, const float* mean, const float* invstd,
-                              const float* gamma, const double* sums, double count, float* dx, float* dgamma,
-                              float* dbeta, const ops::BatchNormShape& s);
+                              const float* gamma, const double* sums, float* dx, float* dgamma, float* dbeta,
+                              const ops::BatchNormShape& s);
 void batchnorm_relu_apply(const float* x, const float* mean, const float* invstd, const float* gamma, const float* beta,
                           float* y, const ops::BatchNormShape& s);
 void batchnorm_relu_backward_sums(const float* x, const float* dy, const float* mean, const float* invstd,
                                   const float* gamma, const float* beta, const ops::BatchNormShape& s, double* sums);
 void batchnorm_relu_backward_apply(const float* x, const float* dy, const float* mean, const float* invstd,
-                                   const float* gamma, const float* beta, const double* sums, double count, float* dx,
-                                   float* dgamma, float* dbeta, const ops::BatchNormShape& s);
+                                   const float* gamma, const float* beta, const double* sums, float* dx, float* dgamma,
+                                   float* dbeta, const ops::BatchNormShape& s);
 
 // ---- elementwise.cu ----
 void add(float* y, const float* x, int64_t n);

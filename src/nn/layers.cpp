@@ -56,28 +56,17 @@ void BatchNorm::init(ParamStore& params, ParamStore& buffers) const {
   std::fill(buffers.value(running_var), buffers.value(running_var) + channels, 1.f);
 }
 
-void BatchNorm::sum_over_ranks(const Backend& backend, bool with_count) {
-  const size_t n = 2 * size_t(channels);
-  std::vector<double> host(n + (with_count ? 1 : 0));
-  if (n) backend.download(host.data(), sums.data(), sizeof(double) * n);
-  if (with_count) host.back() = count;
-  sync(host.data(), int64_t(host.size()));
-  if (with_count) count = host.back();
-  if (n) backend.upload(sums.data(), host.data(), sizeof(double) * n);
-}
-
 void BatchNorm::forward(const DeviceParams& p, const float* x, const ops::BatchNormShape& shape, bool training,
                         float* y, bool with_relu) {
   const Backend& be = p.be();
   mean.resize(be, size_t(channels));
   invstd.resize(be, size_t(channels));
-  sums.resize(be, 2 * size_t(channels));
-  count = double(shape.count());
+  sums.resize(be, 2 * size_t(channels) + 1);
   if (training) {
     be.batchnorm_sums(x, shape, sums.data());
-    if (sync) sum_over_ranks(be, true);
+    if (sync) sync(sums.data(), 2 * int64_t(channels) + 1);  // the sums and the count of every rank
   }
-  be.batchnorm_stats(sums.data(), channels, count, training, mean.data(), invstd.data(), p.buffer(running_mean),
+  be.batchnorm_stats(sums.data(), channels, training, mean.data(), invstd.data(), p.buffer(running_mean),
                      p.buffer(running_var));
   if (with_relu)
     be.batchnorm_relu_apply(x, mean.data(), invstd.data(), p.value(weight), p.value(bias), y, shape);
@@ -89,14 +78,13 @@ void BatchNorm::backward(const DeviceParams& p, const float* x, const float* dy,
                          float* dx, bool with_relu) {
   const Backend& be = p.be();
   const float *gamma = p.value(weight), *beta = p.value(bias);
-  sums.resize(be, 2 * size_t(channels));
   const auto apply = [&](float* input_grad, float* dgamma, float* dbeta) {
     if (with_relu)
-      be.batchnorm_relu_backward_apply(x, dy, mean.data(), invstd.data(), gamma, beta, sums.data(), count, input_grad,
-                                       dgamma, dbeta, shape);
+      be.batchnorm_relu_backward_apply(x, dy, mean.data(), invstd.data(), gamma, beta, sums.data(), input_grad, dgamma,
+                                       dbeta, shape);
     else
-      be.batchnorm_backward_apply(x, dy, mean.data(), invstd.data(), gamma, sums.data(), count, input_grad, dgamma,
-                                  dbeta, shape);
+      be.batchnorm_backward_apply(x, dy, mean.data(), invstd.data(), gamma, sums.data(), input_grad, dgamma, dbeta,
+                                  shape);
   };
   if (with_relu)
     be.batchnorm_relu_backward_sums(x, dy, mean.data(), invstd.data(), gamma, beta, shape, sums.data());
@@ -109,7 +97,7 @@ void BatchNorm::backward(const DeviceParams& p, const float* x, const float* dy,
   // The parameter gradients keep this rank's sums (the gradient all-reduce adds the others'); dx takes
   // the sums over all ranks.
   apply(nullptr, p.grad(weight), p.grad(bias));
-  sum_over_ranks(be, false);
+  sync(sums.data(), 2 * int64_t(channels));  // sums[2C], the forward's count, is already every rank's
   apply(dx, nullptr, nullptr);
 }
 

@@ -48,7 +48,8 @@ struct Linear {
   int64_t macs(int64_t rows) const { return rows * in * out; }
 };
 
-// Sums `count` doubles over ranks in place: how SyncBN reaches the other ranks without knowing MPI.
+// Sums `count` doubles over ranks in place, in the memory of the model's backend (the GPU's, on a GPU):
+// how SyncBN reaches the other ranks without knowing MPI or NCCL. The ops queued after it see the sums.
 using SumOverRanks = std::function<void(double* values, int64_t count)>;
 
 // BatchNorm over (outer, C, inner) with running statistics (momentum 0.1, eps 1e-5, unbiased running
@@ -63,8 +64,7 @@ struct BatchNorm {
   int64_t weight = -1, bias = -1;               // params
   int64_t running_mean = -1, running_var = -1;  // buffers
   Buffer<float> mean, invstd;                   // (C) saved by forward for backward
-  Buffer<double> sums;                          // (2C) of the last forward or backward
-  double count = 0;
+  Buffer<double> sums;  // (2C + 1): the last forward's or backward's sums, then the forward's count
   void declare(ParamStore& params, ParamStore& buffers, const std::string& name, int num_channels);
   void init(ParamStore& params, ParamStore& buffers) const;
   // with_relu: a ReLU after the BN, fused in (forward writes max(bn(x), 0); backward takes dy at that output
@@ -73,10 +73,6 @@ struct BatchNorm {
                bool with_relu = false);
   void backward(const DeviceParams& p, const float* x, const float* dy, const ops::BatchNormShape& shape, float* dx,
                 bool with_relu = false);
-
- private:
-  // sync over sums (2C values, + the count when with_count), wherever the backend keeps them.
-  void sum_over_ranks(const Backend& backend, bool with_count);
 };
 
 // A layer's weights with its eval-mode BatchNorm folded in (inference on a frozen model): with

@@ -247,7 +247,7 @@ class Trainer {
     optimizer_.emplace(c_.optimizer, model_->params().size());
     run_agreed(comm_, [&] { comm_name_ = resolve_reduce_backend(c_.comm, *device_, "train.comm"); });
     reduce_ = make_reduce_backend(comm_name_, comm_, *device_);
-    if (c_.sync_bn) model_->set_sync_bn([&](double* values, int64_t count) { reduce_->sum(values, count); });
+    if (c_.sync_bn) model_->set_sync_bn([this](double* sums, int64_t count) { sum_bn_statistics(sums, count); });
     std::vector<int64_t> tensor_starts;
     for (const TensorView& view : model_->params().views()) tensor_starts.push_back(view.offset);
     buckets_.emplace(*reduce_, tensor_starts, model_->params().size(), c_.bucket_bytes);
@@ -260,6 +260,16 @@ class Trainer {
       return pending.empty() ? std::string() : "waiting for gradient " + pending + " over " + reduce_->name();
     });
     install_stop_signals();
+  }
+
+  // SyncBN's sums, in the device's memory: where the reduce backend sums that memory (nccl), there, the
+  // host not waiting; otherwise (mpi with a GPU) through the host.
+  void sum_bn_statistics(double* sums, int64_t count) {
+    if (device_->host_memory || reduce_->sums_device_memory()) return reduce_->sum(sums, count);
+    std::vector<double> host(static_cast<size_t>(count));
+    device_->download(host.data(), sums, sizeof(double) * size_t(count));
+    reduce_->sum(host.data(), count);
+    device_->upload(sums, host.data(), sizeof(double) * size_t(count));
   }
 
   // ---- resume ----

@@ -53,6 +53,10 @@ for model in semseg bevdet; do
   unset -n M
 done
 
+# SyncBN on GPUs over mpi (its sums staged through the host): as on the CPU too.
+LIDARTRAIN_CUDA_EMULATION=1 train 2 semseg_gpu_mpi 2 "${SEMSEG[@]}" --train.device cuda --train.comm mpi --train.sync_bn true
+agree "semseg, 2 GPU ranks over mpi = 2 CPU ranks" semseg_gpu_mpi semseg_cpu
+
 # An nccl checkpoint resumes on the CPU and goes on as the CPU run does.
 train 2 semseg_nccl 4 "${SEMSEG[@]}" --train.device cpu --train.sync_bn true --resume auto
 train 2 semseg_cpu 4 "${SEMSEG[@]}" --train.device cpu --train.sync_bn true --resume auto
