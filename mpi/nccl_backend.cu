@@ -36,6 +36,8 @@ class NcclReduceBackend final : public ReduceBackend {
     check(cudaStreamCreateWithFlags(&comm_stream_, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
     broadcast_ = make_sum();
     statistics_ = make_sum();
+    check(cudaEventCreate(&waits_start_), "cudaEventCreate");
+    check(cudaEventCreate(&waits_end_), "cudaEventCreate");
   }
 
   ~NcclReduceBackend() override {
@@ -44,6 +46,7 @@ class NcclReduceBackend final : public ReduceBackend {
     sums_.push_back(broadcast_);
     sums_.push_back(statistics_);
     for (Sum& sum : sums_) cudaEventDestroy(sum.ready), cudaEventDestroy(sum.done);
+    cudaEventDestroy(waits_start_), cudaEventDestroy(waits_end_);
     ncclCommDestroy(comm_);
     cudaStreamDestroy(comm_stream_);
   }
@@ -72,12 +75,25 @@ class NcclReduceBackend final : public ReduceBackend {
     return true;
   }
 
-  // The compute stream waits for the sum; the host goes on.
+  // The compute stream waits for the sum; the host goes on. Timing events around the waits (nothing is
+  // queued between consecutive waits) measure how long the compute stream stood in them.
   void wait(Handle handle) override {
     poll_async_error();
     Sum& sum = sums_[size_t(handle)];
+    if (!waits_timed_) check(cudaEventRecord(waits_start_, stream()), "cudaEventRecord");
     check(cudaStreamWaitEvent(stream(), sum.done, 0), "cudaStreamWaitEvent");
+    check(cudaEventRecord(waits_end_, stream()), "cudaEventRecord");
+    waits_timed_ = true;
     sum.waited = true;
+  }
+
+  double device_wait_s() override {
+    if (!waits_timed_) return 0;
+    waits_timed_ = false;
+    float ms = 0;
+    check(cudaEventSynchronize(waits_end_), "cudaEventSynchronize");
+    check(cudaEventElapsedTime(&ms, waits_start_, waits_end_), "cudaEventElapsedTime");
+    return double(ms) / 1e3;
   }
 
   // Device floats, after the compute stream's work so far; the compute stream's next work sees them.
@@ -150,9 +166,11 @@ class NcclReduceBackend final : public ReduceBackend {
   std::function<void(const std::string&)> fatal_;
   ncclComm_t comm_ = nullptr;
   cudaStream_t comm_stream_ = nullptr;
-  std::vector<Sum> sums_;  // a handle indexes these
-  Sum broadcast_;          // the events of broadcast()
-  Sum statistics_;         // the events of sum()
+  std::vector<Sum> sums_;                                    // a handle indexes these
+  Sum broadcast_;                                            // the events of broadcast()
+  Sum statistics_;                                           // the events of sum()
+  cudaEvent_t waits_start_ = nullptr, waits_end_ = nullptr;  // timing: around the waits since device_wait_s
+  bool waits_timed_ = false;
   std::atomic<int64_t> finished_{0};
   std::atomic<bool> aborted_{false};
 };

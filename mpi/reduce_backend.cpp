@@ -117,10 +117,20 @@ const ReduceKind* find_kind(const std::string& name) {
 
 }  // namespace
 
+std::string reduce_backend_choices() {
+  std::string choices = "auto";
+  for (const ReduceKind& kind : kReduceKinds) choices += std::string(", ") + kind.name;
+  return choices;
+}
+
+bool is_reduce_backend_choice(const std::string& name) {
+  return name == "auto" || find_kind(name) != nullptr;
+}
+
 std::string resolve_reduce_backend(const std::string& name, const Backend& device, const std::string& key) {
   if (name == "auto") return has_nccl(device) ? "nccl" : "mpi";
   const ReduceKind* kind = find_kind(name);
-  require(kind != nullptr, key + ": '" + name + "' is not a reduce backend (auto, mpi or nccl)");
+  require(kind != nullptr, key + ": '" + name + "' is not one of " + reduce_backend_choices());
   require(kind->serves(device), key + "=" + name + " needs a CUDA device (train.device=cuda) in a build with NCCL; " +
                                     "this rank's device is " + device.name);
   return name;

@@ -35,6 +35,10 @@ class ReduceBackend {
   // After it, what the caller does next sees the sum: the host (mpi), or the work it queues on the
   // device (nccl: the compute stream waits for the sum's event; the host does not).
   virtual void wait(Handle handle) = 0;
+  // Seconds the device's compute stream stood in the waits (wait()) since the last call: the exposed
+  // communication of a step, timed on the device by events; read once the step's work is done (after its
+  // scalar read). 0 where the waits are the host's (mpi: the caller times them).
+  virtual double device_wait_s() { return 0; }
   // Sums in place, in the memory start_sum takes; what the caller does next sees the sums, as after wait()
   // (mpi: returns when done; nccl: the compute stream waits, the host goes on).
   virtual void sum(double* values, int64_t count) = 0;
@@ -49,6 +53,10 @@ class ReduceBackend {
   virtual void abort() {}
 };
 
+// train.comm's values: "auto" (nccl on a GPU where this build has NCCL, else mpi) or a kind's name, as
+// "auto, mpi, nccl" (the registry's list, for messages).
+std::string reduce_backend_choices();
+bool is_reduce_backend_choice(const std::string& name);
 // train.comm's values: "auto" (nccl on a GPU where this build has NCCL, else mpi) or a kind's name.
 // The kind for the rank's device, or an InputError naming `key` (nccl without a GPU or without NCCL).
 std::string resolve_reduce_backend(const std::string& name, const Backend& device, const std::string& key);

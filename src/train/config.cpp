@@ -3,6 +3,7 @@
 #include <map>
 #include <sstream>
 
+#include "mpi/reduce_backend.hpp"
 #include "src/common/error.hpp"
 #include "src/models/registry.hpp"
 
@@ -93,8 +94,7 @@ TrainConfig train_config_from(const po::variables_map& v) {
   c.steps = v["train.steps"].as<int64_t>();
   c.device = v["train.device"].as<std::string>();
   c.comm = v["train.comm"].as<std::string>();
-  require(c.comm == "auto" || c.comm == "mpi" || c.comm == "nccl",
-          "--train.comm: '" + c.comm + "' is not one of auto, mpi, nccl");
+  require(is_reduce_backend_choice(c.comm), "--train.comm: '" + c.comm + "' is not one of " + reduce_backend_choices());
   c.deterministic = v["train.deterministic"].as<bool>();
   c.on_nonfinite = v["train.on_nonfinite"].as<std::string>();
   c.max_nonfinite_skips = v["train.max_nonfinite_skips"].as<int>();

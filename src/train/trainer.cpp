@@ -168,13 +168,16 @@ class Trainer {
 
   // A fault for tests (tests/e2e/nccl.sh): LIDARTRAIN_TEST_STALL=<rank>:<step> stops that rank before
   // that step's last backward for good, as a hung GPU or process would; its peers wait in the gradient
-  // all-reduce and the watchdog is what ends the job.
-  void stall_if_asked(int64_t step) const {
+  // all-reduce and the watchdog is what ends the job. The step (1-based) of this rank, or -1: read once.
+  static int64_t stall_step_asked(int rank) {
     const char* text = std::getenv("LIDARTRAIN_TEST_STALL");
-    int rank = -1;
+    int stall_rank = -1;
     long long at_step = -1;
-    if (!text || std::sscanf(text, "%d:%lld", &rank, &at_step) != 2 || rank != comm_.rank() || at_step != step + 1)
-      return;
+    if (!text || std::sscanf(text, "%d:%lld", &stall_rank, &at_step) != 2 || stall_rank != rank) return -1;
+    return at_step;
+  }
+  void stall_if_asked(int64_t step) const {
+    if (step + 1 != stall_step_) return;
     for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
   }
 
@@ -260,6 +263,7 @@ class Trainer {
       return pending.empty() ? std::string() : "waiting for gradient " + pending + " over " + reduce_->name();
     });
     install_stop_signals();
+    stall_step_ = stall_step_asked(comm_.rank());
   }
 
   // SyncBN's sums, in the device's memory: where the reduce backend sums that memory (nccl), there, the
@@ -512,7 +516,8 @@ class Trainer {
     watchdog_->enter("gradient all-reduce", step);
     out.lr = learning_rate(c_.schedule, step);
     update_parameters(step, loss_share, out);
-    times.allreduce_wait_s = buckets_->wait_s();
+    // The host's waits (mpi), or the device's, timed on the device (nccl: the host does not wait).
+    times.allreduce_wait_s = buckets_->wait_s() + reduce_->device_wait_s();
     phase_done("optimizer", times.optimizer_s);
     times.optimizer_s -= times.allreduce_wait_s;
     for (size_t b = 0; b < buckets_->buckets().size(); ++b) {
@@ -773,6 +778,7 @@ class Trainer {
   Buffer<double> norm_on_device_;           // the gradient norm's square, resident on a device
   Buffer<float> gate_on_device_;            // its gate for the optimizer: {clip factor, finite}
   int64_t consecutive_skips_ = 0, skipped_steps_ = 0;
+  int64_t stall_step_ = -1;  // LIDARTRAIN_TEST_STALL for this rank (stall_if_asked)
 };
 
 }  // namespace

@@ -37,6 +37,13 @@ agree() {
 }
 NCCL=(--train.device cuda --train.comm nccl)
 
+# train.comm's bad values: one line naming the key, exit 1, no run directory.
+expect_error "nccl on the CPU" "train.comm=nccl needs a CUDA device \(train.device=cuda\) in a build with NCCL; this rank's device is cpu" \
+  "$LT" train "${SEMSEG[@]}" --data "$WORK/train" --train.steps 1 --train.device cpu --train.comm nccl --run-dir "$WORK/comm_cpu"
+[ ! -e "$WORK/comm_cpu" ] && pass "no run directory for it" || fail "$(ls -R "$WORK/comm_cpu")"
+expect_error "an unknown train.comm" "--train.comm: 'xyz' is not one of auto, mpi, nccl" \
+  "$LT" train "${SEMSEG[@]}" --data "$WORK/train" --train.steps 1 --train.comm xyz --run-dir "$WORK/comm_xyz"
+
 for model in semseg bevdet; do
   declare -n M=${model^^}
   # SyncBN: 2 ranks of batch 1 are then 1 rank of batch 2 (the MPI equivalence), on either device.
@@ -70,6 +77,12 @@ $COMPARE --rtol 1e-4 "$WORK/semseg_nccl/checkpoints/ckpt-00000004.h5" "$WORK/sem
 LIDARTRAIN_CUDA_EMULATION=1 train 2 plain_nccl 3 "${SEMSEG[@]}" "${NCCL[@]}"
 train 2 plain_cpu 3 "${SEMSEG[@]}" --train.device cpu
 agree "without SyncBN, nccl = CPU" plain_nccl plain_cpu
+# Exposed communication over nccl is the compute stream's wait for the buckets, timed on the device (the
+# emulated all-reduce runs when the compute stream reaches its wait, so it is never 0 there).
+waits=$(python3 -c "import json,sys
+print(' '.join('%.4f' % json.loads(l)['allreduce_wait_s']['max'] for l in open(sys.argv[1]) if '\"step\"' in l))" "$WORK/plain_nccl/metrics.jsonl")
+python3 -c "import sys; w=[float(v) for v in sys.argv[1].split()]; sys.exit(0 if len(w) == 3 and all(v > 0 for v in w) else 1)" "$waits" &&
+  pass "allreduce_wait_s over nccl, timed on the device: $waits s" || fail "allreduce_wait_s over nccl: $waits"
 ledger=$(python3 -c "import json,sys
 rows=[json.loads(l) for l in open(sys.argv[1]) if '\"step\"' in l]
 print(' '.join('%d/%d/%d' % (r['h2d_bytes'], r['d2h_bytes'], r['syncs']) for r in rows[1:]))" "$WORK/plain_nccl/metrics.jsonl")
