@@ -40,6 +40,14 @@ class PrefetchLoader {
   PrefetchLoader(const PrefetchLoader&) = delete;
   PrefetchLoader& operator=(const PrefetchLoader&) = delete;
 
+  // The next step if it is ready (and not a failure), else null, without waiting: the consumer may work on
+  // it in place (next() hands it over later). Consumer thread only; the pointer holds until next().
+  Step* peek_ready() {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    if (ready_.empty() || ready_.front().error) return nullptr;
+    return &ready_.front().step;  // deque: the loader's push_back leaves it where it is
+  }
+
   // The next step (blocks until it is ready).
   Step next() {
     if (consumed_++ >= end_step_ - first_step_) throw std::logic_error("PrefetchLoader::next past the last step");

@@ -56,8 +56,9 @@ inline int64_t heatmap_top_k_work(int64_t cells) {
 }
 
 // What crossed between the host and a backend's memory since the process began: bytes each way through
-// upload/download, and the times the host waited for the device (synchronize, and every download, which
-// returns only with the data). The CPU backend moves nothing. metrics.jsonl reports a step's difference.
+// upload/download and staged inputs (counted at the forward that reads them, wherever their copy was
+// queued), and the times the host waited for the device (synchronize, and every download, which returns
+// only with the data). The CPU backend moves nothing. metrics.jsonl reports a step's difference.
 struct TransferLedger {
   int64_t h2d_bytes = 0, d2h_bytes = 0, syncs = 0;
   TransferLedger operator-(const TransferLedger& earlier) const {
@@ -84,6 +85,17 @@ struct Backend {
   void (*fill_zero)(void* pointer, size_t bytes);
   void (*synchronize)();
   TransferLedger (*transfers)();  // the ledger so far
+  // Inputs uploaded ahead of their forward (kernels/staged_input.hpp), through staging slots: a slot is a
+  // pinned host block and a device block. Any thread (the loader) takes a free slot of at least `bytes` and
+  // fills its host block (stage_acquire: no device call, the block's last copy known done); the main thread
+  // queues the copy to the device block on the copy stream, after the compute work that last read that
+  // block, the host not waiting (stage_upload, returns the device block); forward makes the compute stream
+  // wait for the copy (stage_await); once the work reading the block is queued, stage_release gives the
+  // slot back. The CPU's slot is a host block, used in place.
+  void* (*stage_acquire)(size_t bytes, char** host_block);
+  const void* (*stage_upload)(void* slot);
+  void (*stage_await)(void* slot);
+  void (*stage_release)(void* slot);
 
   // ---- GEMM (the CPU: Eigen; CUDA: cuBLAS; gemm.cu) ----
   // Row-major C (m×n) = α op(A) op(B) + β C; op(A) = Aᵀ with trans_a (A stored k×m), likewise B.
@@ -176,6 +188,11 @@ struct Backend {
                         const float* class_weights, int ignore_label, float* dlogits, double* loss);
   void (*focal_loss)(const float* logits, const float* targets, int64_t n, float* dlogits, double* loss);
   void (*l1_loss)(const float* pred, const float* target, int64_t rows, int channels, float* dpred, double* loss);
+  // *total += a micro-batch's share of the global batch's loss from its `count` (1 or 2) loss terms:
+  // Σ_i (weight_i · terms[i]) / normaliser, in that order (common/elementwise.hpp's loss_share; nothing when
+  // normaliser ≤ 0). On a device the share stays there until the step's one read.
+  void (*add_loss_share)(const double* terms, int count, double weight0, double weight1, double normaliser,
+                         double* total);
 
   // ---- detection (detection.cpp, detection.cu) ----
   void (*gather_positions_forward)(const float* maps, const int64_t* positions, int64_t k, int channels, int64_t plane,
@@ -204,9 +221,10 @@ struct Backend {
   // *sum = Σ x² in double (the gradient norm's square); scale: x *= factor.
   void (*sum_squares)(const float* x, int64_t n, double* sum);
   void (*scale)(float* x, int64_t n, float factor);
-  // gate[0], gate[1] = the clip factor and whether the norm √norm_sq is finite (common/elementwise.hpp's
-  // gradient_gate), for OptimizerStep::gate: what lets the update follow the norm on the device.
-  void (*gradient_gate)(const double* norm_sq, double max_norm, float* gate);
+  // gate[0], gate[1] = the clip factor and whether the norm √norm_sq and the global loss (null: not
+  // looked at) are finite (common/elementwise.hpp's gradient_gate), for OptimizerStep::gate: what lets the
+  // update follow the norm and the loss on the device.
+  void (*gradient_gate)(const double* norm_sq, const double* loss, double max_norm, float* gate);
 };
 
 // Every op of the table by name, in declaration order: what the completeness test and supports_op walk,
@@ -214,6 +232,7 @@ struct Backend {
 // clang-format off
 #define LT_BACKEND_OPS(X)                                                                                              \
   X(alloc) X(release) X(upload) X(download) X(copy) X(fill_zero) X(synchronize) X(transfers)                          \
+  X(stage_acquire) X(stage_upload) X(stage_await) X(stage_release)                                                     \
   X(gemm)                                                                                                              \
   X(linear_forward) X(linear_backward) X(linear_relu_forward)                                                          \
   X(conv2d_forward) X(conv2d_backward) X(conv_transpose_forward) X(conv_transpose_backward) X(conv2d_relu_forward)     \
@@ -224,7 +243,7 @@ struct Backend {
   X(voxelize_max_forward) X(voxelize_max_backward) X(scatter_mean_forward) X(scatter_mean_backward)                    \
   X(devoxelize_forward) X(devoxelize_backward) X(devoxelize_head_forward) X(linear_relu_voxelize_max_forward)          \
   X(count_in_cost_range)                                                                                               \
-  X(cross_entropy) X(focal_loss) X(l1_loss)                                                                            \
+  X(cross_entropy) X(focal_loss) X(l1_loss) X(add_loss_share)                                                          \
   X(gather_positions_forward) X(gather_positions_backward) X(max_pool3x3) X(bev_iou_matrix) X(heatmap_top_k)           \
   X(rotated_nms)                                                                                                       \
   X(adamw_update) X(sgd_update) X(sum_squares) X(scale) X(gradient_gate)

@@ -3,10 +3,13 @@
 // here, every run, and not a race that shows on one GPU in a thousand steps.
 #include <gtest/gtest.h>
 
+#include <memory>
+#include <thread>
 #include <vector>
 
 #include "kernels/cuda/emu/cuda_emu.hpp"
 #include "kernels/cuda/emu/emulated.hpp"
+#include "kernels/staged_input.hpp"
 
 namespace {
 
@@ -176,6 +179,39 @@ TEST(BackendUploads, RunOnACopyStreamAndTheNextOpReadsThem) {
   b.scale(x, kN, 2.f);
   b.download(back.data(), x, bytes);
   for (int i = 0; i < kN; ++i) ASSERT_EQ(back[size_t(i)], 2.f * float(i + 1)) << i;
+  b.release(x);
+}
+
+// Inputs uploaded ahead (kernels/staged_input.hpp): staged on another thread (the loader's), their copy
+// queued while earlier work is still queued, read by the next op after the wait forward makes; the slot
+// comes back for a later input, which then sees its own values.
+TEST(StagedInputs, FilledOnTheLoaderThreadCopiedAheadAndReadAfterTheWait) {
+  const lt::Backend& b = lt::cuda_emu::backend();
+  std::vector<float> first(kN), second(kN), back(kN);
+  std::vector<int64_t> small = {7, 8, 9};
+  for (int i = 0; i < kN; ++i) first[size_t(i)] = float(i + 1), second[size_t(i)] = float(3 * i);
+  float* x = static_cast<float*>(b.alloc(kN * sizeof(float)));
+  for (const std::vector<float>* values : {&first, &second}) {
+    std::unique_ptr<lt::StagedInput> staged;
+    std::thread loader([&] {
+      staged = std::make_unique<lt::StagedInput>(
+          b, std::vector<lt::HostArray>{{small.data(), 3 * sizeof(int64_t)}, {values->data(), kN * sizeof(float)}});
+    });
+    loader.join();
+    b.fill_zero(x, kN * sizeof(float));  // work queued before the copy: the copy does not wait for it
+    const int64_t queued = lt::emu::queued_work();
+    staged->upload();
+    EXPECT_GT(lt::emu::queued_work(), queued);  // queued, not done: the host went on
+    const float* on_device = staged->array<float>(1);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(on_device) % 256, 0u);  // each array aligned
+    b.add(x, on_device, kN);
+    b.scale(x, kN, 2.f);
+    b.download(back.data(), x, kN * sizeof(float));
+    for (int i = 0; i < kN; ++i) ASSERT_EQ(back[size_t(i)], 2.f * (*values)[size_t(i)]) << i;
+    std::vector<int64_t> small_back(3);
+    b.download(small_back.data(), staged->array<int64_t>(0), sizeof(int64_t) * 3);
+    EXPECT_EQ(small_back, small);
+  }
   b.release(x);
 }
 

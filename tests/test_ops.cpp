@@ -1289,8 +1289,8 @@ TEST_P(BackendOps, GatedOptimizerUpdateIsClipThenUpdateOrNothing) {
     clip_to_norm(clipped, norm, max_norm);
     cpu_backend().adamw_update(want_p.data(), clipped.data(), want_m.data(), want_v.data(), n, step);
     std::vector<float> got_p(p.begin(), p.end()), got_m(m.begin(), m.end()), got_v(v.begin(), v.end()), gate(2);
-    std::vector<double> sq = {norm_sq};
-    staged().gradient_gate(ro(sq), max_norm, wr(gate));
+    std::vector<double> sq = {norm_sq}, loss = {2.5};
+    staged().gradient_gate(ro(sq), ro(loss), max_norm, wr(gate));
     EXPECT_EQ(gate[1], 1.f);
     EXPECT_EQ(gate[0], max_norm > 0 && norm > max_norm ? float(max_norm / (norm + 1e-6)) : 1.f) << max_norm;
     // The gate stays where gradient_gate put it: staged again (its values) for the update.
@@ -1303,16 +1303,35 @@ TEST_P(BackendOps, GatedOptimizerUpdateIsClipThenUpdateOrNothing) {
       expect_close(got_p, want_p, "gated adamw");
     }
   }
-  for (double bad : {std::numeric_limits<double>::infinity(), std::numeric_limits<double>::quiet_NaN()}) {
+  // A norm or a global loss that is not finite closes the gate.
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
+  for (const auto& [bad_sq, bad_loss] :
+       std::vector<std::pair<double, double>>{{inf, 1}, {nan, 1}, {4, inf}, {4, nan}}) {
     std::vector<float> gate(2), got_p(p.begin(), p.end()), got_m(m.begin(), m.end()), got_v(v.begin(), v.end());
-    std::vector<double> sq = {bad};
-    staged().gradient_gate(ro(sq), 10.0, wr(gate));
-    EXPECT_EQ(gate[1], 0.f) << bad;
+    std::vector<double> sq = {bad_sq}, loss = {bad_loss};
+    staged().gradient_gate(ro(sq), ro(loss), 10.0, wr(gate));
+    EXPECT_EQ(gate[1], 0.f) << bad_sq << " " << bad_loss;
     OptimizerStep gated = step;
     staged().adamw_update(rw(got_p), ro(grad), rw(got_m), rw(got_v), n, testing::with_gate(gated, gate));
     EXPECT_EQ(got_p, std::vector<float>(p.begin(), p.end())) << "a closed gate changes nothing";
     EXPECT_EQ(got_v, std::vector<float>(v.begin(), v.end()));
   }
+}
+
+// A micro-batch's loss share on the backend = the host's formula bit for bit (Model::forward_loss: semseg's
+// one weighted term, bevdet's two), accumulated over micro-batches; a normaliser of 0 adds nothing.
+TEST_P(BackendOps, LossShareIsTheHostsFormula) {
+  SKIP_UNLESS_SUPPORTED("add_loss_share");
+  const std::vector<double> terms = {3.141592653589793, 0.7071067811865476};
+  const double weight = 1234.5, normaliser = 98765.25, regression = 2.0;
+  std::vector<double> total = {0.0};
+  staged().add_loss_share(ro(terms), 1, weight, 0.0, normaliser, rw(total));
+  EXPECT_EQ(total[0], terms[0] * weight / normaliser);
+  staged().add_loss_share(ro(terms), 2, 1.0, regression, normaliser, rw(total));
+  EXPECT_EQ(total[0], terms[0] * weight / normaliser + (terms[0] / normaliser + regression * terms[1] / normaliser));
+  const double before = total[0];
+  staged().add_loss_share(ro(terms), 2, 1.0, regression, 0.0, rw(total));
+  EXPECT_EQ(total[0], before);
 }
 
 // One launch over a flat buffer of tensors with and without weight decay (OptimizerStep::decays), as

@@ -62,15 +62,24 @@ LT_HD void adamw_update(float& param, float grad, float& exp_avg, float& exp_avg
 }
 
 // The gate of an optimizer step run on a device without the host (OptimizerStep::gate), from the global
-// gradient norm's square: factor = the clipping factor for max_norm (max_norm / (norm + 1e-6) in double
-// when max_norm > 0 and norm > max_norm, as clip_to_norm, else 1); open = 1 when the norm is finite, else
-// 0 (the step is skipped: parameters and moments untouched).
-LT_HD void gradient_gate(double norm_sq, double max_norm, float& factor, float& open) {
+// gradient norm's square and the global loss: factor = the clipping factor for max_norm (max_norm /
+// (norm + 1e-6) in double when max_norm > 0 and norm > max_norm, as clip_to_norm, else 1); open = 1 when
+// the norm and the loss are finite, else 0 (the step is skipped: parameters and moments untouched).
+LT_HD void gradient_gate(double norm_sq, double loss, double max_norm, float& factor, float& open) {
   using std::isfinite;
   using std::sqrt;
   const double norm = sqrt(norm_sq);
-  open = isfinite(norm) ? 1.f : 0.f;
+  open = isfinite(norm) && isfinite(loss) ? 1.f : 0.f;
   factor = max_norm > 0 && norm > max_norm ? float(max_norm / (norm + 1e-6)) : 1.f;
+}
+
+// A micro-batch's share of the global batch's loss from its terms, as the host computes it
+// (Model::forward_loss): Σ_i (weight_i · term_i) / normaliser, added in term order; 0 when normaliser ≤ 0.
+LT_HD double loss_share(const double* terms, int count, double weight0, double weight1, double normaliser) {
+  if (!(normaliser > 0)) return 0.0;
+  double share = 0;
+  for (int i = 0; i < count; ++i) share += (i == 0 ? weight0 : weight1) * terms[i] / normaliser;
+  return share;
 }
 
 // One SGD-with-momentum step for one element (torch.optim.SGD, dampening 0, not Nesterov): weight

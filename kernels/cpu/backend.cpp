@@ -34,6 +34,22 @@ void host_synchronize() {}
 TransferLedger host_transfers() {
   return {};  // host memory: nothing crosses
 }
+// A staging slot on the host: its block is where the backend reads the input (nothing to copy or wait for).
+struct HostSlot {
+  std::vector<char> block;
+};
+void* host_stage_acquire(size_t bytes, char** host_block) {
+  auto* slot = new HostSlot{std::vector<char>(bytes)};
+  *host_block = slot->block.data();
+  return slot;
+}
+const void* host_stage_upload(void* slot) {
+  return static_cast<HostSlot*>(slot)->block.data();
+}
+void host_stage_await(void*) {}
+void host_stage_release(void* slot) {
+  delete static_cast<HostSlot*>(slot);
+}
 
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
           float beta, float* c) {
@@ -120,8 +136,11 @@ void sgd_update(float* param, const float* grad, float* momentum_buffer, int64_t
     lt::sgd_update(param[i], s.gate ? grad[i] * s.gate[0] : grad[i], momentum_buffer[i], s.lr, s.momentum,
                    s.decays && !s.decays[i] ? 0.f : s.weight_decay, s.first_step);
 }
-void gradient_gate(const double* norm_sq, double max_norm, float* gate) {
-  lt::gradient_gate(*norm_sq, max_norm, gate[0], gate[1]);
+void gradient_gate(const double* norm_sq, const double* loss, double max_norm, float* gate) {
+  lt::gradient_gate(*norm_sq, loss ? *loss : 0.0, max_norm, gate[0], gate[1]);
+}
+void add_loss_share(const double* terms, int count, double weight0, double weight1, double normaliser, double* total) {
+  *total += lt::loss_share(terms, count, weight0, weight1, normaliser);
 }
 void sum_squares(const float* x, int64_t n, double* sum) {
   constexpr int64_t kChunk = 1 << 14;  // fixed chunks summed in order: the same bits for any thread count
@@ -198,6 +217,10 @@ const Backend& cpu_backend() {
       .fill_zero = host_fill_zero,
       .synchronize = host_synchronize,
       .transfers = host_transfers,
+      .stage_acquire = host_stage_acquire,
+      .stage_upload = host_stage_upload,
+      .stage_await = host_stage_await,
+      .stage_release = host_stage_release,
       // GEMM
       .gemm = gemm,
       // linear
@@ -241,6 +264,7 @@ const Backend& cpu_backend() {
       .cross_entropy = cross_entropy,
       .focal_loss = focal_loss,
       .l1_loss = l1_loss,
+      .add_loss_share = add_loss_share,
       // detection
       .gather_positions_forward = ops::gather_positions_forward<float>,
       .gather_positions_backward = ops::gather_positions_backward<float>,

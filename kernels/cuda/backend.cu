@@ -23,6 +23,10 @@ const Backend& backend() {
       .fill_zero = fill_zero,
       .synchronize = synchronize,
       .transfers = transfers,
+      .stage_acquire = stage_acquire,
+      .stage_upload = stage_upload,
+      .stage_await = stage_await,
+      .stage_release = stage_release,
       // GEMM
       .gemm = gemm,
       // linear
@@ -66,6 +70,7 @@ const Backend& backend() {
       .cross_entropy = cross_entropy,
       .focal_loss = focal_loss,
       .l1_loss = l1_loss,
+      .add_loss_share = add_loss_share,
       // detection
       .gather_positions_forward = gather_positions_forward,
       .gather_positions_backward = gather_positions_backward,

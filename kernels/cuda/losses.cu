@@ -129,4 +129,16 @@ void l1_loss(const float* pred, const float* target, int64_t rows, int channels,
   check(cudaGetLastError(), "l1_loss");
 }
 
+namespace {
+__global__ void add_loss_share_kernel(const double* terms, int count, double weight0, double weight1, double normaliser,
+                                      double* total) {
+  if (blockIdx.x == 0 && threadIdx.x == 0) *total += ::lt::loss_share(terms, count, weight0, weight1, normaliser);
+}
+}  // namespace
+
+void add_loss_share(const double* terms, int count, double weight0, double weight1, double normaliser, double* total) {
+  LT_LAUNCH(add_loss_share_kernel, 1, 1, stream())(terms, count, weight0, weight1, normaliser, total);
+  check(cudaGetLastError(), "add_loss_share");
+}
+
 }  // namespace lt::LT_CUDA_NS

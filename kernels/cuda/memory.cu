@@ -1,8 +1,10 @@
 // Device memory and copies for the CUDA backend, and the scratch buffer of the ops' temporaries.
 #include <atomic>
 #include <cstring>
+#include <deque>
 #include <mutex>
 
+#include "kernels/buffer.hpp"
 #include "kernels/cuda/ops.cuh"
 
 namespace lt::LT_CUDA_NS {
@@ -10,6 +12,9 @@ namespace lt::LT_CUDA_NS {
 namespace {
 // The transfer ledger (kernels/backend.hpp: TransferLedger); copies may come from the loader thread too.
 std::atomic<int64_t> h2d_bytes{0}, d2h_bytes{0}, syncs{0};
+// Host waits for the compute stream that have returned (counted after the wait, unlike `syncs`): work the
+// compute stream queued before the n-th is done once this passes n.
+std::atomic<int64_t> compute_syncs_done{0};
 
 cudaStream_t new_non_blocking_stream() {
   cudaStream_t created = nullptr;
@@ -104,6 +109,7 @@ void download(void* host_dst, const void* src, size_t bytes) {
   ++syncs;  // the host has the data only once the device is done
   check(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream()), "cudaMemcpyAsync to host");
   check(cudaStreamSynchronize(stream()), "cudaStreamSynchronize");
+  ++compute_syncs_done;
 }
 
 void copy(void* dst, const void* src, size_t bytes) {
@@ -118,6 +124,113 @@ void fill_zero(void* pointer, size_t bytes) {
 void synchronize() {
   ++syncs;
   check(cudaStreamSynchronize(stream()), "cudaStreamSynchronize");
+  ++compute_syncs_done;
+}
+
+// Staging slots for inputs uploaded ahead (kernels/backend.hpp: stage_*). Each slot's pinned block is
+// filled by the loader thread and read by one copy on the copy stream; its device block is written by that
+// copy and read by the compute stream. The orderings:
+//   host fill → copy        the copy is queued (stage_upload) after the fill returned;
+//   copy → compute          stage_await: the compute stream waits for the copy's event;
+//   copy → next host fill   stage_release makes the compute stream wait for the copy; the loader takes the
+//                           slot again only once a host wait for the compute stream has returned after that
+//                           (the copy is done then), so it never calls the device itself (a query or wait on
+//                           its thread could run other streams' work);
+//   compute → next copy     the next copy into the device block waits for the event stage_release recorded
+//                           after the work reading it (implied by the rule above, and stated on its own).
+namespace {
+struct InputSlot {
+  char* host = nullptr;
+  size_t host_capacity = 0;
+  void* device = nullptr;
+  size_t device_capacity = 0;
+  size_t bytes = 0;
+  cudaEvent_t copied = nullptr, released = nullptr;
+  bool in_use = false, copy_queued = false, counted = false, release_recorded = false;
+  int64_t free_after_sync = -1;  // the host block is free once compute_syncs_done passes this
+};
+std::mutex slots_lock;
+std::deque<InputSlot>& input_slots() {  // a deque: slots keep their address as it grows
+  static auto* slots = new std::deque<InputSlot>;
+  return *slots;
+}
+}  // namespace
+
+void* stage_acquire(size_t bytes, char** host_block) {
+  const std::lock_guard<std::mutex> guard(slots_lock);
+  const int64_t synced = compute_syncs_done.load();
+  InputSlot* chosen = nullptr;
+  for (InputSlot& slot : input_slots())
+    if (!slot.in_use && slot.free_after_sync < synced && slot.host_capacity >= bytes &&
+        (!chosen || slot.host_capacity < chosen->host_capacity))
+      chosen = &slot;  // the smallest that fits
+  if (!chosen) {       // a new slot (those too small stay for smaller inputs)
+    chosen = &input_slots().emplace_back();
+    chosen->host_capacity = bytes + bytes / 4 + 4096;
+    check(cudaHostAlloc(reinterpret_cast<void**>(&chosen->host), chosen->host_capacity, cudaHostAllocDefault),
+          "cudaHostAlloc");
+  }
+  chosen->in_use = true;
+  chosen->copy_queued = chosen->counted = false;
+  chosen->bytes = bytes;
+  *host_block = chosen->host;
+  return chosen;
+}
+
+const void* stage_upload(void* handle) {
+  InputSlot& slot = *static_cast<InputSlot*>(handle);
+  if (slot.bytes > slot.device_capacity) {
+    if (slot.device) check(cudaFree(slot.device), "cudaFree");  // waits for the work that read it
+    slot.device_capacity = slot.bytes + slot.bytes / 4 + 4096;
+    if (cudaMalloc(&slot.device, slot.device_capacity) != cudaSuccess) {
+      cudaGetLastError();
+      slot.device = nullptr, slot.device_capacity = 0;
+      throw OutOfDeviceMemory{backend().name, slot.bytes, pool_stats(backend()).in_use_bytes};
+    }
+    slot.release_recorded = false;  // new memory: nothing reads it
+  }
+  if (!slot.copied) {
+    check(cudaEventCreateWithFlags(&slot.copied, cudaEventDisableTiming), "cudaEventCreateWithFlags");
+    check(cudaEventCreateWithFlags(&slot.released, cudaEventDisableTiming), "cudaEventCreateWithFlags");
+  }
+  if (slot.bytes) {
+    if (slot.release_recorded) check(cudaStreamWaitEvent(copy_stream(), slot.released, 0), "cudaStreamWaitEvent");
+    check(cudaMemcpyAsync(slot.device, slot.host, slot.bytes, cudaMemcpyHostToDevice, copy_stream()),
+          "cudaMemcpyAsync to device");
+  }
+  check(cudaEventRecord(slot.copied, copy_stream()), "cudaEventRecord");
+  slot.copy_queued = true;
+  return slot.device;
+}
+
+namespace {
+// The ledger counts a staged input at the forward that reads it (the step it belongs to), wherever its
+// copy was queued.
+void count_staged(InputSlot& slot) {
+  if (slot.copy_queued && !slot.counted) h2d_bytes += int64_t(slot.bytes), slot.counted = true;
+}
+}  // namespace
+
+void stage_await(void* handle) {
+  InputSlot& slot = *static_cast<InputSlot*>(handle);
+  check(cudaStreamWaitEvent(stream(), slot.copied, 0), "cudaStreamWaitEvent");
+  count_staged(slot);
+}
+
+void stage_release(void* handle) {
+  InputSlot& slot = *static_cast<InputSlot*>(handle);
+  int64_t free_after = -1;
+  if (slot.copy_queued) {
+    count_staged(slot);
+    // After the copy too (a slot uploaded but never awaited), so the next host wait covers it.
+    check(cudaStreamWaitEvent(stream(), slot.copied, 0), "cudaStreamWaitEvent");
+    check(cudaEventRecord(slot.released, stream()), "cudaEventRecord");
+    slot.release_recorded = true;
+    free_after = syncs.load();  // a host wait counted from now on returns after the copy
+  }
+  const std::lock_guard<std::mutex> guard(slots_lock);
+  slot.free_after_sync = free_after;
+  slot.in_use = false;
 }
 
 void* scratch(int slot, size_t bytes) {

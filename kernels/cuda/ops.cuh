@@ -17,6 +17,10 @@ void copy(void* dst, const void* src, size_t bytes);
 void fill_zero(void* pointer, size_t bytes);
 void synchronize();
 TransferLedger transfers();
+void* stage_acquire(size_t bytes, char** host_block);
+const void* stage_upload(void* slot);
+void stage_await(void* slot);
+void stage_release(void* slot);
 // Scratch memory for one op's temporaries: `slot` 0…2 for the op itself, 3 is sum_doubles'. A slot's
 // memory is valid until the next request for that slot (ops run in stream order, so the next op's use
 // cannot overtake this one's). Grows, never shrinks.
@@ -122,6 +126,7 @@ void cross_entropy(const float* logits, const uint8_t* labels, int64_t rows, int
                    int ignore_label, float* dlogits, double* loss);
 void focal_loss(const float* logits, const float* targets, int64_t n, float* dlogits, double* loss);
 void l1_loss(const float* pred, const float* target, int64_t rows, int channels, float* dpred, double* loss);
+void add_loss_share(const double* terms, int count, double weight0, double weight1, double normaliser, double* total);
 
 // ---- detection.cu ----
 void gather_positions_forward(const float* maps, const int64_t* positions, int64_t k, int channels, int64_t plane,
@@ -140,6 +145,6 @@ void adamw_update(float* param, const float* grad, float* exp_avg, float* exp_av
 void sgd_update(float* param, const float* grad, float* momentum_buffer, int64_t n, const OptimizerStep& step);
 void sum_squares(const float* x, int64_t n, double* sum);
 void scale(float* x, int64_t n, float factor);
-void gradient_gate(const double* norm_sq, double max_norm, float* gate);
+void gradient_gate(const double* norm_sq, const double* loss, double max_norm, float* gate);
 
 }  // namespace lt::LT_CUDA_NS

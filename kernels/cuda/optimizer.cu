@@ -25,8 +25,9 @@ __global__ void sgd_kernel(float* param, const float* grad, float* momentum_buff
                      s.decays && !s.decays[i] ? 0.f : s.weight_decay, s.first_step);
 }
 
-__global__ void gradient_gate_kernel(const double* norm_sq, double max_norm, float* gate) {
-  if (blockIdx.x == 0 && threadIdx.x == 0) ::lt::gradient_gate(*norm_sq, max_norm, gate[0], gate[1]);
+__global__ void gradient_gate_kernel(const double* norm_sq, const double* loss, double max_norm, float* gate) {
+  if (blockIdx.x == 0 && threadIdx.x == 0)
+    ::lt::gradient_gate(*norm_sq, loss ? *loss : 0.0, max_norm, gate[0], gate[1]);
 }
 
 __global__ void sum_squares_kernel(const float* x, int64_t n, double* partial) {
@@ -67,8 +68,8 @@ void sum_squares(const float* x, int64_t n, double* sum) {
   check(cudaGetLastError(), "sum_squares");
 }
 
-void gradient_gate(const double* norm_sq, double max_norm, float* gate) {
-  LT_LAUNCH(gradient_gate_kernel, 1, 1, stream())(norm_sq, max_norm, gate);
+void gradient_gate(const double* norm_sq, const double* loss, double max_norm, float* gate) {
+  LT_LAUNCH(gradient_gate_kernel, 1, 1, stream())(norm_sq, loss, max_norm, gate);
   check(cudaGetLastError(), "gradient_gate");
 }
 

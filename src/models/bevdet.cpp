@@ -230,12 +230,13 @@ float* Bevdet::output(std::vector<float>& host, Buffer<float>& on_backend, size_
 void Bevdet::forward(BevdetInput input, bool training) {
   const DeviceParams& p = begin_forward();
   const Backend& be = this->be();
+  take_input(input);  // on a device: uploaded ahead, or now
   frames_ = input.frames;
   points_ = input.points;
   cells_ = std::move(input.cells);
   features_ = std::move(input.features);
-  cells_view_ = on_backend(be, cells_, cells_staging_);
-  features_on_ = on_backend(be, features_, features_staging_);
+  cells_view_ = input_cell_index(cells_, 0);
+  features_on_ = input_array(features_, BevdetInput::kFeatures);
   const int nx = config_.grid_x(), ny = config_.grid_y(), c = config_.pfn_channels, u = config_.upsample_channels;
   const int64_t pillars_per_map = int64_t(nx) * ny, plane = int64_t(config_.out_x()) * config_.out_y();
   const bool fused = fused_inference(training);
@@ -312,8 +313,9 @@ void Bevdet::forward(BevdetInput input, bool training) {
                          frames_ * plane * int64_t(config_.head_channels) * 9 * (kDetectionClasses + kBoxCodeSize);
 }
 
-double Bevdet::forward_loss(std::unique_ptr<ModelInput> input, double normaliser) {
+void Bevdet::forward_loss_on(std::unique_ptr<ModelInput> input, double normaliser, double* total) {
   auto& in = dynamic_cast<BevdetInput&>(*input);
+  upload_input(in);  // with its targets, before they move
   const BevdetTargets targets = std::move(in.targets);
   forward(std::move(in), true);
   require(targets.heatmap.size() == heatmap_.size(),
@@ -321,28 +323,32 @@ double Bevdet::forward_loss(std::unique_ptr<ModelInput> input, double normaliser
   const Backend& be = this->be();
   const int64_t plane = int64_t(config_.out_x()) * config_.out_y();
   const float inv = float(1.0 / normaliser);
-  Buffer<float> heatmap_targets, regression_targets, rows, drows;
-  Buffer<int64_t> positions;
-  Buffer<double> losses;
+  Buffer<float> rows, drows;
+  Buffer<double>& losses = losses_;
   losses.resize(be, 2);
+  loss_normaliser_ = normaliser;
   dheatmap_.resize(be, heatmap_.size());
-  be.focal_loss(heatmap_on_backend(), on_backend(be, targets.heatmap, heatmap_targets), int64_t(heatmap_.size()),
+  be.focal_loss(heatmap_on_backend(), input_array(targets.heatmap, BevdetInput::kHeatmap), int64_t(heatmap_.size()),
                 dheatmap_.data(), losses.data());
   be.scale(dheatmap_.data(), int64_t(dheatmap_.size()), inv);
   const int64_t k = targets.objects();
-  const int64_t* positions_on = on_backend(be, targets.positions, positions);
+  const int64_t* positions_on = input_array(targets.positions, BevdetInput::kPositions);
   rows.resize(be, size_t(k * kBoxCodeSize));
   drows.resize(be, rows.size());
   be.gather_positions_forward(reg_on_backend(), positions_on, k, kBoxCodeSize, plane, rows.data());
-  be.l1_loss(rows.data(), on_backend(be, targets.regression, regression_targets), k, kBoxCodeSize, drows.data(),
+  be.l1_loss(rows.data(), input_array(targets.regression, BevdetInput::kRegression), k, kBoxCodeSize, drows.data(),
              losses.data() + 1);
   be.scale(drows.data(), int64_t(drows.size()), float(kRegressionWeight / normaliser));
   dreg_.zeros(be, reg_.size());
   be.gather_positions_backward(drows.data(), positions_on, k, kBoxCodeSize, plane, dreg_.data());
-  const std::vector<double> values = losses.to_host();
-  loss_hm_ = values[0] / normaliser;
-  loss_reg_ = kRegressionWeight * values[1] / normaliser;
-  return loss_hm_ + loss_reg_;
+  be.add_loss_share(losses.data(), 2, 1.0, kRegressionWeight, normaliser, total);
+}
+
+double Bevdet::last_heatmap_loss() const {
+  return losses_.to_host()[0] / loss_normaliser_;
+}
+double Bevdet::last_regression_loss() const {
+  return kRegressionWeight * losses_.to_host()[1] / loss_normaliser_;
 }
 
 void Bevdet::backward() {

@@ -74,6 +74,16 @@ struct BevdetInput : ModelInput {
   ops::CellIndex cells;         // pillars of the points in range
   std::vector<float> features;  // (N, 10), points in range
   BevdetTargets targets;        // training only
+  // The cell index's five arrays, then features (5), the targets' heatmap (6), positions (7), regression (8).
+  std::vector<HostArray> arrays() const override {
+    std::vector<HostArray> out;
+    add_cell_index_arrays(cells, out);
+    for (HostArray a : {host_array(features), host_array(targets.heatmap), host_array(targets.positions),
+                        host_array(targets.regression)})
+      out.push_back(a);
+    return out;
+  }
+  static constexpr size_t kFeatures = 5, kHeatmap = 6, kPositions = 7, kRegression = 8;
 };
 
 // Greedy NMS per class: boxes sorted by score; one overlapping a kept box of its class with BEV IoU
@@ -94,7 +104,7 @@ class Bevdet : public Model {
   // The object count of the global batch, at least 1 (a batch without objects still learns its
   // background).
   double loss_normaliser(double total_weight) const override { return total_weight > 1 ? total_weight : 1.0; }
-  double forward_loss(std::unique_ptr<ModelInput> input, double normaliser) override;
+  void forward_loss_on(std::unique_ptr<ModelInput> input, double normaliser, double* total) override;
   void backward() override;
   void set_sync_bn(const SumOverRanks& sum) override;
 
@@ -118,9 +128,9 @@ class Bevdet : public Model {
   const BevdetConfig& config() const { return config_; }
   const std::vector<float>& heatmap_logits() const { return heatmap_; }
   const std::vector<float>& regression() const { return reg_; }
-  // The last forward_loss's parts (already divided by the normaliser): focal, 0.25 × L1.
-  double last_heatmap_loss() const { return loss_hm_; }
-  double last_regression_loss() const { return loss_reg_; }
+  // The last forward_loss's parts (already divided by the normaliser): focal, 0.25 × L1 (read back now).
+  double last_heatmap_loss() const;
+  double last_regression_loss() const;
 
  private:
   BevdetConfig config_;
@@ -134,17 +144,16 @@ class Bevdet : public Model {
   int frames_ = 0;
   int64_t points_ = 0;
   ops::CellIndex cells_;
-  CellIndexBuffers cells_staging_;
   ops::CellIndexView cells_view_;
   std::vector<float> features_;
-  Buffer<float> features_staging_;
   const float* features_on_ = nullptr;
   Buffer<float> pseudo_image_, cat_, heatmap_on_, reg_on_;
   std::vector<float> heatmap_, reg_;  // on the host
   Buffer<int64_t> argmax_;
   // Kept by forward_loss for backward.
   Buffer<float> dheatmap_, dreg_;
-  double loss_hm_ = 0, loss_reg_ = 0;
+  Buffer<double> losses_;  // the last forward_loss's focal and L1 sums
+  double loss_normaliser_ = 1;
 
   // Where the output convs write (the host vectors on the CPU) and where the outputs then are.
   float* output(std::vector<float>& host, Buffer<float>& on_backend, size_t count);

@@ -5,6 +5,15 @@
 
 namespace lt {
 
+double Model::forward_loss(std::unique_ptr<ModelInput> input, double normaliser) {
+  loss_share_.resize(be(), 1);
+  be().fill_zero(loss_share_.data(), sizeof(double));
+  forward_loss_on(std::move(input), normaliser, loss_share_.data());
+  double share = 0;
+  be().download(&share, loss_share_.data(), sizeof share);
+  return share;
+}
+
 const DeviceParams& Model::begin_forward() {
   if (backend_->host_memory) {
     device_params_ = host_params(params_, buffers_);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels/buffer.hpp"
+#include "kernels/staged_input.hpp"
 #include "src/common/clock.hpp"
 #include "src/nn/layers.hpp"
 
@@ -32,11 +33,28 @@ struct PointBatch {
 // A prepared micro-batch. `loss_weight` is what the loss is normalised by, summed over the global
 // batch: semseg Σ class weight over labelled points, bevdet the number of objects.
 struct ModelInput {
+  ModelInput() = default;
+  ModelInput(ModelInput&&) = default;  // moves (its staged arrays are one slot's), never copies
+  ModelInput& operator=(ModelInput&&) = default;
   virtual ~ModelInput() = default;
   int frames = 0;
   int64_t points = 0;
   double loss_weight = 0;
+  // The arrays forward and the loss read, in the order the model finds them in `staged` (each model's own).
+  virtual std::vector<HostArray> arrays() const = 0;
+  // On a backend whose memory is not the host's: those arrays staged for it (Model::stage_input).
+  std::unique_ptr<StagedInput> staged;
 };
+template <class T>
+HostArray host_array(const std::vector<T>& v) {
+  return {v.data(), sizeof(T) * v.size()};
+}
+// A cell index's five arrays (Model::input_cell_index reads them in this order).
+inline void add_cell_index_arrays(const ops::CellIndex& cells, std::vector<HostArray>& out) {
+  for (const std::vector<int64_t>* v :
+       {&cells.point_cell, &cells.cells, &cells.cell_start, &cells.sorted_points, &cells.point_slot})
+    out.push_back(host_array(*v));
+}
 
 // An object a model found: a box in the LiDAR frame (z at its centre), its class and score.
 struct Detection {
@@ -90,7 +108,11 @@ class Model {
   virtual double loss_normaliser(double total_weight) const = 0;
   // Training forward and loss: returns this micro-batch's loss divided by `normaliser` (so the shares
   // of all micro-batches and ranks add up to the global batch's loss) and keeps d share / d outputs.
-  virtual double forward_loss(std::unique_ptr<ModelInput> input, double normaliser) = 0;
+  // Adds it into *total, a double in the backend's memory, instead of returning it: nothing is read back
+  // (on a device the trainer reads the step's shares with its other scalars, once). forward_loss is this
+  // with the share read back at once.
+  virtual void forward_loss_on(std::unique_ptr<ModelInput> input, double normaliser, double* total) = 0;
+  double forward_loss(std::unique_ptr<ModelInput> input, double normaliser);
   // Backward from what forward_loss kept; parameter gradients accumulate into params().grads().
   virtual void backward() = 0;
   // SyncBN: every BN layer sums its statistics over ranks with `sum` (empty: per-rank statistics).
@@ -151,6 +173,19 @@ class Model {
   // Bytes of the backend's caching allocator: in use now and at most since the last reset.
   PoolStats memory() const { return pool_stats(*backend_); }
 
+  // Inputs ahead of their forward, on a backend whose memory is not the host's (nothing on the CPU):
+  // stage_input copies the input's arrays into pinned host memory (the loader thread: it reads only the
+  // backend), upload_input queues their copy to the device (the trainer, while the step before computes).
+  // Forward does what was not done.
+  void stage_input(ModelInput& input) const {
+    if (!backend_->host_memory && !input.staged)
+      input.staged = std::make_unique<StagedInput>(*backend_, input.arrays());
+  }
+  void upload_input(ModelInput& input) const {
+    stage_input(input);
+    if (input.staged) input.staged->upload();
+  }
+
   // After each layer's backward, the offset of its first parameter: every gradient at or above it is
   // final (what lets the all-reduce of those buckets start while backward goes on).
   void set_grads_ready_hook(std::function<void(int64_t first_final_offset)> hook) { grads_ready_ = std::move(hook); }
@@ -171,6 +206,30 @@ class Model {
   const Backend& be() const { return *backend_; }
   PhaseTimer timer(size_t index, bool backward) {
     return PhaseTimer{profile_, index, backward, layer_sync_ && !backend_->host_memory ? backend_ : nullptr};
+  }
+  // Forward takes its input's arrays: staged and uploaded if they are not yet, and kept until the next
+  // input is taken (the work reading them, forward's and backward's, is queued by then). Null on the CPU.
+  StagedInput* take_input(ModelInput& input) {
+    upload_input(input);
+    input_ = std::move(input.staged);  // the previous input's slot goes back here
+    return input_.get();
+  }
+  // Array i of the taken input where the backend reads it: the host vector itself on the CPU.
+  template <class T>
+  const T* input_array(const std::vector<T>& host, size_t i) {
+    return input_ ? input_->array<T>(i) : host.data();
+  }
+  // The cell index, arrays first … first + 4 of the taken input (add_cell_index_arrays' order).
+  ops::CellIndexView input_cell_index(const ops::CellIndex& host, size_t first) {
+    if (!input_) return host;
+    return {host.num_points,
+            host.num_cells,
+            host.occupied(),
+            input_->array<int64_t>(first),
+            input_->array<int64_t>(first + 1),
+            input_->array<int64_t>(first + 2),
+            input_->array<int64_t>(first + 3),
+            input_->array<int64_t>(first + 4)};
   }
   // The flat buffers for this forward (and the backward after it): on a device, the parameters and
   // buffers are uploaded first.
@@ -202,6 +261,8 @@ class Model {
   bool resident_ = false;
   bool folded_ = false;  // the layers' folded weights are those of the current parameters
   Buffer<float> device_values_, device_grads_, device_buffers_;
+  std::unique_ptr<StagedInput> input_;  // the input being computed (take_input)
+  Buffer<double> loss_share_;           // forward_loss's total
 };
 
 }  // namespace lt

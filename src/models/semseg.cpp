@@ -119,25 +119,24 @@ std::unique_ptr<ModelInput> Semseg::prepare(const PointBatch& batch, bool with_t
   return input;
 }
 
-double Semseg::forward_loss(std::unique_ptr<ModelInput> input, double normaliser) {
+void Semseg::forward_loss_on(std::unique_ptr<ModelInput> input, double normaliser, double* total) {
   auto& in = dynamic_cast<SemsegInput&>(*input);
   const int64_t points = in.points;
   const double weight = in.loss_weight;
+  upload_input(in);  // with its labels, before they move
   const std::vector<uint8_t> labels = std::move(in.labels);
   forward(std::move(in), true);
   const Backend& b = be();
   dlogits_.resize(b, logits_.size());
   loss_.resize(b, 1);
   const float* logits = b.host_memory ? logits_.data() : logits_on_.data();
-  b.cross_entropy(logits, on_backend(b, labels, labels_staging_), points, kNumSemanticClasses,
+  b.cross_entropy(logits, input_array(labels, SemsegInput::kLabels), points, kNumSemanticClasses,
                   class_weights_.empty() ? nullptr : on_backend(b, class_weights_, class_weights_staging_), 0,
                   dlogits_.data(), loss_.data());
-  double loss = 0;
-  b.download(&loss, loss_.data(), sizeof loss);
   // The mean over this micro-batch's labelled points, scaled to its share of the global batch's weight.
   const float scale = normaliser > 0 ? float(weight / normaliser) : 0.f;
   b.scale(dlogits_.data(), int64_t(dlogits_.size()), scale);
-  return normaliser > 0 ? loss * weight / normaliser : 0.0;
+  b.add_loss_share(loss_.data(), 1, weight, 0.0, normaliser, total);
 }
 
 // Where the head writes the logits: the host vector itself when the backend's memory is the host's.
@@ -151,12 +150,13 @@ float* Semseg::logits_output(size_t count) {
 const std::vector<float>& Semseg::forward(SemsegInput input, bool training) {
   const DeviceParams& p = begin_forward();
   const Backend& b = be();
+  take_input(input);  // on a device: uploaded ahead, or now
   frames_ = input.frames;
   points_ = input.points;
   cells_ = std::move(input.cells);
   features_ = std::move(input.features);
-  cells_view_ = on_backend(b, cells_, cells_staging_);
-  features_on_ = on_backend(b, features_, features_staging_);
+  cells_view_ = input_cell_index(cells_, 0);
+  features_on_ = input_array(features_, SemsegInput::kFeatures);
   const int grid = config_.grid_size(), c2 = mlp2_.channels();
   const auto [a, bc, c] = config_.bev_channels;
   const int64_t cells_per_map = int64_t(grid) * grid;

@@ -39,6 +39,15 @@ struct SemsegInput : ModelInput {
   ops::CellIndex cells;
   std::vector<float> features;  // (N, 8)
   std::vector<uint8_t> labels;  // (N), training only
+  // The cell index's five arrays, then features (5), then labels (6).
+  std::vector<HostArray> arrays() const override {
+    std::vector<HostArray> out;
+    add_cell_index_arrays(cells, out);
+    out.push_back(host_array(features));
+    out.push_back(host_array(labels));
+    return out;
+  }
+  static constexpr size_t kFeatures = 5, kLabels = 6;
 };
 
 // The training id of each point from (N, 20) logits: arg-max over ids 1..19 (0 is never predicted; the
@@ -61,7 +70,7 @@ class Semseg : public Model {
   std::unique_ptr<ModelInput> prepare(const PointBatch& batch, bool with_targets) const override;
   // Σ class weight over the labelled points of the global batch (0: no gradient).
   double loss_normaliser(double total_weight) const override { return total_weight; }
-  double forward_loss(std::unique_ptr<ModelInput> input, double normaliser) override;
+  void forward_loss_on(std::unique_ptr<ModelInput> input, double normaliser, double* total) override;
   void backward() override { backward(dlogits_.data()); }
   // Returns the logits (N, 20). training: batch statistics in BN (and running stats updated). The model
   // keeps the input (backward needs its cell index).
@@ -97,10 +106,8 @@ class Semseg : public Model {
   int frames_ = 0;
   int64_t points_ = 0;
   ops::CellIndex cells_;
-  CellIndexBuffers cells_staging_;
   ops::CellIndexView cells_view_;
   std::vector<float> features_;  // (N, 8)
-  Buffer<float> features_staging_;
   const float* features_on_ = nullptr;
   Buffer<float> grid0_, cat2_, cat1_, point_bev_, logits_on_;
   // head.0's weight split into its BEV and point columns, and its BEV half applied to dec1's map.
@@ -113,7 +120,6 @@ class Semseg : public Model {
   std::vector<float> logits_;  // on the host
   Buffer<int64_t> argmax_;
   Buffer<float> dlogits_;  // kept by forward_loss for backward()
-  Buffer<uint8_t> labels_staging_;
   Buffer<float> class_weights_staging_;
   Buffer<double> loss_;
   float* logits_output(size_t count);

@@ -144,26 +144,44 @@ class Trainer {
     }
   }
 
-  // Resident on a device, after the gradients are summed: the global norm's square (the backend's
-  // fixed-order sum_squares) and from it the gate (clip factor, finite), then — unless the loss is already
-  // known not to be finite — the optimizer, gated, all queued on the device with no host round trip in
-  // between. Then the host reads the norm (one double) and returns it.
-  double update_on_device(double lr, bool loss_finite) {
+  // Resident on a device, after the gradients are summed, all queued with no host round trip in between:
+  // the global loss (this rank's share summed over ranks on the device: nccl), the global norm's square
+  // (the backend's fixed-order sum_squares), from both the gate (clip factor; closed when either is not
+  // finite), the optimizer through the gate, and the next step's input copies. Then the host reads the
+  // step's scalars in one download — this rank's loss share, the global loss and the norm's square — and
+  // returns the norm. A closed gate skipped the update; the optimizer's step count is taken back.
+  double update_on_device(double lr, double& loss_share, double& global_loss) {
     Model& model = *model_;
     const DeviceParams& state = model.resident_state();
-    norm_on_device_.resize(*device_, 1);
+    double* scalars = step_scalars_.data();
     gate_on_device_.resize(*device_, 2);
-    device_->sum_squares(state.grads, model.params().size(), norm_on_device_.data());
-    device_->gradient_gate(norm_on_device_.data(), c_.grad_clip, gate_on_device_.data());
-    if (loss_finite) {
-      optimizer_->begin_step();
-      optimizer_->update_on(*device_, model.params(), state.values, state.grads, lr, gate_on_device_.data());
-    }
-    double sum = 0;
-    device_->download(&sum, norm_on_device_.data(), sizeof sum);
-    const double norm = std::sqrt(sum);
-    if (loss_finite && !std::isfinite(norm)) optimizer_->undo_step();  // the closed gate skipped it
+    device_->copy(scalars + kGlobalLoss, scalars + kLossShare, sizeof(double));
+    if (comm_.size() > 1) sum_doubles_on_device(scalars + kGlobalLoss, 1);
+    device_->sum_squares(state.grads, model.params().size(), scalars + kNormSquared);
+    device_->gradient_gate(scalars + kNormSquared, scalars + kGlobalLoss, c_.grad_clip, gate_on_device_.data());
+    optimizer_->begin_step();
+    optimizer_->update_on(*device_, model.params(), state.values, state.grads, lr, gate_on_device_.data());
+    upload_next_inputs();  // while this step's work runs
+    double read[kStepScalars] = {};
+    device_->download(read, scalars, sizeof read);
+    loss_share = read[kLossShare], global_loss = read[kGlobalLoss];
+    const double norm = std::sqrt(read[kNormSquared]);
+    if (!std::isfinite(global_loss) || !std::isfinite(norm)) optimizer_->undo_step();  // the gate was closed
     return norm;
+  }
+
+  // The next step's inputs, if the loader has it ready, queued for upload on the copy stream now, so the
+  // copies run while this step's queued work does (their forward only waits for them on the device).
+  // A step not ready yet is uploaded at its forward, as is one whose copy finds no device memory (forward
+  // reports that, agreed). Counted per step (inputs_ahead in metrics.jsonl).
+  void upload_next_inputs() {
+    inputs_ahead_ = 0;
+    PreparedStep* next = loader_->peek_ready();
+    if (!next) return;
+    try {
+      for (const std::unique_ptr<ModelInput>& input : next->inputs) model_->upload_input(*input), ++inputs_ahead_;
+    } catch (const OutOfDeviceMemory&) {
+    }
   }
 
   // A fault for tests (tests/e2e/nccl.sh): LIDARTRAIN_TEST_STALL=<rank>:<step> stops that rank before
@@ -250,7 +268,7 @@ class Trainer {
     optimizer_.emplace(c_.optimizer, model_->params().size());
     run_agreed(comm_, [&] { comm_name_ = resolve_reduce_backend(c_.comm, *device_, "train.comm"); });
     reduce_ = make_reduce_backend(comm_name_, comm_, *device_);
-    if (c_.sync_bn) model_->set_sync_bn([this](double* sums, int64_t count) { sum_bn_statistics(sums, count); });
+    if (c_.sync_bn) model_->set_sync_bn([this](double* sums, int64_t count) { sum_doubles_on_device(sums, count); });
     std::vector<int64_t> tensor_starts;
     for (const TensorView& view : model_->params().views()) tensor_starts.push_back(view.offset);
     buckets_.emplace(*reduce_, tensor_starts, model_->params().size(), c_.bucket_bytes);
@@ -266,9 +284,9 @@ class Trainer {
     stall_step_ = stall_step_asked(comm_.rank());
   }
 
-  // SyncBN's sums, in the device's memory: where the reduce backend sums that memory (nccl), there, the
-  // host not waiting; otherwise (mpi with a GPU) through the host.
-  void sum_bn_statistics(double* sums, int64_t count) {
+  // Doubles in the device's memory (SyncBN's sums, the step's loss) summed over ranks: where the reduce
+  // backend sums that memory (nccl), there, the host not waiting; otherwise (mpi with a GPU) through the host.
+  void sum_doubles_on_device(double* sums, int64_t count) {
     if (device_->host_memory || reduce_->sums_device_memory()) return reduce_->sum(sums, count);
     std::vector<double> host(static_cast<size_t>(count));
     device_->download(host.data(), sums, sizeof(double) * size_t(count));
@@ -344,6 +362,7 @@ class Trainer {
       std::vector<float> host_buffer(reduce_->sums_device_memory() ? 0 : size_t(model_->params().size()), 1.f);
       float* buffer = reduce_->sums_device_memory() ? model_->resident_state().grads : host_buffer.data();
       const AllreduceBench bench = bench_allreduce(*reduce_, buffer, model_->params().size());
+      reduce_->device_wait_s();  // its waits are not the first step's
       run_agreed(comm_, [&] {
         if (comm_.is_root()) metrics_.append(allreduce_bench_json(bench, comm_.size()) + "\n");
       });
@@ -383,6 +402,7 @@ class Trainer {
                 augment_frame(draw_augmentation(c_.seed, assignment.epoch, index, c_.max_rotation), frames.back());
             }
             prepared.inputs.push_back(model_->prepare(make_batch(frames), true));
+            model_->stage_input(*prepared.inputs.back());  // on a device: into pinned memory, here
           }
           timeline_->add(TimelineTrack::loader, "load", t0, now_s(), step);
           return prepared;
@@ -470,6 +490,10 @@ class Trainer {
     phase_done("sync", times.sync_s);
 
     double loss_share = 0;
+    if (resident) {  // the step's scalars, on the device until its one read (update_on_device)
+      step_scalars_.resize(*device_, kStepScalars);
+      device_->fill_zero(step_scalars_.data(), sizeof(double) * kStepScalars);
+    }
     // On a device, running out of memory is this step's error on every rank (agreed, no hang).
     const auto on_device = [&](const std::function<void()>& work) {
       if (device_->host_memory) return work();
@@ -487,7 +511,12 @@ class Trainer {
     for (size_t k = 0; k < micro_batches; ++k) {
       const bool last = k + 1 == micro_batches;
       watchdog_->enter("forward", step);
-      on_device([&] { loss_share += model.forward_loss(std::move(prepared.inputs[k]), normaliser); });
+      on_device([&] {
+        if (resident)
+          model.forward_loss_on(std::move(prepared.inputs[k]), normaliser, step_scalars_.data() + kLossShare);
+        else
+          loss_share += model.forward_loss(std::move(prepared.inputs[k]), normaliser);
+      });
       phase_done("forward", times.forward_s);
       // Buckets are posted during the last micro-batch's backward only (earlier ones accumulate).
       watchdog_->enter("backward", step);
@@ -552,10 +581,11 @@ class Trainer {
   }
 
   // The gradients summed over ranks, then, if the step is finite, clipped and applied (out: grad_norm,
-  // nonfinite). Resident on a device, all of it runs there, the update gated there by the norm, and the
-  // host reads only the norm, once the update is queued; a step that is not finite leaves the parameters
-  // and optimizer state untouched and the BN buffers as before it.
-  void update_parameters(int64_t step, double loss_share, StepOutcome& out) {
+  // nonfinite). Resident on a device, all of it runs there, the update gated there by the norm and the
+  // global loss, and the host reads the step's scalars once the update is queued (update_on_device), this
+  // rank's loss_share among them (it is known only from then on); a step that is not finite leaves the
+  // parameters and optimizer state untouched and the BN buffers as before it.
+  void update_parameters(int64_t step, double& loss_share, StepOutcome& out) {
     Model& model = *model_;
     const bool resident = model.resident();
     if (resident && !reduce_->sums_device_memory()) {
@@ -569,9 +599,12 @@ class Trainer {
       buckets_->wait_all();  // nccl: the compute stream waits for every bucket, the host goes on
     }
     double global_loss[1] = {loss_share};
-    comm_.sum_in_place(global_loss, 1);
-    out.grad_norm =
-        resident ? update_on_device(out.lr, std::isfinite(global_loss[0])) : gradient_norm(model.params().grads());
+    if (resident) {
+      out.grad_norm = update_on_device(out.lr, loss_share, global_loss[0]);
+    } else {
+      comm_.sum_in_place(global_loss, 1);
+      out.grad_norm = gradient_norm(model.params().grads());
+    }
     out.nonfinite = !std::isfinite(global_loss[0]) ? "loss" : !std::isfinite(out.grad_norm) ? "gradient norm" : "";
     if (out.nonfinite.empty() && resident) {
       consecutive_skips_ = 0;  // updated on the device already
@@ -643,6 +676,8 @@ class Trainer {
           .value(out.transfers.d2h_bytes)
           .key("syncs")
           .value(out.transfers.syncs)
+          .key("inputs_ahead")
+          .value(inputs_ahead_)
           .key("skipped")
           .value(!out.nonfinite.empty())
           .key("skipped_steps")
@@ -775,10 +810,13 @@ class Trainer {
   int64_t steps_since_log_ = 0;
   std::vector<float> buffers_before_;       // the BN buffers before this step (a skipped step restores them)
   Buffer<float> buffers_before_on_device_;  // the same, resident on a device
-  Buffer<double> norm_on_device_;           // the gradient norm's square, resident on a device
-  Buffer<float> gate_on_device_;            // its gate for the optimizer: {clip factor, finite}
+  // A resident step's scalars on the device, read once at its end (update_on_device).
+  enum StepScalar { kLossShare, kGlobalLoss, kNormSquared, kStepScalars };
+  Buffer<double> step_scalars_;
+  Buffer<float> gate_on_device_;  // the optimizer's gate: {clip factor, open}
   int64_t consecutive_skips_ = 0, skipped_steps_ = 0;
-  int64_t stall_step_ = -1;  // LIDARTRAIN_TEST_STALL for this rank (stall_if_asked)
+  int64_t stall_step_ = -1;   // LIDARTRAIN_TEST_STALL for this rank (stall_if_asked)
+  int64_t inputs_ahead_ = 0;  // the next step's inputs uploaded during this one (upload_next_inputs)
 };
 
 }  // namespace
