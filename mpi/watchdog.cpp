@@ -48,7 +48,7 @@ void Watchdog::run() {
     char message[1024];
     std::snprintf(message, sizeof message,
                   "watchdog: %s of step %lld has not finished after %.0f s (--timeout %g)%s%s; %s: aborting the job",
-                  phase_.c_str(), static_cast<long long>(step_), now_s() - phase_start_s_, timeout_s_,
+                  phase_.c_str(), static_cast<long long>(step_ + 1), now_s() - phase_start_s_, timeout_s_,
                   detail.empty() ? "" : ": ", detail.c_str(),
                   writing ? "the file system may be hung or very slow, or a peer rank may have died or stopped"
                           : "a peer rank may have died or stopped");

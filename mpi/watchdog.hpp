@@ -23,7 +23,8 @@ class Watchdog {
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
 
-  // Starts timing `phase` of `step` (replacing the phase before it).
+  // Starts timing `phase` of `step` (replacing the phase before it). `step` counts from 0; the message
+  // names it from 1, as the progress lines, checkpoint names and other errors do.
   void enter(const std::string& phase, int64_t step);
   // No phase is being timed (e.g. between runs of work with no deadline).
   void idle();

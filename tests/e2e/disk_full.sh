@@ -57,7 +57,7 @@ TRAIN=(train --config "$WORK/tiny.ini" --data "$WORK/train" --train.batch_size 1
 rm -rf "$WORK/fifo" && mkdir -p "$WORK/fifo/checkpoints" && mkfifo "$WORK/fifo/checkpoints/ckpt-00000004.h5.tmp"
 run_limited "hung write" "$LT" "${TRAIN[@]}" --run-dir "$WORK/fifo" --timeout 3 --resume none
 [ "$rc" -eq 3 ] &&
-  grep -qE "fatal: watchdog: writing checkpoint .*fifo/checkpoints/ckpt-00000004.h5 of step 3 has not finished .*the file system may be hung" "$WORK/err" &&
+  grep -qE "fatal: watchdog: writing checkpoint .*fifo/checkpoints/ckpt-00000004.h5 of step 4 has not finished .*the file system may be hung" "$WORK/err" &&
   pass "a write that hangs: the watchdog names the phase and the file: $(grep -o 'watchdog: .*' "$WORK/err" | cut -c1-150)" ||
   fail "hung write: exit $rc: $(cat "$WORK/err")"
 

@@ -102,7 +102,7 @@ rc=0
 LIDARTRAIN_CUDA_EMULATION=1 LIDARTRAIN_TEST_STALL=1:2 timeout 120 "$MPIEXEC" -np 2 "$LT" train "${SEMSEG[@]}" "${NCCL[@]}" \
   --data "$WORK/train" --train.steps 4 --train.batch_size 1 --train.bucket_mb 0.01 --timeout 10 \
   --run-dir "$WORK/hang" >"$WORK/hang.out" 2>"$WORK/hang.err" || rc=$?
-grep -qE "^lidartrain: \[rank 0\] fatal: watchdog: .* of step 1 has not finished after [0-9]+ s \(--timeout 10\): waiting for gradient bucket 0 of [0-9]+ \([0-9.]+ MB\) over nccl" "$WORK/hang.err" &&
+grep -qE "^lidartrain: \[rank 0\] fatal: watchdog: .* of step 2 has not finished after [0-9]+ s \(--timeout 10\): waiting for gradient bucket 0 of [0-9]+ \([0-9.]+ MB\) over nccl" "$WORK/hang.err" &&
   [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && pass "a stalled rank: exit $rc, $(grep watchdog "$WORK/hang.err")" ||
   fail "stalled rank: exit $rc, $(cat "$WORK/hang.err")"
 finish
