@@ -44,6 +44,7 @@ seed dataset_shard "$WORK/shard/shard-00000.h5"
   --model.voxel_size 12.8 --model.point_channels 2,2 --model.bev_channels 2,2,2 --model.head_channels 2 \
   --run-dir "$WORK/run" >/dev/null
 seed checkpoint "$WORK/run/checkpoints/ckpt-00000001.h5"
+for f in "$WORK"/run/events.out.tfevents.*; do seed tfevents "$f"; done
 # A KITTI shard with its calibration (/calib), 256 points of a real frame.
 mkdir -p "$WORK/rawk/velodyne"
 cp -r "$DATA/kitti/training/label_2" "$DATA/kitti/training/calib" "$WORK/rawk/"
@@ -63,7 +64,7 @@ for f in "$WORK"/pred_b/boxes/*.txt; do seed boxes_text "$f"; done
 
 status=0
 printf "%-14s %9s %8s %10s %8s\n" target runs seconds "exec/s" corpus
-for target in ${FUZZ_TARGETS:-point_file label_file kitti_label kitti_calib label_map ini_config dataset_shard checkpoint predictions boxes_text}; do
+for target in ${FUZZ_TARGETS:-point_file label_file kitti_label kitti_calib label_map ini_config dataset_shard checkpoint predictions boxes_text tfevents}; do
   corpus="$WORK/corpus/$target"
   before=$(ls "$corpus" | wc -l)
   start=$(date +%s.%N)

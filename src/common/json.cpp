@@ -73,7 +73,12 @@ JsonWriter& JsonWriter::key(const std::string& name) {
   separate();
   out_ += '"' + json_escape(name) + "\":";
   after_key_ = true;
+  last_key_ = name;
   return *this;
+}
+void JsonWriter::note_number(double number) {
+  if (first_in_scope_.size() == 1 && !last_key_.empty()) top_level_numbers_.emplace_back(last_key_, number);
+  last_key_.clear();
 }
 JsonWriter& JsonWriter::value(const std::string& text) {
   separate();
@@ -82,6 +87,7 @@ JsonWriter& JsonWriter::value(const std::string& text) {
 }
 JsonWriter& JsonWriter::value(double number) {
   separate();
+  note_number(number);
   if (!std::isfinite(number)) {
     out_ += "null";
   } else {
@@ -93,6 +99,7 @@ JsonWriter& JsonWriter::value(double number) {
 }
 JsonWriter& JsonWriter::value(int64_t number) {
   separate();
+  note_number(double(number));
   out_ += std::to_string(number);
   return *this;
 }

@@ -3,6 +3,7 @@
 // It writes; nothing in lidartrain parses JSON.
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace lt {
@@ -23,10 +24,16 @@ class JsonWriter {
   // A value that is JSON already (one this program wrote), inserted as it is.
   JsonWriter& raw(const std::string& json);
   const std::string& str() const { return out_; }
+  // The numbers written as values of the outermost object's keys, in order (key, value): what a caller
+  // that wrote a report passes on elsewhere (train's validation metrics to TensorBoard) without parsing it.
+  const std::vector<std::pair<std::string, double>>& top_level_numbers() const { return top_level_numbers_; }
 
  private:
   void separate();
+  void note_number(double number);
   std::string out_;
+  std::string last_key_;
+  std::vector<std::pair<std::string, double>> top_level_numbers_;
   std::vector<bool> first_in_scope_;
   bool after_key_ = false;
 };

@@ -20,6 +20,7 @@
 #include "io/checkpoint.hpp"
 #include "io/dataset.hpp"
 #include "io/prefetch.hpp"
+#include "io/tfevents.hpp"
 #include "kernels/cpu/ops.hpp"
 #include "kernels/cuda/device.hpp"
 #include "mpi/balance.hpp"
@@ -337,6 +338,8 @@ class Trainer {
       write_text_file_atomically((fs::path(run_.run_dir) / "config.ini").string(), run_.config_ini);
       if (!resume_from_.empty()) trim_metrics(metrics_path(), start_step_);
       metrics_.open(metrics_path(), /*truncate=*/resume_from_.empty());
+      // TensorBoard's curves: a resumed run goes on in its event file from the step it resumes at.
+      events_.open(run_.run_dir, resume_from_.empty() ? -1 : start_step_, wall_clock_s());
       if (!resume_from_.empty()) {
         JsonWriter line;
         line.begin_object()
@@ -686,6 +689,14 @@ class Trainer {
           .value(out.end_s - start_s_)
           .end_object();
       metrics_.append(line.str() + "\n");
+      events_.scalars(step + 1, wall_clock_s(),
+                      {{"train/loss", out.loss},
+                       {"train/lr", out.lr},
+                       {"train/grad_norm", out.grad_norm},
+                       {"train/samples_per_s", double(global_batch_) / out.spread.max[StepTimes::kStep]},
+                       {"train/imbalance", out.imbalance},
+                       {"train/data_wait_s", out.spread.max[StepTimes::kDataWait]},
+                       {"train/skipped_steps", double(skipped_steps_)}});
     }
     const bool log_now = (step + 1) % c_.log_every == 0 || step + 1 == c_.steps;
     if (comm_.is_root() && log_now) {
@@ -775,6 +786,10 @@ class Trainer {
       if (!comm_.is_root()) return;
       std::printf("validation on %s:\n%s", c_.val_data.c_str(), table.c_str());
       metrics_.append(line.str() + "\n");
+      std::vector<std::pair<std::string, double>> headline;  // the report's own numbers: mIoU, mAP, …
+      for (const auto& [key, value] : line.top_level_numbers())
+        if (key != "step" && key != "frames") headline.emplace_back("val/" + key, value);
+      events_.scalars(c_.steps, wall_clock_s(), headline);
     });
     return kExitOk;
   }
@@ -802,6 +817,7 @@ class Trainer {
   int64_t start_step_ = 0;
   // run directory and loader
   AppendFile metrics_;                     // rank 0's metrics.jsonl
+  TfEventsWriter events_;                  // rank 0's TensorBoard event file
   std::vector<std::string> rank_devices_;  // rank 0: each rank's GPU (device_identity)
   std::optional<FrameSampler> sampler_;
   std::optional<PrefetchLoader<PreparedStep>> loader_;

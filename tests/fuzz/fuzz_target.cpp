@@ -16,6 +16,7 @@
 #include "io/label_map.hpp"
 #include "io/predictions.hpp"
 #include "io/raw_formats.hpp"
+#include "io/tfevents.hpp"
 #include "src/commands/infer_dataset.hpp"
 #include "src/common/error.hpp"
 #include "src/train/config.hpp"
@@ -81,6 +82,11 @@ void parse() {
   const lt::PredictionsReader reader(std::filesystem::path(path).parent_path().string());
   for (int64_t f = 0; f < 64; ++f)
     if (reader.has(f)) (void)reader.read(f);
+#elif defined(LT_FUZZ_TARGET_tfevents)
+  // A TensorBoard event file a resumed run reads back (one a crash may have cut off).
+  size_t good_end = 0;
+  (void)lt::read_tfevents(path, /*strict=*/false, &good_end);
+  (void)lt::read_tfevents(path, /*strict=*/true);
 #elif defined(LT_FUZZ_TARGET_boxes_text)
   // infer --data's LiDAR-frame box files, read back by a rerun.
   std::ifstream in(path, std::ios::binary);
