@@ -182,6 +182,24 @@ TEST(BackendUploads, RunOnACopyStreamAndTheNextOpReadsThem) {
   b.release(x);
 }
 
+// The loader thread's CUDA calls go to the rank's device, not to device 0 where a new thread starts.
+TEST(StagedInputs, TheLoaderThreadUsesTheRanksDevice) {
+  const lt::Backend& b = lt::cuda_emu::backend();
+  lt::cuda_emu::select_device(3);
+  const std::vector<float> values(8, 1.f);
+  int device_seen = -1;
+  std::thread loader([&] {
+    const lt::StagedInput staged(b, {{values.data(), values.size() * sizeof(float)}});
+    cudaGetDevice(&device_seen);
+  });
+  loader.join();
+  int main_device = -1;
+  cudaGetDevice(&main_device);
+  lt::cuda_emu::select_device(0);
+  EXPECT_EQ(device_seen, 3);
+  EXPECT_EQ(main_device, 3);
+}
+
 // Inputs uploaded ahead (kernels/staged_input.hpp): staged on another thread (the loader's), their copy
 // queued while earlier work is still queued, read by the next op after the wait forward makes; the slot
 // comes back for a later input, which then sees its own values.

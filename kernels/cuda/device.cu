@@ -56,7 +56,7 @@ std::string cuda_summary() {
 }
 
 void cuda_select_device(int index) {
-  cuda::check(cudaSetDevice(index), "cudaSetDevice");
+  cuda::select_device(index);
 }
 
 std::string cuda_current_device_name() {

@@ -139,6 +139,17 @@ void synchronize() {
 //   compute → next copy     the next copy into the device block waits for the event stage_release recorded
 //                           after the work reading it (implied by the rule above, and stated on its own).
 namespace {
+std::atomic<int> rank_device{0};
+
+// CUDA calls go to the calling thread's current device, 0 unless it set one, and make a context there: the
+// loader thread of every rank of an 8-GPU node would put one on GPU 0 (as PyTorch's pin-memory thread once
+// did). A thread selects the rank's device before its first call.
+void select_rank_device_on_this_thread() {
+  thread_local int selected = -1;
+  const int device = rank_device.load();
+  if (selected != device) check(cudaSetDevice(device), "cudaSetDevice"), selected = device;
+}
+
 struct InputSlot {
   char* host = nullptr;
   size_t host_capacity = 0;
@@ -156,7 +167,13 @@ std::deque<InputSlot>& input_slots() {  // a deque: slots keep their address as 
 }
 }  // namespace
 
+void select_device(int index) {
+  check(cudaSetDevice(index), "cudaSetDevice");
+  rank_device = index;
+}
+
 void* stage_acquire(size_t bytes, char** host_block) {
+  select_rank_device_on_this_thread();
   const std::lock_guard<std::mutex> guard(slots_lock);
   const int64_t synced = compute_syncs_done.load();
   InputSlot* chosen = nullptr;

@@ -17,6 +17,9 @@ void copy(void* dst, const void* src, size_t bytes);
 void fill_zero(void* pointer, size_t bytes);
 void synchronize();
 TransferLedger transfers();
+// Makes device `index` the rank's: current on this thread (cudaSetDevice), and selected by any other host
+// thread of ours (the loader's) before its first CUDA call. cuda_select_device calls it.
+void select_device(int index);
 void* stage_acquire(size_t bytes, char** host_block);
 const void* stage_upload(void* slot);
 void stage_await(void* slot);

@@ -57,6 +57,7 @@ const Backend& choose_device(const std::string& device, int local_rank, const st
                              " GPU(s) are visible: start at most one rank per GPU");
   if (emulated()) {
     emulated_gpu = gpus[size_t(index)];
+    cuda_emu::select_device(index);
     return cuda_emu::backend();
   }
   cuda_select_device(index);

@@ -167,7 +167,13 @@ T atomicExch(T* address, T value) {
 // of one's own it waits until something needs it done (a synchronisation, an event, a copy to pageable
 // memory, a null-stream call for a blocking stream, cudaFree). A missing event wait then leaves a kernel
 // reading what an unfinished copy or kernel of another stream has not written yet.
-enum cudaError_t { cudaSuccess = 0, cudaErrorMemoryAllocation = 2, cudaErrorInvalidValue = 1, cudaErrorNotReady = 600 };
+enum cudaError_t {
+  cudaSuccess = 0,
+  cudaErrorMemoryAllocation = 2,
+  cudaErrorInvalidValue = 1,
+  cudaErrorInvalidDevice = 101,
+  cudaErrorNotReady = 600
+};
 enum cudaMemcpyKind {
   cudaMemcpyHostToHost = 0,
   cudaMemcpyHostToDevice = 1,
@@ -190,6 +196,10 @@ cudaError_t cudaFree(void* pointer);
 // turn; to and from pageable memory the host waits (device to host) or the source is staged at the call
 // (host to device), as CUDA does.
 cudaError_t cudaHostAlloc(void** pointer, size_t bytes, unsigned flags);
+// The calling thread's current device, as CUDA keeps it per host thread (a thread starts on device 0). The
+// emulated devices share the host's memory, so it selects nothing else; tests read it back.
+cudaError_t cudaSetDevice(int device);
+cudaError_t cudaGetDevice(int* device);
 cudaError_t cudaMallocHost(void** pointer, size_t bytes);
 cudaError_t cudaFreeHost(void* pointer);
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind);

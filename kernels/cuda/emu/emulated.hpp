@@ -8,6 +8,9 @@
 namespace lt::cuda_emu {
 // kernels/cuda/*.cu built as host C++ and run through the emulation layer.
 const Backend& backend();
+// Emulated GPU `index` is the rank's (cuda_select_device's twin): current on this thread, and selected by
+// the loader thread before its CUDA calls.
+void select_device(int index);
 }  // namespace lt::cuda_emu
 
 namespace lt::emu {

@@ -163,6 +163,22 @@ cudaError_t cudaFree(void* pointer) {
   return cudaSuccess;
 }
 
+namespace {
+thread_local int current_device = 0;
+}  // namespace
+
+cudaError_t cudaSetDevice(int device) {
+  if (device < 0) return cudaErrorInvalidDevice;
+  current_device = device;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGetDevice(int* device) {
+  if (!device) return cudaErrorInvalidValue;
+  *device = current_device;
+  return cudaSuccess;
+}
+
 cudaError_t cudaHostAlloc(void** pointer, size_t bytes, unsigned) {
   auto& r = runtime();
   std::lock_guard<std::recursive_mutex> guard(r.lock);
@@ -363,6 +379,8 @@ const char* cudaGetErrorString(cudaError_t status) {
       return "out of memory (emulated)";
     case cudaErrorNotReady:
       return "device not ready";
+    case cudaErrorInvalidDevice:
+      return "invalid device ordinal";
     default:
       return "invalid argument";
   }
