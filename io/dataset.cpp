@@ -16,9 +16,10 @@ namespace fs = std::filesystem;
 
 namespace {
 constexpr const char* kSchema = "lidartrain.dataset";
-// Version 3 adds /calib; version 2 stores its strings fixed-length (io/hdf5_util.hpp: Strings); version 1
-// files, whose strings are variable-length, are read as before.
-constexpr int64_t kVersion = 3;
+// Version 4 adds /camera and /objects, version 3 /calib; version 2 stores its strings fixed-length
+// (io/hdf5_util.hpp: Strings); version 1 files, whose strings are variable-length, are read as before.
+constexpr int64_t kVersion = 4;
+constexpr size_t kObjectValues = 14;  // a /objects row (io/dataset.hpp)
 // Chunk sizes: a 120k-point frame is about four point chunks and one label chunk.
 constexpr hsize_t kPointChunkRows = 32768;
 constexpr hsize_t kLabelChunkRows = 131072;
@@ -30,7 +31,27 @@ constexpr hsize_t kMaxBoxesPerFrame = hsize_t(1) << 16;
 std::string frame_where(const std::string& where, const Frame& frame) {
   return where + ": frame " + (frame.id.empty() ? std::string("<no id>") : frame.id);
 }
+
+// A /objects row and back (the type goes to /object_types).
+std::array<double, kObjectValues> object_row(const KittiObject& o) {
+  return {o.truncated, double(o.occluded), o.alpha, o.bbox[0], o.bbox[1], o.bbox[2],   o.bbox[3], o.height,
+          o.width,     o.length,           o.x,     o.y,       o.z,       o.rotation_y};
+}
+KittiObject object_of_row(const double* r, uint8_t type) {
+  KittiObject o;
+  o.type = kKittiTypes[type];
+  o.truncated = r[0], o.occluded = int(r[1]), o.alpha = r[2];
+  o.bbox = {r[3], r[4], r[5], r[6]};
+  o.height = r[7], o.width = r[8], o.length = r[9], o.x = r[10], o.y = r[11], o.z = r[12], o.rotation_y = r[13];
+  return o;
+}
 }  // namespace
+
+int kitti_type_index(const std::string& type) {
+  for (size_t i = 0; i < kKittiTypes.size(); ++i)
+    if (type == kKittiTypes[i]) return int(i);
+  return -1;
+}
 
 void validate_frame(const Frame& frame, const DatasetKind& kind, const std::string& where) {
   const std::string at = frame_where(where, frame);
@@ -78,6 +99,32 @@ void validate_frame(const Frame& frame, const DatasetKind& kind, const std::stri
   } else {
     require(frame.calib.empty(), at + ": has a calibration but the dataset has none");
   }
+  if (kind.has_camera) {
+    require(frame.camera.size() == kCameraValues, at + ": " + std::to_string(frame.camera.size()) +
+                                                      " camera values, expected " + std::to_string(kCameraValues));
+    for (double v : frame.camera) require(std::isfinite(v), at + ": camera has a non-finite value");
+    for (int k : {12, 13})
+      require(frame.camera[size_t(k)] >= 1 && frame.camera[size_t(k)] <= 65535 &&
+                  frame.camera[size_t(k)] == std::floor(frame.camera[size_t(k)]),
+              at + ": image " + (k == 12 ? "width " : "height ") + std::to_string(frame.camera[size_t(k)]) +
+                  " is not a whole number of pixels in 1..65535");
+  } else {
+    require(frame.camera.empty(), at + ": has a camera but the dataset has none");
+  }
+  if (kind.has_objects) {
+    for (size_t k = 0; k < frame.objects.size(); ++k) {
+      const KittiObject& o = frame.objects[k];
+      const std::string object_at = at + ": object " + std::to_string(k);
+      require(kitti_type_index(o.type) >= 0, object_at + ": '" + o.type + "' is not a KITTI object type");
+      for (double v : object_row(o)) require(std::isfinite(v), object_at + " has a non-finite value");
+      require(o.occluded >= -1 && o.occluded <= 3,
+              object_at + ": occlusion level " + std::to_string(o.occluded) + ", expected 0..3 (-1: DontCare)");
+    }
+  } else {
+    require(frame.objects.empty(), at + ": has camera objects but the dataset has none");
+  }
+  require(kind.has_calib || !(kind.has_camera || kind.has_objects),
+          at + ": a camera or camera objects need a calibration");
 }
 
 int64_t frame_cost(const Frame& frame) {
@@ -89,17 +136,19 @@ void write_shard(const std::string& path, const std::vector<Frame>& frames, cons
   const std::lock_guard<std::recursive_mutex> lock(h5::library_mutex());
   for (const Frame& frame : frames) validate_frame(frame, kind, path);
 
-  std::vector<int64_t> point_offsets{0}, box_offsets{0}, costs;
+  std::vector<int64_t> point_offsets{0}, box_offsets{0}, object_offsets{0}, costs;
   std::vector<std::string> ids;
   for (const Frame& frame : frames) {
     point_offsets.push_back(point_offsets.back() + frame.num_points());
     box_offsets.push_back(box_offsets.back() + frame.num_boxes());
+    object_offsets.push_back(object_offsets.back() + int64_t(frame.objects.size()));
     costs.push_back(frame_cost(frame));
     ids.push_back(frame.id);
   }
   std::vector<float> points, boxes;
   std::vector<uint8_t> labels, box_labels;
-  std::vector<double> calib;
+  std::vector<double> calib, camera, objects;
+  std::vector<uint8_t> object_types;
   points.reserve(4 * point_offsets.back());
   for (const Frame& frame : frames) {
     points.insert(points.end(), frame.points.begin(), frame.points.end());
@@ -107,6 +156,12 @@ void write_shard(const std::string& path, const std::vector<Frame>& frames, cons
     boxes.insert(boxes.end(), frame.boxes.begin(), frame.boxes.end());
     box_labels.insert(box_labels.end(), frame.box_labels.begin(), frame.box_labels.end());
     calib.insert(calib.end(), frame.calib.begin(), frame.calib.end());
+    camera.insert(camera.end(), frame.camera.begin(), frame.camera.end());
+    for (const KittiObject& o : frame.objects) {
+      const auto row = object_row(o);
+      objects.insert(objects.end(), row.begin(), row.end());
+      object_types.push_back(uint8_t(kitti_type_index(o.type)));
+    }
   }
 
   h5::create_file_atomically(
@@ -140,12 +195,26 @@ void write_shard(const std::string& path, const std::vector<Frame>& frames, cons
           h5::write_array(f, "calib", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, {hsize_t(frames.size()), kCalibValues},
                           kSmallChunkRows, calib.data(), where);
         }
+        if (kind.has_camera) {
+          h5::write_array(f, "camera", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, {hsize_t(frames.size()), kCameraValues},
+                          kSmallChunkRows, camera.data(), where);
+        }
+        if (kind.has_objects) {
+          h5::write_attr_strings(f, "object_type_names", {kKittiTypes.begin(), kKittiTypes.end()}, where);
+          h5::write_array(f, "objects", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, {object_types.size(), kObjectValues},
+                          kSmallChunkRows, objects.data(), where);
+          h5::write_array(f, "object_types", H5T_NATIVE_UINT8, H5T_STD_U8LE, {object_types.size()}, kSmallChunkRows,
+                          object_types.data(), where);
+          h5::write_array(f, "object_offsets", H5T_NATIVE_INT64, H5T_STD_I64LE, {num_offsets}, kSmallChunkRows,
+                          object_offsets.data(), where);
+        }
         h5::write_strings(f, "frame_ids", ids, where);
         h5::write_array(f, "cost", H5T_NATIVE_INT64, H5T_STD_I64LE, {hsize_t(frames.size())}, kSmallChunkRows,
                         costs.data(), where);
       },
       /*expected_bytes=*/sizeof(float) * (points.size() + boxes.size()) + labels.size() + box_labels.size() +
-          sizeof(double) * calib.size() + 64 * ids.size() + (256 << 10));
+          sizeof(double) * (calib.size() + camera.size() + objects.size()) + object_types.size() + 64 * ids.size() +
+          (256 << 10));
 }
 
 // ---- reading -----------------------------------------------------------------------------------
@@ -155,8 +224,8 @@ namespace {
 struct Shard {
   std::string path;
   h5::Handle file;
-  h5::Handle points, labels, boxes, box_labels, calib;
-  std::vector<int64_t> point_offsets, box_offsets;
+  h5::Handle points, labels, boxes, box_labels, calib, camera, objects, object_types;
+  std::vector<int64_t> point_offsets, box_offsets, object_offsets;
   std::vector<std::string> frame_ids;
   std::vector<int64_t> costs;
   int64_t first_frame = 0;  // global index of this shard's frame 0
@@ -191,7 +260,7 @@ Shard open_shard(const std::string& path, DatasetKind& kind, std::string& source
   const hid_t f = shard.file.get();
   const int64_t version = h5::read_attr_int(f, "version", path);
   require(version >= 1 && version <= kVersion,
-          path + ": schema version " + std::to_string(version) + " is not supported (expected 1, 2 or 3)");
+          path + ": schema version " + std::to_string(version) + " is not supported (expected 1 to 4)");
   const h5::Strings strings = version == 1 ? h5::Strings::any : h5::Strings::fixed_only;
   const std::string schema = h5::read_attr_string(f, "schema", path, strings);
   require(schema == kSchema, path + ": schema is '" + schema + "', expected '" + kSchema + "'");
@@ -201,6 +270,8 @@ Shard open_shard(const std::string& path, DatasetKind& kind, std::string& source
   kind.has_labels = h5::has_link(f, "labels");
   kind.has_boxes = h5::has_link(f, "boxes");
   kind.has_calib = version >= 3 && h5::has_link(f, "calib");
+  kind.has_camera = version >= 4 && kind.has_calib && h5::has_link(f, "camera");
+  kind.has_objects = version >= 4 && kind.has_calib && h5::has_link(f, "objects");
 
   shard.points = h5::open_dataset(f, "points", path);
   const auto point_dims = h5::checked_dims(shard.points.get(), 2, H5T_FLOAT, 4, true, path + ": /points");
@@ -231,6 +302,25 @@ Shard open_shard(const std::string& path, DatasetKind& kind, std::string& source
     require(dims[0] == hsize_t(frames) && dims[1] == kCalibValues,
             path + ": /calib is " + std::to_string(dims[0]) + "x" + std::to_string(dims[1]) + ", expected " +
                 std::to_string(frames) + "x" + std::to_string(kCalibValues));
+  }
+  if (kind.has_camera) {
+    shard.camera = h5::open_dataset(f, "camera", path);
+    const auto dims = h5::checked_dims(shard.camera.get(), 2, H5T_FLOAT, 8, true, path + ": /camera");
+    require(dims[0] == hsize_t(frames) && dims[1] == kCameraValues,
+            path + ": /camera is " + std::to_string(dims[0]) + "x" + std::to_string(dims[1]) + ", expected " +
+                std::to_string(frames) + "x" + std::to_string(kCameraValues));
+  }
+  if (kind.has_objects) {
+    shard.objects = h5::open_dataset(f, "objects", path);
+    const auto dims = h5::checked_dims(shard.objects.get(), 2, H5T_FLOAT, 8, true, path + ": /objects");
+    require(dims[1] == kObjectValues,
+            path + ": /objects has " + std::to_string(dims[1]) + " columns, expected " + std::to_string(kObjectValues));
+    shard.object_types = h5::open_dataset(f, "object_types", path);
+    const auto type_dims =
+        h5::checked_dims(shard.object_types.get(), 1, H5T_INTEGER, 1, false, path + ": /object_types");
+    require(type_dims[0] == dims[0], path + ": /object_types and /objects differ in length");
+    shard.object_offsets = read_int64_array(f, "object_offsets", hsize_t(frames) + 1, path);
+    check_offsets(shard.object_offsets, dims[0], path + ": /object_offsets");
   }
   h5::Handle ids = h5::open_dataset(f, "frame_ids", path);
   shard.frame_ids = h5::read_strings(ids.get(), path + ": /frame_ids", strings);
@@ -277,8 +367,8 @@ DatasetReader::DatasetReader(const std::string& path) : impl_(std::make_unique<I
       impl_->kind = kind;
       impl_->source = source;
     } else {
-      require(kind == impl_->kind,
-              shard_path + ": has different datasets (labels/boxes/calib) than " + impl_->shard_paths.front());
+      require(kind == impl_->kind, shard_path + ": has different datasets (labels/boxes/calib/camera/objects) than " +
+                                       impl_->shard_paths.front());
     }
     shard.first_frame = first_frame;
     first_frame += shard.num_frames();
@@ -375,6 +465,24 @@ Frame DatasetReader::read(int64_t frame_index) const {
   if (impl_->kind.has_calib) {
     frame.calib.resize(kCalibValues);
     h5::read_rows(shard.calib.get(), H5T_NATIVE_DOUBLE, hsize_t(local), 1, frame.calib.data(), where + ": /calib");
+  }
+  if (impl_->kind.has_camera) {
+    frame.camera.resize(kCameraValues);
+    h5::read_rows(shard.camera.get(), H5T_NATIVE_DOUBLE, hsize_t(local), 1, frame.camera.data(), where + ": /camera");
+  }
+  if (impl_->kind.has_objects) {
+    const hsize_t first = hsize_t(shard.object_offsets[local]);
+    const hsize_t count = hsize_t(shard.object_offsets[local + 1]) - first;
+    require(count <= kMaxBoxesPerFrame, where + ": " + std::to_string(count) + " camera objects exceeds the limit");
+    std::vector<double> rows(kObjectValues * count);
+    std::vector<uint8_t> types(count);
+    h5::read_rows(shard.objects.get(), H5T_NATIVE_DOUBLE, first, count, rows.data(), where + ": /objects");
+    h5::read_rows(shard.object_types.get(), H5T_NATIVE_UINT8, first, count, types.data(), where + ": /object_types");
+    for (hsize_t k = 0; k < count; ++k) {
+      require(types[k] < kKittiTypes.size(),
+              where + ": object " + std::to_string(k) + " has type " + std::to_string(types[k]) + ", not a KITTI type");
+      frame.objects.push_back(object_of_row(&rows[kObjectValues * k], types[k]));
+    }
   }
   validate_frame(frame, impl_->kind, shard.path);
   return frame;

@@ -89,6 +89,8 @@ std::vector<RawFrameFiles> list_kitti(const fs::path& in) {
     files.points = bin.string();
     if (has_boxes) files.boxes = companion(root / "label_2", files.id, ".txt", bin);
     if (has_calib) files.calib = companion(root / "calib", files.id, ".txt", bin);
+    if (has_calib && fs::is_directory(root / "image_2"))
+      files.image = companion(root / "image_2", files.id, ".png", bin);
     frames.push_back(files);
   }
   return frames;
@@ -144,6 +146,12 @@ DatasetKind raw_dataset_kind(RawFormat format, const std::vector<RawFrameFiles>&
   kind.has_labels = format == RawFormat::semantickitti && !frames.front().labels.empty();
   kind.has_boxes = format == RawFormat::kitti && !frames.front().boxes.empty();
   kind.has_calib = format == RawFormat::kitti && !frames.front().calib.empty();
+  kind.has_objects = kind.has_boxes;
+  if (kind.has_calib) {
+    std::vector<double> p2;
+    read_kitti_calib(frames.front().calib, &p2);
+    kind.has_camera = !p2.empty();
+  }
   for (const auto& files : frames) {
     require((format != RawFormat::semantickitti || !files.labels.empty() == kind.has_labels) &&
                 (format != RawFormat::kitti ||
@@ -206,7 +214,7 @@ KittiCalib calib_from_values(const std::vector<double>& values) {
   return calib;
 }
 
-KittiCalib read_kitti_calib(const std::string& path) {
+KittiCalib read_kitti_calib(const std::string& path, std::vector<double>* p2) {
   std::ifstream in(path);
   require(bool(in), path + ": cannot open calibration");
   std::map<std::string, std::vector<double>> rows;
@@ -228,7 +236,51 @@ KittiCalib read_kitti_calib(const std::string& path) {
   };
   take("R0_rect", calib.r0_rect);
   take("Tr_velo_to_cam", calib.tr_velo_to_cam);
+  if (p2) {
+    p2->clear();
+    if (rows.count("P2")) {
+      std::array<double, 12> values;
+      take("P2", values);
+      p2->assign(values.begin(), values.end());
+    }
+  }
   return calib;
+}
+
+std::array<int, 2> read_png_size(const std::string& path) {
+  // Signature (8 bytes), then the IHDR chunk: length 13 (4), "IHDR", width and height (4 each, big-endian).
+  unsigned char head[24];
+  std::ifstream in(path, std::ios::binary);
+  require(bool(in), path + ": cannot open image");
+  in.read(reinterpret_cast<char*>(head), sizeof head);
+  static const unsigned char kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  require(in.gcount() == sizeof head && std::memcmp(head, kSignature, 8) == 0 && std::memcmp(head + 12, "IHDR", 4) == 0,
+          path + ": not a PNG image (no signature and IHDR chunk)");
+  const auto be32 = [](const unsigned char* b) {
+    return (uint32_t(b[0]) << 24) | (uint32_t(b[1]) << 16) | (uint32_t(b[2]) << 8) | uint32_t(b[3]);
+  };
+  const uint32_t width = be32(head + 16), height = be32(head + 20);
+  require(width >= 1 && width <= 65535 && height >= 1 && height <= 65535,
+          path + ": image size " + std::to_string(width) + "x" + std::to_string(height) + " is not in 1..65535");
+  return {int(width), int(height)};
+}
+
+std::vector<double> camera_values(const KittiCamera& camera) {
+  std::vector<double> values(camera.p2.begin(), camera.p2.end());
+  values.push_back(camera.width);
+  values.push_back(camera.height);
+  return values;
+}
+
+KittiCamera camera_from_values(const std::vector<double>& values) {
+  require(values.size() == kCameraValues,
+          "camera: " + std::to_string(values.size()) + " values, expected " + std::to_string(kCameraValues));
+  KittiCamera camera;
+  std::copy(values.begin(), values.begin() + 12, camera.p2.begin());
+  require(values[12] >= 1 && values[13] >= 1,
+          "camera: image size " + std::to_string(values[12]) + "x" + std::to_string(values[13]) + " is not positive");
+  camera.width = int(values[12]), camera.height = int(values[13]);
+  return camera;
 }
 
 std::vector<KittiObject> read_kitti_objects(const std::string& path) {
@@ -246,6 +298,15 @@ std::vector<KittiObject> read_kitti_objects(const std::string& path) {
             where + ": " + std::to_string(tokens.size()) + " fields, expected 15 (or 16 with a score)");
     KittiObject object;
     object.type = tokens[0];
+    require(kitti_type_index(object.type) >= 0, where + ": '" + object.type + "' is not a KITTI object type");
+    object.truncated = parse_number(tokens[1], where);
+    const double occluded = parse_number(tokens[2], where);
+    require(occluded == std::floor(occluded) && occluded >= -1 && occluded <= 3,
+            where + ": occlusion level " + tokens[2] + ", expected 0..3 (-1: DontCare)");
+    object.occluded = int(occluded);
+    object.alpha = parse_number(tokens[3], where);
+    for (int k = 0; k < 4; ++k) object.bbox[size_t(k)] = parse_number(tokens[4 + size_t(k)], where);
+    if (tokens.size() == 16) object.score = parse_number(tokens[15], where);
     std::array<double, 7> v;
     for (int k = 0; k < 7; ++k) v[k] = parse_number(tokens[8 + k], where);
     object.height = v[0];
@@ -296,14 +357,83 @@ KittiObject lidar_box_to_kitti(const std::array<float, 7>& box, const KittiCalib
   return object;
 }
 
+double observation_angle(const KittiObject& o) {
+  double alpha = o.rotation_y - std::atan2(o.x, o.z);
+  while (alpha > M_PI) alpha -= 2 * M_PI;
+  while (alpha <= -M_PI) alpha += 2 * M_PI;
+  return alpha;
+}
+
+std::optional<ImageBox> project_to_image(const KittiObject& o, const KittiCamera& camera) {
+  constexpr double kNearDepth = 0.1;  // m: the parts of the box nearer than this (or behind) are cut off
+  const Eigen::Matrix<double, 3, 4, Eigen::RowMajor> p2 =
+      Eigen::Map<const Eigen::Matrix<double, 3, 4, Eigen::RowMajor>>(camera.p2.data());
+  // Corners (rectified frame): x along the length, z along the width before the yaw; y from the bottom up.
+  const double c = std::cos(o.rotation_y), s = std::sin(o.rotation_y);
+  Eigen::Vector3d corners[8];  // homogeneous pixels (u·w, v·w, w)
+  for (int k = 0; k < 8; ++k) {
+    const double lx = (k & 1 ? 0.5 : -0.5) * o.length, lz = (k & 2 ? 0.5 : -0.5) * o.width;
+    const double ly = k & 4 ? -o.height : 0.0;
+    const Eigen::Vector4d p(o.x + c * lx + s * lz, o.y + ly, o.z - s * lx + c * lz, 1.0);
+    corners[k] = p2 * p;
+  }
+  double left = INFINITY, top = INFINITY, right = -INFINITY, bottom = -INFINITY;
+  const auto add = [&](const Eigen::Vector3d& h) {
+    left = std::min(left, h.x() / h.z()), right = std::max(right, h.x() / h.z());
+    top = std::min(top, h.y() / h.z()), bottom = std::max(bottom, h.y() / h.z());
+  };
+  for (const auto& h : corners)
+    if (h.z() >= kNearDepth) add(h);
+  // Where an edge crosses the near plane (the homogeneous image point is linear along it).
+  for (int a = 0; a < 8; ++a)
+    for (int bit : {1, 2, 4}) {
+      const int b = a | bit;
+      if (b == a) continue;
+      const double wa = corners[a].z(), wb = corners[b].z();
+      if ((wa >= kNearDepth) != (wb >= kNearDepth))
+        add(corners[a] + (kNearDepth - wa) / (wb - wa) * (corners[b] - corners[a]));
+    }
+  if (!(left < right && top < bottom)) return std::nullopt;  // entirely behind the camera
+  const double max_u = camera.width - 1, max_v = camera.height - 1;
+  ImageBox box;
+  box.bbox = {std::clamp(left, 0.0, max_u), std::clamp(top, 0.0, max_v), std::clamp(right, 0.0, max_u),
+              std::clamp(bottom, 0.0, max_v)};
+  const double inside = (box.bbox[2] - box.bbox[0]) * (box.bbox[3] - box.bbox[1]);
+  if (!(inside > 0)) return std::nullopt;  // beside, above or below the image
+  box.truncated = std::clamp(1.0 - inside / ((right - left) * (bottom - top)), 0.0, 1.0);
+  return box;
+}
+
+std::optional<KittiObject> kitti_result(const std::array<float, 7>& box, const KittiCalib& calib,
+                                        const KittiCamera& camera, const std::string& type, double score) {
+  KittiObject object = lidar_box_to_kitti(box, calib, type);
+  const std::optional<ImageBox> image = project_to_image(object, camera);
+  if (!image) return std::nullopt;
+  object.bbox = image->bbox;
+  object.alpha = observation_angle(object);
+  object.truncated = 0, object.occluded = 0;  // not predicted (OpenPCDet writes the same)
+  object.score = score;
+  return object;
+}
+
+std::string kitti_frame_name(const std::string& id, int64_t index) {
+  if (!id.empty() && id.size() <= 10 && std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return id;
+  char name[32];
+  std::snprintf(name, sizeof name, "%06lld", static_cast<long long>(index));
+  return name;
+}
+
 std::string kitti_label_line(const KittiObject& o, double score) {
-  char line[256];
-  std::snprintf(line, sizeof line, "%s 0.00 0 -10.00 0.00 0.00 0.00 0.00 %.2f %.2f %.2f %.2f %.2f %.2f %.2f %.4f",
-                o.type.c_str(), o.height, o.width, o.length, o.x, o.y, o.z, o.rotation_y, score);
+  char line[320];
+  std::snprintf(line, sizeof line, "%s %.2f %d %.2f %.2f %.2f %.2f %.2f %.2f %.2f %.2f %.2f %.2f %.2f %.2f %.4f",
+                o.type.c_str(), o.truncated, o.occluded, o.alpha, o.bbox[0], o.bbox[1], o.bbox[2], o.bbox[3], o.height,
+                o.width, o.length, o.x, o.y, o.z, o.rotation_y, score);
   return line;
 }
 
-Frame load_raw_frame(RawFormat format, const RawFrameFiles& files, const LearningMap& learning_map) {
+Frame load_raw_frame(RawFormat format, const RawFrameFiles& files, const LearningMap& learning_map,
+                     const DatasetKind* dataset_kind) {
   Frame frame;
   frame.id = files.id;
   const bool nuscenes = format == RawFormat::nuscenes;
@@ -329,13 +459,29 @@ Frame load_raw_frame(RawFormat format, const RawFrameFiles& files, const Learnin
   std::optional<KittiCalib> calib;
   if (!files.calib.empty()) {
     kind.has_calib = true;
-    calib = read_kitti_calib(files.calib);
+    std::vector<double> p2;
+    calib = read_kitti_calib(files.calib, &p2);
     frame.calib = calib_values(*calib);
+    kind.has_camera = !p2.empty();
+    require(!dataset_kind || dataset_kind->has_camera == kind.has_camera,
+            files.calib + (kind.has_camera ? ": has P2 and" : ": has no P2 and") +
+                " the first frame's calibration has" + (kind.has_camera ? " not" : "") +
+                " (a dataset's frames all have a camera or none)");
+    if (kind.has_camera) {
+      KittiCamera camera;
+      std::copy(p2.begin(), p2.end(), camera.p2.begin());
+      const std::array<int, 2> size =
+          files.image.empty() ? std::array<int, 2>{kKittiImageWidth, kKittiImageHeight} : read_png_size(files.image);
+      camera.width = size[0], camera.height = size[1];
+      frame.camera = camera_values(camera);
+    }
   }
   if (!files.boxes.empty()) {
     kind.has_boxes = true;
     require(calib.has_value(), files.boxes + ": no calibration for " + files.points);
-    for (const KittiObject& object : read_kitti_objects(files.boxes)) {
+    kind.has_objects = true;
+    frame.objects = read_kitti_objects(files.boxes);
+    for (const KittiObject& object : frame.objects) {
       uint8_t box_class = 0;
       if (object.type == "Car") box_class = kBoxCar;
       if (object.type == "Pedestrian") box_class = kBoxPedestrian;

@@ -46,6 +46,8 @@ void expect_same(const Frame& a, const Frame& b) {
   EXPECT_EQ(a.boxes, b.boxes);
   EXPECT_EQ(a.box_labels, b.box_labels);
   EXPECT_EQ(a.calib, b.calib);
+  EXPECT_EQ(a.camera, b.camera);
+  EXPECT_EQ(a.objects, b.objects);
 }
 
 TEST(Dataset, ShardRoundTripKeepsEveryFrameIncludingEmptyOnes) {
@@ -293,6 +295,70 @@ TEST(DatasetWrite, RejectsACalibrationOfTheWrongSizeOrNotFinite) {
   EXPECT_FALSE(fs::exists(dir + "/s.h5"));
 }
 
+// Version 4: a camera (P2, image size) and the camera annotation (every KITTI type, DontCare too) per
+// frame, bit for bit; version 3 shards (calibrations, no camera) read as before.
+TEST(Dataset, CamerasAndCameraObjectsRoundTripPerFrame) {
+  const std::string dir = fresh_dir("camera");
+  auto frames = sample_frames();
+  for (size_t f = 0; f < frames.size(); ++f) {
+    frames[f].calib.assign(kCalibValues, 0.25 + double(f));
+    for (size_t k = 0; k < 12; ++k) frames[f].camera.push_back(1.0 / double(7 + k) + double(f));
+    frames[f].camera.push_back(1242);
+    frames[f].camera.push_back(375 - double(f));
+    for (size_t k = 0; k < f; ++k) {  // frame 0 has none
+      KittiObject o;
+      o.type = kKittiTypes[(f + k) % kKittiTypes.size()];
+      o.truncated = 0.1 * double(k), o.occluded = int(k % 4), o.alpha = -1.5 + double(f);
+      o.bbox = {1.5, 2.25, 300.125, 200.0 + double(k)};
+      o.height = 1.5, o.width = 1.75, o.length = 4.0 + double(k), o.x = -3.0, o.y = 1.625, o.z = 20 + double(f);
+      o.rotation_y = 0.3;
+      frames[f].objects.push_back(o);
+    }
+  }
+  const DatasetKind kind{true, true, true, true, true};
+  write_shard(dir + "/shard-00000.h5", frames, kind, "kitti");
+  {
+    const DatasetReader reader(dir);
+    EXPECT_EQ(reader.kind(), kind);
+    for (size_t f = 0; f < frames.size(); ++f) expect_same(reader.read(int64_t(f)), frames[f]);
+  }
+  // Marked as version 3 (what lidartrain wrote before), the same file reads without camera and objects.
+  {
+    const hid_t file = H5Fopen((dir + "/shard-00000.h5").c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    const int64_t three = 3;
+    const hid_t attr = H5Aopen(file, "version", H5P_DEFAULT);
+    H5Awrite(attr, H5T_NATIVE_INT64, &three);
+    H5Aclose(attr);
+    H5Fclose(file);
+  }
+  const DatasetReader v3(dir);
+  EXPECT_EQ(v3.kind(), (DatasetKind{true, true, true}));
+  EXPECT_TRUE(v3.read(2).camera.empty());
+  EXPECT_TRUE(v3.read(2).objects.empty());
+}
+
+TEST(DatasetWrite, RejectsANonPositiveImageSizeAndAnUnknownObjectType) {
+  const std::string dir = fresh_dir("camera_bad");
+  auto frames = sample_frames();
+  for (Frame& frame : frames) {
+    frame.calib.assign(kCalibValues, 0.5);
+    frame.camera.assign(kCameraValues, 2.0);
+  }
+  frames[2].camera[13] = 0;
+  const DatasetKind kind{true, true, true, true, true};
+  EXPECT_EQ(input_error_of([&] { write_shard(dir + "/s.h5", frames, kind, "kitti"); }),
+            dir + "/s.h5: frame b: image height 0.000000 is not a whole number of pixels in 1..65535");
+  frames[2].camera[13] = 375;
+  frames[2].objects.emplace_back().type = "Spaceship";
+  EXPECT_EQ(input_error_of([&] { write_shard(dir + "/s.h5", frames, kind, "kitti"); }),
+            dir + "/s.h5: frame b: object 0: 'Spaceship' is not a KITTI object type");
+  frames[2].objects[0].type = "DontCare";
+  frames[2].objects[0].occluded = 5;
+  EXPECT_EQ(input_error_of([&] { write_shard(dir + "/s.h5", frames, kind, "kitti"); }),
+            dir + "/s.h5: frame b: object 0: occlusion level 5, expected 0..3 (-1: DontCare)");
+  EXPECT_FALSE(fs::exists(dir + "/s.h5"));
+}
+
 // Version 2 shards (what lidartrain wrote before /calib) read as before: no calibrations.
 TEST(DatasetRead, Version2ShardsStillRead) {
   const std::string dir = fresh_dir("read_v2");
@@ -303,7 +369,7 @@ TEST(DatasetRead, Version2ShardsStillRead) {
     int64_t version = 0;
     const hid_t attr = H5Aopen(file, "version", H5P_DEFAULT);
     H5Aread(attr, H5T_NATIVE_INT64, &version);
-    EXPECT_EQ(version, 3);
+    EXPECT_EQ(version, 4);
     version = 2;
     H5Awrite(attr, H5T_NATIVE_INT64, &version);
     H5Aclose(attr);

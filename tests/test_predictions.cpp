@@ -93,8 +93,7 @@ TEST(Predictions, SemsegLabelsRoundTripAndAnUncommittedWriterLeavesNothing) {
   FramePrediction bad = p;
   bad.labels[7] = 20;
   PredictionsWriter w(dir + "/t.h5", header_of("semseg"));
-  EXPECT_EQ(input_error_of([&] { w.add(bad); }),
-            dir + "/t.h5: frame sequences/08/000000: label is not a training id");
+  EXPECT_EQ(input_error_of([&] { w.add(bad); }), dir + "/t.h5: frame sequences/08/000000: label is not a training id");
 }
 
 TEST(PredictionsRead, AFrameInTwoFilesOrFilesOfTwoCheckpointsAreRefused) {
@@ -165,7 +164,7 @@ TEST(BoxesText, ReadsBackBitForBit) {
     detections[i].label = int(1 + i);
     detections[i].score = std::numeric_limits<float>::denorm_min() + 0.123456789f * float(i);
   }
-  const std::vector<Detection> back = parse_boxes_text(boxes_text(detections, nullptr), "f.txt");
+  const std::vector<Detection> back = parse_boxes_text(boxes_text(detections), "f.txt");
   ASSERT_EQ(back.size(), detections.size());
   for (size_t i = 0; i < back.size(); ++i) {
     EXPECT_EQ(back[i].box, detections[i].box);

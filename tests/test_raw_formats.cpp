@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 
 #include "io/raw_formats.hpp"
@@ -93,7 +94,7 @@ TEST(Kitti, RealFramesGiveTheirBoxesInTheLidarFrame) {
   EXPECT_EQ(f1.box_labels, (std::vector<uint8_t>{kBoxCar, kBoxCyclist}));
   EXPECT_EQ(f2.box_labels, (std::vector<uint8_t>{kBoxCar}));
   // Each frame keeps its calibration (dataset /calib), as read from calib/.
-  EXPECT_EQ(raw_dataset_kind(RawFormat::kitti, frames), (DatasetKind{false, true, true}));
+  EXPECT_EQ(raw_dataset_kind(RawFormat::kitti, frames), (DatasetKind{false, true, true, true, true}));
   EXPECT_EQ(f1.calib, calib_values(read_kitti_calib(frames[1].calib)));
   EXPECT_EQ(calib_values(calib_from_values(f1.calib)), f1.calib);
   // SOURCES.md counts the LiDAR points inside each box, checked in the camera frame. The LiDAR-frame
@@ -251,6 +252,169 @@ TEST(RawBadInput, UnknownRawLabelIdIsNamed) {
 TEST(RawBadInput, MissingInputDirectoryIsNamed) {
   const std::string message = input_error_of([] { list_raw_frames(RawFormat::kitti, "/nonexistent/kitti"); });
   EXPECT_NE(message.find("/nonexistent/kitti"), std::string::npos) << message;
+}
+
+// ---- the camera: P2, image size, the annotation, results with 2D boxes (issue 32) ----------------------
+
+TEST(KittiCamera, ConvertKeepsP2TheImageSizeAndEveryAnnotatedObject) {
+  const auto frames = list_raw_frames(RawFormat::kitti, kData + "/kitti");
+  const DatasetKind kind = raw_dataset_kind(RawFormat::kitti, frames);
+  const Frame f0 = load_raw_frame(RawFormat::kitti, frames[0], LearningMap::semantic_kitti(), &kind);
+  std::vector<double> p2;
+  read_kitti_calib(frames[0].calib, &p2);
+  ASSERT_EQ(p2.size(), 12u);
+  EXPECT_EQ(p2[0], 7.070493e+02);  // the file's P2: fx of the 2011_09_26 drives' camera 2 differs
+  const KittiCamera camera = camera_from_values(f0.camera);
+  EXPECT_EQ(std::vector<double>(camera.p2.begin(), camera.p2.end()), p2);
+  EXPECT_EQ(camera.width, kKittiImageWidth);  // no image_2/ here
+  EXPECT_EQ(camera.height, kKittiImageHeight);
+  // Every line of label_2, DontCare included, as written (000000 has one pedestrian).
+  const std::vector<KittiObject> annotated = read_kitti_objects(frames[0].boxes);
+  EXPECT_EQ(f0.objects, annotated);
+  ASSERT_EQ(annotated.size(), 1u);
+  EXPECT_EQ(annotated[0].type, "Pedestrian");
+  EXPECT_EQ(annotated[0].bbox, (std::array<double, 4>{712.40, 143.00, 810.73, 307.92}));
+  EXPECT_EQ(annotated[0].alpha, -0.20);
+  const Frame f1 = load_raw_frame(RawFormat::kitti, frames[1], LearningMap::semantic_kitti(), &kind);
+  int dontcare = 0;
+  for (const KittiObject& o : f1.objects) dontcare += o.type == "DontCare";
+  EXPECT_EQ(dontcare, 4);
+  EXPECT_EQ(f1.objects.size(), read_kitti_objects(frames[1].boxes).size());
+}
+
+TEST(KittiCamera, TheImageSizeComesFromImage2sPngHeader) {
+  KittiCopy copy("kitti_png");
+  fs::create_directories(copy.root + "/training/image_2");
+  // Signature, IHDR length 13, "IHDR", width 1224, height 370, then what a decoder would need (not read).
+  const unsigned char png[33] = {0x89, 'P', 'N',  'G', '\r', '\n', 0x1A, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R', 0,
+                                 0,    4,   0xC8, 0,   0,    1,    0x72, 8,    2, 0, 0, 0,  0,   0,   0,   0};
+  for (const char* id : {"000000", "000001", "000002"})
+    testing::write_bytes(copy.root + "/training/image_2/" + id + ".png", png, sizeof png);
+  const auto frames = list_raw_frames(RawFormat::kitti, copy.root);
+  const KittiCamera camera =
+      camera_from_values(load_raw_frame(RawFormat::kitti, frames[1], LearningMap::semantic_kitti()).camera);
+  EXPECT_EQ(camera.width, 1224);
+  EXPECT_EQ(camera.height, 370);
+  // A zero height, and a file that is not a PNG: named.
+  unsigned char flat[33];
+  std::memcpy(flat, png, sizeof png);
+  flat[22] = flat[23] = 0;
+  testing::write_bytes(copy.root + "/training/image_2/000001.png", flat, sizeof flat);
+  EXPECT_EQ(copy.load_error(1), copy.root + "/training/image_2/000001.png: image size 1224x0 is not in 1..65535");
+  testing::write_bytes(copy.root + "/training/image_2/000001.png", "GIF89a and more bytes than that", 31);
+  EXPECT_EQ(copy.load_error(1),
+            copy.root + "/training/image_2/000001.png: not a PNG image (no signature and IHDR chunk)");
+  fs::remove(copy.root + "/training/image_2/000002.png");
+  EXPECT_NE(copy.load_error(2).find("image_2/000002.png: missing"), std::string::npos);
+}
+
+TEST(KittiCamera, ACalibrationWithoutP2HasNoCameraAndMayNotMixWithOnesThatHave) {
+  KittiCopy copy("kitti_no_p2");
+  const std::string calib = copy.root + "/training/calib/000001.txt";
+  std::ifstream in(calib);
+  std::string text, line;
+  while (std::getline(in, line))
+    if (line.rfind("P2:", 0) != 0) text += line + "\n";
+  in.close();
+  testing::write_bytes(calib, text.data(), text.size());
+  std::vector<double> p2{1};
+  read_kitti_calib(calib, &p2);
+  EXPECT_TRUE(p2.empty());
+  const auto frames = list_raw_frames(RawFormat::kitti, copy.root);
+  const DatasetKind kind = raw_dataset_kind(RawFormat::kitti, frames);  // from frame 000000: with P2
+  EXPECT_TRUE(kind.has_camera);
+  EXPECT_EQ(input_error_of([&] { load_raw_frame(RawFormat::kitti, frames[1], LearningMap::semantic_kitti(), &kind); }),
+            calib + ": has no P2 and the first frame's calibration has (a dataset's frames all have a camera or none)");
+  EXPECT_TRUE(load_raw_frame(RawFormat::kitti, frames[1], LearningMap::semantic_kitti()).camera.empty());
+}
+
+TEST(KittiCamera, AnUnknownObjectTypeOrOcclusionLevelIsNamed) {
+  KittiCopy copy("kitti_bad_type");
+  const std::string label = copy.root + "/training/label_2/000000.txt";
+  const std::string bad_type =
+      "Spaceship 0.00 0 -0.20 712.40 143.00 810.73 307.92 1.89 0.48 1.20 1.84 1.47 8.41 0.01\n";
+  testing::write_bytes(label, bad_type.data(), bad_type.size());
+  EXPECT_EQ(copy.load_error(0), label + ":1: 'Spaceship' is not a KITTI object type");
+  const std::string bad_occlusion = "Car 0.00 7 -0.20 712.40 143.00 810.73 307.92 1.89 0.48 1.20 1.84 1.47 8.41 0.01\n";
+  testing::write_bytes(label, bad_occlusion.data(), bad_occlusion.size());
+  EXPECT_EQ(copy.load_error(0), label + ":1: occlusion level 7, expected 0..3 (-1: DontCare)");
+}
+
+// The result writer on the real ground truth: each annotated object through the LiDAR frame and back as a
+// label_2 result lands on its annotated 2D box within a few pixels (the annotation is the tight box of the
+// object's pixels, the result the box of its projected 3D corners), with the annotated alpha.
+TEST(KittiCamera, TheResultWriterPutsRealGroundTruthOnItsAnnotated2dBoxes) {
+  double worst = 0, sum = 0;
+  int sides = 0;
+  for (const RawFrameFiles& files : list_raw_frames(RawFormat::kitti, kData + "/kitti")) {
+    std::vector<double> p2;
+    const KittiCalib calib = read_kitti_calib(files.calib, &p2);
+    KittiCamera camera;
+    std::copy(p2.begin(), p2.end(), camera.p2.begin());
+    camera.width = kKittiImageWidth, camera.height = kKittiImageHeight;
+    for (const KittiObject& object : read_kitti_objects(files.boxes)) {
+      if (object.type == "DontCare") continue;
+      const std::optional<KittiObject> result =
+          kitti_result(kitti_box_to_lidar(object, calib), calib, camera, object.type, 0.5);
+      ASSERT_TRUE(result.has_value()) << files.id << " " << object.type;
+      EXPECT_NEAR(result->alpha, object.alpha, 0.015) << files.id << " " << object.type;  // fields of two decimals
+      EXPECT_EQ(result->score, 0.5);
+      for (int k = 0; k < 4; ++k) {
+        const double d = std::abs(result->bbox[size_t(k)] - object.bbox[size_t(k)]);
+        EXPECT_LT(d, 12.0) << files.id << " " << object.type << " side " << k;
+        worst = std::max(worst, d), sum += d, ++sides;
+      }
+      const std::string line = kitti_label_line(*result, 0.5);
+      EXPECT_EQ(line.find(" 0.00 0.00 0.00 0.00 "), std::string::npos) << line;
+    }
+  }
+  std::printf("real KITTI: %d box sides, mean |difference| %.2f px, worst %.2f px\n", sides, sum / sides, worst);
+  EXPECT_EQ(sides, 4 * 6);  // 6 objects that are not DontCare
+}
+
+TEST(KittiCamera, BoxesOutsideTheFieldOfViewAreLeftOutAndCutBoxesAreClipped) {
+  std::vector<double> p2;
+  const KittiCalib calib = read_kitti_calib(kData + "/kitti/training/calib/000000.txt", &p2);
+  KittiCamera camera;
+  std::copy(p2.begin(), p2.end(), camera.p2.begin());
+  camera.width = kKittiImageWidth, camera.height = kKittiImageHeight;
+  // LiDAR frame: x forward, y left. Ahead: in view, inside the image.
+  const auto ahead = kitti_result({15, 0, -0.9f, 4, 1.8f, 1.5f, 0.3f}, calib, camera, "Car", 0.9);
+  ASSERT_TRUE(ahead.has_value());
+  EXPECT_GT(ahead->bbox[0], 0);
+  EXPECT_LT(ahead->bbox[2], kKittiImageWidth - 1);
+  EXPECT_NEAR(ahead->alpha, observation_angle(*ahead), 0);
+  // Behind, and far to the side: not in view.
+  EXPECT_FALSE(kitti_result({-15, 0, -0.9f, 4, 1.8f, 1.5f, 0}, calib, camera, "Car", 0.9).has_value());
+  EXPECT_FALSE(kitti_result({2, 30, -0.9f, 4, 1.8f, 1.5f, 0}, calib, camera, "Car", 0.9).has_value());
+  // Beside the car, half out of the image to the left: clipped at 0, truncated.
+  const auto cut = kitti_result({4, 4.5f, -0.9f, 4, 1.8f, 1.5f, 0}, calib, camera, "Car", 0.9);
+  ASSERT_TRUE(cut.has_value());
+  EXPECT_EQ(cut->bbox[0], 0.0);
+  KittiObject object = *cut;
+  const auto image = project_to_image(object, camera);
+  ASSERT_TRUE(image.has_value());
+  EXPECT_GT(image->truncated, 0.1);
+  EXPECT_LT(image->truncated, 1.0);
+  // Partly behind the camera: only the part in front projects (a finite box, not a wrapped-around one).
+  const auto straddling = kitti_result({0.5f, 2.5f, -0.9f, 4, 1.8f, 1.5f, 0}, calib, camera, "Car", 0.9);
+  ASSERT_TRUE(straddling.has_value());
+  for (double v : straddling->bbox) EXPECT_TRUE(std::isfinite(v));
+  EXPECT_EQ(straddling->bbox[0], 0.0);
+}
+
+TEST(KittiCamera, ObservationAngleIsRotationYLessTheBearing) {
+  KittiObject o;
+  o.x = 5, o.z = 5, o.rotation_y = 1.0;
+  EXPECT_NEAR(observation_angle(o), 1.0 - M_PI / 4, 1e-12);
+  o.x = -5, o.rotation_y = 3.0;  // 3 + π/4 wraps to −π..π
+  EXPECT_NEAR(observation_angle(o), 3.0 + M_PI / 4 - 2 * M_PI, 1e-12);
+}
+
+TEST(KittiCamera, FrameNamesAreKittisOrTheIndex) {
+  EXPECT_EQ(kitti_frame_name("000123", 7), "000123");
+  EXPECT_EQ(kitti_frame_name("synth/seed1/000042", 42), "000042");
+  EXPECT_EQ(kitti_frame_name("../../etc", 3), "000003");
 }
 
 }  // namespace

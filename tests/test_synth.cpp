@@ -111,7 +111,7 @@ DriveStats drive(uint64_t seed, int frames, double skew) {
   const SensorModel sensor;
   for (int f = 0; f < frames; ++f) {
     const Frame frame = synth_frame(seed, f, skew, sensor);
-    validate_frame(frame, DatasetKind{true, true}, "synth");
+    validate_frame(frame, DatasetKind{true, true, true, true, true}, "synth");
     stats.costs.push_back(double(frame_cost(frame)));
     stats.min_points = std::min(stats.min_points, frame.num_points());
     stats.max_points = std::max(stats.max_points, frame.num_points());

@@ -13,5 +13,6 @@ int eval_main(int argc, char** argv, const Comm& comm);
 int infer_main(int argc, char** argv, const Comm& comm);
 int profile_main(int argc, char** argv, const Comm& comm);
 int balance_main(int argc, char** argv, const Comm& comm);
+int export_main(int argc, char** argv, const Comm& comm);
 
 }  // namespace lt

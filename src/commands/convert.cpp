@@ -48,7 +48,7 @@ int convert_main(int argc, char** argv, const Comm& comm) {
   write.source = values["format"].as<std::string>() + " " + in_dir;
 
   const ShardedWriteSummary done = write_sharded_dataset(
-      comm, write, [&](int64_t f) { return load_raw_frame(format, frames[size_t(f)], learning_map); });
+      comm, write, [&](int64_t f) { return load_raw_frame(format, frames[size_t(f)], learning_map, &write.kind); });
   if (comm.is_root()) {
     std::printf("convert: %lld frames, %lld points, %lld boxes in %d shards -> %s (%.2f s)\n",
                 static_cast<long long>(done.frames), static_cast<long long>(done.points),

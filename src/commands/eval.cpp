@@ -1,5 +1,6 @@
 // lidartrain eval: a checkpoint on a dataset. semseg: confusion matrix, per-class IoU and mIoU; bevdet:
-// BEV AP (R40) at rotated-IoU thresholds and centre-distance AP per class.
+// BEV AP (R40) at rotated-IoU thresholds and centre-distance AP per class, and KITTI's protocol where the
+// dataset has cameras (src/train/kitti_eval.hpp).
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -11,6 +12,7 @@
 #include "src/commands/commands.hpp"
 #include "src/common/error.hpp"
 #include "src/models/registry.hpp"
+#include "src/train/detection_eval.hpp"
 #include "src/train/device.hpp"
 #include "src/train/evaluate.hpp"
 #include "src/train/provenance.hpp"
@@ -23,8 +25,9 @@ int eval_main(int argc, char** argv, const Comm& comm) {
   options.add_options()("checkpoint", po::value<std::string>()->value_name("CKPT"), "checkpoint file")(
       "predictions", po::value<std::string>()->value_name("DIR"),
       "instead of --checkpoint: the output directory of infer --data (its predictions/*.h5), scored without "
-      "running the model")("data", po::value<std::string>()->required()->value_name("DIR"),
-                           "dataset with point labels (semseg) or boxes (bevdet)")(
+      "running the model; or a directory of KITTI results (label_2/<frame>.txt, from any tool), scored by "
+      "KITTI's protocol")("data", po::value<std::string>()->required()->value_name("DIR"),
+                          "dataset with point labels (semseg) or boxes (bevdet)")(
       "iou", po::value<std::string>()->value_name("CAR,PED,CYC"),
       "bevdet: BEV IoU thresholds per class, or one for all (default 0.7,0.5,0.5)")(
       "device", po::value<std::string>()->default_value("auto")->value_name("DEV"),
@@ -39,8 +42,10 @@ int eval_main(int argc, char** argv, const Comm& comm) {
                               "semseg: per-class IoU and mIoU over the classes present, from a confusion matrix\n"
                               "reduced over ranks. bevdet: per class, AP in BEV with 40 recall points at rotated IoU\n"
                               "0.7 (Car), 0.5 (Pedestrian, Cyclist) and nuScenes centre-distance AP at 0.5, 1, 2,\n"
-                              "4 m. Frames are split over the ranks under mpirun. --predictions scores what\n"
-                              "infer --data stored, with the numbers --checkpoint gives on the same frames.",
+                              "4 m; on datasets with cameras (KITTI, synth) also KITTI's protocol: bbox/BEV/3D/AOS AP\n"
+                              "at Easy/Moderate/Hard, R11 and R40, as OpenPCDet prints it. Frames are split over the\n"
+                              "ranks under mpirun. --predictions scores what infer --data stored, with the numbers\n"
+                              "--checkpoint gives on the same frames, or label_2 result files (DIR/label_2/*.txt).",
                               options);
     return kExitOk;
   }
@@ -58,6 +63,22 @@ int eval_main(int argc, char** argv, const Comm& comm) {
     require(parsed.values["device"].defaulted(), "--device: --predictions runs no model");
     const std::string dir = parsed.values["predictions"].as<std::string>();
     const fs::path files = fs::path(dir) / "predictions";
+    if (!fs::exists(files) && fs::is_directory(fs::path(dir) / "label_2")) {
+      // KITTI results (label_2/<frame>.txt) from anywhere: KITTI's protocol only.
+      require(iou.empty(), "--iou: the KITTI protocol's thresholds are its own (label_2 results)");
+      const DatasetReader reader(data);
+      const KittiMetrics m = evaluate_kitti_results(dir, reader, comm);
+      if (!comm.is_root()) return kExitOk;
+      JsonWriter json;
+      json.begin_object().key("predictions").value(dir).key("data").value(data);
+      write_kitti_metrics(json, m);
+      json.end_object();
+      std::printf("eval: label_2 results %s on %s (KITTI protocol, camera field of view)\n%s", dir.c_str(),
+                  data.c_str(), kitti_table(m).c_str());
+      if (parsed.values.count("json"))
+        write_text_file_atomically(parsed.values["json"].as<std::string>(), json.str() + "\n");
+      return kExitOk;
+    }
     const PredictionsReader predictions(files.string());
     require(iou.empty() || !predictions.header().point_labels,
             "--iou: only for " + model_names(ModelOutput::boxes) + " predictions");

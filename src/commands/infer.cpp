@@ -33,12 +33,15 @@ int infer_main(int argc, char** argv, const Comm& comm) {
       "predictions/rank-*.h5 for eval --predictions; manifest.json); a rerun skips the frames already done")(
       "force", "with --data: write into an --out that holds another checkpoint's predictions")(
       "boxes", po::value<std::string>()->default_value("auto")->value_name("FORMAT"),
-      "bevdet with --data: auto (KITTI label_2 files too where the dataset has calibrations) | label_2 | lidar")(
+      "bevdet with --data: auto (KITTI label_2 results too where the dataset has cameras: calibrations with P2) | "
+      "label_2 | lidar")(
       "out", po::value<std::string>()->value_name("FILE"),
       "semseg: SemanticKITTI .label output (uint32 raw ids through the inverse learning_map); bevdet: the boxes "
       "as text (default: standard output); with --data, the output directory")(
       "calib", po::value<std::string>()->value_name("CALIB.txt"),
-      "bevdet: KITTI calib file; boxes are written as label_2 lines in the camera frame")(
+      "bevdet: KITTI calib file with P2; boxes are written as label_2 result lines (camera frame, 2D box, alpha)")(
+      "image-size", po::value<std::string>()->value_name("WxH"),
+      "with --calib: the camera image's size in pixels (default 1242x375, KITTI's)")(
       "bench", po::value<int>()->default_value(0)->value_name("N"), "time N runs and print latency p50/p99")(
       "device", po::value<std::string>()->default_value("auto")->value_name("DEV"),
       "auto | cpu | cuda (auto: the GPU when there is one)")("json", po::value<std::string>()->value_name("FILE"),
@@ -48,7 +51,8 @@ int infer_main(int argc, char** argv, const Comm& comm) {
     if (comm.is_root())
       std::cout << usage_text(
           "infer",
-          "--checkpoint CKPT (--input FRAME.bin [--out FILE] [--calib CALIB] [--bench N] | --data DIR --out DIR "
+          "--checkpoint CKPT (--input FRAME.bin [--out FILE] [--calib CALIB [--image-size WxH]] [--bench N] | --data "
+          "DIR --out DIR "
           "[--boxes FORMAT] [--force]) [--device DEV]",
           "Segments one frame (semseg) or detects its objects (bevdet); with --data, every frame of a dataset.",
           options);
@@ -59,8 +63,9 @@ int infer_main(int argc, char** argv, const Comm& comm) {
   if (values.count("data")) {
     require(!values.count("input"), "--data and --input: give one of them");
     require(values.count("out"), "--data: --out DIR is needed (the output directory)");
-    require(!values.count("calib") && values["bench"].as<int>() == 0 && !values.count("json"),
-            "--calib, --bench and --json are for one frame (--input), not --data");
+    require(!values.count("calib") && !values.count("image-size") && values["bench"].as<int>() == 0 &&
+                !values.count("json"),
+            "--calib, --image-size, --bench and --json are for one frame (--input), not --data");
     DatasetInference job;
     job.checkpoint = values["checkpoint"].as<std::string>();
     job.data = values["data"].as<std::string>();
@@ -83,8 +88,26 @@ int infer_main(int argc, char** argv, const Comm& comm) {
   const bool boxes = model->output() == ModelOutput::boxes;
   require(boxes || !values.count("calib"),
           "--calib: only for a " + model_names(ModelOutput::boxes) + " checkpoint (this one is " + model->name() + ")");
+  require(values.count("calib") || !values.count("image-size"), "--image-size: only with --calib");
   std::optional<KittiCalib> calib;
-  if (values.count("calib")) calib = read_kitti_calib(values["calib"].as<std::string>());
+  KittiCamera camera;
+  if (values.count("calib")) {
+    const std::string path = values["calib"].as<std::string>();
+    std::vector<double> p2;
+    calib = read_kitti_calib(path, &p2);
+    require(!p2.empty(), path + ": no P2 (the camera's projection), which label_2 results need for their 2D boxes");
+    std::copy(p2.begin(), p2.end(), camera.p2.begin());
+    camera.width = kKittiImageWidth, camera.height = kKittiImageHeight;
+    if (values.count("image-size")) {
+      const std::string size = values["image-size"].as<std::string>();
+      long width = 0, height = 0;
+      char end = 0;
+      require(std::sscanf(size.c_str(), "%ldx%ld%c", &width, &height, &end) == 2 && width >= 1 && height >= 1 &&
+                  width <= 65535 && height <= 65535,
+              "--image-size: '" + size + "' is not WIDTHxHEIGHT in pixels, each 1..65535");
+      camera.width = int(width), camera.height = int(height);
+    }
+  }
   Frame frame;
   frame.id = input;
   frame.points = read_point_file(input, 4, 1.f);
@@ -108,7 +131,7 @@ int infer_main(int argc, char** argv, const Comm& comm) {
     std::printf("infer: %lld points -> %s\n", static_cast<long long>(batch.num_points()), out.c_str());
   }
   if (boxes) {
-    const std::string text = boxes_text(detections, calib ? &*calib : nullptr);
+    const std::string text = calib ? label_2_text(detections, *calib, camera) : boxes_text(detections);
     if (values.count("out")) {
       write_text_file_atomically(values["out"].as<std::string>(), text);
       std::printf("infer: %lld points, %zu boxes -> %s\n", static_cast<long long>(batch.num_points()),

@@ -61,21 +61,25 @@ std::string checkpoint_identity(const std::string& path) {
 
 }  // namespace
 
-// The detections as text: label_2 lines (camera frame) with a calibration, else a header and LiDAR-frame
-// boxes with every float to 9 significant digits, which reads back as the same float32.
-std::string boxes_text(const std::vector<Detection>& detections, const KittiCalib* calib) {
-  std::string out;
+// Every float to 9 significant digits, which reads back as the same float32.
+std::string boxes_text(const std::vector<Detection>& detections) {
+  std::string out = "# class x y z dx dy dz heading score  (LiDAR frame: m, rad; z at the box centre)\n";
   char line[320];
-  if (!calib) out += "# class x y z dx dy dz heading score  (LiDAR frame: m, rad; z at the box centre)\n";
   for (const Detection& d : detections) {
-    if (calib) {
-      out += kitti_label_line(lidar_box_to_kitti(d.box, *calib, kBoxClassNames[size_t(d.label)]), d.score) + "\n";
-      continue;
-    }
     std::snprintf(line, sizeof line, "%s %.9g %.9g %.9g %.9g %.9g %.9g %.9g %.9g\n", kBoxClassNames[size_t(d.label)],
                   double(d.box[0]), double(d.box[1]), double(d.box[2]), double(d.box[3]), double(d.box[4]),
                   double(d.box[5]), double(d.box[6]), double(d.score));
     out += line;
+  }
+  return out;
+}
+
+std::string label_2_text(const std::vector<Detection>& detections, const KittiCalib& calib, const KittiCamera& camera) {
+  std::string out;
+  for (const Detection& d : detections) {
+    const std::optional<KittiObject> object =
+        kitti_result(d.box, calib, camera, kBoxClassNames[size_t(d.label)], d.score);
+    if (object) out += kitti_label_line(*object, d.score) + "\n";
   }
   return out;
 }
@@ -109,8 +113,8 @@ std::vector<Detection> parse_boxes_text(const std::string& text, const std::stri
   return detections;
 }
 
-std::string label2_path(const std::string& out, const std::string& id) {
-  return (fs::path(out) / "label_2" / (safe_relative(id) + ".txt")).string();
+std::string label2_path(const std::string& out, const std::string& id, int64_t index) {
+  return (fs::path(out) / "label_2" / (kitti_frame_name(id, index) + ".txt")).string();
 }
 
 std::string predictions_file_path(const std::string& out, int rank, int ranks) {
@@ -208,10 +212,10 @@ FramePrediction write_outputs(const FrameOutputs& outputs, ModelOutput output, P
   }
   const std::vector<Detection>& detections = predicted.detections;
   if (!outputs.label2.empty()) {
-    const KittiCalib calib = calib_from_values(frame.calib);
-    write_whole(outputs.label2, boxes_text(detections, &calib));
+    write_whole(outputs.label2,
+                label_2_text(detections, calib_from_values(frame.calib), camera_from_values(frame.camera)));
   }
-  write_whole(outputs.main, boxes_text(detections, nullptr));
+  write_whole(outputs.main, boxes_text(detections));
   return prediction_of(f, id, detections);
 }
 
@@ -276,7 +280,15 @@ int infer_every_frame(const DatasetInference& job, const Comm& comm) {
             job.data +
                 ": no calibrations in this dataset (convert --format kitti stores them from calib/), which "
                 "--boxes label_2 needs");
-    label2 = model->output() == ModelOutput::boxes && job.boxes != "lidar" && reader->kind().has_calib;
+    require(job.boxes != "label_2" || reader->kind().has_camera,
+            job.data +
+                ": its calibrations have no P2 (the camera's projection), which --boxes label_2 needs for the "
+                "results' 2D boxes; convert it again from calib/ files with P2");
+    label2 = model->output() == ModelOutput::boxes && job.boxes != "lidar" && reader->kind().has_camera;
+    if (comm.is_root() && model->output() == ModelOutput::boxes && job.boxes == "auto" && reader->kind().has_calib &&
+        !reader->kind().has_camera)
+      std::fprintf(stderr, "lidartrain infer: warning: %s: its calibrations have no P2: no label_2 results\n",
+                   job.data.c_str());
     identity = checkpoint_identity(job.checkpoint);
     dataset_id = dataset_identity(*reader);
   });
@@ -325,7 +337,7 @@ int infer_every_frame(const DatasetInference& job, const Comm& comm) {
     std::vector<int64_t> to_make;
     for (size_t i = 0; i < mine.size(); ++i) {
       const std::string& id = reader->frame_id(mine[i]);
-      outputs[i] = {prediction_path(job.out, output, id), label2 ? label2_path(job.out, id) : ""};
+      outputs[i] = {prediction_path(job.out, output, id), label2 ? label2_path(job.out, id, mine[i]) : ""};
       if (!fs::exists(outputs[i].main) || (label2 && !fs::exists(outputs[i].label2))) to_make.push_back(mine[i]);
     }
     struct Loaded {

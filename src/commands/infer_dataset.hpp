@@ -8,7 +8,9 @@
 //   semseg  OUT/sequences/<seq>/predictions/<frame>.label   (SemanticKITTI: uint32 raw ids per point;
 //           <seq>/<frame> from a frame id "sequences/<seq>/<frame>", else the id's directory and name)
 //   bevdet  OUT/boxes/<frame id>.txt      one LiDAR-frame box per line, floats that read back exactly
-//           OUT/label_2/<frame id>.txt    KITTI results (camera frame), where the dataset has calibrations
+//           OUT/label_2/<name>.txt        KITTI results (camera frame, 2D box, alpha; the boxes in the camera's
+//                                         field of view), where the dataset has cameras; <name> is the frame id
+//                                         of a KITTI frame, else the frame index (kitti_frame_name)
 //   OUT/predictions/rank-R-of-N.h5        every rank's frames (io/predictions.hpp), for eval --predictions
 //   OUT/manifest.json   checkpoint and dataset identities, frames done, per-rank throughput, command line
 //   OUT/CHECKPOINT      the checkpoint identity the outputs belong to (refused for another unless --force)
@@ -23,21 +25,24 @@ namespace lt {
 
 struct DatasetInference {
   std::string checkpoint, data, out, device = "auto";
-  std::string boxes = "auto";  // bevdet: auto (label_2 where the dataset has calibrations) | label_2 | lidar
+  std::string boxes = "auto";  // bevdet: auto (label_2 where the dataset has cameras) | label_2 | lidar
   bool force = false;
 };
 
 int infer_dataset(const DatasetInference& job, const Comm& comm);
 
-// Detections as text: KITTI label_2 lines (camera frame) with a calibration, else a header line and one
-// LiDAR-frame box per line ("Car x y z dx dy dz heading score").
-std::string boxes_text(const std::vector<Detection>& detections, const KittiCalib* calib);
+// Detections as text: a header line and one LiDAR-frame box per line ("Car x y z dx dy dz heading score").
+std::string boxes_text(const std::vector<Detection>& detections);
+// Detections as KITTI label_2 result lines (io/raw_formats.hpp: kitti_result): camera frame, the 2D box
+// projected through P2, alpha; the boxes outside the camera's field of view are left out.
+std::string label_2_text(const std::vector<Detection>& detections, const KittiCalib& calib, const KittiCamera& camera);
 
-// The inverse of boxes_text without a calibration: InputError naming `where` and the line.
+// The inverse of boxes_text: InputError naming `where` and the line.
 std::vector<Detection> parse_boxes_text(const std::string& text, const std::string& where);
 
-// OUT/label_2/<frame id>.txt and OUT/predictions/rank-RRRRR-of-NNNNN.h5.
-std::string label2_path(const std::string& out, const std::string& id);
+// OUT/label_2/<name>.txt and OUT/predictions/rank-RRRRR-of-NNNNN.h5.
+// label_2 files are named as in a KITTI directory (io/raw_formats.hpp: kitti_frame_name).
+std::string label2_path(const std::string& out, const std::string& id, int64_t index);
 std::string predictions_file_path(const std::string& out, int rank, int ranks);
 
 // Frame f's output path under `out` for a model that predicts `output` and frame id `id`: a SemanticKITTI

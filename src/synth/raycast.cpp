@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "io/label_map.hpp"
+#include "io/raw_formats.hpp"
 #include "src/common/rng.hpp"
 #include "src/synth/scene.hpp"
 
@@ -85,7 +86,8 @@ struct Hit {
 
 }  // namespace
 
-Frame cast_frame(const Scene& scene, const SensorModel& sensor, uint64_t noise_key, int min_box_hits) {
+Frame cast_frame(const Scene& scene, const SensorModel& sensor, uint64_t noise_key, int min_box_hits,
+                 std::vector<float>* visible_share) {
   const int columns = int(std::lround(360.0 / sensor.azimuth_step_deg));
   const std::vector<double> elevations = sensor.elevations_deg();
   std::vector<float> slopes, cos_elev, sin_elev;
@@ -122,6 +124,10 @@ Frame cast_frame(const Scene& scene, const SensorModel& sensor, uint64_t noise_k
   frame.points.reserve(size_t(columns) * elevations.size() * 4);
   frame.labels.reserve(size_t(columns) * elevations.size());
   std::vector<int> object_hits(scene.objects.size(), 0);
+  // Per object: the rays (within range) that pass through it, and those whose first surface is it —
+  // whether or not a return comes back — for `visible_share`; `last_ray` counts a ray once per object.
+  std::vector<int64_t> rays_through(scene.objects.size(), 0), rays_seeing(scene.objects.size(), 0);
+  std::vector<int64_t> last_ray(scene.objects.size(), -1);
   std::vector<Candidate> candidates;
 
   for (int c = 0; c < columns; ++c) {
@@ -158,9 +164,29 @@ Frame cast_frame(const Scene& scene, const SensorModel& sensor, uint64_t noise_k
         if (t <= cand.t_out && t < hit.t) hit = Hit{t, cand.prism, top, cand.normal_dot};
       }
       const float range = hit.t / cos_elev[beam];
+      const uint64_t ray = uint64_t(c) * elevations.size() + beam;
+      if (visible_share) {
+        for (const Candidate& cand : candidates) {
+          const Prism& p = scene.prisms[cand.prism];
+          if (p.object < 0 || last_ray[size_t(p.object)] == int64_t(ray)) continue;
+          const float z_in = m * cand.t_in;
+          float t = kInfinity;
+          if (z_in >= p.z_bottom && z_in <= p.z_top)
+            t = cand.t_in;
+          else if (z_in > p.z_top && m < 0)
+            t = p.z_top / m;
+          else if (z_in < p.z_bottom && m > 0)
+            t = p.z_bottom / m;
+          if (!(t <= cand.t_out) || !(t / cos_elev[beam] <= max_range)) continue;
+          if (m < 0 && t > ground_z / m) continue;  // the ground is in the way
+          last_ray[size_t(p.object)] = int64_t(ray);
+          rays_through[size_t(p.object)] += 1;
+        }
+        if (hit.prism >= 0 && scene.prisms[hit.prism].object >= 0 && range <= max_range)
+          rays_seeing[size_t(scene.prisms[hit.prism].object)] += 1;
+      }
       if (!(range <= max_range)) continue;
 
-      const uint64_t ray = uint64_t(c) * elevations.size() + beam;
       Rng rng(stream_key(noise_key, ray));
       const float cos_incidence = hit.top ? std::abs(sin_elev[beam]) : hit.normal_dot * cos_elev[beam];
       float reflectivity;
@@ -193,15 +219,58 @@ Frame cast_frame(const Scene& scene, const SensorModel& sensor, uint64_t noise_k
     if (object_hits[i] < min_box_hits) continue;
     frame.boxes.insert(frame.boxes.end(), scene.objects[i].box, scene.objects[i].box + 7);
     frame.box_labels.push_back(scene.objects[i].box_class);
+    if (visible_share)
+      visible_share->push_back(rays_through[i] > 0 ? float(double(rays_seeing[i]) / double(rays_through[i])) : 0.f);
   }
   return frame;
 }
 
-Frame synth_frame(uint64_t seed, int64_t frame_index, double skew, const SensorModel& sensor) {
+std::vector<double> kitti_rig_calib() {
+  return {// R0_rect
+          9.999239e-01, 9.837760e-03, -7.445048e-03, -9.869795e-03, 9.999421e-01, -4.278459e-03, 7.402527e-03,
+          4.351614e-03, 9.999631e-01,
+          // Tr_velo_to_cam
+          7.533745e-03, -9.999714e-01, -6.166020e-04, -4.069766e-03, 1.480249e-02, 7.280733e-04, -9.998902e-01,
+          -7.631618e-02, 9.998621e-01, 7.523790e-03, 1.480755e-02, -2.717806e-01};
+}
+
+std::vector<double> kitti_rig_camera() {
+  return {
+      // P2
+      7.215377e+02, 0, 6.095593e+02, 4.485728e+01, 0, 7.215377e+02, 1.728540e+02, 2.163791e-01, 0, 0, 1, 2.745884e-03,
+      // image width, height
+      kKittiImageWidth, kKittiImageHeight};
+}
+
+int occlusion_level(float visible_share) {
+  return visible_share >= 0.8f ? 0 : visible_share >= 0.4f ? 1 : 2;
+}
+
+Frame synth_frame(uint64_t seed, int64_t frame_index, double skew, const SensorModel& sensor, bool camera) {
   constexpr uint64_t kNoiseStream = 0xD0153;
   constexpr int kMinBoxHits = 5;
   const Scene scene = make_scene(seed, frame_index, skew, float(sensor.mount_height_m));
-  Frame frame = cast_frame(scene, sensor, stream_key(seed, uint64_t(frame_index), kNoiseStream), kMinBoxHits);
+  std::vector<float> visible;
+  Frame frame = cast_frame(scene, sensor, stream_key(seed, uint64_t(frame_index), kNoiseStream), kMinBoxHits,
+                           camera ? &visible : nullptr);
+  if (camera) {
+    frame.calib = kitti_rig_calib();
+    frame.camera = kitti_rig_camera();
+    const KittiCalib calib = calib_from_values(frame.calib);
+    const KittiCamera cam = camera_from_values(frame.camera);
+    for (int64_t b = 0; b < frame.num_boxes(); ++b) {
+      std::array<float, 7> box;
+      std::copy_n(&frame.boxes[size_t(7 * b)], 7, box.begin());
+      KittiObject object = lidar_box_to_kitti(box, calib, kBoxClassNames[frame.box_labels[size_t(b)]]);
+      const std::optional<ImageBox> image = project_to_image(object, cam);
+      if (!image) continue;  // not in the camera's field of view: not annotated (as in KITTI)
+      object.bbox = image->bbox;
+      object.truncated = image->truncated;
+      object.occluded = occlusion_level(visible[size_t(b)]);
+      object.alpha = observation_angle(object);
+      frame.objects.push_back(object);
+    }
+  }
   char id[64];
   std::snprintf(id, sizeof id, "synth/seed%llu/%06lld", static_cast<unsigned long long>(seed),
                 static_cast<long long>(frame_index));

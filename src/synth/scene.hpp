@@ -73,10 +73,25 @@ uint8_t ground_label(const GroundLayout& ground, float x, float y);
 Scene make_scene(uint64_t seed, int64_t frame_index, double skew, float mount_height_m);
 
 // Casts every beam of `sensor` into `scene`; returns labelled points and the boxes of objects hit at
-// least `min_box_hits` times.
-Frame cast_frame(const Scene& scene, const SensorModel& sensor, uint64_t noise_key, int min_box_hits);
+// least `min_box_hits` times. With `visible_share`, per box returned: of the beams (within range) that
+// pass through the object, the share whose first surface is the object (1: nothing stands in front).
+Frame cast_frame(const Scene& scene, const SensorModel& sensor, uint64_t noise_key, int min_box_hits,
+                 std::vector<float>* visible_share = nullptr);
 
-// make_scene + cast_frame with the frame id "synth/seed<S>/<index>".
-Frame synth_frame(uint64_t seed, int64_t frame_index, double skew, const SensorModel& sensor);
+// The KITTI rig's calibration (the calib file of training frames 000001 and 000002, a 2011_09_26 drive:
+// the HDL-64E on the car's roof, the left colour camera) as the dataset's /calib and /camera rows, image
+// 1242×375.
+std::vector<double> kitti_rig_calib();
+std::vector<double> kitti_rig_camera();
+
+// Occlusion level (KITTI's 0 fully visible, 1 partly, 2 largely occluded) from a visible share: ≥ 0.8,
+// ≥ 0.4, less.
+int occlusion_level(float visible_share);
+
+// make_scene + cast_frame with the frame id "synth/seed<S>/<index>". With `camera`, the frame also has
+// the KITTI rig's calibration and camera, and its camera objects: the boxes in the camera's field of view
+// as label_2 objects with their projected 2D box, truncation (io/raw_formats.hpp: project_to_image),
+// alpha, and occlusion level from the ray cast.
+Frame synth_frame(uint64_t seed, int64_t frame_index, double skew, const SensorModel& sensor, bool camera = true);
 
 }  // namespace lt::synth

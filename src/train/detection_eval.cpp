@@ -4,10 +4,12 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <limits>
 #include <numeric>
 
 #include "io/label_map.hpp"
+#include "io/raw_formats.hpp"
 #include "kernels/common/box_iou.hpp"
 #include "src/common/error.hpp"
 #include "src/train/data.hpp"
@@ -187,6 +189,109 @@ DetectionMetrics evaluate_boxes(Model& model, const DatasetReader& reader, const
   });
 }
 
+namespace {
+
+// The frames' camera objects and label_2 results, as bytes for the gather to rank 0.
+void append_objects(std::string& out, const std::vector<KittiObject>& objects) {
+  const int64_t n = int64_t(objects.size());
+  append_bytes(out, &n, sizeof n);
+  for (const KittiObject& o : objects) {
+    const uint8_t type = uint8_t(kitti_type_index(o.type));
+    const double values[16] = {o.truncated, double(o.occluded), o.alpha, o.bbox[0], o.bbox[1], o.bbox[2],
+                               o.bbox[3],   o.height,           o.width, o.length,  o.x,       o.y,
+                               o.z,         o.rotation_y,       o.score, 0.0};
+    append_bytes(out, &type, 1);
+    append_bytes(out, values, sizeof values);
+  }
+}
+
+// Rank r holds frames r, r + size, r + 2·size, …: rank 0 puts them back in dataset order (the protocol's
+// sums then run in one order whatever the rank count, so its numbers are bit-identical).
+std::vector<KittiEvalFrame> gather_kitti_frames(const std::vector<KittiEvalFrame>& mine, const Comm& comm) {
+  std::string bytes;
+  for (const KittiEvalFrame& f : mine) {
+    append_objects(bytes, f.truth);
+    append_objects(bytes, f.detections);
+  }
+  const std::vector<std::string> all = comm.gather_text(bytes, 0);
+  std::vector<std::vector<KittiEvalFrame>> per_rank(all.size());
+  for (size_t r = 0; r < all.size(); ++r) {
+    const std::string& part = all[r];
+    std::vector<KittiEvalFrame>& frames = per_rank[r];
+    size_t at = 0;
+    const auto take = [&](void* out, size_t size) {
+      require(at + size <= part.size(), "evaluation: a rank's KITTI objects are truncated");
+      std::memcpy(out, part.data() + at, size);
+      at += size;
+    };
+    const auto take_objects = [&](std::vector<KittiObject>& objects) {
+      int64_t n = 0;
+      take(&n, sizeof n);
+      require(n >= 0 && uint64_t(n) <= (part.size() - at) / 129, "evaluation: a rank's KITTI objects are damaged");
+      objects.resize(size_t(n));
+      for (KittiObject& o : objects) {
+        uint8_t type = 0;
+        double v[16];
+        take(&type, 1);
+        take(v, sizeof v);
+        require(type < kKittiTypes.size(), "evaluation: a rank's KITTI objects are damaged");
+        o.type = kKittiTypes[type];
+        o.truncated = v[0], o.occluded = int(v[1]), o.alpha = v[2], o.bbox = {v[3], v[4], v[5], v[6]};
+        o.height = v[7], o.width = v[8], o.length = v[9], o.x = v[10], o.y = v[11], o.z = v[12];
+        o.rotation_y = v[13], o.score = v[14];
+      }
+    };
+    while (at < part.size()) {
+      KittiEvalFrame f;
+      take_objects(f.truth);
+      take_objects(f.detections);
+      frames.push_back(std::move(f));
+    }
+  }
+  std::vector<KittiEvalFrame> frames;
+  if (per_rank.empty()) return frames;  // not rank 0
+  for (size_t i = 0;; ++i)
+    for (auto& rank_frames : per_rank) {
+      if (i >= rank_frames.size()) return frames;  // ranks hold ⌈n/size⌉ or ⌊n/size⌋, the first ones more
+      frames.push_back(std::move(rank_frames[i]));
+    }
+}
+
+// The frames of every rank to rank 0, where the protocol runs (its thresholds come from all frames).
+KittiMetrics kitti_metrics_of(const std::vector<KittiEvalFrame>& mine, const Comm& comm) {
+  const std::vector<KittiEvalFrame> all = gather_kitti_frames(mine, comm);
+  return comm.is_root() ? kitti_evaluate(all) : KittiMetrics{};
+}
+
+bool has_kitti_annotation(const DatasetKind& kind) {
+  return kind.has_calib && kind.has_camera && kind.has_objects;
+}
+
+}  // namespace
+
+KittiMetrics evaluate_kitti_results(const std::string& dir, const DatasetReader& reader, const Comm& comm) {
+  require(has_kitti_annotation(reader.kind()),
+          reader.shard_paths().front() +
+              ": the dataset has no camera annotation (KITTI label_2 objects with P2) to score label_2 results "
+              "against");
+  std::vector<KittiEvalFrame> mine;
+  run_agreed(comm, [&] {
+    for (int64_t f = comm.rank(); f < reader.num_frames(); f += comm.size()) {
+      const Frame frame = reader.read(f);
+      const std::string path =
+          (std::filesystem::path(dir) / "label_2" / (kitti_frame_name(frame.id, f) + ".txt")).string();
+      require(std::filesystem::is_regular_file(path),
+              path + ": missing (the results of frame " + frame.id + "; KITTI wants a file per frame, empty if none)");
+      KittiEvalFrame& k = mine.emplace_back();
+      k.truth = frame.objects;
+      k.detections = read_kitti_objects(path);
+    }
+  });
+  KittiMetrics m = kitti_metrics_of(mine, comm);
+  m.frames = comm.is_root() ? reader.num_frames() : 0;
+  return m;
+}
+
 DetectionMetrics evaluate_detections(const DatasetReader& reader, const Comm& comm,
                                      const std::array<double, kDetectionClasses>& iou_thresholds,
                                      const std::array<double, 6>& range,
@@ -194,10 +299,24 @@ DetectionMetrics evaluate_detections(const DatasetReader& reader, const Comm& co
   require(reader.kind().has_boxes, reader.shard_paths().front() + ": dataset has no boxes to evaluate against");
   DetectionMetrics metrics;
   metrics.iou_thresholds = iou_thresholds;
+  const DatasetKind& kind = reader.kind();
+  const bool kitti = has_kitti_annotation(kind);
+  std::vector<KittiEvalFrame> kitti_frames;
   run_agreed(comm, [&] {
     for (int64_t f = comm.rank(); f < reader.num_frames(); f += comm.size()) {
       const Frame frame = reader.read(f);
       const std::vector<Detection> detections = detect(f, frame);
+      if (kitti) {
+        KittiEvalFrame& k = kitti_frames.emplace_back();
+        k.truth = frame.objects;
+        const KittiCalib calib = calib_from_values(frame.calib);
+        const KittiCamera camera = camera_from_values(frame.camera);
+        for (const Detection& d : detections) {
+          std::optional<KittiObject> result =
+              kitti_result(d.box, calib, camera, kBoxClassNames[size_t(d.label)], d.score);
+          if (result) k.detections.push_back(std::move(*result));
+        }
+      }
       std::vector<float> truth;
       std::vector<uint8_t> labels;
       for (int64_t k = 0; k < frame.num_boxes(); ++k) {
@@ -211,6 +330,10 @@ DetectionMetrics evaluate_detections(const DatasetReader& reader, const Comm& co
   });
   gather_detection_matches(metrics, comm);
   if (comm.is_root()) finish_detection_metrics(metrics);
+  if (kitti) {
+    KittiMetrics k = kitti_metrics_of(kitti_frames, comm);
+    if (comm.is_root()) metrics.kitti = k;
+  }
   return metrics;
 }
 
@@ -234,7 +357,9 @@ std::string detection_table(const DetectionMetrics& m) {
   }
   std::snprintf(line, sizeof line, "mAP BEV (R40) %.4f, mAP centre distance %.4f; %lld frames\n", m.mean_ap_bev,
                 m.mean_ap_distance, static_cast<long long>(m.frames));
-  return out + line;
+  out += line;
+  if (m.kitti) out += "\nKITTI protocol (camera field of view, devkit rules):\n" + kitti_table(*m.kitti);
+  return out;
 }
 
 void write_metrics(JsonWriter& json, const DetectionMetrics& m) {
@@ -257,6 +382,7 @@ void write_metrics(JsonWriter& json, const DetectionMetrics& m) {
     json.end_object();
   }
   json.end_object();
+  if (m.kitti) write_kitti_metrics(json, *m.kitti);
 }
 
 }  // namespace lt

@@ -13,6 +13,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "mpi/comm.hpp"
 #include "src/common/json.hpp"
 #include "src/models/bevdet.hpp"  // the box classes (kDetectionClasses)
+#include "src/train/kitti_eval.hpp"
 
 namespace lt {
 
@@ -42,6 +44,8 @@ struct DetectionMetrics {
   std::array<double, kDetectionClasses> ap_distance_mean{};
   double mean_ap_bev = 0, mean_ap_distance = 0;  // over classes with ground truth
   int64_t frames = 0;
+  // KITTI's protocol (kitti_eval.hpp), on datasets with cameras and their annotation (rank 0).
+  std::optional<KittiMetrics> kitti;
 };
 
 // Adds one frame's matches: `truth` boxes (B, 7) with labels 1..3, against its detections (BEV IoU
@@ -59,7 +63,9 @@ void finish_detection_metrics(DetectionMetrics& metrics);
 void gather_detection_matches(DetectionMetrics& metrics, const Comm& comm);
 
 // Runs `model` (one that predicts boxes) on every frame of `reader` (split over ranks) and computes the
-// metrics on rank 0. Ground truth: the frame's boxes whose centre lies in the model's point range.
+// metrics on rank 0. Ground truth: the frame's boxes whose centre lies in the model's point range; where the
+// dataset has cameras and camera objects, also KITTI's protocol on those objects against the detections as
+// label_2 results (in the camera's field of view, io/raw_formats.hpp: kitti_result).
 DetectionMetrics evaluate_boxes(Model& model, const DatasetReader& reader, const Comm& comm,
                                 const std::array<double, kDetectionClasses>& iou_thresholds = kBevIouThresholds);
 // The same with the detections of each frame from `detect(frame index, frame)` and the ground truth in
@@ -68,6 +74,10 @@ DetectionMetrics evaluate_detections(const DatasetReader& reader, const Comm& co
                                      const std::array<double, kDetectionClasses>& iou_thresholds,
                                      const std::array<double, 6>& point_range,
                                      const std::function<std::vector<Detection>(int64_t, const Frame&)>& detect);
+// KITTI's protocol on label_2 results in `dir`/label_2/<name>.txt (a file per frame, named as
+// kitti_frame_name names it: what infer --data, export and KITTI tools write) against the dataset's camera
+// annotation; frames split over ranks, the metrics on rank 0.
+KittiMetrics evaluate_kitti_results(const std::string& dir, const DatasetReader& reader, const Comm& comm);
 std::string detection_table(const DetectionMetrics& metrics);
 void write_metrics(JsonWriter& json, const DetectionMetrics& metrics);
 

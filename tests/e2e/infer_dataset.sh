@@ -161,8 +161,9 @@ expect_error "an output that cannot be a directory" "cannot create the output di
 expect_error "--data and --input" "give one of them" \
   "$LT" infer --checkpoint "$S" --data "$WORK/data" --input x.bin --out "$WORK/x"
 expect_error "--data without --out" "--out DIR is needed" "$LT" infer --checkpoint "$S" --data "$WORK/data"
-expect_error "label_2 from a dataset without calibrations" "data: no calibrations in this dataset.*--boxes label_2" \
-  "$LT" infer --checkpoint "$B" --data "$WORK/data" --out "$WORK/l2" --boxes label_2
+"$LT" synth --frames 2 --seed 5 --out "$WORK/lidar_only" --no-camera >/dev/null
+expect_error "label_2 from a dataset without calibrations" "lidar_only: no calibrations in this dataset.*--boxes label_2" \
+  "$LT" infer --checkpoint "$B" --data "$WORK/lidar_only" --out "$WORK/l2" --boxes label_2
 [ ! -e "$WORK/l2" ] && pass "and nothing written" || fail "label_2 refused but $WORK/l2 exists"
 expect_error "--boxes for semseg" "--boxes: only for a bevdet checkpoint" \
   "$LT" infer --checkpoint "$S" --data "$WORK/data" --out "$WORK/l2" --boxes lidar
