@@ -7,7 +7,12 @@
 // A kernel is launched with LT_LAUNCH(kernel, grid, block, stream)(args…), never with <<<…>>>, and uses
 // only what the emulation provides (see its header): __shared__ arrays of fixed size and __syncthreads
 // for block reductions, atomics, no warp intrinsics, no dynamic shared memory.
+// 16-bit floats (__half, __nv_bfloat16) are used only through their conversion functions
+// (__float2half_rn, __half2float, __float2bfloat16_rn, __bfloat162float): the emulation provides those,
+// rounded as the GPU rounds (kernels/cuda/emu/half_types.hpp).
 #if defined(__CUDACC__)
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #define LT_CUDA_NS cuda
 #define LT_LAUNCH(kernel, grid, block, stream) kernel<<<(grid), (block), 0, (stream)>>>

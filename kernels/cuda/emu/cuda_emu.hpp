@@ -34,6 +34,7 @@
 #include <functional>
 
 #include "kernels/cuda/emu/emulated.hpp"
+#include "kernels/cuda/emu/half_types.hpp"
 
 #define __global__
 #define __device__
