@@ -63,6 +63,18 @@ inline void attributes_to_vlen(hid_t object) {
   }
 }
 
+// Sets the file's root attribute `version` (what an older lidartrain wrote) and returns the one it had.
+inline int64_t set_version(const std::string& path, int64_t version) {
+  const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  const hid_t attr = H5Aopen(file, "version", H5P_DEFAULT);
+  int64_t old = 0;
+  H5Aread(attr, H5T_NATIVE_INT64, &old);
+  H5Awrite(attr, H5T_NATIVE_INT64, &version);
+  H5Aclose(attr);
+  H5Fclose(file);
+  return old;
+}
+
 inline void rewrite_as_version1(const std::string& path) {
   const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
   attributes_to_vlen(file);

@@ -249,14 +249,7 @@ TEST(DatasetRead, Version1ShardsWithVariableLengthStringsStillRead) {
 TEST(DatasetRead, Version2ShardWithAVariableLengthStringIsRefused) {
   const std::string shard = written_shard("read_v2_vlen");
   testing::rewrite_as_version1(shard);
-  {
-    const hid_t file = H5Fopen(shard.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
-    const int64_t two = 2;
-    const hid_t version = H5Aopen(file, "version", H5P_DEFAULT);
-    H5Awrite(version, H5T_NATIVE_INT64, &two);
-    H5Aclose(version);
-    H5Fclose(file);
-  }
+  testing::set_version(shard, 2);
   EXPECT_EQ(input_error_of([&] { DatasetReader reader(shard); }),
             shard + ": attribute schema is a variable-length string, which only version 1 files hold");
 }
@@ -323,14 +316,7 @@ TEST(Dataset, CamerasAndCameraObjectsRoundTripPerFrame) {
     for (size_t f = 0; f < frames.size(); ++f) expect_same(reader.read(int64_t(f)), frames[f]);
   }
   // Marked as version 3 (what lidartrain wrote before), the same file reads without camera and objects.
-  {
-    const hid_t file = H5Fopen((dir + "/shard-00000.h5").c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
-    const int64_t three = 3;
-    const hid_t attr = H5Aopen(file, "version", H5P_DEFAULT);
-    H5Awrite(attr, H5T_NATIVE_INT64, &three);
-    H5Aclose(attr);
-    H5Fclose(file);
-  }
+  testing::set_version(dir + "/shard-00000.h5", 3);
   const DatasetReader v3(dir);
   EXPECT_EQ(v3.kind(), (DatasetKind{true, true, true}));
   EXPECT_TRUE(v3.read(2).camera.empty());
@@ -364,17 +350,7 @@ TEST(DatasetRead, Version2ShardsStillRead) {
   const std::string dir = fresh_dir("read_v2");
   const auto frames = sample_frames();
   write_shard(dir + "/shard-00000.h5", frames, kFull, "unit test");
-  {
-    const hid_t file = H5Fopen((dir + "/shard-00000.h5").c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
-    int64_t version = 0;
-    const hid_t attr = H5Aopen(file, "version", H5P_DEFAULT);
-    H5Aread(attr, H5T_NATIVE_INT64, &version);
-    EXPECT_EQ(version, 4);
-    version = 2;
-    H5Awrite(attr, H5T_NATIVE_INT64, &version);
-    H5Aclose(attr);
-    H5Fclose(file);
-  }
+  EXPECT_EQ(testing::set_version(dir + "/shard-00000.h5", 2), 4);
   const DatasetReader reader(dir);
   EXPECT_EQ(reader.kind(), kFull);
   for (size_t f = 0; f < frames.size(); ++f) expect_same(reader.read(int64_t(f)), frames[f]);

@@ -262,14 +262,7 @@ TEST(Checkpoint, Version1CheckpointsStillReadAndVersion2RefusesVariableLengthStr
   Semseg loaded(tiny_config());
   read_checkpoint_tensors(dir + "/c.h5", loaded.params(), loaded.buffers(), {});
   EXPECT_EQ(loaded.params().values(), model.params().values());
-  {
-    const hid_t file = H5Fopen((dir + "/c.h5").c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
-    const int64_t two = 2;
-    const hid_t version = H5Aopen(file, "version", H5P_DEFAULT);
-    H5Awrite(version, H5T_NATIVE_INT64, &two);
-    H5Aclose(version);
-    H5Fclose(file);
-  }
+  testing::set_version(dir + "/c.h5", 2);
   EXPECT_FALSE(is_checkpoint_file(dir + "/c.h5"));
   EXPECT_EQ(testing::input_error_of([&] { read_checkpoint_meta(dir + "/c.h5"); }),
             dir + "/c.h5: attribute schema is a variable-length string, which only version 1 files hold");

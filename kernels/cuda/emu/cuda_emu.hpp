@@ -34,7 +34,6 @@
 #include <functional>
 
 #include "kernels/cuda/emu/emulated.hpp"
-#include "kernels/cuda/emu/half_types.hpp"
 
 #define __global__
 #define __device__
@@ -229,3 +228,6 @@ cudaError_t cudaLaunchHostFunc(cudaStream_t stream, cudaHostFn_t fn, void* data)
 cudaError_t cudaGetLastError();
 cudaError_t cudaDeviceSynchronize();
 const char* cudaGetErrorString(cudaError_t status);
+
+// The 16-bit float types and their conversions (uses the bit casts above).
+#include "kernels/cuda/emu/half_types.hpp"  // IWYU pragma: export

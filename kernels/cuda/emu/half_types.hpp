@@ -12,7 +12,8 @@
 // Kernels touch these types only through the functions below (no arithmetic operators), so the same source
 // compiles with nvcc against CUDA's headers, where they are intrinsics.
 #include <cstdint>
-#include <cstring>
+
+#include "kernels/cuda/emu/cuda_emu.hpp"  // its bit casts (it includes this file at its end)
 
 struct __half {
   uint16_t bits;
@@ -23,14 +24,10 @@ struct __nv_bfloat16 {
 
 namespace lt::cuda_emu::half_detail {
 inline uint32_t float_bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-  return u;
+  return __float_as_uint(f);
 }
 inline float bits_float(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
+  return __uint_as_float(u);
 }
 // `value >> shift` rounded to nearest, ties to even (shift 1..31).
 inline uint32_t shift_round_even(uint32_t value, unsigned shift) {
