@@ -253,6 +253,17 @@ void check_offsets(const std::vector<int64_t>& offsets, hsize_t total_rows, cons
                                                      " does not match " + std::to_string(total_rows) + " rows");
 }
 
+// A float64 dataset of one row of `columns` values per frame (/calib, /camera).
+h5::Handle open_per_frame_rows(hid_t f, const std::string& name, int64_t frames, size_t columns,
+                               const std::string& path) {
+  h5::Handle dataset = h5::open_dataset(f, name, path);
+  const auto dims = h5::checked_dims(dataset.get(), 2, H5T_FLOAT, 8, true, path + ": /" + name);
+  require(dims[0] == hsize_t(frames) && dims[1] == columns, path + ": /" + name + " is " + std::to_string(dims[0]) +
+                                                                "x" + std::to_string(dims[1]) + ", expected " +
+                                                                std::to_string(frames) + "x" + std::to_string(columns));
+  return dataset;
+}
+
 Shard open_shard(const std::string& path, DatasetKind& kind, std::string& source) {
   Shard shard;
   shard.path = path;
@@ -296,20 +307,8 @@ Shard open_shard(const std::string& path, DatasetKind& kind, std::string& source
   } else {
     shard.box_offsets.assign(size_t(frames) + 1, 0);
   }
-  if (kind.has_calib) {
-    shard.calib = h5::open_dataset(f, "calib", path);
-    const auto dims = h5::checked_dims(shard.calib.get(), 2, H5T_FLOAT, 8, true, path + ": /calib");
-    require(dims[0] == hsize_t(frames) && dims[1] == kCalibValues,
-            path + ": /calib is " + std::to_string(dims[0]) + "x" + std::to_string(dims[1]) + ", expected " +
-                std::to_string(frames) + "x" + std::to_string(kCalibValues));
-  }
-  if (kind.has_camera) {
-    shard.camera = h5::open_dataset(f, "camera", path);
-    const auto dims = h5::checked_dims(shard.camera.get(), 2, H5T_FLOAT, 8, true, path + ": /camera");
-    require(dims[0] == hsize_t(frames) && dims[1] == kCameraValues,
-            path + ": /camera is " + std::to_string(dims[0]) + "x" + std::to_string(dims[1]) + ", expected " +
-                std::to_string(frames) + "x" + std::to_string(kCameraValues));
-  }
+  if (kind.has_calib) shard.calib = open_per_frame_rows(f, "calib", frames, kCalibValues, path);
+  if (kind.has_camera) shard.camera = open_per_frame_rows(f, "camera", frames, kCameraValues, path);
   if (kind.has_objects) {
     shard.objects = h5::open_dataset(f, "objects", path);
     const auto dims = h5::checked_dims(shard.objects.get(), 2, H5T_FLOAT, 8, true, path + ": /objects");

@@ -424,12 +424,18 @@ std::string kitti_frame_name(const std::string& id, int64_t index) {
   return name;
 }
 
-std::string kitti_label_line(const KittiObject& o, double score) {
+std::string kitti_label_line(const KittiObject& o) {
   char line[320];
-  std::snprintf(line, sizeof line, "%s %.2f %d %.2f %.2f %.2f %.2f %.2f %.2f %.2f %.2f %.2f %.2f %.2f %.2f %.4f",
+  std::snprintf(line, sizeof line, "%s %.2f %d %.2f %.2f %.2f %.2f %.2f %.2f %.2f %.2f %.2f %.2f %.2f %.2f",
                 o.type.c_str(), o.truncated, o.occluded, o.alpha, o.bbox[0], o.bbox[1], o.bbox[2], o.bbox[3], o.height,
-                o.width, o.length, o.x, o.y, o.z, o.rotation_y, score);
+                o.width, o.length, o.x, o.y, o.z, o.rotation_y);
   return line;
+}
+
+std::string kitti_label_line(const KittiObject& o, double score) {
+  char field[32];
+  std::snprintf(field, sizeof field, " %.4f", score);
+  return kitti_label_line(o) + field;
 }
 
 Frame load_raw_frame(RawFormat format, const RawFrameFiles& files, const LearningMap& learning_map,

@@ -107,7 +107,9 @@ std::optional<KittiObject> kitti_result(const std::array<float, 7>& box, const K
 // only), else its dataset index as six digits (synthetic and converted-from-elsewhere frames).
 std::string kitti_frame_name(const std::string& id, int64_t index);
 
-// One label_2 line with a score (the results format of KITTI's devkit).
+// One label_2 line: the 15 fields of an annotation, then with `score` the 16th (the results format of
+// KITTI's devkit).
+std::string kitti_label_line(const KittiObject& object);
 std::string kitti_label_line(const KittiObject& object, double score);
 
 }  // namespace lt

@@ -48,11 +48,7 @@ std::string calib_text(const Frame& frame) {
 std::string label_text(const Frame& frame, const DatasetKind& kind) {
   std::string out;
   if (kind.has_objects) {
-    for (const KittiObject& o : frame.objects) {
-      std::string line = kitti_label_line(o, 0);
-      line.resize(line.rfind(' '));  // the annotation has no score
-      out += line + "\n";
-    }
+    for (const KittiObject& o : frame.objects) out += kitti_label_line(o) + "\n";
     return out;
   }
   const KittiCalib calib = calib_from_values(frame.calib);
@@ -62,10 +58,7 @@ std::string label_text(const Frame& frame, const DatasetKind& kind) {
     std::copy_n(&frame.boxes[size_t(7 * b)], 7, box.begin());
     const std::optional<KittiObject> o =
         kitti_result(box, calib, camera, kBoxClassNames[frame.box_labels[size_t(b)]], 1.0);
-    if (!o) continue;
-    std::string line = kitti_label_line(*o, 0);
-    line.resize(line.rfind(' '));
-    out += line + "\n";
+    if (o) out += kitti_label_line(*o) + "\n";
   }
   return out;
 }

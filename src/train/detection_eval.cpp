@@ -191,15 +191,18 @@ DetectionMetrics evaluate_boxes(Model& model, const DatasetReader& reader, const
 
 namespace {
 
-// The frames' camera objects and label_2 results, as bytes for the gather to rank 0.
+// The frames' camera objects and label_2 results, as bytes for the gather to rank 0: per object its type
+// index, then kObjectFields doubles.
+constexpr size_t kObjectFields = 15;
+constexpr size_t kObjectRecordBytes = 1 + sizeof(double) * kObjectFields;
 void append_objects(std::string& out, const std::vector<KittiObject>& objects) {
   const int64_t n = int64_t(objects.size());
   append_bytes(out, &n, sizeof n);
   for (const KittiObject& o : objects) {
     const uint8_t type = uint8_t(kitti_type_index(o.type));
-    const double values[16] = {o.truncated, double(o.occluded), o.alpha, o.bbox[0], o.bbox[1], o.bbox[2],
-                               o.bbox[3],   o.height,           o.width, o.length,  o.x,       o.y,
-                               o.z,         o.rotation_y,       o.score, 0.0};
+    const double values[kObjectFields] = {o.truncated, double(o.occluded), o.alpha, o.bbox[0], o.bbox[1], o.bbox[2],
+                                          o.bbox[3],   o.height,           o.width, o.length,  o.x,       o.y,
+                                          o.z,         o.rotation_y,       o.score};
     append_bytes(out, &type, 1);
     append_bytes(out, values, sizeof values);
   }
@@ -227,11 +230,12 @@ std::vector<KittiEvalFrame> gather_kitti_frames(const std::vector<KittiEvalFrame
     const auto take_objects = [&](std::vector<KittiObject>& objects) {
       int64_t n = 0;
       take(&n, sizeof n);
-      require(n >= 0 && uint64_t(n) <= (part.size() - at) / 129, "evaluation: a rank's KITTI objects are damaged");
+      require(n >= 0 && uint64_t(n) <= (part.size() - at) / kObjectRecordBytes,
+              "evaluation: a rank's KITTI objects are damaged");
       objects.resize(size_t(n));
       for (KittiObject& o : objects) {
         uint8_t type = 0;
-        double v[16];
+        double v[kObjectFields];
         take(&type, 1);
         take(v, sizeof v);
         require(type < kKittiTypes.size(), "evaluation: a rank's KITTI objects are damaged");
