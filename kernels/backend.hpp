@@ -96,6 +96,18 @@ struct Backend {
   const void* (*stage_upload)(void* slot);
   void (*stage_await)(void* slot);
   void (*stage_release)(void* slot);
+  // Graphs (CUDA graphs; memory.cu): the ops' work captured once and queued again as one launch. Between
+  // graph_begin and graph_end the ops record their work on the device and run nothing; graph_end returns
+  // the recorded graph. graph_launch queues the graph's work again with the pointers and values it was
+  // captured with — the caller keeps every buffer the graph uses where it was (Model's graphed sections
+  // check the addresses of theirs) — and returns false, queueing nothing, when memory of the backend's own
+  // that the graph uses has moved since capture (the ops' scratch grew): the caller captures again. What
+  // cannot be captured (allocating device memory, a host wait, a copy from pageable memory) fails with a
+  // CUDA error during capture. graph_release frees the graph. CPU: unsupported.
+  void (*graph_begin)();
+  void* (*graph_end)();
+  bool (*graph_launch)(void* graph);
+  void (*graph_release)(void* graph);
 
   // ---- GEMM (the CPU: Eigen; CUDA: cuBLAS; gemm.cu) ----
   // Row-major C (m×n) = α op(A) op(B) + β C; op(A) = Aᵀ with trans_a (A stored k×m), likewise B.
@@ -233,6 +245,7 @@ struct Backend {
 #define LT_BACKEND_OPS(X)                                                                                              \
   X(alloc) X(release) X(upload) X(download) X(copy) X(fill_zero) X(synchronize) X(transfers)                          \
   X(stage_acquire) X(stage_upload) X(stage_await) X(stage_release)                                                     \
+  X(graph_begin) X(graph_end) X(graph_launch) X(graph_release)                                                         \
   X(gemm)                                                                                                              \
   X(linear_forward) X(linear_backward) X(linear_relu_forward)                                                          \
   X(conv2d_forward) X(conv2d_backward) X(conv_transpose_forward) X(conv_transpose_backward) X(conv2d_relu_forward)     \

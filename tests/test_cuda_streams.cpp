@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -234,3 +235,97 @@ TEST(StagedInputs, FilledOnTheLoaderThreadCopiedAheadAndReadAfterTheWait) {
 }
 
 }  // namespace
+
+// ---- stream capture and graphs --------------------------------------------------------------------------
+
+__global__ void scale_add_kernel(const float* x, float factor, float* y, int n) {
+  const int i = int(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i < n) y[i] = y[i] * factor + x[i];
+}
+
+// y = (y · 2 + x) + 1 captured on the compute stream: a kernel, a device copy and a kernel again.
+cudaGraphExec_t capture_step(cudaStream_t stream, const DeviceBuffer& x, DeviceBuffer& y, DeviceBuffer& tmp) {
+  EXPECT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  LT_LAUNCH(scale_add_kernel, 2, 256, stream)(x.data, 2.f, y.data, kN);
+  EXPECT_EQ(cudaMemcpyAsync(tmp.data, y.data, y.bytes, cudaMemcpyDeviceToDevice, stream), cudaSuccess);
+  LT_LAUNCH(add_one_kernel, 2, 256, stream)(tmp.data, y.data, kN);
+  cudaGraph_t graph = nullptr;
+  EXPECT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
+  cudaGraphExec_t exec = nullptr;
+  EXPECT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+  EXPECT_EQ(cudaGraphDestroy(graph), cudaSuccess);
+  return exec;
+}
+
+TEST_F(Streams, ACaptureRunsNothingAndEachLaunchRunsItAgainOnTheBuffersContents) {
+  DeviceBuffer x(kN), y(kN), tmp(kN);
+  std::vector<float> ones(kN, 1.f);
+  cudaMemcpy(x.data, ones.data(), x.bytes, cudaMemcpyHostToDevice);
+  const int64_t launches = lt::emu::launch_count();
+  cudaGraphExec_t exec = capture_step(compute_, x, y, tmp);
+  cudaStreamSynchronize(compute_);
+  EXPECT_EQ(lt::emu::launch_count(), launches);  // recorded, not run
+  EXPECT_EQ(y.to_host()[0], 0.f);
+  for (int replay = 0; replay < 3; ++replay) ASSERT_EQ(cudaGraphLaunch(exec, compute_), cudaSuccess);
+  cudaStreamSynchronize(compute_);
+  // y: 0 → 2 → 6 → 14, as three eager steps give.
+  EXPECT_EQ(y.to_host(), std::vector<float>(kN, 14.f));
+  EXPECT_EQ(lt::emu::launch_count(), launches + 6);
+  // A launch reads what the buffers hold then: x changed, the same graph adds the new x.
+  std::vector<float> threes(kN, 3.f);
+  cudaMemcpy(x.data, threes.data(), x.bytes, cudaMemcpyHostToDevice);
+  ASSERT_EQ(cudaGraphLaunch(exec, compute_), cudaSuccess);
+  cudaStreamSynchronize(compute_);
+  EXPECT_EQ(y.to_host(), std::vector<float>(kN, 32.f));
+  cudaGraphExecDestroy(exec);
+}
+
+TEST_F(Streams, ALaunchOfAGraphWhoseBufferWasFreedOrAllocatedAgainRunsNothingAndSaysWhich) {
+  DeviceBuffer x(kN), y(kN);
+  auto tmp = std::make_unique<DeviceBuffer>(kN);
+  cudaGraphExec_t exec = capture_step(compute_, x, y, *tmp);
+  tmp.reset();  // freed after capture
+  EXPECT_EQ(cudaGraphLaunch(exec, compute_), cudaErrorIllegalAddress);
+  EXPECT_NE(std::string(cudaGetErrorString(cudaErrorIllegalAddress)).find("freed after capture"), std::string::npos);
+  // Allocated again, wherever the allocator puts it (often the same address): still not the captured one.
+  tmp = std::make_unique<DeviceBuffer>(kN);
+  EXPECT_EQ(cudaGraphLaunch(exec, compute_), cudaErrorIllegalAddress);
+  EXPECT_NE(std::string(cudaGetErrorString(cudaErrorIllegalAddress)).find("node 1 of the graph (a copy)"),
+            std::string::npos);
+  cudaStreamSynchronize(compute_);
+  EXPECT_EQ(y.to_host()[0], 0.f);  // nothing ran
+  cudaGraphExecDestroy(exec);
+}
+
+TEST_F(Streams, WhatAGraphCannotHoldInvalidatesTheCapture) {
+  DeviceBuffer x(kN);
+  std::vector<float> host(kN);
+  // A device allocation, a host wait and a copy from pageable memory, each on the capturing thread.
+  for (int unsafe = 0; unsafe < 3; ++unsafe) {
+    ASSERT_EQ(cudaStreamBeginCapture(compute_, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    void* more = nullptr;
+    cudaError_t status = cudaSuccess;
+    if (unsafe == 0) status = cudaMalloc(&more, 64);
+    if (unsafe == 1) status = cudaStreamSynchronize(compute_);
+    if (unsafe == 2) status = cudaMemcpyAsync(x.data, host.data(), x.bytes, cudaMemcpyHostToDevice, compute_);
+    EXPECT_EQ(status, cudaErrorStreamCaptureUnsupported) << unsafe;
+    cudaGraph_t graph = nullptr;
+    EXPECT_EQ(cudaStreamEndCapture(compute_, &graph), cudaErrorStreamCaptureInvalidated) << unsafe;
+    EXPECT_EQ(graph, nullptr);
+  }
+  // A wait for work outside the capture.
+  cudaEventRecord(ready_, copy_);
+  ASSERT_EQ(cudaStreamBeginCapture(compute_, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  EXPECT_EQ(cudaStreamWaitEvent(compute_, ready_, 0), cudaErrorStreamCaptureIsolation);
+  cudaGraph_t graph = nullptr;
+  EXPECT_EQ(cudaStreamEndCapture(compute_, &graph), cudaErrorStreamCaptureInvalidated);
+  // Another thread may allocate meanwhile (thread-local mode: the loader's pinned slots).
+  ASSERT_EQ(cudaStreamBeginCapture(compute_, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  std::thread([] {
+    void* other = nullptr;
+    EXPECT_EQ(cudaMalloc(&other, 64), cudaSuccess);
+    cudaFree(other);
+  }).join();
+  EXPECT_EQ(cudaStreamEndCapture(compute_, &graph), cudaSuccess);
+  cudaGraphDestroy(graph);
+}

@@ -204,10 +204,12 @@ void rotated_nms(const float* boxes, const int32_t* labels, int64_t n, double io
 }  // namespace
 
 const Backend& cpu_backend() {
+  // Graphs capture a device's launches: the CPU has none to capture.
+  static const char* const unsupported[] = {"graph_begin", "graph_end", "graph_launch", "graph_release", nullptr};
   static const Backend backend = {
       .name = "cpu",
       .host_memory = true,
-      .unsupported = nullptr,
+      .unsupported = unsupported,
       // memory
       .alloc = host_alloc,
       .release = host_release,
@@ -221,6 +223,10 @@ const Backend& cpu_backend() {
       .stage_upload = host_stage_upload,
       .stage_await = host_stage_await,
       .stage_release = host_stage_release,
+      .graph_begin = nullptr,
+      .graph_end = nullptr,
+      .graph_launch = nullptr,
+      .graph_release = nullptr,
       // GEMM
       .gemm = gemm,
       // linear

@@ -27,6 +27,10 @@ const Backend& backend() {
       .stage_upload = stage_upload,
       .stage_await = stage_await,
       .stage_release = stage_release,
+      .graph_begin = graph_begin,
+      .graph_end = graph_end,
+      .graph_launch = graph_launch,
+      .graph_release = graph_release,
       // GEMM
       .gemm = gemm,
       // linear

@@ -250,6 +250,45 @@ void stage_release(void* handle) {
   slot.in_use = false;
 }
 
+namespace {
+// Times a scratch slot moved to new memory: a graph captured before reads the old (graph_launch).
+std::atomic<uint64_t> scratch_moves{0};
+
+struct Graph {
+  cudaGraphExec_t exec = nullptr;
+  uint64_t scratch_moves_at_capture = 0;
+};
+}  // namespace
+
+void graph_begin() {
+  // Thread-local: the loader thread's pinned allocations stay legal while the main thread captures.
+  check(cudaStreamBeginCapture(stream(), cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+}
+
+void* graph_end() {
+  cudaGraph_t graph = nullptr;
+  check(cudaStreamEndCapture(stream(), &graph), "cudaStreamEndCapture");
+  auto* captured = new Graph;
+  check(cudaGraphInstantiate(&captured->exec, graph, 0), "cudaGraphInstantiate");
+  check(cudaGraphDestroy(graph), "cudaGraphDestroy");
+  captured->scratch_moves_at_capture = scratch_moves.load();
+  return captured;
+}
+
+bool graph_launch(void* handle) {
+  const Graph& graph = *static_cast<const Graph*>(handle);
+  if (graph.scratch_moves_at_capture != scratch_moves.load()) return false;
+  check(cudaGraphLaunch(graph.exec, stream()), "cudaGraphLaunch");
+  return true;
+}
+
+void graph_release(void* handle) {
+  auto* graph = static_cast<Graph*>(handle);
+  if (!graph) return;
+  check(cudaGraphExecDestroy(graph->exec), "cudaGraphExecDestroy");
+  delete graph;
+}
+
 void* scratch(int slot, size_t bytes) {
   static void* buffers[kScratchSlots] = {};
   static size_t capacities[kScratchSlots] = {};
@@ -257,6 +296,7 @@ void* scratch(int slot, size_t bytes) {
   size_t& capacity = capacities[slot];
   if (bytes > capacity) {
     release(buffer);  // cudaFree waits for the work that used it
+    ++scratch_moves;
     capacity = bytes * 2;
     buffer = alloc(capacity);
     if (!buffer) {

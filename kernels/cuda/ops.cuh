@@ -24,6 +24,10 @@ void* stage_acquire(size_t bytes, char** host_block);
 const void* stage_upload(void* slot);
 void stage_await(void* slot);
 void stage_release(void* slot);
+void graph_begin();
+void* graph_end();
+bool graph_launch(void* graph);
+void graph_release(void* graph);
 // Scratch memory for one op's temporaries: `slot` 0…2 for the op itself, 3 is sum_doubles'. A slot's
 // memory is valid until the next request for that slot (ops run in stream order, so the next op's use
 // cannot overtake this one's). Grows, never shrinks.

@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <vector>
 
 #include "kernels/cuda/emu/emulated.hpp"
 
@@ -56,8 +57,21 @@ using cudaStream_t = struct CUstream_emu*;
 namespace lt::emu {
 
 // Queues `work` on `stream` (the null stream: runs it now, after the blocking streams' queued work;
-// kernels/cuda/emu/runtime.cpp).
-void submit(cudaStream_t stream, std::function<void()> work);
+// kernels/cuda/emu/runtime.cpp). On a stream being captured (cudaStreamBeginCapture) the work becomes a
+// node of the graph instead, with `uses`: the pointers it reads or writes, which a replay checks are
+// still the allocations they were at capture (`what` names the node in that check's message).
+void submit(cudaStream_t stream, std::function<void()> work, std::vector<const void*> uses = {},
+            const char* what = "a copy");
+// Whether `stream` is being captured (what makes a launch list its pointer arguments).
+bool capturing(cudaStream_t stream);
+
+// A launch's pointer arguments, for a capture's record of what the kernel touches.
+template <class T>
+void add_use(std::vector<const void*>& uses, T* pointer) {
+  uses.push_back(pointer);
+}
+template <class T>
+void add_use(std::vector<const void*>&, const T&) {}
 
 // The indices of the thread that runs now.
 struct ThreadState {
@@ -81,9 +95,14 @@ struct Launch {
   cudaStream_t stream;
   template <class... Args>
   void operator()(Args... args) const {
-    submit(stream, [grid = grid, block = block, kernel = kernel, args...] {
-      run_grid(grid, block, reinterpret_cast<const void*>(kernel), [&] { kernel(args...); });
-    });
+    std::vector<const void*> uses;
+    if (capturing(stream)) (add_use(uses, args), ...);
+    submit(
+        stream,
+        [grid = grid, block = block, kernel = kernel, args...] {
+          run_grid(grid, block, reinterpret_cast<const void*>(kernel), [&] { kernel(args...); });
+        },
+        std::move(uses), "a kernel");
   }
 };
 template <class Kernel>
@@ -172,7 +191,12 @@ enum cudaError_t {
   cudaErrorMemoryAllocation = 2,
   cudaErrorInvalidValue = 1,
   cudaErrorInvalidDevice = 101,
-  cudaErrorNotReady = 600
+  cudaErrorNotReady = 600,
+  cudaErrorIllegalState = 401,
+  cudaErrorIllegalAddress = 700,
+  cudaErrorStreamCaptureUnsupported = 900,
+  cudaErrorStreamCaptureInvalidated = 901,
+  cudaErrorStreamCaptureIsolation = 905
 };
 enum cudaMemcpyKind {
   cudaMemcpyHostToHost = 0,
@@ -225,6 +249,31 @@ cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end);
 // that runs the stream's work).
 using cudaHostFn_t = void (*)(void*);
 cudaError_t cudaLaunchHostFunc(cudaStream_t stream, cudaHostFn_t fn, void* data);
+// Stream capture and graphs (CUDA graphs). Between cudaStreamBeginCapture and cudaStreamEndCapture the
+// work queued on the stream is recorded, not run; cudaGraphLaunch queues the recorded work again, with the
+// arguments it had at capture. As on a GPU, a capture is invalidated by what cannot be part of a graph:
+// cudaMalloc, cudaFree or a synchronisation on the capturing thread (thread-local mode), a copy to or from
+// pageable host memory, a wait for an event recorded outside the capture, or a wait on an event recorded in
+// it by a stream outside it (the call returns the error, and cudaStreamEndCapture returns
+// cudaErrorStreamCaptureInvalidated). Where a GPU would silently read freed memory, the emulation checks:
+// every pointer a node used at capture must, at each launch, still lie in the very allocation it lay in
+// then (not freed, not freed and allocated again at the same address); else cudaGraphLaunch runs nothing
+// and returns cudaErrorIllegalAddress, and cudaGetErrorString names the node and the pointer.
+enum cudaStreamCaptureMode {
+  cudaStreamCaptureModeGlobal = 0,
+  cudaStreamCaptureModeThreadLocal = 1,
+  cudaStreamCaptureModeRelaxed = 2
+};
+enum cudaStreamCaptureStatus { cudaStreamCaptureStatusNone = 0, cudaStreamCaptureStatusActive = 1 };
+using cudaGraph_t = struct CUgraph_emu*;
+using cudaGraphExec_t = struct CUgraphExec_emu*;
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph);
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus* status);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long flags = 0);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
+cudaError_t cudaGraphDestroy(cudaGraph_t graph);
 cudaError_t cudaGetLastError();
 cudaError_t cudaDeviceSynchronize();
 const char* cudaGetErrorString(cudaError_t status);

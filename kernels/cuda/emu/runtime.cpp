@@ -22,15 +22,37 @@
 // The runtime is thread-safe (one lock; the loader thread may queue copies while the main thread runs).
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
 #include "kernels/cuda/emu/cuda_emu.hpp"
+
+// A graph's node: its work, and what it used at capture — each pointer with the allocation it lay in
+// (start and serial; a pointer in no device allocation is not checked).
+struct GraphNode {
+  struct Use {
+    const void* pointer;
+    const char* start;
+    uint64_t serial;
+  };
+  std::function<void()> run;
+  std::vector<Use> uses;
+  const char* what;
+};
+struct CUgraph_emu {
+  std::vector<GraphNode> nodes;
+};
+struct CUgraphExec_emu {
+  std::vector<GraphNode> nodes;
+};
 
 struct CUstream_emu {
   struct Work {
@@ -40,11 +62,17 @@ struct CUstream_emu {
   };
   bool blocking = true;  // ordered with the legacy null stream
   std::deque<Work> queue;
+  // While captured: the graph being recorded, whether the capture is already invalid, and the capturing
+  // thread (thread-local mode: its unsafe calls invalidate the capture).
+  CUgraph_emu* capture = nullptr;
+  bool capture_invalid = false;
+  std::thread::id capture_thread;
   int64_t queued = 0, done = 0;  // pieces of work queued and run since creation
 };
 
 struct CUevent_emu {
   CUstream_emu* stream = nullptr;  // where it was last recorded (null: the null stream, or never)
+  CUgraph_emu* captured_in = nullptr;  // recorded during that capture (a node of it, not run)
   int64_t target = 0;              // complete once stream->done reaches it
   double completed_at_s = 0;       // host clock when the record ran
 };
@@ -62,8 +90,14 @@ struct Runtime {
   StreamSchedule schedule = StreamSchedule::lazy;
   // Device memory: what is allocated, and the cap LIDARTRAIN_CUDA_EMULATION_MEMORY sets (bytes; none by
   // default), so that tests can run a device out of memory.
-  std::unordered_map<void*, size_t> device_sizes;
+  struct Allocation {
+    size_t bytes;
+    uint64_t serial;  // one per cudaMalloc: the same address allocated again is another allocation
+  };
+  std::map<const char*, Allocation> device_allocations;  // by start
+  uint64_t allocations_made = 0;
   size_t in_use = 0, limit = 0;
+  std::string graph_problem;  // what the last cudaGraphLaunch that failed found
   std::map<const char*, size_t> pinned;  // pinned host allocations: start -> bytes
   Runtime() {
     if (const char* text = std::getenv("LIDARTRAIN_CUDA_EMULATION_MEMORY"))
@@ -105,7 +139,36 @@ bool is_pinned(const void* pointer) {
   return p < it->first + it->second;
 }
 
+// The device allocation `pointer` lies in (end of the map: none).
+std::map<const char*, Runtime::Allocation>::const_iterator allocation_of(const void* pointer) {
+  const auto& all = runtime().device_allocations;
+  const char* p = static_cast<const char*>(pointer);
+  auto it = all.upper_bound(p);
+  if (it == all.begin()) return all.end();
+  --it;
+  return p < it->first + it->second.bytes ? it : all.end();
+}
+
+// The capture of a stream the calling thread is capturing, if any: what cudaMalloc, cudaFree and the
+// synchronisations invalidate (thread-local mode, the one the backend uses; the modes are not told apart).
+CUstream_emu* capture_on_this_thread() {
+  for (CUstream_emu* stream : runtime().streams)
+    if (stream->capture && stream->capture_thread == std::this_thread::get_id()) return stream;
+  return nullptr;
+}
+bool invalidates_capture() {
+  CUstream_emu* stream = capture_on_this_thread();
+  if (stream) stream->capture_invalid = true;
+  return stream != nullptr;
+}
+
 }  // namespace
+
+bool capturing(cudaStream_t stream) {
+  if (!stream) return false;
+  std::lock_guard<std::recursive_mutex> guard(runtime().lock);
+  return stream->capture != nullptr;
+}
 
 void set_stream_schedule(StreamSchedule schedule) {
   std::lock_guard<std::recursive_mutex> guard(runtime().lock);
@@ -119,9 +182,18 @@ int64_t queued_work() {
   return pending;
 }
 
-void submit(cudaStream_t stream, std::function<void()> work) {
+void submit(cudaStream_t stream, std::function<void()> work, std::vector<const void*> uses, const char* what) {
   Runtime& r = runtime();
   std::lock_guard<std::recursive_mutex> guard(r.lock);
+  if (stream && stream->capture) {
+    GraphNode node{std::move(work), {}, what};
+    for (const void* pointer : uses) {
+      const auto it = allocation_of(pointer);
+      if (it != r.device_allocations.end()) node.uses.push_back({pointer, it->first, it->second.serial});
+    }
+    stream->capture->nodes.push_back(std::move(node));
+    return;
+  }
   if (!stream) {
     run_all(true);
     work();
@@ -141,10 +213,11 @@ cudaError_t cudaMalloc(void** pointer, size_t bytes) {
   std::lock_guard<std::recursive_mutex> guard(r.lock);
   const size_t size = (bytes + 255) / 256 * 256 + 256;  // 256-byte alignment, as cudaMalloc guarantees
   *pointer = nullptr;
+  if (lt::emu::invalidates_capture()) return cudaErrorStreamCaptureUnsupported;
   if (r.limit > 0 && r.in_use + size > r.limit) return cudaErrorMemoryAllocation;
   *pointer = std::aligned_alloc(256, size);
   if (!*pointer) return cudaErrorMemoryAllocation;
-  r.device_sizes[*pointer] = size;
+  r.device_allocations[static_cast<const char*>(*pointer)] = {size, ++r.allocations_made};
   r.in_use += size;
   return cudaSuccess;
 }
@@ -153,11 +226,12 @@ cudaError_t cudaFree(void* pointer) {
   if (!pointer) return cudaSuccess;
   auto& r = runtime();
   std::lock_guard<std::recursive_mutex> guard(r.lock);
+  if (lt::emu::invalidates_capture()) return cudaErrorStreamCaptureUnsupported;
   lt::emu::run_all(false);  // cudaFree waits for the device
-  const auto it = r.device_sizes.find(pointer);
-  if (it != r.device_sizes.end()) {
-    r.in_use -= it->second;
-    r.device_sizes.erase(it);
+  const auto it = r.device_allocations.find(static_cast<const char*>(pointer));
+  if (it != r.device_allocations.end()) {
+    r.in_use -= it->second.bytes;
+    r.device_allocations.erase(it);
   }
   std::free(pointer);
   return cudaSuccess;
@@ -203,6 +277,10 @@ cudaError_t cudaFreeHost(void* pointer) {
 }
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind) {
+  {
+    std::lock_guard<std::recursive_mutex> guard(runtime().lock);
+    if (lt::emu::invalidates_capture()) return cudaErrorStreamCaptureUnsupported;  // synchronous
+  }
   lt::emu::submit(nullptr, [=] {
     if (bytes) std::memmove(dst, src, bytes);
   });
@@ -213,6 +291,17 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
   if (!stream || bytes == 0) return cudaMemcpy(dst, src, bytes, kind);
   auto& r = runtime();
   std::lock_guard<std::recursive_mutex> guard(r.lock);
+  if (stream->capture) {  // a graph copies between device and pinned memory only
+    const bool pageable = (kind == cudaMemcpyHostToDevice && !lt::emu::is_pinned(src)) ||
+                          (kind == cudaMemcpyDeviceToHost && !lt::emu::is_pinned(dst));
+    if (pageable) {
+      stream->capture_invalid = true;
+      return cudaErrorStreamCaptureUnsupported;
+    }
+    lt::emu::submit(
+        stream, [=] { std::memmove(dst, src, bytes); }, {dst, src}, "a copy");
+    return cudaSuccess;
+  }
   if (kind == cudaMemcpyHostToDevice && !lt::emu::is_pinned(src)) {
     // Pageable source: staged now, so the caller may reuse it when the call returns.
     auto staged =
@@ -229,6 +318,10 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
 }
 
 cudaError_t cudaMemset(void* pointer, int value, size_t bytes) {
+  {
+    std::lock_guard<std::recursive_mutex> guard(runtime().lock);
+    if (lt::emu::invalidates_capture()) return cudaErrorStreamCaptureUnsupported;  // synchronous
+  }
   lt::emu::submit(nullptr, [=] {
     if (bytes) std::memset(pointer, value, bytes);
   });
@@ -236,9 +329,12 @@ cudaError_t cudaMemset(void* pointer, int value, size_t bytes) {
 }
 
 cudaError_t cudaMemsetAsync(void* pointer, int value, size_t bytes, cudaStream_t stream) {
-  lt::emu::submit(stream, [=] {
-    if (bytes) std::memset(pointer, value, bytes);
-  });
+  lt::emu::submit(
+      stream,
+      [=] {
+        if (bytes) std::memset(pointer, value, bytes);
+      },
+      {pointer}, "a memset");
   return cudaSuccess;
 }
 
@@ -259,6 +355,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
   if (!stream) return cudaErrorInvalidValue;
   auto& r = runtime();
   std::lock_guard<std::recursive_mutex> guard(r.lock);
+  if (stream->capture) return cudaErrorStreamCaptureUnsupported;
   lt::emu::run_until(stream, stream->queued);  // its queued work still completes
   r.streams.erase(std::find(r.streams.begin(), r.streams.end(), stream));
   delete stream;
@@ -268,6 +365,10 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
   auto& r = runtime();
   std::lock_guard<std::recursive_mutex> guard(r.lock);
+  if (stream && stream->capture) {
+    stream->capture_invalid = true;
+    return cudaErrorStreamCaptureUnsupported;
+  }
   if (!stream)
     lt::emu::run_all(true);
   else
@@ -278,6 +379,10 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
 cudaError_t cudaStreamQuery(cudaStream_t stream) {
   auto& r = runtime();
   std::lock_guard<std::recursive_mutex> guard(r.lock);
+  if (stream && stream->capture) {
+    stream->capture_invalid = true;
+    return cudaErrorStreamCaptureUnsupported;
+  }
   if (!stream || stream->done == stream->queued) return cudaSuccess;
   lt::emu::run_next(stream);  // not yet; one piece of work runs, so a polling loop ends
   return cudaErrorNotReady;
@@ -287,6 +392,16 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned
   if (!event) return cudaErrorInvalidValue;
   auto& r = runtime();
   std::lock_guard<std::recursive_mutex> guard(r.lock);
+  if (stream && stream->capture) {
+    if (event->captured_in == stream->capture) return cudaSuccess;  // recorded earlier in this stream's capture
+    stream->capture_invalid = true;  // a dependency on work outside the graph
+    return cudaErrorStreamCaptureIsolation;
+  }
+  if (event->captured_in) {  // another stream joining the capture: not provided
+    for (CUstream_emu* s : r.streams)
+      if (s->capture == event->captured_in) s->capture_invalid = true;
+    return cudaErrorStreamCaptureUnsupported;
+  }
   if (!event->stream) return cudaSuccess;  // never recorded, or on the null stream: complete
   if (!stream) {
     lt::emu::run_all(true);
@@ -320,6 +435,11 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   if (!event) return cudaErrorInvalidValue;
   auto& r = runtime();
   std::lock_guard<std::recursive_mutex> guard(r.lock);
+  if (stream && stream->capture) {  // a node of the graph: only waits inside the capture may use it
+    event->captured_in = stream->capture;
+    return cudaSuccess;
+  }
+  event->captured_in = nullptr;
   if (!stream) {
     lt::emu::run_all(true);
     event->stream = nullptr;
@@ -335,6 +455,7 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
 cudaError_t cudaEventQuery(cudaEvent_t event) {
   auto& r = runtime();
   std::lock_guard<std::recursive_mutex> guard(r.lock);
+  if (event->captured_in) return cudaErrorStreamCaptureUnsupported;
   if (!event->stream || event->stream->done >= event->target) return cudaSuccess;
   lt::emu::run_next(event->stream);  // not yet; one piece of work runs, so a polling loop ends
   return cudaErrorNotReady;
@@ -343,6 +464,7 @@ cudaError_t cudaEventQuery(cudaEvent_t event) {
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
   auto& r = runtime();
   std::lock_guard<std::recursive_mutex> guard(r.lock);
+  if (event->captured_in) return cudaErrorStreamCaptureUnsupported;
   lt::emu::run_until(event->stream, event->target);
   return cudaSuccess;
 }
@@ -367,6 +489,7 @@ cudaError_t cudaGetLastError() {
 cudaError_t cudaDeviceSynchronize() {
   auto& r = runtime();
   std::lock_guard<std::recursive_mutex> guard(r.lock);
+  if (lt::emu::invalidates_capture()) return cudaErrorStreamCaptureUnsupported;
   lt::emu::run_all(false);
   return cudaSuccess;
 }
@@ -381,7 +504,92 @@ const char* cudaGetErrorString(cudaError_t status) {
       return "device not ready";
     case cudaErrorInvalidDevice:
       return "invalid device ordinal";
+    case cudaErrorIllegalAddress:
+      return runtime().graph_problem.c_str();
+    case cudaErrorStreamCaptureUnsupported:
+      return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated:
+      return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureIsolation:
+      return "dependency created on uncaptured work in another stream";
     default:
       return "invalid argument";
   }
+}
+
+// ---- stream capture and graphs ---------------------------------------------------------------------------
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode) {
+  if (!stream) return cudaErrorStreamCaptureUnsupported;  // the legacy null stream cannot be captured
+  auto& r = runtime();
+  std::lock_guard<std::recursive_mutex> guard(r.lock);
+  if (stream->capture) return cudaErrorIllegalState;
+  stream->capture = new CUgraph_emu;
+  stream->capture_invalid = false;
+  stream->capture_thread = std::this_thread::get_id();
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
+  if (!stream || !graph) return cudaErrorInvalidValue;
+  auto& r = runtime();
+  std::lock_guard<std::recursive_mutex> guard(r.lock);
+  if (!stream->capture) return cudaErrorIllegalState;
+  *graph = stream->capture;
+  stream->capture = nullptr;
+  if (stream->capture_invalid) {
+    delete *graph;
+    *graph = nullptr;
+    return cudaErrorStreamCaptureInvalidated;
+  }
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus* status) {
+  if (!status) return cudaErrorInvalidValue;
+  *status = lt::emu::capturing(stream) ? cudaStreamCaptureStatusActive : cudaStreamCaptureStatusNone;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long) {
+  if (!exec || !graph) return cudaErrorInvalidValue;
+  *exec = new CUgraphExec_emu{graph->nodes};
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
+  if (!exec) return cudaErrorInvalidValue;
+  auto& r = runtime();
+  std::lock_guard<std::recursive_mutex> guard(r.lock);
+  // What a GPU cannot tell: every node's memory must still be the allocation it captured.
+  for (size_t n = 0; n < exec->nodes.size(); ++n)
+    for (const GraphNode::Use& use : exec->nodes[n].uses) {
+      const auto it = lt::emu::allocation_of(use.pointer);
+      const bool freed = it == r.device_allocations.end() || it->first != use.start;
+      if (freed || it->second.serial != use.serial) {
+        char text[256];
+        std::snprintf(text, sizeof text,
+                      "an illegal memory access (emulated): node %zu of the graph (%s) uses %p, whose allocation "
+                      "was %s after capture",
+                      n, exec->nodes[n].what, use.pointer, freed ? "freed" : "freed and allocated again");
+        r.graph_problem = text;
+        return cudaErrorIllegalAddress;
+      }
+    }
+  for (const GraphNode& node : exec->nodes) lt::emu::submit(stream, node.run);
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+  if (!exec) return cudaErrorInvalidValue;
+  std::lock_guard<std::recursive_mutex> guard(runtime().lock);
+  lt::emu::run_all(false);  // launches of it may still be queued
+  delete exec;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+  if (!graph) return cudaErrorInvalidValue;
+  delete graph;
+  return cudaSuccess;
 }
