@@ -14,6 +14,7 @@ constexpr size_t kGranule = 512;  // sizes round up to this: more reuse between 
 struct Pool {
   std::multimap<size_t, void*> free_blocks;  // size → block
   size_t in_use = 0, peak = 0, cached = 0;
+  PoolObserver observer = nullptr;
 };
 
 std::mutex pools_mutex;
@@ -53,6 +54,7 @@ void* pool_alloc(const Backend& backend, size_t bytes, size_t* block_bytes) {
     }
   }
   *block_bytes = block_size;
+  if (pool.observer) pool.observer(block, block_size, true);
   pool.in_use += block_size;
   if (pool.in_use > pool.peak) pool.peak = pool.in_use;
   return block;
@@ -62,6 +64,7 @@ void pool_free(const Backend& backend, void* pointer, size_t bytes) {
   if (!pointer) return;
   std::lock_guard<std::mutex> lock(pools_mutex);
   Pool& pool = pools()[&backend];
+  if (pool.observer) pool.observer(pointer, bytes, false);
   pool.in_use -= bytes;
   pool.cached += bytes;
   pool.free_blocks.emplace(bytes, pointer);
@@ -71,6 +74,11 @@ PoolStats pool_stats(const Backend& backend) {
   std::lock_guard<std::mutex> lock(pools_mutex);
   const Pool& pool = pools()[&backend];
   return {pool.in_use, pool.peak, pool.cached};
+}
+
+void set_pool_observer(const Backend& backend, PoolObserver observer) {
+  std::lock_guard<std::mutex> lock(pools_mutex);
+  pools()[&backend].observer = observer;
 }
 
 void pool_reset_peak(const Backend& backend) {

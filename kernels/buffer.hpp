@@ -21,6 +21,11 @@ struct PoolStats {
 };
 PoolStats pool_stats(const Backend& backend);
 void pool_reset_peak(const Backend& backend);
+// Told of every block the backend's pool hands out (in_use true) and takes back (false): how the CUDA
+// emulation follows which memory a captured graph may still use (kernels/cuda/emu/runtime.cpp). One per
+// backend; none by default.
+using PoolObserver = void (*)(const void* block, size_t bytes, bool in_use);
+void set_pool_observer(const Backend& backend, PoolObserver observer);
 
 // Thrown when a backend's memory runs out: what was asked for and how much the pool held.
 struct OutOfDeviceMemory {

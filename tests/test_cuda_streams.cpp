@@ -329,3 +329,29 @@ TEST_F(Streams, WhatAGraphCannotHoldInvalidatesTheCapture) {
   EXPECT_EQ(cudaStreamEndCapture(compute_, &graph), cudaSuccess);
   cudaGraphDestroy(graph);
 }
+
+TEST_F(Streams, ALaunchOfAGraphWhoseCachingAllocatorBlockWentBackIsCaught) {
+  DeviceBuffer pool(kN), y(kN);  // `pool` stands for a caching allocator's memory; a block of it is handed out
+  lt::emu::note_pool_block(pool.data, pool.bytes, true);
+  ASSERT_EQ(cudaStreamBeginCapture(compute_, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  LT_LAUNCH(add_one_kernel, 2, 256, compute_)(pool.data, y.data, kN);
+  cudaGraph_t graph = nullptr;
+  ASSERT_EQ(cudaStreamEndCapture(compute_, &graph), cudaSuccess);
+  cudaGraphExec_t exec = nullptr;
+  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+  cudaGraphDestroy(graph);
+  EXPECT_EQ(cudaGraphLaunch(exec, compute_), cudaSuccess);
+  // Back to the cache (no cudaFree), then handed out again: both are another owner's memory now.
+  lt::emu::note_pool_block(pool.data, pool.bytes, false);
+  EXPECT_EQ(cudaGraphLaunch(exec, compute_), cudaErrorIllegalAddress);
+  EXPECT_NE(std::string(cudaGetErrorString(cudaErrorIllegalAddress)).find("block of the caching allocator was freed"),
+            std::string::npos);
+  lt::emu::note_pool_block(pool.data, pool.bytes, true);
+  EXPECT_EQ(cudaGraphLaunch(exec, compute_), cudaErrorIllegalAddress);
+  EXPECT_NE(std::string(cudaGetErrorString(cudaErrorIllegalAddress)).find("freed and allocated again"),
+            std::string::npos);
+  lt::emu::note_pool_block(pool.data, pool.bytes, false);
+  cudaStreamSynchronize(compute_);
+  EXPECT_EQ(y.to_host(), std::vector<float>(kN, 1.f));  // the one good launch ran
+  cudaGraphExecDestroy(exec);
+}

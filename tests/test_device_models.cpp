@@ -202,6 +202,85 @@ TEST_P(ModelsOnAGpu, BevdetGradientsOutputsAndDetectionsMatchTheCpu) {
   }
 }
 
+// A small bevdet for the emulation (32 × 32 pillars, 8 channels).
+BevdetConfig small_bevdet() {
+  BevdetConfig config;
+  config.point_range = {0, -10.24, -3, 20.48, 10.24, 1};
+  config.pillar_m = 0.64;
+  config.pfn_channels = 8;
+  config.layers = {1, 1, 1};
+  config.channels = {8, 8, 8};
+  config.upsample_channels = 4;
+  config.head_channels = 8;
+  return config;
+}
+
+// Training steps on the device with the dense part as CUDA graphs give the bits of eager steps: the
+// batch size changes (a new warm-up and capture), the point count changes every step, an eval forward of
+// a larger batch between two steps moves the dense buffers (the section sees the new addresses and captures
+// again instead of replaying into memory given back), and one of whole scans may grow the ops' scratch (the
+// backend refuses the launch: captured again; bevdet's does). Step 0 warms up, 1 captures, 2 captures again,
+// 3 and 4 replay (bevdet: 4 captures again); 5 warms up for one frame, 6 captures, 7 replays — forward and
+// backward each.
+void expect_graphed_steps_are_eager_steps(Model& eager, Model& graphed, const Backend& gpu) {
+  eager.set_backend(gpu);
+  graphed.set_backend(gpu);
+  ASSERT_TRUE(graphed.set_cuda_graphs(true));
+  const int frames[] = {2, 2, 2, 2, 2, 1, 1, 1};
+  OptimizerConfig adamw;
+  Optimizer eager_optimizer(adamw, eager.params().size()), graphed_optimizer(adamw, graphed.params().size());
+  for (int step = 0; step < 8; ++step) {
+    const PointBatch batch = thinned_batch(uint64_t(20 + step), frames[step]);
+    int64_t final_offset = -1;
+    const double eager_loss = training_step(eager, batch, eager_optimizer, &final_offset);
+    const double graphed_loss = training_step(graphed, batch, graphed_optimizer, &final_offset);
+    EXPECT_EQ(graphed_loss, eager_loss) << "step " << step;
+    ASSERT_EQ(graphed.params().values(), eager.params().values()) << "step " << step;
+    ASSERT_EQ(graphed.buffers().values(), eager.buffers().values()) << "step " << step;
+    if (step == 1) {  // after the capture, an eval forward of 3 frames: every dense buffer grows, so moves
+      const PointBatch larger = thinned_batch(40, 3);
+      EXPECT_EQ(graphed.predict(larger).size(), 3u);
+      eager.predict(larger);
+    }
+    if (step == 3) {  // after a replay, an eval forward of 2 whole scans: the ops' scratch grows, so moves
+      std::vector<Frame> scans;
+      for (int f = 0; f < 2; ++f) scans.push_back(synth::synth_frame(41, f, 1.0, synth::SensorModel{}));
+      const PointBatch whole = make_batch(scans);
+      graphed.predict(whole);
+      eager.predict(whole);
+    }
+  }
+  const Model::GraphCounts& counts = graphed.graph_counts();
+  std::printf("%s graphed sections: %lld eager, %lld captured, %lld replayed\n", graphed.name().c_str(),
+              (long long)counts.eager, (long long)counts.captured, (long long)counts.replayed);
+  EXPECT_EQ(counts.eager, 4);
+  EXPECT_GE(counts.captured, 6);
+  EXPECT_GE(counts.replayed, 4);
+  EXPECT_EQ(counts.eager + counts.captured + counts.replayed, 16);
+  EXPECT_EQ(eager.graph_counts().captured + eager.graph_counts().replayed, 0);
+}
+
+TEST_P(ModelsOnAGpu, BevdetStepsWithCudaGraphsGiveTheBitsOfEagerSteps) {
+  Bevdet eager(small_bevdet()), graphed(small_bevdet());
+  eager.init(5);
+  graphed.init(5);
+  expect_graphed_steps_are_eager_steps(eager, graphed, *gpu_);
+}
+
+TEST_P(ModelsOnAGpu, SemsegStepsWithCudaGraphsGiveTheBitsOfEagerSteps) {
+  Semseg eager(small_semseg()), graphed(small_semseg());
+  eager.init(5);
+  graphed.init(5);
+  expect_graphed_steps_are_eager_steps(eager, graphed, *gpu_);
+}
+
+TEST(CudaGraphs, TheCpuHasNone) {
+  Bevdet model(small_bevdet());
+  EXPECT_FALSE(model.set_cuda_graphs(true));
+  EXPECT_FALSE(model.cuda_graphs());
+  EXPECT_FALSE(supports_op(cpu_backend(), "graph_launch"));
+}
+
 INSTANTIATE_TEST_SUITE_P(Devices, ModelsOnAGpu, ::testing::Values(true, false),
                          [](const ::testing::TestParamInfo<bool>& info) { return info.param ? "emulated" : "cuda"; });
 

@@ -1,5 +1,6 @@
 // The CUDA backend's op table (kernels/backend.hpp): the host functions of kernels/cuda/*.cu, in the
 // GPU build (lt::cuda) or the emulated one (lt::cuda_emu).
+#include "kernels/buffer.hpp"
 #include "kernels/cuda/ops.cuh"
 
 namespace lt::LT_CUDA_NS {
@@ -89,6 +90,11 @@ const Backend& backend() {
       .scale = scale,
       .gradient_gate = gradient_gate,
   };
+#if !defined(__CUDACC__)
+  // The emulation follows the caching allocator's blocks, so that a graph replay using one given back is
+  // caught (kernels/cuda/emu/runtime.cpp).
+  [[maybe_unused]] static const bool observed = (set_pool_observer(table, ::lt::emu::note_pool_block), true);
+#endif
   return table;
 }
 

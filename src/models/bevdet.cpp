@@ -220,6 +220,28 @@ void Bevdet::conv_backward(const DeviceParams& p, const Conv2d& conv, const floa
   p.be().conv2d_backward(x, p.value(conv.weight), dy, dx, p.grad(conv.weight), p.grad(conv.bias), s);
 }
 
+void Bevdet::list_dense_buffers(std::vector<uintptr_t>& addresses) const {
+  for (const auto& block : blocks_)
+    for (const ConvBnRelu& layer : block) layer.list_buffers(addresses);
+  for (const ConvBnRelu* layer : {&deblocks_[0], &deblocks_[1], &deblocks_[2], &shared_, &heatmap_hidden_, &reg_hidden_})
+    layer->list_buffers(addresses);
+  const auto add = [&](const void* pointer) { addresses.push_back(reinterpret_cast<uintptr_t>(pointer)); };
+  for (const void* pointer :
+       {static_cast<const void*>(device_params_.values), static_cast<const void*>(device_params_.grads),
+        static_cast<const void*>(device_params_.buffers), static_cast<const void*>(pseudo_image_.data()),
+        static_cast<const void*>(cat_.data()), static_cast<const void*>(heatmap_on_.data()),
+        static_cast<const void*>(reg_on_.data()), static_cast<const void*>(dheatmap_.data()),
+        static_cast<const void*>(dreg_.data()), static_cast<const void*>(d_cat_.data()),
+        static_cast<const void*>(d_shared_.data()), static_cast<const void*>(d_from_reg_.data()),
+        static_cast<const void*>(d_hidden_.data())})
+    add(pointer);
+  for (int b = 0; b < 3; ++b) {
+    add(d_up_[b].data());
+    add(d_block_out_[b].data());
+    for (const Buffer<float>& d : d_layer_in_[b]) add(d.data());
+  }
+}
+
 float* Bevdet::output(std::vector<float>& host, Buffer<float>& on_backend, size_t count) {
   host.resize(count);
   if (be().host_memory) return host.data();
@@ -268,27 +290,28 @@ void Bevdet::forward(BevdetInput input, bool training) {
     argmax_.resize(be, size_t(cells_.occupied()) * c);
     be.voxelize_max_forward(pfn_.out.data(), cells_view_, c, pillars_per_map, pseudo_image_.data(), argmax_.data());
   }
-  const float* x = pseudo_image_.data();
-  int h = ny, w = nx;
-  for (int b = 0; b < 3; ++b) {
-    const PhaseTimer t = timer(size_t(kBlock0 + b), false);
-    for (ConvBnRelu& layer : blocks_[b]) {
-      x = map_block(layer, x, h, w);
-      h = layer.out_height(), w = layer.out_width();
-    }
-  }
-  {
-    const PhaseTimer t = timer(kDeblocks, false);
-    cat_.resize(be, size_t(frames_) * 3 * u * plane);
+  // The dense part: its shapes depend on the batch size only (a graphed section in training).
+  const auto dense = [&] {
+    const float* x = pseudo_image_.data();
+    int h = ny, w = nx;
     for (int b = 0; b < 3; ++b) {
-      const ConvBnRelu& last = blocks_[b].back();
-      map_block(deblocks_[b], last.out.data(), last.out_height(), last.out_width());
-      for (int f = 0; f < frames_; ++f)
-        be.copy(cat_.data() + (int64_t(f) * 3 + b) * u * plane, deblocks_[b].out.data() + int64_t(f) * u * plane,
-                sizeof(float) * size_t(u * plane));
+      const PhaseTimer t = timer(size_t(kBlock0 + b), false);
+      for (ConvBnRelu& layer : blocks_[b]) {
+        x = map_block(layer, x, h, w);
+        h = layer.out_height(), w = layer.out_width();
+      }
     }
-  }
-  {
+    {
+      const PhaseTimer t = timer(kDeblocks, false);
+      cat_.resize(be, size_t(frames_) * 3 * u * plane);
+      for (int b = 0; b < 3; ++b) {
+        const ConvBnRelu& last = blocks_[b].back();
+        map_block(deblocks_[b], last.out.data(), last.out_height(), last.out_width());
+        for (int f = 0; f < frames_; ++f)
+          be.copy(cat_.data() + (int64_t(f) * 3 + b) * u * plane, deblocks_[b].out.data() + int64_t(f) * u * plane,
+                  sizeof(float) * size_t(u * plane));
+      }
+    }
     const PhaseTimer t = timer(kHead, false);
     map_block(shared_, cat_.data(), config_.out_y(), config_.out_x());
     const int ho = config_.out_y(), wo = config_.out_x();
@@ -297,10 +320,16 @@ void Bevdet::forward(BevdetInput input, bool training) {
                  output(heatmap_, heatmap_on_, size_t(frames_) * kDetectionClasses * plane));
     map_block(reg_hidden_, shared_.out.data(), ho, wo);
     conv_forward(p, reg_conv_, reg_hidden_.out.data(), output(reg_, reg_on_, size_t(frames_) * kBoxCodeSize * plane));
-    if (!be.host_memory && !training) {  // training: the losses are the device's
-      heatmap_on_.download(heatmap_.data());
-      reg_on_.download(reg_.data());
-    }
+  };
+  if (training)
+    run_graphed(dense_forward_, {uintptr_t(frames_)}, [this](std::vector<uintptr_t>& addresses) { list_dense_buffers(addresses); },
+                dense);
+  else
+    dense();
+  if (!be.host_memory && !training) {  // training: the losses are the device's
+    const PhaseTimer t = timer(kHead, false);
+    heatmap_on_.download(heatmap_.data());
+    reg_on_.download(reg_.data());
   }
   end_forward(training);
   profile_[kPfn].macs = pfn_.linear.macs(points_);
@@ -356,56 +385,57 @@ void Bevdet::backward() {
   const Backend& be = this->be();
   const int nx = config_.grid_x(), ny = config_.grid_y(), c = config_.pfn_channels, u = config_.upsample_channels;
   const int64_t pillars_per_map = int64_t(nx) * ny, plane = int64_t(config_.out_x()) * config_.out_y();
-  Buffer<float> d_cat;
-  d_cat.resize(be, cat_.size());
-  {
-    const PhaseTimer t = timer(kHead, true);
-    Buffer<float> d_shared, d_from_reg, d_hidden;
-    d_shared.resize(be, shared_.out.size());
-    d_from_reg.resize(be, shared_.out.size());
-    d_hidden.resize(be, shared_.out.size());
-    conv_backward(p, reg_conv_, reg_hidden_.out.data(), dreg_.data(), d_hidden.data());
-    reg_hidden_.backward(p, shared_.out.data(), d_hidden.data(), d_from_reg.data());
-    grads_ready(reg_hidden_.first_param());
-    conv_backward(p, heatmap_conv_, heatmap_hidden_.out.data(), dheatmap_.data(), d_hidden.data());
-    heatmap_hidden_.backward(p, shared_.out.data(), d_hidden.data(), d_shared.data());
-    grads_ready(heatmap_hidden_.first_param());
-    be.add(d_shared.data(), d_from_reg.data(), int64_t(d_shared.size()));
-    shared_.backward(p, cat_.data(), d_shared.data(), d_cat.data());
-  }
-  grads_ready(shared_.first_param());
-  // Every deblock first (their parameters come after the blocks'), then the blocks from the deepest.
-  Buffer<float> d_block_out[3];
-  {
-    const PhaseTimer t = timer(kDeblocks, true);
+  // The dense part, from the head's output gradients to the pseudo-image's (a graphed section; every
+  // gradient it writes is a member buffer, so its addresses stay put from step to step).
+  const auto dense = [&] {
+    d_cat_.resize(be, cat_.size());
+    {
+      const PhaseTimer t = timer(kHead, true);
+      d_shared_.resize(be, shared_.out.size());
+      d_from_reg_.resize(be, shared_.out.size());
+      d_hidden_.resize(be, shared_.out.size());
+      conv_backward(p, reg_conv_, reg_hidden_.out.data(), dreg_.data(), d_hidden_.data());
+      reg_hidden_.backward(p, shared_.out.data(), d_hidden_.data(), d_from_reg_.data());
+      grads_ready(reg_hidden_.first_param());
+      conv_backward(p, heatmap_conv_, heatmap_hidden_.out.data(), dheatmap_.data(), d_hidden_.data());
+      heatmap_hidden_.backward(p, shared_.out.data(), d_hidden_.data(), d_shared_.data());
+      grads_ready(heatmap_hidden_.first_param());
+      be.add(d_shared_.data(), d_from_reg_.data(), int64_t(d_shared_.size()));
+      shared_.backward(p, cat_.data(), d_shared_.data(), d_cat_.data());
+    }
+    grads_ready(shared_.first_param());
+    // Every deblock first (their parameters come after the blocks'), then the blocks from the deepest.
+    {
+      const PhaseTimer t = timer(kDeblocks, true);
+      for (int b = 2; b >= 0; --b) {
+        d_up_[b].resize(be, deblocks_[b].out.size());
+        for (int f = 0; f < frames_; ++f)
+          be.copy(d_up_[b].data() + int64_t(f) * u * plane, d_cat_.data() + (int64_t(f) * 3 + b) * u * plane,
+                  sizeof(float) * size_t(u * plane));
+        d_block_out_[b].resize(be, blocks_[b].back().out.size());
+        deblocks_[b].backward(p, blocks_[b].back().out.data(), d_up_[b].data(), d_block_out_[b].data());
+        grads_ready(deblocks_[b].first_param());
+      }
+    }
     for (int b = 2; b >= 0; --b) {
-      Buffer<float> d_up;
-      d_up.resize(be, deblocks_[b].out.size());
-      for (int f = 0; f < frames_; ++f)
-        be.copy(d_up.data() + int64_t(f) * u * plane, d_cat.data() + (int64_t(f) * 3 + b) * u * plane,
-                sizeof(float) * size_t(u * plane));
-      d_block_out[b].resize(be, blocks_[b].back().out.size());
-      deblocks_[b].backward(p, blocks_[b].back().out.data(), d_up.data(), d_block_out[b].data());
-      grads_ready(deblocks_[b].first_param());
+      const PhaseTimer t = timer(size_t(kBlock0 + b), true);
+      d_layer_in_[b].resize(blocks_[b].size());
+      float* d = d_block_out_[b].data();  // the gradient at the block's output, then at each layer's input
+      for (size_t l = blocks_[b].size(); l-- > 0;) {
+        const Buffer<float>& input =
+            l > 0 ? blocks_[b][l - 1].out : (b > 0 ? blocks_[b - 1].back().out : pseudo_image_);
+        Buffer<float>& dx = d_layer_in_[b][l];
+        dx.resize(be, input.size());
+        blocks_[b][l].backward(p, input.data(), d, dx.data());
+        grads_ready(blocks_[b][l].first_param());
+        d = dx.data();
+      }
+      if (b > 0) be.add(d_block_out_[b - 1].data(), d, int64_t(d_layer_in_[b][0].size()));
     }
-  }
-  Buffer<float> d_pseudo;
-  for (int b = 2; b >= 0; --b) {
-    const PhaseTimer t = timer(size_t(kBlock0 + b), true);
-    Buffer<float> d = std::move(d_block_out[b]);
-    for (size_t l = blocks_[b].size(); l-- > 0;) {
-      const Buffer<float>& input = l > 0 ? blocks_[b][l - 1].out : (b > 0 ? blocks_[b - 1].back().out : pseudo_image_);
-      Buffer<float> dx;
-      dx.resize(be, input.size());
-      blocks_[b][l].backward(p, input.data(), d.data(), dx.data());
-      grads_ready(blocks_[b][l].first_param());
-      d = std::move(dx);
-    }
-    if (b > 0)
-      be.add(d_block_out[b - 1].data(), d.data(), int64_t(d.size()));
-    else
-      d_pseudo = std::move(d);
-  }
+  };
+  run_graphed(dense_backward_, {uintptr_t(frames_)}, [this](std::vector<uintptr_t>& addresses) { list_dense_buffers(addresses); },
+              dense);
+  const Buffer<float>& d_pseudo = d_layer_in_[0][0];
   Buffer<float> d_point;
   d_point.zeros(be, pfn_.out.size());  // voxelize's backward adds to it
   {

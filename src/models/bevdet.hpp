@@ -153,6 +153,13 @@ class Bevdet : public Model {
   // Kept by forward_loss for backward.
   Buffer<float> dheatmap_, dreg_;
   Buffer<double> losses_;  // the last forward_loss's focal and L1 sums
+  // Backward's gradients of the dense part (members, so that a graphed section finds them where it left
+  // them): at cat_, the shared conv's output, the heads' hidden layers, each deblock's output, each block's
+  // output, and each block layer's input (d_layer_in_[0][0]: the pseudo-image's).
+  Buffer<float> d_cat_, d_shared_, d_from_reg_, d_hidden_, d_up_[3], d_block_out_[3];
+  std::vector<Buffer<float>> d_layer_in_[3];
+  GraphedSection dense_forward_, dense_backward_;  // training: blocks, deblocks and head (set_cuda_graphs)
+  void list_dense_buffers(std::vector<uintptr_t>& addresses) const;
   double loss_normaliser_ = 1;
 
   // Where the output convs write (the host vectors on the CPU) and where the outputs then are.

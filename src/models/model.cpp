@@ -49,6 +49,42 @@ void Model::end_backward() {
   if (grads_ready_) grads_ready_(0);
 }
 
+void Model::run_graphed(GraphedSection& section, std::vector<uintptr_t> shape, const SectionBuffers& buffers,
+                        const std::function<void()>& body) {
+  if (!graphs_) {
+    ++graph_counts_.eager;
+    body();
+    return;
+  }
+  const Backend& b = *backend_;
+  if (section.graph) {
+    std::vector<uintptr_t> now = shape;
+    buffers(now);
+    if (section.epoch == graph_epoch_ && now == section.captured && b.graph_launch(section.graph)) {
+      ++graph_counts_.replayed;
+      return;
+    }
+    b.graph_release(section.graph);  // another shape, moved buffers, or the backend's scratch moved
+    section.graph = nullptr;
+  }
+  if (section.epoch != graph_epoch_ || section.shape != shape) {  // warm-up: sizes the buffers and scratch
+    section.epoch = graph_epoch_;
+    section.shape = shape;
+    ++graph_counts_.eager;
+    body();
+    return;
+  }
+  section.backend = &b;
+  b.graph_begin();
+  body();
+  section.graph = b.graph_end();
+  section.captured = std::move(shape);
+  buffers(section.captured);
+  ++graph_counts_.captured;
+  // Nothing can move between the capture and this launch (scratch cannot grow during a capture).
+  if (!b.graph_launch(section.graph)) throw std::logic_error("a graph refused right after its capture");
+}
+
 void Model::zero_grads() {
   params_.zero_grads();
   if (resident_ && uploaded_) backend_->fill_zero(device_grads_.data(), sizeof(float) * device_grads_.size());

@@ -132,7 +132,27 @@ class Model {
   void set_backend(const Backend& backend) {
     backend_ = &backend;
     uploaded_ = folded_ = resident_ = false;
+    graphs_ = false;
+    ++graph_epoch_;
   }
+  // CUDA graphs (train.cuda_graphs), on a backend with graph ops (kernels/backend.hpp): each graphed section
+  // of a training step — the fixed-shape dense BEV part of forward and of backward, whose shapes depend on
+  // the batch size only — runs eagerly the first time with a shape (the warm-up that sizes its buffers
+  // and the ops' scratch), is captured the second time and replayed from then on, while the section's
+  // buffers stay where they were at capture (else captured again). The variable-size point stages and the
+  // losses run outside. False on a backend without graphs.
+  bool set_cuda_graphs(bool on) {
+    graphs_ = on && supports_op(*backend_, "graph_launch");
+    ++graph_epoch_;
+    return graphs_ == on;
+  }
+  bool cuda_graphs() const { return graphs_; }
+  // How the graphed sections ran since the process began: eagerly (graphs off, or a warm-up), captured
+  // (each capture is then launched), replayed.
+  struct GraphCounts {
+    int64_t eager = 0, captured = 0, replayed = 0;
+  };
+  const GraphCounts& graph_counts() const { return graph_counts_; }
   // Training with the state resident on a device (the trainer, on a backend without host memory): the
   // parameters, gradients and BN buffers are uploaded at the next forward and from then on live in the
   // backend's memory; forward and backward use them in place, gradients accumulate there (zero_grads),
@@ -198,6 +218,28 @@ class Model {
   }
 
  protected:
+  // A section of device work run as a graph (set_cuda_graphs): the graph, and what it was captured with.
+  struct GraphedSection {
+    GraphedSection() = default;
+    GraphedSection(const GraphedSection&) = delete;
+    GraphedSection& operator=(const GraphedSection&) = delete;
+    ~GraphedSection() {
+      if (graph) backend->graph_release(graph);
+    }
+    const Backend* backend = nullptr;
+    void* graph = nullptr;
+    uint64_t epoch = 0;               // Model::graph_epoch_ at the warm-up
+    std::vector<uintptr_t> shape;     // of the warm-up
+    std::vector<uintptr_t> captured;  // shape, then the addresses of every buffer the section uses, at capture
+  };
+  // Appends the address of every buffer a section reads or writes (pointers, as integers).
+  using SectionBuffers = std::function<void(std::vector<uintptr_t>&)>;
+  // Runs `body`, the section's device work for `shape` (the values its work depends on): eagerly without
+  // graphs; else warm-up, capture or replay (set_cuda_graphs). `buffers` lists the addresses the body's
+  // work uses; a replay needs them all unchanged. The body must queue the same work for the same shape
+  // and buffers, and change nothing on the host that a replay (which does not run it) would leave stale.
+  void run_graphed(GraphedSection& section, std::vector<uintptr_t> shape, const SectionBuffers& buffers,
+                   const std::function<void()>& body);
   ParamStore params_, buffers_;
   std::vector<LayerProfile> profile_;
   void grads_ready(int64_t first_final_offset) {
@@ -259,6 +301,9 @@ class Model {
   bool layer_sync_ = false;
   bool frozen_ = false, uploaded_ = false;  // freeze_for_inference or resident: the device copies are current
   bool resident_ = false;
+  bool graphs_ = false;
+  uint64_t graph_epoch_ = 0;  // changes with the backend or the graphs switch: every section captures again
+  GraphCounts graph_counts_;
   bool folded_ = false;  // the layers' folded weights are those of the current parameters
   Buffer<float> device_values_, device_grads_, device_buffers_;
   std::unique_ptr<StagedInput> input_;  // the input being computed (take_input)

@@ -192,49 +192,67 @@ const std::vector<float>& Semseg::forward(SemsegInput input, bool training) {
     argmax_.resize(b, size_t(cells_.occupied()) * c2);
     b.voxelize_max_forward(mlp2_.out.data(), cells_view_, c2, cells_per_map, grid0_.data(), argmax_.data());
   }
-  {
-    const PhaseTimer t = timer(kEnc1, false);
-    map_block(enc1a_, grid0_.data(), grid, grid);
-    map_block(enc1b_, enc1a_.out.data(), grid, grid);
-  }
-  {
-    const PhaseTimer t = timer(kEnc2, false);
-    map_block(enc2a_, enc1b_.out.data(), grid, grid);
-    map_block(enc2b_, enc2a_.out.data(), enc2a_.out_height(), enc2a_.out_width());
-  }
-  {
-    const PhaseTimer t = timer(kEnc3, false);
-    map_block(enc3a_, enc2b_.out.data(), enc2b_.out_height(), enc2b_.out_width());
-    map_block(enc3b_, enc3a_.out.data(), enc3a_.out_height(), enc3a_.out_width());
-  }
-  const int h2 = enc2b_.out_height(), w2 = enc2b_.out_width();
-  {
-    const PhaseTimer t = timer(kUp2, false);
-    map_block(up2_, enc3b_.out.data(), enc3b_.out_height(), enc3b_.out_width());
-  }
-  {
-    const PhaseTimer t = timer(kDec2, false);
-    cat2_.resize(b, size_t(frames_) * 2 * bc * h2 * w2);
-    b.concat_channels(up2_.out.data(), bc, enc2b_.out.data(), bc, frames_, int64_t(h2) * w2, cat2_.data());
-    map_block(dec2_, cat2_.data(), h2, w2);
-  }
-  {
-    const PhaseTimer t = timer(kUp1, false);
-    map_block(up1_, dec2_.out.data(), h2, w2);
-  }
-  {
-    const PhaseTimer t = timer(kDec1, false);
-    cat1_.resize(b, size_t(frames_) * 2 * a * cells_per_map);
-    b.concat_channels(up1_.out.data(), a, enc1b_.out.data(), a, frames_, cells_per_map, cat1_.data());
-    if (fused) {
-      // Only the points read dec1's output: it is computed at the occupied cells alone.
-      dec1_rows_.resize(b, size_t(cells_.occupied()) * a);
-      b.conv2d_relu_at_cells(cat1_.data(), dec1_.folded.weight.data(), dec1_.folded.bias.data(),
-                             ops::Conv2dShape{frames_, 2 * a, a, grid, grid, 3, 1, 1}, cells_view_, dec1_rows_.data());
-    } else {
-      map_block(dec1_, cat1_.data(), grid, grid);
+  // The dense part: its shapes depend on the batch size only (a graphed section in training).
+  const int hidden = head1_.channels();
+  const auto dense = [&] {
+    {
+      const PhaseTimer t = timer(kEnc1, false);
+      map_block(enc1a_, grid0_.data(), grid, grid);
+      map_block(enc1b_, enc1a_.out.data(), grid, grid);
     }
-  }
+    {
+      const PhaseTimer t = timer(kEnc2, false);
+      map_block(enc2a_, enc1b_.out.data(), grid, grid);
+      map_block(enc2b_, enc2a_.out.data(), enc2a_.out_height(), enc2a_.out_width());
+    }
+    {
+      const PhaseTimer t = timer(kEnc3, false);
+      map_block(enc3a_, enc2b_.out.data(), enc2b_.out_height(), enc2b_.out_width());
+      map_block(enc3b_, enc3a_.out.data(), enc3a_.out_height(), enc3a_.out_width());
+    }
+    const int h2 = enc2b_.out_height(), w2 = enc2b_.out_width();
+    {
+      const PhaseTimer t = timer(kUp2, false);
+      map_block(up2_, enc3b_.out.data(), enc3b_.out_height(), enc3b_.out_width());
+    }
+    {
+      const PhaseTimer t = timer(kDec2, false);
+      cat2_.resize(b, size_t(frames_) * 2 * bc * h2 * w2);
+      b.concat_channels(up2_.out.data(), bc, enc2b_.out.data(), bc, frames_, int64_t(h2) * w2, cat2_.data());
+      map_block(dec2_, cat2_.data(), h2, w2);
+    }
+    {
+      const PhaseTimer t = timer(kUp1, false);
+      map_block(up1_, dec2_.out.data(), h2, w2);
+    }
+    {
+      const PhaseTimer t = timer(kDec1, false);
+      cat1_.resize(b, size_t(frames_) * 2 * a * cells_per_map);
+      b.concat_channels(up1_.out.data(), a, enc1b_.out.data(), a, frames_, cells_per_map, cat1_.data());
+      if (fused) {
+        // Only the points read dec1's output: it is computed at the occupied cells alone.
+        dec1_rows_.resize(b, size_t(cells_.occupied()) * a);
+        b.conv2d_relu_at_cells(cat1_.data(), dec1_.folded.weight.data(), dec1_.folded.bias.data(),
+                               ops::Conv2dShape{frames_, 2 * a, a, grid, grid, 3, 1, 1}, cells_view_, dec1_rows_.data());
+      } else {
+        map_block(dec1_, cat1_.data(), grid, grid);
+      }
+    }
+    if (!fused) {  // head.0's BEV half over dec1's map (see below)
+      const PhaseTimer t = timer(kDevoxelize, false);
+      head_weight_bev_.resize(b, size_t(hidden) * a);
+      head_weight_point_.resize(b, size_t(hidden) * c2);
+      b.split_channels(p.value(head1_.linear.weight), a, c2, hidden, 1, head_weight_bev_.data(),
+                       head_weight_point_.data());
+      head_bev_map_.resize(b, size_t(frames_) * hidden * cells_per_map);
+      b.conv2d_forward(dec1_.out.data(), head_weight_bev_.data(), nullptr, head_bev_map_.data(), head_bev_shape());
+    }
+  };
+  if (training)
+    run_graphed(dense_forward_, {uintptr_t(frames_)}, [this](std::vector<uintptr_t>& addresses) { list_dense_buffers(addresses); },
+                dense);
+  else
+    dense();
   if (fused) {
     // devoxelize + concat + head in one op: the per-point features are read once.
     const PhaseTimer t = timer(kHead, false);
@@ -248,15 +266,8 @@ const std::vector<float>& Semseg::forward(SemsegInput input, bool training) {
     // (h, a + c2)); its BEV half is applied as a 1×1 convolution over dec1's map (cells ≪ points) whose
     // result is gathered to the points, its point half per point: the same sum, half the MACs, and no
     // (N, a + c2) concatenation.
-    const int hidden = head1_.channels();
     {
       const PhaseTimer t = timer(kDevoxelize, false);
-      head_weight_bev_.resize(b, size_t(hidden) * a);
-      head_weight_point_.resize(b, size_t(hidden) * c2);
-      b.split_channels(p.value(head1_.linear.weight), a, c2, hidden, 1, head_weight_bev_.data(),
-                       head_weight_point_.data());
-      head_bev_map_.resize(b, size_t(frames_) * hidden * cells_per_map);
-      b.conv2d_forward(dec1_.out.data(), head_weight_bev_.data(), nullptr, head_bev_map_.data(), head_bev_shape());
       point_bev_.resize(b, size_t(points_) * hidden);
       b.devoxelize_forward(head_bev_map_.data(), cells_view_, hidden, cells_per_map, point_bev_.data());
     }
@@ -291,6 +302,17 @@ const std::vector<float>& Semseg::forward(SemsegInput input, bool training) {
   return logits_;
 }
 
+void Semseg::list_dense_buffers(std::vector<uintptr_t>& addresses) const {
+  for (const ConvBnRelu* block : conv_blocks()) block->list_buffers(addresses);
+  const auto add = [&](const void* pointer) { addresses.push_back(reinterpret_cast<uintptr_t>(pointer)); };
+  add(device_params_.values);
+  add(device_params_.grads);
+  add(device_params_.buffers);
+  for (const Buffer<float>* buffer : {&grid0_, &cat2_, &cat1_, &head_weight_bev_, &head_weight_point_, &head_bev_map_})
+    add(buffer->data());
+  for (const Buffer<float>& d : d_dense_) add(d.data());
+}
+
 void Semseg::backward(const std::vector<float>& dlogits) {
   dlogits_.upload(be(), dlogits);
   backward(dlogits_.data());
@@ -304,7 +326,8 @@ void Semseg::backward(const float* dlogits) {
   const int64_t cells_per_map = int64_t(grid) * grid;
   const int h2 = enc2b_.out_height(), w2 = enc2b_.out_width();
   const int hidden = head1_.channels();
-  Buffer<float> d_point, d_weight_point, d_dec1;
+  Buffer<float> d_point, d_weight_point;
+  Buffer<float>& d_dec1 = d_dense_[kDDec1];
   d_point.resize(b, mlp2_.out.size());  // linear_backward writes it, voxelize's backward adds to it
   d_dec1.resize(b, dec1_.out.size());   // written by the 1×1 convolution's backward
   const float* dpre = nullptr;
@@ -332,71 +355,74 @@ void Semseg::backward(const float* dlogits) {
     b.add(p.grad(head1_.linear.weight), d_weight.data(), int64_t(d_weight.size()));
   }
   grads_ready(head1_.first_param());
-  // Input gradients are written, not added to (kernels/backend.hpp): no buffer below needs zeros first.
-  Buffer<float> d_up1, d_enc1, d_dec2;
-  d_up1.resize(b, up1_.out.size());
-  d_enc1.resize(b, enc1b_.out.size());
-  d_dec2.resize(b, dec2_.out.size());
-  {
-    const PhaseTimer t = timer(kDec1, true);
-    Buffer<float> d_cat1;
-    d_cat1.resize(b, cat1_.size());
-    dec1_.backward(p, cat1_.data(), d_dec1.data(), d_cat1.data());
-    b.split_channels(d_cat1.data(), a, a, frames_, cells_per_map, d_up1.data(), d_enc1.data());
-  }
-  grads_ready(dec1_.first_param());
-  {
-    const PhaseTimer t = timer(kUp1, true);
-    up1_.backward(p, dec2_.out.data(), d_up1.data(), d_dec2.data());
-  }
-  grads_ready(up1_.first_param());
-  Buffer<float> d_up2, d_enc2, d_enc3;
-  d_up2.resize(b, up2_.out.size());
-  d_enc2.resize(b, enc2b_.out.size());
-  d_enc3.resize(b, enc3b_.out.size());
-  {
-    const PhaseTimer t = timer(kDec2, true);
-    Buffer<float> d_cat2;
-    d_cat2.resize(b, cat2_.size());
-    dec2_.backward(p, cat2_.data(), d_dec2.data(), d_cat2.data());
-    b.split_channels(d_cat2.data(), bc, bc, frames_, int64_t(h2) * w2, d_up2.data(), d_enc2.data());
-  }
-  grads_ready(dec2_.first_param());
-  {
-    const PhaseTimer t = timer(kUp2, true);
-    up2_.backward(p, enc3b_.out.data(), d_up2.data(), d_enc3.data());
-  }
-  grads_ready(up2_.first_param());
-  {
-    const PhaseTimer t = timer(kEnc3, true);
-    Buffer<float> d_enc3a, d_from3;
-    d_enc3a.resize(b, enc3a_.out.size());
-    d_from3.resize(b, enc2b_.out.size());
-    enc3b_.backward(p, enc3a_.out.data(), d_enc3.data(), d_enc3a.data());
-    enc3a_.backward(p, enc2b_.out.data(), d_enc3a.data(), d_from3.data());
-    b.add(d_enc2.data(), d_from3.data(), int64_t(d_enc2.size()));
-  }
-  grads_ready(enc3a_.first_param());
-  {
-    const PhaseTimer t = timer(kEnc2, true);
-    Buffer<float> d_enc2a, d_from2;
-    d_enc2a.resize(b, enc2a_.out.size());
-    d_from2.resize(b, enc1b_.out.size());
-    enc2b_.backward(p, enc2a_.out.data(), d_enc2.data(), d_enc2a.data());
-    enc2a_.backward(p, enc1b_.out.data(), d_enc2a.data(), d_from2.data());
-    b.add(d_enc1.data(), d_from2.data(), int64_t(d_enc1.size()));
-  }
-  grads_ready(enc2a_.first_param());
-  Buffer<float> d_grid0;
-  d_grid0.resize(b, grid0_.size());
-  {
-    const PhaseTimer t = timer(kEnc1, true);
-    Buffer<float> d_enc1a;
-    d_enc1a.resize(b, enc1a_.out.size());
-    enc1b_.backward(p, enc1a_.out.data(), d_enc1.data(), d_enc1a.data());
-    enc1a_.backward(p, grid0_.data(), d_enc1a.data(), d_grid0.data());
-  }
-  grads_ready(enc1a_.first_param());
+  // The dense part, from dec1's output gradient to the BEV grid's (a graphed section; its gradients are
+  // member buffers, so their addresses stay put from step to step). Input gradients are written, not
+  // added to (kernels/backend.hpp): no buffer below needs zeros first.
+  const auto dense = [&] {
+    const auto sized = [&](int which, size_t count) -> Buffer<float>& {
+      d_dense_[which].resize(b, count);
+      return d_dense_[which];
+    };
+    Buffer<float>& d_up1 = sized(kDUp1, up1_.out.size());
+    Buffer<float>& d_enc1 = sized(kDEnc1, enc1b_.out.size());
+    Buffer<float>& d_dec2 = sized(kDDec2, dec2_.out.size());
+    {
+      const PhaseTimer t = timer(kDec1, true);
+      Buffer<float>& d_cat1 = sized(kDCat1, cat1_.size());
+      dec1_.backward(p, cat1_.data(), d_dec1.data(), d_cat1.data());
+      b.split_channels(d_cat1.data(), a, a, frames_, cells_per_map, d_up1.data(), d_enc1.data());
+    }
+    grads_ready(dec1_.first_param());
+    {
+      const PhaseTimer t = timer(kUp1, true);
+      up1_.backward(p, dec2_.out.data(), d_up1.data(), d_dec2.data());
+    }
+    grads_ready(up1_.first_param());
+    Buffer<float>& d_up2 = sized(kDUp2, up2_.out.size());
+    Buffer<float>& d_enc2 = sized(kDEnc2, enc2b_.out.size());
+    Buffer<float>& d_enc3 = sized(kDEnc3, enc3b_.out.size());
+    {
+      const PhaseTimer t = timer(kDec2, true);
+      Buffer<float>& d_cat2 = sized(kDCat2, cat2_.size());
+      dec2_.backward(p, cat2_.data(), d_dec2.data(), d_cat2.data());
+      b.split_channels(d_cat2.data(), bc, bc, frames_, int64_t(h2) * w2, d_up2.data(), d_enc2.data());
+    }
+    grads_ready(dec2_.first_param());
+    {
+      const PhaseTimer t = timer(kUp2, true);
+      up2_.backward(p, enc3b_.out.data(), d_up2.data(), d_enc3.data());
+    }
+    grads_ready(up2_.first_param());
+    {
+      const PhaseTimer t = timer(kEnc3, true);
+      Buffer<float>& d_enc3a = sized(kDEnc3a, enc3a_.out.size());
+      Buffer<float>& d_from3 = sized(kDFrom3, enc2b_.out.size());
+      enc3b_.backward(p, enc3a_.out.data(), d_enc3.data(), d_enc3a.data());
+      enc3a_.backward(p, enc2b_.out.data(), d_enc3a.data(), d_from3.data());
+      b.add(d_enc2.data(), d_from3.data(), int64_t(d_enc2.size()));
+    }
+    grads_ready(enc3a_.first_param());
+    {
+      const PhaseTimer t = timer(kEnc2, true);
+      Buffer<float>& d_enc2a = sized(kDEnc2a, enc2a_.out.size());
+      Buffer<float>& d_from2 = sized(kDFrom2, enc1b_.out.size());
+      enc2b_.backward(p, enc2a_.out.data(), d_enc2.data(), d_enc2a.data());
+      enc2a_.backward(p, enc1b_.out.data(), d_enc2a.data(), d_from2.data());
+      b.add(d_enc1.data(), d_from2.data(), int64_t(d_enc1.size()));
+    }
+    grads_ready(enc2a_.first_param());
+    Buffer<float>& d_grid0 = sized(kDGrid0, grid0_.size());
+    {
+      const PhaseTimer t = timer(kEnc1, true);
+      Buffer<float>& d_enc1a = sized(kDEnc1a, enc1a_.out.size());
+      enc1b_.backward(p, enc1a_.out.data(), d_enc1.data(), d_enc1a.data());
+      enc1a_.backward(p, grid0_.data(), d_enc1a.data(), d_grid0.data());
+    }
+    grads_ready(enc1a_.first_param());
+  };
+  run_graphed(dense_backward_, {uintptr_t(frames_)},
+              [this](std::vector<uintptr_t>& addresses) { list_dense_buffers(addresses); }, dense);
+  const Buffer<float>& d_grid0 = d_dense_[kDGrid0];
   {
     const PhaseTimer t = timer(kVoxelize, true);
     b.voxelize_max_backward(d_grid0.data(), cells_view_, argmax_.data(), c2, cells_per_map, d_point.data());

@@ -98,6 +98,9 @@ class Semseg : public Model {
   std::array<ConvBnRelu*, 10> conv_blocks() {
     return {&enc1a_, &enc1b_, &enc2a_, &enc2b_, &enc3a_, &enc3b_, &up2_, &dec2_, &up1_, &dec1_};
   }
+  std::array<const ConvBnRelu*, 10> conv_blocks() const {
+    return {&enc1a_, &enc1b_, &enc2a_, &enc2b_, &enc3a_, &enc3b_, &up2_, &dec2_, &up1_, &dec1_};
+  }
   LinearBnRelu head1_;
   Linear head2_;
 
@@ -123,6 +126,15 @@ class Semseg : public Model {
   Buffer<float> class_weights_staging_;
   Buffer<double> loss_;
   float* logits_output(size_t count);
+  // Backward's gradients of the dense part (members, so that a graphed section finds them where it left
+  // them), by what they are the gradient of.
+  enum DenseGradient {
+    kDDec1, kDUp1, kDEnc1, kDDec2, kDCat1, kDUp2, kDEnc2, kDEnc3, kDCat2, kDEnc3a, kDFrom3, kDEnc2a, kDFrom2,
+    kDGrid0, kDEnc1a, kDenseGradients
+  };
+  Buffer<float> d_dense_[kDenseGradients];
+  GraphedSection dense_forward_, dense_backward_;  // training: the U-Net and head.0's BEV half (set_cuda_graphs)
+  void list_dense_buffers(std::vector<uintptr_t>& addresses) const;
 };
 
 }  // namespace lt

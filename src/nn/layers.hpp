@@ -146,6 +146,13 @@ struct ConvBnRelu {
   void fold(const Backend& backend, const ParamStore& params, const ParamStore& buffers);
   const float* forward_folded(const Backend& backend, const float* x, int batch_size, int height, int width);
   int out_channels() const;
+  // The addresses of its buffers (a graphed section's check that they have not moved).
+  void list_buffers(std::vector<uintptr_t>& addresses) const {
+    for (const void* b : {static_cast<const void*>(pre.data()), static_cast<const void*>(out.data()),
+                          static_cast<const void*>(dpre.data()), static_cast<const void*>(bn.mean.data()),
+                          static_cast<const void*>(bn.invstd.data()), static_cast<const void*>(bn.sums.data())})
+      addresses.push_back(reinterpret_cast<uintptr_t>(b));
+  }
   int64_t first_param() const { return transpose ? deconv.weight : conv.weight; }
   int out_height() const;
   int out_width() const;

@@ -55,6 +55,9 @@ po::options_description config_options() {
       "train.deterministic", po::value<bool>()->default_value(true),
       "cuda: only deterministic cuDNN convolution algorithms (the same bits every run); false: the fastest "
       "cuDNN's heuristics propose (the CPU is always deterministic)")(
+      "train.cuda_graphs", po::value<bool>()->default_value(false),
+      "cuda: the fixed-shape dense BEV part of the step (backbone and head, forward and backward) captured as "
+      "a CUDA graph once per batch size and replayed (the point stages and losses run outside)")(
       "train.threads", po::value<int>()->default_value(0),
       "OpenMP threads per rank (0: OMP_NUM_THREADS, else the node's cores / its ranks)")(
       "checkpoint.every", po::value<int64_t>()->default_value(0), "steps between checkpoints (0: at the end only)")(
@@ -120,6 +123,10 @@ TrainConfig train_config_from(const po::variables_map& v) {
   c.max_rotation = v["train.rotation"].as<double>();
   c.balance = v["train.balance"].as<std::string>();
   c.sync_bn = v["train.sync_bn"].as<bool>();
+  c.cuda_graphs = v["train.cuda_graphs"].as<bool>();
+  require(!(c.cuda_graphs && c.sync_bn),
+          "--train.cuda_graphs with --train.sync_bn: SyncBN's all-reduce inside the dense part is not captured; "
+          "set one of them false");
   c.seed = v["train.seed"].as<uint64_t>();
   c.threads = v["train.threads"].as<int>();
   c.max_time_s = v["train.max_time"].as<double>();

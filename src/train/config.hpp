@@ -35,6 +35,7 @@ struct TrainConfig {
   std::string comm = "auto";          // auto | mpi | nccl (mpi/reduce_backend.hpp)
   std::string device = "auto";        // auto | cpu | cuda (src/train/device.hpp)
   bool deterministic = true;          // cuda: deterministic cuDNN convolution algorithms only
+  bool cuda_graphs = false;           // cuda: the dense BEV part captured once per batch size and replayed
   std::string on_nonfinite = "stop";  // stop | skip: a step whose loss or gradient norm is not finite
   int max_nonfinite_skips = 5;        // skip: more skipped steps in a row than this stop the run
   int threads = 0;

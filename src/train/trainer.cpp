@@ -265,6 +265,9 @@ class Trainer {
     model_ = make_model(c_);
     model_->set_backend(*device_);
     model_->set_resident(true);  // on a device: parameters, gradients, buffers and optimizer state stay there
+    require(!c_.cuda_graphs || model_->set_cuda_graphs(true),
+            "--train.cuda_graphs: CUDA graphs capture a GPU's launches and train.device is " +
+                std::string(device_->name) + "; set train.device cuda or train.cuda_graphs false");
     model_->init(c_.seed);
     optimizer_.emplace(c_.optimizer, model_->params().size());
     run_agreed(comm_, [&] { comm_name_ = resolve_reduce_backend(c_.comm, *device_, "train.comm"); });
@@ -684,8 +687,9 @@ class Trainer {
           .key("skipped")
           .value(!out.nonfinite.empty())
           .key("skipped_steps")
-          .value(skipped_steps_)
-          .key("elapsed_s")
+          .value(skipped_steps_);
+      if (c_.cuda_graphs) line.key("graph_replays").value(model_->graph_counts().replayed);
+      line.key("elapsed_s")
           .value(out.end_s - start_s_)
           .end_object();
       metrics_.append(line.str() + "\n");

@@ -64,6 +64,11 @@ void submit(cudaStream_t stream, std::function<void()> work, std::vector<const v
             const char* what = "a copy");
 // Whether `stream` is being captured (what makes a launch list its pointer arguments).
 bool capturing(cudaStream_t stream);
+// A caching allocator's block of device memory handed out (in_use) or taken back: a graph that captured a
+// pointer into a block that went back to the cache, or that the cache handed out again, reads memory that
+// is no longer its own although no cudaFree happened, and cudaGraphLaunch says so (kernels/buffer.hpp's
+// PoolObserver; the emulated backend installs it).
+void note_pool_block(const void* block, size_t bytes, bool in_use);
 
 // A launch's pointer arguments, for a capture's record of what the kernel touches.
 template <class T>

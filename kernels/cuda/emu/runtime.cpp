@@ -42,6 +42,7 @@ struct GraphNode {
     const void* pointer;
     const char* start;
     uint64_t serial;
+    bool pool_block;  // a caching allocator's block (note_pool_block), else a cudaMalloc allocation
   };
   std::function<void()> run;
   std::vector<Use> uses;
@@ -95,6 +96,7 @@ struct Runtime {
     uint64_t serial;  // one per cudaMalloc: the same address allocated again is another allocation
   };
   std::map<const char*, Allocation> device_allocations;  // by start
+  std::map<const char*, Allocation> pool_blocks;         // handed out by a caching allocator, by start
   uint64_t allocations_made = 0;
   size_t in_use = 0, limit = 0;
   std::string graph_problem;  // what the last cudaGraphLaunch that failed found
@@ -139,9 +141,9 @@ bool is_pinned(const void* pointer) {
   return p < it->first + it->second;
 }
 
-// The device allocation `pointer` lies in (end of the map: none).
-std::map<const char*, Runtime::Allocation>::const_iterator allocation_of(const void* pointer) {
-  const auto& all = runtime().device_allocations;
+// The allocation of `all` that `pointer` lies in (end of the map: none).
+std::map<const char*, Runtime::Allocation>::const_iterator allocation_of(
+    const void* pointer, const std::map<const char*, Runtime::Allocation>& all = runtime().device_allocations) {
   const char* p = static_cast<const char*>(pointer);
   auto it = all.upper_bound(p);
   if (it == all.begin()) return all.end();
@@ -163,6 +165,15 @@ bool invalidates_capture() {
 }
 
 }  // namespace
+
+void note_pool_block(const void* block, size_t bytes, bool in_use) {
+  Runtime& r = runtime();
+  std::lock_guard<std::recursive_mutex> guard(r.lock);
+  if (in_use)
+    r.pool_blocks[static_cast<const char*>(block)] = {bytes, ++r.allocations_made};
+  else
+    r.pool_blocks.erase(static_cast<const char*>(block));
+}
 
 bool capturing(cudaStream_t stream) {
   if (!stream) return false;
@@ -188,8 +199,12 @@ void submit(cudaStream_t stream, std::function<void()> work, std::vector<const v
   if (stream && stream->capture) {
     GraphNode node{std::move(work), {}, what};
     for (const void* pointer : uses) {
+      const auto block = allocation_of(pointer, r.pool_blocks);
       const auto it = allocation_of(pointer);
-      if (it != r.device_allocations.end()) node.uses.push_back({pointer, it->first, it->second.serial});
+      if (block != r.pool_blocks.end())
+        node.uses.push_back({pointer, block->first, block->second.serial, true});
+      else if (it != r.device_allocations.end())
+        node.uses.push_back({pointer, it->first, it->second.serial, false});
     }
     stream->capture->nodes.push_back(std::move(node));
     return;
@@ -564,14 +579,16 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
   // What a GPU cannot tell: every node's memory must still be the allocation it captured.
   for (size_t n = 0; n < exec->nodes.size(); ++n)
     for (const GraphNode::Use& use : exec->nodes[n].uses) {
-      const auto it = lt::emu::allocation_of(use.pointer);
-      const bool freed = it == r.device_allocations.end() || it->first != use.start;
+      const auto& all = use.pool_block ? r.pool_blocks : r.device_allocations;
+      const auto it = lt::emu::allocation_of(use.pointer, all);
+      const bool freed = it == all.end() || it->first != use.start;
       if (freed || it->second.serial != use.serial) {
-        char text[256];
+        char text[320];
         std::snprintf(text, sizeof text,
-                      "an illegal memory access (emulated): node %zu of the graph (%s) uses %p, whose allocation "
-                      "was %s after capture",
-                      n, exec->nodes[n].what, use.pointer, freed ? "freed" : "freed and allocated again");
+                      "an illegal memory access (emulated): node %zu of the graph (%s) uses %p, whose %s was %s "
+                      "after capture",
+                      n, exec->nodes[n].what, use.pointer, use.pool_block ? "block of the caching allocator" : "allocation",
+                      freed ? "freed" : "freed and allocated again");
         r.graph_problem = text;
         return cudaErrorIllegalAddress;
       }
