@@ -1,6 +1,7 @@
 #include "io/checkpoint.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 
 #include "io/hdf5_util.hpp"
@@ -99,6 +100,11 @@ void write_checkpoint(const std::string& path, const CheckpointMeta& meta, const
                     state.cost_model_sums.data(), where);
     h5::write_array(state_group.get(), "cost_model_history", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE,
                     {hsize_t(state.cost_model_history.size() / 3), 3}, 64, state.cost_model_history.data(), where);
+    if (!state.loss_scaler.empty()) {
+      require(state.loss_scaler.size() == 2, where + ": bad loss scaler state");
+      h5::write_array(state_group.get(), "loss_scaler", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, {2}, 2,
+                      state.loss_scaler.data(), where);
+    }
   };
   // The raw bytes, and a few KB of metadata per tensor.
   const size_t tensors = params.views().size() * (1 + optimizer_state.size()) + buffers.views().size();
@@ -144,6 +150,16 @@ CheckpointState read_checkpoint_state(const std::string& path) {
     require(dims[1] == 3, path + ": /state/cost_model_history: expected 3 columns");
     state.cost_model_history.resize(size_t(dims[0]) * 3);
     h5::read_rows(dataset.get(), H5T_NATIVE_DOUBLE, 0, dims[0], state.cost_model_history.data(), path);
+  }
+  if (h5::has_link(group.get(), "loss_scaler")) {  // fp16 runs only
+    h5::Handle dataset = h5::open_dataset(group.get(), "loss_scaler", path);
+    const auto dims = h5::checked_dims(dataset.get(), 1, H5T_FLOAT, 8, true, path + ": /state/loss_scaler");
+    require(dims[0] == 2, path + ": /state/loss_scaler: expected 2 values (scale, steps since an overflow)");
+    state.loss_scaler.resize(2);
+    h5::read_rows(dataset.get(), H5T_NATIVE_DOUBLE, 0, 2, state.loss_scaler.data(), path + ": /state/loss_scaler");
+    const double scale = state.loss_scaler[0], good = state.loss_scaler[1];
+    require(std::isfinite(scale) && scale > 0 && good >= 0 && good < 9.0e15 && good == std::floor(good),
+            path + ": /state/loss_scaler: the scale must be finite and > 0, the step count a whole number >= 0");
   }
   return state;
 }

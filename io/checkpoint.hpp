@@ -45,6 +45,9 @@ struct CheckpointState {
   int64_t step = 0, samples_seen = 0, global_batch = 0;
   std::vector<double> cost_model_sums = std::vector<double>(5, 0.0);
   std::vector<double> cost_model_history;  // (K, 3)
+  // fp16 training's dynamic loss scaler: {scale, steps since the last overflow}; empty for a run without
+  // (then /state/loss_scaler is not written, and a run with one starts from train.loss_scale).
+  std::vector<double> loss_scaler;
 };
 
 // With `comm`, every rank of it calls this with the same arguments (the replicated parameters and state):

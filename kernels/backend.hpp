@@ -55,6 +55,16 @@ inline int64_t heatmap_top_k_work(int64_t cells) {
   return 2 * cells + cells / 4096 + 2;
 }
 
+// What the inputs of a backend's GEMMs are rounded to (train.precision, --precision): fp32 (not rounded),
+// bf16 or fp16. Every linear layer and convolution multiplies through GEMMs, so their inputs (activations,
+// weights, output gradients) are read in that type; products are accumulated in fp32 and outputs written
+// in fp32, and everything else — parameters (the master weights), optimizer state, BN statistics, losses,
+// gradients and their all-reduce — stays fp32.
+enum class Precision { fp32, bf16, fp16 };
+inline const char* precision_name(Precision p) {
+  return p == Precision::bf16 ? "bf16" : p == Precision::fp16 ? "fp16" : "fp32";
+}
+
 // What crossed between the host and a backend's memory since the process began: bytes each way through
 // upload/download and staged inputs (counted at the forward that reads them, wherever their copy was
 // queued), and the times the host waited for the device (synchronize, and every download, which returns
@@ -110,6 +120,8 @@ struct Backend {
   void (*graph_release)(void* graph);
 
   // ---- GEMM (the CPU: Eigen; CUDA: cuBLAS; gemm.cu) ----
+  // From now on, every GEMM's inputs as `precision` reads them (the CPU: fp32 only, so unsupported).
+  void (*set_matmul_precision)(Precision precision);
   // Row-major C (m×n) = α op(A) op(B) + β C; op(A) = Aᵀ with trans_a (A stored k×m), likewise B.
   void (*gemm)(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
                float beta, float* c);
@@ -237,6 +249,12 @@ struct Backend {
   // looked at) are finite (common/elementwise.hpp's gradient_gate), for OptimizerStep::gate: what lets the
   // update follow the norm and the loss on the device.
   void (*gradient_gate)(const double* norm_sq, const double* loss, double max_norm, float* gate);
+  // The same for a loss scaled by scaler[0] (fp16; common/elementwise.hpp's scaled_gradient_gate): norm_sq
+  // unscaled in place, gate[0] ÷ the scale, and scaler = {scale, steps since the last overflow} updated
+  // (halved on a closed gate, doubled after growth_interval open ones in a row) — on the device, read back
+  // with the step's other scalars.
+  void (*scaled_gradient_gate)(double* norm_sq, const double* loss, double max_norm, int64_t growth_interval,
+                               double* scaler, float* gate);
 };
 
 // Every op of the table by name, in declaration order: what the completeness test and supports_op walk,
@@ -246,7 +264,7 @@ struct Backend {
   X(alloc) X(release) X(upload) X(download) X(copy) X(fill_zero) X(synchronize) X(transfers)                          \
   X(stage_acquire) X(stage_upload) X(stage_await) X(stage_release)                                                     \
   X(graph_begin) X(graph_end) X(graph_launch) X(graph_release)                                                         \
-  X(gemm)                                                                                                              \
+  X(set_matmul_precision) X(gemm)                                                                                     \
   X(linear_forward) X(linear_backward) X(linear_relu_forward)                                                          \
   X(conv2d_forward) X(conv2d_backward) X(conv_transpose_forward) X(conv_transpose_backward) X(conv2d_relu_forward)     \
   X(conv_transpose_relu_forward) X(conv2d_relu_at_cells)                                                               \
@@ -259,7 +277,7 @@ struct Backend {
   X(cross_entropy) X(focal_loss) X(l1_loss) X(add_loss_share)                                                          \
   X(gather_positions_forward) X(gather_positions_backward) X(max_pool3x3) X(bev_iou_matrix) X(heatmap_top_k)           \
   X(rotated_nms)                                                                                                       \
-  X(adamw_update) X(sgd_update) X(sum_squares) X(scale) X(gradient_gate)
+  X(adamw_update) X(sgd_update) X(sum_squares) X(scale) X(gradient_gate) X(scaled_gradient_gate)
 // clang-format on
 
 #define LT_COUNT_OP(op) +1

@@ -11,9 +11,13 @@
 #   6. train.comm=nccl: 1 rank on 1 GPU, and 2 ranks where 2 GPUs exist (with SyncBN, equal to 1 rank with
 #      their batch to 1e-5): the ledger per step (bytes up, down, syncs), step time and the time the compute
 #      stream stood waiting for the buckets (exposed communication, timed on the GPU by events);
-# and writes one JSON summary (GPU_CHECK_OUT, default runs/gpu_check/gpu_check.json) with the issue's
-# targets (semseg inference p50 ≤ 2 ms, training ≥ 500 frames/s at batch 8 (fp32), bevdet inference ≤ 3 ms)
-# next to what was measured. Exit 0 when every check passed (the targets are reported, not required).
+#   7. mixed precision and CUDA graphs: both models' loss curves in bf16 and fp16 against step 2's fp32 ones
+#      (the mean of the last 5 steps within 2 %), semseg_small's frames/s at batch 8 in bf16 against fp32,
+#      and bevdet_small's step time at batch 1 with train.cuda_graphs on and off;
+# and writes one JSON summary (GPU_CHECK_OUT, default runs/gpu_check/gpu_check.json) with the issues'
+# targets (semseg inference p50 ≤ 2 ms, training ≥ 500 frames/s at batch 8 (fp32), bevdet inference ≤ 3 ms;
+# bf16 ≥ 1.5× fp32 training frames/s for semseg_small at batch 8; graphs cut bevdet_small's step time at
+# batch 1 by ≥ 20 %) next to what was measured. Exit 0 when every check passed (the targets are reported, not required).
 # About 5 minutes on one H100/H200 (16 cores). Usage: scripts/gpu_check.sh
 #
 # GPU_CHECK_EMULATED=1 runs the same steps, scaled down (tiny models, 10 steps, 3 timed runs), on the
@@ -112,6 +116,29 @@ if [ "${gpus:-0}" -ge 2 ]; then
   nccl_train 1 $((2 * THROUGHPUT_BATCH)) nccl_np1_whole
 fi
 
+echo "== 7. mixed precision and CUDA graphs"
+for model in semseg_small bevdet_small; do
+  for precision in bf16 fp16; do
+    rm -rf "$OUT_DIR/$model-$precision"
+    # shellcheck disable=SC2046
+    "$LT" train --config "configs/$model.ini" $(overrides $model) --data "$OUT_DIR/train" --train.steps "$STEPS" \
+      --log.every 1 --train.device cuda --train.precision "$precision" --run-dir "$OUT_DIR/$model-$precision" \
+      >"$OUT_DIR/$model-$precision.log" 2>&1 || status=1
+  done
+done
+rm -rf "$OUT_DIR/throughput_bf16"
+# shellcheck disable=SC2046
+"$LT" train --config configs/semseg_small.ini $(overrides semseg_small) --data "$OUT_DIR/train" \
+  --train.steps "$THROUGHPUT_STEPS" --train.batch_size "$THROUGHPUT_BATCH" --log.every 1 --train.device cuda \
+  --train.precision bf16 --run-dir "$OUT_DIR/throughput_bf16" >"$OUT_DIR/throughput_bf16.log" 2>&1 || status=1
+for graphs in false true; do
+  rm -rf "$OUT_DIR/graphs_$graphs"
+  # shellcheck disable=SC2046
+  "$LT" train --config configs/bevdet_small.ini $(overrides bevdet_small) --data "$OUT_DIR/train" \
+    --train.steps "$THROUGHPUT_STEPS" --train.batch_size 1 --log.every 1 --train.device cuda \
+    --train.cuda_graphs "$graphs" --run-dir "$OUT_DIR/graphs_$graphs" >"$OUT_DIR/graphs_$graphs.log" 2>&1 || status=1
+done
+
 /usr/bin/python3 - "$OUT_DIR" "$SUMMARY" "$status" "$EMULATED" <<'PY'
 import json, os, sys
 out, summary_path, status, emulated = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == '1'
@@ -181,6 +208,38 @@ if steps('nccl_np2'):
     worst = max((abs(x - y) / abs(y) for x, y in zip(a, b)), default=None)
     summary['checks']['nccl_2_ranks_equal_1_rank'] = {'max_relative_difference': worst,
                                                       'passed': len(a) == len(b) > 0 and worst <= 1e-5}
+# 7. mixed precision: each curve against fp32's (step 2), and the targets.
+summary['precision'] = {}
+for model in ('semseg_small', 'bevdet_small'):
+    ref = losses(model + '-cuda')
+    for precision in ('bf16', 'fp16'):
+        rows = steps('%s-%s' % (model, precision))
+        curve = [r['loss'] for r in rows]
+        last5 = sum(curve[-5:]) / 5 if len(curve) >= 5 else None
+        ref5 = sum(ref[-5:]) / 5 if len(ref) >= 5 else None
+        relative = abs(last5 - ref5) / abs(ref5) if last5 is not None and ref5 else None
+        summary['precision']['%s_%s' % (model, precision)] = {
+            'losses': curve, 'fp32_losses': ref, 'last5_mean': last5, 'fp32_last5_mean': ref5,
+            'relative_difference': relative, 'skipped_steps': rows[-1]['skipped_steps'] if rows else None,
+            'loss_scales': [r.get('loss_scale') for r in rows] if precision == 'fp16' else None}
+        summary['checks']['%s_%s_last5_within_2pct' % (model, precision)] = {
+            'relative_difference': relative, 'passed': relative is not None and relative <= 0.02}
+def median_rate(run, skip):
+    values = [r['samples_per_s'] for r in steps(run)][skip:]
+    return median(values)
+fp32_rate, bf16_rate = median_rate('throughput', 0 if emulated else 5), median_rate('throughput_bf16', 0 if emulated else 5)
+summary['targets']['semseg_small_bf16_speedup_batch8'] = {
+    'target': 1.5, 'measured': bf16_rate / fp32_rate if bf16_rate and fp32_rate else None,
+    'fp32_frames_per_s': fp32_rate, 'bf16_frames_per_s': bf16_rate}
+eager_step = median([r['step_s']['max'] for r in steps('graphs_false')[1:]])
+graph_step = median([r['step_s']['max'] for r in steps('graphs_true')[2:]])  # after the warm-up and capture
+summary['targets']['bevdet_small_graphs_step_time_cut_batch1'] = {
+    'target': 0.2, 'measured': 1 - graph_step / eager_step if eager_step and graph_step else None,
+    'eager_step_s': eager_step, 'graphs_step_s': graph_step,
+    'graph_replays': steps('graphs_true')[-1].get('graph_replays') if steps('graphs_true') else None}
+for name in ('semseg_small_bf16_speedup_batch8', 'bevdet_small_graphs_step_time_cut_batch1'):
+    t = summary['targets'][name]
+    t['met'] = t['measured'] is not None and t['measured'] >= t['target']
 summary['targets']['nccl_8_gpus_exposed_comm_share'] = {'target': 0.05, 'measured': None,
                                                         'note': 'needs 8 GPUs of one node: scripts/submit_scaling.sh'}
 bench = load('bench_cuda.json', {})

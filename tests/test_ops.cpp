@@ -1318,6 +1318,47 @@ TEST_P(BackendOps, GatedOptimizerUpdateIsClipThenUpdateOrNothing) {
   }
 }
 
+// The fp16 loss scaler's gate (scaled_gradient_gate) as GradScaler behaves: the norm and the clip are the
+// unscaled gradients', the gate's factor carries 1/scale, open steps count up to growth_interval and then
+// double the scale, an inf or NaN closes the gate and halves it; every backend the same bits.
+TEST_P(BackendOps, LossScalerGrowsAfterGoodStepsAndBacksOffOnOverflow) {
+  SKIP_UNLESS_SUPPORTED("scaled_gradient_gate");
+  const double scale = 65536.0, true_norm = 3.0;
+  std::vector<double> scaler = {scale, 0.0};
+  std::vector<float> gate(2);
+  // Two good steps of a growth interval of 3, the third doubles the scale; the clip (max 1) sees norm 3.
+  for (int step = 1; step <= 3; ++step) {
+    std::vector<double> sq = {true_norm * true_norm * scaler[0] * scaler[0]}, loss = {0.5};
+    const double before = scaler[0];
+    staged().scaled_gradient_gate(rw(sq), ro(loss), 1.0, 3, rw(scaler), wr(gate));
+    EXPECT_EQ(sq[0], true_norm * true_norm) << "unscaled in place";
+    EXPECT_EQ(gate[1], 1.f);
+    EXPECT_EQ(gate[0], float(double(float(1.0 / (true_norm + 1e-6))) / before)) << step;
+    EXPECT_EQ(scaler[0], step < 3 ? scale : 2 * scale) << step;
+    EXPECT_EQ(scaler[1], step < 3 ? double(step) : 0.0) << step;
+  }
+  // An overflow (inf, or NaN from inf − inf) or a non-finite loss: closed, the scale halved, the count reset.
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
+  scaler = {scale, 2.0};
+  for (const auto& [bad_sq, bad_loss] : std::vector<std::pair<double, double>>{{inf, 1}, {nan, 1}, {4, nan}}) {
+    std::vector<double> sq = {bad_sq}, loss = {bad_loss};
+    const double before = scaler[0];
+    staged().scaled_gradient_gate(rw(sq), ro(loss), 1.0, 2000, rw(scaler), wr(gate));
+    EXPECT_EQ(gate[1], 0.f);
+    EXPECT_EQ(scaler[0], before / 2);
+    EXPECT_EQ(scaler[1], 0.0);
+  }
+  // The CPU's op: the host formula (kernels/common/elementwise.hpp) in place.
+  double sq = 16.0 * 4.0, cpu_scaler[2] = {2.0, 0.0};
+  const double one = 1.0;
+  float cpu_gate[2] = {};
+  cpu_backend().scaled_gradient_gate(&sq, &one, 0.0, 2000, cpu_scaler, cpu_gate);
+  EXPECT_EQ(sq, 16.0);
+  EXPECT_EQ(cpu_gate[0], 0.5f);
+  EXPECT_EQ(cpu_gate[1], 1.f);
+  EXPECT_EQ(cpu_scaler[1], 1.0);
+}
+
 // A micro-batch's loss share on the backend = the host's formula bit for bit (Model::forward_loss: semseg's
 // one weighted term, bevdet's two), accumulated over micro-batches; a normaliser of 0 adds nothing.
 TEST_P(BackendOps, LossShareIsTheHostsFormula) {

@@ -73,6 +73,26 @@ LT_HD void gradient_gate(double norm_sq, double loss, double max_norm, float& fa
   factor = max_norm > 0 && norm > max_norm ? float(max_norm / (norm + 1e-6)) : 1.f;
 }
 
+// The gate of a step whose loss was multiplied by a dynamic loss scale (fp16: torch.cuda.amp.GradScaler's
+// unscale_ and update), from the scaled gradients' norm² and the global loss; scaler = {scale, steps since
+// the last overflow}. The norm² is unscaled in place (÷ scale², so the reported norm and the clip are the
+// true gradients'), the gate is gradient_gate's with its factor ÷ scale (the optimizer then reads the true,
+// clipped gradients), and the scale is updated as GradScaler updates it: a closed gate (an inf or NaN)
+// halves it and restarts the count; an open one counts, and the growth_interval-th in a row doubles it.
+LT_HD void scaled_gradient_gate(double& norm_sq, double loss, double max_norm, double& scale, double& good_steps,
+                                double growth_interval, float& factor, float& open) {
+  norm_sq = norm_sq / (scale * scale);
+  gradient_gate(norm_sq, loss, max_norm, factor, open);
+  factor = float(double(factor) / scale);
+  if (open == 0.f) {
+    scale *= 0.5;
+    good_steps = 0;
+  } else if (++good_steps >= growth_interval) {
+    scale *= 2.0;
+    good_steps = 0;
+  }
+}
+
 // A micro-batch's share of the global batch's loss from its terms, as the host computes it
 // (Model::forward_loss): Σ_i (weight_i · term_i) / normaliser, added in term order; 0 when normaliser ≤ 0.
 LT_HD double loss_share(const double* terms, int count, double weight0, double weight1, double normaliser) {

@@ -139,6 +139,12 @@ void sgd_update(float* param, const float* grad, float* momentum_buffer, int64_t
 void gradient_gate(const double* norm_sq, const double* loss, double max_norm, float* gate) {
   lt::gradient_gate(*norm_sq, loss ? *loss : 0.0, max_norm, gate[0], gate[1]);
 }
+
+void scaled_gradient_gate(double* norm_sq, const double* loss, double max_norm, int64_t growth_interval,
+                          double* scaler, float* gate) {
+  lt::scaled_gradient_gate(*norm_sq, loss ? *loss : 0.0, max_norm, scaler[0], scaler[1], double(growth_interval),
+                           gate[0], gate[1]);
+}
 void add_loss_share(const double* terms, int count, double weight0, double weight1, double normaliser, double* total) {
   *total += lt::loss_share(terms, count, weight0, weight1, normaliser);
 }
@@ -205,7 +211,9 @@ void rotated_nms(const float* boxes, const int32_t* labels, int64_t n, double io
 
 const Backend& cpu_backend() {
   // Graphs capture a device's launches: the CPU has none to capture.
-  static const char* const unsupported[] = {"graph_begin", "graph_end", "graph_launch", "graph_release", nullptr};
+  // GEMM inputs in 16 bits are a GPU's (tensor cores): the CPU multiplies in fp32 only.
+  static const char* const unsupported[] = {"graph_begin",   "graph_end", "graph_launch", "graph_release",
+                                            "set_matmul_precision", nullptr};
   static const Backend backend = {
       .name = "cpu",
       .host_memory = true,
@@ -227,6 +235,7 @@ const Backend& cpu_backend() {
       .graph_end = nullptr,
       .graph_launch = nullptr,
       .graph_release = nullptr,
+      .set_matmul_precision = nullptr,
       // GEMM
       .gemm = gemm,
       // linear
@@ -284,6 +293,7 @@ const Backend& cpu_backend() {
       .sum_squares = sum_squares,
       .scale = scale,
       .gradient_gate = gradient_gate,
+      .scaled_gradient_gate = scaled_gradient_gate,
   };
   return backend;
 }

@@ -33,6 +33,7 @@ const Backend& backend() {
       .graph_launch = graph_launch,
       .graph_release = graph_release,
       // GEMM
+      .set_matmul_precision = set_matmul_precision,
       .gemm = gemm,
       // linear
       .linear_forward = linear_forward,
@@ -89,6 +90,7 @@ const Backend& backend() {
       .sum_squares = sum_squares,
       .scale = scale,
       .gradient_gate = gradient_gate,
+      .scaled_gradient_gate = scaled_gradient_gate,
   };
 #if !defined(__CUDACC__)
   // The emulation follows the caching allocator's blocks, so that a graph replay using one given back is

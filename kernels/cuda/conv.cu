@@ -1,5 +1,6 @@
 // conv2d and conv-transpose on the GPU (kernels/cpu/conv.cpp is the CPU side; linear: linear.cu): convolutions through
-// cuDNN where the build has it (cudnn_conv.cu), else, and always in the emulated build, GEMMs (gemm.cu: cuBLAS, or the
+// cuDNN where the build has it (cudnn_conv.cu) and the matmul precision is fp32, else, and always in the emulated
+// build, GEMMs (gemm.cu: cuBLAS, or the
 // tiled kernel in the emulated build) around hand-written layout kernels: bias, im2col, col2im as a gather (each input
 // element sums its taps in a fixed order: no atomics, the same bits every run), the conv-transpose's tap
 // scatter and gather. Bias gradients through the batch-norm channel sums (fixed order).
@@ -125,7 +126,7 @@ void add_bias(float* y, const float* bias, int64_t outer, int channels, int64_t 
 
 void conv2d_forward(const float* x, const float* weight, const float* bias, float* y, const ops::Conv2dShape& s) {
 #if defined(__CUDACC__) && defined(LIDARTRAIN_HAVE_CUDNN)
-  if (cudnn_conv2d_forward(x, weight, y, s)) {
+  if (matmul_precision() == Precision::fp32 && cudnn_conv2d_forward(x, weight, y, s)) {
     if (bias) add_bias(y, bias, s.batch, s.out_channels, int64_t(s.out_height()) * s.out_width());
     check(cudaGetLastError(), "conv2d_forward");
     return;
@@ -152,7 +153,7 @@ void conv2d_backward(const float* x, const float* weight, const float* dy, float
   const int64_t in_size = int64_t(s.in_channels) * s.height * s.width, out_size = s.out_channels * pixels;
   if (dbias) add_channel_sums(dy, s.batch, s.out_channels, pixels, dbias);
 #if defined(__CUDACC__) && defined(LIDARTRAIN_HAVE_CUDNN)
-  if (cudnn_conv2d_backward(x, weight, dy, dx, dweight, s)) {
+  if (matmul_precision() == Precision::fp32 && cudnn_conv2d_backward(x, weight, dy, dx, dweight, s)) {
     check(cudaGetLastError(), "conv2d_backward");
     return;
   }
@@ -183,7 +184,7 @@ void conv_transpose_forward(const float* x, const float* weight, const float* bi
   const int kk = s.stride * s.stride;
   const int64_t pixels = int64_t(s.height) * s.width, taps = int64_t(s.out_channels) * kk;
 #if defined(__CUDACC__) && defined(LIDARTRAIN_HAVE_CUDNN)
-  if (cudnn_conv_transpose_forward(x, weight, y, s)) {
+  if (matmul_precision() == Precision::fp32 && cudnn_conv_transpose_forward(x, weight, y, s)) {
     if (bias) add_bias(y, bias, s.batch, s.out_channels, kk * pixels);
     check(cudaGetLastError(), "conv_transpose_forward");
     return;
@@ -204,7 +205,7 @@ void conv_transpose_backward(const float* x, const float* weight, const float* d
   const int64_t pixels = int64_t(s.height) * s.width, taps = int64_t(s.out_channels) * kk;
   if (dbias) add_channel_sums(dy, s.batch, s.out_channels, kk * pixels, dbias);
 #if defined(__CUDACC__) && defined(LIDARTRAIN_HAVE_CUDNN)
-  if (cudnn_conv_transpose_backward(x, weight, dy, dx, dweight, s)) {
+  if (matmul_precision() == Precision::fp32 && cudnn_conv_transpose_backward(x, weight, dy, dx, dweight, s)) {
     check(cudaGetLastError(), "conv_transpose_backward");
     return;
   }

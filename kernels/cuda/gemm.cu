@@ -1,5 +1,8 @@
 // GEMM: cuBLAS in the GPU build (the call is thin; its argument mapping is kernels/common/gemm_layout.hpp,
-// tested on the CPU), and in the emulated build a plain kernel in its place.
+// tested on the CPU), and in the emulated build a plain kernel in its place. With a 16-bit matmul
+// precision (train.precision) both inputs are converted to it first, by a kernel of both builds, and
+// multiplied with fp32 accumulation: cublasGemmEx (16-bit A and B, fp32 C, compute type 32F: the tensor
+// cores' mode), or the emulated kernel reading the 16-bit values and summing in float.
 #include "kernels/common/gemm_layout.hpp"
 #include "kernels/cuda/ops.cuh"
 
@@ -9,38 +12,62 @@
 
 namespace lt::LT_CUDA_NS {
 
-#if !defined(__CUDACC__)
 namespace {
 
-// One thread per element of C, its k-sum in order. No shared memory and no barrier, so the emulation runs
-// it as plain calls: what makes whole training steps affordable there.
-__global__ void gemm_kernel(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-                            const float* b, float beta, float* c) {
+Precision current_precision = Precision::fp32;
+
+__device__ __forceinline__ float to_float(float v) {
+  return v;
+}
+__device__ __forceinline__ float to_float(__nv_bfloat16 v) {
+  return __bfloat162float(v);
+}
+__device__ __forceinline__ float to_float(__half v) {
+  return __half2float(v);
+}
+template <class T>
+__device__ __forceinline__ T from_float(float v);
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
+template <>
+__device__ __forceinline__ __half from_float<__half>(float v) {
+  return __float2half_rn(v);
+}
+
+// y = x in T, rounded to nearest even.
+template <class T>
+__global__ void convert_kernel(const float* x, T* y, int64_t n) {
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x)
+    y[e] = from_float<T>(x[e]);
+}
+
+#if !defined(__CUDACC__)
+// One thread per element of C, its k-sum in order, in float whatever T is. No shared memory and no barrier,
+// so the emulation runs it as plain calls: what makes whole training steps affordable there.
+template <class T>
+__global__ void gemm_kernel(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const T* a,
+                            const T* b, float beta, float* c) {
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < m * n; e += int64_t(gridDim.x) * blockDim.x) {
     const int64_t row = e / n, col = e % n;
     float sum = 0.f;
     for (int64_t i = 0; i < k; ++i)
-      sum += (trans_a ? a[i * m + row] : a[row * k + i]) * (trans_b ? b[col * k + i] : b[i * n + col]);
+      sum += to_float(trans_a ? a[i * m + row] : a[row * k + i]) * to_float(trans_b ? b[col * k + i] : b[i * n + col]);
     c[e] = beta == 0.f ? alpha * sum : alpha * sum + beta * c[e];  // β = 0 never reads C (it may be garbage)
   }
 }
 
-}  // namespace
-
 // The emulated build's stand-in for cuBLAS (which cannot run without a GPU): tested against the CPU's
 // GEMM in the op table, and what every emulated linear and convolution multiplies with.
-void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
-          float beta, float* c) {
-  if (m == 0 || n == 0) return;
-  LT_LAUNCH(gemm_kernel, blocks_for(m * n), kThreads, stream())(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
+template <class T>
+void gemm_as(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const T* a, const T* b,
+             float beta, float* c) {
+  LT_LAUNCH(gemm_kernel<T>, blocks_for(m * n), kThreads, stream())(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
   check(cudaGetLastError(), "gemm (emulated)");
 }
-#endif
-
-#if defined(__CUDACC__)
-void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
-          float beta, float* c) {
-  if (m == 0 || n == 0) return;
+#else
+cublasHandle_t cublas() {
   static cublasHandle_t handle = [] {
     cublasHandle_t h = nullptr;
     if (cublasCreate(&h) != CUBLAS_STATUS_SUCCESS) {
@@ -50,16 +77,85 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
     cublasSetStream(h, stream());  // the stream every op runs on
     return h;
   }();
-  const ColumnMajorGemm g = column_major_gemm(trans_a, trans_b, m, n, k);
-  const cublasStatus_t status =
-      cublasSgemm(handle, g.transpose_first ? CUBLAS_OP_T : CUBLAS_OP_N, g.transpose_second ? CUBLAS_OP_T : CUBLAS_OP_N,
-                  int(g.m), int(g.n), int(g.k), &alpha, b, int(g.ld_first), a, int(g.ld_second), &beta, c, int(g.ld_c));
+  return handle;
+}
+
+void check_cublas(cublasStatus_t status, const char* what, int64_t m, int64_t n, int64_t k) {
   if (status != CUBLAS_STATUS_SUCCESS) {
-    std::fprintf(stderr, "lidartrain: cublasSgemm failed (status %d, m %lld n %lld k %lld)\n", int(status),
-                 (long long)m, (long long)n, (long long)k);
+    std::fprintf(stderr, "lidartrain: %s failed (status %d, m %lld n %lld k %lld)\n", what, int(status), (long long)m,
+                 (long long)n, (long long)k);
     std::abort();
   }
 }
+
+template <class T>
+cudaDataType_t cuda_type();
+template <>
+cudaDataType_t cuda_type<float>() {
+  return CUDA_R_32F;
+}
+template <>
+cudaDataType_t cuda_type<__nv_bfloat16>() {
+  return CUDA_R_16BF;
+}
+template <>
+cudaDataType_t cuda_type<__half>() {
+  return CUDA_R_16F;
+}
+
+template <class T>
+void gemm_as(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const T* a, const T* b,
+             float beta, float* c) {
+  const ColumnMajorGemm g = column_major_gemm(trans_a, trans_b, m, n, k);
+  const cublasOperation_t first = g.transpose_first ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t second = g.transpose_second ? CUBLAS_OP_T : CUBLAS_OP_N;
+  if constexpr (sizeof(T) == sizeof(float)) {
+    check_cublas(cublasSgemm(cublas(), first, second, int(g.m), int(g.n), int(g.k), &alpha, b, int(g.ld_first), a,
+                             int(g.ld_second), &beta, c, int(g.ld_c)),
+                 "cublasSgemm", m, n, k);
+  } else {
+    check_cublas(cublasGemmEx(cublas(), first, second, int(g.m), int(g.n), int(g.k), &alpha, b, cuda_type<T>(),
+                              int(g.ld_first), a, cuda_type<T>(), int(g.ld_second), &beta, c, CUDA_R_32F, int(g.ld_c),
+                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                 "cublasGemmEx", m, n, k);
+  }
+}
 #endif
+
+// A and B converted to T in scratch, then multiplied.
+template <class T>
+void gemm_converted(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                    const float* b, float beta, float* c) {
+  const int64_t a_count = m * k, b_count = k * n;
+  T* a16 = static_cast<T*>(scratch(4, sizeof(T) * size_t(a_count > 0 ? a_count : 1)));
+  T* b16 = static_cast<T*>(scratch(5, sizeof(T) * size_t(b_count > 0 ? b_count : 1)));
+  if (a_count > 0) LT_LAUNCH(convert_kernel<T>, blocks_for(a_count), kThreads, stream())(a, a16, a_count);
+  if (b_count > 0) LT_LAUNCH(convert_kernel<T>, blocks_for(b_count), kThreads, stream())(b, b16, b_count);
+  gemm_as<T>(trans_a, trans_b, m, n, k, alpha, a16, b16, beta, c);
+}
+
+}  // namespace
+
+void set_matmul_precision(Precision precision) {
+  current_precision = precision;
+}
+
+Precision matmul_precision() {
+  return current_precision;
+}
+
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
+          float beta, float* c) {
+  if (m == 0 || n == 0) return;
+  switch (current_precision) {
+    case Precision::bf16:
+      return gemm_converted<__nv_bfloat16>(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
+    case Precision::fp16:
+      return gemm_converted<__half>(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
+    case Precision::fp32:
+      break;
+  }
+  gemm_as<float>(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
+}
 
 }  // namespace lt::LT_CUDA_NS

@@ -28,10 +28,10 @@ void graph_begin();
 void* graph_end();
 bool graph_launch(void* graph);
 void graph_release(void* graph);
-// Scratch memory for one op's temporaries: `slot` 0…2 for the op itself, 3 is sum_doubles'. A slot's
-// memory is valid until the next request for that slot (ops run in stream order, so the next op's use
-// cannot overtake this one's). Grows, never shrinks.
-constexpr int kScratchSlots = 4;
+// Scratch memory for one op's temporaries: `slot` 0…2 for the op itself, 3 is sum_doubles', 4 and 5 are
+// gemm's 16-bit operands. A slot's memory is valid until the next request for that slot (ops run in stream
+// order, so the next op's use cannot overtake this one's). Grows, never shrinks.
+constexpr int kScratchSlots = 6;
 void* scratch(int slot, size_t bytes);
 
 // ---- reductions (reduce.cu) ----
@@ -40,8 +40,12 @@ void sum_doubles(const double* values, int64_t n, double* out);
 
 // ---- gemm.cu: row-major C (m×n) = α op(A) op(B) + β C (cuBLAS in the GPU build; a plain kernel in the
 // emulated one) ----
+// With a 16-bit matmul precision, A and B are converted to it first (scratch slots 4 and 5) and multiplied
+// with fp32 accumulation (cublasGemmEx, compute type 32F; the emulated kernel reads the 16-bit values).
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
           float beta, float* c);
+void set_matmul_precision(Precision precision);
+Precision matmul_precision();
 
 // ---- linear.cu ----
 void linear_forward(const float* x, const float* weight, const float* bias, float* y, int64_t rows, int in, int out);
@@ -153,5 +157,7 @@ void sgd_update(float* param, const float* grad, float* momentum_buffer, int64_t
 void sum_squares(const float* x, int64_t n, double* sum);
 void scale(float* x, int64_t n, float factor);
 void gradient_gate(const double* norm_sq, const double* loss, double max_norm, float* gate);
+void scaled_gradient_gate(double* norm_sq, const double* loss, double max_norm, int64_t growth_interval,
+                          double* scaler, float* gate);
 
 }  // namespace lt::LT_CUDA_NS

@@ -30,6 +30,13 @@ __global__ void gradient_gate_kernel(const double* norm_sq, const double* loss, 
     ::lt::gradient_gate(*norm_sq, loss ? *loss : 0.0, max_norm, gate[0], gate[1]);
 }
 
+__global__ void scaled_gradient_gate_kernel(double* norm_sq, const double* loss, double max_norm,
+                                            int64_t growth_interval, double* scaler, float* gate) {
+  if (blockIdx.x == 0 && threadIdx.x == 0)
+    ::lt::scaled_gradient_gate(*norm_sq, loss ? *loss : 0.0, max_norm, scaler[0], scaler[1], double(growth_interval),
+                               gate[0], gate[1]);
+}
+
 __global__ void sum_squares_kernel(const float* x, int64_t n, double* partial) {
   __shared__ double scratch[kThreads + 1];
   const int64_t begin = int64_t(blockIdx.x) * kReduceChunk;
@@ -71,6 +78,12 @@ void sum_squares(const float* x, int64_t n, double* sum) {
 void gradient_gate(const double* norm_sq, const double* loss, double max_norm, float* gate) {
   LT_LAUNCH(gradient_gate_kernel, 1, 1, stream())(norm_sq, loss, max_norm, gate);
   check(cudaGetLastError(), "gradient_gate");
+}
+
+void scaled_gradient_gate(double* norm_sq, const double* loss, double max_norm, int64_t growth_interval,
+                          double* scaler, float* gate) {
+  LT_LAUNCH(scaled_gradient_gate_kernel, 1, 1, stream())(norm_sq, loss, max_norm, growth_interval, scaler, gate);
+  check(cudaGetLastError(), "scaled_gradient_gate");
 }
 
 void scale(float* x, int64_t n, float factor) {

@@ -31,13 +31,15 @@ int eval_main(int argc, char** argv, const Comm& comm) {
       "iou", po::value<std::string>()->value_name("CAR,PED,CYC"),
       "bevdet: BEV IoU thresholds per class, or one for all (default 0.7,0.5,0.5)")(
       "device", po::value<std::string>()->default_value("auto")->value_name("DEV"),
-      "auto | cpu | cuda (auto: this rank's GPU when it has one)")("json", po::value<std::string>()->value_name("FILE"),
+      "auto | cpu | cuda (auto: this rank's GPU when it has one)")(
+      "precision", po::value<std::string>()->default_value("fp32")->value_name("P"),
+      "fp32 | bf16 | fp16: what the GEMMs read their inputs as (cuda; accumulation in fp32)")("json", po::value<std::string>()->value_name("FILE"),
                                                                    "also write the metrics as JSON");
   const ParsedCommand parsed = parse_command("eval", options, {}, argc, argv);
   if (parsed.help) {
     if (comm.is_root())
       std::cout << usage_text("eval",
-                              "(--checkpoint CKPT | --predictions DIR) --data DIR [--iou T] [--device DEV] "
+                              "(--checkpoint CKPT | --predictions DIR) --data DIR [--iou T] [--device DEV] [--precision P] "
                               "[--json FILE]",
                               "semseg: per-class IoU and mIoU over the classes present, from a confusion matrix\n"
                               "reduced over ranks. bevdet: per class, AP in BEV with 40 recall points at rotated IoU\n"
@@ -60,7 +62,8 @@ int eval_main(int argc, char** argv, const Comm& comm) {
     if (iou.size() == 1) iou.assign(3, iou[0]);
   }
   if (parsed.values.count("predictions")) {
-    require(parsed.values["device"].defaulted(), "--device: --predictions runs no model");
+    require(parsed.values["device"].defaulted() && parsed.values["precision"].defaulted(),
+            "--device, --precision: --predictions runs no model");
     const std::string dir = parsed.values["predictions"].as<std::string>();
     const fs::path files = fs::path(dir) / "predictions";
     if (!fs::exists(files) && fs::is_directory(fs::path(dir) / "label_2")) {
@@ -107,6 +110,8 @@ int eval_main(int argc, char** argv, const Comm& comm) {
   run_agreed(comm, [&] {
     model->set_backend(choose_device(parsed.values["device"].as<std::string>(), comm.local_rank(), "--device"));
   });
+  use_precision(model->backend(), parse_precision(parsed.values["precision"].as<std::string>(), "--precision"),
+                "--precision");
   require_one_rank_per_gpu(comm, model->backend());
   model->freeze_for_inference();
   require(iou.empty() || model->output() == ModelOutput::boxes,

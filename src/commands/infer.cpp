@@ -44,7 +44,9 @@ int infer_main(int argc, char** argv, const Comm& comm) {
       "with --calib: the camera image's size in pixels (default 1242x375, KITTI's)")(
       "bench", po::value<int>()->default_value(0)->value_name("N"), "time N runs and print latency p50/p99")(
       "device", po::value<std::string>()->default_value("auto")->value_name("DEV"),
-      "auto | cpu | cuda (auto: the GPU when there is one)")("json", po::value<std::string>()->value_name("FILE"),
+      "auto | cpu | cuda (auto: the GPU when there is one)")(
+      "precision", po::value<std::string>()->default_value("fp32")->value_name("P"),
+      "fp32 | bf16 | fp16: what the GEMMs read their inputs as (cuda; accumulation in fp32)")("json", po::value<std::string>()->value_name("FILE"),
                                                              "with --bench: write the latencies as JSON");
   const ParsedCommand parsed = parse_command("infer", options, {}, argc, argv);
   if (parsed.help) {
@@ -53,7 +55,7 @@ int infer_main(int argc, char** argv, const Comm& comm) {
           "infer",
           "--checkpoint CKPT (--input FRAME.bin [--out FILE] [--calib CALIB [--image-size WxH]] [--bench N] | --data "
           "DIR --out DIR "
-          "[--boxes FORMAT] [--force]) [--device DEV]",
+          "[--boxes FORMAT] [--force]) [--device DEV] [--precision P]",
           "Segments one frame (semseg) or detects its objects (bevdet); with --data, every frame of a dataset.",
           options);
     return kExitOk;
@@ -71,6 +73,7 @@ int infer_main(int argc, char** argv, const Comm& comm) {
     job.data = values["data"].as<std::string>();
     job.out = values["out"].as<std::string>();
     job.device = values["device"].as<std::string>();
+    job.precision = parse_precision(values["precision"].as<std::string>(), "--precision");
     job.force = values.count("force") > 0;
     job.boxes = values["boxes"].as<std::string>();
     return infer_dataset(job, comm);
@@ -83,6 +86,8 @@ int infer_main(int argc, char** argv, const Comm& comm) {
   run_agreed(comm, [&] {
     model->set_backend(choose_device(values["device"].as<std::string>(), comm.local_rank(), "--device"));
   });
+  use_precision(model->backend(), parse_precision(values["precision"].as<std::string>(), "--precision"),
+                "--precision");
   require_one_rank_per_gpu(comm, model->backend());
   model->freeze_for_inference();
   const bool boxes = model->output() == ModelOutput::boxes;

@@ -274,6 +274,7 @@ int infer_every_frame(const DatasetInference& job, const Comm& comm) {
         model->output() == ModelOutput::boxes || job.boxes == "auto",
         "--boxes: only for a " + model_names(ModelOutput::boxes) + " checkpoint (this one is " + model->name() + ")");
     model->set_backend(choose_device(job.device, comm.local_rank(), "--device"));
+    use_precision(model->backend(), job.precision, "--precision");
     model->freeze_for_inference();
     reader.emplace(job.data);
     require(job.boxes != "label_2" || reader->kind().has_calib,

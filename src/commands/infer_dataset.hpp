@@ -25,6 +25,7 @@ namespace lt {
 
 struct DatasetInference {
   std::string checkpoint, data, out, device = "auto";
+  Precision precision = Precision::fp32;
   std::string boxes = "auto";  // bevdet: auto (label_2 where the dataset has cameras) | label_2 | lidar
   bool force = false;
 };

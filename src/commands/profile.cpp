@@ -35,6 +35,8 @@ int profile_main(int argc, char** argv, const Comm& comm) {
                                                           "timed steps (after one warm-up step)")(
       "device", po::value<std::string>()->value_name("DEV"),
       "auto | cpu | cuda (default: the config's train.device); on a GPU each layer is timed to its end")(
+      "precision", po::value<std::string>()->value_name("P"),
+      "fp32 | bf16 | fp16 (default: the config's train.precision): what the GEMMs read their inputs as")(
       "json", po::value<std::string>()->value_name("FILE"), "also write the table as JSON");
   po::options_description options;
   options.add(run).add(config_options());
@@ -42,7 +44,7 @@ int profile_main(int argc, char** argv, const Comm& comm) {
   if (parsed.help) {
     if (comm.is_root())
       std::cout << usage_text("profile",
-                              "--config CFG [--points N | --input FRAME.bin] [--repeat R] [--device DEV] [--json FILE]",
+                              "--config CFG [--points N | --input FRAME.bin] [--repeat R] [--device DEV] [--precision P] [--json FILE]",
                               "Per-layer parameters, MACs and forward/backward time of one training step.", options);
     return kExitOk;
   }
@@ -78,6 +80,8 @@ int profile_main(int argc, char** argv, const Comm& comm) {
   Model& model = *model_ptr;
   const std::string device = values.count("device") ? values["device"].as<std::string>() : config.device;
   run_agreed(comm, [&] { model.set_backend(choose_device(device, comm.local_rank(), "--device")); });
+  const std::string precision = values.count("precision") ? values["precision"].as<std::string>() : config.precision;
+  use_precision(model.backend(), parse_precision(precision, "--precision"), "--precision");
   require_one_rank_per_gpu(comm, model.backend());
   model.set_layer_sync(true);
   model.init(config.seed);

@@ -351,7 +351,7 @@ void Bevdet::forward_loss_on(std::unique_ptr<ModelInput> input, double normalise
           "bevdet: a training batch needs its targets (prepare with_targets)");
   const Backend& be = this->be();
   const int64_t plane = int64_t(config_.out_x()) * config_.out_y();
-  const float inv = float(1.0 / normaliser);
+  const float inv = float(loss_scale_ / normaliser);
   Buffer<float> rows, drows;
   Buffer<double>& losses = losses_;
   losses.resize(be, 2);
@@ -367,7 +367,7 @@ void Bevdet::forward_loss_on(std::unique_ptr<ModelInput> input, double normalise
   be.gather_positions_forward(reg_on_backend(), positions_on, k, kBoxCodeSize, plane, rows.data());
   be.l1_loss(rows.data(), input_array(targets.regression, BevdetInput::kRegression), k, kBoxCodeSize, drows.data(),
              losses.data() + 1);
-  be.scale(drows.data(), int64_t(drows.size()), float(kRegressionWeight / normaliser));
+  be.scale(drows.data(), int64_t(drows.size()), float(kRegressionWeight * loss_scale_ / normaliser));
   dreg_.zeros(be, reg_.size());
   be.gather_positions_backward(drows.data(), positions_on, k, kBoxCodeSize, plane, dreg_.data());
   be.add_loss_share(losses.data(), 2, 1.0, kRegressionWeight, normaliser, total);

@@ -113,6 +113,10 @@ class Model {
   // with the share read back at once.
   virtual void forward_loss_on(std::unique_ptr<ModelInput> input, double normaliser, double* total) = 0;
   double forward_loss(std::unique_ptr<ModelInput> input, double normaliser);
+  // The loss scale of fp16 training (the trainer's dynamic loss scaler): the gradients forward_loss keeps
+  // for backward are those of the loss times `scale`, so small ones survive 16-bit GEMM inputs; the loss
+  // itself is not scaled. 1 by default.
+  void set_loss_scale(double scale) { loss_scale_ = scale; }
   // Backward from what forward_loss kept; parameter gradients accumulate into params().grads().
   virtual void backward() = 0;
   // SyncBN: every BN layer sums its statistics over ranks with `sum` (empty: per-rank statistics).
@@ -242,6 +246,7 @@ class Model {
                    const std::function<void()>& body);
   ParamStore params_, buffers_;
   std::vector<LayerProfile> profile_;
+  double loss_scale_ = 1;  // set_loss_scale
   void grads_ready(int64_t first_final_offset) {
     if (grads_ready_ && backend_->host_memory) grads_ready_(first_final_offset);
   }

@@ -133,8 +133,9 @@ void Semseg::forward_loss_on(std::unique_ptr<ModelInput> input, double normalise
   b.cross_entropy(logits, input_array(labels, SemsegInput::kLabels), points, kNumSemanticClasses,
                   class_weights_.empty() ? nullptr : on_backend(b, class_weights_, class_weights_staging_), 0,
                   dlogits_.data(), loss_.data());
-  // The mean over this micro-batch's labelled points, scaled to its share of the global batch's weight.
-  const float scale = normaliser > 0 ? float(weight / normaliser) : 0.f;
+  // The mean over this micro-batch's labelled points, scaled to its share of the global batch's weight (and
+  // by the loss scale).
+  const float scale = normaliser > 0 ? float(weight * loss_scale_ / normaliser) : 0.f;
   b.scale(dlogits_.data(), int64_t(dlogits_.size()), scale);
   b.add_loss_share(loss_.data(), 1, weight, 0.0, normaliser, total);
 }

@@ -6,6 +6,7 @@
 #include "mpi/reduce_backend.hpp"
 #include "src/common/error.hpp"
 #include "src/models/registry.hpp"
+#include "src/train/device.hpp"
 
 namespace lt {
 
@@ -55,6 +56,15 @@ po::options_description config_options() {
       "train.deterministic", po::value<bool>()->default_value(true),
       "cuda: only deterministic cuDNN convolution algorithms (the same bits every run); false: the fastest "
       "cuDNN's heuristics propose (the CPU is always deterministic)")(
+      "train.precision", po::value<std::string>()->default_value("fp32"),
+      "fp32 | bf16 | fp16 (cuda): the inputs of every GEMM (linear layers, convolutions) in that type, "
+      "accumulated in fp32; parameters, optimizer state, BN statistics, losses and gradients stay fp32; fp16 "
+      "scales the loss dynamically (train.loss_scale)")(
+      "train.loss_scale", po::value<double>()->default_value(65536.0),
+      "fp16: the dynamic loss scale's start (GradScaler's init_scale); halved on a step whose gradients "
+      "overflow (skipped), doubled after train.loss_scale_growth_interval steps without")(
+      "train.loss_scale_growth_interval", po::value<int64_t>()->default_value(2000),
+      "fp16: steps without overflow before the loss scale doubles")(
       "train.cuda_graphs", po::value<bool>()->default_value(false),
       "cuda: the fixed-shape dense BEV part of the step (backbone and head, forward and backward) captured as "
       "a CUDA graph once per batch size and replayed (the point stages and losses run outside)")(
@@ -80,7 +90,8 @@ TrainConfig train_config_from(const po::variables_map& v) {
   require_choice(v, "train.device", {"auto", "cpu", "cuda"});
   require_choice(v, "train.on_nonfinite", {"stop", "skip"});
   for (const char* key : {"train.steps", "train.batch_size", "train.accumulate", "train.lr", "train.bucket_mb",
-                          "checkpoint.keep", "log.every", "model.head_channels"})
+                          "checkpoint.keep", "log.every", "model.head_channels", "train.loss_scale",
+                          "train.loss_scale_growth_interval"})
     require_positive(v, key);
   for (const char* key : {"train.weight_decay", "train.grad_clip", "train.threads", "train.max_nonfinite_skips",
                           "checkpoint.every", "train.momentum", "train.cost_refit", "train.max_time", "train.rotation"})
@@ -124,6 +135,15 @@ TrainConfig train_config_from(const po::variables_map& v) {
   c.balance = v["train.balance"].as<std::string>();
   c.sync_bn = v["train.sync_bn"].as<bool>();
   c.cuda_graphs = v["train.cuda_graphs"].as<bool>();
+  c.precision = precision_name(parse_precision(v["train.precision"].as<std::string>(), "--train.precision"));
+  c.loss_scale = v["train.loss_scale"].as<double>();
+  c.loss_scale_growth_interval = v["train.loss_scale_growth_interval"].as<int64_t>();
+  // (Compared with the defaults, not asked whether given: a run directory's config.ini states every key.)
+  const TrainConfig defaults;
+  require(c.precision == "fp16" || (c.loss_scale == defaults.loss_scale &&
+                                    c.loss_scale_growth_interval == defaults.loss_scale_growth_interval),
+          "--train.loss_scale, --train.loss_scale_growth_interval: only with train.precision fp16 (this run is " +
+              c.precision + ")");
   require(!(c.cuda_graphs && c.sync_bn),
           "--train.cuda_graphs with --train.sync_bn: SyncBN's all-reduce inside the dense part is not captured; "
           "set one of them false");

@@ -37,6 +37,22 @@ std::string emulated_gpu;  // the emulated GPU this rank chose (its CUDA_VISIBLE
 
 }  // namespace
 
+Precision parse_precision(const std::string& text, const std::string& key) {
+  for (Precision p : {Precision::fp32, Precision::bf16, Precision::fp16})
+    if (text == precision_name(p)) return p;
+  throw InputError(key + ": '" + text + "' is not a precision (fp32 | bf16 | fp16)");
+}
+
+void use_precision(const Backend& backend, Precision precision, const std::string& key) {
+  if (!supports_op(backend, "set_matmul_precision")) {
+    require(precision == Precision::fp32, key + "=" + precision_name(precision) +
+                                              ": 16-bit matmuls are a GPU's and the device is " + backend.name +
+                                              " (fp32 only); use fp32 or a CUDA device");
+    return;
+  }
+  backend.set_matmul_precision(precision);
+}
+
 const Backend& choose_device(const std::string& device, int local_rank, const std::string& key) {
   require(device == "auto" || device == "cpu" || device == "cuda",
           key + ": '" + device + "' is not one of auto, cpu, cuda");

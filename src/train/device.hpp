@@ -26,6 +26,13 @@ std::vector<std::string> require_one_rank_per_gpu(const Comm& comm, const Backen
 // The GPU this rank chose ("0000:3b:00.0", its PCI bus id; "emulated 1"), empty on the CPU.
 std::string device_identity(const Backend& backend);
 
+// fp32 | bf16 | fp16 (train.precision, --precision: kernels/backend.hpp's Precision); `key` names the
+// option in the error for anything else.
+Precision parse_precision(const std::string& text, const std::string& key);
+// The precision of `backend`'s GEMMs from now on: a 16-bit one on a backend that multiplies in fp32 only
+// (the CPU) is an error naming `key`.
+void use_precision(const Backend& backend, Precision precision, const std::string& key);
+
 // "cpu", or "cuda: <device name> …" (for logs).
 std::string describe_device(const Backend& backend);
 

@@ -98,6 +98,7 @@ class Trainer {
     Comm::Spread spread;
     int64_t epoch = 0, points = 0;
     double loss = 0, lr = 0, grad_norm = 0, imbalance = 1, end_s = 0;
+    double loss_scale = 1;  // fp16: the loss scale this step's gradients carried
     bool stopping = false;
     std::string nonfinite;     // "loss" or "gradient norm" when the step was skipped
     TransferLedger transfers;  // what this rank's step moved between host and device
@@ -149,8 +150,9 @@ class Trainer {
   // the global loss (this rank's share summed over ranks on the device: nccl), the global norm's square
   // (the backend's fixed-order sum_squares), from both the gate (clip factor; closed when either is not
   // finite), the optimizer through the gate, and the next step's input copies. Then the host reads the
-  // step's scalars in one download — this rank's loss share, the global loss and the norm's square — and
-  // returns the norm. A closed gate skipped the update; the optimizer's step count is taken back.
+  // step's scalars in one download — this rank's loss share, the global loss and the norm's square, and with
+  // fp16 the loss scaler's new state — and returns the norm. A closed gate skipped the update; the
+  // optimizer's step count is taken back.
   double update_on_device(double lr, double& loss_share, double& global_loss) {
     Model& model = *model_;
     const DeviceParams& state = model.resident_state();
@@ -159,13 +161,18 @@ class Trainer {
     device_->copy(scalars + kGlobalLoss, scalars + kLossShare, sizeof(double));
     if (comm_.size() > 1) sum_doubles_on_device(scalars + kGlobalLoss, 1);
     device_->sum_squares(state.grads, model.params().size(), scalars + kNormSquared);
-    device_->gradient_gate(scalars + kNormSquared, scalars + kGlobalLoss, c_.grad_clip, gate_on_device_.data());
+    if (scaling_)  // the norm unscaled, the gate's factor ÷ the scale, the scale updated: all on the device
+      device_->scaled_gradient_gate(scalars + kNormSquared, scalars + kGlobalLoss, c_.grad_clip,
+                                    c_.loss_scale_growth_interval, scalars + kLossScale, gate_on_device_.data());
+    else
+      device_->gradient_gate(scalars + kNormSquared, scalars + kGlobalLoss, c_.grad_clip, gate_on_device_.data());
     optimizer_->begin_step();
     optimizer_->update_on(*device_, model.params(), state.values, state.grads, lr, gate_on_device_.data());
     upload_next_inputs();  // while this step's work runs
     double read[kStepScalars] = {};
     device_->download(read, scalars, sizeof read);
     loss_share = read[kLossShare], global_loss = read[kGlobalLoss];
+    if (scaling_) loss_scale_ = read[kLossScale], good_steps_ = read[kGoodSteps];
     const double norm = std::sqrt(read[kNormSquared]);
     if (!std::isfinite(global_loss) || !std::isfinite(norm)) optimizer_->undo_step();  // the gate was closed
     return norm;
@@ -220,8 +227,14 @@ class Trainer {
   int report_divergence(const Diverged& d) {
     if (comm_.is_root()) {
       const std::string last_good = last_good_checkpoint(run_.run_dir);
-      const std::string skips =
+      std::string skips =
           d.skips > 1 ? " (" + std::to_string(d.skips) + " steps in a row, more than train.max_nonfinite_skips)" : "";
+      if (scaling_ && d.what == "gradient norm")  // every one overflowed fp16, the scale halved each time
+      {
+        char scale[32];
+        std::snprintf(scale, sizeof scale, "%g", 2 * loss_scale_);
+        skips += std::string(" at fp16 loss scales down to ") + scale;
+      }
       std::fprintf(stderr,
                    "lidartrain train: error: step %lld: non-finite %s (%g)%s; stopped without writing a checkpoint; "
                    "the last good checkpoint is %s\n",
@@ -265,6 +278,9 @@ class Trainer {
     model_ = make_model(c_);
     model_->set_backend(*device_);
     model_->set_resident(true);  // on a device: parameters, gradients, buffers and optimizer state stay there
+    use_precision(*device_, parse_precision(c_.precision, "--train.precision"), "--train.precision");
+    scaling_ = c_.precision == "fp16";  // a device's (use_precision refused the CPU), so resident
+    loss_scale_ = scaling_ ? c_.loss_scale : 1.0;
     require(!c_.cuda_graphs || model_->set_cuda_graphs(true),
             "--train.cuda_graphs: CUDA graphs capture a GPU's launches and train.device is " +
                 std::string(device_->name) + "; set train.device cuda or train.cuda_graphs false");
@@ -324,6 +340,9 @@ class Trainer {
       });
       const std::vector<double>& history = resumed_.cost_model_history;
       if (!history.empty()) cost_model_.restore(resumed_.cost_model_sums, history[history.size() - 2], history.back());
+      // The loss scaler goes on where it was (an fp16 run's checkpoint); a run in another precision, or one
+      // from a checkpoint without it, starts from train.loss_scale.
+      if (scaling_ && !resumed_.loss_scaler.empty()) loss_scale_ = resumed_.loss_scaler[0], good_steps_ = resumed_.loss_scaler[1];
     }
     // Reading and checking the checkpoint on every rank (the choice, on rank 0, verified every checksum).
     read_s_ = comm_.max(now_s() - read_start);
@@ -498,8 +517,15 @@ class Trainer {
     double loss_share = 0;
     if (resident) {  // the step's scalars, on the device until its one read (update_on_device)
       step_scalars_.resize(*device_, kStepScalars);
-      device_->fill_zero(step_scalars_.data(), sizeof(double) * kStepScalars);
+      device_->fill_zero(step_scalars_.data(), sizeof(double) * kLossScale);
+      if (scaling_ && !scaler_on_device_) {  // the loss scaler's state lives there from the first step on
+        const double scaler[2] = {loss_scale_, good_steps_};
+        device_->upload(step_scalars_.data() + kLossScale, scaler, sizeof scaler);
+        scaler_on_device_ = true;
+      }
     }
+    model.set_loss_scale(loss_scale_);  // the device's scale: the last step's read brought it
+    out.loss_scale = loss_scale_;
     // On a device, running out of memory is this step's error on every rank (agreed, no hang).
     const auto on_device = [&](const std::function<void()>& work) {
       if (device_->host_memory) return work();
@@ -625,7 +651,10 @@ class Trainer {
       else
         model.buffers().values() = buffers_before_;
       ++consecutive_skips_, ++skipped_steps_;
-      if (c_.on_nonfinite == "stop" || consecutive_skips_ > c_.max_nonfinite_skips)
+      // fp16: gradients that overflowed the loss scale are the scaler's to handle (it halved the scale);
+      // only a run that keeps overflowing stops. A non-finite loss is train.on_nonfinite's, as in fp32.
+      const bool overflow = scaling_ && out.nonfinite == "gradient norm";
+      if ((c_.on_nonfinite == "stop" && !overflow) || consecutive_skips_ > c_.max_nonfinite_skips)
         throw Diverged{step + 1, out.nonfinite, out.nonfinite == "loss" ? global_loss[0] : out.grad_norm,
                        consecutive_skips_};
     }
@@ -689,6 +718,7 @@ class Trainer {
           .key("skipped_steps")
           .value(skipped_steps_);
       if (c_.cuda_graphs) line.key("graph_replays").value(model_->graph_counts().replayed);
+      if (scaling_) line.key("loss_scale").value(out.loss_scale);
       line.key("elapsed_s")
           .value(out.end_s - start_s_)
           .end_object();
@@ -729,8 +759,12 @@ class Trainer {
     // Never a checkpoint that could not be resumed from (the same decision on every rank).
     const std::string non_finite = first_non_finite_tensor();
     if (!non_finite.empty()) throw Diverged{step + 1, non_finite, std::nan(""), 0};
-    const CheckpointState state{step + 1, samples_before(step + 1), global_batch_, cost_model_.sums(),
-                                sampler_->cost_model_history()};
+    const CheckpointState state{step + 1,
+                                samples_before(step + 1),
+                                global_batch_,
+                                cost_model_.sums(),
+                                sampler_->cost_model_history(),
+                                scaling_ ? std::vector<double>{loss_scale_, good_steps_} : std::vector<double>{}};
     const double write_start = now_s();
     // Without SyncBN the ranks' BN running statistics differ until the next step's broadcast; the
     // checkpoint holds rank 0's (as DDP's).
@@ -831,10 +865,16 @@ class Trainer {
   std::vector<float> buffers_before_;       // the BN buffers before this step (a skipped step restores them)
   Buffer<float> buffers_before_on_device_;  // the same, resident on a device
   // A resident step's scalars on the device, read once at its end (update_on_device).
-  enum StepScalar { kLossShare, kGlobalLoss, kNormSquared, kStepScalars };
+  // The step's scalars in the device's memory: zeroed each step up to kLossScale; the loss scaler's {scale,
+  // steps since an overflow} (fp16) stay there from step to step.
+  enum StepScalar { kLossShare, kGlobalLoss, kNormSquared, kLossScale, kGoodSteps, kStepScalars };
   Buffer<double> step_scalars_;
   Buffer<float> gate_on_device_;  // the optimizer's gate: {clip factor, open}
   int64_t consecutive_skips_ = 0, skipped_steps_ = 0;
+  // fp16's dynamic loss scaler (torch.cuda.amp.GradScaler's rules; scaled_gradient_gate): the scale and the
+  // steps since the last overflow, as the device left them at the last read.
+  bool scaling_ = false, scaler_on_device_ = false;
+  double loss_scale_ = 1, good_steps_ = 0;
   int64_t stall_step_ = -1;   // LIDARTRAIN_TEST_STALL for this rank (stall_if_asked)
   int64_t inputs_ahead_ = 0;  // the next step's inputs uploaded during this one (upload_next_inputs)
 };

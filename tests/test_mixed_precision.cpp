@@ -1,0 +1,102 @@
+// Mixed precision on the GPU path (kernels/cuda/gemm.cu; train.precision): a GEMM whose matmul precision is
+// bf16 or fp16 reads its inputs rounded to that type and sums in fp32, on the emulated GPU, against a host
+// reference that rounds with the emulation's conversions (kernels/cuda/emu/half_types.hpp) and sums in
+// double; the tolerance is fp32 accumulation's, far below the 16-bit rounding the test also sees. The CPU
+// refuses anything but fp32.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "kernels/cuda/emu/cuda_emu.hpp"
+#include "kernels/cuda/emu/emulated.hpp"
+#include "src/common/error.hpp"
+#include "src/common/rng.hpp"
+#include "src/train/device.hpp"
+
+namespace lt {
+namespace {
+
+// The emulated backend's matmul precision for one test, fp32 again after it.
+struct PrecisionScope {
+  explicit PrecisionScope(Precision p) { cuda_emu::backend().set_matmul_precision(p); }
+  ~PrecisionScope() { cuda_emu::backend().set_matmul_precision(Precision::fp32); }
+};
+
+float rounded(float v, Precision p) {
+  if (p == Precision::bf16) return __bfloat162float(__float2bfloat16_rn(v));
+  if (p == Precision::fp16) return __half2float(__float2half_rn(v));
+  return v;
+}
+
+// Row-major C (m×n) = op(A) op(B) on the emulated GPU with `p`, and in double from inputs rounded to `p`.
+struct GemmCase {
+  bool trans_a, trans_b;
+  int64_t m, n, k;
+};
+void gemm_both(const GemmCase& g, Precision p, std::vector<float>& device, std::vector<double>& reference) {
+  const Backend& be = cuda_emu::backend();
+  Rng rng(11);
+  std::vector<float> a(size_t(g.m * g.k)), b(size_t(g.k * g.n));
+  for (float& v : a) v = float(rng.uniform() * 2 - 1);
+  for (float& v : b) v = float(rng.uniform() * 2 - 1);
+  float *da = static_cast<float*>(be.alloc(a.size() * 4)), *db = static_cast<float*>(be.alloc(b.size() * 4)),
+        *dc = static_cast<float*>(be.alloc(size_t(g.m * g.n) * 4));
+  be.upload(da, a.data(), a.size() * 4);
+  be.upload(db, b.data(), b.size() * 4);
+  {
+    const PrecisionScope scope(p);
+    be.gemm(g.trans_a, g.trans_b, g.m, g.n, g.k, 1.f, da, db, 0.f, dc);
+  }
+  device.assign(size_t(g.m * g.n), 0.f);
+  be.download(device.data(), dc, device.size() * 4);
+  for (float* d : {da, db, dc}) be.release(d);
+  reference.assign(device.size(), 0.0);
+  for (int64_t r = 0; r < g.m; ++r)
+    for (int64_t c = 0; c < g.n; ++c)
+      for (int64_t i = 0; i < g.k; ++i)
+        reference[size_t(r * g.n + c)] +=
+            double(rounded(g.trans_a ? a[size_t(i * g.m + r)] : a[size_t(r * g.k + i)], p)) *
+            double(rounded(g.trans_b ? b[size_t(c * g.k + i)] : b[size_t(i * g.n + c)], p));
+}
+
+double max_abs_difference(const std::vector<float>& a, const std::vector<double>& b) {
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(double(a[i]) - b[i]));
+  return worst;
+}
+
+TEST(MixedPrecision, A16BitGemmReadsItsInputsRoundedAndSumsInFloat) {
+  for (const GemmCase& g : {GemmCase{false, false, 37, 29, 300}, GemmCase{true, false, 16, 33, 257},
+                            GemmCase{false, true, 40, 8, 128}, GemmCase{true, true, 9, 21, 64}}) {
+    for (Precision p : {Precision::bf16, Precision::fp16}) {
+      std::vector<float> device, unrounded_device;
+      std::vector<double> reference, unrounded;
+      gemm_both(g, p, device, reference);
+      gemm_both(g, Precision::fp32, unrounded_device, unrounded);
+      // fp32 accumulation of k products of magnitude ≤ 1: within k · 2⁻²⁴ of the exact sum.
+      const double accumulation = double(g.k) * std::ldexp(1.0, -24);
+      EXPECT_LE(max_abs_difference(device, reference), accumulation) << precision_name(p) << " k " << g.k;
+      EXPECT_LE(max_abs_difference(unrounded_device, unrounded), accumulation);
+      // The rounding itself is much larger (2⁻⁹ relative for bf16, 2⁻¹² for fp16): the kernel did round.
+      EXPECT_GT(max_abs_difference(device, unrounded), 20 * accumulation) << precision_name(p);
+    }
+  }
+}
+
+TEST(MixedPrecision, TheCpuMultipliesInFp32Only) {
+  EXPECT_EQ(parse_precision("bf16", "--train.precision"), Precision::bf16);
+  EXPECT_EQ(parse_precision("fp16", "--precision"), Precision::fp16);
+  EXPECT_THROW(parse_precision("fp8", "--train.precision"), InputError);
+  use_precision(cpu_backend(), Precision::fp32, "--train.precision");  // nothing to do
+  try {
+    use_precision(cpu_backend(), Precision::bf16, "--train.precision");
+    FAIL() << "the CPU took bf16";
+  } catch (const InputError& e) {
+    EXPECT_STREQ(e.what(), "--train.precision=bf16: 16-bit matmuls are a GPU's and the device is cpu (fp32 only); use "
+                           "fp32 or a CUDA device");
+  }
+}
+
+}  // namespace
+}  // namespace lt
