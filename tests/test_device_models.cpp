@@ -68,6 +68,19 @@ SemsegConfig small_semseg() {
   return config;
 }
 
+// A small bevdet for the emulation (32 × 32 pillars, 8 channels).
+BevdetConfig small_bevdet() {
+  BevdetConfig config;
+  config.point_range = {0, -10.24, -3, 20.48, 10.24, 1};
+  config.pillar_m = 0.64;
+  config.pfn_channels = 8;
+  config.layers = {1, 1, 1};
+  config.channels = {8, 8, 8};
+  config.upsample_channels = 4;
+  config.head_channels = 8;
+  return config;
+}
+
 double training_step(Model& model, const PointBatch& batch, Optimizer& optimizer, int64_t* final_offset) {
   model.params().zero_grads();
   model.set_grads_ready_hook([final_offset](int64_t offset) { *final_offset = offset; });
@@ -161,14 +174,7 @@ TEST_P(ModelsOnAGpu, SemsegGradientsAndBatchNormStatisticsMatchTheCpu) {
 }
 
 TEST_P(ModelsOnAGpu, BevdetGradientsOutputsAndDetectionsMatchTheCpu) {
-  BevdetConfig config;
-  config.point_range = {0, -10.24, -3, 20.48, 10.24, 1};
-  config.pillar_m = 0.64;  // 32 × 32 pillars
-  config.pfn_channels = 8;
-  config.layers = {1, 1, 1};
-  config.channels = {8, 8, 8};
-  config.upsample_channels = 4;
-  config.head_channels = 8;
+  const BevdetConfig config = small_bevdet();
   Bevdet cpu(config), gpu(config);
   cpu.init(5);
   gpu.init(5);
@@ -200,19 +206,6 @@ TEST_P(ModelsOnAGpu, BevdetGradientsOutputsAndDetectionsMatchTheCpu) {
       for (int j = 0; j < 7; ++j) EXPECT_NEAR(gpu_boxes[f][i].box[size_t(j)], cpu_boxes[f][i].box[size_t(j)], 1e-4);
     }
   }
-}
-
-// A small bevdet for the emulation (32 × 32 pillars, 8 channels).
-BevdetConfig small_bevdet() {
-  BevdetConfig config;
-  config.point_range = {0, -10.24, -3, 20.48, 10.24, 1};
-  config.pillar_m = 0.64;
-  config.pfn_channels = 8;
-  config.layers = {1, 1, 1};
-  config.channels = {8, 8, 8};
-  config.upsample_channels = 4;
-  config.head_channels = 8;
-  return config;
 }
 
 // Training steps on the device with the dense part as CUDA graphs give the bits of eager steps: the

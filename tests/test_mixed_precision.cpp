@@ -93,8 +93,9 @@ TEST(MixedPrecision, TheCpuMultipliesInFp32Only) {
     use_precision(cpu_backend(), Precision::bf16, "--train.precision");
     FAIL() << "the CPU took bf16";
   } catch (const InputError& e) {
-    EXPECT_STREQ(e.what(), "--train.precision=bf16: 16-bit matmuls are a GPU's and the device is cpu (fp32 only); use "
-                           "fp32 or a CUDA device");
+    EXPECT_STREQ(e.what(),
+                 "--train.precision=bf16: 16-bit matmuls are a GPU's and the device is cpu (fp32 only); use "
+                 "fp32 or a CUDA device");
   }
 }
 

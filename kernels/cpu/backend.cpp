@@ -140,8 +140,8 @@ void gradient_gate(const double* norm_sq, const double* loss, double max_norm, f
   lt::gradient_gate(*norm_sq, loss ? *loss : 0.0, max_norm, gate[0], gate[1]);
 }
 
-void scaled_gradient_gate(double* norm_sq, const double* loss, double max_norm, int64_t growth_interval,
-                          double* scaler, float* gate) {
+void scaled_gradient_gate(double* norm_sq, const double* loss, double max_norm, int64_t growth_interval, double* scaler,
+                          float* gate) {
   lt::scaled_gradient_gate(*norm_sq, loss ? *loss : 0.0, max_norm, scaler[0], scaler[1], double(growth_interval),
                            gate[0], gate[1]);
 }
@@ -212,7 +212,7 @@ void rotated_nms(const float* boxes, const int32_t* labels, int64_t n, double io
 const Backend& cpu_backend() {
   // Graphs capture a device's launches: the CPU has none to capture.
   // GEMM inputs in 16 bits are a GPU's (tensor cores): the CPU multiplies in fp32 only.
-  static const char* const unsupported[] = {"graph_begin",   "graph_end", "graph_launch", "graph_release",
+  static const char* const unsupported[] = {"graph_begin",          "graph_end", "graph_launch", "graph_release",
                                             "set_matmul_precision", nullptr};
   static const Backend backend = {
       .name = "cpu",

@@ -157,7 +157,7 @@ void sgd_update(float* param, const float* grad, float* momentum_buffer, int64_t
 void sum_squares(const float* x, int64_t n, double* sum);
 void scale(float* x, int64_t n, float factor);
 void gradient_gate(const double* norm_sq, const double* loss, double max_norm, float* gate);
-void scaled_gradient_gate(double* norm_sq, const double* loss, double max_norm, int64_t growth_interval,
-                          double* scaler, float* gate);
+void scaled_gradient_gate(double* norm_sq, const double* loss, double max_norm, int64_t growth_interval, double* scaler,
+                          float* gate);
 
 }  // namespace lt::LT_CUDA_NS

@@ -80,8 +80,8 @@ void gradient_gate(const double* norm_sq, const double* loss, double max_norm, f
   check(cudaGetLastError(), "gradient_gate");
 }
 
-void scaled_gradient_gate(double* norm_sq, const double* loss, double max_norm, int64_t growth_interval,
-                          double* scaler, float* gate) {
+void scaled_gradient_gate(double* norm_sq, const double* loss, double max_norm, int64_t growth_interval, double* scaler,
+                          float* gate) {
   LT_LAUNCH(scaled_gradient_gate_kernel, 1, 1, stream())(norm_sq, loss, max_norm, growth_interval, scaler, gate);
   check(cudaGetLastError(), "scaled_gradient_gate");
 }

@@ -33,22 +33,23 @@ int eval_main(int argc, char** argv, const Comm& comm) {
       "device", po::value<std::string>()->default_value("auto")->value_name("DEV"),
       "auto | cpu | cuda (auto: this rank's GPU when it has one)")(
       "precision", po::value<std::string>()->default_value("fp32")->value_name("P"),
-      "fp32 | bf16 | fp16: what the GEMMs read their inputs as (cuda; accumulation in fp32)")("json", po::value<std::string>()->value_name("FILE"),
-                                                                   "also write the metrics as JSON");
+      "fp32 | bf16 | fp16: what the GEMMs read their inputs as (cuda; accumulation in fp32)")(
+      "json", po::value<std::string>()->value_name("FILE"), "also write the metrics as JSON");
   const ParsedCommand parsed = parse_command("eval", options, {}, argc, argv);
   if (parsed.help) {
     if (comm.is_root())
-      std::cout << usage_text("eval",
-                              "(--checkpoint CKPT | --predictions DIR) --data DIR [--iou T] [--device DEV] [--precision P] "
-                              "[--json FILE]",
-                              "semseg: per-class IoU and mIoU over the classes present, from a confusion matrix\n"
-                              "reduced over ranks. bevdet: per class, AP in BEV with 40 recall points at rotated IoU\n"
-                              "0.7 (Car), 0.5 (Pedestrian, Cyclist) and nuScenes centre-distance AP at 0.5, 1, 2,\n"
-                              "4 m; on datasets with cameras (KITTI, synth) also KITTI's protocol: bbox/BEV/3D/AOS AP\n"
-                              "at Easy/Moderate/Hard, R11 and R40, as OpenPCDet prints it. Frames are split over the\n"
-                              "ranks under mpirun. --predictions scores what infer --data stored, with the numbers\n"
-                              "--checkpoint gives on the same frames, or label_2 result files (DIR/label_2/*.txt).",
-                              options);
+      std::cout << usage_text(
+          "eval",
+          "(--checkpoint CKPT | --predictions DIR) --data DIR [--iou T] [--device DEV] [--precision P] "
+          "[--json FILE]",
+          "semseg: per-class IoU and mIoU over the classes present, from a confusion matrix\n"
+          "reduced over ranks. bevdet: per class, AP in BEV with 40 recall points at rotated IoU\n"
+          "0.7 (Car), 0.5 (Pedestrian, Cyclist) and nuScenes centre-distance AP at 0.5, 1, 2,\n"
+          "4 m; on datasets with cameras (KITTI, synth) also KITTI's protocol: bbox/BEV/3D/AOS AP\n"
+          "at Easy/Moderate/Hard, R11 and R40, as OpenPCDet prints it. Frames are split over the\n"
+          "ranks under mpirun. --predictions scores what infer --data stored, with the numbers\n"
+          "--checkpoint gives on the same frames, or label_2 result files (DIR/label_2/*.txt).",
+          options);
     return kExitOk;
   }
   require(parsed.values.count("checkpoint") + parsed.values.count("predictions") == 1,

@@ -46,8 +46,8 @@ int infer_main(int argc, char** argv, const Comm& comm) {
       "device", po::value<std::string>()->default_value("auto")->value_name("DEV"),
       "auto | cpu | cuda (auto: the GPU when there is one)")(
       "precision", po::value<std::string>()->default_value("fp32")->value_name("P"),
-      "fp32 | bf16 | fp16: what the GEMMs read their inputs as (cuda; accumulation in fp32)")("json", po::value<std::string>()->value_name("FILE"),
-                                                             "with --bench: write the latencies as JSON");
+      "fp32 | bf16 | fp16: what the GEMMs read their inputs as (cuda; accumulation in fp32)")(
+      "json", po::value<std::string>()->value_name("FILE"), "with --bench: write the latencies as JSON");
   const ParsedCommand parsed = parse_command("infer", options, {}, argc, argv);
   if (parsed.help) {
     if (comm.is_root())
@@ -86,8 +86,7 @@ int infer_main(int argc, char** argv, const Comm& comm) {
   run_agreed(comm, [&] {
     model->set_backend(choose_device(values["device"].as<std::string>(), comm.local_rank(), "--device"));
   });
-  use_precision(model->backend(), parse_precision(values["precision"].as<std::string>(), "--precision"),
-                "--precision");
+  use_precision(model->backend(), parse_precision(values["precision"].as<std::string>(), "--precision"), "--precision");
   require_one_rank_per_gpu(comm, model->backend());
   model->freeze_for_inference();
   const bool boxes = model->output() == ModelOutput::boxes;

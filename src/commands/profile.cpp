@@ -43,9 +43,10 @@ int profile_main(int argc, char** argv, const Comm& comm) {
   const ParsedCommand parsed = parse_command("profile", options, {}, argc, argv);
   if (parsed.help) {
     if (comm.is_root())
-      std::cout << usage_text("profile",
-                              "--config CFG [--points N | --input FRAME.bin] [--repeat R] [--device DEV] [--precision P] [--json FILE]",
-                              "Per-layer parameters, MACs and forward/backward time of one training step.", options);
+      std::cout << usage_text(
+          "profile",
+          "--config CFG [--points N | --input FRAME.bin] [--repeat R] [--device DEV] [--precision P] [--json FILE]",
+          "Per-layer parameters, MACs and forward/backward time of one training step.", options);
     return kExitOk;
   }
   const auto& values = parsed.values;

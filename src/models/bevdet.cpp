@@ -223,7 +223,8 @@ void Bevdet::conv_backward(const DeviceParams& p, const Conv2d& conv, const floa
 void Bevdet::list_dense_buffers(std::vector<uintptr_t>& addresses) const {
   for (const auto& block : blocks_)
     for (const ConvBnRelu& layer : block) layer.list_buffers(addresses);
-  for (const ConvBnRelu* layer : {&deblocks_[0], &deblocks_[1], &deblocks_[2], &shared_, &heatmap_hidden_, &reg_hidden_})
+  for (const ConvBnRelu* layer :
+       {&deblocks_[0], &deblocks_[1], &deblocks_[2], &shared_, &heatmap_hidden_, &reg_hidden_})
     layer->list_buffers(addresses);
   const auto add = [&](const void* pointer) { addresses.push_back(reinterpret_cast<uintptr_t>(pointer)); };
   for (const void* pointer :
@@ -322,8 +323,7 @@ void Bevdet::forward(BevdetInput input, bool training) {
     conv_forward(p, reg_conv_, reg_hidden_.out.data(), output(reg_, reg_on_, size_t(frames_) * kBoxCodeSize * plane));
   };
   if (training)
-    run_graphed(dense_forward_, {uintptr_t(frames_)}, [this](std::vector<uintptr_t>& addresses) { list_dense_buffers(addresses); },
-                dense);
+    run_graphed(dense_forward_, {uintptr_t(frames_)}, dense);
   else
     dense();
   if (!be.host_memory && !training) {  // training: the losses are the device's
@@ -433,8 +433,7 @@ void Bevdet::backward() {
       if (b > 0) be.add(d_block_out_[b - 1].data(), d, int64_t(d_layer_in_[b][0].size()));
     }
   };
-  run_graphed(dense_backward_, {uintptr_t(frames_)}, [this](std::vector<uintptr_t>& addresses) { list_dense_buffers(addresses); },
-              dense);
+  run_graphed(dense_backward_, {uintptr_t(frames_)}, dense);
   const Buffer<float>& d_pseudo = d_layer_in_[0][0];
   Buffer<float> d_point;
   d_point.zeros(be, pfn_.out.size());  // voxelize's backward adds to it

@@ -159,7 +159,7 @@ class Bevdet : public Model {
   Buffer<float> d_cat_, d_shared_, d_from_reg_, d_hidden_, d_up_[3], d_block_out_[3];
   std::vector<Buffer<float>> d_layer_in_[3];
   GraphedSection dense_forward_, dense_backward_;  // training: blocks, deblocks and head (set_cuda_graphs)
-  void list_dense_buffers(std::vector<uintptr_t>& addresses) const;
+  void list_dense_buffers(std::vector<uintptr_t>& addresses) const override;
   double loss_normaliser_ = 1;
 
   // Where the output convs write (the host vectors on the CPU) and where the outputs then are.

@@ -49,8 +49,7 @@ void Model::end_backward() {
   if (grads_ready_) grads_ready_(0);
 }
 
-void Model::run_graphed(GraphedSection& section, std::vector<uintptr_t> shape, const SectionBuffers& buffers,
-                        const std::function<void()>& body) {
+void Model::run_graphed(GraphedSection& section, std::vector<uintptr_t> shape, const std::function<void()>& body) {
   if (!graphs_) {
     ++graph_counts_.eager;
     body();
@@ -59,7 +58,7 @@ void Model::run_graphed(GraphedSection& section, std::vector<uintptr_t> shape, c
   const Backend& b = *backend_;
   if (section.graph) {
     std::vector<uintptr_t> now = shape;
-    buffers(now);
+    list_dense_buffers(now);
     if (section.epoch == graph_epoch_ && now == section.captured && b.graph_launch(section.graph)) {
       ++graph_counts_.replayed;
       return;
@@ -79,7 +78,7 @@ void Model::run_graphed(GraphedSection& section, std::vector<uintptr_t> shape, c
   body();
   section.graph = b.graph_end();
   section.captured = std::move(shape);
-  buffers(section.captured);
+  list_dense_buffers(section.captured);
   ++graph_counts_.captured;
   // Nothing can move between the capture and this launch (scratch cannot grow during a capture).
   if (!b.graph_launch(section.graph)) throw std::logic_error("a graph refused right after its capture");

@@ -236,14 +236,14 @@ class Model {
     std::vector<uintptr_t> shape;     // of the warm-up
     std::vector<uintptr_t> captured;  // shape, then the addresses of every buffer the section uses, at capture
   };
-  // Appends the address of every buffer a section reads or writes (pointers, as integers).
-  using SectionBuffers = std::function<void(std::vector<uintptr_t>&)>;
   // Runs `body`, the section's device work for `shape` (the values its work depends on): eagerly without
-  // graphs; else warm-up, capture or replay (set_cuda_graphs). `buffers` lists the addresses the body's
-  // work uses; a replay needs them all unchanged. The body must queue the same work for the same shape
-  // and buffers, and change nothing on the host that a replay (which does not run it) would leave stale.
-  void run_graphed(GraphedSection& section, std::vector<uintptr_t> shape, const SectionBuffers& buffers,
-                   const std::function<void()>& body);
+  // graphs; else warm-up, capture or replay (set_cuda_graphs). A replay needs every address that
+  // list_dense_buffers gives unchanged since the capture. The body must queue the same work for the same
+  // shape and buffers, and change nothing on the host that a replay (which does not run it) would leave
+  // stale. (The grads-ready hook does not fire inside it: on a device every gradient is reported at the end.)
+  void run_graphed(GraphedSection& section, std::vector<uintptr_t> shape, const std::function<void()>& body);
+  // The address of every buffer the model's graphed sections read or write (pointers, as integers).
+  virtual void list_dense_buffers(std::vector<uintptr_t>& addresses) const { (void)addresses; }
   ParamStore params_, buffers_;
   std::vector<LayerProfile> profile_;
   double loss_scale_ = 1;  // set_loss_scale

@@ -234,7 +234,8 @@ const std::vector<float>& Semseg::forward(SemsegInput input, bool training) {
         // Only the points read dec1's output: it is computed at the occupied cells alone.
         dec1_rows_.resize(b, size_t(cells_.occupied()) * a);
         b.conv2d_relu_at_cells(cat1_.data(), dec1_.folded.weight.data(), dec1_.folded.bias.data(),
-                               ops::Conv2dShape{frames_, 2 * a, a, grid, grid, 3, 1, 1}, cells_view_, dec1_rows_.data());
+                               ops::Conv2dShape{frames_, 2 * a, a, grid, grid, 3, 1, 1}, cells_view_,
+                               dec1_rows_.data());
       } else {
         map_block(dec1_, cat1_.data(), grid, grid);
       }
@@ -250,8 +251,7 @@ const std::vector<float>& Semseg::forward(SemsegInput input, bool training) {
     }
   };
   if (training)
-    run_graphed(dense_forward_, {uintptr_t(frames_)}, [this](std::vector<uintptr_t>& addresses) { list_dense_buffers(addresses); },
-                dense);
+    run_graphed(dense_forward_, {uintptr_t(frames_)}, dense);
   else
     dense();
   if (fused) {
@@ -421,8 +421,7 @@ void Semseg::backward(const float* dlogits) {
     }
     grads_ready(enc1a_.first_param());
   };
-  run_graphed(dense_backward_, {uintptr_t(frames_)},
-              [this](std::vector<uintptr_t>& addresses) { list_dense_buffers(addresses); }, dense);
+  run_graphed(dense_backward_, {uintptr_t(frames_)}, dense);
   const Buffer<float>& d_grid0 = d_dense_[kDGrid0];
   {
     const PhaseTimer t = timer(kVoxelize, true);

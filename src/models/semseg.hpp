@@ -129,12 +129,26 @@ class Semseg : public Model {
   // Backward's gradients of the dense part (members, so that a graphed section finds them where it left
   // them), by what they are the gradient of.
   enum DenseGradient {
-    kDDec1, kDUp1, kDEnc1, kDDec2, kDCat1, kDUp2, kDEnc2, kDEnc3, kDCat2, kDEnc3a, kDFrom3, kDEnc2a, kDFrom2,
-    kDGrid0, kDEnc1a, kDenseGradients
+    kDDec1,
+    kDUp1,
+    kDEnc1,
+    kDDec2,
+    kDCat1,
+    kDUp2,
+    kDEnc2,
+    kDEnc3,
+    kDCat2,
+    kDEnc3a,
+    kDFrom3,
+    kDEnc2a,
+    kDFrom2,
+    kDGrid0,
+    kDEnc1a,
+    kDenseGradients
   };
   Buffer<float> d_dense_[kDenseGradients];
   GraphedSection dense_forward_, dense_backward_;  // training: the U-Net and head.0's BEV half (set_cuda_graphs)
-  void list_dense_buffers(std::vector<uintptr_t>& addresses) const;
+  void list_dense_buffers(std::vector<uintptr_t>& addresses) const override;
 };
 
 }  // namespace lt

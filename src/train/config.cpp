@@ -89,9 +89,9 @@ TrainConfig train_config_from(const po::variables_map& v) {
   require_choice(v, "train.balance", {"lpt", "bucket", "none"});
   require_choice(v, "train.device", {"auto", "cpu", "cuda"});
   require_choice(v, "train.on_nonfinite", {"stop", "skip"});
-  for (const char* key : {"train.steps", "train.batch_size", "train.accumulate", "train.lr", "train.bucket_mb",
-                          "checkpoint.keep", "log.every", "model.head_channels", "train.loss_scale",
-                          "train.loss_scale_growth_interval"})
+  for (const char* key :
+       {"train.steps", "train.batch_size", "train.accumulate", "train.lr", "train.bucket_mb", "checkpoint.keep",
+        "log.every", "model.head_channels", "train.loss_scale", "train.loss_scale_growth_interval"})
     require_positive(v, key);
   for (const char* key : {"train.weight_decay", "train.grad_clip", "train.threads", "train.max_nonfinite_skips",
                           "checkpoint.every", "train.momentum", "train.cost_refit", "train.max_time", "train.rotation"})

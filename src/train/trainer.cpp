@@ -342,7 +342,8 @@ class Trainer {
       if (!history.empty()) cost_model_.restore(resumed_.cost_model_sums, history[history.size() - 2], history.back());
       // The loss scaler goes on where it was (an fp16 run's checkpoint); a run in another precision, or one
       // from a checkpoint without it, starts from train.loss_scale.
-      if (scaling_ && !resumed_.loss_scaler.empty()) loss_scale_ = resumed_.loss_scaler[0], good_steps_ = resumed_.loss_scaler[1];
+      if (scaling_ && !resumed_.loss_scaler.empty())
+        loss_scale_ = resumed_.loss_scaler[0], good_steps_ = resumed_.loss_scaler[1];
     }
     // Reading and checking the checkpoint on every rank (the choice, on rank 0, verified every checksum).
     read_s_ = comm_.max(now_s() - read_start);
@@ -719,9 +720,7 @@ class Trainer {
           .value(skipped_steps_);
       if (c_.cuda_graphs) line.key("graph_replays").value(model_->graph_counts().replayed);
       if (scaling_) line.key("loss_scale").value(out.loss_scale);
-      line.key("elapsed_s")
-          .value(out.end_s - start_s_)
-          .end_object();
+      line.key("elapsed_s").value(out.end_s - start_s_).end_object();
       metrics_.append(line.str() + "\n");
       events_.scalars(step + 1, wall_clock_s(),
                       {{"train/loss", out.loss},

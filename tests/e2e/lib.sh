@@ -3,6 +3,14 @@ set -euo pipefail
 : "${MPIEXEC:=mpirun}"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
 
+# The tiny models of the emulated-GPU tests: the _small configs at 8 to 16 channels on 32 × 32 cells.
+CONFIGS="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../configs" && pwd)"
+TINY_SEMSEG=(--config "$CONFIGS/semseg_small.ini" --model.voxel_size 3.2 --model.point_channels 8,16
+             --model.bev_channels 8,16,16 --model.head_channels 8)
+TINY_BEVDET=(--config "$CONFIGS/bevdet_small.ini" --model.point_range 0,-10.24,-3,20.48,10.24,1
+             --model.pfn_channels 8 --model.backbone_layers 1,1,1 --model.backbone_channels 8,8,8
+             --model.upsample_channels 4 --model.head_channels 8)
+
 WORK=$(mktemp -d /tmp/lidartrain_e2e.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 failures=0

@@ -8,11 +8,8 @@
 LT=$1
 source "$(dirname "$0")/lib.sh"
 
-SEMSEG=(--config "$(dirname "$0")/../../configs/semseg_small.ini" --model.voxel_size 3.2 --model.point_channels 8,16
-        --model.bev_channels 8,16,16 --model.head_channels 8)
-BEVDET=(--config "$(dirname "$0")/../../configs/bevdet_small.ini" --model.point_range 0,-10.24,-3,20.48,10.24,1
-        --model.pfn_channels 8 --model.backbone_layers 1,1,1 --model.backbone_channels 8,8,8
-        --model.upsample_channels 4 --model.head_channels 8)
+SEMSEG=("${TINY_SEMSEG[@]}")
+BEVDET=("${TINY_BEVDET[@]}")
 "$LT" synth --frames 6 --seed 1 --out "$WORK/train" >/dev/null
 export LIDARTRAIN_CUDA_EMULATION=1
 train() {  # train DIR STEPS [options…]: batch 2 on the emulated GPU

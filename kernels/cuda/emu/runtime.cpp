@@ -72,10 +72,10 @@ struct CUstream_emu {
 };
 
 struct CUevent_emu {
-  CUstream_emu* stream = nullptr;  // where it was last recorded (null: the null stream, or never)
+  CUstream_emu* stream = nullptr;      // where it was last recorded (null: the null stream, or never)
   CUgraph_emu* captured_in = nullptr;  // recorded during that capture (a node of it, not run)
-  int64_t target = 0;              // complete once stream->done reaches it
-  double completed_at_s = 0;       // host clock when the record ran
+  int64_t target = 0;                  // complete once stream->done reaches it
+  double completed_at_s = 0;           // host clock when the record ran
 };
 
 namespace lt::emu {
@@ -99,7 +99,7 @@ struct Runtime {
   std::map<const char*, Allocation> pool_blocks;         // handed out by a caching allocator, by start
   uint64_t allocations_made = 0;
   size_t in_use = 0, limit = 0;
-  std::string graph_problem;  // what the last cudaGraphLaunch that failed found
+  std::string graph_problem;             // what the last cudaGraphLaunch that failed found
   std::map<const char*, size_t> pinned;  // pinned host allocations: start -> bytes
   Runtime() {
     if (const char* text = std::getenv("LIDARTRAIN_CUDA_EMULATION_MEMORY"))
@@ -409,7 +409,7 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned
   std::lock_guard<std::recursive_mutex> guard(r.lock);
   if (stream && stream->capture) {
     if (event->captured_in == stream->capture) return cudaSuccess;  // recorded earlier in this stream's capture
-    stream->capture_invalid = true;  // a dependency on work outside the graph
+    stream->capture_invalid = true;                                 // a dependency on work outside the graph
     return cudaErrorStreamCaptureIsolation;
   }
   if (event->captured_in) {  // another stream joining the capture: not provided
@@ -587,7 +587,8 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
         std::snprintf(text, sizeof text,
                       "an illegal memory access (emulated): node %zu of the graph (%s) uses %p, whose %s was %s "
                       "after capture",
-                      n, exec->nodes[n].what, use.pointer, use.pool_block ? "block of the caching allocator" : "allocation",
+                      n, exec->nodes[n].what, use.pointer,
+                      use.pool_block ? "block of the caching allocator" : "allocation",
                       freed ? "freed" : "freed and allocated again");
         r.graph_problem = text;
         return cudaErrorIllegalAddress;
