@@ -159,7 +159,7 @@ const std::vector<float>& Semseg::forward(SemsegInput input, bool training) {
   cells_view_ = input_cell_index(cells_, 0);
   features_on_ = input_array(features_, SemsegInput::kFeatures);
   const int grid = config_.grid_size(), c2 = mlp2_.channels();
-  const auto [a, bc, c] = config_.bev_channels;
+  const int a = config_.bev_channels[0], bc = config_.bev_channels[1], c = config_.bev_channels[2];
   const int64_t cells_per_map = int64_t(grid) * grid;
   const bool fused = fused_inference(training);
   if (fused && !folded()) {
@@ -323,7 +323,7 @@ void Semseg::backward(const float* dlogits) {
   const DeviceParams& p = device_params_;
   const Backend& b = be();
   const int grid = config_.grid_size(), c2 = mlp2_.channels();
-  const auto [a, bc, c] = config_.bev_channels;
+  const int a = config_.bev_channels[0], bc = config_.bev_channels[1], c = config_.bev_channels[2];
   const int64_t cells_per_map = int64_t(grid) * grid;
   const int h2 = enc2b_.out_height(), w2 = enc2b_.out_width();
   const int hidden = head1_.channels();
