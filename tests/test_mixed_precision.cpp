@@ -6,8 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <string>
 #include <vector>
 
+#include "kernels/cpu/ops.hpp"
 #include "kernels/cuda/emu/cuda_emu.hpp"
 #include "kernels/cuda/emu/emulated.hpp"
 #include "src/common/error.hpp"
@@ -80,6 +82,72 @@ TEST(MixedPrecision, A16BitGemmReadsItsInputsRoundedAndSumsInFloat) {
       EXPECT_LE(max_abs_difference(unrounded_device, unrounded), accumulation);
       // The rounding itself is much larger (2⁻⁹ relative for bf16, 2⁻¹² for fp16): the kernel did round.
       EXPECT_GT(max_abs_difference(device, unrounded), 20 * accumulation) << precision_name(p);
+    }
+  }
+}
+
+// A convolution in bf16/fp16 (im2col writes its columns in the 16-bit type, the GEMM reads them as they
+// are) against the CPU's convolution in double of the rounded x, weight and dy: forward, dx and dweight
+// to fp32 accumulation; dbias, a sum of fp32 dy that no GEMM reads, to fp32 summation of the unrounded dy.
+TEST(MixedPrecision, A16BitConvolutionReadsItsColumnsRoundedAndSumsInFloat) {
+  const Backend& be = cuda_emu::backend();
+  for (const ops::Conv2dShape& s :
+       {ops::Conv2dShape{2, 5, 7, 9, 11, 3, 1, 1}, ops::Conv2dShape{2, 6, 4, 10, 8, 3, 2, 1},
+        ops::Conv2dShape{1, 9, 6, 5, 7, 1, 1, 0}}) {
+    const int64_t pixels = int64_t(s.out_height()) * s.out_width(),
+                  k_dim = int64_t(s.in_channels) * s.kernel * s.kernel;
+    const size_t nx = size_t(s.batch) * s.in_channels * s.height * s.width, nw = size_t(s.out_channels * k_dim),
+                 ny = size_t(s.batch * s.out_channels * pixels);
+    Rng rng(5);
+    std::vector<float> x(nx), w(nw), bias(size_t(s.out_channels)), dy(ny);
+    for (std::vector<float>* v : {&x, &w, &bias, &dy})
+      for (float& e : *v) e = float(rng.uniform() * 2 - 1);
+    for (Precision p : {Precision::bf16, Precision::fp16}) {
+      auto on_device = [&](const std::vector<float>& host) {
+        auto* d = static_cast<float*>(be.alloc(host.size() * 4));
+        be.upload(d, host.data(), host.size() * 4);
+        return d;
+      };
+      float *dx_ = on_device(x), *dw = on_device(w), *db = on_device(bias), *ddy = on_device(dy);
+      std::vector<float> zeros_w(nw, 0.f), zeros_b(bias.size(), 0.f);
+      float *d_y = on_device(dy), *d_dx = on_device(x), *d_dw = on_device(zeros_w), *d_db = on_device(zeros_b);
+      {
+        const PrecisionScope scope(p);
+        be.conv2d_forward(dx_, dw, db, d_y, s);
+        be.conv2d_backward(dx_, dw, ddy, d_dx, d_dw, d_db, s);
+      }
+      std::vector<float> y(ny), gx(nx), gw(nw), gb(bias.size());
+      be.download(y.data(), d_y, ny * 4);
+      be.download(gx.data(), d_dx, nx * 4);
+      be.download(gw.data(), d_dw, nw * 4);
+      be.download(gb.data(), d_db, gb.size() * 4);
+      for (float* d : {dx_, dw, db, ddy, d_y, d_dx, d_dw, d_db}) be.release(d);
+
+      auto rounded_all = [&](const std::vector<float>& v) {
+        std::vector<double> r(v.size());
+        for (size_t i = 0; i < v.size(); ++i) r[i] = rounded(v[i], p);
+        return r;
+      };
+      const std::vector<double> rx = rounded_all(x), rw = rounded_all(w), rdy = rounded_all(dy);
+      const std::vector<double> b64(bias.begin(), bias.end());
+      std::vector<double> ry(ny), rgx(nx), rgw(nw, 0.0), rgb(bias.size(), 0.0), workspace;
+      ops::conv2d_forward<double>(rx.data(), rw.data(), b64.data(), ry.data(), s, workspace);
+      ops::conv2d_backward<double>(rx.data(), rw.data(), rdy.data(), rgx.data(), rgw.data(), rgb.data(), s, workspace);
+      std::vector<double> unrounded_gb(bias.size(), 0.0);
+      for (size_t e = 0; e < ny; ++e) unrounded_gb[size_t(e / pixels) % bias.size()] += dy[e];
+      std::vector<double> unrounded_y(ny), x64(x.begin(), x.end()), w64(w.begin(), w.end());
+      ops::conv2d_forward<double>(x64.data(), w64.data(), b64.data(), unrounded_y.data(), s, workspace);
+
+      // fp32 accumulation of n products of magnitude ≤ 1 (plus the bias): within (n + 1) 2⁻²⁴ of the exact sum.
+      auto accumulation = [](int64_t n) { return double(n + 1) * std::ldexp(1.0, -24); };
+      const std::string what =
+          std::string(precision_name(p)) + " k" + std::to_string(s.kernel) + " s" + std::to_string(s.stride);
+      EXPECT_LE(max_abs_difference(y, ry), accumulation(k_dim)) << what;
+      EXPECT_LE(max_abs_difference(gx, rgx), accumulation(int64_t(s.out_channels) * s.kernel * s.kernel)) << what;
+      EXPECT_LE(max_abs_difference(gw, rgw), accumulation(s.batch * pixels)) << what;
+      EXPECT_LE(max_abs_difference(gb, unrounded_gb), accumulation(s.batch * pixels)) << what;
+      // The 16-bit rounding is far larger than that: the columns were rounded.
+      EXPECT_GT(max_abs_difference(y, unrounded_y), 20 * accumulation(k_dim)) << what;
     }
   }
 }

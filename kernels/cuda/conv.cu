@@ -1,9 +1,10 @@
-// conv2d and conv-transpose on the GPU (kernels/cpu/conv.cpp is the CPU side; linear: linear.cu): convolutions through
-// cuDNN where the build has it (cudnn_conv.cu) and the matmul precision is fp32, else, and always in the emulated
-// build, GEMMs (gemm.cu: cuBLAS, or the
-// tiled kernel in the emulated build) around hand-written layout kernels: bias, im2col, col2im as a gather (each input
-// element sums its taps in a fixed order: no atomics, the same bits every run), the conv-transpose's tap
-// scatter and gather. Bias gradients through the batch-norm channel sums (fixed order).
+// conv2d and conv-transpose on the GPU (kernels/cpu/conv.cpp is the CPU side; linear: linear.cu): convolutions
+// through cuDNN where the build has it (cudnn_conv.cu) and the matmul precision is fp32, else, and always in the
+// emulated build, GEMMs (gemm.cu: cuBLAS, or the plain kernel of the emulated build) around hand-written layout
+// kernels: bias, im2col (its columns written in the matmul precision's type: bf16/fp16 columns take half the
+// memory and no conversion pass), col2im as a gather (each input element sums its taps in a fixed order: no
+// atomics, the same bits every run), the conv-transpose's tap scatter and gather. Bias gradients through the
+// batch-norm channel sums (fixed order).
 #include "kernels/cuda/ops.cuh"
 
 namespace lt::LT_CUDA_NS {
@@ -21,16 +22,18 @@ __global__ void add_first_sums_kernel(const double* sums, int channels, float* o
   if (c < channels) out[c] += float(sums[c]);
 }
 
-// col (C·k·k, Ho·Wo) of one image (C, H, W).
-__global__ void im2col_kernel(const float* image, ops::Conv2dShape s, float* col) {
+// col (C·k·k, Ho·Wo) of one image (C, H, W), in T: the matmul precision's type, so that with bf16/fp16 the
+// GEMM reads it as it is (rounding each value is what converting the fp32 columns would do, no fp32 copy).
+template <class T>
+__global__ void im2col_kernel(const float* image, ops::Conv2dShape s, T* col) {
   const int ho = s.out_height(), wo = s.out_width(), k = s.kernel;
   const int64_t pixels = int64_t(ho) * wo, n = int64_t(s.in_channels) * k * k * pixels;
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
     const int64_t row = e / pixels, p = e % pixels;
     const int c = int(row / (k * k)), ky = int(row / k % k), kx = int(row % k);
     const int iy = int(p / wo) * s.stride - s.padding + ky, ix = int(p % wo) * s.stride - s.padding + kx;
-    col[e] =
-        iy >= 0 && iy < s.height && ix >= 0 && ix < s.width ? image[(int64_t(c) * s.height + iy) * s.width + ix] : 0.f;
+    col[e] = from_float<T>(
+        iy >= 0 && iy < s.height && ix >= 0 && ix < s.width ? image[(int64_t(c) * s.height + iy) * s.width + ix] : 0.f);
   }
 }
 
@@ -84,9 +87,10 @@ __global__ void bias_relu_kernel(float* y, const float* bias, int64_t outer, int
   }
 }
 
-// col (M, C·k·k): the patch of each occupied output cell (zero outside the image).
+// col (M, C·k·k): the patch of each occupied output cell (zero outside the image), in T as im2col's.
+template <class T>
 __global__ void cells_im2col_kernel(const float* x, const int64_t* cells, int64_t occupied, ops::Conv2dShape s,
-                                    float* col) {
+                                    T* col) {
   const int k = s.kernel;
   const int64_t k_dim = int64_t(s.in_channels) * k * k, n = occupied * k_dim;
   const int64_t plane = int64_t(s.out_height()) * s.out_width();
@@ -95,9 +99,44 @@ __global__ void cells_im2col_kernel(const float* x, const int64_t* cells, int64_
     const int c = int(tap / (k * k)), ky = int(tap / k % k), kx = int(tap % k);
     const int iy = int(hw / s.out_width()) * s.stride - s.padding + ky;
     const int ix = int(hw % s.out_width()) * s.stride - s.padding + kx;
-    col[e] = (iy >= 0 && iy < s.height && ix >= 0 && ix < s.width)
-                 ? x[((cell / plane * s.in_channels + c) * s.height + iy) * int64_t(s.width) + ix]
-                 : 0.f;
+    col[e] = from_float<T>((iy >= 0 && iy < s.height && ix >= 0 && ix < s.width)
+                               ? x[((cell / plane * s.in_channels + c) * s.height + iy) * int64_t(s.width) + ix]
+                               : 0.f);
+  }
+}
+
+// One image's columns into `col`, in the matmul precision's type (matmul_bytes() each).
+void im2col(const float* image, const ops::Conv2dShape& s, void* col) {
+  const int64_t n = int64_t(s.in_channels) * s.kernel * s.kernel * s.out_height() * s.out_width();
+  switch (matmul_precision()) {
+    case Precision::bf16:
+      LT_LAUNCH(im2col_kernel<__nv_bfloat16>, blocks_for(n), kThreads, stream())
+      (image, s, static_cast<__nv_bfloat16*>(col));
+      return;
+    case Precision::fp16:
+      LT_LAUNCH(im2col_kernel<__half>, blocks_for(n), kThreads, stream())(image, s, static_cast<__half*>(col));
+      return;
+    case Precision::fp32:
+      LT_LAUNCH(im2col_kernel<float>, blocks_for(n), kThreads, stream())(image, s, static_cast<float*>(col));
+      return;
+  }
+}
+
+void cells_im2col(const float* x, const int64_t* cells, int64_t occupied, const ops::Conv2dShape& s, void* col) {
+  const int64_t n = occupied * s.in_channels * s.kernel * s.kernel;
+  switch (matmul_precision()) {
+    case Precision::bf16:
+      LT_LAUNCH(cells_im2col_kernel<__nv_bfloat16>, blocks_for(n), kThreads, stream())
+      (x, cells, occupied, s, static_cast<__nv_bfloat16*>(col));
+      return;
+    case Precision::fp16:
+      LT_LAUNCH(cells_im2col_kernel<__half>, blocks_for(n), kThreads, stream())
+      (x, cells, occupied, s, static_cast<__half*>(col));
+      return;
+    case Precision::fp32:
+      LT_LAUNCH(cells_im2col_kernel<float>, blocks_for(n), kThreads, stream())
+      (x, cells, occupied, s, static_cast<float*>(col));
+      return;
   }
 }
 
@@ -109,7 +148,7 @@ bool is_pointwise(const ops::Conv2dShape& s) {
 
 // out[c] += Σ over (outer, inner) of data's channel c (the bias gradient).
 void add_channel_sums(const float* data, int64_t outer, int channels, int64_t inner, float* out) {
-  auto* sums = static_cast<double*>(scratch(2, sizeof(double) * (2 * size_t(channels) + 1)));  // + the count
+  auto* sums = static_cast<double*>(scratch(kScratchOp2, sizeof(double) * (2 * size_t(channels) + 1)));  // + the count
   batchnorm_sums(data, ops::BatchNormShape{outer, channels, inner}, sums);
   LT_LAUNCH(add_first_sums_kernel, blocks_for(channels), kThreads, stream())(sums, channels, out);
 }
@@ -134,14 +173,14 @@ void conv2d_forward(const float* x, const float* weight, const float* bias, floa
 #endif
   const int64_t pixels = int64_t(s.out_height()) * s.out_width(), k_dim = int64_t(s.in_channels) * s.kernel * s.kernel;
   const int64_t in_size = int64_t(s.in_channels) * s.height * s.width, out_size = s.out_channels * pixels;
-  float* col = is_pointwise(s) ? nullptr : static_cast<float*>(scratch(1, sizeof(float) * size_t(k_dim * pixels)));
+  void* col = is_pointwise(s) ? nullptr : scratch(kScratchOp1, matmul_bytes() * size_t(k_dim * pixels));
   for (int b = 0; b < s.batch; ++b) {
-    const float* input = x + b * in_size;
     if (col) {
-      LT_LAUNCH(im2col_kernel, blocks_for(k_dim * pixels), kThreads, stream())(input, s, col);
-      input = col;
+      im2col(x + b * in_size, s, col);
+      gemm_matmul_b(false, false, s.out_channels, pixels, k_dim, 1.f, weight, col, 0.f, y + b * out_size);
+    } else {
+      gemm(false, false, s.out_channels, pixels, k_dim, 1.f, weight, x + b * in_size, 0.f, y + b * out_size);
     }
-    gemm(false, false, s.out_channels, pixels, k_dim, 1.f, weight, input, 0.f, y + b * out_size);
   }
   if (bias) add_bias(y, bias, s.batch, s.out_channels, pixels);
   check(cudaGetLastError(), "conv2d_forward");
@@ -159,15 +198,19 @@ void conv2d_backward(const float* x, const float* weight, const float* dy, float
   }
 #endif
   const bool pointwise = is_pointwise(s);
-  float* col = pointwise ? nullptr : static_cast<float*>(scratch(1, 2 * sizeof(float) * size_t(k_dim * pixels)));
-  float* dcol = pointwise ? nullptr : col + k_dim * pixels;
+  // Slot 1: dcol (fp32, k_dim × pixels), then col in the matmul precision's type.
+  char* cols =
+      pointwise ? nullptr
+                : static_cast<char*>(scratch(kScratchOp1, (sizeof(float) + matmul_bytes()) * size_t(k_dim * pixels)));
+  float* dcol = reinterpret_cast<float*>(cols);
+  void* col = pointwise ? nullptr : cols + sizeof(float) * size_t(k_dim * pixels);
   for (int b = 0; b < s.batch; ++b) {
-    const float* input = x + b * in_size;
-    if (!pointwise) {
-      LT_LAUNCH(im2col_kernel, blocks_for(k_dim * pixels), kThreads, stream())(input, s, col);
-      input = col;
+    if (pointwise) {
+      gemm(false, true, s.out_channels, k_dim, pixels, 1.f, dy + b * out_size, x + b * in_size, 1.f, dweight);
+    } else {
+      im2col(x + b * in_size, s, col);
+      gemm_matmul_b(false, true, s.out_channels, k_dim, pixels, 1.f, dy + b * out_size, col, 1.f, dweight);
     }
-    gemm(false, true, s.out_channels, k_dim, pixels, 1.f, dy + b * out_size, input, 1.f, dweight);
     if (!dx) continue;
     if (pointwise) {
       gemm(true, false, k_dim, pixels, s.out_channels, 1.f, weight, dy + b * out_size, 0.f, dx + b * in_size);
@@ -190,7 +233,7 @@ void conv_transpose_forward(const float* x, const float* weight, const float* bi
     return;
   }
 #endif
-  auto* tap_values = static_cast<float*>(scratch(1, sizeof(float) * size_t(taps * pixels)));
+  auto* tap_values = static_cast<float*>(scratch(kScratchOp1, sizeof(float) * size_t(taps * pixels)));
   for (int b = 0; b < s.batch; ++b) {
     gemm(true, false, taps, pixels, s.in_channels, 1.f, weight, x + b * s.in_channels * pixels, 0.f, tap_values);
     LT_LAUNCH(taps_to_output_kernel, blocks_for(taps * pixels), kThreads, stream())
@@ -210,7 +253,7 @@ void conv_transpose_backward(const float* x, const float* weight, const float* d
     return;
   }
 #endif
-  auto* dtaps = static_cast<float*>(scratch(1, sizeof(float) * size_t(taps * pixels)));
+  auto* dtaps = static_cast<float*>(scratch(kScratchOp1, sizeof(float) * size_t(taps * pixels)));
   for (int b = 0; b < s.batch; ++b) {
     LT_LAUNCH(output_to_taps_kernel, blocks_for(taps * pixels), kThreads, stream())(dy + b * taps * pixels, s, dtaps);
     const float* xb = x + b * s.in_channels * pixels;
@@ -239,9 +282,9 @@ void conv2d_relu_at_cells(const float* x, const float* weight, const float* bias
                           const ops::CellIndexView& index, float* rows) {
   const int64_t occupied = index.occupied, k_dim = int64_t(s.in_channels) * s.kernel * s.kernel;
   if (occupied == 0) return;
-  float* col = static_cast<float*>(scratch(1, sizeof(float) * size_t(occupied * k_dim)));
-  LT_LAUNCH(cells_im2col_kernel, blocks_for(occupied * k_dim), kThreads, stream())(x, index.cells, occupied, s, col);
-  gemm(false, true, occupied, s.out_channels, k_dim, 1.f, col, weight, 0.f, rows);
+  void* col = scratch(kScratchOp1, matmul_bytes() * size_t(occupied * k_dim));
+  cells_im2col(x, index.cells, occupied, s, col);
+  gemm_matmul_a(false, true, occupied, s.out_channels, k_dim, 1.f, col, weight, 0.f, rows);
   bias_relu(rows, bias, occupied, s.out_channels, 1);
   check(cudaGetLastError(), "conv2d_relu_at_cells");
 }

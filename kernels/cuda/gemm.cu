@@ -16,6 +16,14 @@ namespace {
 
 Precision current_precision = Precision::fp32;
 
+// y = x in T, rounded to nearest even.
+template <class T>
+__global__ void convert_kernel(const float* x, T* y, int64_t n) {
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x)
+    y[e] = from_float<T>(x[e]);
+}
+
+#if !defined(__CUDACC__)
 __device__ __forceinline__ float to_float(float v) {
   return v;
 }
@@ -25,25 +33,6 @@ __device__ __forceinline__ float to_float(__nv_bfloat16 v) {
 __device__ __forceinline__ float to_float(__half v) {
   return __half2float(v);
 }
-template <class T>
-__device__ __forceinline__ T from_float(float v);
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
-template <>
-__device__ __forceinline__ __half from_float<__half>(float v) {
-  return __float2half_rn(v);
-}
-
-// y = x in T, rounded to nearest even.
-template <class T>
-__global__ void convert_kernel(const float* x, T* y, int64_t n) {
-  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x)
-    y[e] = from_float<T>(x[e]);
-}
-
-#if !defined(__CUDACC__)
 // One thread per element of C, its k-sum in order, in float whatever T is. No shared memory and no barrier,
 // so the emulation runs it as plain calls: what makes whole training steps affordable there.
 template <class T>
@@ -91,10 +80,6 @@ void check_cublas(cublasStatus_t status, const char* what, int64_t m, int64_t n,
 template <class T>
 cudaDataType_t cuda_type();
 template <>
-cudaDataType_t cuda_type<float>() {
-  return CUDA_R_32F;
-}
-template <>
 cudaDataType_t cuda_type<__nv_bfloat16>() {
   return CUDA_R_16BF;
 }
@@ -122,16 +107,44 @@ void gemm_as(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float 
 }
 #endif
 
-// A and B converted to T in scratch, then multiplied.
+// A and B in T (each converted into scratch unless the caller wrote it in T already: `*_narrow`), then
+// multiplied.
 template <class T>
-void gemm_converted(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-                    const float* b, float beta, float* c) {
+void gemm_converted(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const void* a,
+                    bool a_narrow, const void* b, bool b_narrow, float beta, float* c) {
   const int64_t a_count = m * k, b_count = k * n;
-  T* a16 = static_cast<T*>(scratch(4, sizeof(T) * size_t(a_count > 0 ? a_count : 1)));
-  T* b16 = static_cast<T*>(scratch(5, sizeof(T) * size_t(b_count > 0 ? b_count : 1)));
-  if (a_count > 0) LT_LAUNCH(convert_kernel<T>, blocks_for(a_count), kThreads, stream())(a, a16, a_count);
-  if (b_count > 0) LT_LAUNCH(convert_kernel<T>, blocks_for(b_count), kThreads, stream())(b, b16, b_count);
+  const T* a16 = static_cast<const T*>(a);
+  const T* b16 = static_cast<const T*>(b);
+  if (!a_narrow) {
+    T* converted = static_cast<T*>(scratch(kScratchGemmA, sizeof(T) * size_t(a_count > 0 ? a_count : 1)));
+    if (a_count > 0)
+      LT_LAUNCH(convert_kernel<T>, blocks_for(a_count), kThreads, stream())
+      (static_cast<const float*>(a), converted, a_count);
+    a16 = converted;
+  }
+  if (!b_narrow) {
+    T* converted = static_cast<T*>(scratch(kScratchGemmB, sizeof(T) * size_t(b_count > 0 ? b_count : 1)));
+    if (b_count > 0)
+      LT_LAUNCH(convert_kernel<T>, blocks_for(b_count), kThreads, stream())
+      (static_cast<const float*>(b), converted, b_count);
+    b16 = converted;
+  }
   gemm_as<T>(trans_a, trans_b, m, n, k, alpha, a16, b16, beta, c);
+}
+
+void gemm_any(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const void* a, bool a_narrow,
+              const void* b, bool b_narrow, float beta, float* c) {
+  if (m == 0 || n == 0) return;
+  switch (current_precision) {
+    case Precision::bf16:
+      return gemm_converted<__nv_bfloat16>(trans_a, trans_b, m, n, k, alpha, a, a_narrow, b, b_narrow, beta, c);
+    case Precision::fp16:
+      return gemm_converted<__half>(trans_a, trans_b, m, n, k, alpha, a, a_narrow, b, b_narrow, beta, c);
+    case Precision::fp32:
+      break;
+  }
+  // In fp32 nothing is narrow: matmul_bytes() is 4 and a layout kernel wrote floats.
+  gemm_as<float>(trans_a, trans_b, m, n, k, alpha, static_cast<const float*>(a), static_cast<const float*>(b), beta, c);
 }
 
 }  // namespace
@@ -144,18 +157,23 @@ Precision matmul_precision() {
   return current_precision;
 }
 
+size_t matmul_bytes() {
+  return current_precision == Precision::fp32 ? sizeof(float) : 2;
+}
+
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
           float beta, float* c) {
-  if (m == 0 || n == 0) return;
-  switch (current_precision) {
-    case Precision::bf16:
-      return gemm_converted<__nv_bfloat16>(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
-    case Precision::fp16:
-      return gemm_converted<__half>(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
-    case Precision::fp32:
-      break;
-  }
-  gemm_as<float>(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
+  gemm_any(trans_a, trans_b, m, n, k, alpha, a, false, b, false, beta, c);
+}
+
+void gemm_matmul_a(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const void* a,
+                   const float* b, float beta, float* c) {
+  gemm_any(trans_a, trans_b, m, n, k, alpha, a, true, b, false, beta, c);
+}
+
+void gemm_matmul_b(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                   const void* b, float beta, float* c) {
+  gemm_any(trans_a, trans_b, m, n, k, alpha, a, false, b, true, beta, c);
 }
 
 }  // namespace lt::LT_CUDA_NS

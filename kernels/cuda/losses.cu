@@ -99,10 +99,10 @@ __global__ void l1_loss_kernel(const float* pred, const float* target, int64_t n
 void cross_entropy(const float* logits, const uint8_t* labels, int64_t rows, int classes, const float* class_weights,
                    int ignore_label, float* dlogits, double* loss) {
   // Scratch 0: per-row losses then weights; scratch 1: the two totals.
-  auto* row_values = static_cast<double*>(scratch(0, sizeof(double) * 2 * size_t(rows > 0 ? rows : 1)));
+  auto* row_values = static_cast<double*>(scratch(kScratchOp0, sizeof(double) * 2 * size_t(rows > 0 ? rows : 1)));
   double* row_loss = row_values;
   double* row_weight = row_values + rows;
-  auto* totals = static_cast<double*>(scratch(1, sizeof(double) * 2));
+  auto* totals = static_cast<double*>(scratch(kScratchOp1, sizeof(double) * 2));
   if (rows > 0) LT_LAUNCH(cross_entropy_rows_kernel, blocks_for(rows), kThreads, stream())
   (logits, labels, rows, classes, class_weights, ignore_label, row_loss, row_weight);
   sum_doubles(row_loss, rows, totals);
@@ -115,7 +115,7 @@ void cross_entropy(const float* logits, const uint8_t* labels, int64_t rows, int
 
 void focal_loss(const float* logits, const float* targets, int64_t n, float* dlogits, double* loss) {
   const int64_t chunks = reduce_chunks(n);
-  auto* partial = static_cast<double*>(scratch(0, sizeof(double) * size_t(chunks)));
+  auto* partial = static_cast<double*>(scratch(kScratchOp0, sizeof(double) * size_t(chunks)));
   LT_LAUNCH(focal_loss_kernel, unsigned(chunks), kThreads, stream())(logits, targets, n, dlogits, partial);
   sum_doubles(partial, chunks, loss);
   check(cudaGetLastError(), "focal_loss");
@@ -123,7 +123,7 @@ void focal_loss(const float* logits, const float* targets, int64_t n, float* dlo
 
 void l1_loss(const float* pred, const float* target, int64_t rows, int channels, float* dpred, double* loss) {
   const int64_t n = rows * channels, chunks = reduce_chunks(n);
-  auto* partial = static_cast<double*>(scratch(0, sizeof(double) * size_t(chunks)));
+  auto* partial = static_cast<double*>(scratch(kScratchOp0, sizeof(double) * size_t(chunks)));
   LT_LAUNCH(l1_loss_kernel, unsigned(chunks), kThreads, stream())(pred, target, n, dpred, partial);
   sum_doubles(partial, chunks, loss);
   check(cudaGetLastError(), "l1_loss");

@@ -28,9 +28,10 @@ void graph_begin();
 void* graph_end();
 bool graph_launch(void* graph);
 void graph_release(void* graph);
-// Scratch memory for one op's temporaries: `slot` 0…2 for the op itself, 3 is sum_doubles', 4 and 5 are
-// gemm's 16-bit operands. A slot's memory is valid until the next request for that slot (ops run in stream
-// order, so the next op's use cannot overtake this one's). Grows, never shrinks.
+// Scratch memory for one op's temporaries, by slot: the first three for the op itself, then sum_doubles'
+// and gemm's 16-bit operands. A slot's memory is valid until the next request for that slot (ops run in
+// stream order, so the next op's use cannot overtake this one's). Grows, never shrinks.
+enum ScratchSlot : int { kScratchOp0, kScratchOp1, kScratchOp2, kScratchSums, kScratchGemmA, kScratchGemmB };
 constexpr int kScratchSlots = 6;
 void* scratch(int slot, size_t bytes);
 
@@ -40,10 +41,33 @@ void sum_doubles(const double* values, int64_t n, double* out);
 
 // ---- gemm.cu: row-major C (m×n) = α op(A) op(B) + β C (cuBLAS in the GPU build; a plain kernel in the
 // emulated one) ----
-// With a 16-bit matmul precision, A and B are converted to it first (scratch slots 4 and 5) and multiplied
+// With a 16-bit matmul precision, A and B are converted to it first (scratch kScratchGemmA/B) and multiplied
 // with fp32 accumulation (cublasGemmEx, compute type 32F; the emulated kernel reads the 16-bit values).
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
           float beta, float* c);
+// The same with A (or B) given already in the matmul precision's type, written so by the layout kernel
+// that made it (the convolutions' im2col: no fp32 copy and no conversion pass); floats in fp32.
+void gemm_matmul_a(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const void* a,
+                   const float* b, float beta, float* c);
+void gemm_matmul_b(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                   const void* b, float beta, float* c);
+// Bytes per element of the matmul precision's type: 4 in fp32, else 2.
+size_t matmul_bytes();
+// v in T as the hardware rounds (to nearest even); T = float keeps it.
+template <class T>
+__device__ __forceinline__ T from_float(float v);
+template <>
+__device__ __forceinline__ float from_float<float>(float v) {
+  return v;
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
+template <>
+__device__ __forceinline__ __half from_float<__half>(float v) {
+  return __float2half_rn(v);
+}
 void set_matmul_precision(Precision precision);
 Precision matmul_precision();
 

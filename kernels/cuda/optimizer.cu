@@ -69,7 +69,7 @@ void sgd_update(float* param, const float* grad, float* momentum_buffer, int64_t
 
 void sum_squares(const float* x, int64_t n, double* sum) {
   const int64_t chunks = reduce_chunks(n);
-  auto* partial = static_cast<double*>(scratch(0, sizeof(double) * size_t(chunks)));
+  auto* partial = static_cast<double*>(scratch(kScratchOp0, sizeof(double) * size_t(chunks)));
   LT_LAUNCH(sum_squares_kernel, unsigned(chunks), kThreads, stream())(x, n, partial);
   sum_doubles(partial, chunks, sum);
   check(cudaGetLastError(), "sum_squares");

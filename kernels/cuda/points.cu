@@ -147,7 +147,7 @@ void voxelize_max_forward(const float* features, const ops::CellIndexView& index
   const int64_t rows = index.occupied * channels;
   fill_zero(grid, sizeof(float) * size_t(index.num_cells) * size_t(channels));
   if (rows == 0) return;
-  float* cell_max = static_cast<float*>(scratch(0, sizeof(float) * size_t(rows)));
+  float* cell_max = static_cast<float*>(scratch(kScratchOp0, sizeof(float) * size_t(rows)));
   auto* best = reinterpret_cast<unsigned long long*>(argmax);
   const int64_t elements = index.num_points * channels;
   LT_LAUNCH(fill_cell_rows_kernel, blocks_for(rows), kThreads, stream())(cell_max, best, rows);
@@ -166,7 +166,7 @@ void voxelize_max_backward(const float* dgrid, const ops::CellIndexView& index, 
                            int64_t cells_per_map, float* dfeatures) {
   const int64_t rows = index.occupied * channels;
   if (rows == 0) return;
-  float* dcell = static_cast<float*>(scratch(0, sizeof(float) * size_t(rows)));
+  float* dcell = static_cast<float*>(scratch(kScratchOp0, sizeof(float) * size_t(rows)));
   LT_LAUNCH(move_cell_rows_kernel, blocks_for(rows), kThreads, stream())
   (dcell, index.cells, index.occupied, channels, cells_per_map, const_cast<float*>(dgrid), false);
   LT_LAUNCH(voxelize_max_backward_kernel, blocks_for(rows), kThreads, stream())
@@ -224,12 +224,12 @@ void devoxelize_head_forward(const float* cell_features, const ops::CellIndexVie
   const int64_t points = index.num_points, occupied = index.occupied;
   if (points == 0) return;
   const int cg = s.grid_channels, cp = s.point_channels, hidden = s.hidden;
-  float* w1_grid = static_cast<float*>(scratch(0, sizeof(float) * size_t(hidden) * size_t(cg + cp)));
+  float* w1_grid = static_cast<float*>(scratch(kScratchOp0, sizeof(float) * size_t(hidden) * size_t(cg + cp)));
   float* w1_point = w1_grid + int64_t(hidden) * cg;
   split_channels(w1, cg, cp, hidden, 1, w1_grid, w1_point);
-  float* cell_hidden = static_cast<float*>(scratch(1, sizeof(float) * size_t(occupied) * size_t(hidden) + 1));
+  float* cell_hidden = static_cast<float*>(scratch(kScratchOp1, sizeof(float) * size_t(occupied) * size_t(hidden) + 1));
   if (occupied > 0) gemm(false, true, occupied, hidden, cg, 1.f, cell_features, w1_grid, 0.f, cell_hidden);
-  float* point_hidden = static_cast<float*>(scratch(2, sizeof(float) * size_t(points) * size_t(hidden)));
+  float* point_hidden = static_cast<float*>(scratch(kScratchOp2, sizeof(float) * size_t(points) * size_t(hidden)));
   gemm(false, true, points, hidden, cp, 1.f, point_features, w1_point, 0.f, point_hidden);
   LT_LAUNCH(head_hidden_kernel, blocks_for(points * hidden), kThreads, stream())
   (point_hidden, cell_hidden, index.point_slot, b1, points, hidden);
@@ -242,7 +242,8 @@ void devoxelize_head_forward(const float* cell_features, const ops::CellIndexVie
 void linear_relu_voxelize_max_forward(const float* x, const float* weight, const float* bias, float* y, int64_t rows,
                                       int in, int out, const ops::CellIndexView& index, int64_t cells_per_map,
                                       float* grid) {
-  float* point_out = y ? y : static_cast<float*>(scratch(3, sizeof(float) * size_t(rows) * size_t(out) + 1));
+  // sum_doubles' slot: neither op below sums doubles, and both may use the op slots.
+  float* point_out = y ? y : static_cast<float*>(scratch(kScratchSums, sizeof(float) * size_t(rows) * size_t(out) + 1));
   linear_relu_forward(x, weight, bias, point_out, rows, in, out);
   voxelize_max_forward(point_out, index, out, cells_per_map, grid, nullptr);
   check(cudaGetLastError(), "linear_relu_voxelize_max_forward");

@@ -26,7 +26,7 @@ __global__ void sum_in_order_kernel(const double* partial, int64_t count, double
 
 void sum_doubles(const double* values, int64_t n, double* out) {
   const int64_t chunks = reduce_chunks(n);
-  double* partial = static_cast<double*>(scratch(3, sizeof(double) * size_t(chunks)));
+  double* partial = static_cast<double*>(scratch(kScratchSums, sizeof(double) * size_t(chunks)));
   LT_LAUNCH(chunk_sums_kernel, unsigned(chunks), kThreads, stream())(values, n, partial);
   LT_LAUNCH(sum_in_order_kernel, 1, 1, stream())(partial, chunks, out);
   check(cudaGetLastError(), "sum_doubles");
