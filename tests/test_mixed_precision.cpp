@@ -152,6 +152,60 @@ TEST(MixedPrecision, A16BitConvolutionReadsItsColumnsRoundedAndSumsInFloat) {
   }
 }
 
+// The conv-transpose likewise: its forward GEMM reads x and the weight converted; its backward's output
+// gradient taps are written in the 16-bit type and read as they are by both GEMMs.
+TEST(MixedPrecision, A16BitConvTransposeReadsItsTapsRoundedAndSumsInFloat) {
+  const Backend& be = cuda_emu::backend();
+  for (const ops::ConvTransposeShape& s :
+       {ops::ConvTransposeShape{2, 6, 5, 4, 7, 2}, ops::ConvTransposeShape{1, 9, 3, 3, 5, 1}}) {
+    const int kk = s.stride * s.stride;
+    const int64_t pixels = int64_t(s.height) * s.width;
+    const size_t nx = size_t(s.batch * s.in_channels * pixels), nw = size_t(s.in_channels * s.out_channels * kk),
+                 ny = size_t(s.batch * s.out_channels * kk * pixels);
+    Rng rng(8);
+    std::vector<float> x(nx), w(nw), bias(size_t(s.out_channels)), dy(ny);
+    for (std::vector<float>* v : {&x, &w, &bias, &dy})
+      for (float& e : *v) e = float(rng.uniform() * 2 - 1);
+    for (Precision p : {Precision::bf16, Precision::fp16}) {
+      auto on_device = [&](const std::vector<float>& host) {
+        auto* d = static_cast<float*>(be.alloc(host.size() * 4));
+        be.upload(d, host.data(), host.size() * 4);
+        return d;
+      };
+      std::vector<float> zeros_w(nw, 0.f), zeros_b(bias.size(), 0.f);
+      float *d_x = on_device(x), *d_w = on_device(w), *d_b = on_device(bias), *d_dy = on_device(dy),
+            *d_y = on_device(dy), *d_dx = on_device(x), *d_dw = on_device(zeros_w), *d_db = on_device(zeros_b);
+      {
+        const PrecisionScope scope(p);
+        be.conv_transpose_forward(d_x, d_w, d_b, d_y, s);
+        be.conv_transpose_backward(d_x, d_w, d_dy, d_dx, d_dw, d_db, s);
+      }
+      std::vector<float> y(ny), gx(nx), gw(nw);
+      be.download(y.data(), d_y, ny * 4);
+      be.download(gx.data(), d_dx, nx * 4);
+      be.download(gw.data(), d_dw, nw * 4);
+      for (float* d : {d_x, d_w, d_b, d_dy, d_y, d_dx, d_dw, d_db}) be.release(d);
+
+      auto rounded_all = [&](const std::vector<float>& v) {
+        std::vector<double> r(v.size());
+        for (size_t i = 0; i < v.size(); ++i) r[i] = rounded(v[i], p);
+        return r;
+      };
+      const std::vector<double> rx = rounded_all(x), rw = rounded_all(w), rdy = rounded_all(dy),
+                                b64(bias.begin(), bias.end());
+      std::vector<double> ry(ny), rgx(nx), rgw(nw, 0.0), rgb(bias.size(), 0.0), workspace;
+      ops::conv_transpose_forward<double>(rx.data(), rw.data(), b64.data(), ry.data(), s, workspace);
+      ops::conv_transpose_backward<double>(rx.data(), rw.data(), rdy.data(), rgx.data(), rgw.data(), rgb.data(), s,
+                                           workspace);
+      auto accumulation = [](int64_t n) { return double(n + 1) * std::ldexp(1.0, -24); };
+      const std::string what = std::string(precision_name(p)) + " stride " + std::to_string(s.stride);
+      EXPECT_LE(max_abs_difference(y, ry), accumulation(s.in_channels)) << what;
+      EXPECT_LE(max_abs_difference(gx, rgx), accumulation(int64_t(s.out_channels) * kk)) << what;
+      EXPECT_LE(max_abs_difference(gw, rgw), accumulation(s.batch * pixels)) << what;
+    }
+  }
+}
+
 TEST(MixedPrecision, TheCpuMultipliesInFp32Only) {
   EXPECT_EQ(parse_precision("bf16", "--train.precision"), Precision::bf16);
   EXPECT_EQ(parse_precision("fp16", "--precision"), Precision::fp16);

@@ -1,10 +1,12 @@
 // conv2d and conv-transpose on the GPU (kernels/cpu/conv.cpp is the CPU side; linear: linear.cu): convolutions
 // through cuDNN where the build has it (cudnn_conv.cu) and the matmul precision is fp32, else, and always in the
 // emulated build, GEMMs (gemm.cu: cuBLAS, or the plain kernel of the emulated build) around hand-written layout
-// kernels: bias, im2col (its columns written in the matmul precision's type: bf16/fp16 columns take half the
-// memory and no conversion pass), col2im as a gather (each input element sums its taps in a fixed order: no
-// atomics, the same bits every run), the conv-transpose's tap scatter and gather. Bias gradients through the
-// batch-norm channel sums (fixed order).
+// kernels: bias, im2col, col2im as a gather (each input element sums its taps in a fixed order: no atomics, the
+// same bits every run), the conv-transpose's tap scatter and gather. A layout kernel that makes a GEMM's operand
+// (the columns, the output gradient's taps) writes it in the matmul precision's type: in bf16/fp16 half the
+// memory, and no fp32 copy to convert. Bias gradients through the batch-norm channel sums (fixed order).
+#include <type_traits>
+
 #include "kernels/cuda/ops.cuh"
 
 namespace lt::LT_CUDA_NS {
@@ -68,13 +70,15 @@ __global__ void taps_to_output_kernel(const float* taps, const float* bias, ops:
   }
 }
 
-__global__ void output_to_taps_kernel(const float* dy, ops::ConvTransposeShape s, float* dtaps) {
+// dtaps in T, the matmul precision's type, as im2col's columns: both GEMMs read them as they are.
+template <class T>
+__global__ void output_to_taps_kernel(const float* dy, ops::ConvTransposeShape s, T* dtaps) {
   const int k = s.stride, out_w = k * s.width;
   const int64_t pixels = int64_t(s.height) * s.width, n = int64_t(s.out_channels) * k * k * pixels;
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
     const int64_t tap = e / pixels, p = e % pixels;
     const int o = int(tap / (k * k)), pq = int(tap % (k * k)), i = int(p / s.width), j = int(p % s.width);
-    dtaps[e] = dy[(int64_t(o) * k * s.height + k * i + pq / k) * out_w + k * j + pq % k];
+    dtaps[e] = from_float<T>(dy[(int64_t(o) * k * s.height + k * i + pq / k) * out_w + k * j + pq % k]);
   }
 }
 
@@ -105,39 +109,35 @@ __global__ void cells_im2col_kernel(const float* x, const int64_t* cells, int64_
   }
 }
 
+// f(p as T*), T the matmul precision's type (float, __nv_bfloat16 or __half): for the layout kernels that
+// write a GEMM's operand in it.
+template <class F>
+void as_matmul_type(void* p, F&& f) {
+  switch (matmul_precision()) {
+    case Precision::bf16:
+      return f(static_cast<__nv_bfloat16*>(p));
+    case Precision::fp16:
+      return f(static_cast<__half*>(p));
+    case Precision::fp32:
+      return f(static_cast<float*>(p));
+  }
+}
+
 // One image's columns into `col`, in the matmul precision's type (matmul_bytes() each).
 void im2col(const float* image, const ops::Conv2dShape& s, void* col) {
   const int64_t n = int64_t(s.in_channels) * s.kernel * s.kernel * s.out_height() * s.out_width();
-  switch (matmul_precision()) {
-    case Precision::bf16:
-      LT_LAUNCH(im2col_kernel<__nv_bfloat16>, blocks_for(n), kThreads, stream())
-      (image, s, static_cast<__nv_bfloat16*>(col));
-      return;
-    case Precision::fp16:
-      LT_LAUNCH(im2col_kernel<__half>, blocks_for(n), kThreads, stream())(image, s, static_cast<__half*>(col));
-      return;
-    case Precision::fp32:
-      LT_LAUNCH(im2col_kernel<float>, blocks_for(n), kThreads, stream())(image, s, static_cast<float*>(col));
-      return;
-  }
+  as_matmul_type(col, [&](auto* typed) {
+    using T = std::remove_pointer_t<decltype(typed)>;
+    LT_LAUNCH(im2col_kernel<T>, blocks_for(n), kThreads, stream())(image, s, typed);
+  });
 }
 
 void cells_im2col(const float* x, const int64_t* cells, int64_t occupied, const ops::Conv2dShape& s, void* col) {
   const int64_t n = occupied * s.in_channels * s.kernel * s.kernel;
-  switch (matmul_precision()) {
-    case Precision::bf16:
-      LT_LAUNCH(cells_im2col_kernel<__nv_bfloat16>, blocks_for(n), kThreads, stream())
-      (x, cells, occupied, s, static_cast<__nv_bfloat16*>(col));
-      return;
-    case Precision::fp16:
-      LT_LAUNCH(cells_im2col_kernel<__half>, blocks_for(n), kThreads, stream())
-      (x, cells, occupied, s, static_cast<__half*>(col));
-      return;
-    case Precision::fp32:
-      LT_LAUNCH(cells_im2col_kernel<float>, blocks_for(n), kThreads, stream())
-      (x, cells, occupied, s, static_cast<float*>(col));
-      return;
-  }
+  as_matmul_type(col, [&](auto* typed) {
+    using T = std::remove_pointer_t<decltype(typed)>;
+    LT_LAUNCH(cells_im2col_kernel<T>, blocks_for(n), kThreads, stream())(x, cells, occupied, s, typed);
+  });
 }
 
 bool is_pointwise(const ops::Conv2dShape& s) {
@@ -253,12 +253,18 @@ void conv_transpose_backward(const float* x, const float* weight, const float* d
     return;
   }
 #endif
-  auto* dtaps = static_cast<float*>(scratch(kScratchOp1, sizeof(float) * size_t(taps * pixels)));
+  void* dtaps = scratch(kScratchOp1, matmul_bytes() * size_t(taps * pixels));
   for (int b = 0; b < s.batch; ++b) {
-    LT_LAUNCH(output_to_taps_kernel, blocks_for(taps * pixels), kThreads, stream())(dy + b * taps * pixels, s, dtaps);
+    as_matmul_type(dtaps, [&](auto* typed) {
+      using T = std::remove_pointer_t<decltype(typed)>;
+      LT_LAUNCH(output_to_taps_kernel<T>, blocks_for(taps * pixels), kThreads, stream())
+      (dy + b * taps * pixels, s, typed);
+    });
     const float* xb = x + b * s.in_channels * pixels;
-    gemm(false, true, s.in_channels, taps, pixels, 1.f, xb, dtaps, 1.f, dweight);
-    if (dx) gemm(false, false, s.in_channels, pixels, taps, 1.f, weight, dtaps, 0.f, dx + b * s.in_channels * pixels);
+    gemm_matmul_b(false, true, s.in_channels, taps, pixels, 1.f, xb, dtaps, 1.f, dweight);
+    if (dx)
+      gemm_matmul_b(false, false, s.in_channels, pixels, taps, 1.f, weight, dtaps, 0.f,
+                    dx + b * s.in_channels * pixels);
   }
   check(cudaGetLastError(), "conv_transpose_backward");
 }
