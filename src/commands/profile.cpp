@@ -81,8 +81,10 @@ int profile_main(int argc, char** argv, const Comm& comm) {
   Model& model = *model_ptr;
   const std::string device = values.count("device") ? values["device"].as<std::string>() : config.device;
   run_agreed(comm, [&] { model.set_backend(choose_device(device, comm.local_rank(), "--device")); });
-  const std::string precision = values.count("precision") ? values["precision"].as<std::string>() : config.precision;
-  use_precision(model.backend(), parse_precision(precision, "--precision"), "--precision");
+  const Precision precision = values.count("precision")
+                                  ? parse_precision(values["precision"].as<std::string>(), "--precision")
+                                  : config.precision;
+  use_precision(model.backend(), precision, "--precision");
   require_one_rank_per_gpu(comm, model.backend());
   model.set_layer_sync(true);
   model.init(config.seed);

@@ -135,15 +135,15 @@ TrainConfig train_config_from(const po::variables_map& v) {
   c.balance = v["train.balance"].as<std::string>();
   c.sync_bn = v["train.sync_bn"].as<bool>();
   c.cuda_graphs = v["train.cuda_graphs"].as<bool>();
-  c.precision = precision_name(parse_precision(v["train.precision"].as<std::string>(), "--train.precision"));
+  c.precision = parse_precision(v["train.precision"].as<std::string>(), "--train.precision");
   c.loss_scale = v["train.loss_scale"].as<double>();
   c.loss_scale_growth_interval = v["train.loss_scale_growth_interval"].as<int64_t>();
   // (Compared with the defaults, not asked whether given: a run directory's config.ini states every key.)
   const TrainConfig defaults;
-  require(c.precision == "fp16" || (c.loss_scale == defaults.loss_scale &&
-                                    c.loss_scale_growth_interval == defaults.loss_scale_growth_interval),
+  require(c.precision == Precision::fp16 || (c.loss_scale == defaults.loss_scale &&
+                                             c.loss_scale_growth_interval == defaults.loss_scale_growth_interval),
           "--train.loss_scale, --train.loss_scale_growth_interval: only with train.precision fp16 (this run is " +
-              c.precision + ")");
+              std::string(precision_name(c.precision)) + ")");
   require(!(c.cuda_graphs && c.sync_bn),
           "--train.cuda_graphs with --train.sync_bn: SyncBN's all-reduce inside the dense part is not captured; "
           "set one of them false");

@@ -36,7 +36,7 @@ struct TrainConfig {
   std::string device = "auto";                // auto | cpu | cuda (src/train/device.hpp)
   bool deterministic = true;                  // cuda: deterministic cuDNN convolution algorithms only
   bool cuda_graphs = false;                   // cuda: the dense BEV part captured once per batch size and replayed
-  std::string precision = "fp32";             // fp32 | bf16 | fp16: what GEMM inputs are read as (cuda)
+  Precision precision = Precision::fp32;      // fp32 | bf16 | fp16: what GEMM inputs are read as (cuda)
   double loss_scale = 65536;                  // fp16: the dynamic loss scale's start
   int64_t loss_scale_growth_interval = 2000;  // fp16: overflow-free steps before it doubles
   std::string on_nonfinite = "stop";          // stop | skip: a step whose loss or gradient norm is not finite

@@ -278,8 +278,8 @@ class Trainer {
     model_ = make_model(c_);
     model_->set_backend(*device_);
     model_->set_resident(true);  // on a device: parameters, gradients, buffers and optimizer state stay there
-    use_precision(*device_, parse_precision(c_.precision, "--train.precision"), "--train.precision");
-    scaling_ = c_.precision == "fp16";  // a device's (use_precision refused the CPU), so resident
+    use_precision(*device_, c_.precision, "--train.precision");
+    scaling_ = c_.precision == Precision::fp16;  // a device's (use_precision refused the CPU), so resident
     loss_scale_ = scaling_ ? c_.loss_scale : 1.0;
     require(!c_.cuda_graphs || model_->set_cuda_graphs(true),
             "--train.cuda_graphs: CUDA graphs capture a GPU's launches and train.device is " +
