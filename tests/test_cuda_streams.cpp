@@ -21,6 +21,82 @@ __global__ void add_one_kernel(const float* x, float* y, int n) {
 
 constexpr int kN = 300;
 
+// Eight rounds in which every thread of a block reads its neighbours' last values through shared memory,
+// with many locals live across each barrier (they sit in registers a fiber switch must keep): out[t] is
+// the same sum on the host.
+__global__ void neighbour_rounds_kernel(const int* in, long long* out) {
+  __shared__ long long value[256];
+  const int t = int(threadIdx.x), base = int(blockIdx.x) * 256;
+  long long mine = in[base + t], a = t, b = 3 * t + 1, c = mine ^ 0x5a5a, d = mine * 7;
+  double e = 0.5 * t;
+  for (int round = 0; round < 8; ++round) {
+    value[t] = mine;
+    __syncthreads();
+    const long long left = value[(t + 255) % 256], right = value[(t + 1) % 256];
+    __syncthreads();
+    mine = left + right + (mine % 1000) + round;
+    a += left % 7;
+    b ^= right;
+    c += a - b;
+    d -= c % 5;
+    e += 0.25;
+  }
+  out[base + t] = mine + a + b + c + d + (long long)e;
+}
+
+long long neighbour_rounds_on_host(const std::vector<int>& in, int block, int t) {
+  std::vector<long long> mine(256), a(256), b(256), c(256), d(256);
+  std::vector<double> e(256);
+  for (int i = 0; i < 256; ++i) {
+    mine[size_t(i)] = in[size_t(block * 256 + i)];
+    a[size_t(i)] = i;
+    b[size_t(i)] = 3 * i + 1;
+    c[size_t(i)] = mine[size_t(i)] ^ 0x5a5a;
+    d[size_t(i)] = mine[size_t(i)] * 7;
+    e[size_t(i)] = 0.5 * i;
+  }
+  for (int round = 0; round < 8; ++round) {
+    const std::vector<long long> value = mine;
+    for (size_t i = 0; i < 256; ++i) {
+      const long long left = value[(i + 255) % 256], right = value[(i + 1) % 256];
+      mine[i] = left + right + (mine[i] % 1000) + round;
+      a[i] += left % 7;
+      b[i] ^= right;
+      c[i] += a[i] - b[i];
+      d[i] -= c[i] % 5;
+      e[i] += 0.25;
+    }
+  }
+  const size_t i = size_t(t);
+  return mine[i] + a[i] + b[i] + c[i] + d[i] + (long long)e[i];
+}
+
+// The fibers that run a block's threads (kernels/cuda/emu/cuda_emu.cpp): each thread's locals survive
+// every barrier, and the block's threads meet at each one, in either order of the threads.
+TEST(EmulatedThreads, EveryThreadKeepsItsLocalsAcrossBarriersAndMeetsTheOthersAtEach) {
+  constexpr int kBlocks = 3;
+  std::vector<int> in(kBlocks * 256);
+  for (size_t i = 0; i < in.size(); ++i) in[i] = int((i * 2654435761u) % 100000);
+  int* d_in = nullptr;
+  long long* d_out = nullptr;
+  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&d_in), in.size() * sizeof(int)), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&d_out), in.size() * sizeof(long long)), cudaSuccess);
+  cudaMemcpy(d_in, in.data(), in.size() * sizeof(int), cudaMemcpyHostToDevice);
+  for (lt::emu::Order order : {lt::emu::Order::forward, lt::emu::Order::reverse}) {
+    lt::emu::set_thread_order(order);
+    cudaMemset(d_out, 0, in.size() * sizeof(long long));
+    LT_LAUNCH(neighbour_rounds_kernel, kBlocks, 256, nullptr)(d_in, d_out);
+    std::vector<long long> out(in.size());
+    cudaMemcpy(out.data(), d_out, out.size() * sizeof(long long), cudaMemcpyDeviceToHost);
+    for (int block = 0; block < kBlocks; ++block)
+      for (int t = 0; t < 256; t += 17)
+        ASSERT_EQ(out[size_t(block * 256 + t)], neighbour_rounds_on_host(in, block, t)) << block << " " << t;
+  }
+  lt::emu::set_thread_order(lt::emu::Order::forward);
+  cudaFree(d_in);
+  cudaFree(d_out);
+}
+
 struct DeviceBuffer {
   explicit DeviceBuffer(size_t n) : bytes(n * sizeof(float)) {
     EXPECT_EQ(cudaMalloc(&data, bytes), cudaSuccess);
