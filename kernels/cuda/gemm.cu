@@ -112,24 +112,16 @@ void gemm_as(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float 
 template <class T>
 void gemm_converted(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const void* a,
                     bool a_narrow, const void* b, bool b_narrow, float beta, float* c) {
-  const int64_t a_count = m * k, b_count = k * n;
-  const T* a16 = static_cast<const T*>(a);
-  const T* b16 = static_cast<const T*>(b);
-  if (!a_narrow) {
-    T* converted = static_cast<T*>(scratch(kScratchGemmA, sizeof(T) * size_t(a_count > 0 ? a_count : 1)));
-    if (a_count > 0)
-      LT_LAUNCH(convert_kernel<T>, blocks_for(a_count), kThreads, stream())
-      (static_cast<const float*>(a), converted, a_count);
-    a16 = converted;
-  }
-  if (!b_narrow) {
-    T* converted = static_cast<T*>(scratch(kScratchGemmB, sizeof(T) * size_t(b_count > 0 ? b_count : 1)));
-    if (b_count > 0)
-      LT_LAUNCH(convert_kernel<T>, blocks_for(b_count), kThreads, stream())
-      (static_cast<const float*>(b), converted, b_count);
-    b16 = converted;
-  }
-  gemm_as<T>(trans_a, trans_b, m, n, k, alpha, a16, b16, beta, c);
+  const auto in_t = [](const void* x, bool narrow, int64_t count, ScratchSlot slot) -> const T* {
+    if (narrow) return static_cast<const T*>(x);
+    T* converted = static_cast<T*>(scratch(slot, sizeof(T) * size_t(count > 0 ? count : 1)));
+    if (count > 0)
+      LT_LAUNCH(convert_kernel<T>, blocks_for(count), kThreads, stream())
+      (static_cast<const float*>(x), converted, count);
+    return converted;
+  };
+  gemm_as<T>(trans_a, trans_b, m, n, k, alpha, in_t(a, a_narrow, m * k, kScratchGemmA),
+             in_t(b, b_narrow, k * n, kScratchGemmB), beta, c);
 }
 
 void gemm_any(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const void* a, bool a_narrow,
