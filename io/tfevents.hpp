@@ -50,7 +50,6 @@ class TfEventsWriter {
   // Scalars at `step`, one event each value; WriteError when they cannot be appended.
   void scalars(int64_t step, double wall_time, const std::vector<std::pair<std::string, double>>& values);
   const std::string& path() const { return path_; }
-  bool is_open() const { return file_.is_open(); }
 
  private:
   AppendFile file_;

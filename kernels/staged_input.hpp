@@ -41,7 +41,6 @@ class StagedInput {
   void upload() {
     if (!device_) device_ = static_cast<const char*>(backend_.stage_upload(slot_));
   }
-  bool uploaded() const { return device_ != nullptr; }
 
   // Array i in the backend's memory; the first call orders the compute stream after the copy.
   template <class T>

@@ -95,14 +95,21 @@ int export_main(int argc, char** argv, const Comm& comm) {
   require(force || !fs::exists(out), out + ": exists (--force replaces it)");
   const bool labels = kind.has_objects || kind.has_boxes;
   const fs::path partial = out + ".partial";
-  run_agreed(comm, [&] {
-    if (!comm.is_root()) return;
-    fs::remove_all(partial);
-    for (const char* dir : {"training/velodyne", "training/calib", "training/label_2", "ImageSets"}) {
-      if (std::string(dir) == "training/label_2" && !labels) continue;
-      create_directories((partial / dir).string(), "export directory");
-    }
-  });
+  // Whatever step fails on whichever rank, nothing of the export is left behind.
+  const auto remove_partial = [&] {
+    if (comm.is_root()) fs::remove_all(partial);
+  };
+  run_agreed(
+      comm,
+      [&] {
+        if (!comm.is_root()) return;
+        fs::remove_all(partial);
+        for (const char* dir : {"training/velodyne", "training/calib", "training/label_2", "ImageSets"}) {
+          if (std::string(dir) == "training/label_2" && !labels) continue;
+          create_directories((partial / dir).string(), "export directory");
+        }
+      },
+      remove_partial);
   run_agreed(
       comm,
       [&] {
@@ -117,24 +124,25 @@ int export_main(int argc, char** argv, const Comm& comm) {
                                        label_text(frame, kind));
         }
       },
+      remove_partial);
+  run_agreed(
+      comm,
       [&] {
-        if (comm.is_root()) fs::remove_all(partial);
-      });
-  run_agreed(comm, [&] {
-    if (!comm.is_root()) return;
-    std::string names, ids;
-    for (int64_t f = 0; f < reader.num_frames(); ++f) {
-      const std::string name = kitti_frame_name(reader.frame_id(f), f);
-      names += name + "\n";
-      ids += name + " " + reader.frame_id(f) + "\n";
-    }
-    write_text_file_atomically((partial / "ImageSets/val.txt").string(), names);
-    write_text_file_atomically((partial / "frame_ids.txt").string(), ids);
-    if (fs::exists(out)) fs::remove_all(out);
-    fs::rename(partial, out);
-    std::printf("export: %lld frames -> %s (KITTI: training/velodyne, calib%s, ImageSets/val.txt)\n",
-                static_cast<long long>(reader.num_frames()), out.c_str(), labels ? ", label_2" : "");
-  });
+        if (!comm.is_root()) return;
+        std::string names, ids;
+        for (int64_t f = 0; f < reader.num_frames(); ++f) {
+          const std::string name = kitti_frame_name(reader.frame_id(f), f);
+          names += name + "\n";
+          ids += name + " " + reader.frame_id(f) + "\n";
+        }
+        write_text_file_atomically((partial / "ImageSets/val.txt").string(), names);
+        write_text_file_atomically((partial / "frame_ids.txt").string(), ids);
+        if (fs::exists(out)) fs::remove_all(out);
+        fs::rename(partial, out);
+        std::printf("export: %lld frames -> %s (KITTI: training/velodyne, calib%s, ImageSets/val.txt)\n",
+                    static_cast<long long>(reader.num_frames()), out.c_str(), labels ? ", label_2" : "");
+      },
+      remove_partial);
   return kExitOk;
 }
 

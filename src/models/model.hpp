@@ -255,11 +255,11 @@ class Model {
     return PhaseTimer{profile_, index, backward, layer_sync_ && !backend_->host_memory ? backend_ : nullptr};
   }
   // Forward takes its input's arrays: staged and uploaded if they are not yet, and kept until the next
-  // input is taken (the work reading them, forward's and backward's, is queued by then). Null on the CPU.
-  StagedInput* take_input(ModelInput& input) {
+  // input is taken (the work reading them, forward's and backward's, is queued by then). On the CPU there
+  // is nothing staged, and input_array reads the host vectors.
+  void take_input(ModelInput& input) {
     upload_input(input);
     input_ = std::move(input.staged);  // the previous input's slot goes back here
-    return input_.get();
   }
   // Array i of the taken input where the backend reads it: the host vector itself on the CPU.
   template <class T>
