@@ -174,12 +174,13 @@ void conv2d_forward(const float* x, const float* weight, const float* bias, floa
   const int64_t pixels = int64_t(s.out_height()) * s.out_width(), k_dim = int64_t(s.in_channels) * s.kernel * s.kernel;
   const int64_t in_size = int64_t(s.in_channels) * s.height * s.width, out_size = s.out_channels * pixels;
   void* col = is_pointwise(s) ? nullptr : scratch(kScratchOp1, matmul_bytes() * size_t(k_dim * pixels));
+  const void* w = to_matmul_type(weight, s.out_channels * k_dim, kScratchOp0);  // once, for every image
   for (int b = 0; b < s.batch; ++b) {
     if (col) {
       im2col(x + b * in_size, s, col);
-      gemm_matmul_b(false, false, s.out_channels, pixels, k_dim, 1.f, weight, col, 0.f, y + b * out_size);
+      gemm_matmul_ab(false, false, s.out_channels, pixels, k_dim, 1.f, w, col, 0.f, y + b * out_size);
     } else {
-      gemm(false, false, s.out_channels, pixels, k_dim, 1.f, weight, x + b * in_size, 0.f, y + b * out_size);
+      gemm_matmul_a(false, false, s.out_channels, pixels, k_dim, 1.f, w, x + b * in_size, 0.f, y + b * out_size);
     }
   }
   if (bias) add_bias(y, bias, s.batch, s.out_channels, pixels);
@@ -204,18 +205,21 @@ void conv2d_backward(const float* x, const float* weight, const float* dy, float
                 : static_cast<char*>(scratch(kScratchOp1, (sizeof(float) + matmul_bytes()) * size_t(k_dim * pixels)));
   float* dcol = reinterpret_cast<float*>(cols);
   void* col = pointwise ? nullptr : cols + sizeof(float) * size_t(k_dim * pixels);
+  // In bf16/fp16 the weight is converted once and each image's dy once, for both of its GEMMs.
+  const void* w = dx ? to_matmul_type(weight, s.out_channels * k_dim, kScratchOp0) : nullptr;
   for (int b = 0; b < s.batch; ++b) {
+    const void* dyb = to_matmul_type(dy + b * out_size, out_size, kScratchOp2);
     if (pointwise) {
-      gemm(false, true, s.out_channels, k_dim, pixels, 1.f, dy + b * out_size, x + b * in_size, 1.f, dweight);
+      gemm_matmul_a(false, true, s.out_channels, k_dim, pixels, 1.f, dyb, x + b * in_size, 1.f, dweight);
     } else {
       im2col(x + b * in_size, s, col);
-      gemm_matmul_b(false, true, s.out_channels, k_dim, pixels, 1.f, dy + b * out_size, col, 1.f, dweight);
+      gemm_matmul_ab(false, true, s.out_channels, k_dim, pixels, 1.f, dyb, col, 1.f, dweight);
     }
     if (!dx) continue;
     if (pointwise) {
-      gemm(true, false, k_dim, pixels, s.out_channels, 1.f, weight, dy + b * out_size, 0.f, dx + b * in_size);
+      gemm_matmul_ab(true, false, k_dim, pixels, s.out_channels, 1.f, w, dyb, 0.f, dx + b * in_size);
     } else {
-      gemm(true, false, k_dim, pixels, s.out_channels, 1.f, weight, dy + b * out_size, 0.f, dcol);
+      gemm_matmul_ab(true, false, k_dim, pixels, s.out_channels, 1.f, w, dyb, 0.f, dcol);
       LT_LAUNCH(col2im_kernel, blocks_for(in_size), kThreads, stream())(dcol, s, dx + b * in_size);
     }
   }
@@ -234,8 +238,9 @@ void conv_transpose_forward(const float* x, const float* weight, const float* bi
   }
 #endif
   auto* tap_values = static_cast<float*>(scratch(kScratchOp1, sizeof(float) * size_t(taps * pixels)));
+  const void* w = to_matmul_type(weight, s.in_channels * taps, kScratchOp0);  // once, for every image
   for (int b = 0; b < s.batch; ++b) {
-    gemm(true, false, taps, pixels, s.in_channels, 1.f, weight, x + b * s.in_channels * pixels, 0.f, tap_values);
+    gemm_matmul_a(true, false, taps, pixels, s.in_channels, 1.f, w, x + b * s.in_channels * pixels, 0.f, tap_values);
     LT_LAUNCH(taps_to_output_kernel, blocks_for(taps * pixels), kThreads, stream())
     (tap_values, bias, s, y + b * taps * pixels);
   }
@@ -254,6 +259,7 @@ void conv_transpose_backward(const float* x, const float* weight, const float* d
   }
 #endif
   void* dtaps = scratch(kScratchOp1, matmul_bytes() * size_t(taps * pixels));
+  const void* w = dx ? to_matmul_type(weight, s.in_channels * taps, kScratchOp0) : nullptr;  // once
   for (int b = 0; b < s.batch; ++b) {
     as_matmul_type(dtaps, [&](auto* typed) {
       using T = std::remove_pointer_t<decltype(typed)>;
@@ -263,8 +269,7 @@ void conv_transpose_backward(const float* x, const float* weight, const float* d
     const float* xb = x + b * s.in_channels * pixels;
     gemm_matmul_b(false, true, s.in_channels, taps, pixels, 1.f, xb, dtaps, 1.f, dweight);
     if (dx)
-      gemm_matmul_b(false, false, s.in_channels, pixels, taps, 1.f, weight, dtaps, 0.f,
-                    dx + b * s.in_channels * pixels);
+      gemm_matmul_ab(false, false, s.in_channels, pixels, taps, 1.f, w, dtaps, 0.f, dx + b * s.in_channels * pixels);
   }
   check(cudaGetLastError(), "conv_transpose_backward");
 }

@@ -3,6 +3,8 @@
 // precision (train.precision) both inputs are converted to it first, by a kernel of both builds, and
 // multiplied with fp32 accumulation: cublasGemmEx (16-bit A and B, fp32 C, compute type 32F: the tensor
 // cores' mode), or the emulated kernel reading the 16-bit values and summing in float.
+#include <type_traits>
+
 #include "kernels/common/gemm_layout.hpp"
 #include "kernels/cuda/ops.cuh"
 
@@ -115,9 +117,8 @@ void gemm_converted(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
   const auto in_t = [](const void* x, bool narrow, int64_t count, ScratchSlot slot) -> const T* {
     if (narrow) return static_cast<const T*>(x);
     T* converted = static_cast<T*>(scratch(slot, sizeof(T) * size_t(count > 0 ? count : 1)));
-    if (count > 0)
-      LT_LAUNCH(convert_kernel<T>, blocks_for(count), kThreads, stream())
-      (static_cast<const float*>(x), converted, count);
+    if (count > 0) LT_LAUNCH(convert_kernel<T>, blocks_for(count), kThreads, stream())
+    (static_cast<const float*>(x), converted, count);
     return converted;
   };
   gemm_as<T>(trans_a, trans_b, m, n, k, alpha, in_t(a, a_narrow, m * k, kScratchGemmA),
@@ -166,6 +167,29 @@ void gemm_matmul_a(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, 
 void gemm_matmul_b(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                    const void* b, float beta, float* c) {
   gemm_any(trans_a, trans_b, m, n, k, alpha, a, false, b, true, beta, c);
+}
+
+void gemm_matmul_ab(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const void* a,
+                    const void* b, float beta, float* c) {
+  gemm_any(trans_a, trans_b, m, n, k, alpha, a, true, b, true, beta, c);
+}
+
+const void* to_matmul_type(const float* x, int64_t n, ScratchSlot slot) {
+  const auto convert = [&](auto* typed) {
+    using T = std::remove_pointer_t<decltype(typed)>;
+    T* y = static_cast<T*>(scratch(slot, sizeof(T) * size_t(n > 0 ? n : 1)));
+    if (n > 0) LT_LAUNCH(convert_kernel<T>, blocks_for(n), kThreads, stream())(x, y, n);
+    return static_cast<const void*>(y);
+  };
+  switch (current_precision) {
+    case Precision::bf16:
+      return convert(static_cast<__nv_bfloat16*>(nullptr));
+    case Precision::fp16:
+      return convert(static_cast<__half*>(nullptr));
+    case Precision::fp32:
+      break;
+  }
+  return x;
 }
 
 }  // namespace lt::LT_CUDA_NS

@@ -51,6 +51,12 @@ void gemm_matmul_a(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, 
                    const float* b, float beta, float* c);
 void gemm_matmul_b(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                    const void* b, float beta, float* c);
+void gemm_matmul_ab(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const void* a,
+                    const void* b, float beta, float* c);
+// x (n floats) in the matmul precision's type, in scratch `slot` (x itself in fp32): an operand that several
+// GEMMs read (a convolution's weight, for every image; its output gradient, by both of an image's GEMMs),
+// converted once for all of them.
+const void* to_matmul_type(const float* x, int64_t n, ScratchSlot slot);
 // Bytes per element of the matmul precision's type: 4 in fp32, else 2.
 size_t matmul_bytes();
 // v in T as the hardware rounds (to nearest even); T = float keeps it.
