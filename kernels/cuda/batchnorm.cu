@@ -66,7 +66,8 @@ void channel_sums(const float* x, const float* dy, const float* mean, const floa
     check(cudaGetLastError(), "batchnorm sums");
     return;
   }
-  double* partial = static_cast<double*>(scratch(kScratchOp0, sizeof(double) * 2 * size_t(s.channels) * size_t(chunks)));
+  double* partial =
+      static_cast<double*>(scratch(kScratchOp0, sizeof(double) * 2 * size_t(s.channels) * size_t(chunks)));
   LT_LAUNCH(channel_partial_sums_kernel, dim3(unsigned(chunks), unsigned(s.channels)), kThreads, stream())
   (x, dy, mean, invstd, gamma, beta, s.outer, s.channels, s.inner, partial);
   LT_LAUNCH(row_sums_kernel, blocks_for(2 * s.channels + 1), kThreads, stream())

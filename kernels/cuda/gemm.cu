@@ -3,8 +3,6 @@
 // precision (train.precision) both inputs are converted to it first, by a kernel of both builds, and
 // multiplied with fp32 accumulation: cublasGemmEx (16-bit A and B, fp32 C, compute type 32F: the tensor
 // cores' mode), or the emulated kernel reading the 16-bit values and summing in float.
-#include <type_traits>
-
 #include "kernels/common/gemm_layout.hpp"
 #include "kernels/cuda/ops.cuh"
 
@@ -109,17 +107,21 @@ void gemm_as(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float 
 }
 #endif
 
+// x (n floats) converted to T into scratch `slot`.
+template <class T>
+const T* converted(const float* x, int64_t n, ScratchSlot slot) {
+  T* y = static_cast<T*>(scratch(slot, sizeof(T) * size_t(n > 0 ? n : 1)));
+  if (n > 0) LT_LAUNCH(convert_kernel<T>, blocks_for(n), kThreads, stream())(x, y, n);
+  return y;
+}
+
 // A and B in T (each converted into scratch unless the caller wrote it in T already: `*_narrow`), then
 // multiplied.
 template <class T>
 void gemm_converted(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const void* a,
                     bool a_narrow, const void* b, bool b_narrow, float beta, float* c) {
-  const auto in_t = [](const void* x, bool narrow, int64_t count, ScratchSlot slot) -> const T* {
-    if (narrow) return static_cast<const T*>(x);
-    T* converted = static_cast<T*>(scratch(slot, sizeof(T) * size_t(count > 0 ? count : 1)));
-    if (count > 0) LT_LAUNCH(convert_kernel<T>, blocks_for(count), kThreads, stream())
-    (static_cast<const float*>(x), converted, count);
-    return converted;
+  const auto in_t = [](const void* x, bool narrow, int64_t count, ScratchSlot slot) {
+    return narrow ? static_cast<const T*>(x) : converted<T>(static_cast<const float*>(x), count, slot);
   };
   gemm_as<T>(trans_a, trans_b, m, n, k, alpha, in_t(a, a_narrow, m * k, kScratchGemmA),
              in_t(b, b_narrow, k * n, kScratchGemmB), beta, c);
@@ -175,17 +177,11 @@ void gemm_matmul_ab(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
 }
 
 const void* to_matmul_type(const float* x, int64_t n, ScratchSlot slot) {
-  const auto convert = [&](auto* typed) {
-    using T = std::remove_pointer_t<decltype(typed)>;
-    T* y = static_cast<T*>(scratch(slot, sizeof(T) * size_t(n > 0 ? n : 1)));
-    if (n > 0) LT_LAUNCH(convert_kernel<T>, blocks_for(n), kThreads, stream())(x, y, n);
-    return static_cast<const void*>(y);
-  };
   switch (current_precision) {
     case Precision::bf16:
-      return convert(static_cast<__nv_bfloat16*>(nullptr));
+      return converted<__nv_bfloat16>(x, n, slot);
     case Precision::fp16:
-      return convert(static_cast<__half*>(nullptr));
+      return converted<__half>(x, n, slot);
     case Precision::fp32:
       break;
   }
