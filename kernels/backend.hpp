@@ -116,6 +116,9 @@ struct Backend {
   // CUDA error during capture. graph_release frees the graph. CPU: unsupported.
   void (*graph_begin)();
   void* (*graph_end)();
+  // Whether graph_launch would queue the graph (the backend's memory it uses is where it was at capture),
+  // for a caller that must agree with other ranks on launching it before it does.
+  bool (*graph_launchable)(const void* graph);
   bool (*graph_launch)(void* graph);
   void (*graph_release)(void* graph);
 
@@ -263,7 +266,7 @@ struct Backend {
 #define LT_BACKEND_OPS(X)                                                                                              \
   X(alloc) X(release) X(upload) X(download) X(copy) X(fill_zero) X(synchronize) X(transfers)                          \
   X(stage_acquire) X(stage_upload) X(stage_await) X(stage_release)                                                     \
-  X(graph_begin) X(graph_end) X(graph_launch) X(graph_release)                                                         \
+  X(graph_begin) X(graph_end) X(graph_launchable) X(graph_launch) X(graph_release)                                     \
   X(set_matmul_precision) X(gemm)                                                                                     \
   X(linear_forward) X(linear_backward) X(linear_relu_forward)                                                          \
   X(conv2d_forward) X(conv2d_backward) X(conv_transpose_forward) X(conv_transpose_backward) X(conv2d_relu_forward)     \

@@ -110,17 +110,18 @@ ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t* async_error) {
 namespace {
 
 // A collective (MPI_Iallreduce with `op`, or MPI_Ibcast from `root` when op is MPI_OP_NULL) started at
-// the call and completed at its turn in `stream` (see the header).
+// the call, or at a graph's launch (`from_graph`), and completed at its turn in `stream` (see the header).
 ncclResult_t start_collective(const void* sendbuff, void* recvbuff, size_t count, ncclDataType_t datatype, MPI_Op op,
-                              int root, ncclComm_t comm, cudaStream_t stream) {
+                              int root, ncclComm_t comm, cudaStream_t stream, bool from_graph) {
   if (!comm || element_bytes(datatype) == 0) return ncclInvalidArgument;
   if (comm->aborted) return ncclInvalidUsage;
   // What a real NCCL cannot tell: every rank's k-th collective must have the same kind, count and type
-  // (buckets posted in another order on one rank would sum unrelated gradients, or hang).
-  const long long kind = op == MPI_OP_NULL ? -1 - root : 1;
-  long long shape[6] = {(long long)count, -(long long)count, datatype, -datatype, kind, -kind};
-  MPI_Allreduce(MPI_IN_PLACE, shape, 6, MPI_LONG_LONG, MPI_MAX, comm->comm);
-  if (shape[0] != -shape[1] || shape[2] != -shape[3] || shape[4] != -shape[5]) {
+  // (buckets posted in another order on one rank would sum unrelated gradients, or hang), and be a graph's
+  // on every rank or on none (NCCL: whether a collective is captured must be uniform over the ranks).
+  const long long kind = op == MPI_OP_NULL ? -1 - root : 1, graph = from_graph;
+  long long shape[8] = {(long long)count, -(long long)count, datatype, -datatype, kind, -kind, graph, -graph};
+  MPI_Allreduce(MPI_IN_PLACE, shape, 8, MPI_LONG_LONG, MPI_MAX, comm->comm);
+  if (shape[0] != -shape[1] || shape[2] != -shape[3] || shape[4] != -shape[5] || shape[6] != -shape[7]) {
     comm->async_error = ncclInvalidUsage;
     return ncclInvalidUsage;
   }
@@ -148,18 +149,32 @@ ncclResult_t start_collective(const void* sendbuff, void* recvbuff, size_t count
   return ncclSuccess;
 }
 
+// The collective now, or, on a stream being captured, a node of the graph that starts it at each launch
+// (an error found then is the communicator's asynchronous error).
+ncclResult_t collective(const void* sendbuff, void* recvbuff, size_t count, ncclDataType_t datatype, MPI_Op op,
+                        int root, ncclComm_t comm, cudaStream_t stream) {
+  if (!comm || element_bytes(datatype) == 0) return ncclInvalidArgument;
+  const bool recorded = lt::emu::record_call(
+      stream,
+      [=](cudaStream_t launch_stream) {
+        start_collective(sendbuff, recvbuff, count, datatype, op, root, comm, launch_stream, true);
+      },
+      {sendbuff, recvbuff}, "an NCCL collective");
+  return recorded ? ncclSuccess : start_collective(sendbuff, recvbuff, count, datatype, op, root, comm, stream, false);
+}
+
 }  // namespace
 
 ncclResult_t ncclAllReduce(const void* sendbuff, void* recvbuff, size_t count, ncclDataType_t datatype, ncclRedOp_t op,
                            ncclComm_t comm, cudaStream_t stream) {
   if (mpi_op(op) == MPI_OP_NULL) return ncclInvalidArgument;
-  return start_collective(sendbuff, recvbuff, count, datatype, mpi_op(op), 0, comm, stream);
+  return collective(sendbuff, recvbuff, count, datatype, mpi_op(op), 0, comm, stream);
 }
 
 ncclResult_t ncclBroadcast(const void* sendbuff, void* recvbuff, size_t count, ncclDataType_t datatype, int root,
                            ncclComm_t comm, cudaStream_t stream) {
   if (!comm || root < 0 || root >= comm->ranks) return ncclInvalidArgument;
-  return start_collective(sendbuff, recvbuff, count, datatype, MPI_OP_NULL, root, comm, stream);
+  return collective(sendbuff, recvbuff, count, datatype, MPI_OP_NULL, root, comm, stream);
 }
 
 // Group calls: the emulated collectives are matched in call order without them.
@@ -180,7 +195,7 @@ const char* ncclGetErrorString(ncclResult_t result) {
       return "invalid argument";
     case ncclInvalidUsage:
       return "invalid usage (emulated: the ranks' collectives differ in count or type, e.g. buckets posted in "
-             "another order on one rank)";
+             "another order on one rank, or one rank's is a graph's and another's is not)";
     case ncclRemoteError:
       return "remote process exited or there was a network error";
     default:

@@ -8,7 +8,8 @@
 // as the lazy stream schedule makes sure); collectives of one communicator are matched in call order on
 // every rank; ncclCommAbort, from any thread, ends a collective that waits on a peer, and the
 // communicator's asynchronous error then says so. Stricter than NCCL: ranks whose matched collectives
-// differ in count or type get ncclInvalidUsage (a real NCCL hangs or sums unrelated data).
+// differ in count or type, or are captured in a graph on one rank and not on another, get ncclInvalidUsage
+// (a real NCCL hangs or sums unrelated data).
 //
 // How: the call checks the shape with the other ranks (a blocking MPI_Allreduce), drains its stream (so
 // the send buffer holds what stream order says), copies the send buffer and starts MPI_Iallreduce (MPI_Ibcast) on the
@@ -17,6 +18,10 @@
 // whatever the host does next: the ranks make the same MPI calls in the same order, so when one blocks
 // (the shape check, a completion, any collective of the host), every peer has started, or will start
 // before its own next blocking call, what it waits for; and any MPI call progresses what was started.
+//
+// Captured in a graph (on a stream being captured), a collective is recorded as a call that each launch of
+// the graph makes again at its turn among the graph's nodes, on the launch's stream (lt::emu::record_call),
+// so it starts in launch order, as the ranks' graph launches are in call order.
 #include <cstddef>
 
 #include "kernels/cuda/emu/cuda_emu.hpp"

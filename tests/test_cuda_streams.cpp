@@ -406,6 +406,75 @@ TEST_F(Streams, WhatAGraphCannotHoldInvalidatesTheCapture) {
   cudaGraphDestroy(graph);
 }
 
+// A fork-join captured: the copy stream joins the capture by waiting for an event recorded in it, and its
+// work becomes part of the graph; a call recorded in between runs at its turn in each launch (the nodes
+// before it done, the ones after it not yet).
+TEST_F(Streams, AStreamThatWaitsForACapturedEventJoinsTheCaptureAndEachLaunchRunsBothStreamsWork) {
+  DeviceBuffer x(kN), y(kN), z(kN);
+  std::vector<float> ones(kN, 1.f);
+  cudaMemcpy(x.data, ones.data(), x.bytes, cudaMemcpyHostToDevice);
+  cudaEvent_t done = nullptr;
+  cudaEventCreateWithFlags(&done, cudaEventDisableTiming);
+  std::vector<float> seen_by_call;  // y at the call's turn, each launch
+  const int64_t launches = lt::emu::launch_count();
+  ASSERT_EQ(cudaStreamBeginCapture(compute_, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  LT_LAUNCH(scale_add_kernel, 2, 256, compute_)(x.data, 2.f, y.data, kN);  // y = 2y + 1
+  ASSERT_EQ(cudaEventRecord(ready_, compute_), cudaSuccess);
+  ASSERT_EQ(cudaStreamWaitEvent(copy_, ready_, 0), cudaSuccess);  // the fork: copy_ joins
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  cudaStreamIsCapturing(copy_, &status);
+  EXPECT_EQ(status, cudaStreamCaptureStatusActive);
+  LT_LAUNCH(add_one_kernel, 2, 256, copy_)(y.data, z.data, kN);  // z = y + 1
+  ASSERT_TRUE(lt::emu::record_call(
+      copy_,
+      [&](cudaStream_t stream) {
+        cudaStreamSynchronize(stream);
+        seen_by_call.push_back(y.to_host()[0]);
+      },
+      {y.data}, "a test's call"));
+  ASSERT_EQ(cudaEventRecord(done, copy_), cudaSuccess);
+  ASSERT_EQ(cudaStreamWaitEvent(compute_, done, 0), cudaSuccess);          // the join
+  LT_LAUNCH(scale_add_kernel, 2, 256, compute_)(z.data, 1.f, y.data, kN);  // y = y + z
+  cudaGraph_t graph = nullptr;
+  ASSERT_EQ(cudaStreamEndCapture(compute_, &graph), cudaSuccess);
+  cudaStreamIsCapturing(copy_, &status);
+  EXPECT_EQ(status, cudaStreamCaptureStatusNone);  // the capture ended for the joined stream too
+  cudaGraphExec_t exec = nullptr;
+  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+  cudaGraphDestroy(graph);
+  EXPECT_EQ(lt::emu::launch_count(), launches);  // recorded, not run
+  EXPECT_TRUE(seen_by_call.empty());
+  // Eagerly: y = 2y + 1, z = y + 1, y = y + z: y 0 → 3 → 15, z 2 → 8.
+  for (int launch = 0; launch < 2; ++launch) ASSERT_EQ(cudaGraphLaunch(exec, compute_), cudaSuccess);
+  cudaStreamSynchronize(compute_);
+  EXPECT_EQ(y.to_host(), std::vector<float>(kN, 15.f));
+  EXPECT_EQ(z.to_host(), std::vector<float>(kN, 8.f));
+  EXPECT_EQ(seen_by_call, (std::vector<float>{1.f, 7.f}));  // after the first kernel, before the last
+  EXPECT_EQ(lt::emu::launch_count(), launches + 6);
+  cudaGraphExecDestroy(exec);
+  cudaEventDestroy(done);
+}
+
+// A joined stream whose work the capture never waits for, or the capture ended on the joined stream.
+TEST_F(Streams, AJoinedStreamMustBeJoinedBackAndTheCaptureEndsWhereItBegan) {
+  DeviceBuffer y(kN), z(kN);
+  ASSERT_EQ(cudaStreamBeginCapture(compute_, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  cudaEventRecord(ready_, compute_);
+  cudaStreamWaitEvent(copy_, ready_, 0);
+  EXPECT_EQ(cudaStreamEndCapture(copy_, nullptr), cudaErrorInvalidValue);
+  cudaGraph_t graph = nullptr;
+  EXPECT_EQ(cudaStreamEndCapture(copy_, &graph), cudaErrorStreamCaptureUnmatched);
+  LT_LAUNCH(add_one_kernel, 2, 256, copy_)(y.data, z.data, kN);  // never waited for
+  EXPECT_EQ(cudaStreamEndCapture(compute_, &graph), cudaErrorStreamCaptureUnjoined);
+  EXPECT_EQ(graph, nullptr);
+  // Out of the capture, the copy stream runs its work again.
+  LT_LAUNCH(add_one_kernel, 2, 256, copy_)(y.data, z.data, kN);
+  cudaStreamSynchronize(copy_);
+  EXPECT_EQ(z.to_host(), std::vector<float>(kN, 1.f));
+  EXPECT_FALSE(lt::emu::record_call(
+      copy_, [](cudaStream_t) {}, {}, "not captured"));
+}
+
 TEST_F(Streams, ALaunchOfAGraphWhoseCachingAllocatorBlockWentBackIsCaught) {
   DeviceBuffer pool(kN), y(kN);  // `pool` stands for a caching allocator's memory; a block of it is handed out
   lt::emu::note_pool_block(pool.data, pool.bytes, true);

@@ -1,5 +1,6 @@
 // Tests that need several ranks; ctest runs this binary under `mpirun -np 2` and `-np 4 --oversubscribe`.
 #include <gtest/gtest.h>
+#include <mpi.h>
 
 #include <cerrno>
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include "mpi/balance.hpp"
 #include "mpi/comm.hpp"
 #include "mpi/grad_buckets.hpp"
+#include "mpi/nccl_emu.hpp"
 #include "mpi/reduce_backend.hpp"
 #include "src/common/error.hpp"
 #include "src/common/rng.hpp"
@@ -260,8 +262,7 @@ TEST(SyncBatchNorm, RanksSlicesMatchOneBatchNormOverTheWholeBatch) {
   std::vector<float> y(size_t(rows) * kChannels), dx(y.size());
   const DeviceParams on_cpu = host_params(params, buffers);
   synced.forward(on_cpu, x.data() + first * kChannels, {rows, kChannels, 1}, true, y.data());
-  synced.backward(on_cpu, x.data() + first * kChannels, dy.data() + first * kChannels, {rows, kChannels, 1},
-                  dx.data());
+  synced.backward(on_cpu, x.data() + first * kChannels, dy.data() + first * kChannels, {rows, kChannels, 1}, dx.data());
   for (int64_t i = 0; i < rows * kChannels; ++i) {
     EXPECT_NEAR(y[size_t(i)], y_full[size_t(first * kChannels + i)], 1e-5) << i;
     EXPECT_NEAR(dx[size_t(i)], dx_full[size_t(first * kChannels + i)], 1e-5) << i;
@@ -407,6 +408,62 @@ TEST(CostModel, ANegativeFittedTermIsClampedToZero) {
   ASSERT_TRUE(model.refit(comm));
   EXPECT_GT(model.per_point, 0);
   EXPECT_EQ(model.per_frame, 0);
+}
+
+// The emulated NCCL (mpi/nccl_emu.hpp) captured in a graph, as SyncBN's sums are with train.cuda_graphs:
+// the capture sums nothing, each launch sums what the buffer holds then; and a graph's collective matched
+// with another rank's eager one is an error on every rank (NCCL: captured or not must be uniform).
+TEST(EmulatedNccl, ACapturedAllReduceSumsAtEachLaunchAndMatchesOnlyTheOtherRanksGraphs) {
+  const Comm comm = Comm::world();
+  ncclUniqueId id{};
+  if (comm.is_root()) {
+    ASSERT_EQ(ncclGetUniqueId(&id), ncclSuccess);
+  }
+  MPI_Bcast(&id, int(sizeof id), MPI_BYTE, 0, MPI_COMM_WORLD);
+  ncclComm_t nccl = nullptr;
+  ASSERT_EQ(ncclCommInitRank(&nccl, comm.size(), id, comm.rank()), ncclSuccess);
+  cudaStream_t stream = nullptr;
+  cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+  double* x = nullptr;
+  cudaMalloc(reinterpret_cast<void**>(&x), 2 * sizeof(double));
+  const auto values = [&] {
+    std::vector<double> host(2);
+    cudaStreamSynchronize(stream);
+    cudaMemcpy(host.data(), x, sizeof(double) * 2, cudaMemcpyDeviceToHost);
+    return host;
+  };
+  const std::vector<double> mine = {double(comm.rank() + 1), 10.0 * (comm.rank() + 1)};
+  cudaMemcpy(x, mine.data(), sizeof(double) * 2, cudaMemcpyHostToDevice);
+
+  ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  ASSERT_EQ(ncclAllReduce(x, x, 2, ncclFloat64, ncclSum, nccl, stream), ncclSuccess);
+  cudaGraph_t graph = nullptr;
+  ASSERT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
+  cudaGraphExec_t exec = nullptr;
+  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+  cudaGraphDestroy(graph);
+  EXPECT_EQ(values(), mine);  // captured, not run
+  const double ranks = comm.size(), sum = ranks * (ranks + 1) / 2;
+  ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
+  EXPECT_EQ(values(), (std::vector<double>{sum, 10 * sum}));
+  ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
+  EXPECT_EQ(values(), (std::vector<double>{ranks * sum, 10 * ranks * sum}));
+
+  // Rank 0 eagerly, the others from the graph: the emulation fails it on every rank.
+  if (comm.is_root()) {
+    EXPECT_EQ(ncclAllReduce(x, x, 2, ncclFloat64, ncclSum, nccl, stream), ncclInvalidUsage);
+  } else {
+    ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
+  }
+  cudaStreamSynchronize(stream);
+  ncclResult_t async_error = ncclSuccess;
+  ASSERT_EQ(ncclCommGetAsyncError(nccl, &async_error), ncclSuccess);
+  EXPECT_EQ(async_error, ncclInvalidUsage);
+
+  cudaGraphExecDestroy(exec);
+  cudaFree(x);
+  cudaStreamDestroy(stream);
+  ncclCommDestroy(nccl);
 }
 
 }  // namespace

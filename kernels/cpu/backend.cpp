@@ -212,8 +212,8 @@ void rotated_nms(const float* boxes, const int32_t* labels, int64_t n, double io
 const Backend& cpu_backend() {
   // Graphs capture a device's launches: the CPU has none to capture.
   // GEMM inputs in 16 bits are a GPU's (tensor cores): the CPU multiplies in fp32 only.
-  static const char* const unsupported[] = {"graph_begin",          "graph_end", "graph_launch", "graph_release",
-                                            "set_matmul_precision", nullptr};
+  static const char* const unsupported[] = {
+      "graph_begin", "graph_end", "graph_launchable", "graph_launch", "graph_release", "set_matmul_precision", nullptr};
   static const Backend backend = {
       .name = "cpu",
       .host_memory = true,
@@ -233,6 +233,7 @@ const Backend& cpu_backend() {
       .stage_release = host_stage_release,
       .graph_begin = nullptr,
       .graph_end = nullptr,
+      .graph_launchable = nullptr,
       .graph_launch = nullptr,
       .graph_release = nullptr,
       .set_matmul_precision = nullptr,

@@ -30,6 +30,7 @@ const Backend& backend() {
       .stage_release = stage_release,
       .graph_begin = graph_begin,
       .graph_end = graph_end,
+      .graph_launchable = graph_launchable,
       .graph_launch = graph_launch,
       .graph_release = graph_release,
       // GEMM

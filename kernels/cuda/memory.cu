@@ -275,9 +275,13 @@ void* graph_end() {
   return captured;
 }
 
+bool graph_launchable(const void* handle) {
+  return static_cast<const Graph*>(handle)->scratch_moves_at_capture == scratch_moves.load();
+}
+
 bool graph_launch(void* handle) {
   const Graph& graph = *static_cast<const Graph*>(handle);
-  if (graph.scratch_moves_at_capture != scratch_moves.load()) return false;
+  if (!graph_launchable(handle)) return false;
   check(cudaGraphLaunch(graph.exec, stream()), "cudaGraphLaunch");
   return true;
 }

@@ -26,6 +26,7 @@ void stage_await(void* slot);
 void stage_release(void* slot);
 void graph_begin();
 void* graph_end();
+bool graph_launchable(const void* graph);
 bool graph_launch(void* graph);
 void graph_release(void* graph);
 // Scratch memory for one op's temporaries, by slot: the first three for the op itself, then sum_doubles'

@@ -56,19 +56,29 @@ void Model::run_graphed(GraphedSection& section, std::vector<uintptr_t> shape, c
     return;
   }
   const Backend& b = *backend_;
+  // What this rank can do: replay its graph (same shape, buffers and scratch where they were at capture),
+  // capture one (the shape's second run), or run eagerly (a new shape's warm-up, which sizes the buffers
+  // and the ops' scratch); with an agreement, what every rank can.
+  enum Plan : int { kEager = 0, kCapture = 1, kReplay = 2 };
+  const bool new_shape = section.epoch != graph_epoch_ || section.shape != shape;
+  Plan plan = new_shape ? kEager : kCapture;
   if (section.graph) {
     std::vector<uintptr_t> now = shape;
     list_dense_buffers(now);
-    if (section.epoch == graph_epoch_ && now == section.captured && b.graph_launch(section.graph)) {
-      ++graph_counts_.replayed;
-      return;
-    }
-    b.graph_release(section.graph);  // another shape, moved buffers, or the backend's scratch moved
+    if (!new_shape && now == section.captured && b.graph_launchable(section.graph)) plan = kReplay;
+  }
+  if (agree_graphs_) plan = Plan(agree_graphs_(plan));
+  if (plan == kReplay) {
+    if (!b.graph_launch(section.graph)) throw std::logic_error("a graph refused although launchable");
+    ++graph_counts_.replayed;
+    return;
+  }
+  if (section.graph) {  // another shape, moved buffers, the backend's scratch moved, or another rank's did
+    b.graph_release(section.graph);
     section.graph = nullptr;
   }
-  if (section.epoch != graph_epoch_ || section.shape != shape) {  // warm-up: sizes the buffers and scratch
-    section.epoch = graph_epoch_;
-    section.shape = shape;
+  if (new_shape) section.epoch = graph_epoch_, section.shape = shape;
+  if (plan == kEager) {
     ++graph_counts_.eager;
     body();
     return;

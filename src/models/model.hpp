@@ -151,6 +151,12 @@ class Model {
     return graphs_ == on;
   }
   bool cuda_graphs() const { return graphs_; }
+  // Graphed sections whose work holds collectives (SyncBN's sums over NCCL): whether a section is replayed,
+  // captured or run eagerly must then be the same on every rank (NCCL: a captured collective matches only
+  // captured ones, from the capture the ranks made together), so each rank does what all of them can:
+  // `min_over_ranks` gives the smallest of the ranks' values (a host collective, once per section run).
+  // Unset (the default), each rank decides alone.
+  void set_graph_agreement(std::function<int(int)> min_over_ranks) { agree_graphs_ = std::move(min_over_ranks); }
   // How the graphed sections ran since the process began: eagerly (graphs off, or a warm-up), captured
   // (each capture is then launched), replayed.
   struct GraphCounts {
@@ -307,7 +313,8 @@ class Model {
   bool frozen_ = false, uploaded_ = false;  // freeze_for_inference or resident: the device copies are current
   bool resident_ = false;
   bool graphs_ = false;
-  uint64_t graph_epoch_ = 0;  // changes with the backend or the graphs switch: every section captures again
+  std::function<int(int)> agree_graphs_;  // set_graph_agreement
+  uint64_t graph_epoch_ = 0;              // changes with the backend or the graphs switch: every section captures again
   GraphCounts graph_counts_;
   bool folded_ = false;  // the layers' folded weights are those of the current parameters
   Buffer<float> device_values_, device_grads_, device_buffers_;

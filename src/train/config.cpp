@@ -144,9 +144,6 @@ TrainConfig train_config_from(const po::variables_map& v) {
                                              c.loss_scale_growth_interval == defaults.loss_scale_growth_interval),
           "--train.loss_scale, --train.loss_scale_growth_interval: only with train.precision fp16 (this run is " +
               std::string(precision_name(c.precision)) + ")");
-  require(!(c.cuda_graphs && c.sync_bn),
-          "--train.cuda_graphs with --train.sync_bn: SyncBN's all-reduce inside the dense part is not captured; "
-          "set one of them false");
   c.seed = v["train.seed"].as<uint64_t>();
   c.threads = v["train.threads"].as<int>();
   c.max_time_s = v["train.max_time"].as<double>();

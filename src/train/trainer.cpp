@@ -289,6 +289,15 @@ class Trainer {
     run_agreed(comm_, [&] { comm_name_ = resolve_reduce_backend(c_.comm, *device_, "train.comm"); });
     reduce_ = make_reduce_backend(comm_name_, comm_, *device_);
     if (c_.sync_bn) model_->set_sync_bn([this](double* sums, int64_t count) { sum_doubles_on_device(sums, count); });
+    if (c_.sync_bn && c_.cuda_graphs) {
+      // SyncBN's sums inside the graphed dense part: captured with it where they stay on the device (nccl),
+      // and the ranks replay, capture or run it eagerly together.
+      require(reduce_->sums_device_memory(),
+              "--train.cuda_graphs with --train.sync_bn: with train.comm " + comm_name_ +
+                  " SyncBN's sums go through the host, which a graph cannot capture; use train.comm nccl, "
+                  "or set one of them false");
+      model_->set_graph_agreement([this](int plan) { return comm_.min(plan); });
+    }
     std::vector<int64_t> tensor_starts;
     for (const TensorView& view : model_->params().views()) tensor_starts.push_back(view.offset);
     buckets_.emplace(*reduce_, tensor_starts, model_->params().size(), c_.bucket_bytes);

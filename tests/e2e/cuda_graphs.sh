@@ -2,8 +2,10 @@
 # train.cuda_graphs end to end on emulated GPUs (LIDARTRAIN_CUDA_EMULATION=1: stream capture records the
 # dense part's kernels and copies, and each replay runs them again, checking that every buffer they use is
 # still the one captured): both models, 1 rank and 2 ranks over the emulated NCCL, give the bits of eager
-# steps (checkpoints h5diff-identical); a batch size that changes mid-run (the epoch's last batch) is
-# captured again; metrics.jsonl counts the replays; the CPU, and SyncBN, refuse it with one line.
+# steps (checkpoints h5diff-identical); so does SyncBN over NCCL, whose sums are captured with the dense part
+# and all-reduced again at each replay, also when the ranks' batch sizes differ from step to step (the ranks
+# then replay, capture or run eagerly together); metrics.jsonl counts the replays; the CPU, and SyncBN over
+# MPI (its sums go through the host), refuse it with one line.
 LT=$1
 source "$(dirname "$0")/lib.sh"
 
@@ -49,6 +51,30 @@ train 2 np2_eager 3 "${BEVDET[@]}" --train.comm nccl
 train 2 np2_graphs 3 "${BEVDET[@]}" --train.comm nccl --train.cuda_graphs true
 same_bits "bevdet, 2 ranks over nccl, graphs vs eager" np2_eager np2_graphs 3
 
+# SyncBN over NCCL: each BN layer of the graphed part all-reduces its sums inside the graph. Both models,
+# and bevdet with 11 frames in buckets of 4 (train.balance bucket: one step per epoch gives rank 0 two frames
+# and rank 1 one, so the ranks' dense shapes differ at times and only an agreement keeps their captured and
+# eager collectives matched; the emulated NCCL fails a graph's collective matched with an eager one).
+for model in BEVDET SEMSEG; do
+  declare -n options=$model
+  train 2 "${model}_sync_eager" 4 "${options[@]}" --train.comm nccl --train.sync_bn true
+  train 2 "${model}_sync_graphs" 4 "${options[@]}" --train.comm nccl --train.sync_bn true --train.cuda_graphs true
+  same_bits "$model, 2 ranks, SyncBN over nccl, graphs vs eager" "${model}_sync_eager" "${model}_sync_graphs" 4
+  r=$(replays "$WORK/${model}_sync_graphs/metrics.jsonl")
+  [ "${r##* }" -gt 0 ] && pass "$model SyncBN: graph replays so far, per step: $r" || fail "$model SyncBN replays: $r"
+done
+"$LT" synth --frames 11 --seed 2 --out "$WORK/train11" >/dev/null
+train_11() {  # train_11 DIR [options…]
+  local dir=$1
+  shift
+  "$MPIEXEC" -np 2 "$LT" train "${BEVDET[@]}" --data "$WORK/train11" --train.steps 8 --train.batch_size 2 \
+    --train.device cuda --train.balance bucket --train.comm nccl --train.sync_bn true --run-dir "$WORK/$dir" "$@" \
+    >"$WORK/$dir.log" 2>&1 || fail "$dir: $(tail -3 "$WORK/$dir.log")"
+}
+train_11 buckets_eager
+train_11 buckets_graphs --train.cuda_graphs true
+same_bits "bevdet, SyncBN, the ranks' batch sizes differing (buckets), graphs vs eager" buckets_eager buckets_graphs 8
+
 # A graphed run resumes eagerly and an eager one with graphs: the checkpoint holds no graph.
 resume() {  # resume DIR [options…]: steps 4 and 5 of a 5-step run that stopped after 3
   local dir=$1
@@ -68,7 +94,9 @@ expect_error "graphs on the CPU" "--train.cuda_graphs: CUDA graphs capture a GPU
   "$LT" train "${BEVDET[@]}" --data "$WORK/train" --train.steps 1 --train.device cpu --train.cuda_graphs true \
   --run-dir "$WORK/cpu"
 [ ! -e "$WORK/cpu/checkpoints" ] && pass "nothing trained" || fail "$(ls -R "$WORK/cpu")"
-expect_error "graphs with SyncBN" "--train.cuda_graphs with --train.sync_bn" \
-  "$LT" train "${BEVDET[@]}" --data "$WORK/train" --train.steps 1 --train.sync_bn true --train.cuda_graphs true \
-  --run-dir "$WORK/syncbn"
+export LIDARTRAIN_CUDA_EMULATION=1
+expect_error "graphs with SyncBN over MPI" \
+  "--train.cuda_graphs with --train.sync_bn: with train.comm mpi SyncBN's sums go through the host" \
+  "$LT" train "${BEVDET[@]}" --data "$WORK/train" --train.steps 1 --train.device cuda --train.comm mpi \
+  --train.sync_bn true --train.cuda_graphs true --run-dir "$WORK/syncbn"
 finish

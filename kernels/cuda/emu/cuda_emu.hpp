@@ -64,6 +64,13 @@ void submit(cudaStream_t stream, std::function<void()> work, std::vector<const v
             const char* what = "a copy");
 // Whether `stream` is being captured (what makes a launch list its pointer arguments).
 bool capturing(cudaStream_t stream);
+// On a stream being captured: a node of the graph that each launch does by calling `call` again, on the
+// host, with the launch's stream, at the node's turn (the nodes before it queued on that stream first, the
+// ones after it once the call returns) — what the emulated NCCL records for a collective, which must start
+// in call order on every rank (mpi/nccl_emu.hpp). `uses` and `what` as submit's. False, and nothing
+// recorded, when `stream` is not being captured.
+bool record_call(cudaStream_t stream, std::function<void(cudaStream_t)> call, std::vector<const void*> uses,
+                 const char* what);
 // A caching allocator's block of device memory handed out (in_use) or taken back: a graph that captured a
 // pointer into a block that went back to the cache, or that the cache handed out again, reads memory that
 // is no longer its own although no cudaFree happened, and cudaGraphLaunch says so (kernels/buffer.hpp's
@@ -201,6 +208,8 @@ enum cudaError_t {
   cudaErrorIllegalAddress = 700,
   cudaErrorStreamCaptureUnsupported = 900,
   cudaErrorStreamCaptureInvalidated = 901,
+  cudaErrorStreamCaptureUnmatched = 902,
+  cudaErrorStreamCaptureUnjoined = 904,
   cudaErrorStreamCaptureIsolation = 905
 };
 enum cudaMemcpyKind {
@@ -260,7 +269,12 @@ cudaError_t cudaLaunchHostFunc(cudaStream_t stream, cudaHostFn_t fn, void* data)
 // cudaMalloc, cudaFree or a synchronisation on the capturing thread (thread-local mode), a copy to or from
 // pageable host memory, a wait for an event recorded outside the capture, or a wait on an event recorded in
 // it by a stream outside it (the call returns the error, and cudaStreamEndCapture returns
-// cudaErrorStreamCaptureInvalidated). Where a GPU would silently read freed memory, the emulation checks:
+// cudaErrorStreamCaptureInvalidated). Another stream joins a capture by waiting for an event recorded in
+// it (the fork of a fork-join: its work from then on is captured too) and must be joined back — some stream
+// of the capture waits for an event it recorded after its last work — before the capture ends, else
+// cudaStreamEndCapture returns cudaErrorStreamCaptureUnjoined; the graph keeps the work of all its streams
+// in the order it was queued (a valid order of the fork-join's dependencies), and a launch queues it all on
+// the launch's stream. Where a GPU would silently read freed memory, the emulation checks:
 // every pointer a node used at capture must, at each launch, still lie in the very allocation it lay in
 // then (not freed, not freed and allocated again at the same address); else cudaGraphLaunch runs nothing
 // and returns cudaErrorIllegalAddress, and cudaGetErrorString names the node and the pointer.

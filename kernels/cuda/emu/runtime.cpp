@@ -47,6 +47,8 @@ struct GraphNode {
   std::function<void()> run;
   std::vector<Use> uses;
   const char* what;
+  // Set instead of run: a call each launch makes again (lt::emu::record_call).
+  std::function<void(cudaStream_t)> call;
 };
 struct CUgraph_emu {
   std::vector<GraphNode> nodes;
@@ -68,14 +70,21 @@ struct CUstream_emu {
   CUgraph_emu* capture = nullptr;
   bool capture_invalid = false;
   std::thread::id capture_thread;
+  // A stream that joined another's capture (it waited for an event recorded in it): whether it has work in
+  // the capture that no stream of the capture has waited for since, and the capture's node count after its
+  // last node (an event it records from then on joins it back).
+  bool joined = false, unjoined = false;
+  size_t capture_end = 0;
   int64_t queued = 0, done = 0;  // pieces of work queued and run since creation
 };
 
 struct CUevent_emu {
-  CUstream_emu* stream = nullptr;      // where it was last recorded (null: the null stream, or never)
-  CUgraph_emu* captured_in = nullptr;  // recorded during that capture (a node of it, not run)
-  int64_t target = 0;                  // complete once stream->done reaches it
-  double completed_at_s = 0;           // host clock when the record ran
+  CUstream_emu* stream = nullptr;       // where it was last recorded (null: the null stream, or never)
+  CUgraph_emu* captured_in = nullptr;   // recorded during that capture (a node of it, not run)
+  CUstream_emu* captured_on = nullptr;  // by that stream of the capture,
+  size_t captured_at = 0;               // when the capture had that many nodes
+  int64_t target = 0;                   // complete once stream->done reaches it
+  double completed_at_s = 0;            // host clock when the record ran
 };
 
 namespace lt::emu {
@@ -193,20 +202,39 @@ int64_t queued_work() {
   return pending;
 }
 
+namespace {
+
+// `node` added to the graph `stream` is capturing, with the allocation of each pointer it uses.
+void add_node(CUstream_emu* stream, GraphNode node, const std::vector<const void*>& uses) {
+  Runtime& r = runtime();
+  for (const void* pointer : uses) {
+    const auto block = allocation_of(pointer, r.pool_blocks);
+    const auto it = allocation_of(pointer);
+    if (block != r.pool_blocks.end())
+      node.uses.push_back({pointer, block->first, block->second.serial, true});
+    else if (it != r.device_allocations.end())
+      node.uses.push_back({pointer, it->first, it->second.serial, false});
+  }
+  stream->capture->nodes.push_back(std::move(node));
+  if (stream->joined) stream->unjoined = true, stream->capture_end = stream->capture->nodes.size();
+}
+
+}  // namespace
+
+bool record_call(cudaStream_t stream, std::function<void(cudaStream_t)> call, std::vector<const void*> uses,
+                 const char* what) {
+  std::lock_guard<std::recursive_mutex> guard(runtime().lock);
+  if (!stream || !stream->capture) return false;
+  GraphNode node{nullptr, {}, what, std::move(call)};
+  add_node(stream, std::move(node), uses);
+  return true;
+}
+
 void submit(cudaStream_t stream, std::function<void()> work, std::vector<const void*> uses, const char* what) {
   Runtime& r = runtime();
   std::lock_guard<std::recursive_mutex> guard(r.lock);
   if (stream && stream->capture) {
-    GraphNode node{std::move(work), {}, what};
-    for (const void* pointer : uses) {
-      const auto block = allocation_of(pointer, r.pool_blocks);
-      const auto it = allocation_of(pointer);
-      if (block != r.pool_blocks.end())
-        node.uses.push_back({pointer, block->first, block->second.serial, true});
-      else if (it != r.device_allocations.end())
-        node.uses.push_back({pointer, it->first, it->second.serial, false});
-    }
-    stream->capture->nodes.push_back(std::move(node));
+    add_node(stream, GraphNode{std::move(work), {}, what, nullptr}, uses);
     return;
   }
   if (!stream) {
@@ -408,14 +436,23 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned
   auto& r = runtime();
   std::lock_guard<std::recursive_mutex> guard(r.lock);
   if (stream && stream->capture) {
-    if (event->captured_in == stream->capture) return cudaSuccess;  // recorded earlier in this stream's capture
-    stream->capture_invalid = true;                                 // a dependency on work outside the graph
-    return cudaErrorStreamCaptureIsolation;
+    if (event->captured_in != stream->capture) {
+      stream->capture_invalid = true;  // a dependency on work outside the graph
+      return cudaErrorStreamCaptureIsolation;
+    }
+    // Recorded earlier in this capture; by a joined stream after its last work: that stream is joined back.
+    CUstream_emu* recorder = event->captured_on;
+    if (recorder != stream && recorder->joined && event->captured_at >= recorder->capture_end)
+      recorder->unjoined = false;
+    return cudaSuccess;
   }
-  if (event->captured_in) {  // another stream joining the capture: not provided
-    for (CUstream_emu* s : r.streams)
-      if (s->capture == event->captured_in) s->capture_invalid = true;
-    return cudaErrorStreamCaptureUnsupported;
+  if (event->captured_in) {                                 // this stream joins the capture (a fork)
+    if (!stream) return cudaErrorStreamCaptureUnsupported;  // the legacy null stream cannot be captured
+    stream->capture = event->captured_in;
+    stream->capture_thread = event->captured_on->capture_thread;
+    stream->capture_invalid = false;
+    stream->joined = true, stream->unjoined = false;
+    return cudaSuccess;
   }
   if (!event->stream) return cudaSuccess;  // never recorded, or on the null stream: complete
   if (!stream) {
@@ -452,9 +489,12 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   std::lock_guard<std::recursive_mutex> guard(r.lock);
   if (stream && stream->capture) {  // a node of the graph: only waits inside the capture may use it
     event->captured_in = stream->capture;
+    event->captured_on = stream;
+    event->captured_at = stream->capture->nodes.size();
     return cudaSuccess;
   }
   event->captured_in = nullptr;
+  event->captured_on = nullptr;
   if (!stream) {
     lt::emu::run_all(true);
     event->stream = nullptr;
@@ -527,6 +567,10 @@ const char* cudaGetErrorString(cudaError_t status) {
       return "operation failed due to a previous error during capture";
     case cudaErrorStreamCaptureIsolation:
       return "dependency created on uncaptured work in another stream";
+    case cudaErrorStreamCaptureUnmatched:
+      return "the capture was not initiated in this stream";
+    case cudaErrorStreamCaptureUnjoined:
+      return "capturing stream has unjoined work";
     default:
       return "invalid argument";
   }
@@ -550,12 +594,22 @@ cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
   auto& r = runtime();
   std::lock_guard<std::recursive_mutex> guard(r.lock);
   if (!stream->capture) return cudaErrorIllegalState;
-  *graph = stream->capture;
-  stream->capture = nullptr;
-  if (stream->capture_invalid) {
+  if (stream->joined) return cudaErrorStreamCaptureUnmatched;
+  // The capture ends for the streams that joined it too; it is invalid if any of them invalidated it.
+  CUgraph_emu* captured = stream->capture;
+  bool invalid = false, unjoined = false;
+  for (CUstream_emu* s : r.streams)
+    if (s->capture == captured) {
+      invalid = invalid || s->capture_invalid;
+      unjoined = unjoined || s->unjoined;
+      s->capture = nullptr;
+      s->joined = s->unjoined = false;
+    }
+  *graph = captured;
+  if (invalid || unjoined) {
     delete *graph;
     *graph = nullptr;
-    return cudaErrorStreamCaptureInvalidated;
+    return invalid ? cudaErrorStreamCaptureInvalidated : cudaErrorStreamCaptureUnjoined;
   }
   return cudaSuccess;
 }
@@ -575,7 +629,7 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsig
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
   if (!exec) return cudaErrorInvalidValue;
   auto& r = runtime();
-  std::lock_guard<std::recursive_mutex> guard(r.lock);
+  std::unique_lock<std::recursive_mutex> guard(r.lock);
   // What a GPU cannot tell: every node's memory must still be the allocation it captured.
   for (size_t n = 0; n < exec->nodes.size(); ++n)
     for (const GraphNode::Use& use : exec->nodes[n].uses) {
@@ -594,7 +648,14 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
         return cudaErrorIllegalAddress;
       }
     }
-  for (const GraphNode& node : exec->nodes) lt::emu::submit(stream, node.run);
+  // The nodes queued in order; a recorded call made at its turn (it may block on other ranks: not holding
+  // the runtime's lock, which the loader thread may need meanwhile).
+  guard.unlock();
+  for (const GraphNode& node : exec->nodes)
+    if (node.call)
+      node.call(stream);
+    else
+      lt::emu::submit(stream, node.run);
   return cudaSuccess;
 }
 
