@@ -2,7 +2,8 @@
 # The one command for a machine with a GPU (no GPU is on the machines we build and test on; CI runs the
 # same kernel source through the emulation layer instead). Builds with CUDA, then:
 #   1. the op table and the model tests on the GPU (test_unit: every op against the CPU, both models'
-#      training steps, which skip without a GPU elsewhere);
+#      training steps, the bf16/fp16 GEMM and convolutions against a host reference of their rounded
+#      inputs, which skip without a GPU elsewhere);
 #   2. semseg_small and bevdet_small trained 50 steps on cuda and on cpu from the same initialisation
 #      and frames: the losses of the first 10 steps must agree to 1e-3 relative;
 #   3. semseg_small training throughput at batch 8 on the GPU;

@@ -1,8 +1,9 @@
 // Mixed precision on the GPU path (kernels/cuda/gemm.cu; train.precision): a GEMM whose matmul precision is
-// bf16 or fp16 reads its inputs rounded to that type and sums in fp32, on the emulated GPU, against a host
-// reference that rounds with the emulation's conversions (kernels/cuda/emu/half_types.hpp) and sums in
-// double; the tolerance is fp32 accumulation's, far below the 16-bit rounding the test also sees. The CPU
-// refuses anything but fp32.
+// bf16 or fp16 reads its inputs rounded to that type and sums in fp32, on the emulated GPU (and on a real
+// one where the build has CUDA and a device: scripts/gpu_check.sh runs them), against a host reference that
+// rounds with the emulation's conversions (kernels/cuda/emu/half_types.hpp, the GPU's round to nearest
+// even) and sums in double; the tolerance is fp32 accumulation's, far below the 16-bit rounding the test
+// also sees. The CPU refuses anything but fp32.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "kernels/cpu/ops.hpp"
+#include "kernels/cuda/device.hpp"
 #include "kernels/cuda/emu/cuda_emu.hpp"
 #include "kernels/cuda/emu/emulated.hpp"
 #include "src/common/error.hpp"
@@ -20,10 +22,20 @@
 namespace lt {
 namespace {
 
-// The emulated backend's matmul precision for one test, fp32 again after it.
+// A GPU backend's matmul precision for one test, fp32 again after it.
 struct PrecisionScope {
-  explicit PrecisionScope(Precision p) { cuda_emu::backend().set_matmul_precision(p); }
-  ~PrecisionScope() { cuda_emu::backend().set_matmul_precision(Precision::fp32); }
+  PrecisionScope(const Backend& gpu, Precision p) : be(gpu) { be.set_matmul_precision(p); }
+  ~PrecisionScope() { be.set_matmul_precision(Precision::fp32); }
+  const Backend& be;
+};
+
+class MixedPrecisionOnAGpu : public ::testing::TestWithParam<bool> {  // true: the emulated GPU
+ protected:
+  void SetUp() override {
+    gpu_ = GetParam() ? &cuda_emu::backend() : cuda_backend();
+    if (!gpu_) GTEST_SKIP() << "no CUDA device: " << cuda_summary();
+  }
+  const Backend* gpu_ = nullptr;
 };
 
 float rounded(float v, Precision p) {
@@ -32,13 +44,13 @@ float rounded(float v, Precision p) {
   return v;
 }
 
-// Row-major C (m×n) = op(A) op(B) on the emulated GPU with `p`, and in double from inputs rounded to `p`.
+// Row-major C (m×n) = op(A) op(B) on the GPU `be` with `p`, and in double from inputs rounded to `p`.
 struct GemmCase {
   bool trans_a, trans_b;
   int64_t m, n, k;
 };
-void gemm_both(const GemmCase& g, Precision p, std::vector<float>& device, std::vector<double>& reference) {
-  const Backend& be = cuda_emu::backend();
+void gemm_both(const Backend& be, const GemmCase& g, Precision p, std::vector<float>& device,
+               std::vector<double>& reference) {
   Rng rng(11);
   std::vector<float> a(size_t(g.m * g.k)), b(size_t(g.k * g.n));
   for (float& v : a) v = float(rng.uniform() * 2 - 1);
@@ -48,7 +60,7 @@ void gemm_both(const GemmCase& g, Precision p, std::vector<float>& device, std::
   be.upload(da, a.data(), a.size() * 4);
   be.upload(db, b.data(), b.size() * 4);
   {
-    const PrecisionScope scope(p);
+    const PrecisionScope scope(be, p);
     be.gemm(g.trans_a, g.trans_b, g.m, g.n, g.k, 1.f, da, db, 0.f, dc);
   }
   device.assign(size_t(g.m * g.n), 0.f);
@@ -76,16 +88,15 @@ void fill_uniform(std::initializer_list<std::vector<float>*> vectors, uint64_t s
     for (float& e : *v) e = float(rng.uniform() * 2 - 1);
 }
 
-float* on_device(const std::vector<float>& host) {
-  const Backend& be = cuda_emu::backend();
+float* on_device(const Backend& be, const std::vector<float>& host) {
   auto* d = static_cast<float*>(be.alloc(host.size() * 4));
   be.upload(d, host.data(), host.size() * 4);
   return d;
 }
 
-std::vector<float> to_host(const float* device, size_t n) {
+std::vector<float> to_host(const Backend& be, const float* device, size_t n) {
   std::vector<float> host(n);
-  cuda_emu::backend().download(host.data(), device, n * 4);
+  be.download(host.data(), device, n * 4);
   return host;
 }
 
@@ -100,14 +111,14 @@ double accumulation(int64_t n) {
   return double(n + 1) * std::ldexp(1.0, -24);
 }
 
-TEST(MixedPrecision, A16BitGemmReadsItsInputsRoundedAndSumsInFloat) {
+TEST_P(MixedPrecisionOnAGpu, A16BitGemmReadsItsInputsRoundedAndSumsInFloat) {
   for (const GemmCase& g : {GemmCase{false, false, 37, 29, 300}, GemmCase{true, false, 16, 33, 257},
                             GemmCase{false, true, 40, 8, 128}, GemmCase{true, true, 9, 21, 64}}) {
     for (Precision p : {Precision::bf16, Precision::fp16}) {
       std::vector<float> device, unrounded_device;
       std::vector<double> reference, unrounded;
-      gemm_both(g, p, device, reference);
-      gemm_both(g, Precision::fp32, unrounded_device, unrounded);
+      gemm_both(*gpu_, g, p, device, reference);
+      gemm_both(*gpu_, g, Precision::fp32, unrounded_device, unrounded);
       // fp32 accumulation of k products of magnitude ≤ 1: within k · 2⁻²⁴ of the exact sum.
       const double tolerance = accumulation(g.k - 1);
       EXPECT_LE(max_abs_difference(device, reference), tolerance) << precision_name(p) << " k " << g.k;
@@ -121,8 +132,8 @@ TEST(MixedPrecision, A16BitGemmReadsItsInputsRoundedAndSumsInFloat) {
 // A convolution in bf16/fp16 (im2col writes its columns in the 16-bit type, the GEMM reads them as they
 // are) against the CPU's convolution in double of the rounded x, weight and dy: forward, dx and dweight
 // to fp32 accumulation; dbias, a sum of fp32 dy that no GEMM reads, to fp32 summation of the unrounded dy.
-TEST(MixedPrecision, A16BitConvolutionReadsItsColumnsRoundedAndSumsInFloat) {
-  const Backend& be = cuda_emu::backend();
+TEST_P(MixedPrecisionOnAGpu, A16BitConvolutionReadsItsColumnsRoundedAndSumsInFloat) {
+  const Backend& be = *gpu_;
   for (const ops::Conv2dShape& s :
        {ops::Conv2dShape{2, 5, 7, 9, 11, 3, 1, 1}, ops::Conv2dShape{2, 6, 4, 10, 8, 3, 2, 1},
         ops::Conv2dShape{1, 9, 6, 5, 7, 1, 1, 0}}) {
@@ -133,16 +144,16 @@ TEST(MixedPrecision, A16BitConvolutionReadsItsColumnsRoundedAndSumsInFloat) {
     std::vector<float> x(nx), w(nw), bias(size_t(s.out_channels)), dy(ny);
     fill_uniform({&x, &w, &bias, &dy}, 5);
     for (Precision p : {Precision::bf16, Precision::fp16}) {
-      float *d_x = on_device(x), *d_w = on_device(w), *d_b = on_device(bias), *d_dy = on_device(dy),
-            *d_y = on_device(dy), *d_dx = on_device(x), *d_dw = on_device(std::vector<float>(nw, 0.f)),
-            *d_db = on_device(std::vector<float>(bias.size(), 0.f));
+      float *d_x = on_device(be, x), *d_w = on_device(be, w), *d_b = on_device(be, bias), *d_dy = on_device(be, dy),
+            *d_y = on_device(be, dy), *d_dx = on_device(be, x), *d_dw = on_device(be, std::vector<float>(nw, 0.f)),
+            *d_db = on_device(be, std::vector<float>(bias.size(), 0.f));
       {
-        const PrecisionScope scope(p);
+        const PrecisionScope scope(be, p);
         be.conv2d_forward(d_x, d_w, d_b, d_y, s);
         be.conv2d_backward(d_x, d_w, d_dy, d_dx, d_dw, d_db, s);
       }
-      const std::vector<float> y = to_host(d_y, ny), gx = to_host(d_dx, nx), gw = to_host(d_dw, nw),
-                               gb = to_host(d_db, bias.size());
+      const std::vector<float> y = to_host(be, d_y, ny), gx = to_host(be, d_dx, nx), gw = to_host(be, d_dw, nw),
+                               gb = to_host(be, d_db, bias.size());
       for (float* d : {d_x, d_w, d_b, d_dy, d_y, d_dx, d_dw, d_db}) be.release(d);
 
       const std::vector<double> rx = rounded_all(x, p), rw = rounded_all(w, p), rdy = rounded_all(dy, p);
@@ -169,8 +180,8 @@ TEST(MixedPrecision, A16BitConvolutionReadsItsColumnsRoundedAndSumsInFloat) {
 
 // The conv-transpose likewise: its forward GEMM reads x and the weight converted; its backward's output
 // gradient taps are written in the 16-bit type and read as they are by both GEMMs.
-TEST(MixedPrecision, A16BitConvTransposeReadsItsTapsRoundedAndSumsInFloat) {
-  const Backend& be = cuda_emu::backend();
+TEST_P(MixedPrecisionOnAGpu, A16BitConvTransposeReadsItsTapsRoundedAndSumsInFloat) {
+  const Backend& be = *gpu_;
   for (const ops::ConvTransposeShape& s :
        {ops::ConvTransposeShape{2, 6, 5, 4, 7, 2}, ops::ConvTransposeShape{1, 9, 3, 3, 5, 1}}) {
     const int kk = s.stride * s.stride;
@@ -180,15 +191,15 @@ TEST(MixedPrecision, A16BitConvTransposeReadsItsTapsRoundedAndSumsInFloat) {
     std::vector<float> x(nx), w(nw), bias(size_t(s.out_channels)), dy(ny);
     fill_uniform({&x, &w, &bias, &dy}, 8);
     for (Precision p : {Precision::bf16, Precision::fp16}) {
-      float *d_x = on_device(x), *d_w = on_device(w), *d_b = on_device(bias), *d_dy = on_device(dy),
-            *d_y = on_device(dy), *d_dx = on_device(x), *d_dw = on_device(std::vector<float>(nw, 0.f)),
-            *d_db = on_device(std::vector<float>(bias.size(), 0.f));
+      float *d_x = on_device(be, x), *d_w = on_device(be, w), *d_b = on_device(be, bias), *d_dy = on_device(be, dy),
+            *d_y = on_device(be, dy), *d_dx = on_device(be, x), *d_dw = on_device(be, std::vector<float>(nw, 0.f)),
+            *d_db = on_device(be, std::vector<float>(bias.size(), 0.f));
       {
-        const PrecisionScope scope(p);
+        const PrecisionScope scope(be, p);
         be.conv_transpose_forward(d_x, d_w, d_b, d_y, s);
         be.conv_transpose_backward(d_x, d_w, d_dy, d_dx, d_dw, d_db, s);
       }
-      const std::vector<float> y = to_host(d_y, ny), gx = to_host(d_dx, nx), gw = to_host(d_dw, nw);
+      const std::vector<float> y = to_host(be, d_y, ny), gx = to_host(be, d_dx, nx), gw = to_host(be, d_dw, nw);
       for (float* d : {d_x, d_w, d_b, d_dy, d_y, d_dx, d_dw, d_db}) be.release(d);
 
       const std::vector<double> rx = rounded_all(x, p), rw = rounded_all(w, p), rdy = rounded_all(dy, p),
@@ -219,6 +230,9 @@ TEST(MixedPrecision, TheCpuMultipliesInFp32Only) {
                  "fp32 or a CUDA device");
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Devices, MixedPrecisionOnAGpu, ::testing::Values(true, false),
+                         [](const ::testing::TestParamInfo<bool>& info) { return info.param ? "emulated" : "cuda"; });
 
 }  // namespace
 }  // namespace lt
