@@ -107,7 +107,9 @@ class NcclReduceBackend final : public ReduceBackend {
   }
 
   // Device doubles (SyncBN's sums), after the compute stream's work so far; the compute stream's next work
-  // sees the sums, the host goes on.
+  // sees the sums, the host goes on. While the compute stream is captured (train.cuda_graphs), the
+  // communication stream joins the capture at the first event and is joined back by the second: the graph
+  // holds the all-reduce, and every launch of it sums again (the ranks launch together: Model's agreement).
   void sum(double* values, int64_t count) override {
     check(cudaEventRecord(statistics_.ready, stream()), "cudaEventRecord");
     check(cudaStreamWaitEvent(comm_stream_, statistics_.ready, 0), "cudaStreamWaitEvent");

@@ -40,7 +40,8 @@ class ReduceBackend {
   // scalar read). 0 where the waits are the host's (mpi: the caller times them).
   virtual double device_wait_s() { return 0; }
   // Sums in place, in the memory start_sum takes; what the caller does next sees the sums, as after wait()
-  // (mpi: returns when done; nccl: the compute stream waits, the host goes on).
+  // (mpi: returns when done; nccl: the compute stream waits, the host goes on, and a stream capture of the
+  // compute stream records the sum with the rest).
   virtual void sum(double* values, int64_t count) = 0;
   // Rank `root`'s `count` floats to every rank, in place; ordered like wait() (nccl: on the device, the
   // host goes on).
