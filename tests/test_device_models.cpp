@@ -7,7 +7,6 @@
 
 #include <cmath>
 
-#include "kernels/cuda/device.hpp"
 #include "kernels/cuda/emu/emulated.hpp"
 #include "src/models/bevdet.hpp"
 #include "src/models/semseg.hpp"
@@ -15,6 +14,7 @@
 #include "src/train/data.hpp"
 #include "src/train/evaluate.hpp"
 #include "src/train/optimizer.hpp"
+#include "tests/on_each_gpu.hpp"
 
 namespace lt {
 namespace {
@@ -92,14 +92,7 @@ double training_step(Model& model, const PointBatch& batch, Optimizer& optimizer
   return loss;
 }
 
-class ModelsOnAGpu : public ::testing::TestWithParam<bool> {  // true: the emulated GPU
- protected:
-  void SetUp() override {
-    gpu_ = GetParam() ? &cuda_emu::backend() : cuda_backend();
-    if (!gpu_) GTEST_SKIP() << "no CUDA device: " << cuda_summary();
-  }
-  const Backend* gpu_ = nullptr;
-};
+class ModelsOnAGpu : public OnEachGpu {};
 
 TEST_P(ModelsOnAGpu, SemsegTrainingStepsMatchTheCpu) {
   const SemsegConfig config = small_semseg();
@@ -351,8 +344,7 @@ TEST(CudaGraphs, TheCpuHasNone) {
   EXPECT_FALSE(supports_op(cpu_backend(), "graph_launch"));
 }
 
-INSTANTIATE_TEST_SUITE_P(Devices, ModelsOnAGpu, ::testing::Values(true, false),
-                         [](const ::testing::TestParamInfo<bool>& info) { return info.param ? "emulated" : "cuda"; });
+LT_ON_EACH_GPU(ModelsOnAGpu);
 
 }  // namespace
 }  // namespace lt

@@ -12,12 +12,12 @@
 #include <vector>
 
 #include "kernels/cpu/ops.hpp"
-#include "kernels/cuda/device.hpp"
 #include "kernels/cuda/emu/cuda_emu.hpp"
 #include "kernels/cuda/emu/emulated.hpp"
 #include "src/common/error.hpp"
 #include "src/common/rng.hpp"
 #include "src/train/device.hpp"
+#include "tests/on_each_gpu.hpp"
 
 namespace lt {
 namespace {
@@ -29,14 +29,7 @@ struct PrecisionScope {
   const Backend& be;
 };
 
-class MixedPrecisionOnAGpu : public ::testing::TestWithParam<bool> {  // true: the emulated GPU
- protected:
-  void SetUp() override {
-    gpu_ = GetParam() ? &cuda_emu::backend() : cuda_backend();
-    if (!gpu_) GTEST_SKIP() << "no CUDA device: " << cuda_summary();
-  }
-  const Backend* gpu_ = nullptr;
-};
+class MixedPrecisionOnAGpu : public OnEachGpu {};
 
 float rounded(float v, Precision p) {
   if (p == Precision::bf16) return __bfloat162float(__float2bfloat16_rn(v));
@@ -231,8 +224,7 @@ TEST(MixedPrecision, TheCpuMultipliesInFp32Only) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Devices, MixedPrecisionOnAGpu, ::testing::Values(true, false),
-                         [](const ::testing::TestParamInfo<bool>& info) { return info.param ? "emulated" : "cuda"; });
+LT_ON_EACH_GPU(MixedPrecisionOnAGpu);
 
 }  // namespace
 }  // namespace lt
