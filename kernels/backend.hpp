@@ -58,8 +58,9 @@ inline int64_t heatmap_top_k_work(int64_t cells) {
 // What the inputs of a backend's GEMMs are rounded to (train.precision, --precision): fp32 (not rounded),
 // bf16 or fp16. Every linear layer and convolution multiplies through GEMMs, so their inputs (activations,
 // weights, output gradients) are read in that type; products are accumulated in fp32 and outputs written
-// in fp32, and everything else — parameters (the master weights), optimizer state, BN statistics, losses,
-// gradients and their all-reduce — stays fp32.
+// in fp32. The maps that only convolutions read (the BN + ReLU outputs of src/nn/layers.hpp's ConvBnRelu)
+// are stored in that type (the ops' x_narrow, y_narrow); everything else — parameters (the master
+// weights), optimizer state, BN statistics, losses, gradients and their all-reduce — stays fp32.
 enum class Precision { fp32, bf16, fp16 };
 inline const char* precision_name(Precision p) {
   return p == Precision::bf16 ? "bf16" : p == Precision::fp16 ? "fp16" : "fp32";
@@ -125,6 +126,9 @@ struct Backend {
   // ---- GEMM (the CPU: Eigen; CUDA: cuBLAS; gemm.cu) ----
   // From now on, every GEMM's inputs as `precision` reads them (the CPU: fp32 only, so unsupported).
   void (*set_matmul_precision)(Precision precision);
+  // The precision set (the CPU: fp32). Under bf16/fp16 the layers keep their convolutions' inputs in that
+  // type (ops' x_narrow, y_narrow: they are read rounded to it anyway).
+  Precision (*matmul_precision)();
   // Row-major C (m×n) = α op(A) op(B) + β C; op(A) = Aᵀ with trans_a (A stored k×m), likewise B.
   void (*gemm)(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
                float beta, float* c);
@@ -267,7 +271,7 @@ struct Backend {
   X(alloc) X(release) X(upload) X(download) X(copy) X(fill_zero) X(synchronize) X(transfers)                          \
   X(stage_acquire) X(stage_upload) X(stage_await) X(stage_release)                                                     \
   X(graph_begin) X(graph_end) X(graph_launchable) X(graph_launch) X(graph_release)                                     \
-  X(set_matmul_precision) X(gemm)                                                                                     \
+  X(set_matmul_precision) X(matmul_precision) X(gemm)                                                                 \
   X(linear_forward) X(linear_backward) X(linear_relu_forward)                                                          \
   X(conv2d_forward) X(conv2d_backward) X(conv_transpose_forward) X(conv_transpose_backward) X(conv2d_relu_forward)     \
   X(conv_transpose_relu_forward) X(conv2d_relu_at_cells)                                                               \

@@ -260,6 +260,39 @@ TEST_P(ModelsOnAGpu, SemsegStepsWithCudaGraphsGiveTheBitsOfEagerSteps) {
   expect_graphed_steps_are_eager_steps(eager, graphed, *gpu_);
 }
 
+// Bytes of the backend's memory a fresh model holds after one training step with `precision`.
+template <class M, class Config>
+size_t bytes_after_a_step(const Config& config, const Backend& gpu, Precision precision) {
+  gpu.set_matmul_precision(precision);
+  const size_t before = pool_stats(gpu).in_use_bytes;
+  size_t after = 0;
+  {
+    M model(config);
+    model.init(5);
+    model.set_backend(gpu);
+    OptimizerConfig adamw;
+    Optimizer optimizer(adamw, model.params().size());
+    int64_t final_offset = -1;
+    training_step(model, thinned_batch(30, 2), optimizer, &final_offset);
+    after = pool_stats(gpu).in_use_bytes;
+  }
+  gpu.set_matmul_precision(Precision::fp32);
+  return after - before;
+}
+
+// In bf16/fp16 the layers keep their maps' BN + ReLU outputs (and the concatenations of them) in the
+// 16-bit type: a training step holds less of the device's memory than in fp32.
+TEST_P(ModelsOnAGpu, InBf16TheMapsBetweenLayersTakeLessMemory) {
+  const size_t semseg32 = bytes_after_a_step<Semseg>(small_semseg(), *gpu_, Precision::fp32),
+               semseg16 = bytes_after_a_step<Semseg>(small_semseg(), *gpu_, Precision::bf16),
+               bevdet32 = bytes_after_a_step<Bevdet>(small_bevdet(), *gpu_, Precision::fp32),
+               bevdet16 = bytes_after_a_step<Bevdet>(small_bevdet(), *gpu_, Precision::bf16);
+  std::printf("device memory after a step: semseg %zu B fp32, %zu B bf16; bevdet %zu B fp32, %zu B bf16\n", semseg32,
+              semseg16, bevdet32, bevdet16);
+  EXPECT_LT(semseg16, semseg32);
+  EXPECT_LT(bevdet16, bevdet32);
+}
+
 // 30 steps of a model from one initialisation with its GEMM inputs in `precision`, on the emulated GPU;
 // fp16 with the dynamic loss scaler as the trainer runs it (the loss scaled before backward, the scaler's
 // op unscaling, gating and updating — here on the host's gradients). The step losses.

@@ -7,7 +7,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <initializer_list>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -207,6 +209,101 @@ TEST_P(MixedPrecisionOnAGpu, A16BitConvTransposeReadsItsTapsRoundedAndSumsInFloa
       EXPECT_LE(max_abs_difference(gw, rgw), accumulation(s.batch * pixels)) << what;
     }
   }
+}
+
+// The 16-bit type's bits of v rounded to nearest even (the GPU's conversion; kernels/cuda/emu/half_types.hpp).
+uint16_t rounded_bits(float v, Precision p) {
+  return p == Precision::bf16 ? __bfloat16_as_ushort(__float2bfloat16_rn(v)) : __half_as_ushort(__float2half_rn(v));
+}
+
+// `n` activations on the device stored narrow: the 16-bit bits of each value rounded.
+float* narrow_on_device(const Backend& be, const std::vector<float>& host, Precision p) {
+  std::vector<uint16_t> bits(host.size());
+  for (size_t i = 0; i < host.size(); ++i) bits[i] = rounded_bits(host[i], p);
+  auto* d = static_cast<float*>(be.alloc(bits.size() * 2 + 2));
+  be.upload(d, bits.data(), bits.size() * 2);
+  return d;
+}
+
+// A convolution's y, dx and dweight with x stored in fp32 and narrow (the bits of x rounded): the same bits.
+// `nw`, `ny`: the weight's and the output's sizes.
+template <class Shape>
+void expect_narrow_x_changes_no_bit(const Backend& be, Precision p, const Shape& s, size_t nw, size_t ny,
+                                    void (*const Backend::*forward)(const float*, const float*, const float*, float*,
+                                                                    const Shape&),
+                                    void (*const Backend::*backward)(const float*, const float*, const float*, float*,
+                                                                     float*, float*, const Shape&),
+                                    const std::string& what) {
+  const size_t nx = size_t(s.batch) * s.in_channels * s.height * s.width;
+  std::vector<float> x(nx), w(nw), dy(ny);
+  fill_uniform({&x, &w, &dy}, 22);
+  std::vector<float> outputs[2][3];  // [narrow][y, dx, dweight]
+  for (int narrow = 0; narrow < 2; ++narrow) {
+    Shape t = s;
+    t.x_narrow = narrow == 1;
+    float *d_x = narrow ? narrow_on_device(be, x, p) : on_device(be, x), *d_w = on_device(be, w),
+          *d_dy = on_device(be, dy), *d_y = on_device(be, dy), *d_dx = on_device(be, x),
+          *d_dw = on_device(be, std::vector<float>(nw, 0.f));
+    (be.*forward)(d_x, d_w, nullptr, d_y, t);
+    (be.*backward)(d_x, d_w, d_dy, d_dx, d_dw, nullptr, t);
+    outputs[narrow][0] = to_host(be, d_y, ny), outputs[narrow][1] = to_host(be, d_dx, nx),
+    outputs[narrow][2] = to_host(be, d_dw, nw);
+    for (float* d : {d_x, d_w, d_dy, d_y, d_dx, d_dw}) be.release(d);
+  }
+  for (int o = 0; o < 3; ++o) EXPECT_EQ(outputs[1][o], outputs[0][o]) << what << " output " << o;
+}
+
+// Activations kept narrow (ConvBnRelu's output under bf16/fp16, layers.hpp): BN + ReLU writes each value
+// rounded to the 16-bit type, and a convolution reading x stored so gives the very bits it gives reading
+// the fp32 x they were rounded from (its GEMMs round x to that type anyway) — forward, dx and dweight, for
+// conv2d 3×3 stride 1 and 2, 1×1 (no im2col) and the conv-transpose. Narrow under fp32 is refused.
+TEST_P(MixedPrecisionOnAGpu, NarrowActivationsGiveTheBitsOfRoundingThemAtTheConvolution) {
+  const Backend& be = *gpu_;
+  for (Precision p : {Precision::bf16, Precision::fp16}) {
+    const PrecisionScope scope(be, p);
+    const std::string what = precision_name(p);
+    {
+      const ops::BatchNormShape s{3, 6, 50};
+      const size_t n = size_t(s.count() * s.channels);
+      std::vector<float> x(n), mean(6), invstd(6), gamma(6), beta(6);
+      fill_uniform({&x, &mean, &invstd, &gamma, &beta}, 21);
+      for (float& v : invstd) v = std::abs(v) + 0.5f;
+      float *d_x = on_device(be, x), *d_mean = on_device(be, mean), *d_invstd = on_device(be, invstd),
+            *d_gamma = on_device(be, gamma), *d_beta = on_device(be, beta), *d_y = on_device(be, x);
+      auto* d_narrow = static_cast<float*>(be.alloc(n * 2));
+      be.batchnorm_relu_apply(d_x, d_mean, d_invstd, d_gamma, d_beta, d_y, s);
+      ops::BatchNormShape narrow = s;
+      narrow.y_narrow = true;
+      be.batchnorm_relu_apply(d_x, d_mean, d_invstd, d_gamma, d_beta, d_narrow, narrow);
+      const std::vector<float> y = to_host(be, d_y, n);
+      std::vector<uint16_t> bits(n);
+      be.download(bits.data(), d_narrow, n * 2);
+      size_t wrong = 0;
+      for (size_t i = 0; i < n; ++i) wrong += bits[i] != rounded_bits(y[i], p);
+      EXPECT_EQ(wrong, 0u) << what << ": BN + ReLU's narrow output";
+      for (float* d : {d_x, d_mean, d_invstd, d_gamma, d_beta, d_y, d_narrow}) be.release(d);
+    }
+    for (const ops::Conv2dShape& s :
+         {ops::Conv2dShape{2, 5, 7, 9, 11, 3, 1, 1}, ops::Conv2dShape{2, 6, 4, 10, 8, 3, 2, 1},
+          ops::Conv2dShape{1, 9, 6, 5, 7, 1, 1, 0}})
+      expect_narrow_x_changes_no_bit(be, p, s, size_t(s.out_channels) * s.in_channels * s.kernel * s.kernel,
+                                     size_t(s.batch) * s.out_channels * s.out_height() * s.out_width(),
+                                     &Backend::conv2d_forward, &Backend::conv2d_backward,
+                                     what + " conv2d k" + std::to_string(s.kernel) + " s" + std::to_string(s.stride));
+    for (const ops::ConvTransposeShape& s :
+         {ops::ConvTransposeShape{2, 6, 5, 4, 7, 2}, ops::ConvTransposeShape{1, 9, 3, 3, 5, 1}})
+      expect_narrow_x_changes_no_bit(be, p, s, size_t(s.in_channels) * s.out_channels * s.stride * s.stride,
+                                     size_t(s.batch) * s.out_channels * s.stride * s.stride * s.height * s.width,
+                                     &Backend::conv_transpose_forward, &Backend::conv_transpose_backward,
+                                     what + " conv-transpose s" + std::to_string(s.stride));
+  }
+  // Narrow while the matmul precision is fp32: a programming error, not 16-bit data read as floats.
+  ops::Conv2dShape s{1, 2, 2, 3, 3, 3, 1, 1};
+  s.x_narrow = true;
+  const std::vector<float> x(18, 1.f), w(36, 1.f), y(18, 0.f);
+  float *d_x = on_device(be, x), *d_w = on_device(be, w), *d_y = on_device(be, y);
+  EXPECT_THROW(be.conv2d_forward(d_x, d_w, nullptr, d_y, s), std::logic_error);
+  for (float* d : {d_x, d_w, d_y}) be.release(d);
 }
 
 TEST(MixedPrecision, TheCpuMultipliesInFp32Only) {

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "kernels/common/box_iou.hpp"
@@ -75,20 +77,33 @@ std::vector<float>& workspace() {
   thread_local std::vector<float> buffer;
   return buffer;
 }
+// The CPU keeps activations in fp32 only (it has no 16-bit precision): a narrow one is a programming error.
+void require_fp32(bool narrow, const char* op) {
+  if (narrow) throw std::logic_error(std::string(op) + ": a 16-bit (narrow) activation on the CPU");
+}
 void conv2d_forward(const float* x, const float* weight, const float* bias, float* y, const ops::Conv2dShape& s) {
+  require_fp32(s.x_narrow, "conv2d_forward");
   ops::conv2d_forward(x, weight, bias, y, s, workspace());
 }
 void conv2d_backward(const float* x, const float* weight, const float* dy, float* dx, float* dweight, float* dbias,
                      const ops::Conv2dShape& s) {
+  require_fp32(s.x_narrow, "conv2d_backward");
   ops::conv2d_backward(x, weight, dy, dx, dweight, dbias, s, workspace());
 }
 void conv_transpose_forward(const float* x, const float* weight, const float* bias, float* y,
                             const ops::ConvTransposeShape& s) {
+  require_fp32(s.x_narrow, "conv_transpose_forward");
   ops::conv_transpose_forward(x, weight, bias, y, s, workspace());
 }
 void conv_transpose_backward(const float* x, const float* weight, const float* dy, float* dx, float* dweight,
                              float* dbias, const ops::ConvTransposeShape& s) {
+  require_fp32(s.x_narrow, "conv_transpose_backward");
   ops::conv_transpose_backward(x, weight, dy, dx, dweight, dbias, s, workspace());
+}
+void batchnorm_relu_apply(const float* x, const float* mean, const float* invstd, const float* gamma, const float* beta,
+                          float* y, const ops::BatchNormShape& s) {
+  require_fp32(s.y_narrow, "batchnorm_relu_apply");
+  ops::batchnorm_relu_apply(x, mean, invstd, gamma, beta, y, s);
 }
 
 void conv2d_relu_forward(const float* x, const float* weight, const float* bias, float* y, const ops::Conv2dShape& s) {
@@ -237,6 +252,7 @@ const Backend& cpu_backend() {
       .graph_launch = nullptr,
       .graph_release = nullptr,
       .set_matmul_precision = nullptr,
+      .matmul_precision = [] { return Precision::fp32; },
       // GEMM
       .gemm = gemm,
       // linear
@@ -257,7 +273,7 @@ const Backend& cpu_backend() {
       .batchnorm_apply = ops::batchnorm_apply<float>,
       .batchnorm_backward_sums = ops::batchnorm_backward_sums<float>,
       .batchnorm_backward_apply = ops::batchnorm_backward_apply<float>,
-      .batchnorm_relu_apply = ops::batchnorm_relu_apply<float>,
+      .batchnorm_relu_apply = batchnorm_relu_apply,
       .batchnorm_relu_backward_sums = ops::batchnorm_relu_backward_sums<float>,
       .batchnorm_relu_backward_apply = ops::batchnorm_relu_backward_apply<float>,
       // element-wise and layout

@@ -31,6 +31,9 @@ void linear_relu_forward(const T* x, const T* weight, const T* bias, T* y, int64
 // ---- conv2d: square kernel 1 or 3, stride 1 or 2, zero padding ------------------------------
 struct Conv2dShape {
   int batch, in_channels, out_channels, height, width, kernel, stride, padding;
+  // x holds the matmul precision's 16-bit type (a GPU under bf16/fp16: the layer before wrote it so, as the
+  // convolution reads it anyway); the CPU has fp32 only.
+  bool x_narrow = false;
   // LT_HD: the CUDA kernels compute them too.
   LT_HD int out_height() const { return (height + 2 * padding - kernel) / stride + 1; }
   LT_HD int out_width() const { return (width + 2 * padding - kernel) / stride + 1; }
@@ -62,6 +65,7 @@ void conv2d_backward(const T* x, const T* weight, const T* dy, T* dx, T* dweight
 // (k 2) and of the PointPillars/SECOND neck (k 1, 2, 4).
 struct ConvTransposeShape {
   int batch, in_channels, out_channels, height, width, stride;
+  bool x_narrow = false;  // as Conv2dShape's
   int64_t macs() const { return int64_t(batch) * in_channels * out_channels * stride * stride * height * width; }
 };
 template <class T>
@@ -80,6 +84,9 @@ struct BatchNormShape {
   int64_t outer;
   int channels;
   int64_t inner;
+  // batchnorm_relu_apply writes y in the matmul precision's 16-bit type (a GPU under bf16/fp16: y is read
+  // by convolutions only, which read that type); the CPU has fp32 only.
+  bool y_narrow = false;
   int64_t count() const { return outer * inner; }  // elements per channel
 };
 // BatchNorm's sums are 2C + 1 doubles: two per channel, then the element count per channel, which

@@ -35,6 +35,7 @@ const Backend& backend() {
       .graph_release = graph_release,
       // GEMM
       .set_matmul_precision = set_matmul_precision,
+      .matmul_precision = matmul_precision,
       .gemm = gemm,
       // linear
       .linear_forward = linear_forward,

@@ -1,5 +1,7 @@
 // Batch norm as per-channel sums (so SyncBN can all-reduce them between), with or without its ReLU
 // fused in (kernels/cpu/batchnorm.cpp is the CPU side).
+#include <type_traits>
+
 #include "kernels/common/elementwise.hpp"
 #include "kernels/cuda/ops.cuh"
 #include "kernels/cuda/reduce.cuh"
@@ -75,13 +77,15 @@ void channel_sums(const float* x, const float* dy, const float* mean, const floa
   check(cudaGetLastError(), "batchnorm sums");
 }
 
+// y in T: float, or the matmul precision's 16-bit type (y_narrow), rounded to nearest even.
+template <class T>
 __global__ void batchnorm_apply_kernel(const float* x, const float* mean, const float* invstd, const float* gamma,
-                                       const float* beta, float* y, int channels, int64_t inner, int64_t n,
+                                       const float* beta, T* y, int channels, int64_t inner, int64_t n,
                                        bool with_relu) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int c = int((i / inner) % channels);
     const float v = ::lt::batchnorm_apply(x[i], mean[c], invstd[c], gamma[c], beta[c]);
-    y[i] = with_relu ? relu(v) : v;
+    y[i] = from_float<T>(with_relu ? relu(v) : v);
   }
 }
 
@@ -122,7 +126,7 @@ void batchnorm_apply(const float* x, const float* mean, const float* invstd, con
                      float* y, const ops::BatchNormShape& s) {
   const int64_t n = s.count() * s.channels;
   if (n == 0) return;
-  LT_LAUNCH(batchnorm_apply_kernel, blocks_for(n), kThreads, stream())
+  LT_LAUNCH(batchnorm_apply_kernel<float>, blocks_for(n), kThreads, stream())
   (x, mean, invstd, gamma, beta, y, s.channels, s.inner, n, false);
   check(cudaGetLastError(), "batchnorm_apply");
 }
@@ -148,8 +152,17 @@ void batchnorm_relu_apply(const float* x, const float* mean, const float* invstd
                           float* y, const ops::BatchNormShape& s) {
   const int64_t n = s.count() * s.channels;
   if (n == 0) return;
-  LT_LAUNCH(batchnorm_apply_kernel, blocks_for(n), kThreads, stream())
-  (x, mean, invstd, gamma, beta, y, s.channels, s.inner, n, true);
+  // Narrow: y in the matmul precision's type, which the convolutions reading it round it to anyway.
+  activation_bytes(s.y_narrow);  // (narrow under fp32: a programming error)
+  const auto apply = [&](auto* typed) {
+    using T = std::remove_pointer_t<decltype(typed)>;
+    LT_LAUNCH(batchnorm_apply_kernel<T>, blocks_for(n), kThreads, stream())
+    (x, mean, invstd, gamma, beta, typed, s.channels, s.inner, n, true);
+  };
+  if (s.y_narrow)
+    as_matmul_type(y, apply);
+  else
+    apply(y);
   check(cudaGetLastError(), "batchnorm_relu_apply");
 }
 

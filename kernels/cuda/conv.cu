@@ -4,7 +4,9 @@
 // kernels: bias, im2col, col2im as a gather (each input element sums its taps in a fixed order: no atomics, the
 // same bits every run), the conv-transpose's tap scatter and gather. A layout kernel that makes a GEMM's operand
 // (the columns, the output gradient's taps) writes it in the matmul precision's type: in bf16/fp16 half the
-// memory, and no fp32 copy to convert. Bias gradients through the batch-norm channel sums (fixed order).
+// memory, and no fp32 copy to convert. x may be stored in that type already (x_narrow: a layer's narrow
+// output, layers.hpp): im2col reads it as it is, and the GEMMs that read x directly take it so. Bias
+// gradients through the batch-norm channel sums (fixed order).
 #include <type_traits>
 
 #include "kernels/cuda/ops.cuh"
@@ -26,16 +28,20 @@ __global__ void add_first_sums_kernel(const double* sums, int channels, float* o
 
 // col (C·k·k, Ho·Wo) of one image (C, H, W), in T: the matmul precision's type, so that with bf16/fp16 the
 // GEMM reads it as it is (rounding each value is what converting the fp32 columns would do, no fp32 copy).
+// The image's elements are floats, or (s.x_narrow) T's: the layer before wrote them in T.
 template <class T>
-__global__ void im2col_kernel(const float* image, ops::Conv2dShape s, T* col) {
+__global__ void im2col_kernel(const void* image, ops::Conv2dShape s, T* col) {
   const int ho = s.out_height(), wo = s.out_width(), k = s.kernel;
   const int64_t pixels = int64_t(ho) * wo, n = int64_t(s.in_channels) * k * k * pixels;
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
     const int64_t row = e / pixels, p = e % pixels;
     const int c = int(row / (k * k)), ky = int(row / k % k), kx = int(row % k);
     const int iy = int(p / wo) * s.stride - s.padding + ky, ix = int(p % wo) * s.stride - s.padding + kx;
-    col[e] = from_float<T>(
-        iy >= 0 && iy < s.height && ix >= 0 && ix < s.width ? image[(int64_t(c) * s.height + iy) * s.width + ix] : 0.f);
+    const int64_t at = (int64_t(c) * s.height + iy) * s.width + ix;
+    const bool inside = iy >= 0 && iy < s.height && ix >= 0 && ix < s.width;
+    col[e] = !inside      ? from_float<T>(0.f)
+             : s.x_narrow ? static_cast<const T*>(image)[at]
+                          : from_float<T>(static_cast<const float*>(image)[at]);
   }
 }
 
@@ -109,27 +115,19 @@ __global__ void cells_im2col_kernel(const float* x, const int64_t* cells, int64_
   }
 }
 
-// f(p as T*), T the matmul precision's type (float, __nv_bfloat16 or __half): for the layout kernels that
-// write a GEMM's operand in it.
-template <class F>
-void as_matmul_type(void* p, F&& f) {
-  switch (matmul_precision()) {
-    case Precision::bf16:
-      return f(static_cast<__nv_bfloat16*>(p));
-    case Precision::fp16:
-      return f(static_cast<__half*>(p));
-    case Precision::fp32:
-      return f(static_cast<float*>(p));
-  }
-}
-
-// One image's columns into `col`, in the matmul precision's type (matmul_bytes() each).
-void im2col(const float* image, const ops::Conv2dShape& s, void* col) {
+// One image's columns into `col`, in the matmul precision's type (matmul_bytes() each), from the image in
+// fp32 or, s.x_narrow, in that type.
+void im2col(const void* image, const ops::Conv2dShape& s, void* col) {
   const int64_t n = int64_t(s.in_channels) * s.kernel * s.kernel * s.out_height() * s.out_width();
   as_matmul_type(col, [&](auto* typed) {
     using T = std::remove_pointer_t<decltype(typed)>;
     LT_LAUNCH(im2col_kernel<T>, blocks_for(n), kThreads, stream())(image, s, typed);
   });
+}
+
+// Image b of x (`elements` each) in x's storage: fp32, or narrow (the matmul precision's type).
+const void* image_of(const float* x, bool narrow, int b, int64_t elements) {
+  return reinterpret_cast<const char*>(x) + activation_bytes(narrow) * size_t(b * elements);
 }
 
 void cells_im2col(const float* x, const int64_t* cells, int64_t occupied, const ops::Conv2dShape& s, void* col) {
@@ -176,11 +174,12 @@ void conv2d_forward(const float* x, const float* weight, const float* bias, floa
   void* col = is_pointwise(s) ? nullptr : scratch(kScratchOp1, matmul_bytes() * size_t(k_dim * pixels));
   const void* w = to_matmul_type(weight, s.out_channels * k_dim, kScratchOp0);  // once, for every image
   for (int b = 0; b < s.batch; ++b) {
+    const void* image = image_of(x, s.x_narrow, b, in_size);
     if (col) {
-      im2col(x + b * in_size, s, col);
+      im2col(image, s, col);
       gemm_matmul_ab(false, false, s.out_channels, pixels, k_dim, 1.f, w, col, 0.f, y + b * out_size);
     } else {
-      gemm_matmul_a(false, false, s.out_channels, pixels, k_dim, 1.f, w, x + b * in_size, 0.f, y + b * out_size);
+      gemm_narrow(false, false, s.out_channels, pixels, k_dim, 1.f, w, true, image, s.x_narrow, 0.f, y + b * out_size);
     }
   }
   if (bias) add_bias(y, bias, s.batch, s.out_channels, pixels);
@@ -209,10 +208,11 @@ void conv2d_backward(const float* x, const float* weight, const float* dy, float
   const void* w = dx ? to_matmul_type(weight, s.out_channels * k_dim, kScratchOp0) : nullptr;
   for (int b = 0; b < s.batch; ++b) {
     const void* dyb = to_matmul_type(dy + b * out_size, out_size, kScratchOp2);
+    const void* image = image_of(x, s.x_narrow, b, in_size);
     if (pointwise) {
-      gemm_matmul_a(false, true, s.out_channels, k_dim, pixels, 1.f, dyb, x + b * in_size, 1.f, dweight);
+      gemm_narrow(false, true, s.out_channels, k_dim, pixels, 1.f, dyb, true, image, s.x_narrow, 1.f, dweight);
     } else {
-      im2col(x + b * in_size, s, col);
+      im2col(image, s, col);
       gemm_matmul_ab(false, true, s.out_channels, k_dim, pixels, 1.f, dyb, col, 1.f, dweight);
     }
     if (!dx) continue;
@@ -240,7 +240,8 @@ void conv_transpose_forward(const float* x, const float* weight, const float* bi
   auto* tap_values = static_cast<float*>(scratch(kScratchOp1, sizeof(float) * size_t(taps * pixels)));
   const void* w = to_matmul_type(weight, s.in_channels * taps, kScratchOp0);  // once, for every image
   for (int b = 0; b < s.batch; ++b) {
-    gemm_matmul_a(true, false, taps, pixels, s.in_channels, 1.f, w, x + b * s.in_channels * pixels, 0.f, tap_values);
+    gemm_narrow(true, false, taps, pixels, s.in_channels, 1.f, w, true,
+                image_of(x, s.x_narrow, b, s.in_channels * pixels), s.x_narrow, 0.f, tap_values);
     LT_LAUNCH(taps_to_output_kernel, blocks_for(taps * pixels), kThreads, stream())
     (tap_values, bias, s, y + b * taps * pixels);
   }
@@ -266,8 +267,8 @@ void conv_transpose_backward(const float* x, const float* weight, const float* d
       LT_LAUNCH(output_to_taps_kernel<T>, blocks_for(taps * pixels), kThreads, stream())
       (dy + b * taps * pixels, s, typed);
     });
-    const float* xb = x + b * s.in_channels * pixels;
-    gemm_matmul_b(false, true, s.in_channels, taps, pixels, 1.f, xb, dtaps, 1.f, dweight);
+    gemm_narrow(false, true, s.in_channels, taps, pixels, 1.f, image_of(x, s.x_narrow, b, s.in_channels * pixels),
+                s.x_narrow, dtaps, true, 1.f, dweight);
     if (dx)
       gemm_matmul_ab(false, false, s.in_channels, pixels, taps, 1.f, w, dtaps, 0.f, dx + b * s.in_channels * pixels);
   }
@@ -295,7 +296,7 @@ void conv2d_relu_at_cells(const float* x, const float* weight, const float* bias
   if (occupied == 0) return;
   void* col = scratch(kScratchOp1, matmul_bytes() * size_t(occupied * k_dim));
   cells_im2col(x, index.cells, occupied, s, col);
-  gemm_matmul_a(false, true, occupied, s.out_channels, k_dim, 1.f, col, weight, 0.f, rows);
+  gemm_narrow(false, true, occupied, s.out_channels, k_dim, 1.f, col, true, weight, false, 0.f, rows);
   bias_relu(rows, bias, occupied, s.out_channels, 1);
   check(cudaGetLastError(), "conv2d_relu_at_cells");
 }

@@ -3,6 +3,8 @@
 // precision (train.precision) both inputs are converted to it first, by a kernel of both builds, and
 // multiplied with fp32 accumulation: cublasGemmEx (16-bit A and B, fp32 C, compute type 32F: the tensor
 // cores' mode), or the emulated kernel reading the 16-bit values and summing in float.
+#include <stdexcept>
+
 #include "kernels/common/gemm_layout.hpp"
 #include "kernels/cuda/ops.cuh"
 
@@ -24,15 +26,6 @@ __global__ void convert_kernel(const float* x, T* y, int64_t n) {
 }
 
 #if !defined(__CUDACC__)
-__device__ __forceinline__ float to_float(float v) {
-  return v;
-}
-__device__ __forceinline__ float to_float(__nv_bfloat16 v) {
-  return __bfloat162float(v);
-}
-__device__ __forceinline__ float to_float(__half v) {
-  return __half2float(v);
-}
 // One thread per element of C, its k-sum in order, in float whatever T is. No shared memory and no barrier,
 // so the emulation runs it as plain calls: what makes whole training steps affordable there.
 template <class T>
@@ -161,19 +154,20 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
   gemm_any(trans_a, trans_b, m, n, k, alpha, a, false, b, false, beta, c);
 }
 
-void gemm_matmul_a(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const void* a,
-                   const float* b, float beta, float* c) {
-  gemm_any(trans_a, trans_b, m, n, k, alpha, a, true, b, false, beta, c);
-}
-
-void gemm_matmul_b(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-                   const void* b, float beta, float* c) {
-  gemm_any(trans_a, trans_b, m, n, k, alpha, a, false, b, true, beta, c);
-}
-
 void gemm_matmul_ab(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const void* a,
                     const void* b, float beta, float* c) {
   gemm_any(trans_a, trans_b, m, n, k, alpha, a, true, b, true, beta, c);
+}
+
+void gemm_narrow(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const void* a, bool a_narrow,
+                 const void* b, bool b_narrow, float beta, float* c) {
+  gemm_any(trans_a, trans_b, m, n, k, alpha, a, a_narrow, b, b_narrow, beta, c);
+}
+
+size_t activation_bytes(bool narrow) {
+  if (narrow && current_precision == Precision::fp32)
+    throw std::logic_error("an activation stored narrow (16-bit) while the matmul precision is fp32");
+  return narrow ? matmul_bytes() : sizeof(float);
 }
 
 const void* to_matmul_type(const float* x, int64_t n, ScratchSlot slot) {

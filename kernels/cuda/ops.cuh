@@ -46,20 +46,22 @@ void sum_doubles(const double* values, int64_t n, double* out);
 // with fp32 accumulation (cublasGemmEx, compute type 32F; the emulated kernel reads the 16-bit values).
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
           float beta, float* c);
-// The same with A (or B) given already in the matmul precision's type, written so by the layout kernel
-// that made it (the convolutions' im2col: no fp32 copy and no conversion pass); floats in fp32.
-void gemm_matmul_a(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const void* a,
-                   const float* b, float beta, float* c);
-void gemm_matmul_b(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-                   const void* b, float beta, float* c);
+// The same with A and B given already in the matmul precision's type, written so by the kernel that made
+// them (the convolutions' im2col: no fp32 copy and no conversion pass); floats in fp32.
 void gemm_matmul_ab(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const void* a,
                     const void* b, float beta, float* c);
+// The same, each of A and B narrow (in the matmul precision's type) or floats, as its flag says.
+void gemm_narrow(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const void* a, bool a_narrow,
+                 const void* b, bool b_narrow, float beta, float* c);
 // x (n floats) in the matmul precision's type, in scratch `slot` (x itself in fp32): an operand that several
 // GEMMs read (a convolution's weight, for every image; its output gradient, by both of an image's GEMMs),
 // converted once for all of them.
 const void* to_matmul_type(const float* x, int64_t n, ScratchSlot slot);
 // Bytes per element of the matmul precision's type: 4 in fp32, else 2.
 size_t matmul_bytes();
+// Bytes per element of an activation stored narrow (in the matmul precision's type: the shapes' x_narrow,
+// y_narrow) or in fp32; narrow under fp32 is a programming error.
+size_t activation_bytes(bool narrow);
 // v in T as the hardware rounds (to nearest even); T = float keeps it.
 template <class T>
 __device__ __forceinline__ T from_float(float v);
@@ -75,8 +77,31 @@ template <>
 __device__ __forceinline__ __half from_float<__half>(float v) {
   return __float2half_rn(v);
 }
+// v in float (exact for every T).
+__device__ __forceinline__ float to_float(float v) {
+  return v;
+}
+__device__ __forceinline__ float to_float(__nv_bfloat16 v) {
+  return __bfloat162float(v);
+}
+__device__ __forceinline__ float to_float(__half v) {
+  return __half2float(v);
+}
 void set_matmul_precision(Precision precision);
 Precision matmul_precision();
+// f(p as T*), T the matmul precision's type (float, __nv_bfloat16 or __half): for the kernels that write (or
+// read) an array in it.
+template <class F>
+void as_matmul_type(void* p, F&& f) {
+  switch (matmul_precision()) {
+    case Precision::bf16:
+      return f(static_cast<__nv_bfloat16*>(p));
+    case Precision::fp16:
+      return f(static_cast<__half*>(p));
+    case Precision::fp32:
+      return f(static_cast<float*>(p));
+  }
+}
 
 // ---- linear.cu ----
 void linear_forward(const float* x, const float* weight, const float* bias, float* y, int64_t rows, int in, int out);

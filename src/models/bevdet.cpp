@@ -208,16 +208,17 @@ BevdetInput Bevdet::prepare(const BevdetConfig& c, const PointBatch& batch, bool
   return input;
 }
 
-void Bevdet::conv_forward(const DeviceParams& p, const Conv2d& conv, const float* x, float* y) {
+void Bevdet::conv_forward(const DeviceParams& p, const Conv2d& conv, const ConvBnRelu& input, float* y) {
   ops::Conv2dShape s = conv.shape;
-  s.batch = frames_, s.height = config_.out_y(), s.width = config_.out_x();
-  p.be().conv2d_forward(x, p.value(conv.weight), p.value(conv.bias), y, s);
+  s.batch = frames_, s.height = config_.out_y(), s.width = config_.out_x(), s.x_narrow = input.out_narrow;
+  p.be().conv2d_forward(input.out.data(), p.value(conv.weight), p.value(conv.bias), y, s);
 }
 
-void Bevdet::conv_backward(const DeviceParams& p, const Conv2d& conv, const float* x, const float* dy, float* dx) {
+void Bevdet::conv_backward(const DeviceParams& p, const Conv2d& conv, const ConvBnRelu& input, const float* dy,
+                           float* dx) {
   ops::Conv2dShape s = conv.shape;
-  s.batch = frames_, s.height = config_.out_y(), s.width = config_.out_x();
-  p.be().conv2d_backward(x, p.value(conv.weight), dy, dx, p.grad(conv.weight), p.grad(conv.bias), s);
+  s.batch = frames_, s.height = config_.out_y(), s.width = config_.out_x(), s.x_narrow = input.out_narrow;
+  p.be().conv2d_backward(input.out.data(), p.value(conv.weight), dy, dx, p.grad(conv.weight), p.grad(conv.bias), s);
 }
 
 void Bevdet::list_dense_buffers(std::vector<uintptr_t>& addresses) const {
@@ -272,9 +273,10 @@ void Bevdet::forward(BevdetInput input, bool training) {
     folded_now();
   }
   // Each block exact (training, or eval of a model that is not frozen) or with its BN folded.
-  const auto map_block = [&](ConvBnRelu& block, const float* x, int height, int width) {
+  // x narrow: another layer's narrow output (never in folded inference).
+  const auto map_block = [&](ConvBnRelu& block, const float* x, int height, int width, bool x_narrow) {
     return fused ? block.forward_folded(be, x, frames_, height, width)
-                 : block.forward(p, x, frames_, height, width, training);
+                 : block.forward(p, x, frames_, height, width, training, x_narrow);
   };
   if (fused) {
     // The PFN and its scatter to the pseudo-image in one pass; the per-point output is never kept (the
@@ -294,33 +296,38 @@ void Bevdet::forward(BevdetInput input, bool training) {
   // The dense part: its shapes depend on the batch size only (a graphed section in training).
   const auto dense = [&] {
     const float* x = pseudo_image_.data();
+    bool x_narrow = false;
     int h = ny, w = nx;
     for (int b = 0; b < 3; ++b) {
       const PhaseTimer t = timer(size_t(kBlock0 + b), false);
       for (ConvBnRelu& layer : blocks_[b]) {
-        x = map_block(layer, x, h, w);
-        h = layer.out_height(), w = layer.out_width();
+        x = map_block(layer, x, h, w, x_narrow);
+        h = layer.out_height(), w = layer.out_width(), x_narrow = layer.out_narrow;
       }
     }
     {
+      // cat_ holds the deblocks' outputs as they store them (narrow or not): shared_ reads it as theirs.
       const PhaseTimer t = timer(kDeblocks, false);
-      cat_.resize(be, size_t(frames_) * 3 * u * plane);
       for (int b = 0; b < 3; ++b) {
         const ConvBnRelu& last = blocks_[b].back();
-        map_block(deblocks_[b], last.out.data(), last.out_height(), last.out_width());
+        map_block(deblocks_[b], last.out.data(), last.out_height(), last.out_width(), last.out_narrow);
+        const bool narrow = deblocks_[b].out_narrow;
+        const size_t bytes = narrow ? 2 : sizeof(float), block = size_t(u * plane);
+        cat_.resize(be, activation_floats(size_t(frames_) * 3 * block, narrow));
+        auto* cat = reinterpret_cast<char*>(cat_.data());
+        const auto* up = reinterpret_cast<const char*>(deblocks_[b].out.data());
         for (int f = 0; f < frames_; ++f)
-          be.copy(cat_.data() + (int64_t(f) * 3 + b) * u * plane, deblocks_[b].out.data() + int64_t(f) * u * plane,
-                  sizeof(float) * size_t(u * plane));
+          be.copy(cat + bytes * ((size_t(f) * 3 + b) * block), up + bytes * (size_t(f) * block), bytes * block);
       }
     }
     const PhaseTimer t = timer(kHead, false);
-    map_block(shared_, cat_.data(), config_.out_y(), config_.out_x());
+    map_block(shared_, cat_.data(), config_.out_y(), config_.out_x(), deblocks_[0].out_narrow);
     const int ho = config_.out_y(), wo = config_.out_x();
-    map_block(heatmap_hidden_, shared_.out.data(), ho, wo);
-    conv_forward(p, heatmap_conv_, heatmap_hidden_.out.data(),
+    map_block(heatmap_hidden_, shared_.out.data(), ho, wo, shared_.out_narrow);
+    conv_forward(p, heatmap_conv_, heatmap_hidden_,
                  output(heatmap_, heatmap_on_, size_t(frames_) * kDetectionClasses * plane));
-    map_block(reg_hidden_, shared_.out.data(), ho, wo);
-    conv_forward(p, reg_conv_, reg_hidden_.out.data(), output(reg_, reg_on_, size_t(frames_) * kBoxCodeSize * plane));
+    map_block(reg_hidden_, shared_.out.data(), ho, wo, shared_.out_narrow);
+    conv_forward(p, reg_conv_, reg_hidden_, output(reg_, reg_on_, size_t(frames_) * kBoxCodeSize * plane));
   };
   if (training)
     run_graphed(dense_forward_, {uintptr_t(frames_)}, dense);
@@ -388,16 +395,17 @@ void Bevdet::backward() {
   // The dense part, from the head's output gradients to the pseudo-image's (a graphed section; every
   // gradient it writes is a member buffer, so its addresses stay put from step to step).
   const auto dense = [&] {
-    d_cat_.resize(be, cat_.size());
+    d_cat_.resize(be, size_t(frames_) * 3 * u * plane);
     {
       const PhaseTimer t = timer(kHead, true);
-      d_shared_.resize(be, shared_.out.size());
-      d_from_reg_.resize(be, shared_.out.size());
-      d_hidden_.resize(be, shared_.out.size());
-      conv_backward(p, reg_conv_, reg_hidden_.out.data(), dreg_.data(), d_hidden_.data());
+      const size_t shared_count = size_t(shared_.out_count());
+      d_shared_.resize(be, shared_count);
+      d_from_reg_.resize(be, shared_count);
+      d_hidden_.resize(be, shared_count);
+      conv_backward(p, reg_conv_, reg_hidden_, dreg_.data(), d_hidden_.data());
       reg_hidden_.backward(p, shared_.out.data(), d_hidden_.data(), d_from_reg_.data());
       grads_ready(reg_hidden_.first_param());
-      conv_backward(p, heatmap_conv_, heatmap_hidden_.out.data(), dheatmap_.data(), d_hidden_.data());
+      conv_backward(p, heatmap_conv_, heatmap_hidden_, dheatmap_.data(), d_hidden_.data());
       heatmap_hidden_.backward(p, shared_.out.data(), d_hidden_.data(), d_shared_.data());
       grads_ready(heatmap_hidden_.first_param());
       be.add(d_shared_.data(), d_from_reg_.data(), int64_t(d_shared_.size()));
@@ -408,11 +416,11 @@ void Bevdet::backward() {
     {
       const PhaseTimer t = timer(kDeblocks, true);
       for (int b = 2; b >= 0; --b) {
-        d_up_[b].resize(be, deblocks_[b].out.size());
+        d_up_[b].resize(be, size_t(deblocks_[b].out_count()));
         for (int f = 0; f < frames_; ++f)
           be.copy(d_up_[b].data() + int64_t(f) * u * plane, d_cat_.data() + (int64_t(f) * 3 + b) * u * plane,
                   sizeof(float) * size_t(u * plane));
-        d_block_out_[b].resize(be, blocks_[b].back().out.size());
+        d_block_out_[b].resize(be, size_t(blocks_[b].back().out_count()));
         deblocks_[b].backward(p, blocks_[b].back().out.data(), d_up_[b].data(), d_block_out_[b].data());
         grads_ready(deblocks_[b].first_param());
       }
@@ -422,10 +430,10 @@ void Bevdet::backward() {
       d_layer_in_[b].resize(blocks_[b].size());
       float* d = d_block_out_[b].data();  // the gradient at the block's output, then at each layer's input
       for (size_t l = blocks_[b].size(); l-- > 0;) {
-        const Buffer<float>& input =
-            l > 0 ? blocks_[b][l - 1].out : (b > 0 ? blocks_[b - 1].back().out : pseudo_image_);
+        const ConvBnRelu* before = l > 0 ? &blocks_[b][l - 1] : (b > 0 ? &blocks_[b - 1].back() : nullptr);
+        const Buffer<float>& input = before ? before->out : pseudo_image_;
         Buffer<float>& dx = d_layer_in_[b][l];
-        dx.resize(be, input.size());
+        dx.resize(be, before ? size_t(before->out_count()) : pseudo_image_.size());
         blocks_[b][l].backward(p, input.data(), d, dx.data());
         grads_ready(blocks_[b][l].first_param());
         d = dx.data();

@@ -166,8 +166,9 @@ class Bevdet : public Model {
   float* output(std::vector<float>& host, Buffer<float>& on_backend, size_t count);
   const float* heatmap_on_backend() const { return be().host_memory ? heatmap_.data() : heatmap_on_.data(); }
   const float* reg_on_backend() const { return be().host_memory ? reg_.data() : reg_on_.data(); }
-  void conv_forward(const DeviceParams& p, const Conv2d& conv, const float* x, float* y);
-  void conv_backward(const DeviceParams& p, const Conv2d& conv, const float* x, const float* dy, float* dx);
+  // A head's convolution of `input`'s output (narrow or not).
+  void conv_forward(const DeviceParams& p, const Conv2d& conv, const ConvBnRelu& input, float* y);
+  void conv_backward(const DeviceParams& p, const Conv2d& conv, const ConvBnRelu& input, const float* dy, float* dx);
 };
 
 }  // namespace lt

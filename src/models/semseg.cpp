@@ -171,9 +171,14 @@ const std::vector<float>& Semseg::forward(SemsegInput input, bool training) {
   const auto point_block = [&](LinearBnRelu& block, const float* x) {
     return fused ? block.forward_folded(b, x, points_) : block.forward(p, x, points_, training);
   };
-  const auto map_block = [&](ConvBnRelu& block, const float* x, int height, int width) {
+  // x narrow: another layer's narrow output, or a concatenation of them (never in folded inference).
+  const auto map_block = [&](ConvBnRelu& block, const float* x, int height, int width, bool x_narrow) {
     return fused ? block.forward_folded(b, x, frames_, height, width)
-                 : block.forward(p, x, frames_, height, width, training);
+                 : block.forward(p, x, frames_, height, width, training, x_narrow);
+  };
+  // A layer after another: its input is that one's output, as stored.
+  const auto after = [&](ConvBnRelu& block, const ConvBnRelu& before) {
+    map_block(block, before.out.data(), before.out_height(), before.out_width(), before.out_narrow);
   };
   {
     const PhaseTimer t = timer(kPointMlp0, false);
@@ -198,38 +203,41 @@ const std::vector<float>& Semseg::forward(SemsegInput input, bool training) {
   const auto dense = [&] {
     {
       const PhaseTimer t = timer(kEnc1, false);
-      map_block(enc1a_, grid0_.data(), grid, grid);
-      map_block(enc1b_, enc1a_.out.data(), grid, grid);
+      map_block(enc1a_, grid0_.data(), grid, grid, false);
+      after(enc1b_, enc1a_);
     }
     {
       const PhaseTimer t = timer(kEnc2, false);
-      map_block(enc2a_, enc1b_.out.data(), grid, grid);
-      map_block(enc2b_, enc2a_.out.data(), enc2a_.out_height(), enc2a_.out_width());
+      after(enc2a_, enc1b_);
+      after(enc2b_, enc2a_);
     }
     {
       const PhaseTimer t = timer(kEnc3, false);
-      map_block(enc3a_, enc2b_.out.data(), enc2b_.out_height(), enc2b_.out_width());
-      map_block(enc3b_, enc3a_.out.data(), enc3a_.out_height(), enc3a_.out_width());
+      after(enc3a_, enc2b_);
+      after(enc3b_, enc3a_);
     }
     const int h2 = enc2b_.out_height(), w2 = enc2b_.out_width();
     {
       const PhaseTimer t = timer(kUp2, false);
-      map_block(up2_, enc3b_.out.data(), enc3b_.out_height(), enc3b_.out_width());
+      after(up2_, enc3b_);
     }
     {
       const PhaseTimer t = timer(kDec2, false);
-      cat2_.resize(b, size_t(frames_) * 2 * bc * h2 * w2);
-      b.concat_channels(up2_.out.data(), bc, enc2b_.out.data(), bc, frames_, int64_t(h2) * w2, cat2_.data());
-      map_block(dec2_, cat2_.data(), h2, w2);
+      const bool narrow = up2_.out_narrow;  // and enc2b_'s: the same layers' kind
+      cat2_.resize(b, activation_floats(size_t(frames_) * 2 * bc * h2 * w2, narrow));
+      concat_activations(b, up2_.out.data(), bc, enc2b_.out.data(), bc, frames_, int64_t(h2) * w2, cat2_.data(),
+                         narrow);
+      map_block(dec2_, cat2_.data(), h2, w2, narrow);
     }
     {
       const PhaseTimer t = timer(kUp1, false);
-      map_block(up1_, dec2_.out.data(), h2, w2);
+      after(up1_, dec2_);
     }
     {
       const PhaseTimer t = timer(kDec1, false);
-      cat1_.resize(b, size_t(frames_) * 2 * a * cells_per_map);
-      b.concat_channels(up1_.out.data(), a, enc1b_.out.data(), a, frames_, cells_per_map, cat1_.data());
+      const bool narrow = up1_.out_narrow;
+      cat1_.resize(b, activation_floats(size_t(frames_) * 2 * a * cells_per_map, narrow));
+      concat_activations(b, up1_.out.data(), a, enc1b_.out.data(), a, frames_, cells_per_map, cat1_.data(), narrow);
       if (fused) {
         // Only the points read dec1's output: it is computed at the occupied cells alone.
         dec1_rows_.resize(b, size_t(cells_.occupied()) * a);
@@ -237,7 +245,7 @@ const std::vector<float>& Semseg::forward(SemsegInput input, bool training) {
                                ops::Conv2dShape{frames_, 2 * a, a, grid, grid, 3, 1, 1}, cells_view_,
                                dec1_rows_.data());
       } else {
-        map_block(dec1_, cat1_.data(), grid, grid);
+        map_block(dec1_, cat1_.data(), grid, grid, narrow);
       }
     }
     if (!fused) {  // head.0's BEV half over dec1's map (see below)
@@ -329,8 +337,8 @@ void Semseg::backward(const float* dlogits) {
   const int hidden = head1_.channels();
   Buffer<float> d_point, d_weight_point;
   Buffer<float>& d_dec1 = d_dense_[kDDec1];
-  d_point.resize(b, mlp2_.out.size());  // linear_backward writes it, voxelize's backward adds to it
-  d_dec1.resize(b, dec1_.out.size());   // written by the 1×1 convolution's backward
+  d_point.resize(b, mlp2_.out.size());          // linear_backward writes it, voxelize's backward adds to it
+  d_dec1.resize(b, size_t(dec1_.out_count()));  // written by the 1×1 convolution's backward
   const float* dpre = nullptr;
   {
     const PhaseTimer t = timer(kHead, true);
@@ -364,12 +372,12 @@ void Semseg::backward(const float* dlogits) {
       d_dense_[which].resize(b, count);
       return d_dense_[which];
     };
-    Buffer<float>& d_up1 = sized(kDUp1, up1_.out.size());
-    Buffer<float>& d_enc1 = sized(kDEnc1, enc1b_.out.size());
-    Buffer<float>& d_dec2 = sized(kDDec2, dec2_.out.size());
+    Buffer<float>& d_up1 = sized(kDUp1, size_t(up1_.out_count()));
+    Buffer<float>& d_enc1 = sized(kDEnc1, size_t(enc1b_.out_count()));
+    Buffer<float>& d_dec2 = sized(kDDec2, size_t(dec2_.out_count()));
     {
       const PhaseTimer t = timer(kDec1, true);
-      Buffer<float>& d_cat1 = sized(kDCat1, cat1_.size());
+      Buffer<float>& d_cat1 = sized(kDCat1, size_t(frames_) * 2 * a * cells_per_map);
       dec1_.backward(p, cat1_.data(), d_dec1.data(), d_cat1.data());
       b.split_channels(d_cat1.data(), a, a, frames_, cells_per_map, d_up1.data(), d_enc1.data());
     }
@@ -379,12 +387,12 @@ void Semseg::backward(const float* dlogits) {
       up1_.backward(p, dec2_.out.data(), d_up1.data(), d_dec2.data());
     }
     grads_ready(up1_.first_param());
-    Buffer<float>& d_up2 = sized(kDUp2, up2_.out.size());
-    Buffer<float>& d_enc2 = sized(kDEnc2, enc2b_.out.size());
-    Buffer<float>& d_enc3 = sized(kDEnc3, enc3b_.out.size());
+    Buffer<float>& d_up2 = sized(kDUp2, size_t(up2_.out_count()));
+    Buffer<float>& d_enc2 = sized(kDEnc2, size_t(enc2b_.out_count()));
+    Buffer<float>& d_enc3 = sized(kDEnc3, size_t(enc3b_.out_count()));
     {
       const PhaseTimer t = timer(kDec2, true);
-      Buffer<float>& d_cat2 = sized(kDCat2, cat2_.size());
+      Buffer<float>& d_cat2 = sized(kDCat2, size_t(frames_) * 2 * bc * h2 * w2);
       dec2_.backward(p, cat2_.data(), d_dec2.data(), d_cat2.data());
       b.split_channels(d_cat2.data(), bc, bc, frames_, int64_t(h2) * w2, d_up2.data(), d_enc2.data());
     }
@@ -396,8 +404,8 @@ void Semseg::backward(const float* dlogits) {
     grads_ready(up2_.first_param());
     {
       const PhaseTimer t = timer(kEnc3, true);
-      Buffer<float>& d_enc3a = sized(kDEnc3a, enc3a_.out.size());
-      Buffer<float>& d_from3 = sized(kDFrom3, enc2b_.out.size());
+      Buffer<float>& d_enc3a = sized(kDEnc3a, size_t(enc3a_.out_count()));
+      Buffer<float>& d_from3 = sized(kDFrom3, size_t(enc2b_.out_count()));
       enc3b_.backward(p, enc3a_.out.data(), d_enc3.data(), d_enc3a.data());
       enc3a_.backward(p, enc2b_.out.data(), d_enc3a.data(), d_from3.data());
       b.add(d_enc2.data(), d_from3.data(), int64_t(d_enc2.size()));
@@ -405,8 +413,8 @@ void Semseg::backward(const float* dlogits) {
     grads_ready(enc3a_.first_param());
     {
       const PhaseTimer t = timer(kEnc2, true);
-      Buffer<float>& d_enc2a = sized(kDEnc2a, enc2a_.out.size());
-      Buffer<float>& d_from2 = sized(kDFrom2, enc1b_.out.size());
+      Buffer<float>& d_enc2a = sized(kDEnc2a, size_t(enc2a_.out_count()));
+      Buffer<float>& d_from2 = sized(kDFrom2, size_t(enc1b_.out_count()));
       enc2b_.backward(p, enc2a_.out.data(), d_enc2.data(), d_enc2a.data());
       enc2a_.backward(p, enc1b_.out.data(), d_enc2a.data(), d_from2.data());
       b.add(d_enc1.data(), d_from2.data(), int64_t(d_enc1.size()));
@@ -415,7 +423,7 @@ void Semseg::backward(const float* dlogits) {
     Buffer<float>& d_grid0 = sized(kDGrid0, grid0_.size());
     {
       const PhaseTimer t = timer(kEnc1, true);
-      Buffer<float>& d_enc1a = sized(kDEnc1a, enc1a_.out.size());
+      Buffer<float>& d_enc1a = sized(kDEnc1a, size_t(enc1a_.out_count()));
       enc1b_.backward(p, enc1a_.out.data(), d_enc1.data(), d_enc1a.data());
       enc1a_.backward(p, grid0_.data(), d_enc1a.data(), d_grid0.data());
     }

@@ -118,7 +118,7 @@ class Semseg : public Model {
   Buffer<float> dec1_rows_;  // inference: dec1's output at the occupied cells (M, a)
   ops::Conv2dShape head_bev_shape() const {
     const int grid = config_.grid_size();
-    return {frames_, config_.bev_channels[0], head1_.channels(), grid, grid, 1, 1, 0};
+    return {frames_, config_.bev_channels[0], head1_.channels(), grid, grid, 1, 1, 0, dec1_.out_narrow};
   }
   std::vector<float> logits_;  // on the host
   Buffer<int64_t> argmax_;

@@ -199,6 +199,19 @@ void LinearBnRelu::forward_folded_voxelize(const Backend& backend, const float* 
                                            cells_per_map, grid.data());
 }
 
+void concat_activations(const Backend& backend, const float* x, int ca, const float* y, int cb, int64_t outer,
+                        int64_t inner, float* out, bool narrow) {
+  if (!narrow) return backend.concat_channels(x, ca, y, cb, outer, inner, out);
+  const size_t bytes = 2, first = size_t(ca * inner), second = size_t(cb * inner);
+  auto* to = reinterpret_cast<char*>(out);
+  const auto *from_x = reinterpret_cast<const char*>(x), *from_y = reinterpret_cast<const char*>(y);
+  for (int64_t o = 0; o < outer; ++o) {
+    backend.copy(to + bytes * size_t(o) * (first + second), from_x + bytes * size_t(o) * first, bytes * first);
+    backend.copy(to + bytes * (size_t(o) * (first + second) + first), from_y + bytes * size_t(o) * second,
+                 bytes * second);
+  }
+}
+
 void ConvBnRelu::declare(ParamStore& params, ParamStore& buffers, const std::string& name, int in, int out_channels,
                          int stride) {
   transpose = false;
@@ -243,21 +256,23 @@ int64_t ConvBnRelu::macs() const {
 }
 
 const float* ConvBnRelu::forward(const DeviceParams& p, const float* x, int batch_size, int height, int width,
-                                 bool training) {
+                                 bool training, bool x_is_narrow) {
   batch = batch_size, in_height = height, in_width = width;
+  x_narrow = x_is_narrow;
+  out_narrow = narrow_activations(p.be());
   const int64_t plane = int64_t(out_height()) * out_width();
-  pre.resize(p.be(), size_t(batch) * out_channels() * plane);
-  out.resize(p.be(), pre.size());
+  pre.resize(p.be(), size_t(out_count()));
+  out.resize(p.be(), activation_floats(pre.size(), out_narrow));
   if (transpose) {
     auto s = deconv.shape;
-    s.batch = batch, s.height = height, s.width = width;
+    s.batch = batch, s.height = height, s.width = width, s.x_narrow = x_narrow;
     p.be().conv_transpose_forward(x, p.value(deconv.weight), nullptr, pre.data(), s);
   } else {
     auto s = conv.shape;
-    s.batch = batch, s.height = height, s.width = width;
+    s.batch = batch, s.height = height, s.width = width, s.x_narrow = x_narrow;
     p.be().conv2d_forward(x, p.value(conv.weight), nullptr, pre.data(), s);
   }
-  bn.forward(p, pre.data(), {batch, out_channels(), plane}, training, out.data(), true);
+  bn.forward(p, pre.data(), {batch, out_channels(), plane, out_narrow}, training, out.data(), true);
   return out.data();
 }
 
@@ -267,11 +282,11 @@ void ConvBnRelu::backward(const DeviceParams& p, const float* x, float* dout, fl
   bn.backward(p, pre.data(), dout, {batch, out_channels(), plane}, dpre.data(), true);
   if (transpose) {
     auto s = deconv.shape;
-    s.batch = batch, s.height = in_height, s.width = in_width;
+    s.batch = batch, s.height = in_height, s.width = in_width, s.x_narrow = x_narrow;
     p.be().conv_transpose_backward(x, p.value(deconv.weight), dpre.data(), dx, p.grad(deconv.weight), nullptr, s);
   } else {
     auto s = conv.shape;
-    s.batch = batch, s.height = in_height, s.width = in_width;
+    s.batch = batch, s.height = in_height, s.width = in_width, s.x_narrow = x_narrow;
     p.be().conv2d_backward(x, p.value(conv.weight), dpre.data(), dx, p.grad(conv.weight), nullptr, s);
   }
 }
@@ -289,6 +304,7 @@ void ConvBnRelu::fold(const Backend& backend, const ParamStore& params, const Pa
 
 const float* ConvBnRelu::forward_folded(const Backend& backend, const float* x, int batch_size, int height, int width) {
   batch = batch_size, in_height = height, in_width = width;
+  x_narrow = out_narrow = false;
   out.resize(backend, size_t(batch) * out_channels() * out_height() * out_width());
   if (transpose) {
     auto s = deconv.shape;

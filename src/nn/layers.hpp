@@ -127,25 +127,48 @@ struct LinearBnRelu {
   int64_t first_param() const { return linear.weight; }
 };
 
+// Whether the layers keep their convolutions' inputs narrow — in the 16-bit type of a bf16/fp16 matmul
+// precision (a GPU's) — on `backend`: a convolution reads its input rounded to that type anyway, so a
+// layer whose output only convolutions read may store it so (the same bits, half the bytes).
+inline bool narrow_activations(const Backend& backend) {
+  return backend.matmul_precision() != Precision::fp32;
+}
+// Floats of a Buffer<float> that holds `count` activations, narrow (two per float) or not.
+inline size_t activation_floats(size_t count, bool narrow) {
+  return narrow ? (count + 1) / 2 : count;
+}
+
+// out (outer, ca + cb, inner) = x (outer, ca, inner) and y (outer, cb, inner) side by side, as stored:
+// the backend's concat_channels in fp32, copies of each block when narrow (the bytes only move).
+void concat_activations(const Backend& backend, const float* x, int ca, const float* y, int cb, int64_t outer,
+                        int64_t inner, float* out, bool narrow);
+
 // Conv (3x3 or 1x1; stride 1 or 2) + BN + ReLU over maps, or ConvTranspose (k = stride) + BN + ReLU.
+// Every reader of `out` is a convolution (the next layer, a head, a deblock; the models' concatenations of
+// it only move it), so with narrow activations (training or eval forward on a GPU under bf16/fp16) `out`
+// holds the 16-bit type (out_narrow; half the floats); folded inference writes fp32.
 struct ConvBnRelu {
   bool transpose = false;
   Conv2d conv;
   ConvTranspose deconv;
   BatchNorm bn;
   int batch = 0, in_height = 0, in_width = 0;
+  bool x_narrow = false, out_narrow = false;  // of the last forward: its input, its output
   Buffer<float> pre, out, dpre;
   void declare(ParamStore& params, ParamStore& buffers, const std::string& name, int in, int out_channels, int stride);
   void declare_transpose(ParamStore& params, ParamStore& buffers, const std::string& name, int in, int out_channels,
                          int stride = 2);
   void init(ParamStore& params, ParamStore& buffers, Rng& rng) const;
-  const float* forward(const DeviceParams& p, const float* x, int batch_size, int height, int width, bool training);
+  // x_is_narrow: x holds the 16-bit type (another ConvBnRelu's narrow out).
+  const float* forward(const DeviceParams& p, const float* x, int batch_size, int height, int width, bool training,
+                       bool x_is_narrow = false);
   void backward(const DeviceParams& p, const float* x, float* dout, float* dx);
   // Inference with BN folded, as LinearBnRelu's.
   FoldedWeights folded;
   void fold(const Backend& backend, const ParamStore& params, const ParamStore& buffers);
   const float* forward_folded(const Backend& backend, const float* x, int batch_size, int height, int width);
   int out_channels() const;
+  int64_t out_count() const { return int64_t(batch) * out_channels() * out_height() * out_width(); }  // of out
   // The addresses of its buffers (a graphed section's check that they have not moved).
   void list_buffers(std::vector<uintptr_t>& addresses) const {
     for (const void* b : {static_cast<const void*>(pre.data()), static_cast<const void*>(out.data()),
