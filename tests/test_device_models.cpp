@@ -246,6 +246,46 @@ void expect_graphed_steps_are_eager_steps(Model& eager, Model& graphed, const Ba
   EXPECT_EQ(eager.graph_counts().captured + eager.graph_counts().replayed, 0);
 }
 
+// With an agreement (SyncBN in the graphs: Model::set_graph_agreement) each graphed section does what the
+// agreement returns — here as if another rank could never replay, then never capture — while asking with
+// its own plan (0 eager warm-up, 1 capture, 2 replay); the steps keep the bits of eager ones.
+TEST_P(ModelsOnAGpu, GraphedSectionsDoWhatTheRanksAgreeOn) {
+  for (const int most : {1, 0}) {  // what the other ranks can do at most
+    Bevdet eager(small_bevdet()), graphed(small_bevdet());
+    eager.init(5);
+    graphed.init(5);
+    eager.set_backend(*gpu_);
+    graphed.set_backend(*gpu_);
+    ASSERT_TRUE(graphed.set_cuda_graphs(true));
+    std::vector<int> asked;
+    graphed.set_graph_agreement([&](int plan) {
+      asked.push_back(plan);
+      return std::min(plan, most);
+    });
+    OptimizerConfig adamw;
+    Optimizer eager_optimizer(adamw, eager.params().size()), graphed_optimizer(adamw, graphed.params().size());
+    for (int step = 0; step < 4; ++step) {
+      const PointBatch batch = thinned_batch(uint64_t(50 + step), 2);
+      int64_t final_offset = -1;
+      EXPECT_EQ(training_step(graphed, batch, graphed_optimizer, &final_offset),
+                training_step(eager, batch, eager_optimizer, &final_offset))
+          << "step " << step;
+      ASSERT_EQ(graphed.params().values(), eager.params().values()) << "step " << step;
+    }
+    const Model::GraphCounts& counts = graphed.graph_counts();
+    if (most == 1) {  // every step after the warm-up captures (forward and backward), none replays
+      EXPECT_EQ(asked, (std::vector<int>{0, 0, 1, 1, 2, 2, 2, 2}));
+      EXPECT_EQ(counts.eager, 2);
+      EXPECT_EQ(counts.captured, 6);
+    } else {  // all eager: nothing was captured, so no rank could replay
+      EXPECT_EQ(asked, (std::vector<int>{0, 0, 1, 1, 1, 1, 1, 1}));
+      EXPECT_EQ(counts.eager, 8);
+      EXPECT_EQ(counts.captured, 0);
+    }
+    EXPECT_EQ(counts.replayed, 0);
+  }
+}
+
 TEST_P(ModelsOnAGpu, BevdetStepsWithCudaGraphsGiveTheBitsOfEagerSteps) {
   Bevdet eager(small_bevdet()), graphed(small_bevdet());
   eager.init(5);
